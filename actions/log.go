@@ -1,0 +1,76 @@
+package actions
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+)
+
+// Log writes one structured log record per job. It never fails: a log line
+// that cannot be written has nowhere better to go.
+type Log struct {
+	Logger *slog.Logger // nil: slog.Default()
+}
+
+var logSpec = Spec{
+	Name: "log",
+	Doc:  "Writes one structured log record with the rule, the job id and the event's accounts.",
+	Params: []Param{
+		{Name: "message", Type: String, Default: "rule matched", Doc: "the log message"},
+		{Name: "level", Type: String, Default: "info", Enum: []string{"debug", "info", "warn", "error"}, Doc: "log level"},
+		{Name: "fields", Type: Map, Doc: "extra fields added to the record"},
+	},
+}
+
+// Spec implements Kind.
+func (l *Log) Spec() Spec { return logSpec }
+
+// eventAccounts are the fields that say who an event is about; the rest of
+// the event is noise in a log line.
+type eventAccounts struct {
+	CallbackCommand   string `json:"CallbackCommand"`
+	From_Account      string `json:"From_Account"`
+	To_Account        string `json:"To_Account"`
+	Initiator_Account string `json:"Initiator_Account"`
+	Requester_Account string `json:"Requester_Account"`
+	Admin_Account     string `json:"Admin_Account"`
+}
+
+// Do implements Kind.
+func (l *Log) Do(ctx context.Context, job Job, params map[string]any) error {
+	logger := l.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(params["level"].(string)))
+	if !logger.Enabled(ctx, level) {
+		return nil // skip decoding the event for a line nobody will see
+	}
+	attrs := []slog.Attr{
+		slog.String("rule", job.Rule),
+		slog.String("job_id", job.ID),
+	}
+	var acc eventAccounts
+	if len(job.Event) > 0 && json.Unmarshal(job.Event, &acc) == nil {
+		attrs = append(attrs, slog.String("command", acc.CallbackCommand))
+		for _, a := range []struct{ k, v string }{
+			{"from", acc.From_Account}, {"to", acc.To_Account},
+			{"initiator", acc.Initiator_Account}, {"requester", acc.Requester_Account},
+			{"admin", acc.Admin_Account},
+		} {
+			if a.v != "" {
+				attrs = append(attrs, slog.String(a.k, a.v))
+			}
+		}
+	}
+	if f, ok := params["fields"].(map[string]any); ok && len(f) > 0 {
+		fa := make([]any, 0, len(f))
+		for k, v := range f {
+			fa = append(fa, slog.Any(k, v))
+		}
+		attrs = append(attrs, slog.Group("fields", fa...))
+	}
+	logger.LogAttrs(ctx, level, params["message"].(string), attrs...)
+	return nil
+}
