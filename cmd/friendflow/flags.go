@@ -1,0 +1,153 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+)
+
+// usageError is a bad command line or configuration: one line, exit 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, a ...any) error { return &usageError{fmt.Sprintf(format, a...)} }
+
+// envName is a flag's environment twin: --im-secret-key ⇔ FRIENDFLOW_IM_SECRET_KEY.
+func envName(flagName string) string {
+	return "FRIENDFLOW_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// flagRef names a flag and its env twin, the way every configuration error
+// must: the operator may have set either.
+func flagRef(name string) string { return fmt.Sprintf("--%s (%s)", name, envName(name)) }
+
+// newFlagSet returns a FlagSet that reports errors to us instead of printing.
+func newFlagSet(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	return fs
+}
+
+// parseArgs parses flags that may stand before or after positional
+// arguments (`explain rules/ --event cb.json` and `explain --event cb.json
+// rules/` both work), then fills every flag not given on the command line
+// from its environment twin. Flags win over env.
+func parseArgs(fs *flag.FlagSet, args []string, getenv func(string) string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, usagef("%s", flagError(err))
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			break
+		}
+		if args[0] == "--" {
+			positional = append(positional, args[1:]...)
+			break
+		}
+		positional = append(positional, args[0])
+		args = args[1:]
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if err != nil || set[f.Name] {
+			return
+		}
+		v, ok := lookupEnv(getenv, envName(f.Name))
+		if !ok {
+			return
+		}
+		if e := fs.Set(f.Name, v); e != nil {
+			err = usagef("invalid value %q for %s: %v", v, flagRef(f.Name), e)
+		}
+	})
+	return positional, err
+}
+
+func lookupEnv(getenv func(string) string, name string) (string, bool) {
+	if getenv == nil {
+		return os.LookupEnv(name)
+	}
+	v := getenv(name)
+	return v, v != ""
+}
+
+// flagError rewrites the flag package's messages so they name the env twin.
+func flagError(err error) string {
+	msg := err.Error()
+	// "invalid value "x" for flag -name: parse error"
+	if i := strings.Index(msg, " for flag -"); i >= 0 {
+		rest := msg[i+len(" for flag -"):]
+		if j := strings.Index(rest, ":"); j >= 0 {
+			return fmt.Sprintf("%s for %s:%s", msg[:i], flagRef(rest[:j]), rest[j+1:])
+		}
+	}
+	if strings.HasPrefix(msg, "flag provided but not defined: -") {
+		return "unknown flag " + strings.TrimPrefix(msg, "flag provided but not defined: ")
+	}
+	return msg
+}
+
+// printDefaults writes the flags with their env twins and defaults.
+func printDefaults(w io.Writer, fs *flag.FlagSet) {
+	fs.VisitAll(func(f *flag.Flag) {
+		def := ""
+		if f.DefValue != "" && f.DefValue != "0" && f.DefValue != "0s" && f.DefValue != "false" {
+			def = fmt.Sprintf(" [%s]", f.DefValue)
+		}
+		fmt.Fprintf(w, "  --%-22s %s%s\n  %-24s env %s\n", f.Name, f.Usage, def, "", envName(f.Name))
+	})
+}
+
+// secretValue is a flag holding a secret: its String never shows the value,
+// so neither usage output nor a stray %v can leak it.
+type secretValue struct{ v []byte }
+
+func (s *secretValue) String() string {
+	if s == nil || len(s.v) == 0 {
+		return ""
+	}
+	return "<redacted>"
+}
+
+func (s *secretValue) Set(v string) error { s.v = []byte(v); return nil }
+
+// readSecret resolves a secret given directly or as a file (Kubernetes
+// mounts Secrets as files). Setting both is ambiguous, so it is an error.
+func readSecret(name string, direct *secretValue, file string) ([]byte, error) {
+	if len(direct.v) > 0 && file != "" {
+		return nil, usagef("%s and %s are both set; use one", flagRef(name), flagRef(name+"-file"))
+	}
+	if file == "" {
+		return direct.v, nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, usagef("%s: %v", flagRef(name+"-file"), err)
+	}
+	// Files written by editors and `echo` end in a newline that is no part
+	// of the secret.
+	s := strings.TrimRight(string(b), "\r\n")
+	if s == "" {
+		return nil, usagef("%s: file %s is empty", flagRef(name+"-file"), file)
+	}
+	return []byte(s), nil
+}
+
+func positiveDuration(name string, d time.Duration) error {
+	if d <= 0 {
+		return usagef("%s must be a positive duration, got %s", flagRef(name), d)
+	}
+	return nil
+}

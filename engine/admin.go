@@ -1,0 +1,81 @@
+package engine
+
+import (
+	"encoding/json"
+	"net/http"
+	"sync"
+	"sync/atomic"
+)
+
+// Admin serves the operator endpoints on their own listener (loopback by
+// default): health, readiness, and whatever the other components mount.
+type Admin struct {
+	mux      *http.ServeMux
+	draining atomic.Bool
+	mu       sync.RWMutex
+	checks   []check
+}
+
+type check struct {
+	name string
+	fn   func() error
+}
+
+// NewAdmin returns an Admin serving GET /healthz and GET /readyz.
+func NewAdmin() *Admin {
+	a := &Admin{mux: http.NewServeMux()}
+	a.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	a.mux.HandleFunc("GET /readyz", a.readyz)
+	return a
+}
+
+// Handle mounts h on the admin mux (a net/http ServeMux pattern).
+func (a *Admin) Handle(pattern string, h http.Handler) { a.mux.Handle(pattern, h) }
+
+// AddCheck adds a readiness condition: /readyz fails while fn returns an error.
+func (a *Admin) AddCheck(name string, fn func() error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.checks = append(a.checks, check{name, fn})
+}
+
+// SetDraining makes /readyz fail from now on, so load balancers stop
+// sending callbacks before the listener closes.
+func (a *Admin) SetDraining() { a.draining.Store(true) }
+
+// Ready returns the failing readiness conditions by name; empty when ready.
+func (a *Admin) Ready() map[string]string {
+	failing := map[string]string{}
+	if a.draining.Load() {
+		failing["draining"] = "shutting down"
+	}
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	for _, c := range a.checks {
+		if err := c.fn(); err != nil {
+			failing[c.name] = err.Error()
+		}
+	}
+	return failing
+}
+
+func (a *Admin) readyz(w http.ResponseWriter, r *http.Request) {
+	if failing := a.Ready(); len(failing) > 0 {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "failing": failing})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// ServeHTTP implements http.Handler.
+func (a *Admin) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}

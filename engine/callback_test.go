@@ -1,0 +1,240 @@
+package engine
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/friendflow/friendflow/rules"
+)
+
+const samples = "../examples/callbacks"
+
+func readSample(t testing.TB, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(samples, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+var received = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+
+func newCB(cmd string) *Callback {
+	return &Callback{Command: cmd, SdkAppid: 1400000000, ClientIP: "127.0.0.1", OptPlatform: "RESTAPI", ReceivedAt: received}
+}
+
+func TestDecodeSamples(t *testing.T) {
+	recv := int(received.UnixMilli())
+	base := rules.Event{SdkAppid: 1400000000, ClientIP: "127.0.0.1", OptPlatform: "RESTAPI", EventTime: recv}
+	with := func(f func(e *rules.Event)) rules.Event { e := base; f(&e); return e }
+	tests := []struct {
+		file string
+		cmd  string
+		want []rules.Event
+	}{
+		{"friend_add.json", rules.CmdFriendAdd, []rules.Event{
+			with(func(e *rules.Event) {
+				e.CallbackCommand, e.From_Account, e.To_Account, e.Initiator_Account = rules.CmdFriendAdd, "id", "id1", "id"
+				e.ClientCmd, e.ForceFlag, e.PairIndex, e.PairCount = "friend_add", 1, 0, 3
+			}),
+			with(func(e *rules.Event) {
+				e.CallbackCommand, e.From_Account, e.To_Account, e.Initiator_Account = rules.CmdFriendAdd, "id", "id2", "id"
+				e.ClientCmd, e.ForceFlag, e.PairIndex, e.PairCount = "friend_add", 1, 1, 3
+			}),
+			with(func(e *rules.Event) {
+				e.CallbackCommand, e.From_Account, e.To_Account, e.Initiator_Account = rules.CmdFriendAdd, "id", "id3", "id"
+				e.ClientCmd, e.ForceFlag, e.PairIndex, e.PairCount = "friend_add", 1, 2, 3
+			}),
+		}},
+		{"friend_add_response.json", rules.CmdFriendAdd, []rules.Event{
+			with(func(e *rules.Event) {
+				e.CallbackCommand, e.From_Account, e.To_Account, e.Initiator_Account = rules.CmdFriendAdd, "alice", "bob", "alice"
+				e.ClientCmd, e.PairIndex, e.PairCount = "friend_response", 0, 2
+			}),
+			with(func(e *rules.Event) {
+				e.CallbackCommand, e.From_Account, e.To_Account, e.Initiator_Account = rules.CmdFriendAdd, "bob", "alice", "alice"
+				e.ClientCmd, e.PairIndex, e.PairCount = "friend_response", 1, 2
+			}),
+		}},
+		{"friend_add_forced_by_admin.json", rules.CmdFriendAdd, []rules.Event{
+			with(func(e *rules.Event) {
+				e.CallbackCommand, e.From_Account, e.To_Account, e.Initiator_Account = rules.CmdFriendAdd, "user_42", "support_bot", "user_42"
+				e.ClientCmd, e.Admin_Account, e.ForceFlag, e.PairCount = "friend_add", "administrator", 1, 1
+			}),
+		}},
+		{"friend_delete.json", rules.CmdFriendDelete, []rules.Event{
+			with(func(e *rules.Event) {
+				e.CallbackCommand, e.From_Account, e.To_Account, e.PairIndex, e.PairCount = rules.CmdFriendDelete, "id", "id1", 0, 2
+			}),
+			with(func(e *rules.Event) {
+				e.CallbackCommand, e.From_Account, e.To_Account, e.PairIndex, e.PairCount = rules.CmdFriendDelete, "id", "id2", 1, 2
+			}),
+		}},
+		{"blacklist_add.json", rules.CmdBlackListAdd, []rules.Event{
+			with(func(e *rules.Event) {
+				e.CallbackCommand, e.From_Account, e.To_Account, e.PairIndex, e.PairCount = rules.CmdBlackListAdd, "id", "id1", 0, 2
+			}),
+			with(func(e *rules.Event) {
+				e.CallbackCommand, e.From_Account, e.To_Account, e.PairIndex, e.PairCount = rules.CmdBlackListAdd, "id", "id2", 1, 2
+			}),
+		}},
+		{"blacklist_delete.json", rules.CmdBlackListDelete, []rules.Event{
+			with(func(e *rules.Event) {
+				e.CallbackCommand, e.From_Account, e.To_Account, e.PairIndex, e.PairCount = rules.CmdBlackListDelete, "id", "id1", 0, 2
+			}),
+			with(func(e *rules.Event) {
+				e.CallbackCommand, e.From_Account, e.To_Account, e.PairIndex, e.PairCount = rules.CmdBlackListDelete, "id", "id2", 1, 2
+			}),
+		}},
+		{"prev_friend_add.json", rules.CmdPrevFriendAdd, []rules.Event{
+			with(func(e *rules.Event) {
+				e.CallbackCommand, e.EventTime = rules.CmdPrevFriendAdd, 1631777344870
+				e.Requester_Account, e.From_Account, e.To_Account = "id", "id", "id1"
+				e.Remark, e.GroupName, e.AddSource, e.AddWording = "remark1", "group1", "AddSource_Type_Android", "this is id1!"
+				e.AddType, e.PairIndex, e.PairCount = "Add_Type_Both", 0, 2
+			}),
+			with(func(e *rules.Event) {
+				e.CallbackCommand, e.EventTime = rules.CmdPrevFriendAdd, 1631777344870
+				e.Requester_Account, e.From_Account, e.To_Account = "id", "id", "id2"
+				e.Remark, e.GroupName, e.AddSource, e.AddWording = "remark2", "group1", "AddSource_Type_Android", "this is id2!"
+				e.AddType, e.PairIndex, e.PairCount = "Add_Type_Both", 1, 2
+			}),
+		}},
+		{"prev_friend_response.json", rules.CmdPrevFriendResponse, []rules.Event{
+			with(func(e *rules.Event) {
+				e.CallbackCommand, e.EventTime = rules.CmdPrevFriendResponse, 1631777645424
+				e.Requester_Account, e.From_Account, e.To_Account = "id", "id", "id1"
+				e.Remark, e.TagName, e.ResponseAction = "remark1", "group1", "Response_Action_AgreeAndAdd"
+				e.PairIndex, e.PairCount = 0, 2
+			}),
+			with(func(e *rules.Event) {
+				e.CallbackCommand, e.EventTime = rules.CmdPrevFriendResponse, 1631777645424
+				e.Requester_Account, e.From_Account, e.To_Account = "id", "id", "id2"
+				e.Remark, e.TagName, e.ResponseAction = "remark2", "group2", "Response_Action_Reject"
+				e.PairIndex, e.PairCount = 1, 2
+			}),
+		}},
+	}
+	seen := map[string]bool{}
+	for _, tt := range tests {
+		seen[tt.file] = true
+		t.Run(tt.file, func(t *testing.T) {
+			cb := newCB(tt.cmd)
+			if err := Decode(readSample(t, tt.file), cb); err != nil {
+				t.Fatal(err)
+			}
+			if len(cb.Events) != len(tt.want) {
+				t.Fatalf("got %d events, want %d", len(cb.Events), len(tt.want))
+			}
+			for i := range tt.want {
+				if cb.Events[i] != tt.want[i] {
+					t.Errorf("event %d:\n got %+v\nwant %+v", i, cb.Events[i], tt.want[i])
+				}
+			}
+		})
+	}
+	// Every sample shipped must be covered here.
+	files, _ := filepath.Glob(filepath.Join(samples, "*.json"))
+	for _, f := range files {
+		if !seen[filepath.Base(f)] {
+			t.Errorf("sample %s has no expected events in this test", f)
+		}
+	}
+}
+
+func TestDecodeToleratesUnknownFields(t *testing.T) {
+	body := `{"CallbackCommand":"Sns.CallbackFriendDelete","NewTopLevel":{"x":[1,2]},"EventTime":1700000000123,
+		"PairList":[{"From_Account":"a","To_Account":"b","Unknown":true}]}`
+	cb := newCB(rules.CmdFriendDelete)
+	if err := Decode([]byte(body), cb); err != nil {
+		t.Fatal(err)
+	}
+	if len(cb.Events) != 1 || cb.Events[0].To_Account != "b" || cb.Events[0].EventTime != 1700000000123 {
+		t.Fatalf("got %+v", cb.Events)
+	}
+}
+
+func TestDecodeRejects(t *testing.T) {
+	many := `{"CallbackCommand":"Sns.CallbackFriendDelete","PairList":[` +
+		strings.TrimSuffix(strings.Repeat(`{"From_Account":"a","To_Account":"b"},`, MaxPairs+1), ",") + `]}`
+	tests := []struct {
+		name, cmd, body, reason, msg string
+	}{
+		{"not json", rules.CmdFriendAdd, `{"CallbackCommand":`, ReasonMalformed, "malformed JSON"},
+		{"wrong type", rules.CmdFriendAdd, `{"CallbackCommand":"Sns.CallbackFriendAdd","ForceFlag":"yes","PairList":[{"From_Account":"a","To_Account":"b"}]}`, ReasonMalformed, "ForceFlag"},
+		{"trailing data", rules.CmdFriendDelete, `{"CallbackCommand":"Sns.CallbackFriendDelete","PairList":[{"From_Account":"a","To_Account":"b"}]} {}`, ReasonMalformed, "after the callback"},
+		{"command mismatch", rules.CmdFriendAdd, `{"CallbackCommand":"Sns.CallbackFriendDelete","PairList":[{"From_Account":"a","To_Account":"b"}]}`, ReasonCommandMismatch, "differs"},
+		{"empty pairs", rules.CmdFriendAdd, `{"CallbackCommand":"Sns.CallbackFriendAdd","PairList":[]}`, ReasonPairs, "PairList is empty"},
+		{"missing pairs", rules.CmdBlackListAdd, `{"CallbackCommand":"Sns.CallbackBlackListAdd"}`, ReasonPairs, "PairList is empty"},
+		{"empty items", rules.CmdPrevFriendAdd, `{"CallbackCommand":"Sns.CallbackPrevFriendAdd","FriendItem":[]}`, ReasonPairs, "FriendItem is empty"},
+		{"empty response items", rules.CmdPrevFriendResponse, `{"CallbackCommand":"Sns.CallbackPrevFriendResponse"}`, ReasonPairs, "ResponseFriendItem is empty"},
+		{"too many pairs", rules.CmdFriendDelete, many, ReasonPairs, "more than 1000"},
+		{"no target", rules.CmdFriendDelete, `{"CallbackCommand":"Sns.CallbackFriendDelete","PairList":[{"From_Account":"a"}]}`, ReasonPairs, "To_Account is empty"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cb := newCB(tt.cmd)
+			err := Decode([]byte(tt.body), cb)
+			de, ok := err.(*DecodeError)
+			if !ok {
+				t.Fatalf("got %v, want a *DecodeError", err)
+			}
+			if de.Reason != tt.reason || !strings.Contains(de.Msg, tt.msg) {
+				t.Fatalf("got %s %q, want %s containing %q", de.Reason, de.Msg, tt.reason, tt.msg)
+			}
+			if cb.Events != nil {
+				t.Fatalf("a rejected callback produced events: %+v", cb.Events)
+			}
+		})
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	files, _ := filepath.Glob(filepath.Join(samples, "*.json"))
+	for _, file := range files {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		for _, cmd := range rules.Commands {
+			cb := newCB(cmd)
+			err := Decode(data, cb)
+			if err != nil {
+				if _, ok := err.(*DecodeError); !ok {
+					t.Fatalf("error of type %T: %v", err, err)
+				}
+				if cb.Events != nil {
+					t.Fatal("events despite an error")
+				}
+				continue
+			}
+			if n := len(cb.Events); n == 0 || n > MaxPairs {
+				t.Fatalf("%d events accepted", n)
+			}
+			for i, e := range cb.Events {
+				if e.CallbackCommand != cmd || e.PairIndex != i || e.PairCount != len(cb.Events) || e.To_Account == "" {
+					t.Fatalf("inconsistent event %d: %+v", i, e)
+				}
+			}
+		}
+	})
+}
+
+func BenchmarkDecode(b *testing.B) {
+	data := readSample(b, "friend_add.json")
+	b.ReportAllocs()
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		cb := newCB(rules.CmdFriendAdd)
+		if err := Decode(data, cb); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
