@@ -1,0 +1,233 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// binary is the real friendflow, built once for the end-to-end tests.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "friendflow-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "friendflow")
+	out, err := exec.Command("go", "build", "-race", "-o", binary, ".").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "building friendflow: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// proc is a running friendflow whose log lines are collected.
+type proc struct {
+	cmd   *exec.Cmd
+	mu    sync.Mutex
+	lines []string
+	done  chan struct{}
+}
+
+func start(t *testing.T, env []string, args ...string) *proc {
+	t.Helper()
+	p := &proc{cmd: exec.Command(binary, args...), done: make(chan struct{})}
+	p.cmd.Env = append(os.Environ(), env...)
+	stderr, err := p.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		defer close(p.done)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			p.mu.Lock()
+			p.lines = append(p.lines, sc.Text())
+			p.mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Kill()
+		<-p.done
+		_ = p.cmd.Wait()
+	})
+	return p
+}
+
+func (p *proc) logs() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return strings.Join(p.lines, "\n")
+}
+
+func waitReady(t *testing.T, admin string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get("http://" + admin + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("friendflow on %s never became ready", admin)
+}
+
+func TestServeEndToEndSignedCallback(t *testing.T) {
+	listen, admin := freePort(t), freePort(t)
+	const token = "e2e-token-9f8e7d"
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := start(t, []string{"FRIENDFLOW_SDKAPPID=1400000000", "FRIENDFLOW_LOG_LEVEL=debug"},
+		"serve", "--listen", listen, "--admin-listen", admin, "--callback-token-file", tokenFile)
+	waitReady(t, admin)
+
+	body, err := os.ReadFile("../../examples/callbacks/friend_add.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	post := func(rt int64, sign string) (int, map[string]any) {
+		q := url.Values{"SdkAppid": {"1400000000"}, "CallbackCommand": {"Sns.CallbackFriendAdd"}, "contenttype": {"json"},
+			"ClientIP": {"127.0.0.1"}, "OptPlatform": {"RESTAPI"}, "RequestTime": {strconv.FormatInt(rt, 10)}, "Sign": {sign}}
+		resp, err := http.Post("http://"+listen+"/callback?"+q.Encode(), "application/json", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var r map[string]any
+		raw, _ := io.ReadAll(resp.Body)
+		if err := json.Unmarshal(raw, &r); err != nil {
+			t.Fatalf("reply %q", raw)
+		}
+		return resp.StatusCode, r
+	}
+	rt := time.Now().Unix()
+	sum := sha256.Sum256([]byte(token + strconv.FormatInt(rt, 10)))
+	status, r := post(rt, hex.EncodeToString(sum[:]))
+	if status != 200 || r["ActionStatus"] != "OK" || r["ErrorCode"] != 0.0 || r["ErrorInfo"] != "" {
+		t.Fatalf("signed callback: %d %v", status, r)
+	}
+	status, r = post(rt, strings.Repeat("0", 64))
+	if status != 401 || r["ActionStatus"] != "FAIL" {
+		t.Fatalf("forged callback: %d %v", status, r)
+	}
+
+	// SIGTERM: readiness off, listener closed, exit 0.
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	<-p.done
+	if err := p.cmd.Wait(); err != nil {
+		t.Fatalf("exit after SIGTERM: %v\n%s", err, p.logs())
+	}
+	logs := p.logs()
+	for _, want := range []string{`"msg":"event"`, `"to":"id3"`, `"msg":"callback rejected"`, `"reason":"sign_bad"`, `"msg":"friendflow stopped"`} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("logs lack %s:\n%s", want, logs)
+		}
+	}
+	if strings.Contains(logs, token) {
+		t.Error("the callback token appears in the logs")
+	}
+	if _, err := net.DialTimeout("tcp", listen, time.Second); err == nil {
+		t.Error("callback listener still open after exit")
+	}
+}
+
+func TestServeConfigErrors(t *testing.T) {
+	tests := []struct {
+		env  []string
+		args []string
+		want string
+	}{
+		{nil, []string{"serve"}, "--sdkappid (FRIENDFLOW_SDKAPPID) is required"},
+		{[]string{"FRIENDFLOW_SDKAPPID=abc"}, []string{"serve"}, `invalid value "abc" for --sdkappid (FRIENDFLOW_SDKAPPID)`},
+		{nil, []string{"serve", "--sdkappid", "x"}, "--sdkappid (FRIENDFLOW_SDKAPPID)"},
+		{nil, []string{"serve", "--sdkappid", "1", "--log-format", "xml"}, "--log-format (FRIENDFLOW_LOG_FORMAT) must be json or text"},
+		{nil, []string{"serve", "--sdkappid", "1", "--log-level", "loud"}, "--log-level (FRIENDFLOW_LOG_LEVEL)"},
+		{nil, []string{"serve", "--sdkappid", "1", "--callback-max-skew", "-1s"}, "--callback-max-skew (FRIENDFLOW_CALLBACK_MAX_SKEW) must be a positive"},
+		{nil, []string{"serve", "--sdkappid", "1", "--callback-path", "cb"}, "--callback-path (FRIENDFLOW_CALLBACK_PATH) must start with /"},
+		{[]string{"FRIENDFLOW_CALLBACK_TOKEN=a"}, []string{"serve", "--sdkappid", "1", "--callback-token-file", "/nonexistent"}, "are both set"},
+		{nil, []string{"serve", "--sdkappid", "1", "--callback-token-file", "/nonexistent/token"}, "--callback-token-file (FRIENDFLOW_CALLBACK_TOKEN_FILE)"},
+		{nil, []string{"serve", "--sdkappid", "1", "--listen", "nope"}, "--listen (FRIENDFLOW_LISTEN)"},
+		{nil, []string{"serve", "--bogus"}, "unknown flag -bogus"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			env := map[string]string{}
+			for _, kv := range tt.env {
+				k, v, _ := strings.Cut(kv, "=")
+				env[k] = v
+			}
+			code := run(tt.args, &stdout, &stderr, func(k string) string { return env[k] })
+			if code != 2 {
+				t.Fatalf("exit %d, want 2 (stderr %q)", code, stderr.String())
+			}
+			out := stderr.String()
+			if strings.Count(out, "\n") != 1 || !strings.Contains(out, tt.want) {
+				t.Fatalf("stderr %q, want one line containing %q", out, tt.want)
+			}
+		})
+	}
+}
+
+func TestFlagsWinOverEnv(t *testing.T) {
+	env := map[string]string{"FRIENDFLOW_SDKAPPID": "1", "FRIENDFLOW_LOG_FORMAT": "text"}
+	c, err := parseServe([]string{"--log-format", "json"}, io.Discard, func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.SdkAppid != 1 || c.LogFormat != "json" {
+		t.Fatalf("got %+v", c)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	var out bytes.Buffer
+	if code := run([]string{"version"}, &out, io.Discard, func(string) string { return "" }); code != 0 {
+		t.Fatal(code)
+	}
+	if s := out.String(); !strings.Contains(s, "friendflow ") || !strings.Contains(s, "commit ") || !strings.Contains(s, "go1.") {
+		t.Fatalf("version output %q", s)
+	}
+}
