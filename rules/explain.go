@@ -1,0 +1,308 @@
+package rules
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/parser"
+	"github.com/expr-lang/expr/vm"
+
+	"github.com/friendflow/friendflow/actions"
+)
+
+// Status is what Explain found for one rule.
+type Status string
+
+const (
+	StatusMatched       Status = "matched"
+	StatusNotMatched    Status = "not_matched"
+	StatusNotApplicable Status = "not_applicable" // the event's command is not in the rule's on
+	StatusDisabled      Status = "disabled"
+	StatusError         Status = "error" // a runtime error: counts as not matched
+)
+
+// RuleTrace says what one rule made of one event, and why.
+type RuleTrace struct {
+	Rule   string   `json:"rule"`
+	File   string   `json:"file"`
+	Line   int      `json:"line"`
+	On     []string `json:"on"`
+	Status Status   `json:"status"`
+	// Reason is a one-line human explanation of Status.
+	Reason string `json:"reason"`
+	Shadow bool   `json:"shadow,omitempty"`
+	When   string `json:"when,omitempty"`
+	// Operator joins Conditions: "&&" or "||" when when's top level is a
+	// chain of that operator, "" when Conditions is when as a whole.
+	Operator   string      `json:"operator,omitempty"`
+	Conditions []Condition `json:"conditions,omitempty"`
+	Once       *OnceTrace  `json:"once,omitempty"`
+	// Actions are the rendered actions, for matched rules (also in shadow
+	// mode, where they are not run) and for disabled rules that would
+	// match. Secret parameters read "<redacted>".
+	Actions []ActionTrace `json:"actions,omitempty"`
+	Error   string        `json:"error,omitempty"`
+}
+
+// Condition is the value of one top-level operand of when, each evaluated
+// on its own (even where && or || would have stopped early).
+type Condition struct {
+	Expr  string `json:"expr"`
+	Value any    `json:"value"`
+	Error string `json:"error,omitempty"`
+}
+
+// OnceTrace is a rendered dedup key.
+type OnceTrace struct {
+	Key string `json:"key"`
+	For string `json:"for"`
+}
+
+// ActionTrace is a rendered action as explain shows it.
+type ActionTrace struct {
+	Kind   string         `json:"kind"`
+	Params map[string]any `json:"params"`
+	Delay  string         `json:"delay,omitempty"`
+	Retry  RetryTrace     `json:"retry"`
+	Sync   bool           `json:"sync,omitempty"`
+}
+
+// RetryTrace is Retry with durations as text.
+type RetryTrace struct {
+	Attempts   int    `json:"attempts"`
+	Backoff    string `json:"backoff"`
+	MaxBackoff string `json:"max_backoff"`
+}
+
+// explainProgs are the separately compiled top-level operands of a rule's
+// when, compiled on the first Explain of the rule: Match never needs them.
+type explainProgs struct {
+	op       string
+	operands []operand
+}
+
+type operand struct {
+	src  string
+	prog *vm.Program
+	err  error
+}
+
+// Explain evaluates ev against every rule, in file order, without side
+// effects, and says for each what happened and why. Unlike Match it
+// evaluates every rule (not only the index's candidates) and does not call
+// Options.OnRuleError.
+func (s *Set) Explain(ev *Event) []RuleTrace {
+	env := ev.Env()
+	sc := s.scratch.Get().(*scratch)
+	defer s.scratch.Put(sc)
+	out := make([]RuleTrace, 0, len(s.rules))
+	for _, r := range s.rules {
+		out = append(out, s.explainRule(r, ev, env, sc))
+	}
+	return out
+}
+
+func (s *Set) explainRule(r *rule, ev *Event, env map[string]any, sc *scratch) RuleTrace {
+	t := RuleTrace{Rule: r.name, File: r.file, Line: r.line, On: r.on, Shadow: r.shadow, When: r.whenSrc}
+	if !r.covers(ev.CallbackCommand) {
+		t.Status = StatusNotApplicable
+		t.Reason = fmt.Sprintf("command %s is not in on [%s]", ev.CallbackCommand, strings.Join(r.on, ", "))
+		return t
+	}
+	t.Operator, t.Conditions = s.conditions(r, env, sc)
+	ok, err := r.evalWhen(&sc.vm, env)
+	switch {
+	case err != nil:
+		t.Status, t.Error, t.Reason = StatusError, err.Error(), "when failed at run time; counts as not matched"
+	case !ok:
+		t.Status, t.Reason = StatusNotMatched, notMatchedReason(t.Operator, t.Conditions)
+	default:
+		t.Status, t.Reason = StatusMatched, "when is true"
+		if r.shadow {
+			t.Reason = "when is true; shadow rule: its actions are not run"
+		}
+		once, err := r.evalOnce(&sc.vm, env)
+		if err == nil && once != nil {
+			t.Once = &OnceTrace{Key: once.Key, For: once.For.String()}
+		}
+		var acts []Action
+		if err == nil {
+			acts, err = r.renderActions(&sc.vm, env)
+		}
+		if err != nil {
+			t.Status, t.Error, t.Reason = StatusError, err.Error(), "failed at run time; counts as not matched"
+			break
+		}
+		for i, a := range acts {
+			t.Actions = append(t.Actions, ActionTrace{
+				Kind:   a.Kind,
+				Params: redactParams(r.actions[i].spec, a.Params),
+				Delay:  durationText(a.Delay),
+				Retry:  RetryTrace{Attempts: a.Retry.Attempts, Backoff: a.Retry.Backoff.String(), MaxBackoff: a.Retry.MaxBackoff.String()},
+				Sync:   a.Sync,
+			})
+		}
+	}
+	if !r.enabled {
+		would := map[Status]string{
+			StatusMatched:    "it would match",
+			StatusNotMatched: "it would not match",
+			StatusError:      "it would fail",
+		}[t.Status]
+		t.Status, t.Reason = StatusDisabled, "enabled: false; "+would
+	}
+	return t
+}
+
+func durationText(d time.Duration) string {
+	if d == 0 {
+		return ""
+	}
+	return d.String()
+}
+
+func notMatchedReason(op string, conds []Condition) string {
+	if op == "" {
+		return "when is false"
+	}
+	var failed []string
+	for _, c := range conds {
+		if b, ok := c.Value.(bool); c.Error != "" || (ok && !b) {
+			failed = append(failed, c.Expr)
+		}
+	}
+	if op == "||" {
+		return "when is false: no alternative is true"
+	}
+	if len(failed) == 0 {
+		return "when is false"
+	}
+	return "when is false; false: " + strings.Join(failed, "; ")
+}
+
+// conditions evaluates each top-level operand of r's when separately.
+func (s *Set) conditions(r *rule, env map[string]any, sc *scratch) (string, []Condition) {
+	if r.whenSrc == "" {
+		return "", nil
+	}
+	e := s.explainProgsOf(r)
+	if len(e.operands) == 0 {
+		c := Condition{Expr: r.whenSrc}
+		if v, err := r.evalWhen(&sc.vm, env); err != nil {
+			c.Error = err.Error()
+		} else {
+			c.Value = v
+		}
+		return "", []Condition{c}
+	}
+	out := make([]Condition, len(e.operands))
+	for i, o := range e.operands {
+		out[i] = Condition{Expr: o.src}
+		if o.err != nil {
+			out[i].Error = exprMessage(o.err)
+			continue
+		}
+		v, err := sc.vm.Run(o.prog, env)
+		if err != nil {
+			out[i].Error = err.Error()
+			continue
+		}
+		if jv, err := jsonValue(v); err == nil {
+			out[i].Value = jv
+		} else {
+			out[i].Value = fmt.Sprint(v)
+		}
+	}
+	return e.op, out
+}
+
+func (s *Set) explainProgsOf(r *rule) *explainProgs {
+	r.explainOnce.Do(func() {
+		e := &explainProgs{}
+		if tree, err := parser.Parse(r.whenSrc); err == nil {
+			op, nodes := splitTop(tree.Node)
+			if len(nodes) > 1 {
+				e.op = op
+				for _, n := range nodes {
+					src := n.String()
+					prog, err := expr.Compile(src, s.exprOpts...)
+					e.operands = append(e.operands, operand{src: src, prog: prog, err: err})
+				}
+			}
+		}
+		r.explain = e
+	})
+	return r.explain
+}
+
+// splitTop splits the top-level chain of && (and) or || (or) of n.
+func splitTop(n ast.Node) (string, []ast.Node) {
+	b, ok := n.(*ast.BinaryNode)
+	if !ok {
+		return "", []ast.Node{n}
+	}
+	switch b.Operator {
+	case "&&", "and":
+		return "&&", conjuncts(n)
+	case "||", "or":
+		return "||", disjuncts(n)
+	}
+	return "", []ast.Node{n}
+}
+
+func disjuncts(n ast.Node) []ast.Node {
+	if b, ok := n.(*ast.BinaryNode); ok && (b.Operator == "||" || b.Operator == "or") {
+		return append(disjuncts(b.Left), disjuncts(b.Right)...)
+	}
+	return []ast.Node{n}
+}
+
+// redactParams returns a copy of params with the values of secret
+// parameters (and secret fields of objects) replaced by "<redacted>".
+func redactParams(spec actions.Spec, params map[string]any) map[string]any {
+	return redactFields(spec.Params, params)
+}
+
+func redactFields(decl []actions.Param, in map[string]any) map[string]any {
+	out := make(map[string]any, len(in))
+	for k, v := range in {
+		out[k] = v
+		for _, p := range decl {
+			if p.Name != k {
+				continue
+			}
+			switch {
+			case p.Secret:
+				out[k] = redacted
+			case p.Type == actions.Object:
+				if m, ok := v.(map[string]any); ok {
+					out[k] = redactFields(p.Fields, m)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// isSecret reports whether the top-level parameter name is secret or holds
+// secret fields.
+func isSecret(spec actions.Spec, name string) bool {
+	for _, p := range spec.Params {
+		if p.Name == name {
+			return p.Secret || p.Type == actions.Object && hasSecret(p.Fields)
+		}
+	}
+	return false
+}
+
+func hasSecret(decl []actions.Param) bool {
+	for _, p := range decl {
+		if p.Secret || hasSecret(p.Fields) {
+			return true
+		}
+	}
+	return false
+}

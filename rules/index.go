@@ -1,0 +1,227 @@
+package rules
+
+import (
+	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/parser"
+)
+
+// cmdRules are the enabled rules of one command, indexed so that Match
+// evaluates only the rules that can match an event: a rule whose when has a
+// top-level conjunct `Field == constant` (or `Field in [constants]`) can
+// only match events whose Field has that value.
+type cmdRules struct {
+	always []int32 // rules without an indexable conjunct: always candidates
+	fields []fieldIndex
+}
+
+// fieldIndex maps the values of one event field to the rules that require
+// them, each list in file order.
+type fieldIndex struct {
+	name string
+	str  map[string][]int32
+	num  map[int][]int32
+}
+
+// indexKey is the indexable conjunct chosen for a rule.
+type indexKey struct {
+	field string
+	strs  []string
+	nums  []int
+}
+
+func buildIndex(rules []*rule) map[string]*cmdRules {
+	proto := EnvPrototype()
+	out := make(map[string]*cmdRules)
+	for _, r := range rules {
+		if !r.enabled || !r.ok {
+			continue
+		}
+		key := indexKeyOf(r.whenSrc, proto)
+		idx := int32(r.idx)
+		for _, cmd := range r.on {
+			cr := out[cmd]
+			if cr == nil {
+				cr = &cmdRules{}
+				out[cmd] = cr
+			}
+			if key == nil {
+				cr.always = append(cr.always, idx)
+				continue
+			}
+			fi := cr.field(key.field)
+			for _, v := range key.strs {
+				fi.str[v] = appendOnce(fi.str[v], idx)
+			}
+			for _, v := range key.nums {
+				fi.num[v] = appendOnce(fi.num[v], idx)
+			}
+		}
+	}
+	return out
+}
+
+func (c *cmdRules) field(name string) *fieldIndex {
+	for i := range c.fields {
+		if c.fields[i].name == name {
+			return &c.fields[i]
+		}
+	}
+	c.fields = append(c.fields, fieldIndex{name: name, str: map[string][]int32{}, num: map[int][]int32{}})
+	return &c.fields[len(c.fields)-1]
+}
+
+// appendOnce appends idx unless it is already last (`in ["a", "a"]`).
+func appendOnce(l []int32, idx int32) []int32 {
+	if n := len(l); n > 0 && l[n-1] == idx {
+		return l
+	}
+	return append(l, idx)
+}
+
+// candidates returns, in file order, the rules that may match the event
+// whose environment is env. The result may alias the index or sc: read it
+// before sc is reused.
+func (c *cmdRules) candidates(env map[string]any, sc *scratch) []int32 {
+	if len(c.fields) == 0 {
+		return c.always
+	}
+	lists := sc.lists[:0]
+	if len(c.always) > 0 {
+		lists = append(lists, c.always)
+	}
+	for i := range c.fields {
+		f := &c.fields[i]
+		var l []int32
+		switch v := env[f.name].(type) {
+		case string:
+			l = f.str[v]
+		case int:
+			l = f.num[v]
+		}
+		if len(l) > 0 {
+			lists = append(lists, l)
+		}
+	}
+	sc.lists = lists
+	switch len(lists) {
+	case 0:
+		return nil
+	case 1:
+		return lists[0]
+	}
+	// Each rule is in exactly one list (it is indexed by one conjunct), so
+	// a k-way merge restores file order without duplicates. k is small: the
+	// number of indexed fields plus one.
+	heads := sc.heads[:0]
+	for range lists {
+		heads = append(heads, 0)
+	}
+	out := sc.cand[:0]
+	for {
+		best, bv := -1, int32(0)
+		for j, l := range lists {
+			if h := heads[j]; h < len(l) && (best < 0 || l[h] < bv) {
+				best, bv = j, l[h]
+			}
+		}
+		if best < 0 {
+			break
+		}
+		out = append(out, bv)
+		heads[best]++
+	}
+	sc.heads, sc.cand = heads, out
+	return out
+}
+
+// indexKeyOf picks the indexable top-level conjunct of a when expression:
+// the first `Field == constant` (either side), else the first
+// `Field in [constants]`, where Field is an event field of the constant's
+// type. Nil when there is none, and for an empty when.
+func indexKeyOf(src string, proto map[string]any) *indexKey {
+	if src == "" {
+		return nil
+	}
+	tree, err := parser.Parse(src)
+	if err != nil {
+		return nil
+	}
+	var in *indexKey
+	for _, c := range conjuncts(tree.Node) {
+		b, ok := c.(*ast.BinaryNode)
+		if !ok {
+			continue
+		}
+		switch b.Operator {
+		case "==":
+			if k := eqKey(b.Left, b.Right, proto); k != nil {
+				return k
+			}
+			if k := eqKey(b.Right, b.Left, proto); k != nil {
+				return k
+			}
+		case "in":
+			if in == nil {
+				in = inKey(b.Left, b.Right, proto)
+			}
+		}
+	}
+	return in
+}
+
+// conjuncts splits the top-level && (and) chain of n.
+func conjuncts(n ast.Node) []ast.Node {
+	if b, ok := n.(*ast.BinaryNode); ok && (b.Operator == "&&" || b.Operator == "and") {
+		return append(conjuncts(b.Left), conjuncts(b.Right)...)
+	}
+	return []ast.Node{n}
+}
+
+func eqKey(field, constant ast.Node, proto map[string]any) *indexKey {
+	id, ok := field.(*ast.IdentifierNode)
+	if !ok {
+		return nil
+	}
+	switch proto[id.Value].(type) {
+	case string:
+		if s, ok := constant.(*ast.StringNode); ok {
+			return &indexKey{field: id.Value, strs: []string{s.Value}}
+		}
+	case int:
+		if i, ok := constant.(*ast.IntegerNode); ok {
+			return &indexKey{field: id.Value, nums: []int{i.Value}}
+		}
+	}
+	return nil
+}
+
+func inKey(field, list ast.Node, proto map[string]any) *indexKey {
+	id, ok := field.(*ast.IdentifierNode)
+	if !ok {
+		return nil
+	}
+	arr, ok := list.(*ast.ArrayNode)
+	if !ok {
+		return nil
+	}
+	k := &indexKey{field: id.Value}
+	for _, e := range arr.Nodes {
+		switch proto[id.Value].(type) {
+		case string:
+			s, ok := e.(*ast.StringNode)
+			if !ok {
+				return nil
+			}
+			k.strs = append(k.strs, s.Value)
+		case int:
+			i, ok := e.(*ast.IntegerNode)
+			if !ok {
+				return nil
+			}
+			k.nums = append(k.nums, i.Value)
+		default:
+			return nil
+		}
+	}
+	return k
+}

@@ -1,0 +1,118 @@
+package rules
+
+import (
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/expr-lang/expr/vm"
+
+	"github.com/friendflow/friendflow/actions"
+)
+
+// Defaults of the schema (DESIGN.md section 5 and 6).
+const (
+	defaultCommand     = CmdFriendAdd
+	defaultOnceFor     = 24 * time.Hour
+	defaultAttempts    = 10
+	defaultBackoff     = time.Second
+	defaultMaxBackoff  = 5 * time.Minute
+	redacted           = "<redacted>"
+	emptyFileMsg       = "file is empty; refusing to treat it as no rules (write `rules: []` for a file without rules)"
+	emptyRulesMsg      = "rules is empty; refusing to treat it as no rules (write `rules: []` for a file without rules)"
+	maxSuggestDistance = 2
+)
+
+// rule is one compiled rule. It never changes after Load, except for the
+// explain programs, which are compiled once on first use.
+type rule struct {
+	idx         int // position in the Set: file order
+	name        string
+	description string
+	file        string
+	line, col   int
+	on          []string
+	whenSrc     string      // as written; "" when the rule has no when
+	when        *vm.Program // nil: always true
+	enabled     bool
+	shadow      bool
+	once        *onceSpec
+	actions     []*action
+	tests       []*testCase
+	ok          bool // compiled without problems
+
+	explainOnce sync.Once
+	explain     *explainProgs
+}
+
+type onceSpec struct {
+	src string
+	key *vm.Program
+	dur time.Duration
+}
+
+// action is one compiled action of a rule.
+type action struct {
+	kind   string
+	spec   actions.Spec
+	params *pval // a pvMap
+	delay  time.Duration
+	retry  Retry
+}
+
+func (r *rule) covers(cmd string) bool {
+	for _, c := range r.on {
+		if c == cmd {
+			return true
+		}
+	}
+	return false
+}
+
+// evalWhen runs the rule's condition.
+func (r *rule) evalWhen(m *vm.VM, env map[string]any) (bool, error) {
+	if r.when == nil {
+		return true, nil
+	}
+	out, err := m.Run(r.when, env)
+	if err != nil {
+		return false, fmt.Errorf("when: %w", err)
+	}
+	b, ok := out.(bool)
+	if !ok { // AsBool at compile time makes this unreachable; stay safe
+		return false, fmt.Errorf("when: result is %T, not bool", out)
+	}
+	return b, nil
+}
+
+// evalOnce renders the dedup key; nil when the rule has no once.
+func (r *rule) evalOnce(m *vm.VM, env map[string]any) (*Once, error) {
+	if r.once == nil {
+		return nil, nil
+	}
+	out, err := m.Run(r.once.key, env)
+	if err != nil {
+		return nil, fmt.Errorf("once.key: %w", err)
+	}
+	key, ok := out.(string)
+	if !ok {
+		return nil, fmt.Errorf("once.key: result is %T, not string", out)
+	}
+	return &Once{Key: key, For: r.once.dur}, nil
+}
+
+// renderActions renders every action's parameters for one event.
+func (r *rule) renderActions(m *vm.VM, env map[string]any) ([]Action, error) {
+	if len(r.actions) == 0 {
+		return nil, nil
+	}
+	out := make([]Action, len(r.actions))
+	for i, a := range r.actions {
+		params, err := a.params.renderMap(m, env)
+		if err != nil {
+			return nil, fmt.Errorf("action %d (%s): %w", i+1, a.kind, err)
+		}
+		out[i] = Action{Kind: a.kind, Params: params, Delay: a.delay, Retry: a.retry, Sync: a.spec.Sync}
+	}
+	return out, nil
+}

@@ -1,0 +1,139 @@
+package rules
+
+import (
+	"sync"
+	"time"
+
+	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/vm"
+)
+
+// Set is a compiled, immutable rule set, safe for concurrent use.
+type Set struct {
+	rules    []*rule // every rule, in file order
+	byCmd    map[string]*cmdRules
+	files    []FileInfo
+	hash     string
+	exprOpts []expr.Option // to compile explain programs lazily
+	onErr    func(rule string, ev *Event, err error)
+	scratch  sync.Pool // *scratch: a VM and buffers per concurrent Match
+}
+
+// Match is one rule that matched an event.
+type Match struct {
+	Rule   string
+	Shadow bool
+	// Once is the rule's dedup key for this event; nil when the rule has no
+	// once. It is also set for shadow rules, so that what a shadow rule
+	// would have deduplicated can be observed; the key is the rendered
+	// expression, not yet scoped to the rule.
+	Once *Once
+	// Actions in the rule's order, with parameters rendered for the event.
+	// Nil for shadow rules.
+	Actions []Action
+}
+
+// Once is a rendered dedup key: skip the actions if Key was seen within For.
+type Once struct {
+	Key string
+	For time.Duration
+}
+
+// Action is one action to run, its parameters rendered for one event.
+type Action struct {
+	Kind string
+	// Params are plain JSON-compatible values (string, int, float64, bool,
+	// nil, map[string]any, []any), as written in the rule with templates
+	// rendered; defaults and type normalisation are the kind's Spec.Check,
+	// which the worker applies. The maps are fresh for every Match.
+	Params map[string]any
+	Delay  time.Duration
+	Retry  Retry
+	// Sync is the kind's Spec.Sync: decided while the callback waits
+	// (deny), never queued.
+	Sync bool
+}
+
+// Retry is an action's retry policy.
+type Retry struct {
+	Attempts   int
+	Backoff    time.Duration
+	MaxBackoff time.Duration
+}
+
+// scratch is what one Match needs besides the event: reused through a pool
+// because expr's VM keeps its stack between runs.
+type scratch struct {
+	vm    vm.VM
+	lists [][]int32 // candidate lists of one event
+	heads []int     // k-way merge positions in lists
+	cand  []int32   // merged candidates
+}
+
+func newSet(rules []*rule, files []FileInfo, hash string, opts []expr.Option, onErr func(string, *Event, error)) *Set {
+	s := &Set{
+		rules:    rules,
+		files:    files,
+		hash:     hash,
+		exprOpts: opts,
+		onErr:    onErr,
+	}
+	s.scratch.New = func() any { return new(scratch) }
+	s.byCmd = buildIndex(rules)
+	return s
+}
+
+// Len is the number of rules in the set, disabled ones included.
+func (s *Set) Len() int { return len(s.rules) }
+
+// Match returns the enabled rules whose on covers ev's command and whose
+// when is true, in file order, with their actions rendered. A rule whose
+// evaluation fails at run time does not match and is reported to
+// Options.OnRuleError; the other rules are not affected.
+func (s *Set) Match(ev *Event) []Match {
+	cr := s.byCmd[ev.CallbackCommand]
+	if cr == nil {
+		return nil
+	}
+	env := ev.Env()
+	sc := s.scratch.Get().(*scratch)
+	defer s.scratch.Put(sc)
+
+	var out []Match
+	for _, i := range cr.candidates(env, sc) {
+		r := s.rules[i]
+		m, ok, err := r.match(&sc.vm, env)
+		if err != nil {
+			if s.onErr != nil {
+				s.onErr(r.name, ev, err)
+			}
+			continue
+		}
+		if ok {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// match evaluates one rule fully: when, then the once key and the actions.
+func (r *rule) match(m *vm.VM, env map[string]any) (Match, bool, error) {
+	ok, err := r.evalWhen(m, env)
+	if err != nil || !ok {
+		return Match{}, false, err
+	}
+	once, err := r.evalOnce(m, env)
+	if err != nil {
+		return Match{}, false, err
+	}
+	// Shadow rules render too, so that a template error shows in shadow
+	// mode, before the rule goes live; the actions are then dropped.
+	acts, err := r.renderActions(m, env)
+	if err != nil {
+		return Match{}, false, err
+	}
+	if r.shadow {
+		acts = nil
+	}
+	return Match{Rule: r.name, Shadow: r.shadow, Once: once, Actions: acts}, true, nil
+}

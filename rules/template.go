@@ -1,0 +1,256 @@
+package rules
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/expr-lang/expr/vm"
+)
+
+// A template is a string action parameter holding ${ expr } parts. "$${"
+// writes a literal "${".
+type template struct {
+	parts []tmplPart
+	// single: the string is exactly one ${ } and renders to the
+	// expression's value with its own type (an int stays an int).
+	single bool
+}
+
+type tmplPart struct {
+	lit  string      // literal text, when prog is nil
+	src  string      // the expression as written, trimmed (for messages)
+	prog *vm.Program // compiled expression
+}
+
+// tmplSpan is one ${ } found by scanTemplate: the expression's byte offsets
+// in the scanned string.
+type tmplSpan struct {
+	lit        string // literal text before the expression
+	start, end int    // s[start:end] is the expression, between "${" and "}"
+}
+
+// scanTemplate splits s into literal text and ${ } expressions. It returns
+// nil spans and a nil error when s holds no template. The closing brace is
+// found by tracking nested braces and expr's string literals, so
+// ${ {"a": "}"}.a } works.
+func scanTemplate(s string) (spans []tmplSpan, tail string, err error) {
+	if !strings.Contains(s, "${") {
+		return nil, s, nil
+	}
+	var lit strings.Builder
+	i := 0
+	for i < len(s) {
+		if strings.HasPrefix(s[i:], "$${") {
+			lit.WriteString("${")
+			i += 3
+			continue
+		}
+		if !strings.HasPrefix(s[i:], "${") {
+			lit.WriteByte(s[i])
+			i++
+			continue
+		}
+		start := i + 2
+		end, err := exprEnd(s, start)
+		if err != nil {
+			return nil, "", err
+		}
+		if strings.TrimSpace(s[start:end]) == "" {
+			return nil, "", errors.New("empty ${ } in template")
+		}
+		spans = append(spans, tmplSpan{lit: lit.String(), start: start, end: end})
+		lit.Reset()
+		i = end + 1
+	}
+	if spans == nil { // only $${ escapes
+		return nil, lit.String(), nil
+	}
+	return spans, lit.String(), nil
+}
+
+// exprEnd returns the index of the "}" closing the expression that starts
+// at s[start].
+func exprEnd(s string, start int) (int, error) {
+	depth := 0
+	for i := start; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '"', '\'', '`':
+			j := i + 1
+			for ; j < len(s); j++ {
+				if c != '`' && s[j] == '\\' {
+					j++
+					continue
+				}
+				if s[j] == c {
+					break
+				}
+			}
+			if j >= len(s) {
+				return 0, errors.New("unterminated string literal inside ${ }")
+			}
+			i = j
+		case '{':
+			depth++
+		case '}':
+			if depth == 0 {
+				return i, nil
+			}
+			depth--
+		}
+	}
+	return 0, errors.New("unterminated ${ in template (missing })")
+}
+
+// render evaluates the template. A single-expression template returns the
+// value, made JSON-compatible; otherwise the parts are joined as text.
+func (t *template) render(m *vm.VM, env map[string]any) (any, error) {
+	if t.single {
+		v, err := m.Run(t.parts[0].prog, env)
+		if err != nil {
+			return nil, fmt.Errorf("${ %s }: %w", t.parts[0].src, err)
+		}
+		out, err := jsonValue(v)
+		if err != nil {
+			return nil, fmt.Errorf("${ %s }: %w", t.parts[0].src, err)
+		}
+		return out, nil
+	}
+	var b strings.Builder
+	for i := range t.parts {
+		p := &t.parts[i]
+		if p.prog == nil {
+			b.WriteString(p.lit)
+			continue
+		}
+		v, err := m.Run(p.prog, env)
+		if err != nil {
+			return nil, fmt.Errorf("${ %s }: %w", p.src, err)
+		}
+		if err := appendText(&b, v); err != nil {
+			return nil, fmt.Errorf("${ %s }: %w", p.src, err)
+		}
+	}
+	return b.String(), nil
+}
+
+// appendText writes v as it reads inside a sentence: strings as they are,
+// numbers and bools in Go's shortest form, nil as nothing, lists and maps
+// as JSON.
+func appendText(b *strings.Builder, v any) error {
+	switch x := v.(type) {
+	case string:
+		b.WriteString(x)
+		return nil
+	case nil:
+		return nil
+	case int:
+		b.WriteString(strconv.Itoa(x))
+		return nil
+	case bool:
+		b.WriteString(strconv.FormatBool(x))
+		return nil
+	case float64:
+		b.WriteString(strconv.FormatFloat(x, 'f', -1, 64))
+		return nil
+	}
+	jv, err := jsonValue(v)
+	if err != nil {
+		return err
+	}
+	switch x := jv.(type) {
+	case string: // durations, times
+		b.WriteString(x)
+		return nil
+	case int: // other integer types
+		b.WriteString(strconv.Itoa(x))
+		return nil
+	}
+	data, err := json.Marshal(jv)
+	if err != nil {
+		return err
+	}
+	b.Write(data)
+	return nil
+}
+
+// jsonValue converts an expression's result to the JSON-compatible values
+// jobs carry through the queue: string, int, float64, bool, nil,
+// map[string]any and []any. Durations and times become their text forms.
+func jsonValue(v any) (any, error) {
+	switch x := v.(type) {
+	case nil, string, int, float64, bool:
+		return v, nil
+	case time.Duration:
+		return x.String(), nil
+	case time.Time:
+		return x.Format(time.RFC3339Nano), nil
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			ev, err := jsonValue(e)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = ev
+		}
+		return out, nil
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			ev, err := jsonValue(e)
+			if err != nil {
+				return nil, err
+			}
+			out[k] = ev
+		}
+		return out, nil
+	}
+	rv := reflect.ValueOf(v)
+	switch rv.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return int(rv.Int()), nil
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		u := rv.Uint()
+		if u > math.MaxInt64 {
+			return float64(u), nil
+		}
+		return int(u), nil
+	case reflect.Float32:
+		return rv.Float(), nil
+	case reflect.String:
+		return rv.String(), nil
+	case reflect.Bool:
+		return rv.Bool(), nil
+	case reflect.Slice, reflect.Array:
+		out := make([]any, rv.Len())
+		for i := range out {
+			ev, err := jsonValue(rv.Index(i).Interface())
+			if err != nil {
+				return nil, err
+			}
+			out[i] = ev
+		}
+		return out, nil
+	case reflect.Map:
+		if rv.Type().Key().Kind() != reflect.String {
+			break
+		}
+		out := make(map[string]any, rv.Len())
+		it := rv.MapRange()
+		for it.Next() {
+			ev, err := jsonValue(it.Value().Interface())
+			if err != nil {
+				return nil, err
+			}
+			out[it.Key().String()] = ev
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("value of type %T cannot be an action parameter", v)
+}
