@@ -1,0 +1,520 @@
+package im
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/go-resty/resty/v2"
+	"golang.org/x/time/rate"
+
+	"github.com/friendflow/friendflow/actions"
+)
+
+// Defaults of Config.
+const (
+	DefaultEndpoint = "https://console.tim.qq.com"
+	DefaultAdmin    = "administrator"
+	DefaultRate     = 100
+	// DefaultTimeout is above the 3 s the IM REST backend allows itself, so
+	// the client does not give up on requests the server is still finishing.
+	DefaultTimeout = 5 * time.Second
+)
+
+// Retry hints of transient API errors.
+const (
+	rateLimitBackoff = time.Second // the API's limits are per second
+	sigLockoutWait   = time.Minute // 70050: too many bad sigs, wait a minute
+)
+
+// maxResponse bounds what is read of a response. IM replies are small.
+const maxResponse = 1 << 20
+
+// Config configures a Client.
+type Config struct {
+	// Endpoint is a URL (https://console.tim.qq.com; http only to a loopback
+	// address, for tests) or a region name, see ResolveEndpoint. Empty means
+	// DefaultEndpoint.
+	Endpoint  string
+	SDKAppID  int64
+	Admin     string  // an App admin account; empty means DefaultAdmin
+	SecretKey string  // the console secret key that UserSigs are signed with
+	Rate      float64 // requests per second over all calls; ≤ 0 means DefaultRate
+	// Timeout bounds one HTTP request (not the wait for the rate limiter).
+	// Zero means DefaultTimeout.
+	Timeout    time.Duration
+	Clock      func() time.Time // issues UserSigs; nil means time.Now
+	HTTPClient *http.Client     // nil: a client of its own with a pooled keep-alive transport
+
+	SigExpire time.Duration // validity of admin UserSigs; zero means DefaultSigExpire
+	Logger    *slog.Logger  // nil means slog.Default()
+}
+
+// Client calls the IM REST API as the admin account. It signs each request
+// with a cached admin UserSig, keeps to one request-rate budget shared by
+// every call, and classifies failures for the retry policy. It is safe for
+// concurrent use; a process should hold one.
+type Client struct {
+	endpoint string
+	sdkAppID string
+	admin    string
+	timeout  time.Duration
+	limiter  *rate.Limiter
+	signer   *Signer
+	rc       *resty.Client
+	log      *slog.Logger
+}
+
+// NewClient validates cfg and returns a Client.
+func NewClient(cfg Config) (*Client, error) {
+	endpoint, err := ResolveEndpoint(cfg.Endpoint)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.SDKAppID <= 0 {
+		return nil, errors.New("im: SDKAppID must be positive")
+	}
+	if cfg.SecretKey == "" {
+		return nil, errors.New("im: secret key is empty")
+	}
+	admin := cfg.Admin
+	if admin == "" {
+		admin = DefaultAdmin
+	}
+	r := cfg.Rate
+	if r <= 0 || math.IsNaN(r) {
+		r = DefaultRate
+	}
+	timeout := cfg.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+
+	// A copy, so that neither resty nor the redirect policy below changes
+	// the caller's client.
+	var hc http.Client
+	if cfg.HTTPClient != nil {
+		hc = *cfg.HTTPClient
+	} else {
+		hc.Transport = newTransport()
+	}
+	hc.Jar = nil
+	// The API never redirects; following one would turn the POST into a GET
+	// and carry the usersig elsewhere. A 3xx is reported as it is.
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+	c := &Client{
+		endpoint: endpoint,
+		sdkAppID: strconv.FormatInt(cfg.SDKAppID, 10),
+		admin:    admin,
+		timeout:  timeout,
+		limiter:  rate.NewLimiter(rate.Limit(r), burst(r)),
+		signer:   NewSigner(cfg.SDKAppID, cfg.SecretKey, cfg.SigExpire, cfg.Clock),
+		log:      log,
+	}
+	c.rc = resty.NewWithClient(&hc).
+		SetLogger(restyLogger{log}).
+		SetHeader("User-Agent", "friendflow").
+		SetHeader("Content-Type", "application/json; charset=utf-8").
+		SetHeader("Accept", "application/json").
+		SetResponseBodyLimit(maxResponse).
+		SetRetryCount(0) // the workers own the retry policy
+	return c, nil
+}
+
+// burst keeps bursts small: a twentieth of a second's budget, 1 to 10
+// requests, so a queue backlog cannot exceed the per-second limit.
+func burst(r float64) int {
+	return int(min(10, max(1, math.Ceil(r/20))))
+}
+
+func newTransport() *http.Transport {
+	return &http.Transport{
+		Proxy: http.ProxyFromEnvironment,
+		DialContext: (&net.Dialer{
+			Timeout:   5 * time.Second,
+			KeepAlive: 30 * time.Second,
+		}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          100,
+		MaxIdleConnsPerHost:   100, // one host, many concurrent workers
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   5 * time.Second,
+		ExpectContinueTimeout: time.Second,
+	}
+}
+
+// Admin is the identifier requests are made as.
+func (c *Client) Admin() string { return c.admin }
+
+// Endpoint is the resolved base URL.
+func (c *Client) Endpoint() string { return c.endpoint }
+
+// ResolveEndpoint turns the --im-endpoint value into a base URL: either a
+// URL, or the name of the region the SDKAppID was created in, mapped to
+// that region's primary domain: china, singapore, seoul, tokyo, frankfurt,
+// mumbai, usa, jakarta. Plain http is accepted only for a loopback host:
+// the URL carries the admin's UserSig.
+func ResolveEndpoint(s string) (string, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return DefaultEndpoint, nil
+	}
+	if !strings.Contains(s, "://") {
+		if host := regionHost(strings.ToLower(s)); host != "" {
+			return "https://" + host, nil
+		}
+		return "", fmt.Errorf("im: endpoint %q is neither a URL nor a region (china, singapore, seoul, tokyo, frankfurt, mumbai, usa, jakarta)", s)
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return "", fmt.Errorf("im: endpoint: %w", err)
+	}
+	switch {
+	case u.Host == "":
+		return "", fmt.Errorf("im: endpoint %q has no host", s)
+	case u.User != nil || u.RawQuery != "" || u.Fragment != "":
+		return "", fmt.Errorf("im: endpoint %q must not carry user info, a query or a fragment", u.Redacted())
+	case u.Scheme == "https":
+	case u.Scheme == "http" && isLoopback(u.Hostname()):
+	case u.Scheme == "http":
+		return "", fmt.Errorf("im: endpoint %q: plain http is allowed only to a loopback address", s)
+	default:
+		return "", fmt.Errorf("im: endpoint %q: scheme must be https", s)
+	}
+	u.Path = strings.TrimRight(u.Path, "/")
+	u.RawPath = ""
+	return u.String(), nil
+}
+
+// regionHost maps a region name to its primary REST domain
+// (protocol/tencent-im.md §3.1).
+func regionHost(region string) string {
+	switch region {
+	case "china":
+		return "console.tim.qq.com"
+	case "singapore":
+		return "adminapisgp.im.qcloud.com"
+	case "seoul":
+		return "adminapikr.im.qcloud.com"
+	case "tokyo":
+		return "adminapijpn.im.qcloud.com"
+	case "frankfurt":
+		return "adminapiger.im.qcloud.com"
+	case "mumbai":
+		return "adminapiind.im.qcloud.com"
+	case "usa":
+		return "adminapiusa.im.qcloud.com"
+	case "jakarta":
+		return "adminapiidn.im.qcloud.com"
+	}
+	return ""
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// Error is a failure reported by the IM REST API: an envelope whose
+// ErrorCode is not 0, or an HTTP status other than 200.
+type Error struct {
+	Path       string // "openim/sendmsg"
+	HTTPStatus int    // 200 when the envelope carried the error
+	Code       int    // the envelope's ErrorCode; 0 for HTTP-level failures
+	Info       string // the envelope's ErrorInfo, or a snippet of the body
+}
+
+func (e *Error) Error() string {
+	if e.Code != 0 || e.HTTPStatus == http.StatusOK {
+		return fmt.Sprintf("im %s: error %d: %s", e.Path, e.Code, e.Info)
+	}
+	if e.Info == "" {
+		return fmt.Sprintf("im %s: HTTP %d", e.Path, e.HTTPStatus)
+	}
+	return fmt.Sprintf("im %s: HTTP %d: %s", e.Path, e.HTTPStatus, e.Info)
+}
+
+// envelope is the part every API response shares.
+type envelope struct {
+	ActionStatus string `json:"ActionStatus"`
+	ErrorCode    int    `json:"ErrorCode"`
+	ErrorInfo    string `json:"ErrorInfo"`
+}
+
+// Call POSTs body as JSON to {endpoint}/v4/{path} and, on success, decodes
+// the response into out (when not nil). path is "service/command", e.g.
+// "openim/sendmsg" (a leading "/" or "v4/" is tolerated). A nil body sends
+// "{}"; []byte and json.RawMessage are sent as they are.
+//
+// The error, when not nil, is already classified with actions.Permanent or
+// actions.Transient and wraps an *Error when the API answered. A rejected
+// UserSig (70001, 20002) is renewed and the request repeated once, at once,
+// within this call. Call waits for the shared rate budget first, as long as
+// ctx allows.
+func (c *Client) Call(ctx context.Context, path string, body, out any) error {
+	svc, err := cleanPath(path)
+	if err != nil {
+		return actions.Permanent(err)
+	}
+	payload, err := encodeBody(body)
+	if err != nil {
+		return actions.Permanent(fmt.Errorf("im %s: %w", svc, err))
+	}
+	for attempt := 1; ; attempt++ {
+		sig, err := c.signer.Sig(c.admin)
+		if err != nil {
+			return actions.Permanent(fmt.Errorf("im %s: %w", svc, err))
+		}
+		err = c.call(ctx, svc, payload, sig, out)
+		var apiErr *Error
+		if errors.As(err, &apiErr) && isResign(apiErr.Code) {
+			c.signer.Invalidate(c.admin, sig)
+			if attempt == 1 {
+				c.log.LogAttrs(ctx, slog.LevelWarn, "im: admin UserSig rejected, signing again",
+					slog.String("path", svc), slog.Int("code", apiErr.Code))
+				continue
+			}
+			return actions.Permanent(fmt.Errorf("%w (UserSig rejected again after renewal: check the secret key, SDKAppID, admin account and the system clock)", err))
+		}
+		return err
+	}
+}
+
+func (c *Client) call(ctx context.Context, svc string, payload []byte, sig string, out any) error {
+	if err := c.limiter.Wait(ctx); err != nil {
+		return actions.Transient(fmt.Errorf("im %s: waiting for the rate limit: %w", svc, err), 0)
+	}
+	rctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+
+	start := time.Now()
+	u := c.url(svc, sig)
+	resp, err := c.rc.R().SetContext(rctx).SetBody(payload).Post(u)
+	if err != nil {
+		err = redactURLError(err)
+		if ctx.Err() == nil && rctx.Err() != nil {
+			err = fmt.Errorf("timed out after %v: %w", c.timeout, err)
+		}
+		c.log.LogAttrs(ctx, slog.LevelDebug, "im: request failed", slog.String("path", svc),
+			slog.Duration("took", time.Since(start)), slog.String("error", err.Error()))
+		return actions.Transient(fmt.Errorf("im %s: %w", svc, err), 0)
+	}
+	status := resp.StatusCode()
+	raw := resp.Body()
+	c.log.LogAttrs(ctx, slog.LevelDebug, "im: response", slog.String("path", svc),
+		slog.Int("status", status), slog.Duration("took", time.Since(start)))
+
+	if status != http.StatusOK {
+		e := &Error{Path: svc, HTTPStatus: status, Info: snippet(raw, sig)}
+		switch {
+		case status >= 500, status == http.StatusTooManyRequests, status == http.StatusRequestTimeout:
+			return actions.Transient(e, retryAfter(resp.Header().Get("Retry-After"), time.Now()))
+		}
+		return actions.Permanent(e)
+	}
+	var env envelope
+	if err := json.Unmarshal(raw, &env); err != nil || env.ActionStatus == "" {
+		// A 200 that is not an IM envelope comes from something in between
+		// (a proxy, a captive portal); the request may not have reached IM.
+		return actions.Transient(&Error{Path: svc, HTTPStatus: status, Info: "response is not an IM envelope: " + snippet(raw, sig)}, 0)
+	}
+	if env.ErrorCode != 0 || env.ActionStatus == "FAIL" {
+		info := env.ErrorInfo
+		if sig != "" {
+			info = strings.ReplaceAll(info, sig, "<redacted>")
+		}
+		return classify(&Error{Path: svc, HTTPStatus: status, Code: env.ErrorCode, Info: info})
+	}
+	if out != nil {
+		if err := json.Unmarshal(raw, out); err != nil {
+			// The request took effect: repeating it would do it twice.
+			return actions.Permanent(fmt.Errorf("im %s: succeeded, but decoding the response failed: %w", svc, err))
+		}
+	}
+	return nil
+}
+
+func (c *Client) url(svc, sig string) string {
+	var b [4]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand since Go 1.24)
+	q := url.Values{
+		"sdkappid":    {c.sdkAppID},
+		"identifier":  {c.admin},
+		"usersig":     {sig},
+		"random":      {strconv.FormatUint(uint64(binary.BigEndian.Uint32(b[:])), 10)},
+		"contenttype": {"json"},
+	}
+	return c.endpoint + "/v4/" + svc + "?" + q.Encode()
+}
+
+func cleanPath(path string) (string, error) {
+	p := strings.TrimPrefix(strings.TrimPrefix(path, "/"), "v4/")
+	svc, cmd, ok := strings.Cut(p, "/")
+	if !ok || !isName(svc) || !isName(cmd) {
+		return "", fmt.Errorf("im: invalid API path %q (want service/command, e.g. openim/sendmsg)", path)
+	}
+	return p, nil
+}
+
+func isName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if !(r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+func encodeBody(body any) ([]byte, error) {
+	switch b := body.(type) {
+	case nil:
+		return []byte("{}"), nil
+	case json.RawMessage:
+		if !json.Valid(b) {
+			return nil, errors.New("body is not valid JSON")
+		}
+		return b, nil
+	case []byte:
+		if !json.Valid(b) {
+			return nil, errors.New("body is not valid JSON")
+		}
+		return b, nil
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // message text stays as written
+	if err := enc.Encode(body); err != nil {
+		return nil, fmt.Errorf("encoding body: %w", err)
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// Classification of API error codes (protocol/tencent-im.md §3.4).
+//
+// Codes the documentation does not list are permanent: a retried send that
+// did reach the user would reach them again once Tencent's 120 s dedup
+// window has passed, and a message sent twice cannot be taken back, while a
+// dead letter can be inspected and replayed.
+func classify(e *Error) error {
+	switch e.Code {
+	case 20004, 20005, // network / internal error
+		60008, 60014, // service timeout, account exchange timeout
+		70169, 70202, 70500, // internal timeout / error
+		90992, 90994, 90995, 91000: // internal error
+		return actions.Transient(e, 0)
+	case 60007, 60011, 60018, 60019: // rate limits
+		return actions.Transient(e, rateLimitBackoff)
+	case 70050: // too many failed UserSig checks: locked out for a minute
+		return actions.Transient(e, sigLockoutWait)
+	}
+	return actions.Permanent(e)
+}
+
+// isResign reports codes that a fresh admin UserSig may cure.
+func isResign(code int) bool { return code == 70001 || code == 20002 }
+
+// retryAfter parses a Retry-After value: delay-seconds or an HTTP-date.
+func retryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if n <= 0 {
+			return 0
+		}
+		return time.Duration(min(n, int64(math.MaxInt64/time.Second))) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}
+
+// snippet is a short printable excerpt of a body for error messages.
+func snippet(b []byte, secret string) string {
+	const max = 200
+	s := string(b)
+	if secret != "" {
+		s = strings.ReplaceAll(s, secret, "<redacted>")
+	}
+	s = strings.Join(strings.Fields(strings.ToValidUTF8(s, "?")), " ")
+	if len(s) > max {
+		cut := max
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut] + "…"
+	}
+	return s
+}
+
+// redactURLError replaces the URL of a *url.Error, which carries the
+// usersig in its query, with one whose query is masked.
+func redactURLError(err error) error {
+	var ue *url.Error
+	if !errors.As(err, &ue) {
+		return err
+	}
+	return &url.Error{Op: ue.Op, URL: maskAll(ue.URL), Err: ue.Err}
+}
+
+// restyLogger sends resty's own messages to slog, with any URL's usersig
+// masked (resty puts request URLs into some of its messages).
+type restyLogger struct{ l *slog.Logger }
+
+func (r restyLogger) Errorf(format string, v ...any) { r.out(slog.LevelError, format, v) }
+func (r restyLogger) Warnf(format string, v ...any)  { r.out(slog.LevelWarn, format, v) }
+func (r restyLogger) Debugf(format string, v ...any) { r.out(slog.LevelDebug, format, v) }
+
+func (r restyLogger) out(level slog.Level, format string, v []any) {
+	if !r.l.Enabled(context.Background(), level) {
+		return
+	}
+	r.l.Log(context.Background(), level, "im: resty: "+maskAll(fmt.Sprintf(format, v...)))
+}
+
+// maskAll masks every usersig=… in free text.
+func maskAll(s string) string {
+	const key = "usersig="
+	var b strings.Builder
+	for {
+		i := strings.Index(s, key)
+		if i < 0 {
+			b.WriteString(s)
+			return b.String()
+		}
+		b.WriteString(s[:i+len(key)])
+		b.WriteString("REDACTED")
+		s = s[i+len(key):]
+		j := strings.IndexAny(s, "& \t\n\"'")
+		if j < 0 {
+			return b.String()
+		}
+		s = s[j:]
+	}
+}

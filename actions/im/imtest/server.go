@@ -1,0 +1,677 @@
+// Package imtest is a fake Tencent IM REST server for tests. It checks
+// every request the way protocol/tencent-im.md (section 3) describes the
+// API — method, path, query parameters, the admin UserSig (decoded and its
+// HMAC recomputed), a fresh random per request, the JSON field names and
+// types of openim/sendmsg — and reports each deviation as a test error. It
+// answers like IM does (HTTP 200 with an ActionStatus envelope), applies
+// the 120-second MsgSeq/MsgRandom dedup of sendmsg, records what it
+// received, and can be scripted to be slow, to fail with HTTP errors, or to
+// return IM error codes.
+package imtest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/friendflow/friendflow/actions/im"
+)
+
+// Options configure a Server. Zero fields take the defaults of the same
+// name, which are also what a test's im.Config should use.
+type Options struct {
+	SDKAppID  int64  // DefaultSDKAppID
+	Admin     string // DefaultAdmin
+	SecretKey string // DefaultSecretKey
+	// Clock is the server's time, for UserSig expiry and the dedup window;
+	// nil means time.Now.
+	Clock func() time.Time
+	// OnViolation receives each protocol violation; nil means t.Errorf.
+	OnViolation func(msg string)
+}
+
+// Defaults for Options, and for the client configured against the server.
+const (
+	DefaultSDKAppID  = 1400000000
+	DefaultAdmin     = "administrator"
+	DefaultSecretKey = "5bd2850fff3ecb11d7c805251c51ee463a25727bddc2385f3fa8bfee1bb93b5e"
+)
+
+// DedupWindow is how long IM treats a repeated sendmsg as the same message.
+const DedupWindow = 120 * time.Second
+
+// MaxContent is IM's message size limit in bytes (error 93000 above it).
+const MaxContent = 8000
+
+// Reply scripts the answer to one request.
+type Reply struct {
+	// Delay holds the answer back. The request is still processed (a
+	// message delivered) if the client gives up meanwhile, like IM would.
+	Delay time.Duration
+	// HTTPStatus, when set to anything but 200, answers with that status
+	// and a plain-text body instead of an envelope, like a gateway does.
+	HTTPStatus int
+	RetryAfter string // Retry-After header sent with HTTPStatus
+	// ErrorCode, when not 0, answers ActionStatus FAIL with this code and
+	// ErrorInfo, and the request has no effect.
+	ErrorCode int
+	ErrorInfo string
+}
+
+// Request is one received request, valid or not.
+type Request struct {
+	Method     string
+	Path       string // "/v4/openim/sendmsg"
+	Query      map[string][]string
+	Identifier string
+	UserSig    string
+	Random     uint32
+	Body       json.RawMessage
+	Received   time.Time
+	ErrorCode  int // what the server answered (0: OK)
+	HTTPStatus int
+}
+
+// Message is a C2C message accepted by openim/sendmsg.
+type Message struct {
+	From                  string // From_Account; "" when absent (sent as the admin)
+	To                    string
+	MsgSeq                uint32
+	MsgRandom             uint32
+	SyncOtherMachine      int    // 0 when absent
+	MsgLifeTime           *int64 // nil when absent
+	ForbidCallbackControl []string
+	SendMsgControl        []string
+	Text                  string  // the TIMTextElem texts, concatenated
+	Custom                *Custom // the TIMCustomElem, if any
+	CloudCustomData       string
+	OfflinePush           *OfflinePush
+	Body                  json.RawMessage // the request body as received
+	MsgKey                string          // the key the server answered with
+}
+
+// Custom is a TIMCustomElem's content.
+type Custom struct{ Data, Desc, Ext, Sound string }
+
+// OfflinePush is OfflinePushInfo (the fields friendflow sends).
+type OfflinePush struct {
+	PushFlag            int
+	Title, Desc, Ext    string
+	HasAndroid, HasApns bool
+}
+
+// Server is the fake. Its methods are safe for concurrent use.
+type Server struct {
+	URL string // base URL, for im.Config.Endpoint
+
+	opts Options
+	srv  *httptest.Server
+
+	mu         sync.Mutex
+	script     []Reply
+	requests   []Request
+	messages   []Message
+	duplicates int
+	seen       map[string]dedupEntry
+	recent     []uint32 // the last randoms, to catch one reused
+	changed    chan struct{}
+}
+
+type dedupEntry struct {
+	at  time.Time
+	key string
+}
+
+// NewServer starts a Server on a loopback port; it is closed when the test
+// ends.
+func NewServer(t testing.TB, opts Options) *Server {
+	t.Helper()
+	if opts.SDKAppID == 0 {
+		opts.SDKAppID = DefaultSDKAppID
+	}
+	if opts.Admin == "" {
+		opts.Admin = DefaultAdmin
+	}
+	if opts.SecretKey == "" {
+		opts.SecretKey = DefaultSecretKey
+	}
+	if opts.Clock == nil {
+		opts.Clock = time.Now
+	}
+	if opts.OnViolation == nil {
+		opts.OnViolation = func(msg string) { t.Errorf("imtest: protocol violation: %s", msg) }
+	}
+	s := &Server{opts: opts, seen: make(map[string]dedupEntry), changed: make(chan struct{})}
+	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
+	s.URL = s.srv.URL
+	t.Cleanup(s.srv.Close)
+	return s
+}
+
+// Config returns an im.Config for a client of this server.
+func (s *Server) Config() im.Config {
+	return im.Config{
+		Endpoint:  s.URL,
+		SDKAppID:  s.opts.SDKAppID,
+		Admin:     s.opts.Admin,
+		SecretKey: s.opts.SecretKey,
+		Rate:      1e6,
+	}
+}
+
+// Script queues replies; each request consumes the next one, and requests
+// beyond the script are answered normally.
+func (s *Server) Script(replies ...Reply) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.script = append(s.script, replies...)
+}
+
+// Requests returns every request received so far, in arrival order.
+func (s *Server) Requests() []Request {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.requests)
+}
+
+// Messages returns the messages delivered so far: accepted sendmsg
+// requests, each once however often it was repeated inside the dedup
+// window.
+func (s *Server) Messages() []Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.messages)
+}
+
+// Duplicates counts sendmsg requests that the dedup window absorbed.
+func (s *Server) Duplicates() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.duplicates
+}
+
+// WaitMessages waits until at least n messages were delivered and returns
+// them, or returns ctx's error with what was delivered so far.
+func (s *Server) WaitMessages(ctx context.Context, n int) ([]Message, error) {
+	for {
+		s.mu.Lock()
+		msgs, ch := slices.Clone(s.messages), s.changed
+		s.mu.Unlock()
+		if len(msgs) >= n {
+			return msgs, nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return msgs, fmt.Errorf("imtest: %d of %d messages: %w", len(msgs), n, ctx.Err())
+		}
+	}
+}
+
+// notify wakes WaitMessages; s.mu must be held.
+func (s *Server) notify() {
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	req := Request{
+		Method:   r.Method,
+		Path:     r.URL.Path,
+		Query:    r.URL.Query(),
+		Body:     body,
+		Received: s.opts.Clock(),
+	}
+	req.Identifier = r.URL.Query().Get("identifier")
+	req.UserSig = r.URL.Query().Get("usersig")
+
+	s.mu.Lock()
+	var reply Reply
+	if len(s.script) > 0 {
+		reply = s.script[0]
+		s.script = s.script[1:]
+	}
+	s.mu.Unlock()
+
+	code, info := s.check(r, &req)
+	if reply.Delay > 0 {
+		t := time.NewTimer(reply.Delay)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+		}
+	}
+	switch {
+	case code != 0:
+	case reply.HTTPStatus != 0 && reply.HTTPStatus != http.StatusOK:
+		req.HTTPStatus = reply.HTTPStatus
+		s.record(req)
+		if reply.RetryAfter != "" {
+			w.Header().Set("Retry-After", reply.RetryAfter)
+		}
+		http.Error(w, "<html>"+http.StatusText(reply.HTTPStatus)+"</html>", reply.HTTPStatus)
+		return
+	case reply.ErrorCode != 0:
+		code, info = reply.ErrorCode, reply.ErrorInfo
+	}
+
+	resp := map[string]any{}
+	if code == 0 && req.Path == "/v4/openim/sendmsg" {
+		code, info = s.deliver(&req, resp)
+	}
+	req.ErrorCode, req.HTTPStatus = code, http.StatusOK
+	s.record(req)
+
+	resp["ActionStatus"] = "OK"
+	resp["ErrorCode"] = code
+	resp["ErrorInfo"] = info
+	if code != 0 {
+		resp["ActionStatus"] = "FAIL"
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(resp)
+}
+
+func (s *Server) record(req Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.requests = append(s.requests, req)
+	s.notify()
+}
+
+func (s *Server) violate(format string, a ...any) {
+	s.opts.OnViolation(fmt.Sprintf(format, a...))
+}
+
+// check validates the request; a non-zero code is IM's answer to it.
+// Malformed requests are violations too; semantically wrong ones (an
+// expired sig, another app) only get the error code IM would send.
+func (s *Server) check(r *http.Request, req *Request) (int, string) {
+	if r.Method != http.MethodPost {
+		s.violate("method %s, want POST", r.Method)
+		return 60002, "HTTP method must be POST"
+	}
+	parts := strings.Split(strings.TrimPrefix(r.URL.Path, "/"), "/")
+	if len(parts) != 3 || parts[0] != "v4" || parts[1] == "" || parts[2] == "" {
+		s.violate("path %q, want /v4/{service}/{command}", r.URL.Path)
+		return 60003, "invalid URL"
+	}
+	q := r.URL.Query()
+	for k, v := range q {
+		switch k {
+		case "sdkappid", "identifier", "usersig", "random", "contenttype":
+			if len(v) != 1 {
+				s.violate("query parameter %s given %d times", k, len(v))
+				return 60003, "invalid URL"
+			}
+		default:
+			s.violate("unexpected query parameter %q", k)
+		}
+	}
+	for _, k := range []string{"sdkappid", "identifier", "usersig", "random", "contenttype"} {
+		if q.Get(k) == "" {
+			s.violate("query parameter %s missing or empty", k)
+			if k == "usersig" {
+				return 70002, "usersig is empty"
+			}
+			return 60003, "invalid URL: missing " + k
+		}
+	}
+	if ct := q.Get("contenttype"); ct != "json" {
+		s.violate("contenttype=%q, want json", ct)
+		return 60003, "contenttype must be json"
+	}
+	rnd, err := strconv.ParseUint(q.Get("random"), 10, 32)
+	if err != nil {
+		s.violate("random=%q is not a 32-bit unsigned integer", q.Get("random"))
+		return 60003, "invalid random"
+	}
+	req.Random = uint32(rnd)
+	s.mu.Lock()
+	reused := slices.Contains(s.recent, req.Random)
+	s.recent = append(s.recent, req.Random)
+	if len(s.recent) > 16 {
+		s.recent = s.recent[1:]
+	}
+	s.mu.Unlock()
+	if reused {
+		s.violate("random=%d repeats a recent request's", rnd)
+	}
+	appID, err := strconv.ParseInt(q.Get("sdkappid"), 10, 64)
+	if err != nil {
+		s.violate("sdkappid=%q is not a number", q.Get("sdkappid"))
+		return 60003, "invalid sdkappid"
+	}
+	if appID != s.opts.SDKAppID {
+		return 60006, "SDKAppID is invalid"
+	}
+	if req.Identifier != s.opts.Admin {
+		return 60010, "the request needs an App admin account"
+	}
+	if code, info := s.checkSig(req.UserSig, req.Identifier); code != 0 {
+		return code, info
+	}
+	if len(req.Body) == 0 {
+		s.violate("empty body")
+		return 90001, "JSON body is empty"
+	}
+	if !json.Valid(req.Body) {
+		s.violate("body is not JSON: %.80q", req.Body)
+		return 90001, "JSON format error"
+	}
+	obj, ok := decode(req.Body).(map[string]any)
+	if !ok {
+		s.violate("body is not a JSON object: %.80q", req.Body)
+		return 90001, "JSON format error"
+	}
+	if req.Path == "/v4/openim/sendmsg" {
+		if !s.checkSendMsg(obj) {
+			return 90001, "invalid sendmsg request"
+		}
+	}
+	return 0, ""
+}
+
+// checkSig verifies the admin UserSig and answers with IM's codes.
+func (s *Server) checkSig(sig, identifier string) (int, string) {
+	_, err := im.VerifyUserSig(s.opts.SDKAppID, s.opts.SecretKey, identifier, sig, s.opts.Clock())
+	switch {
+	case err == nil:
+		return 0, ""
+	case errors.Is(err, im.ErrSigExpired):
+		return 70001, "UserSig expired"
+	case errors.Is(err, im.ErrSigMismatch):
+		return 70009, "UserSig verification failed: wrong key"
+	case errors.Is(err, im.ErrSigIdentifier):
+		return 70013, "identifier does not match the UserSig"
+	case errors.Is(err, im.ErrSigSDKAppID):
+		return 70014, "SDKAppID does not match the UserSig"
+	}
+	s.violate("usersig does not decode: %v", err)
+	return 70003, "UserSig is invalid"
+}
+
+// decode parses JSON keeping numbers as json.Number, so integer fields can
+// be told from floats and strings.
+func decode(b []byte) any {
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	var v any
+	if d.Decode(&v) != nil {
+		return nil
+	}
+	return v
+}
+
+// isSendmsgField reports the request fields of openim/sendmsg that
+// friendflow may send; anything else is a typo.
+func isSendmsgField(k string) bool {
+	switch k {
+	case "SyncOtherMachine", "From_Account", "To_Account", "MsgLifeTime", "MsgSeq", "MsgRandom",
+		"MsgTimeStamp", "ForbidCallbackControl", "SendMsgControl", "MsgBody", "CloudCustomData", "OfflinePushInfo":
+		return true
+	}
+	return false
+}
+
+// checkSendMsg reports every field of a sendmsg body that is not as §3.2
+// describes it; false means the body is unusable.
+func (s *Server) checkSendMsg(m map[string]any) bool {
+	ok := true
+	bad := func(format string, a ...any) {
+		s.violate("sendmsg: "+format, a...)
+		ok = false
+	}
+	for k := range m {
+		if !isSendmsgField(k) {
+			bad("unknown field %q", k)
+		}
+	}
+	if v, present := m["To_Account"]; !present {
+		bad("To_Account missing")
+	} else if str, isStr := v.(string); !isStr || str == "" {
+		bad("To_Account = %#v, want a non-empty string", v)
+	}
+	if v, present := m["From_Account"]; present {
+		if str, isStr := v.(string); !isStr || str == "" {
+			bad("From_Account = %#v, want a non-empty string (or absent for the admin)", v)
+		}
+	}
+	if v, present := m["MsgRandom"]; !present {
+		bad("MsgRandom missing")
+	} else if _, isInt := uint32Of(v); !isInt {
+		bad("MsgRandom = %#v, want an integer in 0..4294967295", v)
+	}
+	if v, present := m["MsgSeq"]; present {
+		if _, isInt := uint32Of(v); !isInt {
+			bad("MsgSeq = %#v, want an integer in 0..4294967295", v)
+		}
+	}
+	if v, present := m["MsgTimeStamp"]; present {
+		if _, isInt := uint32Of(v); !isInt {
+			bad("MsgTimeStamp = %#v, want Unix seconds", v)
+		}
+	}
+	if v, present := m["SyncOtherMachine"]; present {
+		if n, isInt := uint32Of(v); !isInt || n != 1 && n != 2 {
+			bad("SyncOtherMachine = %#v, want 1 or 2", v)
+		}
+	}
+	if v, present := m["MsgLifeTime"]; present {
+		if _, isInt := uint32Of(v); !isInt {
+			bad("MsgLifeTime = %#v, want an integer number of seconds", v)
+		}
+	}
+	s.checkStrings(m, "ForbidCallbackControl", []string{"ForbidBeforeSendMsgCallback", "ForbidAfterSendMsgCallback"}, bad)
+	s.checkStrings(m, "SendMsgControl", []string{"NoUnread", "NoLastMsg", "WithMuteNotifications"}, bad)
+	if v, present := m["CloudCustomData"]; present {
+		if _, isStr := v.(string); !isStr {
+			bad("CloudCustomData = %#v, want a string", v)
+		}
+	}
+	if v, present := m["OfflinePushInfo"]; present {
+		checkPush(v, bad)
+	}
+	body, isList := m["MsgBody"].([]any)
+	if !isList || len(body) == 0 {
+		bad("MsgBody = %#v, want a non-empty array", m["MsgBody"])
+		return false
+	}
+	customs := 0
+	for i, e := range body {
+		elem, isObj := e.(map[string]any)
+		if !isObj || len(elem) != 2 {
+			bad("MsgBody[%d] = %#v, want {MsgType, MsgContent}", i, e)
+			continue
+		}
+		typ, _ := elem["MsgType"].(string)
+		content, isObj := elem["MsgContent"].(map[string]any)
+		if !isObj {
+			bad("MsgBody[%d].MsgContent = %#v, want an object", i, elem["MsgContent"])
+			continue
+		}
+		switch typ {
+		case "TIMTextElem":
+			checkObject(content, fmt.Sprintf("MsgBody[%d].MsgContent", i), []string{"Text"}, []string{"Text"}, bad)
+		case "TIMCustomElem":
+			customs++
+			checkObject(content, fmt.Sprintf("MsgBody[%d].MsgContent", i), []string{"Data", "Desc", "Ext", "Sound"}, nil, bad)
+		default:
+			bad("MsgBody[%d].MsgType = %#v, want TIMTextElem or TIMCustomElem", i, elem["MsgType"])
+		}
+	}
+	if customs > 1 {
+		bad("%d TIMCustomElem in one message, IM allows one", customs)
+	}
+	return ok
+}
+
+func (s *Server) checkStrings(m map[string]any, field string, allowed []string, bad func(string, ...any)) {
+	v, present := m[field]
+	if !present {
+		return
+	}
+	list, isList := v.([]any)
+	if !isList || len(list) == 0 {
+		bad("%s = %#v, want a non-empty array of strings", field, v)
+		return
+	}
+	for _, x := range list {
+		if str, isStr := x.(string); !isStr || !slices.Contains(allowed, str) {
+			bad("%s contains %#v, want one of %v", field, x, allowed)
+		}
+	}
+}
+
+func checkPush(v any, bad func(string, ...any)) {
+	p, isObj := v.(map[string]any)
+	if !isObj {
+		bad("OfflinePushInfo = %#v, want an object", v)
+		return
+	}
+	for k, x := range p {
+		switch k {
+		case "PushFlag":
+			if n, isInt := uint32Of(x); !isInt || n > 1 {
+				bad("OfflinePushInfo.PushFlag = %#v, want 0 or 1", x)
+			}
+		case "Title", "Desc", "Ext":
+			if _, isStr := x.(string); !isStr {
+				bad("OfflinePushInfo.%s = %#v, want a string", k, x)
+			}
+		case "AndroidInfo", "ApnsInfo":
+			if _, isObj := x.(map[string]any); !isObj {
+				bad("OfflinePushInfo.%s = %#v, want an object", k, x)
+			}
+		default:
+			bad("OfflinePushInfo: unknown field %q", k)
+		}
+	}
+}
+
+// checkObject checks that obj has only string fields out of allowed, and
+// all of required.
+func checkObject(obj map[string]any, path string, allowed, required []string, bad func(string, ...any)) {
+	for k, x := range obj {
+		if !slices.Contains(allowed, k) {
+			bad("%s: unknown field %q (want %v)", path, k, allowed)
+		} else if _, isStr := x.(string); !isStr {
+			bad("%s.%s = %#v, want a string", path, k, x)
+		}
+	}
+	for _, k := range required {
+		if _, present := obj[k]; !present {
+			bad("%s.%s missing", path, k)
+		}
+	}
+}
+
+func uint32Of(v any) (uint32, bool) {
+	n, isNum := v.(json.Number)
+	if !isNum {
+		return 0, false
+	}
+	u, err := strconv.ParseUint(n.String(), 10, 32)
+	return uint32(u), err == nil
+}
+
+// deliver applies a checked sendmsg: the size limit, MsgLifeTime, and the
+// dedup window. It fills IM's success fields into resp.
+func (s *Server) deliver(req *Request, resp map[string]any) (int, string) {
+	var raw struct {
+		SyncOtherMachine      int
+		From_Account          string
+		To_Account            string
+		MsgLifeTime           *int64
+		MsgSeq                uint32
+		MsgRandom             uint32
+		ForbidCallbackControl []string
+		SendMsgControl        []string
+		MsgBody               []struct {
+			MsgType    string
+			MsgContent json.RawMessage
+		}
+		CloudCustomData string
+		OfflinePushInfo *struct {
+			PushFlag         int
+			Title, Desc, Ext string
+			AndroidInfo      json.RawMessage
+			ApnsInfo         json.RawMessage
+		}
+	}
+	if err := json.Unmarshal(req.Body, &raw); err != nil {
+		return 90001, "JSON format error: " + err.Error()
+	}
+	msg := Message{
+		From: raw.From_Account, To: raw.To_Account, MsgSeq: raw.MsgSeq, MsgRandom: raw.MsgRandom,
+		SyncOtherMachine: raw.SyncOtherMachine, MsgLifeTime: raw.MsgLifeTime,
+		ForbidCallbackControl: raw.ForbidCallbackControl, SendMsgControl: raw.SendMsgControl,
+		CloudCustomData: raw.CloudCustomData, Body: req.Body,
+	}
+	if p := raw.OfflinePushInfo; p != nil {
+		msg.OfflinePush = &OfflinePush{PushFlag: p.PushFlag, Title: p.Title, Desc: p.Desc, Ext: p.Ext,
+			HasAndroid: p.AndroidInfo != nil, HasApns: p.ApnsInfo != nil}
+	}
+	size := 0
+	crc := crc32.NewIEEE()
+	for _, e := range raw.MsgBody {
+		crc.Write(e.MsgContent)
+		switch e.MsgType {
+		case "TIMTextElem":
+			var c struct{ Text string }
+			_ = json.Unmarshal(e.MsgContent, &c)
+			msg.Text += c.Text
+			size += len(c.Text)
+		case "TIMCustomElem":
+			var c Custom
+			_ = json.Unmarshal(e.MsgContent, &c)
+			msg.Custom = &c
+			size += len(c.Data) + len(c.Desc) + len(c.Ext) + len(c.Sound)
+		}
+	}
+	if size > MaxContent {
+		return 93000, "message body is larger than 8 KB"
+	}
+	if raw.MsgLifeTime != nil && *raw.MsgLifeTime > 604800 {
+		return 90026, "MsgLifeTime is longer than 7 days"
+	}
+	if !utf8.Valid(req.Body) {
+		return 90001, "body is not UTF-8"
+	}
+
+	from := raw.From_Account
+	if from == "" {
+		from = s.opts.Admin
+	}
+	key := fmt.Sprintf("%s|%d|%d|%08x", from, raw.MsgSeq, raw.MsgRandom, crc.Sum32())
+	now := s.opts.Clock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e, dup := s.seen[key]; dup && now.Sub(e.at) <= DedupWindow {
+		s.duplicates++
+		resp["MsgTime"] = e.at.Unix()
+		resp["MsgKey"] = e.key
+		return 0, ""
+	}
+	msg.MsgKey = fmt.Sprintf("%d_%d_%d", raw.MsgRandom, len(s.messages)+1, now.Unix())
+	s.seen[key] = dedupEntry{at: now, key: msg.MsgKey}
+	s.messages = append(s.messages, msg)
+	resp["MsgTime"] = now.Unix()
+	resp["MsgKey"] = msg.MsgKey
+	return 0, ""
+}
