@@ -92,7 +92,7 @@ func (l *loader) parseFile(src *source) []*rule {
 		if errors.Is(err, io.EOF) {
 			p.problem(1, 1, emptyFileMsg)
 		} else {
-			p.yamlError(err)
+			p.yamlError(src.data, err)
 		}
 		return nil
 	}
@@ -108,7 +108,7 @@ func (l *loader) parseFile(src *source) []*rule {
 		}
 		p.errAt(at, "a second YAML document in one file; keep every rule under the first document's rules:")
 	} else if !errors.Is(err, io.EOF) {
-		p.yamlError(err)
+		p.yamlError(src.data, err)
 	}
 
 	root := resolve(doc.Content[0])
@@ -141,14 +141,59 @@ func (l *loader) parseFile(src *source) []*rule {
 
 var ruleFileKeys = []string{"rules"}
 
-func (p *fileParser) yamlError(err error) {
+func (p *fileParser) yamlError(data []byte, err error) {
+	msg, line := yamlMessage(err)
+	if l := yamlErrorLine(data, msg); l > 0 {
+		line = l
+	}
+	p.problem(max(line, 1), 1, "invalid YAML: %s", msg)
+}
+
+// yamlMessage splits a yaml.v3 syntax error into its message and the line
+// it names, if any.
+func yamlMessage(err error) (string, int) {
 	msg := err.Error()
 	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
 		line, _ := strconv.Atoi(m[1])
-		p.problem(line, 1, "invalid YAML: %s", m[2])
-		return
+		return m[2], line
 	}
-	p.problem(1, 1, "invalid YAML: %s", strings.TrimPrefix(msg, "yaml: "))
+	return strings.TrimPrefix(msg, "yaml: "), 0
+}
+
+// yamlErrorLine finds the line of a syntax error: yaml.v3 names the line
+// where the enclosing block starts, or none at all. It is the shortest
+// prefix of the file, in whole lines, that fails with the same message;
+// found by bisection, so a few parses of a file that is broken anyway.
+func yamlErrorLine(data []byte, msg string) int {
+	lines := bytes.SplitAfter(data, []byte("\n"))
+	fails := func(k int) bool {
+		dec := yaml.NewDecoder(bytes.NewReader(bytes.Join(lines[:k], nil)))
+		for {
+			var n yaml.Node
+			err := dec.Decode(&n)
+			if err == nil {
+				continue
+			}
+			if errors.Is(err, io.EOF) {
+				return false
+			}
+			m, _ := yamlMessage(err)
+			return m == msg
+		}
+	}
+	if !fails(len(lines)) {
+		return 0
+	}
+	lo, hi := 1, len(lines)
+	for lo < hi {
+		mid := (lo + hi) / 2
+		if fails(mid) {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	return lo
 }
 
 type kv struct{ key, val *yaml.Node }
@@ -406,6 +451,7 @@ func (p *fileParser) parseAction(item *yaml.Node, r *rule, what string) *action 
 	a := &action{kind: spec.Name, spec: spec, retry: Retry{Attempts: defaultAttempts, Backoff: defaultBackoff, MaxBackoff: defaultMaxBackoff}}
 
 	pn := resolve(fields[kindKey.Value].val)
+	paramsOK := true
 	switch {
 	case isNull(pn):
 		a.params = &pval{kind: pvMap}
@@ -413,11 +459,8 @@ func (p *fileParser) parseAction(item *yaml.Node, r *rule, what string) *action 
 		p.errAt(pn, "%s: parameters: want a mapping, got %s", what, describeNode(pn))
 		return nil
 	default:
-		pv, ok := p.value(pn, what)
-		if !ok {
-			return nil
-		}
-		a.params = pv
+		// Even with a broken template, the Spec still checks the rest.
+		a.params, paramsOK = p.value(pn, what)
 	}
 	if _, err := spec.Check(a.params.loadValue().(map[string]any)); err != nil {
 		var pe *actions.ParamError
@@ -450,6 +493,9 @@ func (p *fileParser) parseAction(item *yaml.Node, r *rule, what string) *action 
 			p.errAt(kv.key, "%s: %s is decided while the callback waits; it takes no retry", what, spec.Name)
 		}
 		p.parseRetry(kv.val, &a.retry, what+": retry")
+	}
+	if !paramsOK {
+		return nil
 	}
 	return a
 }
@@ -492,7 +538,9 @@ func (p *fileParser) parseRetry(n *yaml.Node, r *Retry, what string) {
 	}
 }
 
-// value converts a parameter's YAML value, compiling its templates.
+// value converts a parameter's YAML value, compiling its templates. It
+// returns a value even when not ok (a failed template stands in as a
+// template), so that the kind's Spec can still check the rest.
 func (p *fileParser) value(n *yaml.Node, what string) (*pval, bool) {
 	n = resolve(n)
 	switch n.Kind {
@@ -535,12 +583,12 @@ func (p *fileParser) value(n *yaml.Node, what string) (*pval, bool) {
 		v, err := scalarValue(n)
 		if err != nil {
 			p.errAt(n, "%s: %v", what, err)
-			return nil, false
+			return &pval{kind: pvStatic}, false
 		}
 		return &pval{kind: pvStatic, static: v}, true
 	}
 	p.errAt(n, "%s: unsupported YAML value", what)
-	return nil, false
+	return &pval{kind: pvStatic}, false
 }
 
 func (p *fileParser) templateValue(n *yaml.Node, what string) (*pval, bool) {
@@ -548,7 +596,7 @@ func (p *fileParser) templateValue(n *yaml.Node, what string) (*pval, bool) {
 	spans, tail, err := scanTemplate(s)
 	if err != nil {
 		p.errAt(n, "%s: %v", what, err)
-		return nil, false
+		return &pval{kind: pvTemplate}, false
 	}
 	if spans == nil {
 		return &pval{kind: pvStatic, static: tail}, true
@@ -572,10 +620,7 @@ func (p *fileParser) templateValue(n *yaml.Node, what string) (*pval, bool) {
 	if tail != "" {
 		t.parts = append(t.parts, tmplPart{lit: tail})
 	}
-	if !ok {
-		return nil, false
-	}
-	return &pval{kind: pvTemplate, tmpl: t}, true
+	return &pval{kind: pvTemplate, tmpl: t}, ok
 }
 
 // scalarValue converts a non-string YAML scalar to int, float64, bool or
@@ -901,9 +946,9 @@ func (p *fileParser) exprPos(n *yaml.Node, start int, err error) (line, col int)
 func exprMessage(err error) string {
 	var fe *file.Error
 	if errors.As(err, &fe) {
-		return fe.Message
+		return strings.TrimSpace(fe.Message)
 	}
-	return err.Error()
+	return strings.TrimSpace(err.Error())
 }
 
 // findParam follows a ParamError path ("custom.data") through the params
