@@ -1,0 +1,310 @@
+package im
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/friendflow/friendflow/actions"
+)
+
+// MaxContent is IM's message size limit: 8000 bytes of text, or of a
+// custom element's data, desc, ext and sound together.
+const MaxContent = 8000
+
+// MaxMsgLifetime is the longest offline retention IM accepts.
+const MaxMsgLifetime = 7 * 24 * time.Hour
+
+// SendPath is the API path of one C2C message.
+const SendPath = "openim/sendmsg"
+
+// Send is the im.send kind: one C2C message through openim/sendmsg.
+type Send struct {
+	c *Client
+}
+
+// NewSend returns the im.send kind. c may be nil when IM is not configured:
+// the Spec still serves lint, test and explain, and Do fails permanently.
+func NewSend(c *Client) *Send { return &Send{c: c} }
+
+var sendSpec = actions.Spec{
+	Name: "im.send",
+	Doc: "Sends a one-to-one message through the IM REST API (openim/sendmsg) as the admin account, " +
+		"or as `from`. A retried job is the same message to IM (MsgRandom and MsgSeq derive from the " +
+		"job id), so IM's 120-second dedup absorbs repeats. Requests keep to --im-rate.",
+	Params: []actions.Param{
+		{Name: "to", Type: actions.String, Required: true, Doc: "the receiver's UserID (To_Account)"},
+		{Name: "from", Type: actions.String, Doc: "the UserID to send as (From_Account); absent or empty: the admin account"},
+		{Name: "text", Type: actions.String, Doc: "a text message (TIMTextElem), at most 8000 bytes; exactly one of text and custom"},
+		{Name: "custom", Type: actions.Object, Doc: "a custom message (TIMCustomElem); exactly one of text and custom", Fields: []actions.Param{
+			{Name: "data", Type: actions.String, Required: true, Doc: "the payload, not shown in push notifications"},
+			{Name: "desc", Type: actions.String, Doc: "push notification text; without it (or offline_push.desc) there is no offline push"},
+			{Name: "ext", Type: actions.String, Doc: "APNs ext field"},
+			{Name: "sound", Type: actions.String, Doc: "APNs sound"},
+		}},
+		{Name: "sync_other_machine", Type: actions.Bool, Default: false, Doc: "also show the message on the sender's own devices (SyncOtherMachine 1; false sends 2)"},
+		{Name: "cloud_custom_data", Type: actions.String, Doc: "custom data stored with the message and delivered to the receiver (CloudCustomData)"},
+		{Name: "msg_lifetime", Type: actions.Any, Doc: "how long IM keeps the message for an offline receiver: a duration (\"24h\") or whole seconds; 0 = online only; at most 7 days (IM's default)"},
+		{Name: "no_callbacks", Type: actions.Bool, Default: true, Doc: "keep the message from triggering the app's own C2C before/after-send callbacks (ForbidCallbackControl)"},
+		{Name: "no_unread", Type: actions.Bool, Default: false, Doc: "do not count the message as unread (SendMsgControl NoUnread)"},
+		{Name: "no_last_msg", Type: actions.Bool, Default: false, Doc: "do not move the conversation up the receiver's list (SendMsgControl NoLastMsg)"},
+		{Name: "offline_push", Type: actions.Object, Doc: "offline push notification (OfflinePushInfo)", Fields: []actions.Param{
+			{Name: "title", Type: actions.String, Doc: "notification title"},
+			{Name: "desc", Type: actions.String, Doc: "notification text"},
+			{Name: "ext", Type: actions.String, Doc: "pass-through data (JSON for Android vendor channels)"},
+		}},
+	},
+	Validate: validateSend,
+}
+
+// Spec implements actions.Kind.
+func (s *Send) Spec() actions.Spec { return sendSpec }
+
+func isDeferred(v any) bool { _, ok := v.(actions.Deferred); return ok }
+
+func hasDeferred(v any) bool {
+	if m, ok := v.(map[string]any); ok {
+		for _, x := range m {
+			if hasDeferred(x) {
+				return true
+			}
+		}
+		return false
+	}
+	return isDeferred(v)
+}
+
+// validateSend checks what the types cannot; it skips Deferred values.
+func validateSend(p map[string]any) error {
+	if to, ok := p["to"].(string); ok && to == "" {
+		return &actions.ParamError{Path: "to", Msg: "must not be empty"}
+	}
+	_, hasText := p["text"]
+	_, hasCustom := p["custom"]
+	switch {
+	case hasText && hasCustom:
+		return &actions.ParamError{Path: "custom", Msg: "give either text or custom, not both"}
+	case !hasText && !hasCustom:
+		return &actions.ParamError{Path: "text", Msg: "one of text and custom is required"}
+	}
+	if t, ok := p["text"].(string); ok && t == "" {
+		return &actions.ParamError{Path: "text", Msg: "must not be empty"}
+	}
+	if n, path := contentSize(p); n > MaxContent {
+		return &actions.ParamError{Path: path, Msg: fmt.Sprintf("%d bytes is more than IM's %d-byte message limit", n, MaxContent)}
+	}
+	if v, ok := p["msg_lifetime"]; ok && !isDeferred(v) {
+		if _, err := lifetime(v); err != nil {
+			return &actions.ParamError{Path: "msg_lifetime", Msg: err.Error()}
+		}
+	}
+	return nil
+}
+
+// contentSize is the message size IM limits, and the parameter to blame.
+func contentSize(p map[string]any) (int, string) {
+	if t, ok := p["text"].(string); ok {
+		return len(t), "text"
+	}
+	c, ok := p["custom"].(map[string]any)
+	if !ok {
+		return 0, ""
+	}
+	n := 0
+	for _, k := range []string{"data", "desc", "ext", "sound"} {
+		if s, ok := c[k].(string); ok {
+			n += len(s)
+		}
+	}
+	return n, "custom"
+}
+
+// lifetime converts msg_lifetime to whole seconds.
+func lifetime(v any) (int64, error) {
+	var d time.Duration
+	switch x := v.(type) {
+	case time.Duration:
+		d = x
+	case string:
+		if n, err := strconv.ParseInt(x, 10, 64); err == nil {
+			return secondsInRange(n)
+		}
+		pd, err := time.ParseDuration(x)
+		if err != nil {
+			return 0, fmt.Errorf("invalid duration %q (use e.g. 24h, or whole seconds)", x)
+		}
+		d = pd
+	case int:
+		return secondsInRange(int64(x))
+	case int64:
+		return secondsInRange(x)
+	case float64:
+		if x != float64(int64(x)) {
+			return 0, fmt.Errorf("%v is not a whole number of seconds", x)
+		}
+		return secondsInRange(int64(x))
+	case json.Number:
+		n, err := x.Int64()
+		if err != nil {
+			return 0, fmt.Errorf("%v is not a whole number of seconds", x)
+		}
+		return secondsInRange(n)
+	default:
+		return 0, fmt.Errorf("want a duration or seconds, got %T", v)
+	}
+	if d < 0 || d > MaxMsgLifetime {
+		return 0, fmt.Errorf("%v is outside 0 to 7 days", d)
+	}
+	return int64(d / time.Second), nil
+}
+
+func secondsInRange(n int64) (int64, error) {
+	if n < 0 || n > int64(MaxMsgLifetime/time.Second) {
+		return 0, fmt.Errorf("%d seconds is outside 0 to 604800 (7 days)", n)
+	}
+	return n, nil
+}
+
+// sendMsg is the request body of openim/sendmsg (protocol §3.2).
+type sendMsg struct {
+	SyncOtherMachine      int          `json:"SyncOtherMachine"`
+	FromAccount           string       `json:"From_Account,omitempty"`
+	ToAccount             string       `json:"To_Account"`
+	MsgLifeTime           *int64       `json:"MsgLifeTime,omitempty"`
+	MsgSeq                uint32       `json:"MsgSeq"`
+	MsgRandom             uint32       `json:"MsgRandom"`
+	ForbidCallbackControl []string     `json:"ForbidCallbackControl,omitempty"`
+	SendMsgControl        []string     `json:"SendMsgControl,omitempty"`
+	MsgBody               []msgElem    `json:"MsgBody"`
+	CloudCustomData       string       `json:"CloudCustomData,omitempty"`
+	OfflinePushInfo       *offlinePush `json:"OfflinePushInfo,omitempty"`
+}
+
+type msgElem struct {
+	MsgType    string `json:"MsgType"`
+	MsgContent any    `json:"MsgContent"`
+}
+
+type textContent struct {
+	Text string `json:"Text"`
+}
+
+type customContent struct {
+	Data  string `json:"Data"`
+	Desc  string `json:"Desc,omitempty"`
+	Ext   string `json:"Ext,omitempty"`
+	Sound string `json:"Sound,omitempty"`
+}
+
+type offlinePush struct {
+	PushFlag int    `json:"PushFlag"` // 0: push
+	Title    string `json:"Title,omitempty"`
+	Desc     string `json:"Desc,omitempty"`
+	Ext      string `json:"Ext,omitempty"`
+}
+
+type sendMsgResponse struct {
+	MsgTime int64  `json:"MsgTime"`
+	MsgKey  string `json:"MsgKey"`
+}
+
+// MsgIDs derives the MsgRandom and MsgSeq of a job's message from its id:
+// two independent 31-bit values of sha256(id), never 0 (IM fills in a
+// MsgSeq of its own when it is absent). Every attempt of a job therefore
+// sends the same message as far as IM's dedup is concerned, while the ids
+// of different jobs collide with odds of 2⁻⁶².
+func MsgIDs(jobID string) (msgRandom, msgSeq uint32) {
+	h := sha256.Sum256([]byte(jobID))
+	positive := func(b []byte) uint32 {
+		if v := binary.BigEndian.Uint32(b) & 0x7fffffff; v != 0 {
+			return v
+		}
+		return 1
+	}
+	return positive(h[0:4]), positive(h[4:8])
+}
+
+// Do implements actions.Kind.
+func (s *Send) Do(ctx context.Context, job actions.Job, params map[string]any) error {
+	if s.c == nil {
+		return actions.Permanent(errors.New("im.send: IM is not configured (--im-secret-key, --sdkappid)"))
+	}
+	if job.ID == "" {
+		// Without an id every message would share one dedup key.
+		return actions.Permanent(errors.New("im.send: job has no id"))
+	}
+	body, err := buildSendMsg(job.ID, params)
+	if err != nil {
+		return actions.Permanent(fmt.Errorf("im.send: %w", err))
+	}
+	var resp sendMsgResponse
+	if err := s.c.Call(ctx, SendPath, body, &resp); err != nil {
+		return fmt.Errorf("im.send to %s: %w", body.ToAccount, err)
+	}
+	s.c.log.LogAttrs(ctx, slog.LevelDebug, "im.send: sent", slog.String("job_id", job.ID),
+		slog.String("to", body.ToAccount), slog.String("msg_key", resp.MsgKey))
+	return nil
+}
+
+// buildSendMsg turns checked params into the request body.
+func buildSendMsg(jobID string, p map[string]any) (*sendMsg, error) {
+	if err := validateSend(p); err != nil {
+		return nil, err
+	}
+	for k, v := range p {
+		if hasDeferred(v) {
+			return nil, fmt.Errorf("%s: not rendered", k)
+		}
+	}
+	m := &sendMsg{SyncOtherMachine: 2}
+	m.ToAccount, _ = p["to"].(string)
+	m.FromAccount, _ = p["from"].(string)
+	m.MsgRandom, m.MsgSeq = MsgIDs(jobID)
+	if b, _ := p["sync_other_machine"].(bool); b {
+		m.SyncOtherMachine = 1
+	}
+	if b, ok := p["no_callbacks"].(bool); b || !ok {
+		m.ForbidCallbackControl = []string{"ForbidBeforeSendMsgCallback", "ForbidAfterSendMsgCallback"}
+	}
+	if b, _ := p["no_unread"].(bool); b {
+		m.SendMsgControl = append(m.SendMsgControl, "NoUnread")
+	}
+	if b, _ := p["no_last_msg"].(bool); b {
+		m.SendMsgControl = append(m.SendMsgControl, "NoLastMsg")
+	}
+	if v, ok := p["msg_lifetime"]; ok {
+		n, err := lifetime(v)
+		if err != nil {
+			return nil, fmt.Errorf("msg_lifetime: %w", err)
+		}
+		m.MsgLifeTime = &n
+	}
+	m.CloudCustomData, _ = p["cloud_custom_data"].(string)
+	if t, ok := p["text"].(string); ok {
+		m.MsgBody = []msgElem{{MsgType: "TIMTextElem", MsgContent: textContent{Text: t}}}
+	} else {
+		c, _ := p["custom"].(map[string]any)
+		var cc customContent
+		cc.Data, _ = c["data"].(string)
+		cc.Desc, _ = c["desc"].(string)
+		cc.Ext, _ = c["ext"].(string)
+		cc.Sound, _ = c["sound"].(string)
+		m.MsgBody = []msgElem{{MsgType: "TIMCustomElem", MsgContent: cc}}
+	}
+	if op, ok := p["offline_push"].(map[string]any); ok {
+		var push offlinePush
+		push.Title, _ = op["title"].(string)
+		push.Desc, _ = op["desc"].(string)
+		push.Ext, _ = op["ext"].(string)
+		if push != (offlinePush{}) {
+			m.OfflinePushInfo = &push
+		}
+	}
+	return m, nil
+}
