@@ -1,0 +1,329 @@
+package rules
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+)
+
+func matchNames(ms []Match) string {
+	names := make([]string, len(ms))
+	for i, m := range ms {
+		names[i] = m.Rule
+		if m.Shadow {
+			names[i] += "(shadow)"
+		}
+	}
+	return strings.Join(names, ",")
+}
+
+func TestMatchOrderShadowDisabled(t *testing.T) {
+	s := mustLoad(t, map[string]string{
+		"20-b.yaml": `rules:
+  - name: b1
+    when: From_Account == "alice"
+    actions: [{log: {}}]
+  - name: b2-shadow
+    shadow: true
+    once: {key: From_Account}
+    actions: [{log: {}}]
+`,
+		"10-a.yml": `rules:
+  - name: a1
+    actions: [{log: {}}]
+  - name: a2-disabled
+    enabled: false
+    actions: [{log: {}}]
+  - name: a3-delete-only
+    on: Sns.CallbackFriendDelete
+`,
+	})
+	ms := s.Match(&Event{CallbackCommand: CmdFriendAdd, From_Account: "alice"})
+	if got, want := matchNames(ms), "a1,b1,b2-shadow(shadow)"; got != want {
+		t.Fatalf("matches = %s, want %s", got, want)
+	}
+	if sh := ms[2]; sh.Actions != nil || sh.Once == nil || sh.Once.Key != "alice" {
+		t.Errorf("shadow match = %+v", sh)
+	}
+	if got, want := matchNames(s.Match(&Event{CallbackCommand: CmdFriendAdd, From_Account: "bob"})), "a1,b2-shadow(shadow)"; got != want {
+		t.Errorf("matches = %s, want %s", got, want)
+	}
+	if got := s.Match(&Event{CallbackCommand: "Sns.CallbackSomethingElse"}); got != nil {
+		t.Errorf("unknown command matched %v", got)
+	}
+	if got := matchNames(s.Match(&Event{CallbackCommand: CmdFriendDelete})); got != "a3-delete-only" {
+		t.Errorf("delete matches = %s", got)
+	}
+	if s.Len() != 5 {
+		t.Errorf("Len = %d", s.Len())
+	}
+}
+
+func TestMatchRendersTemplates(t *testing.T) {
+	s := mustLoad(t, oneRule(`  - name: r
+    actions:
+      - test.send:
+          to: ${ From_Account }
+          count: ${ PairIndex + 1 }
+          urgent: ${ ForceFlag == 1 }
+          timeout: "${ PairCount }s"
+          headers:
+            Authorization: Bearer ${ env("TOKEN") }
+            X-Literal: $${ not a template }
+          body:
+            pair: ["${ From_Account }", "${ To_Account }", 7]
+            ratio: ${ PairIndex / 2 }
+            nothing: ${ nil }
+            braces: '${ {"a": "}"}.a }'
+            joined: '${ PairIndex }/${ PairCount } ${ ForceFlag == 1 } ${ 1.5 } [${ nil }] ${ [1, "x"] }'
+            plain: 12
+`), func(o *Options) {
+		o.Getenv = func(name string) string { return "env:" + name }
+	})
+	ev := &Event{CallbackCommand: CmdFriendAdd, From_Account: "alice", To_Account: "bob", PairIndex: 3, PairCount: 4, ForceFlag: 1}
+	ms := s.Match(ev)
+	if len(ms) != 1 {
+		t.Fatalf("matches = %v", ms)
+	}
+	got := ms[0].Actions[0].Params
+	want := map[string]any{
+		"to":      "alice",
+		"count":   4,
+		"urgent":  true,
+		"timeout": "4s",
+		"headers": map[string]any{"Authorization": "Bearer env:TOKEN", "X-Literal": "${ not a template }"},
+		"body": map[string]any{
+			"pair":    []any{"alice", "bob", 7},
+			"ratio":   1.5,
+			"nothing": nil,
+			"braces":  "}",
+			"joined":  `3/4 true 1.5 [] [1,"x"]`,
+			"plain":   12,
+		},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("params:\n got  %#v\n want %#v", got, want)
+	}
+
+	// Every Match renders fresh maps: a caller changing one cannot change
+	// the next.
+	got["to"] = "changed"
+	got["body"].(map[string]any)["plain"] = 0
+	again := s.Match(ev)[0].Actions[0].Params
+	if again["to"] != "alice" || again["body"].(map[string]any)["plain"] != 12 {
+		t.Fatalf("second match sees the first one's changes: %v", again)
+	}
+}
+
+func TestMatchSyncFromSpec(t *testing.T) {
+	s := mustLoad(t, oneRule(`  - name: deny
+    on: [Sns.CallbackPrevFriendAdd]
+    actions:
+      - test.deny: {code: 38001}
+      - log: {}
+`))
+	ms := s.Match(&Event{CallbackCommand: CmdPrevFriendAdd})
+	if len(ms) != 1 || !ms[0].Actions[0].Sync || ms[0].Actions[1].Sync {
+		t.Fatalf("matches = %+v", ms)
+	}
+}
+
+func TestMatchRuntimeErrorIsolated(t *testing.T) {
+	type report struct {
+		rule string
+		ev   *Event
+		err  error
+	}
+	var (
+		mu      sync.Mutex
+		reports []report
+	)
+	s := mustLoad(t, oneRule(`  - name: before
+  - name: bad-when
+    when: ForceFlag % PairCount == 0
+  - name: bad-once
+    once: {key: 'string(1 % PairCount)'}
+  - name: bad-template
+    actions:
+      - log: {message: "${ 10 % PairCount }"}
+  - name: after
+`), func(o *Options) {
+		o.OnRuleError = func(rule string, ev *Event, err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			reports = append(reports, report{rule, ev, err})
+		}
+	})
+	ev := &Event{CallbackCommand: CmdFriendAdd, PairCount: 0}
+	if got := matchNames(s.Match(ev)); got != "before,after" {
+		t.Fatalf("matches = %s", got)
+	}
+	if len(reports) != 3 {
+		t.Fatalf("reports = %+v", reports)
+	}
+	for i, want := range []struct{ rule, in string }{
+		{"bad-when", "when: "}, {"bad-once", "once.key: "}, {"bad-template", "action 1 (log): parameter message: ${ 10 % PairCount }: "},
+	} {
+		r := reports[i]
+		if r.rule != want.rule || r.ev != ev || !strings.HasPrefix(r.err.Error(), want.in) || !strings.Contains(r.err.Error(), "divide by zero") {
+			t.Errorf("report %d = %s %v, want %s %q…", i, r.rule, r.err, want.rule, want.in)
+		}
+	}
+	// With PairCount set, all five match.
+	if got := matchNames(s.Match(&Event{CallbackCommand: CmdFriendAdd, PairCount: 2})); got != "before,bad-when,bad-once,bad-template,after" {
+		t.Fatalf("matches = %s", got)
+	}
+	// Without OnRuleError, errors are dropped quietly.
+	s = mustLoad(t, oneRule("  - name: bad\n    when: ForceFlag % PairCount == 0\n"))
+	if got := s.Match(ev); got != nil {
+		t.Fatalf("matches = %v", got)
+	}
+}
+
+func TestIndexKeys(t *testing.T) {
+	proto := EnvPrototype()
+	cases := []struct {
+		when string
+		want *indexKey
+	}{
+		{`From_Account == "a"`, &indexKey{field: "From_Account", strs: []string{"a"}}},
+		{`"a" == ClientCmd && ForceFlag == 1`, &indexKey{field: "ClientCmd", strs: []string{"a"}}},
+		{`PairIndex > 0 and 2 == ForceFlag`, &indexKey{field: "ForceFlag", nums: []int{2}}},
+		{`ClientCmd in ["a", "b"] && To_Account == "x"`, &indexKey{field: "To_Account", strs: []string{"x"}}},
+		{`ClientCmd in ["a", "b"]`, &indexKey{field: "ClientCmd", strs: []string{"a", "b"}}},
+		{`(ClientCmd == "a" && PairIndex == 0) && To_Account != ""`, &indexKey{field: "ClientCmd", strs: []string{"a"}}},
+		{`ClientCmd == "a" || ClientCmd == "b"`, nil},
+		{`!(ClientCmd == "a")`, nil},
+		{`ClientCmd in ["a", 1]`, nil},
+		{`ForceFlag == "1"`, nil},
+		{`ForceFlag == 1.0`, nil},
+		{`env("X") == "a"`, nil},
+		{`Unknown == "a"`, nil},
+		{`let x = ClientCmd; x == "a"`, nil},
+		{``, nil},
+	}
+	for _, c := range cases {
+		if got := indexKeyOf(c.when, proto); !reflect.DeepEqual(got, c.want) {
+			t.Errorf("indexKeyOf(%q) = %+v, want %+v", c.when, got, c.want)
+		}
+	}
+}
+
+// TestIndexedMatchEqualsFullEvaluation checks the index against Explain,
+// which evaluates every rule: for random rules and events, Match must
+// return exactly the rules Explain finds matched, in the same order.
+func TestIndexedMatchEqualsFullEvaluation(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	accounts := []string{"alice", "bob", "carol", "dave"}
+	cmds := []string{"friend_add", "friend_response", "x"}
+	conds := []func() string{
+		func() string { return fmt.Sprintf(`From_Account == %q`, accounts[rng.IntN(4)]) },
+		func() string { return fmt.Sprintf(`%q == To_Account`, accounts[rng.IntN(4)]) },
+		func() string { return fmt.Sprintf(`ClientCmd in [%q, %q]`, cmds[rng.IntN(3)], cmds[rng.IntN(3)]) },
+		func() string { return fmt.Sprintf(`ForceFlag == %d`, rng.IntN(2)) },
+		func() string { return fmt.Sprintf(`PairIndex > %d`, rng.IntN(3)) },
+		func() string { return fmt.Sprintf(`From_Account != %q`, accounts[rng.IntN(4)]) },
+		func() string {
+			return fmt.Sprintf(`(From_Account == %q || To_Account == %q)`, accounts[rng.IntN(4)], accounts[rng.IntN(4)])
+		},
+	}
+	var b strings.Builder
+	b.WriteString("rules:\n")
+	for i := range 300 {
+		fmt.Fprintf(&b, "  - name: r%d\n", i)
+		if rng.IntN(5) == 0 {
+			fmt.Fprintf(&b, "    on: [%s, %s]\n", CmdFriendAdd, CmdFriendDelete)
+		} else if rng.IntN(5) == 0 {
+			fmt.Fprintf(&b, "    on: %s\n", CmdFriendDelete)
+		}
+		if rng.IntN(10) == 0 {
+			b.WriteString("    enabled: false\n")
+		}
+		if n := rng.IntN(4); n > 0 {
+			parts := make([]string, n)
+			for j := range parts {
+				parts[j] = conds[rng.IntN(len(conds))]()
+			}
+			fmt.Fprintf(&b, "    when: '%s'\n", strings.Join(parts, " && "))
+		}
+	}
+	s := mustLoad(t, map[string]string{"r.yaml": b.String()})
+	for range 2000 {
+		ev := &Event{
+			CallbackCommand: []string{CmdFriendAdd, CmdFriendDelete}[rng.IntN(2)],
+			From_Account:    accounts[rng.IntN(4)],
+			To_Account:      accounts[rng.IntN(4)],
+			ClientCmd:       cmds[rng.IntN(3)],
+			ForceFlag:       rng.IntN(2),
+			PairIndex:       rng.IntN(4),
+		}
+		var want []string
+		for _, tr := range s.Explain(ev) {
+			if tr.Status == StatusMatched {
+				want = append(want, tr.Rule)
+			}
+		}
+		if got := matchNames(s.Match(ev)); got != strings.Join(want, ",") {
+			t.Fatalf("event %+v:\n Match   %s\n Explain %s", ev, got, strings.Join(want, ","))
+		}
+	}
+}
+
+func TestMatchConcurrent(t *testing.T) {
+	var errs sync.Map
+	s := mustLoad(t, oneRule(`  - name: by-from
+    when: From_Account == "alice" && PairIndex >= 0
+    once: {key: From_Account + "|" + To_Account}
+    actions:
+      - log: {message: "hi ${ To_Account } #${ PairIndex }"}
+  - name: any
+    when: ForceFlag % PairCount == 0
+    actions:
+      - test.send: {to: "${ To_Account }", count: "${ PairIndex }"}
+`), func(o *Options) {
+		o.OnRuleError = func(rule string, _ *Event, err error) { errs.Store(rule, err) }
+	})
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 500 {
+				to := fmt.Sprintf("u%d-%d", g, i)
+				ev := &Event{CallbackCommand: CmdFriendAdd, From_Account: "alice", To_Account: to, PairIndex: i, PairCount: 1 + i%2}
+				ms := s.Match(ev)
+				if len(ms) != 2 {
+					t.Errorf("matches = %v", ms)
+					return
+				}
+				if got, want := ms[0].Actions[0].Params["message"], fmt.Sprintf("hi %s #%d", to, i); got != want {
+					t.Errorf("message = %v, want %v", got, want)
+					return
+				}
+				if got := ms[1].Actions[0].Params["count"]; got != i {
+					t.Errorf("count = %v, want %d", got, i)
+					return
+				}
+				if i%50 == 0 {
+					s.Explain(ev)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	errs.Range(func(k, v any) bool {
+		t.Errorf("rule %v: %v", k, v)
+		return true
+	})
+}
+
+func TestLoadErrorIsALoadError(t *testing.T) {
+	dir := writeFiles(t, map[string]string{"a.yaml": ""})
+	_, err := Load(dir, Options{Registry: testRegistry(t)})
+	var le *LoadError
+	if !errors.As(err, &le) {
+		t.Fatalf("%T", err)
+	}
+}
