@@ -329,7 +329,7 @@ func (c *Client) call(ctx context.Context, svc string, payload []byte, sig strin
 		e := &Error{Path: svc, HTTPStatus: status, Info: snippet(raw, sig)}
 		switch {
 		case status >= 500, status == http.StatusTooManyRequests, status == http.StatusRequestTimeout:
-			return actions.Transient(e, retryAfter(resp.Header().Get("Retry-After"), time.Now()))
+			return actions.Transient(e, actions.ParseRetryAfter(resp.Header().Get("Retry-After"), time.Now()))
 		}
 		return actions.Permanent(e)
 	}
@@ -436,24 +436,6 @@ func classify(e *Error) error {
 
 // isResign reports codes that a fresh admin UserSig may cure.
 func isResign(code int) bool { return code == 70001 || code == 20002 }
-
-// retryAfter parses a Retry-After value: delay-seconds or an HTTP-date.
-func retryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if n <= 0 {
-			return 0
-		}
-		return time.Duration(min(n, int64(math.MaxInt64/time.Second))) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
-	}
-	return 0
-}
 
 // snippet is a short printable excerpt of a body for error messages.
 func snippet(b []byte, secret string) string {
