@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"sync"
 	"time"
@@ -163,7 +164,14 @@ func checkFields(decl []Param, in map[string]any, prefix string) (map[string]any
 				return nil, &ParamError{Path: prefix + p.Name, Msg: "required parameter is missing"}
 			}
 			if p.Default != nil {
-				out[p.Name] = p.Default
+				// Normalised like a given value, so Do sees one type
+				// whether a value was given or defaulted (a Duration
+				// declared with a "5s" default is a time.Duration too).
+				nv, err := normalise(p, p.Default, prefix+p.Name)
+				if err != nil {
+					return nil, fmt.Errorf("invalid default: %w", err)
+				}
+				out[p.Name] = nv
 			}
 			continue
 		}
@@ -221,9 +229,14 @@ func normalise(p *Param, v any, path string) (any, error) {
 		case int64:
 			return n, nil
 		case uint64:
+			if n > math.MaxInt64 {
+				return nil, bad()
+			}
 			return int64(n), nil
 		case float64:
-			if n != float64(int64(n)) {
+			// The range check first: converting an out-of-range float
+			// is implementation-defined (it saturates on arm64).
+			if n < math.MinInt64 || n >= math.MaxInt64 || n != float64(int64(n)) {
 				return nil, bad()
 			}
 			return int64(n), nil
@@ -244,6 +257,9 @@ func normalise(p *Param, v any, path string) (any, error) {
 	case Duration:
 		switch d := v.(type) {
 		case time.Duration:
+			if d < 0 {
+				return nil, &ParamError{Path: path, Msg: fmt.Sprintf("negative duration %v", d)}
+			}
 			return d, nil
 		case string:
 			dd, err := time.ParseDuration(d)
