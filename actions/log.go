@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"sort"
 )
 
 // Log writes one structured log record per job. It never fails: a log line
@@ -42,8 +43,16 @@ func (l *Log) Do(ctx context.Context, job Job, params map[string]any) error {
 	if logger == nil {
 		logger = slog.Default()
 	}
+	// Comma-ok reads: a log action must not panic on params that skipped
+	// Check (an unknown level is info, a missing message the default).
 	var level slog.Level
-	_ = level.UnmarshalText([]byte(params["level"].(string)))
+	if s, ok := params["level"].(string); ok {
+		_ = level.UnmarshalText([]byte(s))
+	}
+	msg, ok := params["message"].(string)
+	if !ok {
+		msg = "rule matched"
+	}
 	if !logger.Enabled(ctx, level) {
 		return nil // skip decoding the event for a line nobody will see
 	}
@@ -65,12 +74,18 @@ func (l *Log) Do(ctx context.Context, job Job, params map[string]any) error {
 		}
 	}
 	if f, ok := params["fields"].(map[string]any); ok && len(f) > 0 {
+		// Sorted, so one rule's lines always read the same way.
+		keys := make([]string, 0, len(f))
+		for k := range f {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
 		fa := make([]any, 0, len(f))
-		for k, v := range f {
-			fa = append(fa, slog.Any(k, v))
+		for _, k := range keys {
+			fa = append(fa, slog.Any(k, f[k]))
 		}
 		attrs = append(attrs, slog.Group("fields", fa...))
 	}
-	logger.LogAttrs(ctx, level, params["message"].(string), attrs...)
+	logger.LogAttrs(ctx, level, msg, attrs...)
 	return nil
 }
