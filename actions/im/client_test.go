@@ -443,7 +443,7 @@ func TestCallRateLimit(t *testing.T) {
 	// No window of one second holds more than rate+burst requests.
 	for i, a := range reqs {
 		n := 0
-		for _, b := range reqs[i:] {
+		for _, b := range reqs {
 			if d := b.Received.Sub(a.Received); d >= 0 && d < 100*time.Millisecond {
 				n++
 			}

@@ -177,9 +177,12 @@ func TestSendRetryIsTheSameMessage(t *testing.T) {
 			t.Fatalf("attempt %d: %s (%v), want %s", i+1, got, err, want)
 		}
 	}
-	reqs := srv.Requests()
-	if len(reqs) != 4 {
-		t.Fatalf("%d requests", len(reqs))
+	// The attempt that timed out is recorded once the server has noticed.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	reqs, err := srv.WaitRequests(ctx, 4)
+	if err != nil {
+		t.Fatal(err)
 	}
 	for _, r := range reqs[1:] {
 		if string(r.Body) != string(reqs[0].Body) {

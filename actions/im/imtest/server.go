@@ -180,7 +180,8 @@ func (s *Server) Script(replies ...Reply) {
 	s.script = append(s.script, replies...)
 }
 
-// Requests returns every request received so far, in arrival order.
+// Requests returns every request answered so far, in the order of the
+// answers.
 func (s *Server) Requests() []Request {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -221,7 +222,27 @@ func (s *Server) WaitMessages(ctx context.Context, n int) ([]Message, error) {
 	}
 }
 
-// notify wakes WaitMessages; s.mu must be held.
+// WaitRequests waits until at least n requests were answered and returns
+// them, or returns ctx's error with those answered so far. A request is
+// recorded when its answer is ready, so a slow one that its client gave up
+// on may be recorded after later ones.
+func (s *Server) WaitRequests(ctx context.Context, n int) ([]Request, error) {
+	for {
+		s.mu.Lock()
+		reqs, ch := slices.Clone(s.requests), s.changed
+		s.mu.Unlock()
+		if len(reqs) >= n {
+			return reqs, nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return reqs, fmt.Errorf("imtest: %d of %d requests: %w", len(reqs), n, ctx.Err())
+		}
+	}
+}
+
+// notify wakes the waiters; s.mu must be held.
 func (s *Server) notify() {
 	close(s.changed)
 	s.changed = make(chan struct{})

@@ -39,15 +39,18 @@ func (c *rawClient) query(mod func(url.Values)) string {
 	return q.Encode()
 }
 
-// send returns the envelope's ErrorCode.
+// send returns the envelope's ErrorCode, or -1 when there is none. It
+// may run in its own goroutine, so it reports with Errorf.
 func (c *rawClient) send(method, path, rawQuery, body string) int {
 	req, err := http.NewRequest(method, c.srv.URL+path+"?"+rawQuery, strings.NewReader(body))
 	if err != nil {
-		c.t.Fatal(err)
+		c.t.Error(err)
+		return -1
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		c.t.Fatal(err)
+		c.t.Error(err)
+		return -1
 	}
 	defer resp.Body.Close()
 	var env struct {
@@ -55,7 +58,8 @@ func (c *rawClient) send(method, path, rawQuery, body string) int {
 		ErrorCode    int
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&env); err != nil {
-		c.t.Fatal(err)
+		c.t.Error(err)
+		return -1
 	}
 	if (env.ErrorCode == 0) != (env.ActionStatus == "OK") {
 		c.t.Errorf("envelope %+v", env)
