@@ -71,6 +71,20 @@ var webhookSpec = Spec{
 func (w *Webhook) Spec() Spec { return webhookSpec }
 
 func validateWebhook(p map[string]any) error {
+	if err := checkWebhook(p); err != nil {
+		return err
+	}
+	if b, ok := p["body"]; ok && !containsDeferred(b) {
+		if _, err := encodeHookBody(b); err != nil {
+			return &ParamError{Path: "body", Msg: err.Error()}
+		}
+	}
+	return nil
+}
+
+// checkWebhook is validateWebhook without the body, which Do encodes
+// (and checks) once, itself.
+func checkWebhook(p map[string]any) error {
 	if s, ok := p["url"].(string); ok {
 		if _, err := parseHookURL(s); err != nil {
 			return &ParamError{Path: "url", Msg: err.Error()}
@@ -85,11 +99,6 @@ func validateWebhook(p map[string]any) error {
 	}
 	if d, ok := p["timeout"].(time.Duration); ok && (d <= 0 || d > maxWebhookTimeout) {
 		return &ParamError{Path: "timeout", Msg: fmt.Sprintf("%v is outside (0, %v]", d, maxWebhookTimeout)}
-	}
-	if b, ok := p["body"]; ok && !containsDeferred(b) {
-		if _, err := encodeHookBody(b); err != nil {
-			return &ParamError{Path: "body", Msg: err.Error()}
-		}
 	}
 	return nil
 }
@@ -190,7 +199,7 @@ var errRedirect = errors.New("redirect refused")
 
 // Do implements Kind.
 func (w *Webhook) Do(ctx context.Context, job Job, params map[string]any) error {
-	if err := validateWebhook(params); err != nil {
+	if err := checkWebhook(params); err != nil {
 		return Permanent(fmt.Errorf("webhook: %w", err))
 	}
 	rawURL, _ := params["url"].(string)

@@ -200,6 +200,9 @@ func ResolveEndpoint(s string) (string, error) {
 		return "", fmt.Errorf("im: endpoint %q: scheme must be https", s)
 	}
 	u.Path = strings.TrimRight(u.Path, "/")
+	if strings.HasSuffix(u.Path, "/v4") {
+		return "", fmt.Errorf("im: endpoint %q: leave out /v4, it is added to every request", s)
+	}
 	u.RawPath = ""
 	return u.String(), nil
 }
