@@ -1,0 +1,348 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/friendflow/friendflow/actions"
+	"github.com/friendflow/friendflow/engine/queue"
+	"github.com/friendflow/friendflow/rules"
+)
+
+// Queue is what the engine needs of the durable queue.
+type Queue interface {
+	Enqueue(ctx context.Context, callbackID string, jobs []queue.Job) error
+	Once(ctx context.Context, key string, ttl time.Duration) (first bool, err error)
+	Forget(ctx context.Context, key string, ttl time.Duration) error
+}
+
+// Engine is the Handler that matches every event of a callback against the
+// active rules, decides Prev callbacks, and stores the matched actions as
+// jobs before the callback is answered.
+type Engine struct {
+	Rules   func() *rules.Set // the active set; nil until the first load
+	Queue   Queue
+	Logger  *slog.Logger
+	Metrics *Metrics // nil: not counted
+
+	// DecisionTimeout bounds the synchronous decision of a Prev callback,
+	// far inside Tencent's 2 s. When it passes, or a rule fails for a
+	// target, the target is allowed, unless FailClosed, which denies with
+	// FailCode.
+	DecisionTimeout time.Duration
+	FailClosed      bool
+	FailCode        int
+	Now             func() time.Time
+
+	// failed marks the events of in-flight Prev callbacks for which a rule
+	// failed, keyed by *rules.Event: the rule set reports errors through
+	// one callback for all requests.
+	failed sync.Map
+}
+
+// OnRuleError is the rules.Options.OnRuleError of the sets the engine
+// uses: a runtime error in one rule is logged, counted, and for a Prev
+// callback remembered for its target's decision.
+func (e *Engine) OnRuleError(rule string, ev *rules.Event, err error) {
+	e.logger().Warn("rule failed at run time; counted as no match",
+		"rule", rule, "error", err.Error(), "command", ev.CallbackCommand,
+		"from", ev.From_Account, "to", ev.To_Account, "pair_index", ev.PairIndex)
+	if e.Metrics != nil {
+		e.Metrics.RuleErrors.WithLabelValues(rule).Inc()
+	}
+	if v, ok := e.failed.Load(ev); ok {
+		v.(*failFlag).set()
+	}
+}
+
+type failFlag struct {
+	mu sync.Mutex
+	on bool
+}
+
+func (f *failFlag) set() { f.mu.Lock(); f.on = true; f.mu.Unlock() }
+func (f *failFlag) get() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.on
+}
+
+func (e *Engine) logger() *slog.Logger {
+	if e.Logger != nil {
+		return e.Logger
+	}
+	return slog.Default()
+}
+
+func (e *Engine) now() time.Time {
+	if e.Now != nil {
+		return e.Now()
+	}
+	return time.Now()
+}
+
+// ErrNoRules is returned while no rule set has been loaded.
+var ErrNoRules = errors.New("no rules loaded yet")
+
+// Handle implements Handler.
+func (e *Engine) Handle(ctx context.Context, cb *Callback) (Reply, error) {
+	set := e.Rules()
+	if set == nil {
+		return Reply{}, ErrNoRules
+	}
+	if e.Metrics != nil {
+		e.Metrics.Events.WithLabelValues(cb.Command).Add(float64(len(cb.Events)))
+	}
+	log := e.logger().With("callback_id", cb.ID)
+	reply := OK()
+	var matches [][]rules.Match
+	if rules.IsPrev(cb.Command) {
+		matches, reply.ResultItem = e.decide(ctx, set, cb, log)
+	} else {
+		matches = make([][]rules.Match, len(cb.Events))
+		for i := range cb.Events {
+			matches[i] = set.Match(&cb.Events[i])
+		}
+	}
+	e.countMatches(matches)
+
+	jobs, recorded, err := e.jobs(ctx, cb, matches, log)
+	if err == nil && len(jobs) > 0 {
+		err = e.Queue.Enqueue(ctx, cb.ID, jobs)
+	}
+	if err != nil {
+		// Nothing of the callback was stored (one message per callback),
+		// so undo the once keys it claimed: a retried callback must not be
+		// taken for a duplicate of one whose work was lost.
+		for _, o := range recorded {
+			if ferr := e.Queue.Forget(context.WithoutCancel(ctx), o.Key, o.For); ferr != nil {
+				log.Warn("could not release a once key after a failed enqueue", "error", ferr.Error())
+			}
+		}
+		if reply.ResultItem != nil {
+			// The decision is what Tencent waits for; losing it would turn
+			// a storage hiccup into blocked friend requests.
+			log.Error("jobs of a before-callback could not be stored; replying with the decisions", "error", err.Error(), "jobs", len(jobs))
+			return reply, nil
+		}
+		return Reply{}, fmt.Errorf("storing %d jobs: %w", len(jobs), err)
+	}
+	if len(jobs) > 0 {
+		log.Debug("callback accepted", "command", cb.Command, "events", len(cb.Events), "jobs", len(jobs))
+	}
+	return reply, nil
+}
+
+// decide runs the rules of a Prev callback within DecisionTimeout and
+// returns one ResultItem per target: the first matching rule (file order)
+// with a deny action denies; otherwise the target is allowed.
+func (e *Engine) decide(ctx context.Context, set *rules.Set, cb *Callback, log *slog.Logger) ([][]rules.Match, []ResultItem) {
+	start := time.Now()
+	timeout := e.DecisionTimeout
+	if timeout <= 0 {
+		timeout = 500 * time.Millisecond
+	}
+	flags := make([]*failFlag, len(cb.Events))
+	for i := range cb.Events {
+		flags[i] = &failFlag{}
+		e.failed.Store(&cb.Events[i], flags[i])
+	}
+	done := make(chan [][]rules.Match, 1)
+	go func() {
+		ms := make([][]rules.Match, len(cb.Events))
+		for i := range cb.Events {
+			ms[i] = set.Match(&cb.Events[i])
+		}
+		done <- ms
+	}()
+	var matches [][]rules.Match
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	timedOut := false
+	select {
+	case matches = <-done:
+	case <-timer.C:
+		timedOut = true
+	case <-ctx.Done():
+		timedOut = true
+	}
+	items := make([]ResultItem, len(cb.Events))
+	for i := range cb.Events {
+		ev := &cb.Events[i]
+		items[i] = ResultItem{To_Account: ev.To_Account}
+		failed := timedOut || flags[i].get()
+		if !timedOut {
+			e.failed.Delete(ev)
+		}
+		decision := "allow"
+		if !timedOut {
+			for _, m := range matches[i] {
+				if m.Shadow {
+					continue
+				}
+				if code, info, ok := denyOf(m); ok {
+					items[i].ResultCode, items[i].ResultInfo = code, info
+					decision = "deny"
+					log.Info("target denied", "rule", m.Rule, "command", cb.Command, "from", ev.From_Account, "to", ev.To_Account, "code", code)
+					break
+				}
+			}
+		}
+		if decision == "allow" && failed {
+			if e.FailClosed {
+				items[i].ResultCode, items[i].ResultInfo = e.failCode(), "friendflow could not decide"
+				decision = "fail_closed"
+			} else {
+				decision = "fail_open"
+			}
+			log.Warn("decision failed", "decision", decision, "timed_out", timedOut, "command", cb.Command, "to", ev.To_Account)
+		}
+		if e.Metrics != nil {
+			e.Metrics.Decisions.WithLabelValues(cb.Command, decision).Inc()
+		}
+	}
+	if timedOut {
+		// The matching goroutine may still hold the events; clean up once
+		// it ends, without waiting for it here.
+		go func() {
+			<-done
+			for i := range cb.Events {
+				e.failed.Delete(&cb.Events[i])
+			}
+		}()
+		matches = make([][]rules.Match, len(cb.Events)) // nothing is queued for a callback we could not decide
+	}
+	if e.Metrics != nil {
+		e.Metrics.DecisionDuration.Observe(time.Since(start).Seconds())
+	}
+	return matches, items
+}
+
+func (e *Engine) failCode() int {
+	if e.FailCode != 0 {
+		return e.FailCode
+	}
+	return 38000
+}
+
+// denyOf returns the decision of a match's deny action, if it has one.
+func denyOf(m rules.Match) (code int, info string, ok bool) {
+	for _, a := range m.Actions {
+		if a.Kind != "deny" {
+			continue
+		}
+		c, _ := toInt(a.Params["code"])
+		r, _ := a.Params["reason"].(string)
+		return c, r, true
+	}
+	return 0, "", false
+}
+
+func toInt(v any) (int, bool) {
+	switch n := v.(type) {
+	case int:
+		return n, true
+	case int64:
+		return int(n), true
+	case float64:
+		return int(n), true
+	case string:
+		i, err := strconv.Atoi(n)
+		return i, err == nil
+	}
+	return 0, false
+}
+
+func (e *Engine) countMatches(matches [][]rules.Match) {
+	if e.Metrics == nil {
+		return
+	}
+	for i := range matches {
+		for _, m := range matches[i] {
+			e.Metrics.RuleMatches.WithLabelValues(m.Rule).Inc()
+		}
+	}
+}
+
+// jobs turns the matches into jobs, claiming once keys on the way. It
+// returns the keys it claimed so that a failed enqueue can release them.
+func (e *Engine) jobs(ctx context.Context, cb *Callback, matches [][]rules.Match, log *slog.Logger) ([]queue.Job, []rules.Once, error) {
+	var (
+		jobs     []queue.Job
+		recorded []rules.Once
+		now      = e.now()
+	)
+	for i := range matches {
+		var event json.RawMessage
+		for mi, m := range matches[i] {
+			if m.Shadow {
+				log.Info("shadow rule matched; no action runs", "rule", m.Rule, "from", cb.Events[i].From_Account, "to", cb.Events[i].To_Account)
+				continue
+			}
+			queued := 0
+			for _, a := range m.Actions {
+				if !a.Sync {
+					queued++
+				}
+			}
+			if queued == 0 {
+				continue
+			}
+			var displayKey string
+			if m.Once != nil {
+				displayKey = m.Once.Key
+				// Scoped to the rule: two rules with the same key expression
+				// must not silence each other.
+				onceKey := m.Rule + "\x00" + m.Once.Key
+				first, err := e.Queue.Once(ctx, onceKey, m.Once.For)
+				if err != nil {
+					return nil, recorded, fmt.Errorf("once key of rule %s: %w", m.Rule, err)
+				}
+				if !first {
+					log.Info("once: seen within its window; actions skipped", "rule", m.Rule,
+						"from", cb.Events[i].From_Account, "to", cb.Events[i].To_Account, "for", m.Once.For.String())
+					if e.Metrics != nil {
+						e.Metrics.OnceSkips.WithLabelValues(m.Rule).Inc()
+					}
+					continue
+				}
+				recorded = append(recorded, rules.Once{Key: onceKey, For: m.Once.For})
+			}
+			if event == nil {
+				b, err := json.Marshal(&cb.Events[i])
+				if err != nil {
+					return nil, recorded, fmt.Errorf("encoding event: %w", err)
+				}
+				event = b
+			}
+			for ai, a := range m.Actions {
+				if a.Sync {
+					continue
+				}
+				j := queue.Job{
+					Job: actions.Job{
+						ID:     cb.ID + "-" + strconv.Itoa(i) + "-" + strconv.Itoa(mi) + "-" + strconv.Itoa(ai),
+						Rule:   m.Rule,
+						Action: a.Kind,
+						Params: a.Params,
+						Event:  event,
+					},
+					Retry:      queue.Retry{Attempts: a.Retry.Attempts, Backoff: a.Retry.Backoff, MaxBackoff: a.Retry.MaxBackoff},
+					OnceKey:    displayKey,
+					CallbackID: cb.ID,
+				}
+				if a.Delay > 0 {
+					j.Due = now.Add(a.Delay)
+				}
+				jobs = append(jobs, j)
+			}
+		}
+	}
+	return jobs, recorded, nil
+}

@@ -1,0 +1,434 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/friendflow/friendflow/actions"
+	"github.com/friendflow/friendflow/engine/queue"
+	"github.com/friendflow/friendflow/rules"
+)
+
+// recordKind is a test action that records every job it runs.
+type recordKind struct {
+	mu   sync.Mutex
+	jobs []actions.Job
+}
+
+func (k *recordKind) Spec() actions.Spec {
+	return actions.Spec{Name: "record", Params: []actions.Param{{Name: "note", Type: actions.String}}}
+}
+
+func (k *recordKind) Do(ctx context.Context, job actions.Job, params map[string]any) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.jobs = append(k.jobs, job)
+	return nil
+}
+
+func (k *recordKind) snapshot() []actions.Job {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return append([]actions.Job(nil), k.jobs...)
+}
+
+func (k *recordKind) wait(t *testing.T, n int) []actions.Job {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if js := k.snapshot(); len(js) >= n {
+			return js
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("want %d jobs run, got %d", n, len(k.snapshot()))
+	return nil
+}
+
+type harness struct {
+	eng    *Engine
+	q      *queue.Queue
+	rec    *recordKind
+	set    *rules.Set
+	logs   *syncBuffer
+}
+
+// newHarness loads the rules in yaml into a real rule set and runs them on
+// a real embedded queue.
+func newHarness(t *testing.T, yaml string, run bool) *harness {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "rules.yaml"), []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{rec: &recordKind{}, logs: &syncBuffer{}}
+	log := slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	var reg actions.Registry
+	for _, k := range []actions.Kind{h.rec, &actions.Log{Logger: log}, &actions.Deny{}} {
+		if err := reg.Register(k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.eng = &Engine{Logger: log, Metrics: NewMetrics("test", "test"), DecisionTimeout: 500 * time.Millisecond}
+	set, err := rules.Load(dir, rules.Options{Registry: &reg, OnRuleError: h.eng.OnRuleError})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.set = set
+	h.eng.Rules = func() *rules.Set { return h.set }
+	q, err := queue.Open(context.Background(), queue.Config{DataDir: filepath.Join(dir, "data"), Registry: &reg, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = q.Stop(5 * time.Second) })
+	h.q = q
+	h.eng.Queue = q
+	if run {
+		ctx, cancel := context.WithCancel(context.Background())
+		t.Cleanup(cancel)
+		go func() { _ = q.Run(ctx) }()
+	}
+	return h
+}
+
+func (h *harness) callback(t *testing.T, cmd, sample string) *Callback {
+	t.Helper()
+	cb := newCB(cmd)
+	cb.ID = newID()
+	if err := Decode(readSample(t, sample), cb); err != nil {
+		t.Fatal(err)
+	}
+	return cb
+}
+
+const welcomeRules = `
+rules:
+  - name: welcome
+    when: ClientCmd in ["friend_response", "FriendResponse"]
+    once:
+      key: 'From_Account < To_Account ? From_Account + "|" + To_Account : To_Account + "|" + From_Account'
+      for: 1h
+    actions:
+      - record: { note: "welcome ${ To_Account } from ${ From_Account }" }
+  - name: audit-every-add
+    actions:
+      - record: { note: "added ${ To_Account }" }
+  - name: shadow-candidate
+    shadow: true
+    actions:
+      - record: { note: "never runs" }
+`
+
+func TestEngineQueuesMatchedActionsAndRunsThem(t *testing.T) {
+	h := newHarness(t, welcomeRules, true)
+	cb := h.callback(t, rules.CmdFriendAdd, "friend_add_response.json")
+	reply, err := h.eng.Handle(context.Background(), cb)
+	if err != nil || reply.ActionStatus != "OK" || reply.ResultItem != nil {
+		t.Fatalf("reply %+v, %v", reply, err)
+	}
+	// Two pairs: the welcome once (the pair's second direction is the same
+	// friendship), the audit twice, the shadow rule never.
+	jobs := h.rec.wait(t, 3)
+	time.Sleep(200 * time.Millisecond) // a fourth job, if wrongly queued, has had time to run
+	jobs = h.rec.snapshot()
+	if len(jobs) != 3 {
+		t.Fatalf("ran %d jobs, want 3: %+v", len(jobs), jobs)
+	}
+	notes := map[string]int{}
+	for _, j := range jobs {
+		notes[j.Params["note"].(string)]++
+		if !strings.HasPrefix(j.ID, cb.ID+"-") {
+			t.Errorf("job id %q not derived from callback id %q", j.ID, cb.ID)
+		}
+		var ev rules.Event
+		if err := json.Unmarshal(j.Event, &ev); err != nil || ev.CallbackCommand != rules.CmdFriendAdd {
+			t.Errorf("job event %s: %v", j.Event, err)
+		}
+	}
+	if notes["welcome bob from alice"] != 1 || notes["added bob"] != 1 || notes["added alice"] != 1 {
+		t.Fatalf("notes %v", notes)
+	}
+	if !strings.Contains(h.logs.String(), `"rule":"shadow-candidate"`) {
+		t.Error("shadow match not logged")
+	}
+
+	// The same friendship again within the once window: no second welcome.
+	cb2 := h.callback(t, rules.CmdFriendAdd, "friend_add_response.json")
+	if _, err := h.eng.Handle(context.Background(), cb2); err != nil {
+		t.Fatal(err)
+	}
+	jobs = h.rec.wait(t, 5)
+	for _, j := range jobs[3:] {
+		if strings.HasPrefix(j.Params["note"].(string), "welcome") {
+			t.Fatalf("welcomed twice: %+v", j)
+		}
+	}
+}
+
+// failingQueue is the real queue with Enqueue made to fail, to check what a
+// failed store leaves behind.
+type failingQueue struct{ *queue.Queue }
+
+func (failingQueue) Enqueue(context.Context, string, []queue.Job) error {
+	return errors.New("stream unavailable")
+}
+
+func TestEngineFailedEnqueueReleasesOnceKeys(t *testing.T) {
+	h := newHarness(t, welcomeRules, false)
+	h.eng.Queue = failingQueue{h.q}
+	cb := h.callback(t, rules.CmdFriendAdd, "friend_add_response.json")
+	if _, err := h.eng.Handle(context.Background(), cb); err == nil || !strings.Contains(err.Error(), "stream unavailable") {
+		t.Fatalf("err %v", err)
+	}
+	// Tencent (or an operator) retries the callback: it must be welcomed,
+	// not taken for a duplicate of the lost one.
+	h.eng.Queue = h.q
+	first, err := h.q.Once(context.Background(), "welcome\x00alice|bob", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !first {
+		t.Fatal("the once key of a callback whose jobs were not stored was kept")
+	}
+}
+
+func TestEngineReceiverFailsWhenStoreFails(t *testing.T) {
+	h := newHarness(t, welcomeRules, false)
+	h.eng.Queue = failingQueue{h.q}
+	rc := &Receiver{SdkAppid: testAppID, Handler: h.eng, Logger: slog.New(slog.DiscardHandler)}
+	srv := httptest.NewServer(rc)
+	defer srv.Close()
+	resp, err := http.Post(srv.URL+"?SdkAppid=1400000000&CallbackCommand=Sns.CallbackFriendAdd", "application/json", strings.NewReader(string(readSample(t, "friend_add.json"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var r Reply
+	_ = json.NewDecoder(resp.Body).Decode(&r)
+	if resp.StatusCode != http.StatusServiceUnavailable || r.ActionStatus != "FAIL" || r.ErrorCode != 1 || !strings.Contains(r.ErrorInfo, "stream unavailable") {
+		t.Fatalf("got %d %+v", resp.StatusCode, r)
+	}
+}
+
+const denyRules = `
+rules:
+  - name: allow-restapi
+    on: [Sns.CallbackPrevFriendAdd]
+    when: OptPlatform == "RESTAPI"
+    actions:
+      - log: { message: "admin add allowed" }
+  - name: deny-spam
+    on: [Sns.CallbackPrevFriendAdd]
+    when: OptPlatform != "RESTAPI" && AddWording matches "(?i)casino|loan"
+    actions:
+      - deny: { code: 38001, reason: "spam" }
+      - record: { note: "spam from ${ From_Account } to ${ To_Account }" }
+  - name: deny-flagged-shadow
+    on: [Sns.CallbackPrevFriendAdd]
+    shadow: true
+    when: To_Account == "id1"
+    actions:
+      - deny: { code: 38002, reason: "shadow only" }
+  - name: second-denier
+    on: [Sns.CallbackPrevFriendAdd]
+    when: AddWording contains "loan"
+    actions:
+      - deny: { code: 38999, reason: "never wins: deny-spam comes first" }
+`
+
+func prevCallback(t *testing.T, wordings ...string) *Callback {
+	t.Helper()
+	type item struct {
+		To_Account string `json:"To_Account"`
+		AddWording string `json:"AddWording"`
+	}
+	body := struct {
+		CallbackCommand   string `json:"CallbackCommand"`
+		Requester_Account string `json:"Requester_Account"`
+		From_Account      string `json:"From_Account"`
+		FriendItem        []item `json:"FriendItem"`
+	}{CallbackCommand: rules.CmdPrevFriendAdd, Requester_Account: "mallory", From_Account: "mallory"}
+	for i, w := range wordings {
+		body.FriendItem = append(body.FriendItem, item{To_Account: "id" + string(rune('1'+i)), AddWording: w})
+	}
+	data, _ := json.Marshal(body)
+	cb := newCB(rules.CmdPrevFriendAdd)
+	cb.ID = newID()
+	cb.OptPlatform = "Android"
+	if err := Decode(data, cb); err != nil {
+		t.Fatal(err)
+	}
+	return cb
+}
+
+func TestEngineDecidesEachTarget(t *testing.T) {
+	h := newHarness(t, denyRules, true)
+	cb := prevCallback(t, "hi, remember me?", "cheap LOANS here", "visit my casino")
+	reply, err := h.eng.Handle(context.Background(), cb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []ResultItem{
+		{To_Account: "id1"}, // only the shadow rule denies it: allowed
+		{To_Account: "id2", ResultCode: 38001, ResultInfo: "spam"},
+		{To_Account: "id3", ResultCode: 38001, ResultInfo: "spam"},
+	}
+	if len(reply.ResultItem) != len(want) {
+		t.Fatalf("reply %+v", reply)
+	}
+	for i := range want {
+		if reply.ResultItem[i] != want[i] {
+			t.Errorf("target %d: got %+v, want %+v", i, reply.ResultItem[i], want[i])
+		}
+	}
+	// The deny rules' other actions go through the queue as usual.
+	jobs := h.rec.wait(t, 2)
+	notes := map[string]bool{}
+	for _, j := range jobs {
+		notes[j.Params["note"].(string)] = true
+	}
+	if !notes["spam from mallory to id2"] || !notes["spam from mallory to id3"] {
+		t.Fatalf("jobs %v", notes)
+	}
+
+	// From the REST API everything is allowed.
+	cb = prevCallback(t, "casino")
+	cb.OptPlatform = "RESTAPI"
+	for i := range cb.Events {
+		cb.Events[i].OptPlatform = "RESTAPI"
+	}
+	reply, err = h.eng.Handle(context.Background(), cb)
+	if err != nil || reply.ResultItem[0].ResultCode != 0 {
+		t.Fatalf("RESTAPI: %+v %v", reply, err)
+	}
+}
+
+const slowRules = `
+rules:
+  - name: slow
+    on: [Sns.CallbackPrevFriendAdd]
+    when: 'all(1..3000000, # > 0) && AddWording != "never"'
+    actions:
+      - deny: { code: 38001, reason: "slow" }
+`
+
+const failingRules = `
+rules:
+  - name: broken-at-runtime
+    on: [Sns.CallbackPrevFriendAdd]
+    when: int(AddWording) > 3
+    actions:
+      - deny: { code: 38001, reason: "number" }
+`
+
+func TestEngineDecisionFailOpenAndClosed(t *testing.T) {
+	for _, tc := range []struct {
+		name, rules string
+		closed      bool
+		want        int
+		decision    string
+	}{
+		{"timeout open", slowRules, false, 0, "fail_open"},
+		{"timeout closed", slowRules, true, 38123, "fail_closed"},
+		{"rule error open", failingRules, false, 0, "fail_open"},
+		{"rule error closed", failingRules, true, 38123, "fail_closed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, tc.rules, false)
+			h.eng.DecisionTimeout = time.Millisecond
+			if tc.rules == failingRules {
+				h.eng.DecisionTimeout = time.Second
+			}
+			h.eng.FailClosed, h.eng.FailCode = tc.closed, 38123
+			cb := prevCallback(t, "not a number")
+			reply, err := h.eng.Handle(context.Background(), cb)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := reply.ResultItem[0].ResultCode; got != tc.want {
+				t.Fatalf("ResultCode %d, want %d", got, tc.want)
+			}
+			if !strings.Contains(h.logs.String(), `"decision":"`+tc.decision+`"`) {
+				t.Fatalf("no %s log line: %s", tc.decision, h.logs.String())
+			}
+		})
+	}
+}
+
+func TestEngineNoRules(t *testing.T) {
+	e := &Engine{Rules: func() *rules.Set { return nil }}
+	if _, err := e.Handle(context.Background(), newCB(rules.CmdFriendAdd)); !errors.Is(err, ErrNoRules) {
+		t.Fatalf("err %v", err)
+	}
+}
+
+func BenchmarkDecide100Rules(b *testing.B) {
+	var sb strings.Builder
+	sb.WriteString("rules:\n")
+	for i := range 99 {
+		sb.WriteString("  - name: r" + string(rune('a'+i%26)) + strings.Repeat("x", i/26) + "\n")
+		sb.WriteString("    on: [Sns.CallbackPrevFriendAdd]\n")
+		switch i % 3 {
+		case 0:
+			sb.WriteString("    when: From_Account == \"flagged" + strings.Repeat("x", i) + "\"\n")
+		case 1:
+			sb.WriteString("    when: AddWording matches \"(?i)casino" + strings.Repeat("x", i) + "\"\n")
+		default:
+			sb.WriteString("    when: AddSource == \"AddSource_Type_Web\" && ForceAddFlags == 1\n")
+		}
+		sb.WriteString("    actions:\n      - deny: { code: 38001, reason: spam }\n")
+	}
+	sb.WriteString("  - name: spam\n    on: [Sns.CallbackPrevFriendAdd]\n    when: AddWording matches \"(?i)casino|loan\"\n    actions:\n      - deny: { code: 38002, reason: spam }\n")
+	dir := b.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "r.yaml"), []byte(sb.String()), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	var reg actions.Registry
+	_ = reg.Register(&actions.Deny{})
+	set, err := rules.Load(dir, rules.Options{Registry: &reg})
+	if err != nil {
+		b.Fatal(err)
+	}
+	e := &Engine{Rules: func() *rules.Set { return set }, Logger: slog.New(slog.DiscardHandler), DecisionTimeout: time.Second}
+	cb := newCB(rules.CmdPrevFriendAdd)
+	if err := Decode(readSample(b, "prev_friend_add.json"), cb); err != nil {
+		b.Fatal(err)
+	}
+	cb.Events[1].AddWording = "cheap loan"
+	log := slog.New(slog.DiscardHandler)
+	b.ReportAllocs()
+	var samples []time.Duration
+	for b.Loop() {
+		start := time.Now()
+		_, items := e.decide(context.Background(), set, cb, log)
+		samples = append(samples, time.Since(start))
+		if items[1].ResultCode != 38002 || items[0].ResultCode != 0 {
+			b.Fatalf("items %+v", items)
+		}
+	}
+	reportPercentiles(b, samples)
+}
+
+// reportPercentiles adds p50 and p99 of samples to the benchmark's output.
+func reportPercentiles(b *testing.B, samples []time.Duration) {
+	if len(samples) == 0 {
+		return
+	}
+	slices.Sort(samples)
+	at := func(p float64) float64 {
+		return float64(samples[int(p*float64(len(samples)-1))].Nanoseconds()) / 1e3
+	}
+	b.ReportMetric(at(0.50), "p50-µs")
+	b.ReportMetric(at(0.99), "p99-µs")
+}

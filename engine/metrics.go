@@ -1,0 +1,219 @@
+package engine
+
+import (
+	"context"
+	"net/http"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/friendflow/friendflow/engine/queue"
+)
+
+// Metrics are friendflow's Prometheus metrics, on a registry of their own
+// (no global state). No label takes unbounded values: commands outside the
+// six are "other", rules are the operator's own (bounded) names, and
+// accounts never become labels.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	Callbacks        *prometheus.CounterVec   // command, result, reason
+	CallbackDuration *prometheus.HistogramVec // command
+	Events           *prometheus.CounterVec   // command
+	RuleMatches      *prometheus.CounterVec   // rule
+	RuleNonMatches   *prometheus.CounterVec   // rule
+	RuleErrors       *prometheus.CounterVec   // rule
+	OnceSkips        *prometheus.CounterVec   // rule
+	Decisions        *prometheus.CounterVec   // command, decision
+	DecisionDuration prometheus.Histogram
+	Jobs             *prometheus.CounterVec   // action, outcome
+	Redelivered      *prometheus.CounterVec   // action
+	ActionDuration   *prometheus.HistogramVec // action
+	Reloads          *prometheus.CounterVec   // result
+	LastReload       prometheus.Gauge
+	ActiveRules      prometheus.Gauge
+	RulesInfo        *prometheus.GaugeVec // hash
+
+	mu       sync.Mutex
+	lastHash string
+}
+
+// NewMetrics registers every metric, plus Go runtime and process metrics.
+func NewMetrics(version, commit string) *Metrics {
+	reg := prometheus.NewRegistry()
+	f := func(c prometheus.Collector) { reg.MustRegister(c) }
+	m := &Metrics{Registry: reg}
+	m.Callbacks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "friendflow_callbacks_total",
+		Help: "Callbacks received, by command (one of the six Sns commands or other), result (ok, rejected, ignored, failed) and rejection reason.",
+	}, []string{"command", "result", "reason"})
+	m.CallbackDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "friendflow_callback_duration_seconds",
+		Help:    "Time from receiving a callback to its reply, including durable enqueue.",
+		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2},
+	}, []string{"command"})
+	m.Events = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "friendflow_events_total",
+		Help: "Events decoded from accepted callbacks (one per pair or item), by command.",
+	}, []string{"command"})
+	m.RuleMatches = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "friendflow_rule_matches_total",
+		Help: "Events a rule matched (shadow rules included).",
+	}, []string{"rule"})
+	m.RuleNonMatches = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "friendflow_rule_nonmatches_total",
+		Help: "Events of a rule's commands that it did not match (including those its index ruled out).",
+	}, []string{"rule"})
+	m.RuleErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "friendflow_rule_errors_total",
+		Help: "Runtime errors evaluating a rule (counted as no match).",
+	}, []string{"rule"})
+	m.OnceSkips = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "friendflow_once_skips_total",
+		Help: "Matches whose actions were skipped because their once key was seen within its window.",
+	}, []string{"rule"})
+	m.Decisions = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "friendflow_decisions_total",
+		Help: "Per-target decisions of Prev callbacks: allow, deny, fail_open (timeout or error, allowed) or fail_closed.",
+	}, []string{"command", "decision"})
+	m.DecisionDuration = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "friendflow_decision_duration_seconds",
+		Help:    "Time to decide all targets of a Prev callback.",
+		Buckets: []float64{.00001, .000025, .00005, .0001, .00025, .0005, .001, .0025, .005, .01, .1, .5},
+	})
+	m.Jobs = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "friendflow_jobs_total",
+		Help: "Job attempts finished, by action and outcome (done, retried, dead).",
+	}, []string{"action", "outcome"})
+	m.Redelivered = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "friendflow_jobs_redelivered_total",
+		Help: "Jobs delivered again after an unacknowledged delivery (crash, failover, stop): they may run twice.",
+	}, []string{"action"})
+	m.ActionDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "friendflow_action_duration_seconds",
+		Help:    "Time one action attempt took.",
+		Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 12),
+	}, []string{"action"})
+	m.Reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "friendflow_reloads_total",
+		Help: "Rule reload attempts by result (success, failure).",
+	}, []string{"result"})
+	m.LastReload = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "friendflow_last_reload_success_timestamp_seconds",
+		Help: "Unix time of the last successful rule load.",
+	})
+	m.ActiveRules = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "friendflow_active_rules",
+		Help: "Rules in the active rule set.",
+	})
+	m.RulesInfo = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "friendflow_rules_info",
+		Help: "Always 1; the hash label is the content hash of the active rule set.",
+	}, []string{"hash"})
+	build := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "friendflow_build_info",
+		Help:        "Always 1; labels say which build runs.",
+		ConstLabels: prometheus.Labels{"version": version, "commit": commit, "goversion": runtime.Version()},
+	})
+	build.Set(1)
+	for _, c := range []prometheus.Collector{m.Callbacks, m.CallbackDuration, m.Events, m.RuleMatches, m.RuleNonMatches,
+		m.RuleErrors, m.OnceSkips, m.Decisions, m.DecisionDuration, m.Jobs, m.Redelivered, m.ActionDuration, m.Reloads, m.LastReload,
+		m.ActiveRules, m.RulesInfo, build,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
+		f(c)
+	}
+	return m
+}
+
+// ObserveCallback is the Receiver's Observe hook.
+func (m *Metrics) ObserveCallback(command, result, reason string, took time.Duration) {
+	m.Callbacks.WithLabelValues(command, result, reason).Inc()
+	if result == ResultOK {
+		m.CallbackDuration.WithLabelValues(command).Observe(took.Seconds())
+	}
+}
+
+// RulesLoaded records a successful reload of a set with n rules and hash.
+func (m *Metrics) RulesLoaded(n int, hash string) {
+	m.Reloads.WithLabelValues("success").Inc()
+	m.LastReload.SetToCurrentTime()
+	m.ActiveRules.Set(float64(n))
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.lastHash != hash {
+		if m.lastHash != "" {
+			m.RulesInfo.DeleteLabelValues(m.lastHash)
+		}
+		m.RulesInfo.WithLabelValues(hash).Set(1)
+		m.lastHash = hash
+	}
+}
+
+// QueueHooks returns the queue's hooks feeding the job metrics.
+func (m *Metrics) QueueHooks() queue.Hooks {
+	return queue.Hooks{
+		JobFinished: func(job *queue.Job, outcome string, _ error, took time.Duration) {
+			m.Jobs.WithLabelValues(job.Action, outcome).Inc()
+			m.ActionDuration.WithLabelValues(job.Action).Observe(took.Seconds())
+		},
+		Redelivered: func(job *queue.Job, _ uint64) {
+			m.Redelivered.WithLabelValues(job.Action).Inc()
+		},
+	}
+}
+
+// WatchQueue exports the queue's depth, backlog age and dead letters, read
+// once per scrape.
+func (m *Metrics) WatchQueue(stats func(context.Context) (queue.Stats, error)) {
+	m.Registry.MustRegister(&queueCollector{stats: stats})
+}
+
+var (
+	queueJobsDesc = prometheus.NewDesc("friendflow_queue_jobs",
+		"Jobs stored and not finished: waiting, delayed, retrying or running.", nil, nil)
+	queueInFlightDesc = prometheus.NewDesc("friendflow_queue_in_flight_messages",
+		"Queue messages delivered and not yet acknowledged (running, buffered, or waiting for their due time).", nil, nil)
+	queueOldestDesc = prometheus.NewDesc("friendflow_queue_oldest_wait_seconds",
+		"How long the oldest due message no worker has taken yet has waited; 0 while workers keep up.", nil, nil)
+	deadLettersDesc = prometheus.NewDesc("friendflow_dead_letters",
+		"Jobs in the dead-letter stream, waiting to be replayed or dropped.", nil, nil)
+	queueUpDesc = prometheus.NewDesc("friendflow_queue_up",
+		"1 when the queue answered the last scrape's stats request.", nil, nil)
+)
+
+type queueCollector struct {
+	stats func(context.Context) (queue.Stats, error)
+}
+
+func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{queueJobsDesc, queueInFlightDesc, queueOldestDesc, deadLettersDesc, queueUpDesc} {
+		ch <- d
+	}
+}
+
+func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	s, err := c.stats(ctx)
+	if err != nil {
+		ch <- prometheus.MustNewConstMetric(queueUpDesc, prometheus.GaugeValue, 0)
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(queueUpDesc, prometheus.GaugeValue, 1)
+	ch <- prometheus.MustNewConstMetric(queueJobsDesc, prometheus.GaugeValue, float64(s.Jobs))
+	ch <- prometheus.MustNewConstMetric(queueInFlightDesc, prometheus.GaugeValue, float64(s.InFlight))
+	ch <- prometheus.MustNewConstMetric(queueOldestDesc, prometheus.GaugeValue, s.OldestWait.Seconds())
+	ch <- prometheus.MustNewConstMetric(deadLettersDesc, prometheus.GaugeValue, float64(s.DeadLetters))
+}
+
+// ReloadFailed records a failed reload.
+func (m *Metrics) ReloadFailed() { m.Reloads.WithLabelValues("failure").Inc() }
+
+// Handler serves the metrics in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry})
+}
