@@ -57,11 +57,11 @@ func (k *recordKind) wait(t *testing.T, n int) []actions.Job {
 }
 
 type harness struct {
-	eng    *Engine
-	q      *queue.Queue
-	rec    *recordKind
-	set    *rules.Set
-	logs   *syncBuffer
+	eng  *Engine
+	q    *queue.Queue
+	rec  *recordKind
+	set  *rules.Set
+	logs *syncBuffer
 }
 
 // newHarness loads the rules in yaml into a real rule set and runs them on
