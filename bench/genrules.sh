@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Writes the benchmark's rule set into DIR: 100 rules of the shapes
+# operators write (equality conjuncts, `in` lists, regexes, `||` chains,
+# numeric checks, rules on other commands), spread over four files.
+#
+# Each of the three pairs of examples/callbacks/friend_add.json
+# (id -> id1, id -> id2, id -> id3; friend_add; ForceFlag 1) matches exactly
+# one rule, each of a different shape; the other 97 rules match none of them
+# but many are still evaluated for every event (those with no indexable
+# conjunct, or whose indexed conjunct the sample satisfies). Every action is
+# a `log` at level debug, below the service's info level: the jobs are
+# stored and run, and nothing is printed.
+#
+# usage: bench/genrules.sh DIR
+set -euo pipefail
+
+dir=${1:?usage: bench/genrules.sh DIR}
+mkdir -p "$dir"
+
+# rule NAME WHEN [ON]: one rule with a debug log action. WHEN goes into a
+# single-quoted YAML scalar, so it must not contain single quotes.
+rule() {
+	local name=$1 when=$2 on=${3:-Sns.CallbackFriendAdd}
+	cat <<YAML
+  - name: $name
+    on: $on
+    when: '$when'
+    actions:
+      - log:
+          level: debug
+          message: "$name: \${ From_Account } -> \${ To_Account }"
+YAML
+}
+
+{
+	echo "# Equality conjuncts on the accounts (indexed)."
+	echo "rules:"
+	rule match-id1-equality 'From_Account == "id" && To_Account == "id1"'
+	for i in $(seq 1 24); do
+		rule "eq-$i" "From_Account == \"user$i\" && To_Account == \"peer$i\""
+	done
+} >"$dir/10-equality.yaml"
+
+{
+	echo "# in lists, some together with a list on ClientCmd."
+	echo "rules:"
+	rule match-id2-in 'To_Account in ["id2", "id2-alias"] && ClientCmd == "friend_add"'
+	for i in $(seq 1 24); do
+		if ((i % 2)); then
+			rule "in-$i" "To_Account in [\"vip${i}a\", \"vip${i}b\", \"vip${i}c\"]"
+		else
+			rule "in-$i" "ClientCmd in [\"friend_add\", \"friend_response\"] && From_Account in [\"team${i}a\", \"team${i}b\"]"
+		fi
+	done
+} >"$dir/20-lists.yaml"
+
+{
+	echo "# Regexes and || chains: no indexable conjunct, evaluated for every event."
+	echo "rules:"
+	rule match-id3-regex 'To_Account matches "^id3$" && ForceFlag == 1'
+	for i in $(seq 1 12); do
+		rule "re-$i" "From_Account matches \"^bot[0-9]+-$i\$\""
+	done
+	for i in $(seq 1 12); do
+		rule "or-$i" "ClientCmd == \"friend_response\" || From_Account == \"admin$i\" || To_Account matches \"^ops$i-\""
+	done
+} >"$dir/30-regex-or.yaml"
+
+{
+	echo "# Numeric checks, and rules on other commands (never candidates for a friend add)."
+	echo "rules:"
+	for i in $(seq 1 12); do
+		rule "num-$i" "ForceFlag == 1 && Admin_Account == \"root$i\""
+	done
+	for i in $(seq 1 4); do
+		rule "count-$i" "PairCount > $((500 + i)) || ForceFlag > $((1 + i))"
+	done
+	cmds=(Sns.CallbackFriendDelete Sns.CallbackBlackListAdd Sns.CallbackBlackListDelete)
+	for i in $(seq 1 9); do
+		on=${cmds[$((i % 3))]}
+		if ((i > 6)); then
+			on="[Sns.CallbackFriendDelete, Sns.CallbackBlackListAdd]"
+		fi
+		# Would match the sample if it were on Sns.CallbackFriendAdd.
+		rule "other-$i" "From_Account == \"id\" && PairIndex >= 0" "$on"
+	done
+} >"$dir/40-numeric-other.yaml"

@@ -1,0 +1,385 @@
+#!/usr/bin/env bash
+# Load benchmark: friendflow against a bare net/http "ceiling" server that
+# only reads the body and answers OK, both on one core, wrk on the other.
+# Prints the medians over interleaved rounds, checks the targets and writes
+# BENCHMARKS.md. Exit 0 when every target is met, 1 when one is missed,
+# 2 when the benchmark could not be run (nothing measured is written then).
+#
+#   bench/load.sh                       # 10 s rounds, 3 rounds per target
+#   DURATION=30s ROUNDS=5 bench/load.sh
+#   PROFILE=1 bench/load.sh             # also a CPU profile of friendflow under load
+#
+# Environment (defaults in brackets):
+#   DURATION [10s]     length of one measured wrk run (Ns or Nm)
+#   ROUNDS [3]         measured runs per target, interleaved raw, friendflow, raw, …
+#   WARMUP [3s]        one un-measured wrk run per target before the rounds
+#   CONNECTIONS [32]   wrk connections (one wrk thread)
+#   SERVER_CPU [0]     core the servers are pinned to
+#   CLIENT_CPU [1]     core wrk is pinned to
+#   PROFILE [0]        1: after the rounds, one more friendflow run while
+#                      `go tool pprof -top` samples it (not measured)
+#   WRITE [1]          0: do not touch BENCHMARKS.md
+#
+# Everything listens on 127.0.0.1 on ports the kernel picks; every wait has
+# a deadline; all processes started here are stopped on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-10s}
+ROUNDS=${ROUNDS:-3}
+WARMUP=${WARMUP:-3s}
+CONNECTIONS=${CONNECTIONS:-32}
+SERVER_CPU=${SERVER_CPU:-0}
+CLIENT_CPU=${CLIENT_CPU:-1}
+PROFILE=${PROFILE:-0}
+WRITE=${WRITE:-1}
+
+SDKAPPID=1400000000
+BODY=examples/callbacks/friend_add.json
+QUERY="SdkAppid=$SDKAPPID&CallbackCommand=Sns.CallbackFriendAdd&contenttype=json&ClientIP=127.0.0.1&OptPlatform=RESTAPI"
+OK_REPLY='{"ActionStatus":"OK","ErrorCode":0,"ErrorInfo":""}'
+RULES=100
+
+# Targets, as ratios to the ceiling measured in the same run.
+TARGET_RPS_RATIO=0.35 # friendflow req/s >= this x the ceiling's
+TARGET_P99_RATIO=3    # friendflow p99 <= this x the ceiling's
+TARGET_HWM_MIB=80     # friendflow VmHWM <= this
+
+OUT=bench/out
+
+# The environment twins of serve's flags must not leak in from the caller
+# (a FRIENDFLOW_NATS_URL would point the benchmark somewhere else).
+while read -r v; do unset "$v"; done < <(compgen -e | grep '^FRIENDFLOW_' || true)
+log() { printf '[bench] %s\n' "$*" >&2; }
+die() {
+	printf '[bench] error: %s\n' "$*" >&2
+	exit 2
+}
+
+# seconds DURATION: wrk's duration as whole seconds (Ns, Nm or N).
+seconds() {
+	case $1 in
+	*m) echo $((${1%m} * 60)) ;;
+	*s) echo "${1%s}" ;;
+	*) echo "$1" ;;
+	esac
+}
+for d in "$DURATION" "$WARMUP"; do
+	[[ $d =~ ^[1-9][0-9]*[sm]?$ ]] || die "durations are whole seconds or minutes (10s, 2m), got $d"
+done
+[[ $ROUNDS =~ ^[1-9][0-9]?$ ]] || die "ROUNDS must be 1 to 99, got $ROUNDS"
+[[ $CONNECTIONS =~ ^[1-9][0-9]*$ ]] || die "CONNECTIONS must be a positive integer, got $CONNECTIONS"
+
+# --- tools -----------------------------------------------------------------
+missing=()
+command -v wrk >/dev/null || missing+=(wrk)
+command -v jq >/dev/null || missing+=(jq)
+command -v curl >/dev/null || missing+=(curl)
+command -v taskset >/dev/null || missing+=(util-linux)
+if ((${#missing[@]})); then
+	log "installing ${missing[*]} from Debian packages"
+	apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+ncpu=$(nproc)
+((ncpu >= 2)) || die "needs 2 cores (servers on one, wrk on the other); nproc says $ncpu"
+((SERVER_CPU != CLIENT_CPU)) || die "SERVER_CPU and CLIENT_CPU must differ"
+
+# --- build -----------------------------------------------------------------
+mkdir -p "$OUT"
+log "building friendflow and the ceiling server"
+go build -o "$OUT/friendflow" ./cmd/friendflow || die "go build ./cmd/friendflow failed"
+go build -o "$OUT/ceiling" ./bench/ceiling
+
+# --- processes, cleaned up on any exit ---------------------------------------
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/friendflow-bench.XXXXXX")
+pids=()
+cleanup() {
+	local pid
+	for pid in "${pids[@]}"; do
+		kill "$pid" 2>/dev/null || true
+	done
+	for pid in "${pids[@]}"; do
+		# friendflow drains for up to --shutdown-timeout; do not wait forever.
+		for _ in $(seq 50); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -9 "$pid" 2>/dev/null || true
+	done
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# wait_for SECONDS CMD…: run CMD until it succeeds, at most SECONDS.
+wait_for() {
+	local deadline=$((SECONDS + $1))
+	shift
+	until "$@" 2>/dev/null; do
+		((SECONDS < deadline)) || return 1
+		sleep 0.1
+	done
+}
+
+bench/genrules.sh "$tmp/rules"
+
+log "starting the servers on core $SERVER_CPU"
+GOMAXPROCS=1 taskset -c "$SERVER_CPU" "$OUT/ceiling" -listen 127.0.0.1:0 2>"$tmp/ceiling.log" &
+raw_pid=$!
+pids+=("$raw_pid")
+
+ff_args=(serve --sdkappid "$SDKAPPID" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0
+	--rules "$tmp/rules" --data "$tmp/data" --log-level info --log-format json)
+((PROFILE)) && ff_args+=(--pprof)
+GOMAXPROCS=1 taskset -c "$SERVER_CPU" "$OUT/friendflow" "${ff_args[@]}" 2>"$tmp/friendflow.log" &
+ff_pid=$!
+pids+=("$ff_pid")
+
+raw_addr() { sed -n 's/^listening on //p' "$tmp/ceiling.log" | grep .; }
+ff_started() { jq -er 'select(.msg == "friendflow started") | "\(.listen) \(.admin_listen)"' "$tmp/friendflow.log"; }
+wait_for 10 raw_addr || die "the ceiling server did not start: $(cat "$tmp/ceiling.log")"
+wait_for 30 ff_started || die "friendflow did not start: $(tail -n 20 "$tmp/friendflow.log")"
+RAW=$(raw_addr)
+read -r FF ADMIN < <(ff_started)
+for a in "$RAW" "$FF" "$ADMIN"; do
+	[[ $a == 127.0.0.1:* ]] || die "a server is not on loopback: $a"
+done
+RAW_URL="http://$RAW/callback?$QUERY"
+FF_URL="http://$FF/callback?$QUERY"
+ADMIN_URL="http://$ADMIN"
+
+# --- make sure friendflow does the real work, not rejections ------------------
+wait_for 30 curl -fsS -o /dev/null "$ADMIN_URL/readyz" ||
+	die "friendflow is not ready: $(curl -sS "$ADMIN_URL/readyz"; tail -n 20 "$tmp/friendflow.log")"
+n=$(curl -fsS "$ADMIN_URL/rules" | jq '.rules | length')
+[[ $n == "$RULES" ]] || die "friendflow loaded $n rules, want $RULES: $(curl -sS "$ADMIN_URL/rules" | jq -c .status)"
+# Each of the sample's three events matches exactly one rule, none errs.
+per_event=$(curl -fsS --data-binary @"$BODY" "$ADMIN_URL/explain" |
+	jq -c '[.[] | [.rules[] | select(.status == "matched")] | length]')
+errs=$(curl -fsS --data-binary @"$BODY" "$ADMIN_URL/explain" | jq '[.[].rules[] | select(.status == "error")] | length')
+[[ $per_event == "[1,1,1]" && $errs == 0 ]] ||
+	die "explain: matches per event $per_event (want [1,1,1]), rule errors $errs (want 0)"
+for url in "$FF_URL" "$RAW_URL"; do
+	got=$(curl -fsS -H 'Content-Type: application/json' --data-binary @"$BODY" "$url") ||
+		die "POST $url failed"
+	[[ $got == "$OK_REPLY" ]] || die "POST $url answered $got, want $OK_REPLY"
+done
+
+# --- friendflow's own counters --------------------------------------------------
+# metric NAME [FILTER]: the sum of NAME's samples whose labels contain FILTER.
+metric() {
+	curl -fsS "$ADMIN_URL/metrics" | awk -v name="$1" -v filter="${2:-}" '
+		index($0, name) == 1 && (substr($0, length(name) + 1, 1) ~ /[{ ]/) && index($0, filter) { sum += $NF }
+		END { printf "%d\n", sum }'
+}
+queue_idle() { [[ $(metric friendflow_queue_jobs) == 0 ]]; }
+log_lines() { wc -l <"$tmp/friendflow.log"; }
+
+# --- wrk ------------------------------------------------------------------------
+# to_us VALUE: wrk's latency ("812.00us", "1.23ms", "2.01s") in microseconds.
+to_us() {
+	awk -v v="$1" 'BEGIN {
+		n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
+		if (u == "us") f = 1; else if (u == "ms") f = 1e3; else if (u == "s") f = 1e6; else if (u == "m") f = 6e7
+		else { print "bad latency " v > "/dev/stderr"; exit 1 }
+		printf "%.0f\n", n * f }'
+}
+
+# run_wrk DURATION URL OUTFILE: one pinned wrk run; fails on any non-2xx
+# answer or socket error, since those would not be the work we measure.
+run_wrk() {
+	local secs
+	secs=$(seconds "$1")
+	timeout $((secs + 30)) taskset -c "$CLIENT_CPU" \
+		wrk -t1 -c"$CONNECTIONS" -d"$1" --timeout 5s --latency -s bench/post.lua "$2" >"$3" ||
+		die "wrk failed: $(cat "$3")"
+	if grep -qE 'Non-2xx|Socket errors' "$3"; then
+		die "wrk saw failed requests against $2:
+$(cat "$3")"
+	fi
+}
+
+declare -A rps p50 p99 hwm
+# measure TARGET URL ROUND: one measured round; records req/s, p50, p99.
+measure() {
+	local target=$1 url=$2 round=$3 f="$OUT/wrk-$1-$3.txt"
+	local ok0 jobs0 ok1 jobs1 reqs
+	if [[ $target == friendflow ]]; then
+		ok0=$(metric friendflow_callbacks_total 'result="ok"')
+		jobs0=$(metric friendflow_jobs_total 'outcome="done"')
+	fi
+	run_wrk "$DURATION" "$url" "$f"
+	rps[$target,$round]=$(awk '/^Requests\/sec:/ { print $2 }' "$f")
+	p50[$target,$round]=$(to_us "$(awk '$1 == "50%" { print $2 }' "$f")")
+	p99[$target,$round]=$(to_us "$(awk '$1 == "99%" { print $2 }' "$f")")
+	local note=""
+	if [[ $target == friendflow ]]; then
+		reqs=$(awk '/requests in/ { print $1 }' "$f")
+		ok1=$(metric friendflow_callbacks_total 'result="ok"')
+		jobs1=$(metric friendflow_jobs_total 'outcome="done"')
+		# The server may finish a few requests wrk stopped counting; never fewer.
+		((ok1 - ok0 >= reqs)) || die "friendflow counted $((ok1 - ok0)) OK callbacks, wrk $reqs requests"
+		note="; jobs run during the round $((jobs1 - jobs0)) of $((3 * (ok1 - ok0))) stored, backlog $(metric friendflow_queue_jobs)"
+		# Let the workers finish before the ceiling's next round, which
+		# must not share its core with friendflow's backlog.
+		local t0=$SECONDS
+		wait_for 120 queue_idle || die "friendflow's queue did not drain within 120 s"
+		note+=", drained in $((SECONDS - t0)) s"
+	fi
+	log "$(printf '%-10s round %d: %9.0f req/s  p50 %6d us  p99 %6d us%s' \
+		"$target" "$round" "${rps[$target,$round]}" "${p50[$target,$round]}" "${p99[$target,$round]}" "$note")"
+}
+
+# median VALUES…
+median() {
+	printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
+		if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+hwm_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
+
+# --- rounds ---------------------------------------------------------------------
+lines_before=$(log_lines)
+log "warm-up: $WARMUP per target"
+run_wrk "$WARMUP" "$RAW_URL" "$OUT/wrk-raw-warmup.txt"
+run_wrk "$WARMUP" "$FF_URL" "$OUT/wrk-friendflow-warmup.txt"
+wait_for 120 queue_idle || die "friendflow's queue did not drain after the warm-up"
+
+log "measuring: $ROUNDS rounds of $DURATION per target, interleaved"
+for r in $(seq 1 "$ROUNDS"); do
+	measure raw "$RAW_URL" "$r"
+	measure friendflow "$FF_URL" "$r"
+done
+hwm[raw]=$(hwm_kib "$raw_pid")
+hwm[friendflow]=$(hwm_kib "$ff_pid")
+extra=$(($(log_lines) - lines_before))
+((extra <= 10)) || log "warning: friendflow wrote $extra log lines during the run (want none at info): see $OUT/friendflow.log"
+cp "$tmp/friendflow.log" "$OUT/friendflow.log"
+
+if ((PROFILE)); then
+	secs=$(seconds "$DURATION")
+	psecs=$((secs > 4 ? secs - 2 : secs))
+	log "profiling friendflow for $psecs s under the same load (not measured)"
+	run_wrk "$DURATION" "$FF_URL" "$OUT/wrk-friendflow-profile.txt" &
+	wrk_pid=$!
+	pids+=("$wrk_pid")
+	sleep 1
+	curl -fsS -m $((psecs + 30)) -o "$OUT/cpu.pprof" "$ADMIN_URL/debug/pprof/profile?seconds=$psecs" ||
+		die "fetching the CPU profile failed"
+	go tool pprof -top -nodecount 40 "$OUT/friendflow" "$OUT/cpu.pprof" >"$OUT/profile-top.txt" 2>/dev/null
+	go tool pprof -top -cum -nodecount 60 "$OUT/friendflow" "$OUT/cpu.pprof" >"$OUT/profile-top-cum.txt" 2>/dev/null
+	wait "$wrk_pid" || die "the profiling wrk run failed"
+	log "profile: $OUT/cpu.pprof, $OUT/profile-top.txt (flat), $OUT/profile-top-cum.txt (cumulative)"
+fi
+
+# --- report ---------------------------------------------------------------------
+declare -A med_rps med_p50 med_p99 hwm_mib
+for t in raw friendflow; do
+	vals=()
+	for r in $(seq 1 "$ROUNDS"); do vals+=("${rps[$t,$r]}"); done
+	med_rps[$t]=$(median "${vals[@]}")
+	vals=()
+	for r in $(seq 1 "$ROUNDS"); do vals+=("${p50[$t,$r]}"); done
+	med_p50[$t]=$(median "${vals[@]}")
+	vals=()
+	for r in $(seq 1 "$ROUNDS"); do vals+=("${p99[$t,$r]}"); done
+	med_p99[$t]=$(median "${vals[@]}")
+	hwm_mib[$t]=$(awk -v k="${hwm[$t]}" 'BEGIN { printf "%.1f", k / 1024 }')
+done
+rps_ratio=$(awk -v a="${med_rps[friendflow]}" -v b="${med_rps[raw]}" 'BEGIN { printf "%.2f", a / b }')
+p99_ratio=$(awk -v a="${med_p99[friendflow]}" -v b="${med_p99[raw]}" 'BEGIN { printf "%.2f", a / b }')
+verdict() { awk -v ok="$1" 'BEGIN { print (ok ? "PASS" : "FAIL") }'; }
+v_rps=$(verdict "$(awk -v r="$rps_ratio" -v t="$TARGET_RPS_RATIO" 'BEGIN { print (r >= t) }')")
+v_p99=$(verdict "$(awk -v r="$p99_ratio" -v t="$TARGET_P99_RATIO" 'BEGIN { print (r <= t) }')")
+v_hwm=$(verdict "$(awk -v m="${hwm_mib[friendflow]}" -v t="$TARGET_HWM_MIB" 'BEGIN { print (m <= t) }')")
+
+ms() { awk -v us="$1" 'BEGIN { printf "%.2f ms", us / 1000 }'; }
+table=$(
+	echo "| target | req/s | p50 | p99 | VmHWM | req/s vs ceiling | p99 vs ceiling |"
+	echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+	printf '| raw net/http ceiling | %.0f | %s | %s | %s MiB | 1.00 | 1.00 |\n' \
+		"${med_rps[raw]}" "$(ms "${med_p50[raw]}")" "$(ms "${med_p99[raw]}")" "${hwm_mib[raw]}"
+	printf '| friendflow (100 rules, 3 jobs per callback) | %.0f | %s | %s | %s MiB | %s | %s |\n' \
+		"${med_rps[friendflow]}" "$(ms "${med_p50[friendflow]}")" "$(ms "${med_p99[friendflow]}")" \
+		"${hwm_mib[friendflow]}" "$rps_ratio" "$p99_ratio"
+	echo
+	echo "| target | wanted | measured | |"
+	echo "| --- | --- | --- | --- |"
+	echo "| friendflow req/s | ≥ $TARGET_RPS_RATIO × the ceiling | $rps_ratio × | $v_rps |"
+	echo "| friendflow p99 | ≤ $TARGET_P99_RATIO × the ceiling | $p99_ratio × | $v_p99 |"
+	echo "| friendflow VmHWM | ≤ $TARGET_HWM_MIB MiB | ${hwm_mib[friendflow]} MiB | $v_hwm |"
+)
+rounds_detail=$(
+	for t in raw friendflow; do
+		printf '%s:' "$t"
+		for r in $(seq 1 "$ROUNDS"); do
+			printf ' %.0f req/s p99 %s;' "${rps[$t,$r]}" "$(ms "${p99[$t,$r]}")"
+		done
+		echo
+	done
+)
+echo
+echo "$table"
+echo
+echo "$rounds_detail"
+
+if ((WRITE)); then
+	cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+	dirty=""
+	[[ -z $(git status --porcelain -- cmd engine rules actions go.mod go.sum 2>/dev/null) ]] ||
+		dirty=" with uncommitted changes to the code"
+	cmd="DURATION=$DURATION ROUNDS=$ROUNDS WARMUP=$WARMUP CONNECTIONS=$CONNECTIONS bench/load.sh"
+	section=$(
+		echo "<!-- bench/load.sh:begin (generated; edit outside these markers) -->"
+		echo "## Load: friendflow against a bare net/http server"
+		echo
+		echo "Run on $(date -u '+%Y-%m-%d %H:%M UTC') with \`$cmd\`."
+		echo
+		echo "- machine: $ncpu cores, $cpu, Linux $(uname -r)"
+		echo "- $(go version)"
+		echo "- commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$dirty"
+		echo "- servers pinned to core $SERVER_CPU (GOMAXPROCS=1), wrk to core $CLIENT_CPU:" \
+			"\`wrk -t1 -c$CONNECTIONS -d$DURATION --latency\`, POSTing \`$BODY\` (3 pairs) to each"
+		echo "- friendflow: embedded queue under a temporary \`--data\`, \`--log-level info\`, $RULES generated rules" \
+			"(\`bench/genrules.sh\`); each pair matches one rule whose action is a \`log\` at debug, so every callback" \
+			"stores 3 jobs before it is answered and the workers run them; the queue is drained between rounds"
+		echo "- ceiling: \`bench/ceiling\`, reads the body and answers the OK JSON"
+		echo "- medians over $ROUNDS interleaved rounds after a $WARMUP warm-up per target; VmHWM read after the rounds"
+		echo
+		echo "$table"
+		echo
+		echo "Rounds:"
+		echo
+		echo '```'
+		echo "$rounds_detail"
+		echo '```'
+		echo "<!-- bench/load.sh:end -->"
+	)
+	if [[ -f BENCHMARKS.md ]] && grep -q '<!-- bench/load.sh:begin' BENCHMARKS.md; then
+		echo "$section" >"$tmp/section.md"
+		awk -v f="$tmp/section.md" '
+			/<!-- bench\/load.sh:begin/ { while ((getline l <f) > 0) print l; skip = 1; next }
+			/<!-- bench\/load.sh:end -->/ { skip = 0; next }
+			!skip' BENCHMARKS.md >"$tmp/BENCHMARKS.md"
+		cat "$tmp/BENCHMARKS.md" >BENCHMARKS.md
+	else
+		{
+			if [[ -f BENCHMARKS.md ]]; then
+				cat BENCHMARKS.md
+				echo
+			else
+				cat <<'EOF'
+# Benchmarks
+
+How fast friendflow is, measured by the scripts under `bench/` (see `bench/README.md`).
+
+EOF
+			fi
+			echo "$section"
+		} >"$tmp/BENCHMARKS.md"
+		cat "$tmp/BENCHMARKS.md" >BENCHMARKS.md
+	fi
+	log "wrote BENCHMARKS.md"
+fi
+
+[[ $v_rps == PASS && $v_p99 == PASS && $v_hwm == PASS ]] || exit 1
