@@ -17,7 +17,7 @@ import (
 // RuleSource is the active rule set and its reloading (rules.Reloader).
 type RuleSource interface {
 	Current() *rules.Set
-	Status() any
+	Status() rules.ReloadStatus
 	Reload(reason string) error
 }
 

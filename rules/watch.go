@@ -64,6 +64,12 @@ type Watcher struct {
 
 	Logger *slog.Logger // nil discards
 
+	// Initial, when set, is the Fingerprint of the content the caller last
+	// loaded. If the content found at start differs (it changed between
+	// that load and Run), OnChange is called at once instead of waiting
+	// for a next change that may never come.
+	Initial string
+
 	// checked, if set, is called on the Run goroutine after every check with
 	// its reason and whether OnChange was called. Tests use it to know that
 	// an event has been handled without waiting a fixed time.
@@ -117,6 +123,9 @@ func (w *Watcher) Run(ctx context.Context) error {
 	// event instead of slipping past both.
 	r.syncWatches()
 	r.last = r.state()
+	if w.Initial != "" && r.last != w.Initial {
+		w.OnChange("start: content changed since the last load")
+	}
 	if w.ready != nil {
 		w.ready()
 	}

@@ -25,7 +25,16 @@ const usage = `friendflow — automate what happens when people become friends i
 
 Usage:
   friendflow serve [flags]                      run the service
+  friendflow lint [PATH]                        validate rule files; every problem as file:line:col
+  friendflow test [PATH]                        run the tests: cases of the rule files
+  friendflow explain [PATH] --event FILE [--command CMD]
+                                                evaluate a callback body or event against the rules,
+                                                without side effects: every rule, matched or not, and why
+  friendflow dlq list|replay ID…|--all|drop ID…|--all [--admin-listen ADDR]
+                                                dead letters of a running instance
   friendflow version                            print version, commit and Go version
+
+PATH is a directory of *.yaml/*.yml rule files or one file [./rules].
 
 Run "friendflow COMMAND --help" for a command's flags. Every flag has an
 environment twin: --im-secret-key is FRIENDFLOW_IM_SECRET_KEY. Flags win.
@@ -49,6 +58,14 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 	switch args[0] {
 	case "serve":
 		err = serve(ctx, args[1:], stdout, stderr, getenv)
+	case "lint":
+		err = lint(args[1:], stdout, stderr, getenv)
+	case "test":
+		err = test(args[1:], stdout, stderr, getenv)
+	case "explain":
+		err = explain(args[1:], stdout, stderr, getenv)
+	case "dlq":
+		err = dlq(ctx, args[1:], stdout, getenv)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "friendflow %s\ncommit %s\n%s %s/%s\n", version, buildCommit(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	case "help", "-h", "--help":

@@ -118,10 +118,11 @@ func TestServeEndToEndSignedCallback(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := start(t, []string{"FRIENDFLOW_SDKAPPID=1400000000", "FRIENDFLOW_LOG_LEVEL=debug"},
-		"serve", "--listen", listen, "--admin-listen", admin, "--callback-token-file", tokenFile)
+		"serve", "--listen", listen, "--admin-listen", admin, "--callback-token-file", tokenFile,
+		"--rules", "../../examples/rules", "--data", t.TempDir())
 	waitReady(t, admin)
 
-	body, err := os.ReadFile("../../examples/callbacks/friend_add.json")
+	body, err := os.ReadFile("../../examples/callbacks/friend_add_forced_by_admin.json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +161,7 @@ func TestServeEndToEndSignedCallback(t *testing.T) {
 		t.Fatalf("exit after SIGTERM: %v\n%s", err, p.logs())
 	}
 	logs := p.logs()
-	for _, want := range []string{`"msg":"event"`, `"to":"id3"`, `"msg":"callback rejected"`, `"reason":"sign_bad"`, `"msg":"friendflow stopped"`} {
+	for _, want := range []string{`"msg":"callback accepted"`, `"msg":"callback rejected"`, `"reason":"sign_bad"`, `"msg":"friendflow stopped"`} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("logs lack %s:\n%s", want, logs)
 		}
