@@ -1,0 +1,295 @@
+package queue
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// DeadLetter is a job that will not be retried any more: it failed
+// permanently, ran out of attempts, or could not run at all.
+type DeadLetter struct {
+	ID           string    `json:"id"`
+	Rule         string    `json:"rule"`
+	Action       string    `json:"action"`
+	LastError    string    `json:"last_error"`
+	Reason       string    `json:"reason"` // permanent failure, attempts exhausted, unknown action, invalid parameters, action panicked, undecodable message
+	Attempts     int       `json:"attempts"`
+	FirstAttempt time.Time `json:"first_attempt,omitzero"`
+	LastAttempt  time.Time `json:"last_attempt,omitzero"`
+	DeadAt       time.Time `json:"dead_at"`
+	Job          Job       `json:"job"`
+	Raw          []byte    `json:"raw,omitempty"` // the message body, for undecodable messages only
+}
+
+// bury moves job to the dead letters. Its Msg-Id makes a redelivered source
+// message bury it only once.
+func (q *Queue) bury(seq uint64, job Job, reason string) bool {
+	dl := DeadLetter{
+		ID: job.ID, Rule: job.Rule, Action: job.Action,
+		LastError: job.LastError, Reason: reason, Attempts: job.Attempt,
+		FirstAttempt: job.FirstAttempt, LastAttempt: job.LastAttempt,
+		DeadAt: q.now(), Job: job,
+	}
+	if err := q.publishDead(dl, fmt.Sprintf("d:%d:%s", seq, job.ID)); err != nil {
+		q.log.Error("cannot dead-letter job; its message goes back to the queue", "job_id", job.ID, "err", err)
+		return false
+	}
+	return true
+}
+
+// poison dead-letters a message that cannot be decoded, so it neither blocks
+// nor loops; its body is kept for inspection.
+func (q *Queue) poison(m jetstream.Msg, seq uint64, cause error) verdict {
+	id := "undecodable-" + strconv.FormatUint(seq, 10)
+	q.log.Error("undecodable job message", "seq", seq, "subject", m.Subject(), "err", cause)
+	dl := DeadLetter{ID: id, LastError: cause.Error(), Reason: "undecodable message", DeadAt: q.now(), Raw: m.Data()}
+	if err := q.publishDead(dl, "d:"+id); err != nil {
+		q.log.Error("cannot dead-letter undecodable message", "seq", seq, "err", err)
+		return vRelease
+	}
+	return vAck
+}
+
+func (q *Queue) publishDead(dl DeadLetter, msgID string) error {
+	data, err := json.Marshal(&dl)
+	if err != nil {
+		return fmt.Errorf("encode dead letter %s: %w", dl.ID, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), handoffTimeout)
+	defer cancel()
+	_, err = q.publish(ctx, &nats.Msg{Subject: deadSubject(dl.ID), Data: data}, msgID)
+	return err
+}
+
+// deadEntry is a dead letter with its stream sequence.
+type deadEntry struct {
+	seq uint64
+	dl  DeadLetter
+}
+
+func decodeDead(raw *jetstream.RawStreamMsg) deadEntry {
+	e := deadEntry{seq: raw.Sequence}
+	if err := json.Unmarshal(raw.Data, &e.dl); err != nil {
+		e.dl = DeadLetter{
+			ID:        strings.TrimPrefix(raw.Subject, subjDeadPrefix),
+			LastError: "undecodable dead letter: " + err.Error(),
+			Raw:       raw.Data,
+		}
+	}
+	return e
+}
+
+// DeadLetters lists the dead letters, oldest first.
+func (q *Queue) DeadLetters(ctx context.Context) ([]DeadLetter, error) {
+	entries, err := q.scanDead(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]DeadLetter, len(entries))
+	for i, e := range entries {
+		out[i] = e.dl
+	}
+	return out, nil
+}
+
+// scanDead reads every dead letter, one direct lookup each: the dead-letter
+// store is meant to stay small, and this needs no consumer.
+func (q *Queue) scanDead(ctx context.Context) ([]deadEntry, error) {
+	info, err := q.dead.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("queue: dead letters: %w", err)
+	}
+	if info.State.Msgs == 0 {
+		return nil, nil
+	}
+	out := make([]deadEntry, 0, info.State.Msgs)
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; {
+		raw, err := q.dead.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(deadSubjects))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("queue: dead letters: %w", err)
+		}
+		out = append(out, decodeDead(raw))
+		seq = raw.Sequence + 1
+	}
+	return out, nil
+}
+
+// pickDead returns the dead letters with the given ids (all when ids is
+// nil); ids not in the store are skipped.
+func (q *Queue) pickDead(ctx context.Context, ids []string) ([]deadEntry, error) {
+	if ids == nil {
+		return q.scanDead(ctx)
+	}
+	out := make([]deadEntry, 0, len(ids))
+	for _, id := range ids {
+		raw, err := q.dead.GetLastMsgForSubject(ctx, deadSubject(id))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("queue: dead letter %s: %w", id, err)
+		}
+		out = append(out, decodeDead(raw))
+	}
+	return out, nil
+}
+
+// deleteDead removes one dead letter. Another replica removing it first is
+// not an error: deleted is then false.
+func (q *Queue) deleteDead(ctx context.Context, seq uint64) (deleted bool, err error) {
+	err = q.dead.DeleteMsg(ctx, seq)
+	if err == nil {
+		return true, nil
+	}
+	if _, gerr := q.dead.GetMsg(ctx, seq); errors.Is(gerr, jetstream.ErrMsgNotFound) {
+		return false, nil
+	}
+	return false, err
+}
+
+// Replay re-enqueues the dead letters with the given ids (all when ids is
+// nil; an empty non-nil slice replays nothing), each in a message of its
+// own, with attempts, attempt times and last error reset, and removes them
+// from the dead letters. It returns how many were replayed. Undecodable
+// messages cannot be replayed; Drop them.
+func (q *Queue) Replay(ctx context.Context, ids []string) (int, error) {
+	entries, err := q.pickDead(ctx, ids)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, e := range entries {
+		if e.dl.Job.ID == "" {
+			continue
+		}
+		job := e.dl.Job
+		job.Attempt = 0
+		job.Due, job.FirstAttempt, job.LastAttempt = time.Time{}, time.Time{}, time.Time{}
+		job.LastError = ""
+		// The id names this dead letter, not the job: a job that dies again
+		// after a replay gets a new sequence, so it can be replayed again
+		// within the duplicate window.
+		if err := q.publishJob(ctx, job, fmt.Sprintf("p:%d:%s", e.seq, job.ID)); err != nil {
+			return n, fmt.Errorf("queue: replay %s: %w", job.ID, err)
+		}
+		deleted, err := q.deleteDead(ctx, e.seq)
+		if err != nil {
+			return n, fmt.Errorf("queue: replay %s: remove dead letter: %w", job.ID, err)
+		}
+		if deleted {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// Drop deletes the dead letters with the given ids (all when ids is nil; an
+// empty non-nil slice drops nothing) and returns how many it deleted.
+func (q *Queue) Drop(ctx context.Context, ids []string) (int, error) {
+	if ids == nil {
+		info, err := q.dead.Info(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("queue: drop dead letters: %w", err)
+		}
+		if info.State.Msgs == 0 {
+			return 0, nil
+		}
+		// Up to the last one seen: a job dying meanwhile is not dropped
+		// unseen.
+		if err := q.dead.Purge(ctx, jetstream.WithPurgeSequence(info.State.LastSeq+1)); err != nil {
+			return 0, fmt.Errorf("queue: drop dead letters: %w", err)
+		}
+		return int(info.State.Msgs), nil
+	}
+	entries, err := q.pickDead(ctx, ids)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, e := range entries {
+		deleted, err := q.deleteDead(ctx, e.seq)
+		if err != nil {
+			return n, fmt.Errorf("queue: drop %s: %w", e.dl.ID, err)
+		}
+		if deleted {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// Stats describe the queue at one moment.
+type Stats struct {
+	// Jobs stored and not finished: waiting, delayed, retrying or running.
+	Jobs int
+	// Messages holding them: one per callback, one per job waiting on its own.
+	Messages int
+	// InFlight messages were delivered and are not acknowledged yet: being
+	// worked on, buffered for a worker, or waiting for their due time.
+	InFlight int
+	// OldestWait is how long the oldest message that no worker has taken
+	// yet has been waiting since it was stored or became due: 0 while the
+	// workers keep up.
+	OldestWait time.Duration
+	// DeadLetters is the number of dead letters.
+	DeadLetters int
+}
+
+// Stats returns the queue depth, how far behind the workers are, and the
+// number of dead letters.
+func (q *Queue) Stats(ctx context.Context) (Stats, error) {
+	var s Stats
+	info, err := q.jobs.Info(ctx, jetstream.WithSubjectFilter(jobsSubjects))
+	if err != nil {
+		return s, fmt.Errorf("queue: stats: %w", err)
+	}
+	s.Messages = int(info.State.Msgs)
+	for subj, n := range info.State.Subjects {
+		switch {
+		case subj == subjOne:
+			s.Jobs += int(n)
+		case strings.HasPrefix(subj, subjBatchPrefix):
+			if k, err := strconv.Atoi(subj[len(subjBatchPrefix):]); err == nil {
+				s.Jobs += k * int(n)
+			}
+		}
+	}
+	ci, err := q.cons.Info(ctx)
+	if err != nil {
+		return s, fmt.Errorf("queue: stats: %w", err)
+	}
+	s.InFlight = ci.NumAckPending
+	if ci.NumPending > 0 {
+		// Messages are delivered in stream order, so the first one after
+		// the last delivered is the oldest that no worker has taken.
+		raw, err := q.jobs.GetMsg(ctx, ci.Delivered.Stream+1, jetstream.WithGetMsgSubject(jobsSubjects))
+		if err == nil {
+			since := raw.Time
+			if due := dueHeader(raw.Header); due.After(since) {
+				since = due
+			}
+			if now := q.now(); now.After(since) {
+				s.OldestWait = now.Sub(since)
+			}
+		} else if !errors.Is(err, jetstream.ErrMsgNotFound) {
+			return s, fmt.Errorf("queue: stats: %w", err)
+		}
+	}
+	dinfo, err := q.dead.Info(ctx)
+	if err != nil {
+		return s, fmt.Errorf("queue: stats: %w", err)
+	}
+	s.DeadLetters = int(dinfo.State.Msgs)
+	return s, nil
+}

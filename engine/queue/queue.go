@@ -1,0 +1,449 @@
+// Package queue is friendflow's durable job queue, built on NATS JetStream.
+//
+// # Layout
+//
+// Two streams and one consumer, the same whether the server is embedded in
+// the process (file storage under Config.DataDir) or an external cluster
+// (Config.URL, replicated streams):
+//
+//   - FRIENDFLOW_JOBS, a work-queue stream. Enqueue stores all of one
+//     callback's jobs in ONE message on friendflow.jobs.cb.<n> (n = how many
+//     jobs it holds), with Msg-Id "cb:<callbackID>": the jobs are stored
+//     together or not at all, and one message per callback is what keeps the
+//     durable enqueue within the CPU budget (DESIGN §7). A job gets a message
+//     of its own, on friendflow.jobs.one, only when it has to wait: a delay,
+//     a retry after a failure, a replay from the dead letters.
+//   - FRIENDFLOW_DEAD, a limits stream with one subject per dead job
+//     (friendflow.dead.<base64url(job id)>, one message per subject): listing,
+//     replaying and dropping by id are direct lookups.
+//   - friendflow-workers, the one durable pull consumer every replica shares
+//     (a work-queue stream allows only one). MaxDeliver and MaxAckPending are
+//     unlimited: attempts are counted in the job itself, because JetStream's
+//     delivery count also counts redeliveries that ran nothing (due-time
+//     waits, stops, failovers), and its BackOff applies to ack timeouts only.
+//
+// # Delays
+//
+// A job's Due time is enforced with NakWithDelay, never with a sleeping
+// goroutine: a message of its own that is not yet due carries its due time in
+// the Friendflow-Due header, and the consumer's callback naks it with the
+// remaining delay without taking a worker; the server redelivers it when it
+// is due, and persists (and replicates) that redelivery time, so it survives
+// a restart. Server-side message schedules were the alternative; they were
+// not chosen because they fire up to a second early (whole-second @at), need
+// nats-server ≥ 2.12 on an external cluster, and change the stream (rollups).
+// The cost of NakWithDelay is that a waiting job holds an ack-pending slot on
+// the consumer, and the server scans its pending set when timers fire: fine
+// for tens of thousands of concurrently delayed jobs, not for millions.
+//
+// # Delivery
+//
+// At least once. A worker acks a callback's message only after every job in
+// it has succeeded, been dead-lettered, or been re-enqueued in a message of
+// its own (always published before the ack). A crash in between redelivers
+// the message and its jobs run again; derived messages carry Msg-Ids made of
+// the source message's stream sequence and the job id, so re-publishing them
+// on redelivery is deduplicated by the server within the 2-minute window.
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/friendflow/friendflow/actions"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Names in the JetStream account. They are fixed so that every replica,
+// whatever its version, finds the same streams.
+const (
+	jobsStream   = "FRIENDFLOW_JOBS"
+	deadStream   = "FRIENDFLOW_DEAD"
+	consumerName = "friendflow-workers"
+
+	jobsSubjects    = "friendflow.jobs.>"
+	subjBatchPrefix = "friendflow.jobs.cb." // + number of jobs in the message
+	subjOne         = "friendflow.jobs.one" // a job in a message of its own
+	deadSubjects    = "friendflow.dead.>"
+	subjDeadPrefix  = "friendflow.dead." // + base64url(job id)
+
+	// hdrDue carries a job's due time (Unix nanoseconds) on a message of its
+	// own that must wait, so the consumer can nak it without decoding it.
+	hdrDue = "Friendflow-Due"
+
+	// ackWait is how long the server waits for an ack before redelivering.
+	// Messages waiting for a worker and running jobs extend it (InProgress)
+	// every ackWait/3, so it does not bound how long a job may run; it is
+	// how long the messages of a crashed replica, or deliveries lost with a
+	// crashed cluster node, wait before they are delivered again.
+	ackWait = 15 * time.Second
+	// dupWindow is the Msg-Id window: publish-retry idempotency only
+	// (jetstream.md pitfall 6); long-term dedup is Once.
+	dupWindow = 2 * time.Minute
+	// attemptTimeout bounds one publish or API call; retries continue
+	// within the caller's context (a leader election takes a few seconds).
+	attemptTimeout = 2 * time.Second
+	// defaultEnqueueTimeout applies when Enqueue's context has no deadline.
+	defaultEnqueueTimeout = 10 * time.Second
+	// handoffTimeout bounds a worker's publishes (retry, split, dead letter).
+	handoffTimeout = 15 * time.Second
+	// interruptGrace is how long Stop waits for actions to return after
+	// their context was cancelled at the stop deadline.
+	interruptGrace = 2 * time.Second
+)
+
+// Defaults for zero Config and Retry fields.
+const (
+	DefaultWorkers     = 4
+	DefaultAttempts    = 10
+	DefaultBackoff     = time.Second
+	DefaultMaxBackoff  = 5 * time.Minute
+	DefaultJobTimeout  = 2 * time.Minute
+	defaultReplicas    = 1
+	defaultOpenTimeout = 30 * time.Second
+)
+
+// ErrStopped is returned by operations on a queue that is stopping or stopped.
+var ErrStopped = errors.New("queue: stopped")
+
+// Config configures a Queue. The zero value of every field but DataDir (or
+// URL) is usable.
+type Config struct {
+	DataDir    string // embedded store directory; used when URL is empty
+	URL        string // external NATS cluster URLs, comma-separated; empty: embedded server
+	Listen     string // embedded server also listens on host:port (tests, debugging); empty: no TCP listener
+	Replicas   int    // stream and bucket replicas [1]; more than 1 needs URL
+	SyncAlways bool   // embedded: fsync every write (power-loss safe, ~20× slower); default survives kill -9 only
+	Workers    int    // worker pool size [4]
+	// JobTimeout caps one run of one action [2m], so a hung action cannot
+	// hold a worker forever; hitting it is a transient failure.
+	JobTimeout time.Duration
+	Registry   *actions.Registry // the action kinds; required by Run
+	Logger     *slog.Logger      // nil: slog.Default()
+	Hooks      Hooks
+	Now        func() time.Time // clock for due times and attempt times (nil: time.Now)
+	Rand       func() float64   // jitter source in [0, 1] (nil: math/rand/v2)
+}
+
+// Hooks observe the queue, for metrics. Nil hooks are skipped. They are
+// called from worker and request goroutines concurrently and must not block.
+type Hooks struct {
+	// Enqueued is called once per successful Enqueue; duplicate means the
+	// server had already stored this callback (a retried publish).
+	Enqueued func(callbackID string, jobs int, duplicate bool)
+	// JobFinished is called after each run of an action. outcome is "done",
+	// "retried" (a transient failure with attempts left) or "dead" (moved to
+	// the dead letters). A job interrupted by Stop is not finished: it is
+	// returned to the queue and no hook is called.
+	JobFinished func(job *Job, outcome string, err error, took time.Duration)
+	// Redelivered is called for each job of a message delivered again after
+	// an earlier delivery was never acknowledged (crash, ack timeout,
+	// failover, stop): the job may run a second time.
+	Redelivered func(job *Job, deliveries uint64)
+}
+
+// Job outcomes reported to Hooks.JobFinished.
+const (
+	OutcomeDone    = "done"
+	OutcomeRetried = "retried"
+	OutcomeDead    = "dead"
+)
+
+// Retry is a job's retry policy. Zero fields take the defaults (10 attempts,
+// 1 s backoff, 5 m max backoff).
+type Retry struct {
+	Attempts   int           `json:"attempts,omitempty"`
+	Backoff    time.Duration `json:"backoff,omitempty"`
+	MaxBackoff time.Duration `json:"max_backoff,omitempty"`
+}
+
+func (r Retry) withDefaults() Retry {
+	if r.Attempts <= 0 {
+		r.Attempts = DefaultAttempts
+	}
+	if r.Backoff <= 0 {
+		r.Backoff = DefaultBackoff
+	}
+	if r.MaxBackoff <= 0 {
+		r.MaxBackoff = DefaultMaxBackoff
+	}
+	return r
+}
+
+// Job is an actions.Job with its delivery state. In the queue, Attempt counts
+// the attempts already made (0 when enqueued); the action's Do sees the
+// number of the attempt it is running, starting at 1.
+type Job struct {
+	actions.Job
+	Due          time.Time `json:"due,omitzero"` // not before (delay, backoff)
+	Retry        Retry     `json:"retry,omitzero"`
+	OnceKey      string    `json:"once_key,omitempty"` // informational: dedup was decided at match time
+	FirstAttempt time.Time `json:"first_attempt,omitzero"`
+	LastAttempt  time.Time `json:"last_attempt,omitzero"`
+	LastError    string    `json:"last_error,omitempty"`
+	CallbackID   string    `json:"callback_id,omitempty"`
+}
+
+// Queue is a durable job queue with a worker pool. Its methods are safe for
+// concurrent use.
+type Queue struct {
+	cfg  Config
+	log  *slog.Logger
+	ns   *server.Server // embedded server; nil with Config.URL
+	nc   *nats.Conn
+	js   jetstream.JetStream
+	jobs jetstream.Stream
+	dead jetstream.Stream
+	cons jetstream.Consumer
+
+	onceMu      sync.Mutex
+	onceBuckets map[time.Duration]*onceBucket
+
+	randMu sync.Mutex // math/rand/v2's top-level functions are safe; a Config.Rand may not be
+
+	stopping     chan struct{} // closed when intake must stop (Stop, or Run's context)
+	stoppingOnce sync.Once
+	jobCtx       context.Context // actions run under it; cancelled at Stop's deadline
+	cancelJobs   context.CancelFunc
+	started      atomic.Bool
+	runDone      chan struct{} // closed when Run has returned
+	stopOnce     sync.Once
+	stopErr      error
+}
+
+// Open starts the embedded server when cfg.URL is empty, connects, and
+// creates or updates the streams and the consumer. It retries while the
+// server or cluster is not ready yet (a cluster electing its leaders), until
+// ctx is done or 30 s have passed.
+func Open(ctx context.Context, cfg Config) (*Queue, error) {
+	if cfg.Workers <= 0 {
+		cfg.Workers = DefaultWorkers
+	}
+	if cfg.Replicas <= 0 {
+		cfg.Replicas = defaultReplicas
+	}
+	if cfg.JobTimeout <= 0 {
+		cfg.JobTimeout = DefaultJobTimeout
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = rand.Float64
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	log = log.With("component", "queue")
+	if cfg.URL == "" {
+		if cfg.DataDir == "" {
+			return nil, errors.New("queue: DataDir is required for the embedded server")
+		}
+		if cfg.Replicas > 1 {
+			return nil, fmt.Errorf("queue: %d replicas need an external cluster (URL)", cfg.Replicas)
+		}
+	} else {
+		if cfg.SyncAlways {
+			log.Warn("sync-always is a setting of the external NATS servers (jetstream { sync_interval: always }); ignored here")
+		}
+		if cfg.Listen != "" {
+			return nil, errors.New("queue: Listen applies to the embedded server only, not with URL")
+		}
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, defaultOpenTimeout)
+		defer cancel()
+	}
+
+	q := &Queue{
+		cfg:         cfg,
+		log:         log,
+		onceBuckets: make(map[time.Duration]*onceBucket),
+		stopping:    make(chan struct{}),
+		runDone:     make(chan struct{}),
+	}
+	q.jobCtx, q.cancelJobs = context.WithCancel(context.Background())
+
+	var err error
+	if cfg.URL == "" {
+		q.ns, err = startEmbedded(cfg, log)
+		if err != nil {
+			return nil, err
+		}
+		q.nc, err = nats.Connect("", nats.InProcessServer(q.ns), nats.Name("friendflow"))
+	} else {
+		q.nc, err = nats.Connect(cfg.URL,
+			nats.Name("friendflow"),
+			nats.MaxReconnects(-1),
+			nats.ReconnectWait(250*time.Millisecond),
+			nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+				if err != nil {
+					log.Warn("disconnected from NATS", "err", err)
+				}
+			}),
+			nats.ReconnectHandler(func(c *nats.Conn) {
+				log.Info("reconnected to NATS", "server", c.ConnectedUrlRedacted())
+			}),
+		)
+	}
+	if err != nil {
+		q.shutdownServer()
+		return nil, fmt.Errorf("queue: connect: %w", err)
+	}
+	q.js, err = jetstream.New(q.nc)
+	if err == nil {
+		err = retrying(ctx, log, "set up streams", q.setup)
+	}
+	if err != nil {
+		q.nc.Close()
+		q.shutdownServer()
+		return nil, err
+	}
+	return q, nil
+}
+
+// setup creates or updates the streams and the consumer. It is idempotent,
+// so every replica runs it at start.
+func (q *Queue) setup(ctx context.Context) error {
+	var err error
+	q.jobs, err = q.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        jobsStream,
+		Description: "friendflow jobs: one message per accepted callback, one per waiting job",
+		Subjects:    []string{jobsSubjects},
+		Retention:   jetstream.WorkQueuePolicy,
+		Storage:     jetstream.FileStorage,
+		Replicas:    q.cfg.Replicas,
+		Duplicates:  dupWindow,
+		MaxMsgs:     -1,
+		MaxBytes:    -1,
+	})
+	if err != nil {
+		return fmt.Errorf("queue: stream %s: %w", jobsStream, err)
+	}
+	q.dead, err = q.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:              deadStream,
+		Description:       "friendflow dead letters: one subject per job id",
+		Subjects:          []string{deadSubjects},
+		Retention:         jetstream.LimitsPolicy,
+		Storage:           jetstream.FileStorage,
+		Replicas:          q.cfg.Replicas,
+		Duplicates:        dupWindow,
+		MaxMsgsPerSubject: 1,
+		MaxMsgs:           -1,
+		MaxBytes:          -1,
+	})
+	if err != nil {
+		return fmt.Errorf("queue: stream %s: %w", deadStream, err)
+	}
+	q.cons, err = q.jobs.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+		Durable:       consumerName,
+		Description:   "friendflow workers, shared by every replica",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       ackWait,
+		MaxDeliver:    -1,
+		MaxAckPending: -1,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		return fmt.Errorf("queue: consumer %s: %w", consumerName, err)
+	}
+	return nil
+}
+
+// Ready returns nil when the store is usable: connected, and the jobs
+// stream answers (in a cluster: it has a leader).
+func (q *Queue) Ready() error {
+	select {
+	case <-q.stopping:
+		return ErrStopped
+	default:
+	}
+	if !q.nc.IsConnected() {
+		return fmt.Errorf("queue: not connected to NATS (%s)", q.nc.Status())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), attemptTimeout)
+	defer cancel()
+	if _, err := q.jobs.Info(ctx); err != nil {
+		return fmt.Errorf("queue: jobs stream: %w", err)
+	}
+	return nil
+}
+
+// Stop stops the queue gracefully: no more messages are fetched; running
+// jobs get until timeout to finish, then their context is cancelled and they
+// are returned to the queue, as are messages fetched but not started; the
+// connection is flushed and closed, and the embedded server is shut down
+// cleanly. Returned messages are redelivered at once to other replicas, or
+// after the next Open. Stop may be called more than once.
+func (q *Queue) Stop(timeout time.Duration) error {
+	q.stopOnce.Do(func() { q.stopErr = q.stop(timeout) })
+	return q.stopErr
+}
+
+func (q *Queue) stop(timeout time.Duration) error {
+	q.beginStop()
+	var err error
+	if q.started.Load() {
+		t := time.NewTimer(timeout)
+		select {
+		case <-q.runDone:
+		case <-t.C:
+			q.log.Warn("jobs still running at the stop deadline: interrupting them", "timeout", timeout)
+			q.cancelJobs()
+			select {
+			case <-q.runDone:
+			case <-time.After(interruptGrace):
+				err = errors.New("queue: actions ignored cancellation; their messages will be redelivered after the ack wait")
+				q.log.Error(err.Error())
+			}
+		}
+		t.Stop()
+	}
+	q.cancelJobs()
+	if ferr := q.nc.FlushTimeout(time.Second); ferr != nil && err == nil && !errors.Is(ferr, nats.ErrConnectionClosed) {
+		err = fmt.Errorf("queue: flush: %w", ferr)
+	}
+	q.nc.Close()
+	q.shutdownServer()
+	return err
+}
+
+// beginStop stops intake. Safe to call more than once.
+func (q *Queue) beginStop() {
+	q.stoppingOnce.Do(func() { close(q.stopping) })
+}
+
+func (q *Queue) isStopping() bool {
+	select {
+	case <-q.stopping:
+		return true
+	default:
+		return false
+	}
+}
+
+func (q *Queue) shutdownServer() {
+	if q.ns != nil {
+		q.ns.Shutdown()
+		q.ns.WaitForShutdown()
+	}
+}
+
+func (q *Queue) now() time.Time { return q.cfg.Now() }
+
+func (q *Queue) rand() float64 {
+	q.randMu.Lock()
+	defer q.randMu.Unlock()
+	r := q.cfg.Rand()
+	return min(max(r, 0), 1)
+}

@@ -1,0 +1,481 @@
+package queue
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+func TestEnqueueRunsEveryJobOnce(t *testing.T) {
+	s := newScript()
+	h := newHookLog()
+	q := openTest(t, t.TempDir(), s, func(c *Config) { c.Hooks = h.hooks() })
+	runTest(t, q)
+
+	var ids []string
+	for cb := range 5 {
+		jobs := []Job{mkJob(fmt.Sprintf("cb%d-a", cb), "ok"), mkJob(fmt.Sprintf("cb%d-b", cb), "ok"), mkJob(fmt.Sprintf("cb%d-c", cb), "ok")}
+		for _, j := range jobs {
+			ids = append(ids, j.ID)
+		}
+		enqueue(t, q, fmt.Sprintf("cb%d", cb), jobs...)
+	}
+	// The same callback again (a publish retried after an unknown outcome)
+	// is stored once.
+	enqueue(t, q, "cb0", mkJob("cb0-a", "ok"), mkJob("cb0-b", "ok"), mkJob("cb0-c", "ok"))
+
+	eventually(t, 10*time.Second, "all jobs done", func() bool {
+		d, _ := s.doneTotals()
+		return d == len(ids)
+	})
+	eventually(t, 5*time.Second, "queue drained", func() bool { return drained(t, q) })
+	for _, id := range ids {
+		if n := s.doneCount(id); n != 1 {
+			t.Errorf("%s ran %d times, want 1", id, n)
+		}
+		if got := h.of(id); !slices.Equal(got, []string{OutcomeDone}) {
+			t.Errorf("%s outcomes %v, want [done]", id, got)
+		}
+		if got := s.attemptNumbers(id); !slices.Equal(got, []int{1}) {
+			t.Errorf("%s: Do saw attempts %v, want [1]", id, got)
+		}
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.enqueued != 15 || h.duplicates != 1 {
+		t.Errorf("Enqueued hook: %d jobs, %d duplicates; want 15, 1", h.enqueued, h.duplicates)
+	}
+}
+
+func TestEnqueueRejectsBadInput(t *testing.T) {
+	q := openTest(t, t.TempDir(), newScript(), nil)
+	ctx := context.Background()
+	if err := q.Enqueue(ctx, "", []Job{mkJob("a", "ok")}); err == nil {
+		t.Error("empty callback id accepted")
+	}
+	if err := q.Enqueue(ctx, "cb", []Job{mkJob("", "ok")}); err == nil {
+		t.Error("job without id accepted")
+	}
+	if err := q.Enqueue(ctx, "cb", nil); err != nil {
+		t.Errorf("no jobs: %v", err)
+	}
+	big := mkJob("big", "ok")
+	big.Params["pad"] = strings.Repeat("x", 2<<20)
+	if err := q.Enqueue(ctx, "cb-big", []Job{big}); err == nil {
+		t.Error("a message above the server's max payload was accepted")
+	}
+}
+
+func TestTransientFailuresBackOff(t *testing.T) {
+	s := newScript()
+	h := newHookLog()
+	q := openTest(t, t.TempDir(), s, func(c *Config) {
+		c.Hooks = h.hooks()
+		c.Rand = func() float64 { return 1 } // the top of the jitter range
+	})
+	runTest(t, q)
+
+	job := mkJob("flaky", "transient:3")
+	job.Retry = Retry{Attempts: 10, Backoff: 50 * time.Millisecond, MaxBackoff: 150 * time.Millisecond}
+	enqueue(t, q, "cb-flaky", job, mkJob("steady", "ok"))
+
+	eventually(t, 10*time.Second, "flaky job done", func() bool { return s.doneCount("flaky") == 1 })
+	times := s.callTimes("flaky")
+	if len(times) != 4 {
+		t.Fatalf("%d attempts, want 4", len(times))
+	}
+	if got := s.attemptNumbers("flaky"); !slices.Equal(got, []int{1, 2, 3, 4}) {
+		t.Errorf("Do saw attempts %v, want [1 2 3 4]", got)
+	}
+	// Rand 1 gives exactly min(max, backoff·2^(n-1)): 50, 100, 150 (capped).
+	// A gap cannot be shorter; the slack above covers publish, delivery and
+	// the server's redelivery timer.
+	for i, want := range []time.Duration{50 * time.Millisecond, 100 * time.Millisecond, 150 * time.Millisecond} {
+		gap := times[i+1].Sub(times[i])
+		t.Logf("gap %d: %v (backoff %v)", i+1, gap, want)
+		if gap < want || gap > want+400*time.Millisecond {
+			t.Errorf("gap %d = %v, want in [%v, %v]", i+1, gap, want, want+400*time.Millisecond)
+		}
+	}
+	if got, want := h.of("flaky"), []string{OutcomeRetried, OutcomeRetried, OutcomeRetried, OutcomeDone}; !slices.Equal(got, want) {
+		t.Errorf("outcomes %v, want %v", got, want)
+	}
+	if n := s.doneCount("steady"); n != 1 {
+		t.Errorf("the callback's other job ran %d times, want 1 (a retry must not rerun it)", n)
+	}
+	eventually(t, 5*time.Second, "queue drained", func() bool { return drained(t, q) })
+}
+
+func TestRetryAfterIsAFloor(t *testing.T) {
+	s := newScript()
+	q := openTest(t, t.TempDir(), s, func(c *Config) { c.Rand = func() float64 { return 0 } })
+	runTest(t, q)
+
+	job := mkJob("limited", "retryafter:300ms:1")
+	job.Retry = Retry{Backoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond}
+	enqueue(t, q, "cb-limited", job)
+	eventually(t, 10*time.Second, "job done", func() bool { return s.doneCount("limited") == 1 })
+	times := s.callTimes("limited")
+	if len(times) != 2 {
+		t.Fatalf("%d attempts, want 2", len(times))
+	}
+	if gap := times[1].Sub(times[0]); gap < 300*time.Millisecond || gap > 800*time.Millisecond {
+		t.Errorf("gap %v, want at least the 300ms Retry-After (and not much more)", gap)
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	p := Retry{Attempts: 10, Backoff: time.Second, MaxBackoff: 5 * time.Minute}
+	for _, tc := range []struct {
+		rand       float64
+		attempt    int
+		retryAfter time.Duration
+		want       time.Duration
+	}{
+		{1, 1, 0, time.Second},
+		{1, 2, 0, 2 * time.Second},
+		{1, 9, 0, 256 * time.Second},
+		{1, 10, 0, 5 * time.Minute},
+		{1, 200, 0, 5 * time.Minute}, // no overflow
+		{0.5, 3, 0, 2 * time.Second},
+		{0, 5, 0, 0},
+		{0, 5, 7 * time.Second, 7 * time.Second},
+		{1, 1, 10 * time.Minute, 10 * time.Minute}, // Retry-After beats max backoff
+		{2, 1, 0, time.Second},                     // Rand out of range is clamped
+	} {
+		q := &Queue{cfg: Config{Rand: func() float64 { return tc.rand }}}
+		if got := q.backoff(p, tc.attempt, tc.retryAfter); got != tc.want {
+			t.Errorf("backoff(rand %v, attempt %d, retry-after %v) = %v, want %v", tc.rand, tc.attempt, tc.retryAfter, got, tc.want)
+		}
+	}
+}
+
+func TestDelayedJobsWaitWithoutGoroutines(t *testing.T) {
+	s := newScript()
+	q := openTest(t, t.TempDir(), s, nil)
+	runTest(t, q)
+	eventually(t, 5*time.Second, "workers started", func() bool { return q.started.Load() })
+	before := runtime.NumGoroutine()
+
+	const delayed = 200
+	due := time.Now().Add(time.Second)
+	jobs := []Job{mkJob("now", "ok")}
+	for i := range delayed {
+		j := mkJob(fmt.Sprintf("later-%d", i), "ok")
+		j.Due = due
+		jobs = append(jobs, j)
+	}
+	enqueue(t, q, "cb-delayed", jobs...)
+	single := mkJob("later-single", "ok")
+	single.Due = due
+	enqueue(t, q, "cb-delayed-single", single)
+
+	eventually(t, 5*time.Second, "the undelayed job done", func() bool { return s.doneCount("now") == 1 })
+	// Every delayed job now waits in the server, acknowledged by nobody and
+	// held by no worker.
+	eventually(t, 5*time.Second, "delayed jobs parked in the server", func() bool {
+		st, err := q.Stats(context.Background())
+		return err == nil && st.InFlight == delayed+1 && st.Jobs == delayed+1
+	})
+	if time.Now().Before(due) {
+		if g := runtime.NumGoroutine(); g > before+20 {
+			t.Errorf("%d goroutines while %d jobs wait, %d before: something waits per job", g, delayed+1, before)
+		}
+		if d, _ := s.doneTotals(); d != 1 {
+			t.Errorf("%d jobs ran before their due time", d-1)
+		}
+	} else {
+		t.Log("machine too slow to check the wait before the due time")
+	}
+
+	eventually(t, 10*time.Second, "delayed jobs done", func() bool {
+		d, _ := s.doneTotals()
+		return d == delayed+2
+	})
+	for i := range delayed + 1 {
+		id := fmt.Sprintf("later-%d", i)
+		if i == delayed {
+			id = "later-single"
+		}
+		times := s.callTimes(id)
+		if len(times) != 1 {
+			t.Errorf("%s ran %d times", id, len(times))
+			continue
+		}
+		if times[0].Before(due) {
+			t.Errorf("%s ran %v before its due time", id, due.Sub(times[0]))
+		}
+	}
+	eventually(t, 5*time.Second, "queue drained", func() bool { return drained(t, q) })
+}
+
+func TestDeadLetters(t *testing.T) {
+	s := newScript()
+	h := newHookLog()
+	q := openTest(t, t.TempDir(), s, func(c *Config) { c.Hooks = h.hooks() })
+	runTest(t, q)
+	ctx := context.Background()
+
+	exhausted := mkJob("exhausted", "always")
+	exhausted.Retry = Retry{Attempts: 3, Backoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond}
+	unknown := mkJob("unknown", "ok")
+	unknown.Action = "no-such-kind"
+	invalid := mkJob("invalid", "ok")
+	invalid.Params = map[string]any{"plan": "ok", "extra": 1}
+	enqueue(t, q, "cb-dead", mkJob("perm", "permanent"), exhausted, unknown, invalid, mkJob("panics", "panic"))
+
+	var dls []DeadLetter
+	eventually(t, 10*time.Second, "five dead letters", func() bool {
+		var err error
+		dls, err = q.DeadLetters(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(dls) == 5
+	})
+	byID := make(map[string]DeadLetter)
+	for _, dl := range dls {
+		byID[dl.ID] = dl
+	}
+	for _, tc := range []struct {
+		id, reason, errPart string
+		attempts            int
+	}{
+		{"perm", "permanent failure", "scripted permanent failure 1", 1},
+		{"exhausted", "attempts exhausted", "scripted unclassified failure 3", 3},
+		{"unknown", "unknown action", `unknown action kind "no-such-kind"`, 1},
+		{"invalid", "invalid parameters", "extra", 1},
+		{"panics", "action panicked", "scripted panic", 1},
+	} {
+		dl, ok := byID[tc.id]
+		if !ok {
+			t.Errorf("%s not dead-lettered", tc.id)
+			continue
+		}
+		if dl.Reason != tc.reason || dl.Attempts != tc.attempts || !strings.Contains(dl.LastError, tc.errPart) {
+			t.Errorf("%s: reason %q, attempts %d, last error %q; want %q, %d, containing %q",
+				tc.id, dl.Reason, dl.Attempts, dl.LastError, tc.reason, tc.attempts, tc.errPart)
+		}
+		if dl.Rule != "test-rule" || dl.Job.ID != tc.id || dl.Job.CallbackID != "cb-dead" || dl.FirstAttempt.IsZero() || dl.LastAttempt.Before(dl.FirstAttempt) {
+			t.Errorf("%s: incomplete dead letter %+v", tc.id, dl)
+		}
+	}
+	if got := h.of("exhausted"); !slices.Equal(got, []string{OutcomeRetried, OutcomeRetried, OutcomeDead}) {
+		t.Errorf("exhausted outcomes %v", got)
+	}
+	if got := h.of("perm"); !slices.Equal(got, []string{OutcomeDead}) {
+		t.Errorf("perm outcomes %v", got)
+	}
+	st, err := q.Stats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.DeadLetters != 5 {
+		t.Errorf("Stats.DeadLetters = %d, want 5", st.DeadLetters)
+	}
+	eventually(t, 5*time.Second, "queue drained", func() bool { return drained(t, q) })
+}
+
+func TestReplayAndDrop(t *testing.T) {
+	s := newScript()
+	q := openTest(t, t.TempDir(), s, nil)
+	runTest(t, q)
+	ctx := context.Background()
+
+	// Each fails permanently once, then succeeds: a replay completes it.
+	enqueue(t, q, "cb1", mkJob("d1", "permanent:1"), mkJob("d2", "permanent:1"), mkJob("d3", "permanent:1"), mkJob("d4", "permanent:1"))
+	deadCount := func(want int) func() bool {
+		return func() bool {
+			dls, err := q.DeadLetters(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return len(dls) == want
+		}
+	}
+	eventually(t, 10*time.Second, "four dead letters", deadCount(4))
+
+	if n, err := q.Replay(ctx, []string{}); err != nil || n != 0 {
+		t.Errorf("Replay(empty) = %d, %v; want 0", n, err)
+	}
+	if n, err := q.Replay(ctx, []string{"d1", "missing"}); err != nil || n != 1 {
+		t.Fatalf("Replay(d1, missing) = %d, %v; want 1", n, err)
+	}
+	eventually(t, 10*time.Second, "d1 replayed", func() bool { return s.doneCount("d1") == 1 })
+	if got := s.attemptNumbers("d1"); !slices.Equal(got, []int{1, 1}) {
+		t.Errorf("d1 attempts %v, want [1 1]: a replay starts over", got)
+	}
+	if n, err := q.Drop(ctx, []string{"d2", "missing"}); err != nil || n != 1 {
+		t.Fatalf("Drop(d2, missing) = %d, %v; want 1", n, err)
+	}
+	eventually(t, time.Second, "two dead letters left", deadCount(2))
+	if n, err := q.Replay(ctx, nil); err != nil || n != 2 {
+		t.Fatalf("Replay(all) = %d, %v; want 2", n, err)
+	}
+	eventually(t, 10*time.Second, "d3, d4 replayed", func() bool { return s.doneCount("d3") == 1 && s.doneCount("d4") == 1 })
+	if s.doneCount("d2") != 0 {
+		t.Error("dropped d2 ran")
+	}
+
+	// A replayed job that dies again is a dead letter again, even within
+	// the duplicate window.
+	enqueue(t, q, "cb2", mkJob("again", "permanent:2"), mkJob("e1", "permanent"), mkJob("e2", "permanent"))
+	eventually(t, 10*time.Second, "three dead letters", deadCount(3))
+	if n, err := q.Replay(ctx, []string{"again"}); err != nil || n != 1 {
+		t.Fatalf("Replay(again) = %d, %v", n, err)
+	}
+	eventually(t, 10*time.Second, "again dead again", func() bool { return len(s.callTimes("again")) == 2 })
+	eventually(t, 10*time.Second, "three dead letters", deadCount(3))
+	if n, err := q.Drop(ctx, nil); err != nil || n != 3 {
+		t.Fatalf("Drop(all) = %d, %v; want 3", n, err)
+	}
+	eventually(t, time.Second, "no dead letters", deadCount(0))
+	if n, err := q.Drop(ctx, nil); err != nil || n != 0 {
+		t.Errorf("Drop(all) on empty = %d, %v", n, err)
+	}
+}
+
+func TestUndecodableMessageIsDeadLettered(t *testing.T) {
+	s := newScript()
+	q := openTest(t, t.TempDir(), s, nil)
+	runTest(t, q)
+	ctx := context.Background()
+	if _, err := q.js.Publish(ctx, subjOne, []byte("not json")); err != nil {
+		t.Fatal(err)
+	}
+	enqueue(t, q, "cb-after", mkJob("after", "ok"))
+	eventually(t, 10*time.Second, "the next job done", func() bool { return s.doneCount("after") == 1 })
+	var dls []DeadLetter
+	eventually(t, 5*time.Second, "a dead letter", func() bool {
+		dls, _ = q.DeadLetters(ctx)
+		return len(dls) == 1
+	})
+	if dl := dls[0]; dl.Reason != "undecodable message" || string(dl.Raw) != "not json" || !strings.HasPrefix(dl.ID, "undecodable-") {
+		t.Errorf("dead letter %+v", dl)
+	}
+	if n, err := q.Replay(ctx, nil); err != nil || n != 0 {
+		t.Errorf("Replay of an undecodable message = %d, %v; want 0", n, err)
+	}
+	if n, err := q.Drop(ctx, []string{dls[0].ID}); err != nil || n != 1 {
+		t.Errorf("Drop = %d, %v; want 1", n, err)
+	}
+}
+
+func TestStats(t *testing.T) {
+	s := newScript()
+	var offset time.Duration
+	q := openTest(t, t.TempDir(), s, func(c *Config) { c.Now = func() time.Time { return time.Now().Add(offset) } })
+	ctx := context.Background()
+	st, err := q.Stats(ctx)
+	if err != nil || st != (Stats{}) {
+		t.Fatalf("empty queue: %+v, %v", st, err)
+	}
+	enqueue(t, q, "cb1", mkJob("a", "ok"), mkJob("b", "ok"), mkJob("c", "ok"))
+	enqueue(t, q, "cb2", mkJob("d", "ok"))
+	offset = time.Hour // no workers run, nothing reads the clock concurrently
+	st, err = q.Stats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Jobs != 4 || st.Messages != 2 || st.InFlight != 0 || st.DeadLetters != 0 {
+		t.Errorf("stats %+v, want 4 jobs in 2 messages", st)
+	}
+	if st.OldestWait < time.Hour || st.OldestWait > time.Hour+time.Minute {
+		t.Errorf("OldestWait %v, want about an hour", st.OldestWait)
+	}
+	if err := q.Ready(); err != nil {
+		t.Errorf("Ready: %v", err)
+	}
+	if err := q.Stop(time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Ready(); err == nil {
+		t.Error("Ready after Stop")
+	}
+	if err := q.Enqueue(ctx, "cb3", []Job{mkJob("e", "ok")}); err == nil {
+		t.Error("Enqueue after Stop")
+	}
+}
+
+func TestOnce(t *testing.T) {
+	q := openTest(t, t.TempDir(), newScript(), nil)
+	ctx := context.Background()
+	const ttl = time.Second
+	once := func(key string) bool {
+		t.Helper()
+		first, err := q.Once(ctx, key, ttl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return first
+	}
+	if !once("alice|bob") {
+		t.Fatal("first Once = false")
+	}
+	if once("alice|bob") {
+		t.Fatal("second Once within ttl = true")
+	}
+	if !once("bob|alice") {
+		t.Fatal("another key = false")
+	}
+	if err := q.Forget(ctx, "alice|bob", ttl); err != nil {
+		t.Fatal(err)
+	}
+	if !once("alice|bob") {
+		t.Fatal("Once after Forget = false")
+	}
+	created := time.Now()
+	if once("alice|bob") {
+		t.Fatal("Once after Forget twice = true")
+	}
+	// Other ttls are other buckets.
+	if first, err := q.Once(ctx, "alice|bob", 0); err != nil || !first {
+		t.Fatalf("Once forever = %v, %v", first, err)
+	}
+	if first, err := q.Once(ctx, "alice|bob", 0); err != nil || first {
+		t.Fatalf("Once forever again = %v, %v", first, err)
+	}
+	// Keys that are not valid KV keys are fine.
+	if !once("名字 with spaces.and*wildcards>") {
+		t.Fatal("odd key")
+	}
+	eventually(t, 5*time.Second, "the key to expire", func() bool { return once("alice|bob") })
+	if age := time.Since(created); age < ttl-50*time.Millisecond {
+		t.Errorf("key expired after %v, before its ttl %v", age, ttl)
+	}
+	if _, err := q.Once(ctx, "k", -time.Second); err == nil {
+		t.Error("negative ttl accepted")
+	}
+}
+
+func TestOnceBucketNames(t *testing.T) {
+	for ttl, want := range map[time.Duration]string{
+		0:                       "friendflow_once_forever",
+		720 * time.Hour:         "friendflow_once_2592000s",
+		1500 * time.Millisecond: "friendflow_once_1500ms",
+	} {
+		if got := onceBucketName(ttl); got != want {
+			t.Errorf("onceBucketName(%v) = %q, want %q", ttl, got, want)
+		}
+	}
+}
+
+// An undue message of its own is nak'd in the consumer callback; this
+// checks the header round trip that decision rests on.
+func TestDueHeader(t *testing.T) {
+	due := time.Unix(1700000000, 123456789)
+	h := nats.Header{}
+	h.Set(hdrDue, fmt.Sprint(due.UnixNano()))
+	if got := dueHeader(h); !got.Equal(due) {
+		t.Errorf("dueHeader = %v, want %v", got, due)
+	}
+	if got := dueHeader(nats.Header{}); !got.IsZero() {
+		t.Errorf("no header: %v", got)
+	}
+}

@@ -1,0 +1,428 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/friendflow/friendflow/actions"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Run runs the worker pool until ctx is done or Stop is called, then stops
+// fetching, lets the running jobs finish (Stop bounds how long), returns
+// fetched but unstarted messages to the queue, and returns nil. It returns
+// an error only when it cannot start. Run may be called once.
+func (q *Queue) Run(ctx context.Context) error {
+	if q.cfg.Registry == nil {
+		return errors.New("queue: Run needs Config.Registry")
+	}
+	if !q.started.CompareAndSwap(false, true) {
+		return errors.New("queue: Run called twice")
+	}
+	defer close(q.runDone)
+	if q.isStopping() {
+		return ErrStopped
+	}
+
+	in := &intake{work: make(chan jetstream.Msg)}
+	var wg sync.WaitGroup
+	for range q.cfg.Workers {
+		wg.Go(func() {
+			for m := range in.work {
+				q.process(m)
+			}
+		})
+	}
+	cc, err := q.cons.Consume(func(m jetstream.Msg) { q.receive(m, in) },
+		// A small client-side buffer: a fetched message's ack wait runs
+		// while it waits there, before receive can extend it.
+		jetstream.PullMaxMessages(max(q.cfg.Workers, 2)),
+		// Short heartbeat and expiry: a clustered stream's failover
+		// otherwise stalls the workers for ~30 s (jetstream.md pitfall 7).
+		jetstream.PullHeartbeat(time.Second),
+		jetstream.PullExpiry(4*time.Second),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			if errors.Is(err, jetstream.ErrNoHeartbeat) {
+				q.log.Debug("consumer heartbeat missed", "err", err)
+				return
+			}
+			q.log.Warn("consumer", "err", err)
+		}),
+	)
+	if err != nil {
+		in.close()
+		wg.Wait()
+		return fmt.Errorf("queue: consume: %w", err)
+	}
+	q.log.Info("workers started", "workers", q.cfg.Workers)
+
+	select {
+	case <-ctx.Done():
+	case <-q.stopping:
+	}
+	q.beginStop()
+	// Drain hands the buffered messages to receive, which releases them.
+	cc.Drain()
+	select {
+	case <-cc.Closed():
+	case <-time.After(5 * time.Second):
+		cc.Stop()
+	}
+	in.close()
+	wg.Wait()
+	q.log.Info("workers stopped")
+	return nil
+}
+
+// intake hands fetched messages to the workers. The lock makes "send unless
+// closed" atomic with respect to close.
+type intake struct {
+	mu     sync.RWMutex
+	closed bool
+	work   chan jetstream.Msg
+}
+
+func (in *intake) close() {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if !in.closed {
+		in.closed = true
+		close(in.work)
+	}
+}
+
+// receive is the consumer callback. A message of its own that is not yet
+// due goes straight back with the remaining delay, without taking a worker;
+// anything else waits for a free worker.
+func (q *Queue) receive(m jetstream.Msg, in *intake) {
+	if due := dueHeader(m.Headers()); !due.IsZero() {
+		if d := due.Sub(q.now()); d > 0 {
+			if err := m.NakWithDelay(d); err != nil {
+				q.log.Warn("cannot postpone a delayed job", "err", err)
+			}
+			return
+		}
+	}
+	in.mu.RLock()
+	defer in.mu.RUnlock()
+	if in.closed {
+		q.release(m)
+		return
+	}
+	select {
+	case in.work <- m:
+		return
+	default:
+	}
+	// Every worker is busy: keep the message's ack wait from running out
+	// while it waits.
+	t := time.NewTicker(ackWait / 3)
+	defer t.Stop()
+	for {
+		select {
+		case in.work <- m:
+			return
+		case <-q.stopping:
+			q.release(m)
+			return
+		case <-t.C:
+			_ = m.InProgress()
+		}
+	}
+}
+
+// verdict is what becomes of a message once its jobs were handled.
+type verdict int
+
+const (
+	vAck     verdict = iota // every job done, dead-lettered or re-enqueued
+	vRelease                // back to the queue now (stop, or a failed hand-off)
+	vWait                   // back to the queue after a delay (not due yet)
+)
+
+func (q *Queue) process(m jetstream.Msg) {
+	if q.isStopping() {
+		q.release(m)
+		return
+	}
+	stop := keepAlive(m)
+	v, delay := q.handle(m)
+	stop() // no InProgress may follow the final ack or nak
+	switch v {
+	case vAck:
+		q.ack(m)
+	case vRelease:
+		q.release(m)
+	case vWait:
+		if err := m.NakWithDelay(delay); err != nil {
+			q.log.Warn("cannot postpone a delayed job", "err", err)
+		}
+	}
+}
+
+// handle runs a message's due jobs and hands off the others.
+func (q *Queue) handle(m jetstream.Msg) (verdict, time.Duration) {
+	meta, err := m.Metadata()
+	if err != nil {
+		q.log.Error("message without JetStream metadata", "subject", m.Subject(), "err", err)
+		return vRelease, 0
+	}
+	seq := meta.Sequence.Stream
+	env, err := decodeEnvelope(m.Data())
+	if err != nil {
+		return q.poison(m, seq, err), 0
+	}
+	if h := q.cfg.Hooks.Redelivered; h != nil && meta.NumDelivered > 1 && dueHeader(m.Headers()).IsZero() {
+		for i := range env.Jobs {
+			h(&env.Jobs[i], meta.NumDelivered)
+		}
+	}
+	// Jobs not due yet leave first, each into a message of its own, all
+	// published at once; then the due ones run, one after the other.
+	now := q.now()
+	var due, later []Job
+	for _, job := range env.Jobs {
+		if job.Due.After(now) {
+			later = append(later, job)
+		} else {
+			due = append(due, job)
+		}
+	}
+	if len(env.Jobs) == 1 && len(later) == 1 {
+		return vWait, later[0].Due.Sub(now)
+	}
+	if len(later) > 0 && !q.handOff(seq, "s", later...) {
+		return vRelease, 0
+	}
+	for i := range due {
+		if i > 0 && q.isStopping() {
+			// Stopping between the jobs of a callback: the rest wait in
+			// messages of their own rather than rerun the done ones later.
+			if !q.handOff(seq, "s", due[i:]...) {
+				return vRelease, 0
+			}
+			return vAck, 0
+		}
+		job := due[i]
+		res := q.runJob(&job)
+		switch res.outcome {
+		case OutcomeDone:
+		case OutcomeRetried:
+			if !q.handOff(seq, "r", job) {
+				return vRelease, 0
+			}
+		case OutcomeDead:
+			if !q.bury(seq, job, res.reason) {
+				return vRelease, 0
+			}
+		case outcomeInterrupted:
+			if len(env.Jobs) == 1 {
+				return vRelease, 0
+			}
+			// due[i] still holds the job as it was before the attempt.
+			if !q.handOff(seq, "s", due[i:]...) {
+				return vRelease, 0
+			}
+			return vAck, 0
+		}
+		q.finished(&job, res)
+	}
+	return vAck, 0
+}
+
+// handOff stores each job in a message of its own, publishing them all
+// before waiting for the acks. A Msg-Id joins the source message's
+// sequence and the job id: a redelivered source re-publishes the same ids,
+// which the server drops within the duplicate window.
+func (q *Queue) handOff(seq uint64, tag string, jobs ...Job) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), handoffTimeout)
+	defer cancel()
+	type pending struct {
+		msg *nats.Msg
+		id  string
+		ack jetstream.PubAckFuture
+	}
+	ps := make([]pending, len(jobs))
+	for i, job := range jobs {
+		msg, err := q.jobMsg(job)
+		if err != nil {
+			q.log.Error("cannot re-enqueue job; its message goes back to the queue", "job_id", job.ID, "err", err)
+			return false
+		}
+		ps[i] = pending{msg: msg, id: fmt.Sprintf("%s:%d:%s", tag, seq, job.ID)}
+		if len(jobs) > 1 {
+			// A failure here is retried synchronously below.
+			ps[i].ack, _ = q.js.PublishMsgAsync(msg, jetstream.WithMsgID(ps[i].id))
+		}
+	}
+	for i, p := range ps {
+		if p.ack != nil {
+			select {
+			case <-p.ack.Ok():
+				continue
+			case <-p.ack.Err():
+			case <-ctx.Done():
+			}
+		}
+		if _, err := q.publish(ctx, p.msg, p.id); err != nil {
+			q.log.Error("cannot re-enqueue job; its message goes back to the queue", "job_id", jobs[i].ID, "err", err)
+			return false
+		}
+	}
+	return true
+}
+
+// outcomeInterrupted: Stop cancelled the action; the job is returned as it
+// was before the attempt.
+const outcomeInterrupted = "interrupted"
+
+type runResult struct {
+	outcome string
+	err     error
+	reason  string // for dead letters
+	took    time.Duration
+	delay   time.Duration // for retries
+}
+
+// runJob runs one attempt of job and updates its delivery state: attempt
+// count and times, last error, and for a retry the due time.
+func (q *Queue) runJob(job *Job) runResult {
+	start := q.now()
+	job.Attempt++
+	if job.FirstAttempt.IsZero() {
+		job.FirstAttempt = start
+	}
+	job.LastAttempt = start
+	policy := job.Retry.withDefaults()
+
+	t0 := time.Now()
+	reason, err := q.do(job)
+	res := runResult{err: err, took: time.Since(t0)}
+	if err == nil {
+		job.LastError = ""
+		res.outcome = OutcomeDone
+		return res
+	}
+	if q.jobCtx.Err() != nil {
+		res.outcome = outcomeInterrupted
+		return res
+	}
+	job.LastError = err.Error()
+	permanent, after := actions.Classify(err)
+	switch {
+	case reason != "":
+		res.outcome, res.reason = OutcomeDead, reason
+	case permanent:
+		res.outcome, res.reason = OutcomeDead, "permanent failure"
+	case job.Attempt >= policy.Attempts:
+		res.outcome, res.reason = OutcomeDead, "attempts exhausted"
+	default:
+		res.outcome = OutcomeRetried
+		res.delay = q.backoff(policy, job.Attempt, after)
+		job.Due = q.now().Add(res.delay)
+	}
+	return res
+}
+
+// do runs the action. A non-empty reason means the job cannot run at all
+// (unknown kind, invalid parameters): a dead letter without retries.
+func (q *Queue) do(job *Job) (reason string, err error) {
+	kind, ok := q.cfg.Registry.Lookup(job.Action)
+	if !ok {
+		return "unknown action", fmt.Errorf("unknown action kind %q", job.Action)
+	}
+	params, err := kind.Spec().Check(job.Params)
+	if err != nil {
+		return "invalid parameters", fmt.Errorf("invalid parameters: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(q.jobCtx, q.cfg.JobTimeout)
+	defer cancel()
+	defer func() {
+		if p := recover(); p != nil {
+			q.log.Error("action panicked", "job_id", job.ID, "action", job.Action, "panic", p, "stack", string(debug.Stack()))
+			reason, err = "action panicked", fmt.Errorf("action panicked: %v", p)
+		}
+	}()
+	return "", kind.Do(ctx, job.Job, params)
+}
+
+// backoff is full jitter: uniform in [0, min(max, backoff·2^(attempt-1))],
+// and never less than the action's Retry-After.
+func (q *Queue) backoff(p Retry, attempt int, retryAfter time.Duration) time.Duration {
+	ceil := p.MaxBackoff
+	if n := attempt - 1; n >= 0 && n < 63 && p.Backoff <= p.MaxBackoff>>n {
+		ceil = p.Backoff << n
+	}
+	return max(time.Duration(q.rand()*float64(ceil)), retryAfter)
+}
+
+func (q *Queue) finished(job *Job, res runResult) {
+	log := q.log.With("job_id", job.ID, "rule", job.Rule, "action", job.Action, "attempt", job.Attempt)
+	switch res.outcome {
+	case OutcomeDone:
+		log.Debug("job done", "took", res.took)
+	case OutcomeRetried:
+		log.Info("job failed, will retry", "err", res.err, "in", res.delay)
+	case OutcomeDead:
+		log.Warn("job dead-lettered", "err", res.err, "reason", res.reason)
+	}
+	if h := q.cfg.Hooks.JobFinished; h != nil {
+		h(job, res.outcome, res.err, res.took)
+	}
+}
+
+// ack acknowledges a handled message and waits for the server to confirm,
+// retrying (an ack may be retried) until handoffTimeout. A lost ack would
+// make the message come back after the ack wait and run its jobs again; a
+// confirmed one cannot, even across a failover or a stop that follows.
+func (q *Queue) ack(m jetstream.Msg) {
+	ctx, cancel := context.WithTimeout(context.Background(), handoffTimeout)
+	defer cancel()
+	if err := retrying(ctx, q.log, "ack", m.DoubleAck); err != nil {
+		q.log.Warn("ack failed; the message will be redelivered and its jobs may run again", "err", err)
+	}
+}
+
+// nakNow is a NAK whose redelivery time is "now": unlike a plain NAK, which
+// only queues the message in the server's memory, a NAK with a delay is
+// written to the consumer's store (and replicated), so a released message is
+// redelivered right after a restart instead of after the ack wait.
+var nakNow = []byte(`-NAK {"delay":1}`)
+
+// release returns m to the queue for immediate redelivery and waits for the
+// server to confirm, so that it holds across a shutdown that follows.
+func (q *Queue) release(m jetstream.Msg) {
+	ctx, cancel := context.WithTimeout(context.Background(), attemptTimeout)
+	defer cancel()
+	if _, err := q.nc.RequestWithContext(ctx, m.Reply(), nakNow); err != nil {
+		q.log.Warn("cannot return a message to the queue; it will be redelivered after the ack wait", "err", err)
+	}
+}
+
+// keepAlive tells the server, every third of the ack wait, that m is still
+// being worked on. The returned stop waits until no more signals can be sent.
+func keepAlive(m jetstream.Msg) (stop func()) {
+	done, exited := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(exited)
+		t := time.NewTicker(ackWait / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				_ = m.InProgress()
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-exited
+	}
+}
