@@ -135,10 +135,35 @@ GOMAXPROCS=1 taskset -c "$SERVER_CPU" "$OUT/friendflow" "${ff_args[@]}" 2>"$tmp/
 ff_pid=$!
 pids+=("$ff_pid")
 
+# real_pid PID BINARY: the process running BINARY, PID itself or a child:
+# bash may fork a subshell around a background command, and the measurements
+# must read the server's own /proc entry.
+real_pid() {
+	local want c
+	want=$(realpath "$2")
+	for c in "$1" $(pgrep -P "$1"); do
+		if [[ $(readlink "/proc/$c/exe" 2>/dev/null) == "$want" ]]; then
+			echo "$c"
+			return 0
+		fi
+	done
+	return 1
+}
+raw_pid=$(wait_for 10 real_pid "$raw_pid" "$OUT/ceiling") || die "the ceiling server did not start"
+ff_pid=$(wait_for 10 real_pid "$ff_pid" "$OUT/friendflow") || die "friendflow did not start"
+pids+=("$raw_pid" "$ff_pid")
+for pid in "$raw_pid" "$ff_pid"; do
+	[[ $(awk '/^Cpus_allowed_list:/ { print $2 }' "/proc/$pid/status") == "$SERVER_CPU" ]] ||
+		die "process $pid is not pinned to core $SERVER_CPU"
+done
+
 raw_addr() { sed -n 's/^listening on //p' "$tmp/ceiling.log" | grep .; }
-ff_started() { jq -er 'select(.msg == "friendflow started") | "\(.listen) \(.admin_listen)"' "$tmp/friendflow.log"; }
-wait_for 10 raw_addr || die "the ceiling server did not start: $(cat "$tmp/ceiling.log")"
-wait_for 30 ff_started || die "friendflow did not start: $(tail -n 20 "$tmp/friendflow.log")"
+ff_started() {
+	jq -nr 'first(inputs | select(.msg? == "friendflow started")) | "\(.listen) \(.admin_listen)"' \
+		"$tmp/friendflow.log" | grep .
+}
+wait_for 10 raw_addr >/dev/null || die "the ceiling server did not start: $(cat "$tmp/ceiling.log")"
+wait_for 30 ff_started >/dev/null || die "friendflow did not start: $(tail -n 20 "$tmp/friendflow.log")"
 RAW=$(raw_addr)
 read -r FF ADMIN < <(ff_started)
 for a in "$RAW" "$FF" "$ADMIN"; do
@@ -187,28 +212,74 @@ to_us() {
 
 # run_wrk DURATION URL OUTFILE: one pinned wrk run; fails on any non-2xx
 # answer or socket error, since those would not be the work we measure.
+# Sets wrk_cpu to wrk's CPU use in % of its core.
+wrk_cpu=""
 run_wrk() {
 	local secs
 	secs=$(seconds "$1")
-	timeout $((secs + 30)) taskset -c "$CLIENT_CPU" \
-		wrk -t1 -c"$CONNECTIONS" -d"$1" --timeout 5s --latency -s bench/post.lua "$2" >"$3" ||
+	local TIMEFORMAT='%U %S %R' times
+	# wrk's own CPU use, to tell a server-bound run from a client-bound one.
+	times=$({ time timeout $((secs + 30)) taskset -c "$CLIENT_CPU" \
+		wrk -t1 -c"$CONNECTIONS" -d"$1" --timeout 5s --latency -s bench/post.lua "$2" >"$3"; } 2>&1) ||
 		die "wrk failed: $(cat "$3")"
+	wrk_cpu=$(awk '{ printf "%.0f%%", 100 * ($1 + $2) / $3 }' <<<"$times")
 	if grep -qE 'Non-2xx|Socket errors' "$3"; then
 		die "wrk saw failed requests against $2:
 $(cat "$3")"
 	fi
 }
 
-declare -A rps p50 p99 hwm
-# measure TARGET URL ROUND: one measured round; records req/s, p50, p99.
+# cpu_snapshot: "pid ticks comm" for every process, ticks being its
+# user+system CPU time (scheduler accounting, exact, unlike the per-core
+# figures of /proc/stat, which are sampled and lose ticks on this VM).
+cpu_snapshot() {
+	# cat, not awk, reads the files: a process may exit between the glob
+	# and the read, and mawk stops at a file it cannot open.
+	cat /proc/[0-9]*/stat 2>/dev/null | awk '{
+		comm = $0; sub(/^[^(]*\(/, "", comm); sub(/\).*$/, "", comm)
+		rest = $0; sub(/^.*\) /, "", rest); split(rest, f, " ")
+		print $1, f[12] + f[13], comm }'
+}
+
+# cpu_use SNAP0 SNAP1 SECONDS PID: PID's CPU use between the snapshots and
+# that of all other processes (but wrk and this script's helpers), in % of
+# one core. Fails when the others used more than 5 %: another benchmark or
+# build on this machine then competed with the servers and wrk.
+cpu_use() {
+	awk -v secs="$3" -v pid="$4" -v self="$$" -v other="$5" '
+		FNR == NR { t0[$1] = $2; next }
+		{
+			d = $2 - t0[$1]
+			if ($1 == pid) { mine += d; next }
+			if ($1 == self || $1 == other || $3 ~ /^(wrk|timeout|taskset|curl|awk|mawk|cat|sort|sed|grep|jq)$/) next
+			others += d
+		}
+		END {
+			hz = 100
+			printf "server CPU %.0f%%, other processes %.0f%%\n", 100 * mine / hz / secs, 100 * others / hz / secs
+			exit (100 * others / hz / secs > 5)
+		}' <(echo "$1") <(echo "$2")
+}
+noisy=0
+declare -A rps p50 p99 hwm core_use
+# measure TARGET PID URL ROUND: one measured round; records req/s, p50, p99
+# and how the server core was used.
 measure() {
-	local target=$1 url=$2 round=$3 f="$OUT/wrk-$1-$3.txt"
+	local target=$1 pid=$2 url=$3 round=$4 f="$OUT/wrk-$1-$4.txt"
 	local ok0 jobs0 ok1 jobs1 reqs
 	if [[ $target == friendflow ]]; then
 		ok0=$(metric friendflow_callbacks_total 'result="ok"')
 		jobs0=$(metric friendflow_jobs_total 'outcome="done"')
 	fi
+	local snap0 snap1 t0 t1 other_pid=$raw_pid
+	[[ $target == raw ]] && other_pid=$ff_pid
+	snap0=$(cpu_snapshot)
+	t0=$EPOCHREALTIME
 	run_wrk "$DURATION" "$url" "$f"
+	t1=$EPOCHREALTIME
+	snap1=$(cpu_snapshot)
+	core_use[$target,$round]="$(cpu_use "$snap0" "$snap1" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')" \
+		"$pid" "$other_pid"), wrk CPU $wrk_cpu" || noisy=1
 	rps[$target,$round]=$(awk '/^Requests\/sec:/ { print $2 }' "$f")
 	p50[$target,$round]=$(to_us "$(awk '$1 == "50%" { print $2 }' "$f")")
 	p99[$target,$round]=$(to_us "$(awk '$1 == "99%" { print $2 }' "$f")")
@@ -226,8 +297,9 @@ measure() {
 		wait_for 120 queue_idle || die "friendflow's queue did not drain within 120 s"
 		note+=", drained in $((SECONDS - t0)) s"
 	fi
-	log "$(printf '%-10s round %d: %9.0f req/s  p50 %6d us  p99 %6d us%s' \
-		"$target" "$round" "${rps[$target,$round]}" "${p50[$target,$round]}" "${p99[$target,$round]}" "$note")"
+	log "$(printf '%-10s round %d: %9.0f req/s  p50 %6d us  p99 %6d us; %s%s' \
+		"$target" "$round" "${rps[$target,$round]}" "${p50[$target,$round]}" "${p99[$target,$round]}" \
+		"${core_use[$target,$round]}" "$note")"
 }
 
 # median VALUES…
@@ -247,8 +319,8 @@ wait_for 120 queue_idle || die "friendflow's queue did not drain after the warm-
 
 log "measuring: $ROUNDS rounds of $DURATION per target, interleaved"
 for r in $(seq 1 "$ROUNDS"); do
-	measure raw "$RAW_URL" "$r"
-	measure friendflow "$FF_URL" "$r"
+	measure raw "$raw_pid" "$RAW_URL" "$r"
+	measure friendflow "$ff_pid" "$FF_URL" "$r"
 done
 hwm[raw]=$(hwm_kib "$raw_pid")
 hwm[friendflow]=$(hwm_kib "$ff_pid")
@@ -310,21 +382,26 @@ table=$(
 	echo "| friendflow VmHWM | ≤ $TARGET_HWM_MIB MiB | ${hwm_mib[friendflow]} MiB | $v_hwm |"
 )
 rounds_detail=$(
-	for t in raw friendflow; do
-		printf '%s:' "$t"
-		for r in $(seq 1 "$ROUNDS"); do
-			printf ' %.0f req/s p99 %s;' "${rps[$t,$r]}" "$(ms "${p99[$t,$r]}")"
+	for r in $(seq 1 "$ROUNDS"); do
+		for t in raw friendflow; do
+			printf '%-10s round %d: %6.0f req/s, p50 %s, p99 %s; %s\n' "$t" "$r" "${rps[$t,$r]}" \
+				"$(ms "${p50[$t,$r]}")" "$(ms "${p99[$t,$r]}")" "${core_use[$t,$r]}"
 		done
-		echo
 	done
 )
+warning=""
+if ((noisy)); then
+	warning="Warning: other processes on this machine used more than 5 % of a core in some rounds (see Rounds);
+the figures are not trustworthy. Run again on a quiet machine."
+fi
 echo
 echo "$table"
 echo
 echo "$rounds_detail"
+[[ -z $warning ]] || printf '\n%s\n' "$warning" >&2
 
 if ((WRITE)); then
-	cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+	cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 	dirty=""
 	[[ -z $(git status --porcelain -- cmd engine rules actions go.mod go.sum 2>/dev/null) ]] ||
 		dirty=" with uncommitted changes to the code"
@@ -335,7 +412,7 @@ if ((WRITE)); then
 		echo
 		echo "Run on $(date -u '+%Y-%m-%d %H:%M UTC') with \`$cmd\`."
 		echo
-		echo "- machine: $ncpu cores, $cpu, Linux $(uname -r)"
+		echo "- machine: $ncpu cores, $cpu_model, Linux $(uname -r)"
 		echo "- $(go version)"
 		echo "- commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$dirty"
 		echo "- servers pinned to core $SERVER_CPU (GOMAXPROCS=1), wrk to core $CLIENT_CPU:" \
@@ -348,6 +425,7 @@ if ((WRITE)); then
 		echo
 		echo "$table"
 		echo
+		[[ -z $warning ]] || printf '%s\n\n' "$warning"
 		echo "Rounds:"
 		echo
 		echo '```'
