@@ -8,11 +8,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"runtime"
 	"runtime/debug"
 	"syscall"
+
+	"github.com/friendflow/friendflow/actions"
 )
 
 // Set at build time: -ldflags "-X main.version=v1.2.3 -X main.commit=abc123".
@@ -32,6 +35,7 @@ Usage:
                                                 without side effects: every rule, matched or not, and why
   friendflow dlq list|replay ID…|--all|drop ID…|--all [--admin-listen ADDR]
                                                 dead letters of a running instance
+  friendflow actions                            print the action reference (Markdown)
   friendflow version                            print version, commit and Go version
 
 PATH is a directory of *.yaml/*.yml rule files or one file [./rules].
@@ -66,6 +70,8 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 		err = explain(args[1:], stdout, stderr, getenv)
 	case "dlq":
 		err = dlq(ctx, args[1:], stdout, getenv)
+	case "actions":
+		fmt.Fprint(stdout, actions.Reference(newRegistry(slog.New(slog.DiscardHandler), nil)))
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "friendflow %s\ncommit %s\n%s %s/%s\n", version, buildCommit(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	case "help", "-h", "--help":

@@ -1,0 +1,60 @@
+package actions
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Reference renders the kinds' declarations as Markdown: the README's
+// action reference is this text, so documentation cannot drift from what
+// the loader enforces.
+func Reference(reg *Registry) string {
+	var b strings.Builder
+	for _, k := range reg.Kinds() {
+		s := k.Spec()
+		fmt.Fprintf(&b, "#### `%s`\n\n%s\n", s.Name, s.Doc)
+		if len(s.Commands) > 0 {
+			fmt.Fprintf(&b, "\nOnly on: `%s`.\n", strings.Join(s.Commands, "`, `"))
+		}
+		if len(s.Params) > 0 {
+			b.WriteString("\n| parameter | type | default | meaning |\n| --- | --- | --- | --- |\n")
+			writeParams(&b, s.Params, "")
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+func writeParams(b *strings.Builder, ps []Param, prefix string) {
+	for _, p := range ps {
+		def := "—"
+		switch {
+		case p.Required:
+			def = "required"
+		case p.Default != nil:
+			def = "`" + defaultText(p.Default) + "`"
+		}
+		doc := p.Doc
+		if len(p.Enum) > 0 {
+			doc += " (one of `" + strings.Join(p.Enum, "`, `") + "`)"
+		}
+		if p.Secret {
+			doc += "; secret: never logged, redacted in explain"
+		}
+		fmt.Fprintf(b, "| `%s%s` | %s | %s | %s |\n", prefix, p.Name, p.Type, def, strings.ReplaceAll(doc, "|", `\|`))
+		if p.Type == Object {
+			writeParams(b, p.Fields, prefix+p.Name+".")
+		}
+	}
+}
+
+func defaultText(v any) string {
+	if d, ok := v.(time.Duration); ok {
+		return d.String()
+	}
+	if s, ok := v.(string); ok && s == "" {
+		return `""`
+	}
+	return fmt.Sprint(v)
+}
