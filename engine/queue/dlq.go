@@ -177,17 +177,26 @@ func (q *Queue) Replay(ctx context.Context, ids []string) (int, error) {
 		job.Attempt = 0
 		job.Due, job.FirstAttempt, job.LastAttempt = time.Time{}, time.Time{}, time.Time{}
 		job.LastError = ""
-		// The id names this dead letter, not the job: a job that dies again
-		// after a replay gets a new sequence, so it can be replayed again
-		// within the duplicate window.
-		if err := q.publishJob(ctx, job, fmt.Sprintf("p:%d:%s", e.seq, job.ID)); err != nil {
+		msg, err := q.jobMsg(job)
+		if err != nil {
 			return n, fmt.Errorf("queue: replay %s: %w", job.ID, err)
 		}
-		deleted, err := q.deleteDead(ctx, e.seq)
+		// The id names this dead letter, not the job: a job that dies again
+		// after a replay is a new dead letter and can be replayed again
+		// within the duplicate window, while two replicas replaying the
+		// same dead letter store it once.
+		ack, err := q.publish(ctx, msg, fmt.Sprintf("p:%d:%s", e.seq, job.ID))
 		if err != nil {
+			return n, fmt.Errorf("queue: replay %s: %w", job.ID, err)
+		}
+		// Published first, deleted second: a failure in between leaves a
+		// dead letter that was also replayed, never a job that is neither.
+		// Not found is fine: another replica deleted it, or the replayed
+		// job already died again and replaced it.
+		if _, err := q.deleteDead(ctx, e.seq); err != nil {
 			return n, fmt.Errorf("queue: replay %s: remove dead letter: %w", job.ID, err)
 		}
-		if deleted {
+		if !ack.Duplicate {
 			n++
 		}
 	}

@@ -51,7 +51,7 @@ func (q *Queue) Enqueue(ctx context.Context, callbackID string, jobs []Job) erro
 	if callbackID == "" {
 		return errors.New("queue: empty callback id")
 	}
-	if q.isStopping() {
+	if q.closed.Load() {
 		return ErrStopped
 	}
 	env := envelope{V: envelopeVersion, Jobs: make([]Job, len(jobs))}
@@ -108,16 +108,6 @@ func (q *Queue) jobMsg(job Job) (*nats.Msg, error) {
 		msg.Header.Set(hdrDue, strconv.FormatInt(job.Due.UnixNano(), 10))
 	}
 	return msg, nil
-}
-
-// publishJob stores job in a message of its own.
-func (q *Queue) publishJob(ctx context.Context, job Job, msgID string) error {
-	msg, err := q.jobMsg(job)
-	if err != nil {
-		return err
-	}
-	_, err = q.publish(ctx, msg, msgID)
-	return err
 }
 
 // dueHeader returns the due time a message carries, or the zero time.

@@ -129,8 +129,8 @@ type Config struct {
 	Registry   *actions.Registry // the action kinds; required by Run
 	Logger     *slog.Logger      // nil: slog.Default()
 	Hooks      Hooks
-	Now        func() time.Time // clock for due times and attempt times (nil: time.Now)
-	Rand       func() float64   // jitter source in [0, 1] (nil: math/rand/v2)
+	Now        func() time.Time // clock for due times and attempt times, safe for concurrent use (nil: time.Now)
+	Rand       func() float64   // jitter source in [0, 1] (nil: math/rand/v2); calls are serialised
 }
 
 // Hooks observe the queue, for metrics. Nil hooks are skipped. They are
@@ -209,8 +209,9 @@ type Queue struct {
 
 	randMu sync.Mutex // math/rand/v2's top-level functions are safe; a Config.Rand may not be
 
-	stopping     chan struct{} // closed when intake must stop (Stop, or Run's context)
+	stopping     chan struct{} // closed when the workers' intake must stop (Stop, or Run's context)
 	stoppingOnce sync.Once
+	closed       atomic.Bool // Stop was called: no more enqueues
 	jobCtx       context.Context // actions run under it; cancelled at Stop's deadline
 	cancelJobs   context.CancelFunc
 	started      atomic.Bool
@@ -363,10 +364,8 @@ func (q *Queue) setup(ctx context.Context) error {
 // Ready returns nil when the store is usable: connected, and the jobs
 // stream answers (in a cluster: it has a leader).
 func (q *Queue) Ready() error {
-	select {
-	case <-q.stopping:
+	if q.closed.Load() {
 		return ErrStopped
-	default:
 	}
 	if !q.nc.IsConnected() {
 		return fmt.Errorf("queue: not connected to NATS (%s)", q.nc.Status())
@@ -391,6 +390,7 @@ func (q *Queue) Stop(timeout time.Duration) error {
 }
 
 func (q *Queue) stop(timeout time.Duration) error {
+	q.closed.Store(true)
 	q.beginStop()
 	var err error
 	if q.started.Load() {

@@ -2,9 +2,13 @@ package queue
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 func TestJobsSurviveARestartBeforeRunning(t *testing.T) {
@@ -169,4 +173,78 @@ func TestRunStopsWithItsContext(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run did not return after its context was cancelled")
 	}
+}
+
+func TestEmbeddedListenerIsOptIn(t *testing.T) {
+	q := openTest(t, t.TempDir(), newScript(), nil)
+	if addr := q.ns.Addr(); addr != nil {
+		t.Errorf("embedded server listens on %v without Listen", addr)
+	}
+
+	s := newScript()
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	q = openTest(t, t.TempDir(), s, func(c *Config) {
+		c.Listen = addr
+		c.SyncAlways = true
+	})
+	runTest(t, q)
+	enqueue(t, q, "cb", mkJob("synced", "ok"))
+	eventually(t, 10*time.Second, "job done", func() bool { return s.doneCount("synced") == 1 })
+
+	nc, err := nats.Connect("nats://" + addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := js.Stream(context.Background(), jobsStream)
+	if err != nil {
+		t.Fatalf("jobs stream over TCP: %v", err)
+	}
+	if st.CachedInfo().Config.Retention != jetstream.WorkQueuePolicy {
+		t.Errorf("jobs stream retention %v", st.CachedInfo().Config.Retention)
+	}
+}
+
+func TestOpenRejectsBadConfig(t *testing.T) {
+	ctx := context.Background()
+	for name, cfg := range map[string]Config{
+		"no data dir":            {},
+		"replicas without a URL": {DataDir: t.TempDir(), Replicas: 3},
+		"listen with a URL":      {URL: "nats://127.0.0.1:1", Listen: "127.0.0.1:0"},
+		"bad listen address":     {DataDir: t.TempDir(), Listen: "nowhere"},
+	} {
+		if q, err := Open(ctx, cfg); err == nil {
+			_ = q.Stop(time.Second)
+			t.Errorf("%s: Open succeeded", name)
+		}
+	}
+}
+
+func TestEnqueueAfterRunEndsUntilStop(t *testing.T) {
+	dir := t.TempDir()
+	s := newScript()
+	q := openTest(t, dir, s, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- q.Run(ctx) }()
+	eventually(t, 5*time.Second, "workers started", q.started.Load)
+	cancel()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	// Workers are gone, but a callback still in flight can be stored.
+	enqueue(t, q, "late", mkJob("late", "ok"))
+	if err := q.Ready(); err != nil {
+		t.Errorf("Ready: %v", err)
+	}
+	if err := q.Stop(time.Second); err != nil {
+		t.Fatal(err)
+	}
+	q2 := openTest(t, dir, s, nil)
+	runTest(t, q2)
+	eventually(t, 10*time.Second, "late job done", func() bool { return s.doneCount("late") == 1 })
 }

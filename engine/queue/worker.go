@@ -16,7 +16,9 @@ import (
 // Run runs the worker pool until ctx is done or Stop is called, then stops
 // fetching, lets the running jobs finish (Stop bounds how long), returns
 // fetched but unstarted messages to the queue, and returns nil. It returns
-// an error only when it cannot start. Run may be called once.
+// an error only when it cannot start. Run may be called once. After ctx is
+// done the queue still accepts Enqueue (for callbacks still in flight);
+// Stop closes it.
 func (q *Queue) Run(ctx context.Context) error {
 	if q.cfg.Registry == nil {
 		return errors.New("queue: Run needs Config.Registry")
