@@ -261,7 +261,7 @@ cpu_use() {
 		}' <(echo "$1") <(echo "$2")
 }
 noisy=0
-declare -A rps p50 p99 hwm core_use
+declare -A rps p50 p99 hwm core_use cpu_req
 # measure TARGET PID URL ROUND: one measured round; records req/s, p50, p99
 # and how the server core was used.
 measure() {
@@ -283,9 +283,14 @@ measure() {
 	rps[$target,$round]=$(awk '/^Requests\/sec:/ { print $2 }' "$f")
 	p50[$target,$round]=$(to_us "$(awk '$1 == "50%" { print $2 }' "$f")")
 	p99[$target,$round]=$(to_us "$(awk '$1 == "99%" { print $2 }' "$f")")
+	reqs=$(awk '/requests in/ { print $1 }' "$f")
+	# CPU time per request: unlike req/s, hardly changed by what else runs
+	# on the machine, so the figure to compare between noisy runs.
+	cpu_req[$target,$round]=$(awk -v pid="$pid" -v reqs="$reqs" '
+		FNR == NR { if ($1 == pid) t0 = $2; next }
+		$1 == pid { printf "%.0f\n", ($2 - t0) * 1e4 / reqs }' <(echo "$snap0") <(echo "$snap1"))
 	local note=""
 	if [[ $target == friendflow ]]; then
-		reqs=$(awk '/requests in/ { print $1 }' "$f")
 		ok1=$(metric friendflow_callbacks_total 'result="ok"')
 		jobs1=$(metric friendflow_jobs_total 'outcome="done"')
 		# The server may finish a few requests wrk stopped counting; never fewer.
@@ -297,9 +302,9 @@ measure() {
 		wait_for 120 queue_idle || die "friendflow's queue did not drain within 120 s"
 		note+=", drained in $((SECONDS - t0)) s"
 	fi
-	log "$(printf '%-10s round %d: %9.0f req/s  p50 %6d us  p99 %6d us; %s%s' \
+	log "$(printf '%-10s round %d: %9.0f req/s  p50 %6d us  p99 %6d us  CPU %4d us/req; %s%s' \
 		"$target" "$round" "${rps[$target,$round]}" "${p50[$target,$round]}" "${p99[$target,$round]}" \
-		"${core_use[$target,$round]}" "$note")"
+		"${cpu_req[$target,$round]}" "${core_use[$target,$round]}" "$note")"
 }
 
 # median VALUES…
@@ -341,12 +346,20 @@ if ((PROFILE)); then
 	go tool pprof -top -nodecount 40 "$OUT/friendflow" "$OUT/cpu.pprof" >"$OUT/profile-top.txt" 2>/dev/null
 	go tool pprof -top -cum -nodecount 60 "$OUT/friendflow" "$OUT/cpu.pprof" >"$OUT/profile-top-cum.txt" 2>/dev/null
 	wait "$wrk_pid" || die "the profiling wrk run failed"
-	log "profile: $OUT/cpu.pprof, $OUT/profile-top.txt (flat), $OUT/profile-top-cum.txt (cumulative)"
+	# Allocations since the start (all rounds): what feeds the collector.
+	curl -fsS -m 30 -o "$OUT/allocs.pprof" "$ADMIN_URL/debug/pprof/allocs" || die "fetching the allocation profile failed"
+	go tool pprof -sample_index=alloc_space -top -nodecount 40 "$OUT/friendflow" "$OUT/allocs.pprof" \
+		>"$OUT/profile-allocs.txt" 2>/dev/null
+	log "profiles: $OUT/cpu.pprof, $OUT/profile-top.txt (flat), $OUT/profile-top-cum.txt (cumulative)," \
+		"$OUT/allocs.pprof, $OUT/profile-allocs.txt (bytes allocated)"
 fi
 
 # --- report ---------------------------------------------------------------------
-declare -A med_rps med_p50 med_p99 hwm_mib
+declare -A med_rps med_p50 med_p99 med_cpu hwm_mib
 for t in raw friendflow; do
+	vals=()
+	for r in $(seq 1 "$ROUNDS"); do vals+=("${cpu_req[$t,$r]}"); done
+	med_cpu[$t]=$(median "${vals[@]}")
 	vals=()
 	for r in $(seq 1 "$ROUNDS"); do vals+=("${rps[$t,$r]}"); done
 	med_rps[$t]=$(median "${vals[@]}")
@@ -359,6 +372,8 @@ for t in raw friendflow; do
 	hwm_mib[$t]=$(awk -v k="${hwm[$t]}" 'BEGIN { printf "%.1f", k / 1024 }')
 done
 rps_ratio=$(awk -v a="${med_rps[friendflow]}" -v b="${med_rps[raw]}" 'BEGIN { printf "%.2f", a / b }')
+# What one core could do if CPU were the only limit, relative to the ceiling.
+cpu_ratio=$(awk -v a="${med_cpu[friendflow]}" -v b="${med_cpu[raw]}" 'BEGIN { printf "%.2f", b / a }')
 p99_ratio=$(awk -v a="${med_p99[friendflow]}" -v b="${med_p99[raw]}" 'BEGIN { printf "%.2f", a / b }')
 verdict() { awk -v ok="$1" 'BEGIN { print (ok ? "PASS" : "FAIL") }'; }
 v_rps=$(verdict "$(awk -v r="$rps_ratio" -v t="$TARGET_RPS_RATIO" 'BEGIN { print (r >= t) }')")
@@ -367,13 +382,13 @@ v_hwm=$(verdict "$(awk -v m="${hwm_mib[friendflow]}" -v t="$TARGET_HWM_MIB" 'BEG
 
 ms() { awk -v us="$1" 'BEGIN { printf "%.2f ms", us / 1000 }'; }
 table=$(
-	echo "| target | req/s | p50 | p99 | VmHWM | req/s vs ceiling | p99 vs ceiling |"
-	echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
-	printf '| raw net/http ceiling | %.0f | %s | %s | %s MiB | 1.00 | 1.00 |\n' \
-		"${med_rps[raw]}" "$(ms "${med_p50[raw]}")" "$(ms "${med_p99[raw]}")" "${hwm_mib[raw]}"
-	printf '| friendflow (100 rules, 3 jobs per callback) | %.0f | %s | %s | %s MiB | %s | %s |\n' \
+	echo "| target | req/s | p50 | p99 | VmHWM | server CPU per request | req/s vs ceiling | p99 vs ceiling | requests per CPU-second vs ceiling |"
+	echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+	printf '| raw net/http ceiling | %.0f | %s | %s | %s MiB | %d µs | 1.00 | 1.00 | 1.00 |\n' \
+		"${med_rps[raw]}" "$(ms "${med_p50[raw]}")" "$(ms "${med_p99[raw]}")" "${hwm_mib[raw]}" "${med_cpu[raw]}"
+	printf '| friendflow (100 rules, 3 jobs per callback) | %.0f | %s | %s | %s MiB | %d µs | %s | %s | %s |\n' \
 		"${med_rps[friendflow]}" "$(ms "${med_p50[friendflow]}")" "$(ms "${med_p99[friendflow]}")" \
-		"${hwm_mib[friendflow]}" "$rps_ratio" "$p99_ratio"
+		"${hwm_mib[friendflow]}" "${med_cpu[friendflow]}" "$rps_ratio" "$p99_ratio" "$cpu_ratio"
 	echo
 	echo "| target | wanted | measured | |"
 	echo "| --- | --- | --- | --- |"
@@ -384,8 +399,8 @@ table=$(
 rounds_detail=$(
 	for r in $(seq 1 "$ROUNDS"); do
 		for t in raw friendflow; do
-			printf '%-10s round %d: %6.0f req/s, p50 %s, p99 %s; %s\n' "$t" "$r" "${rps[$t,$r]}" \
-				"$(ms "${p50[$t,$r]}")" "$(ms "${p99[$t,$r]}")" "${core_use[$t,$r]}"
+			printf '%-10s round %d: %6.0f req/s, p50 %s, p99 %s, %d µs CPU/request; %s\n' "$t" "$r" "${rps[$t,$r]}" \
+				"$(ms "${p50[$t,$r]}")" "$(ms "${p99[$t,$r]}")" "${cpu_req[$t,$r]}" "${core_use[$t,$r]}"
 		done
 	done
 )
