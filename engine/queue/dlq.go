@@ -279,9 +279,11 @@ func (q *Queue) Stats(ctx context.Context) (Stats, error) {
 		return s, fmt.Errorf("queue: stats: %w", err)
 	}
 	s.InFlight = ci.NumAckPending
-	if ci.NumPending > 0 {
+	if s.Messages > 0 {
 		// Messages are delivered in stream order, so the first one after
-		// the last delivered is the oldest that no worker has taken.
+		// the last delivered is the oldest that no worker has taken. (The
+		// consumer's NumPending is not consulted: it is updated
+		// asynchronously and can lag a message just stored.)
 		raw, err := q.jobs.GetMsg(ctx, ci.Delivered.Stream+1, jetstream.WithGetMsgSubject(jobsSubjects))
 		if err == nil {
 			since := raw.Time

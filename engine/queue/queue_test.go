@@ -103,13 +103,13 @@ func TestTransientFailuresBackOff(t *testing.T) {
 			t.Errorf("gap %d = %v, want in [%v, %v]", i+1, gap, want, want+400*time.Millisecond)
 		}
 	}
+	eventually(t, 5*time.Second, "queue drained", func() bool { return drained(t, q) })
 	if got, want := h.of("flaky"), []string{OutcomeRetried, OutcomeRetried, OutcomeRetried, OutcomeDone}; !slices.Equal(got, want) {
 		t.Errorf("outcomes %v, want %v", got, want)
 	}
 	if n := s.doneCount("steady"); n != 1 {
 		t.Errorf("the callback's other job ran %d times, want 1 (a retry must not rerun it)", n)
 	}
-	eventually(t, 5*time.Second, "queue drained", func() bool { return drained(t, q) })
 }
 
 func TestRetryAfterIsAFloor(t *testing.T) {
@@ -271,6 +271,10 @@ func TestDeadLetters(t *testing.T) {
 			t.Errorf("%s: incomplete dead letter %+v", tc.id, dl)
 		}
 	}
+	// The hook follows the dead letter's publication.
+	eventually(t, 5*time.Second, "JobFinished hooks", func() bool {
+		return len(h.of("exhausted")) == 3 && len(h.of("perm")) == 1
+	})
 	if got := h.of("exhausted"); !slices.Equal(got, []string{OutcomeRetried, OutcomeRetried, OutcomeDead}) {
 		t.Errorf("exhausted outcomes %v", got)
 	}
