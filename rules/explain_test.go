@@ -5,6 +5,9 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/friendflow/friendflow/actions"
+	"github.com/friendflow/friendflow/actions/im"
 )
 
 func TestExplain(t *testing.T) {
@@ -138,7 +141,14 @@ func TestInfo(t *testing.T) {
 }
 
 func TestExamples(t *testing.T) {
-	s, err := Load("../examples/rules", Options{Registry: testRegistry(t)})
+	// The examples use the real kinds: the registry serve builds.
+	var reg actions.Registry
+	for _, k := range []actions.Kind{&actions.Log{}, &actions.Webhook{}, &actions.Deny{}, im.NewSend(nil)} {
+		if err := reg.Register(k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := Load("../examples/rules", Options{Registry: &reg})
 	if err != nil {
 		t.Fatal(err)
 	}
