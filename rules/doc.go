@@ -5,8 +5,19 @@
 // Loading is all or nothing: every file is parsed, every expression
 // compiled, every action's parameters validated and every tests: case run
 // before Load returns a Set. Every problem is reported, each as
-// file:line:col: message, in a *LoadError.
+// file:line:col: message, in a *LoadError. An empty file, a file whose
+// rules: is empty and a directory without rule files are problems, never
+// "no rules": only an explicit `rules: []` means that.
+//
+// Templates: any string in an action's parameters may hold ${ expr } parts.
+// A string that is exactly one ${ } renders to the expression's value with
+// its type (an int stays an int, a list stays a list); otherwise the parts
+// are joined as text (nil as nothing, lists and maps as JSON). $${ writes a
+// literal ${. env("NAME") reads the environment through Options.Getenv.
 //
 // A Set never changes after Load and is safe for concurrent use; reloading
-// means loading a new Set and swapping a pointer.
+// means loading a new Set and swapping a pointer. Match evaluates only the
+// rules an event can match: rules are indexed by a top-level && conjunct
+// `Field == constant` or `Field in [constants]` on an event field, so a
+// large set of per-account rules costs little more than a small one.
 package rules

@@ -39,6 +39,7 @@ var (
 type loader struct {
 	reg      *actions.Registry
 	exprOpts []expr.Option // the environment every expression compiles against
+	compiler *exprCompiler
 	problems []Problem
 	names    map[string]string // rule name -> where it was first defined
 	proto    map[string]any
@@ -50,19 +51,14 @@ func newLoader(reg *actions.Registry, getenv func(string) string) *loader {
 		func(params ...any) (any, error) { return getenv(params[0].(string)), nil },
 		new(func(string) string), // typed: env(1) or env() is a compile error
 	)
+	opts := []expr.Option{expr.Env(proto), envFn, expr.Optimize(true)}
 	return &loader{
 		reg:      reg,
-		exprOpts: []expr.Option{expr.Env(proto), envFn, expr.Optimize(true)},
+		exprOpts: opts,
+		compiler: newExprCompiler(opts),
 		names:    make(map[string]string),
 		proto:    proto,
 	}
-}
-
-func (l *loader) compile(src string, extra ...expr.Option) (*vm.Program, error) {
-	opts := make([]expr.Option, 0, len(l.exprOpts)+len(extra))
-	opts = append(opts, l.exprOpts...)
-	opts = append(opts, extra...)
-	return expr.Compile(src, opts...)
 }
 
 // fileParser walks the node tree of one file.
@@ -367,7 +363,7 @@ func (p *fileParser) parseWhen(n *yaml.Node, what string) (string, *vm.Program) 
 		return "", nil
 	}
 	src := n.Value
-	prog, err := p.l.compile(src, expr.AsBool())
+	prog, err := p.l.compiler.compile(src, "bool", expr.AsBool())
 	if err != nil {
 		line, col := p.exprPos(n, 0, err)
 		p.problem(line, col, "%s: when: %s", what, exprMessage(err))
@@ -394,7 +390,7 @@ func (p *fileParser) parseOnce(n *yaml.Node, what string) *onceSpec {
 		return nil
 	}
 	o.src = kn.Value
-	prog, err := p.l.compile(o.src, expr.AsKind(reflect.String))
+	prog, err := p.l.compiler.compile(o.src, "string", expr.AsKind(reflect.String))
 	if err != nil {
 		line, col := p.exprPos(kn, 0, err)
 		p.problem(line, col, "%s: key: %s", what, exprMessage(err))
@@ -608,7 +604,7 @@ func (p *fileParser) templateValue(n *yaml.Node, what string) (*pval, bool) {
 			t.parts = append(t.parts, tmplPart{lit: sp.lit})
 		}
 		src := s[sp.start:sp.end]
-		prog, err := p.l.compile(src)
+		prog, err := p.l.compiler.compile(src, "")
 		if err != nil {
 			line, col := p.exprPos(n, sp.start, err)
 			p.problem(line, col, "%s: ${ %s }: %s", what, strings.TrimSpace(src), exprMessage(err))
@@ -619,6 +615,12 @@ func (p *fileParser) templateValue(n *yaml.Node, what string) (*pval, bool) {
 	}
 	if tail != "" {
 		t.parts = append(t.parts, tmplPart{lit: tail})
+	}
+	for _, part := range t.parts {
+		t.size += len(part.lit)
+		if part.prog != nil {
+			t.size += 16 // an account name, a number
+		}
 	}
 	return &pval{kind: pvTemplate, tmpl: t}, ok
 }

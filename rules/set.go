@@ -65,9 +65,20 @@ type Retry struct {
 // because expr's VM keeps its stack between runs.
 type scratch struct {
 	vm    vm.VM
-	lists [][]int32 // candidate lists of one event
-	heads []int     // k-way merge positions in lists
-	cand  []int32   // merged candidates
+	env   map[string]any // the current event's environment
+	lists [][]int32      // candidate lists of one event
+	heads []int          // k-way merge positions in lists
+	cand  []int32        // merged candidates
+}
+
+// envOf returns ev's environment in the scratch's reused map.
+func (sc *scratch) envOf(ev *Event) map[string]any {
+	if sc.env == nil {
+		sc.env = ev.Env()
+	} else {
+		ev.fillEnv(sc.env)
+	}
+	return sc.env
 }
 
 func newSet(rules []*rule, files []FileInfo, hash string, opts []expr.Option, onErr func(string, *Event, error)) *Set {
@@ -95,9 +106,9 @@ func (s *Set) Match(ev *Event) []Match {
 	if cr == nil {
 		return nil
 	}
-	env := ev.Env()
 	sc := s.scratch.Get().(*scratch)
 	defer s.scratch.Put(sc)
+	env := sc.envOf(ev)
 
 	var out []Match
 	for _, i := range cr.candidates(env, sc) {

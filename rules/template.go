@@ -17,6 +17,7 @@ import (
 // writes a literal "${".
 type template struct {
 	parts []tmplPart
+	size  int // a guess of the rendered length, to allocate once
 	// single: the string is exactly one ${ } and renders to the
 	// expression's value with its own type (an int stays an int).
 	single bool
@@ -122,6 +123,7 @@ func (t *template) render(m *vm.VM, env map[string]any) (any, error) {
 		return out, nil
 	}
 	var b strings.Builder
+	b.Grow(t.size)
 	for i := range t.parts {
 		p := &t.parts[i]
 		if p.prog == nil {

@@ -1,0 +1,88 @@
+package rules
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// genRules writes n rules; indexed rules each test a distinct
+// From_Account == "userN" conjunct, unindexed ones hide the same test
+// behind an ||, so every rule is evaluated for every event.
+func genRules(n int, indexed bool) string {
+	var b strings.Builder
+	b.WriteString("rules:\n")
+	for i := range n {
+		fmt.Fprintf(&b, "  - name: rule-%d\n", i)
+		if indexed {
+			fmt.Fprintf(&b, "    when: 'From_Account == \"user%d\" && ClientCmd in [\"friend_add\", \"friend_response\"]'\n", i)
+		} else {
+			fmt.Fprintf(&b, "    when: 'ForceFlag == 1 || From_Account == \"user%d\" && ClientCmd in [\"friend_add\", \"friend_response\"]'\n", i)
+		}
+		b.WriteString("    once: {key: 'From_Account + \"|\" + To_Account'}\n")
+		b.WriteString("    actions:\n      - log: {message: \"hello ${ From_Account } from ${ To_Account }\", level: info}\n")
+	}
+	return b.String()
+}
+
+func BenchmarkMatch(b *testing.B) {
+	for _, indexed := range []bool{true, false} {
+		for _, n := range []int{1, 100, 1000, 10000} {
+			name := fmt.Sprintf("indexed/rules=%d", n)
+			if !indexed {
+				name = fmt.Sprintf("unindexed/rules=%d", n)
+			}
+			b.Run(name, func(b *testing.B) {
+				s := mustLoad(b, map[string]string{"r.yaml": genRules(n, indexed)})
+				ev := &Event{CallbackCommand: CmdFriendAdd, ClientCmd: "friend_add", From_Account: "user0", To_Account: "bob"}
+				if got := s.Match(ev); len(got) != 1 {
+					b.Fatalf("matches = %d", len(got))
+				}
+				b.ReportAllocs()
+				for b.Loop() {
+					s.Match(ev)
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkMatchNoMatch is the common case of an event no rule wants.
+func BenchmarkMatchNoMatch(b *testing.B) {
+	for _, n := range []int{100, 10000} {
+		b.Run(fmt.Sprintf("indexed/rules=%d", n), func(b *testing.B) {
+			s := mustLoad(b, map[string]string{"r.yaml": genRules(n, true)})
+			ev := &Event{CallbackCommand: CmdFriendAdd, ClientCmd: "friend_add", From_Account: "nobody", To_Account: "bob"}
+			b.ReportAllocs()
+			for b.Loop() {
+				s.Match(ev)
+			}
+		})
+	}
+}
+
+func BenchmarkMatchParallel(b *testing.B) {
+	s := mustLoad(b, map[string]string{"r.yaml": genRules(100, false)})
+	ev := &Event{CallbackCommand: CmdFriendAdd, ClientCmd: "friend_add", From_Account: "user0", To_Account: "bob"}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			s.Match(ev)
+		}
+	})
+}
+
+func BenchmarkLoad(b *testing.B) {
+	for _, n := range []int{1000, 10000} {
+		b.Run(fmt.Sprintf("rules=%d", n), func(b *testing.B) {
+			dir := writeFiles(b, map[string]string{"r.yaml": genRules(n, true)})
+			reg := testRegistry(b)
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := Load(dir, Options{Registry: reg}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

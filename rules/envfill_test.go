@@ -1,0 +1,30 @@
+package rules
+
+import (
+	"fmt"
+	"maps"
+	"reflect"
+	"testing"
+)
+
+// TestFillEnvMatchesEnv sets every event field to a distinct value and
+// checks that fillEnv, over a map holding another event, yields Env.
+func TestFillEnvMatchesEnv(t *testing.T) {
+	var ev Event
+	v := reflect.ValueOf(&ev).Elem()
+	for i := range v.NumField() {
+		switch f := v.Field(i); f.Kind() {
+		case reflect.String:
+			f.SetString(fmt.Sprintf("value-%d", i))
+		case reflect.Int:
+			f.SetInt(int64(1000 + i))
+		default:
+			t.Fatalf("field %s has kind %s: teach fillEnv and this test", v.Type().Field(i).Name, f.Kind())
+		}
+	}
+	m := (&Event{From_Account: "other"}).Env()
+	ev.fillEnv(m)
+	if want := ev.Env(); !maps.Equal(m, want) {
+		t.Fatalf("fillEnv:\n got  %v\n want %v", m, want)
+	}
+}
