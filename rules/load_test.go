@@ -107,7 +107,7 @@ func TestLoadProblemsArePositionExact(t *testing.T) {
 			files: oneRule(`  - name: a
     when: ClientCmd == "x" && Form_Account == "y"
 `),
-			want: []string{`r.yaml:3:31: rule "a": when: unknown name Form_Account`},
+			want: []string{`r.yaml:3:31: rule "a": when: unknown name Form_Account; did you mean From_Account?`},
 		},
 		{
 			name: "type mismatch in when, quoted scalar",

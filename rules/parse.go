@@ -943,14 +943,22 @@ func (p *fileParser) exprPos(n *yaml.Node, start int, err error) (line, col int)
 	return n.Line, n.Column
 }
 
-// exprMessage is an expr error without its source snippet: the problem's
-// position already says where.
+// exprMessage is an expr error without its source snippet (the problem's
+// position already says where), with a likely event field for a misspelt
+// name.
 func exprMessage(err error) string {
+	msg := err.Error()
 	var fe *file.Error
 	if errors.As(err, &fe) {
-		return strings.TrimSpace(fe.Message)
+		msg = fe.Message
 	}
-	return strings.TrimSpace(err.Error())
+	msg = strings.TrimSpace(msg)
+	if name, ok := strings.CutPrefix(msg, "unknown name "); ok {
+		if best := closest(name, sortedKeys(EnvPrototype())); best != "" {
+			msg += fmt.Sprintf("; did you mean %s?", best)
+		}
+	}
+	return msg
 }
 
 // findParam follows a ParamError path ("custom.data") through the params
@@ -1015,17 +1023,23 @@ func describeNode(n *yaml.Node) string {
 // suggestion names the closest known word, when one is close enough to be
 // a likely typo, and lists the known words.
 func suggestion(got string, known []string) string {
+	list := strings.Join(known, ", ")
+	if best := closest(got, known); best != "" {
+		return fmt.Sprintf("; did you mean %q? (known: %s)", best, list)
+	}
+	return " (known: " + list + ")"
+}
+
+// closest returns the known word nearest to got, if it is near enough to
+// be a typo.
+func closest(got string, known []string) string {
 	best, bestD := "", maxSuggestDistance+1
 	for _, k := range known {
 		if d := editDistance(strings.ToLower(got), strings.ToLower(k)); d < bestD {
 			best, bestD = k, d
 		}
 	}
-	list := strings.Join(known, ", ")
-	if best != "" {
-		return fmt.Sprintf("; did you mean %q? (known: %s)", best, list)
-	}
-	return " (known: " + list + ")"
+	return best
 }
 
 func editDistance(a, b string) int {
