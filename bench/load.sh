@@ -330,7 +330,11 @@ done
 hwm[raw]=$(hwm_kib "$raw_pid")
 hwm[friendflow]=$(hwm_kib "$ff_pid")
 extra=$(($(log_lines) - lines_before))
-((extra <= 10)) || log "warning: friendflow wrote $extra log lines during the run (want none at info): see $OUT/friendflow.log"
+if ((extra > 10)); then
+	log "warning: friendflow wrote $extra log lines during the run (want none at info): see $OUT/friendflow.log"
+	tail -n "$extra" "$tmp/friendflow.log" | jq -r '"\(.level) \(.msg): \(.error // "" | .[0:120])"' 2>/dev/null |
+		sed -E 's/[0-9a-f]{32}/<id>/g' | sort | uniq -c | sort -rn | head -n 5 >&2 || true
+fi
 cp "$tmp/friendflow.log" "$OUT/friendflow.log"
 
 if ((PROFILE)); then
