@@ -40,6 +40,7 @@ type Metrics struct {
 
 	mu       sync.Mutex
 	lastHash string
+	own      []prometheus.Collector
 }
 
 // NewMetrics registers every metric, plus Go runtime and process metrics.
@@ -120,13 +121,20 @@ func NewMetrics(version, commit string) *Metrics {
 		ConstLabels: prometheus.Labels{"version": version, "commit": commit, "goversion": runtime.Version()},
 	})
 	build.Set(1)
-	for _, c := range []prometheus.Collector{m.Callbacks, m.CallbackDuration, m.Events, m.RuleMatches, m.RuleNonMatches,
+	m.own = []prometheus.Collector{m.Callbacks, m.CallbackDuration, m.Events, m.RuleMatches, m.RuleNonMatches,
 		m.RuleErrors, m.OnceSkips, m.Decisions, m.DecisionDuration, m.Jobs, m.Redelivered, m.ActionDuration, m.Reloads, m.LastReload,
-		m.ActiveRules, m.RulesInfo, build,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
+		m.ActiveRules, m.RulesInfo, build}
+	for _, c := range m.own {
 		f(c)
 	}
+	f(collectors.NewGoCollector())
+	f(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// Collectors returns friendflow's own collectors (docs and tests list them).
+func (m *Metrics) Collectors() []prometheus.Collector {
+	return m.own
 }
 
 // ObserveCallback is the Receiver's Observe hook.
@@ -169,7 +177,9 @@ func (m *Metrics) QueueHooks() queue.Hooks {
 // WatchQueue exports the queue's depth, backlog age and dead letters, read
 // once per scrape.
 func (m *Metrics) WatchQueue(stats func(context.Context) (queue.Stats, error)) {
-	m.Registry.MustRegister(&queueCollector{stats: stats})
+	c := &queueCollector{stats: stats}
+	m.own = append(m.own, c)
+	m.Registry.MustRegister(c)
 }
 
 var (

@@ -54,7 +54,6 @@ type serveConfig struct {
 }
 
 func parseServe(args []string, stdout io.Writer, getenv func(string) string) (*serveConfig, error) {
-	fs := newFlagSet("serve")
 	var (
 		c         serveConfig
 		token     secretValue
@@ -63,32 +62,7 @@ func parseServe(args []string, stdout io.Writer, getenv func(string) string) (*s
 		imKeyFile string
 		level     string
 	)
-	fs.StringVar(&c.Listen, "listen", ":8080", "address of the callback listener")
-	fs.StringVar(&c.CallbackPath, "callback-path", "/callback", "URL path Tencent IM posts callbacks to")
-	fs.StringVar(&c.AdminListen, "admin-listen", "127.0.0.1:9090", "address of the admin listener (health, metrics, rules)")
-	fs.IntVar(&c.SdkAppid, "sdkappid", 0, "your app's SDKAppID; callbacks for any other app are refused (required)")
-	fs.Var(&token, "callback-token", "callback authentication token; when set, Sign and RequestTime are required")
-	fs.StringVar(&tokenFile, "callback-token-file", "", "file holding the callback token")
-	fs.DurationVar(&c.CallbackMaxSkew, "callback-max-skew", 60*time.Second, "largest accepted |now - RequestTime|")
-	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long a stop waits for in-flight work")
-	fs.StringVar(&c.LogFormat, "log-format", "json", "log format: json or text")
-	fs.StringVar(&level, "log-level", "info", "log level: debug, info, warn or error")
-	fs.StringVar(&c.Rules, "rules", "./rules", "rule files: a directory of *.yaml/*.yml, or one file")
-	fs.DurationVar(&c.ReloadInterval, "reload-interval", 5*time.Second, "periodic content check of the rule files (besides fsnotify)")
-	fs.StringVar(&c.Data, "data", "./data", "directory of the embedded queue store")
-	fs.StringVar(&c.NatsURL, "nats-url", "", "external NATS JetStream cluster URLs, comma-separated; empty: embedded store under --data")
-	fs.IntVar(&c.NatsReplicas, "nats-replicas", 1, "replicas of the queue streams and once buckets (with --nats-url)")
-	fs.StringVar(&c.Sync, "sync", "default", "queue writes: default (survives kill -9) or always (fsync every write; survives power loss, ~20x slower)")
-	fs.IntVar(&c.Workers, "workers", 4, "jobs run at the same time")
-	fs.StringVar(&c.IMEndpoint, "im-endpoint", "https://console.tim.qq.com", "IM REST API: a URL or a region (china, singapore, seoul, tokyo, frankfurt, mumbai, usa, jakarta)")
-	fs.StringVar(&c.IMAdmin, "im-admin", "administrator", "IM app admin account the REST API is called as")
-	fs.Var(&imKey, "im-secret-key", "IM secret key (console: app info, key); needed by im.send")
-	fs.StringVar(&imKeyFile, "im-secret-key-file", "", "file holding the IM secret key")
-	fs.Float64Var(&c.IMRate, "im-rate", 100, "requests/s to the IM REST API, all calls together")
-	fs.DurationVar(&c.DecisionTimeout, "decision-timeout", 500*time.Millisecond, "deadline of a Prev callback's allow/deny decision")
-	fs.StringVar(&c.DecisionFail, "decision-fail", "open", "when a decision times out or a rule fails: open (allow) or closed (deny)")
-	fs.IntVar(&c.DecisionFailCode, "decision-fail-code", 38000, "ResultCode of a fail-closed denial (38000-39000)")
-	fs.BoolVar(&c.Pprof, "pprof", false, "serve net/http/pprof under /debug/pprof/ on the admin listener")
+	fs := serveFlagSet(&c, &token, &tokenFile, &imKey, &imKeyFile, &level)
 	pos, err := parseArgs(fs, args, getenv)
 	if errors.Is(err, flag.ErrHelp) {
 		fmt.Fprint(stdout, "Usage: friendflow serve [flags]\n\nFlags:\n")
@@ -173,6 +147,39 @@ func parseServe(args []string, stdout io.Writer, getenv func(string) string) (*s
 		return nil, usagef("%s must be debug, info, warn or error, got %q", flagRef("log-level"), level)
 	}
 	return &c, nil
+}
+
+// serveFlagSet declares serve's flags; the README's configuration table is
+// checked against it.
+func serveFlagSet(c *serveConfig, token *secretValue, tokenFile *string, imKey *secretValue, imKeyFile *string, level *string) *flag.FlagSet {
+	fs := newFlagSet("serve")
+	fs.StringVar(&c.Listen, "listen", ":8080", "address of the callback listener")
+	fs.StringVar(&c.CallbackPath, "callback-path", "/callback", "URL path Tencent IM posts callbacks to")
+	fs.StringVar(&c.AdminListen, "admin-listen", "127.0.0.1:9090", "address of the admin listener (health, metrics, rules)")
+	fs.IntVar(&c.SdkAppid, "sdkappid", 0, "your app's SDKAppID; callbacks for any other app are refused (required)")
+	fs.Var(token, "callback-token", "callback authentication token; when set, Sign and RequestTime are required")
+	fs.StringVar(tokenFile, "callback-token-file", "", "file holding the callback token")
+	fs.DurationVar(&c.CallbackMaxSkew, "callback-max-skew", 60*time.Second, "largest accepted |now - RequestTime|")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long a stop waits for in-flight work")
+	fs.StringVar(&c.LogFormat, "log-format", "json", "log format: json or text")
+	fs.StringVar(level, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&c.Rules, "rules", "./rules", "rule files: a directory of *.yaml/*.yml, or one file")
+	fs.DurationVar(&c.ReloadInterval, "reload-interval", 5*time.Second, "periodic content check of the rule files (besides fsnotify)")
+	fs.StringVar(&c.Data, "data", "./data", "directory of the embedded queue store")
+	fs.StringVar(&c.NatsURL, "nats-url", "", "external NATS JetStream cluster URLs, comma-separated; empty: embedded store under --data")
+	fs.IntVar(&c.NatsReplicas, "nats-replicas", 1, "replicas of the queue streams and once buckets (with --nats-url)")
+	fs.StringVar(&c.Sync, "sync", "default", "queue writes: default (survives kill -9) or always (fsync every write; survives power loss, ~20x slower)")
+	fs.IntVar(&c.Workers, "workers", 4, "jobs run at the same time")
+	fs.StringVar(&c.IMEndpoint, "im-endpoint", "https://console.tim.qq.com", "IM REST API: a URL or a region (china, singapore, seoul, tokyo, frankfurt, mumbai, usa, jakarta)")
+	fs.StringVar(&c.IMAdmin, "im-admin", "administrator", "IM app admin account the REST API is called as")
+	fs.Var(imKey, "im-secret-key", "IM secret key (console: app info, key); needed by im.send")
+	fs.StringVar(imKeyFile, "im-secret-key-file", "", "file holding the IM secret key")
+	fs.Float64Var(&c.IMRate, "im-rate", 100, "requests/s to the IM REST API, all calls together")
+	fs.DurationVar(&c.DecisionTimeout, "decision-timeout", 500*time.Millisecond, "deadline of a Prev callback's allow/deny decision")
+	fs.StringVar(&c.DecisionFail, "decision-fail", "open", "when a decision times out or a rule fails: open (allow) or closed (deny)")
+	fs.IntVar(&c.DecisionFailCode, "decision-fail-code", 38000, "ResultCode of a fail-closed denial (38000-39000)")
+	fs.BoolVar(&c.Pprof, "pprof", false, "serve net/http/pprof under /debug/pprof/ on the admin listener")
+	return fs
 }
 
 func newLogger(w io.Writer, format string, level slog.Level) *slog.Logger {

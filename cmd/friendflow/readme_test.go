@@ -1,0 +1,112 @@
+package main
+
+import (
+	"flag"
+	"log/slog"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/friendflow/friendflow/actions"
+	"github.com/friendflow/friendflow/engine"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+var update = flag.Bool("update", false, "rewrite the README's generated sections")
+
+const readmePath = "../../README.md"
+
+// The README is the front door: these tests keep its references equal to
+// what the code declares, so documentation cannot drift.
+
+func TestReadmeActionReference(t *testing.T) {
+	raw, err := os.ReadFile(readmePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(raw)
+	const begin, end = "<!-- actions:begin -->\n", "<!-- actions:end -->"
+	i, j := strings.Index(readme, begin), strings.Index(readme, end)
+	if i < 0 || j < i {
+		t.Fatal("README lacks the actions markers")
+	}
+	want := actions.Reference(newRegistry(slog.New(slog.DiscardHandler), nil))
+	if got := readme[i+len(begin) : j]; got != want {
+		if *update {
+			readme = readme[:i+len(begin)] + want + readme[j:]
+			if err := os.WriteFile(readmePath, []byte(readme), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			return
+		}
+		t.Fatal("the README's action reference differs from the declarations; run: go test ./cmd/friendflow -run TestReadmeActionReference -update")
+	}
+}
+
+func TestReadmeConfigurationTable(t *testing.T) {
+	raw, err := os.ReadFile(readmePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every serve flag, with its env twin, is a row of the table.
+	var (
+		c                         serveConfig
+		token, imKey              secretValue
+		tokenFile, imKeyFile, lvl string
+	)
+	fs := serveFlagSet(&c, &token, &tokenFile, &imKey, &imKeyFile, &lvl)
+	fs.VisitAll(func(f *flag.Flag) {
+		row := "| `--" + f.Name + "` | `" + envName(f.Name) + "` |"
+		if !strings.Contains(string(raw), row) {
+			t.Errorf("README configuration table lacks %s", row)
+		}
+	})
+}
+
+func TestReadmeMetrics(t *testing.T) {
+	raw, err := os.ReadFile(readmePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := engine.NewMetrics("test", "test")
+	m.WatchQueue(nil)
+	// Vectors without observations do not gather; their descriptions do.
+	names := map[string]bool{}
+	fq := regexp.MustCompile(`fqName: "([^"]+)"`)
+	descs := make(chan *prometheus.Desc, 256)
+	go func() {
+		for _, c := range m.Collectors() {
+			c.Describe(descs)
+		}
+		close(descs)
+	}()
+	for d := range descs {
+		if n := fq.FindStringSubmatch(d.String()); n != nil && strings.HasPrefix(n[1], "friendflow_") {
+			names[n[1]] = true
+		}
+	}
+	if len(names) < 15 {
+		t.Fatalf("found only %d metrics: %v", len(names), names)
+	}
+	for n := range names {
+		if !strings.Contains(string(raw), "| `"+n+"` |") {
+			t.Errorf("README metrics table lacks %s", n)
+		}
+	}
+}
+
+func TestReadmeTestCommandIsCIs(t *testing.T) {
+	readme, err := os.ReadFile(readmePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ci, err := os.ReadFile("../../.ci/run")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const cmd = "go test -race -count=1 ./..."
+	if !strings.Contains(string(readme), cmd) || !strings.Contains(string(ci), cmd) {
+		t.Fatalf("README and .ci/run must both run %q", cmd)
+	}
+}
