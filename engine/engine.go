@@ -97,7 +97,7 @@ func (e *Engine) Handle(ctx context.Context, cb *Callback) (Reply, error) {
 		return Reply{}, ErrNoRules
 	}
 	if e.Metrics != nil {
-		e.Metrics.Events.WithLabelValues(cb.Command).Add(float64(len(cb.Events)))
+		e.Metrics.CountEvents(cb.Command, len(cb.Events))
 	}
 	log := e.logger().With("callback_id", cb.ID)
 	reply := OK()
@@ -265,7 +265,7 @@ func (e *Engine) countMatches(matches [][]rules.Match) {
 	}
 	for i := range matches {
 		for _, m := range matches[i] {
-			e.Metrics.RuleMatches.WithLabelValues(m.Rule).Inc()
+			e.Metrics.CountMatch(m.Rule)
 		}
 	}
 }

@@ -86,8 +86,9 @@ func newHarness(t *testing.T, yaml string, run bool) *harness {
 		t.Fatal(err)
 	}
 	h.set = set
+	h.eng.Metrics.RulesLoaded(set)
 	h.eng.Rules = func() *rules.Set { return h.set }
-	q, err := queue.Open(context.Background(), queue.Config{DataDir: filepath.Join(dir, "data"), Registry: &reg, Logger: log})
+	q, err := queue.Open(context.Background(), queue.Config{DataDir: filepath.Join(dir, "data"), Registry: &reg, Logger: log, Hooks: h.eng.Metrics.QueueHooks()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -431,4 +432,54 @@ func reportPercentiles(b *testing.B, samples []time.Duration) {
 	}
 	b.ReportMetric(at(0.50), "p50-µs")
 	b.ReportMetric(at(0.99), "p99-µs")
+}
+
+func scrape(t *testing.T, m *Metrics) string {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	return rec.Body.String()
+}
+
+func TestEngineMetrics(t *testing.T) {
+	h := newHarness(t, welcomeRules, true)
+	h.eng.Metrics.WatchQueue(h.q.Stats)
+	for range 2 {
+		if _, err := h.eng.Handle(context.Background(), h.callback(t, rules.CmdFriendAdd, "friend_add_response.json")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := h.eng.Handle(context.Background(), h.callback(t, rules.CmdFriendAdd, "friend_add.json")); err != nil {
+		t.Fatal(err)
+	}
+	h.rec.wait(t, 1+2+2+3) // welcome once, audit for every pair
+	out := scrape(t, h.eng.Metrics)
+	for _, want := range []string{
+		`friendflow_events_total{command="Sns.CallbackFriendAdd"} 7`,
+		`friendflow_rule_matches_total{rule="welcome"} 4`,    // 2 callbacks x 2 pairs matched, one welcome sent
+		`friendflow_rule_nonmatches_total{rule="welcome"} 3`, // the three friend_add pairs
+		`friendflow_rule_matches_total{rule="audit-every-add"} 7`,
+		`friendflow_rule_nonmatches_total{rule="audit-every-add"} 0`,
+		`friendflow_rule_matches_total{rule="shadow-candidate"} 7`,
+		`friendflow_once_skips_total{rule="welcome"} 3`,
+		`friendflow_queue_up 1`,
+		`friendflow_active_rules 3`,
+		`friendflow_rules_info{hash="` + h.set.Hash() + `"} 1`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	waitMetric := func(want string) {
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) {
+			if strings.Contains(scrape(t, h.eng.Metrics), want) {
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		t.Errorf("metrics never showed %s", want)
+	}
+	waitMetric(`friendflow_jobs_total{action="record",outcome="done"} 8`)
+	waitMetric(`friendflow_queue_jobs 0`)
 }

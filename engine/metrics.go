@@ -4,7 +4,9 @@ import (
 	"context"
 	"net/http"
 	"runtime"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -12,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/friendflow/friendflow/engine/queue"
+	"github.com/friendflow/friendflow/rules"
 )
 
 // Metrics are friendflow's Prometheus metrics, on a registry of their own
@@ -24,8 +27,6 @@ type Metrics struct {
 	Callbacks        *prometheus.CounterVec   // command, result, reason
 	CallbackDuration *prometheus.HistogramVec // command
 	Events           *prometheus.CounterVec   // command
-	RuleMatches      *prometheus.CounterVec   // rule
-	RuleNonMatches   *prometheus.CounterVec   // rule
 	RuleErrors       *prometheus.CounterVec   // rule
 	OnceSkips        *prometheus.CounterVec   // rule
 	Decisions        *prometheus.CounterVec   // command, decision
@@ -41,6 +42,106 @@ type Metrics struct {
 	mu       sync.Mutex
 	lastHash string
 	own      []prometheus.Collector
+
+	// Per-rule match counts live outside client_golang so that non-matches
+	// can be derived at scrape time from the events of the rule's commands:
+	// counting every non-match on the hot path would cost a counter
+	// increment per rule per event, and the index skips most rules anyway.
+	events [6]atomic.Uint64 // by commandIndex
+	rules  atomic.Pointer[map[string]*ruleCounts]
+}
+
+// commandIndex numbers the six commands for the per-command event counts.
+var commandIndex = map[string]int{
+	rules.CmdFriendAdd: 0, rules.CmdFriendDelete: 1, rules.CmdBlackListAdd: 2,
+	rules.CmdBlackListDelete: 3, rules.CmdPrevFriendAdd: 4, rules.CmdPrevFriendResponse: 5,
+}
+
+// ruleCounts is one rule's matches, and the event counts of its commands
+// when it was loaded (its non-matches start there).
+type ruleCounts struct {
+	on      []int
+	base    []uint64
+	matches atomic.Uint64
+}
+
+// CountEvents records n events of command cmd.
+func (m *Metrics) CountEvents(cmd string, n int) {
+	m.Events.WithLabelValues(cmd).Add(float64(n))
+	if i, ok := commandIndex[cmd]; ok {
+		m.events[i].Add(uint64(n))
+	}
+}
+
+// CountMatch records that rule matched an event.
+func (m *Metrics) CountMatch(rule string) {
+	if rs := m.rules.Load(); rs != nil {
+		if c := (*rs)[rule]; c != nil {
+			c.matches.Add(1)
+		}
+	}
+}
+
+// trackRules starts counting the rules of a newly loaded set; rules that
+// kept their name and commands keep their counts.
+func (m *Metrics) trackRules(infos []rules.RuleInfo) {
+	old := m.rules.Load()
+	next := make(map[string]*ruleCounts, len(infos))
+	for _, ri := range infos {
+		on := make([]int, 0, len(ri.On))
+		for _, c := range ri.On {
+			if i, ok := commandIndex[c]; ok {
+				on = append(on, i)
+			}
+		}
+		if old != nil {
+			if c := (*old)[ri.Name]; c != nil && slices.Equal(c.on, on) {
+				next[ri.Name] = c
+				continue
+			}
+		}
+		c := &ruleCounts{on: on, base: make([]uint64, len(on))}
+		for j, i := range on {
+			c.base[j] = m.events[i].Load()
+		}
+		next[ri.Name] = c
+	}
+	m.rules.Store(&next)
+}
+
+var (
+	ruleMatchesDesc = prometheus.NewDesc("friendflow_rule_matches_total",
+		"Events a rule matched (shadow rules included), since it was loaded.", []string{"rule"}, nil)
+	ruleNonMatchesDesc = prometheus.NewDesc("friendflow_rule_nonmatches_total",
+		"Events of a rule's commands that it did not match (errors included), since it was loaded.", []string{"rule"}, nil)
+)
+
+type ruleCollector struct{ m *Metrics }
+
+func (c *ruleCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- ruleMatchesDesc
+	ch <- ruleNonMatchesDesc
+}
+
+func (c *ruleCollector) Collect(ch chan<- prometheus.Metric) {
+	rs := c.m.rules.Load()
+	if rs == nil {
+		return
+	}
+	for name, rc := range *rs {
+		matches := rc.matches.Load()
+		var seen uint64
+		for j, i := range rc.on {
+			seen += c.m.events[i].Load() - rc.base[j]
+		}
+		// Counted apart, the two can pass each other for an instant.
+		non := float64(0)
+		if seen > matches {
+			non = float64(seen - matches)
+		}
+		ch <- prometheus.MustNewConstMetric(ruleMatchesDesc, prometheus.CounterValue, float64(matches), name)
+		ch <- prometheus.MustNewConstMetric(ruleNonMatchesDesc, prometheus.CounterValue, non, name)
+	}
 }
 
 // NewMetrics registers every metric, plus Go runtime and process metrics.
@@ -61,14 +162,6 @@ func NewMetrics(version, commit string) *Metrics {
 		Name: "friendflow_events_total",
 		Help: "Events decoded from accepted callbacks (one per pair or item), by command.",
 	}, []string{"command"})
-	m.RuleMatches = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "friendflow_rule_matches_total",
-		Help: "Events a rule matched (shadow rules included).",
-	}, []string{"rule"})
-	m.RuleNonMatches = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "friendflow_rule_nonmatches_total",
-		Help: "Events of a rule's commands that it did not match (including those its index ruled out).",
-	}, []string{"rule"})
 	m.RuleErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "friendflow_rule_errors_total",
 		Help: "Runtime errors evaluating a rule (counted as no match).",
@@ -121,7 +214,7 @@ func NewMetrics(version, commit string) *Metrics {
 		ConstLabels: prometheus.Labels{"version": version, "commit": commit, "goversion": runtime.Version()},
 	})
 	build.Set(1)
-	m.own = []prometheus.Collector{m.Callbacks, m.CallbackDuration, m.Events, m.RuleMatches, m.RuleNonMatches,
+	m.own = []prometheus.Collector{m.Callbacks, m.CallbackDuration, m.Events, &ruleCollector{m},
 		m.RuleErrors, m.OnceSkips, m.Decisions, m.DecisionDuration, m.Jobs, m.Redelivered, m.ActionDuration, m.Reloads, m.LastReload,
 		m.ActiveRules, m.RulesInfo, build}
 	for _, c := range m.own {
@@ -145,8 +238,10 @@ func (m *Metrics) ObserveCallback(command, result, reason string, took time.Dura
 	}
 }
 
-// RulesLoaded records a successful reload of a set with n rules and hash.
-func (m *Metrics) RulesLoaded(n int, hash string) {
+// RulesLoaded records a successful load of set.
+func (m *Metrics) RulesLoaded(set *rules.Set) {
+	n, hash := set.Len(), set.Hash()
+	m.trackRules(set.Rules())
 	m.Reloads.WithLabelValues("success").Inc()
 	m.LastReload.SetToCurrentTime()
 	m.ActiveRules.Set(float64(n))

@@ -229,7 +229,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 				metrics.ReloadFailed()
 				return
 			}
-			metrics.RulesLoaded(set.Len(), set.Hash())
+			metrics.RulesLoaded(set)
 		},
 	}
 	eng.Rules = reloader.Current
