@@ -211,7 +211,7 @@ type Queue struct {
 
 	stopping     chan struct{} // closed when the workers' intake must stop (Stop, or Run's context)
 	stoppingOnce sync.Once
-	closed       atomic.Bool // Stop was called: no more enqueues
+	closed       atomic.Bool     // Stop was called: no more enqueues
 	jobCtx       context.Context // actions run under it; cancelled at Stop's deadline
 	cancelJobs   context.CancelFunc
 	started      atomic.Bool
