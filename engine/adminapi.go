@@ -79,9 +79,10 @@ func MountRules(a *Admin, src RuleSource, sdkappid int) {
 
 // EventExplanation is what explain says about one event.
 type EventExplanation struct {
-	Event    rules.Event       `json:"event"`
-	Decision *ResultItem       `json:"decision,omitempty"` // Prev commands: the reply's ResultItem for this target
-	Rules    []rules.RuleTrace `json:"rules"`
+	Event     rules.Event       `json:"event"`
+	Decision  *ResultItem       `json:"decision,omitempty"`   // Prev commands: the reply's ResultItem for this target
+	DecidedBy string            `json:"decided_by,omitempty"` // the rule that denied
+	Rules     []rules.RuleTrace `json:"rules"`
 }
 
 // Explain evaluates events against set without side effects.
@@ -91,17 +92,9 @@ func Explain(set *rules.Set, events []rules.Event) []EventExplanation {
 		ev := &events[i]
 		out[i] = EventExplanation{Event: *ev, Rules: set.Explain(ev)}
 		if rules.IsPrev(ev.CallbackCommand) {
-			d := ResultItem{To_Account: ev.To_Account}
-			for _, m := range set.Match(ev) {
-				if m.Shadow {
-					continue
-				}
-				if code, info, ok := denyOf(m); ok {
-					d.ResultCode, d.ResultInfo = code, info
-					break
-				}
-			}
-			out[i].Decision = &d
+			d := set.Decide(ev)
+			out[i].Decision = &ResultItem{To_Account: ev.To_Account, ResultCode: d.Code, ResultInfo: d.Reason}
+			out[i].DecidedBy = d.Rule
 		}
 	}
 	return out

@@ -182,16 +182,10 @@ func (e *Engine) decide(ctx context.Context, set *rules.Set, cb *Callback, log *
 		}
 		decision := "allow"
 		if !timedOut {
-			for _, m := range matches[i] {
-				if m.Shadow {
-					continue
-				}
-				if code, info, ok := denyOf(m); ok {
-					items[i].ResultCode, items[i].ResultInfo = code, info
-					decision = "deny"
-					log.Info("target denied", "rule", m.Rule, "command", cb.Command, "from", ev.From_Account, "to", ev.To_Account, "code", code)
-					break
-				}
+			if d := rules.DecisionOf(matches[i]); d.Deny {
+				items[i].ResultCode, items[i].ResultInfo = d.Code, d.Reason
+				decision = "deny"
+				log.Info("target denied", "rule", d.Rule, "command", cb.Command, "from", ev.From_Account, "to", ev.To_Account, "code", d.Code)
 			}
 		}
 		if decision == "allow" && failed {
@@ -229,34 +223,6 @@ func (e *Engine) failCode() int {
 		return e.FailCode
 	}
 	return 38000
-}
-
-// denyOf returns the decision of a match's deny action, if it has one.
-func denyOf(m rules.Match) (code int, info string, ok bool) {
-	for _, a := range m.Actions {
-		if a.Kind != "deny" {
-			continue
-		}
-		c, _ := toInt(a.Params["code"])
-		r, _ := a.Params["reason"].(string)
-		return c, r, true
-	}
-	return 0, "", false
-}
-
-func toInt(v any) (int, bool) {
-	switch n := v.(type) {
-	case int:
-		return n, true
-	case int64:
-		return int(n), true
-	case float64:
-		return int(n), true
-	case string:
-		i, err := strconv.Atoi(n)
-		return i, err == nil
-	}
-	return 0, false
 }
 
 func (e *Engine) countMatches(matches [][]rules.Match) {

@@ -103,6 +103,20 @@ func newHarness(t *testing.T, yaml string, run bool) *harness {
 	return h
 }
 
+// drained waits until the queue holds no unfinished job.
+func (h *harness) drained(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		st, err := h.q.Stats(context.Background())
+		if err == nil && st.Jobs == 0 {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatal("the queue never drained")
+}
+
 func (h *harness) callback(t *testing.T, cmd, sample string) *Callback {
 	t.Helper()
 	cb := newCB(cmd)
@@ -140,9 +154,9 @@ func TestEngineQueuesMatchedActionsAndRunsThem(t *testing.T) {
 	}
 	// Two pairs: the welcome once (the pair's second direction is the same
 	// friendship), the audit twice, the shadow rule never.
-	jobs := h.rec.wait(t, 3)
-	time.Sleep(200 * time.Millisecond) // a fourth job, if wrongly queued, has had time to run
-	jobs = h.rec.snapshot()
+	h.rec.wait(t, 3)
+	h.drained(t) // a fourth job, if wrongly queued, has run by now
+	jobs := h.rec.snapshot()
 	if len(jobs) != 3 {
 		t.Fatalf("ran %d jobs, want 3: %+v", len(jobs), jobs)
 	}

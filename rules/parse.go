@@ -29,7 +29,7 @@ var (
 	retryKeys = []string{"attempts", "backoff", "max_backoff"}
 	// A test case may later grow a "decision" key (deny decisions of the
 	// Prev commands); it is one more entry here and one more comparison.
-	testKeys   = []string{"name", "event", "match", "actions"}
+	testKeys   = []string{"name", "event", "match", "actions", "decision"}
 	actionKeys = []string{"delay", "retry"} // next to the one kind key
 
 	yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
@@ -738,10 +738,55 @@ func (p *fileParser) parseTest(item *yaml.Node, r *rule, what string) *testCase 
 			tc.actions = append(tc.actions, ea)
 		}
 	}
+	if kv, ok := fields["decision"]; ok {
+		d, ok := p.expectedDecision(kv.val, what+": decision")
+		if ok && !IsPrev(tc.event.CallbackCommand) {
+			p.errAt(kv.val, "%s: decision: only before-callbacks (Sns.CallbackPrevFriendAdd, Sns.CallbackPrevFriendResponse) are decided; this test's event is %s", what, tc.event.CallbackCommand)
+			ok = false
+		}
+		good = good && ok
+		tc.decision = d
+	}
 	if !good {
 		return nil
 	}
 	return tc
+}
+
+// expectedDecision reads a test's decision: allow, deny, or a mapping
+// {deny: CODE, reason: TEXT} (both optional: a deny with any code/reason).
+func (p *fileParser) expectedDecision(n *yaml.Node, what string) (*expectedDecision, bool) {
+	v := resolve(n)
+	if v.Kind == yaml.ScalarNode {
+		switch v.Value {
+		case "allow":
+			return &expectedDecision{}, true
+		case "deny":
+			return &expectedDecision{deny: true}, true
+		}
+		p.errAt(v, "%s: want allow, deny or {deny: CODE, reason: TEXT}, got %q", what, v.Value)
+		return nil, false
+	}
+	fields, ok := p.mapping(v, what, []string{"deny", "reason"})
+	if !ok {
+		return nil, false
+	}
+	d := &expectedDecision{deny: true}
+	if kv, has := fields["deny"]; has {
+		c := resolve(kv.val)
+		if c.Kind != yaml.ScalarNode || c.ShortTag() != "!!int" || c.Decode(&d.code) != nil {
+			p.errAt(c, "%s: deny: want a result code (38000-39000), got %s", what, describeNode(c))
+			return nil, false
+		}
+	}
+	if kv, has := fields["reason"]; has {
+		r, ok := p.scalarString(kv.val, what+": reason")
+		if !ok {
+			return nil, false
+		}
+		d.reason = &r
+	}
+	return d, true
 }
 
 // testEvent builds a test case's event from its partial mapping of event

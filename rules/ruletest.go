@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"strconv"
 	"strings"
 
 	"github.com/friendflow/friendflow/actions"
@@ -17,6 +18,45 @@ type testCase struct {
 	event     Event
 	match     bool
 	actions   []expectedAction
+	decision  *expectedDecision // nil: not checked
+}
+
+// expectedDecision is the decision a test expects of the whole rule set
+// for its event: allow, or deny (with a code and a reason when given).
+type expectedDecision struct {
+	deny   bool
+	code   int     // 0: any
+	reason *string // nil: any
+}
+
+func (d *expectedDecision) String() string {
+	if !d.deny {
+		return "allow"
+	}
+	s := "deny"
+	if d.code != 0 {
+		s += " " + strconv.Itoa(d.code)
+	}
+	if d.reason != nil {
+		s += fmt.Sprintf(" %q", *d.reason)
+	}
+	return s
+}
+
+// checkDecision compares the set's decision for ev with the expected one.
+func (s *Set) checkDecision(want *expectedDecision, ev *Event) string {
+	got := s.Decide(ev)
+	ok := got.Deny == want.deny &&
+		(!want.deny || want.code == 0 || want.code == got.Code) &&
+		(!want.deny || want.reason == nil || *want.reason == got.Reason)
+	if ok {
+		return ""
+	}
+	desc := "allow"
+	if got.Deny {
+		desc = fmt.Sprintf("deny %d %q by rule %s", got.Code, got.Reason, got.Rule)
+	}
+	return fmt.Sprintf("expected decision: %s, got %s", want, desc)
 }
 
 // expectedAction is an action a test case expects among the rendered ones:
@@ -86,6 +126,13 @@ func (s *Set) runTest(r *rule, tc *testCase, sc *scratch) string {
 			b.WriteString(trace)
 		}
 		return b.String()
+	}
+	if tc.decision != nil {
+		// The decision is the whole set's: a later rule's test can show
+		// that an earlier rule's deny wins, or that nothing denies.
+		if d := s.checkDecision(tc.decision, &ev); d != "" {
+			return d
+		}
 	}
 	if !matched {
 		return ""

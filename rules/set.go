@@ -102,6 +102,10 @@ func (s *Set) Len() int { return len(s.rules) }
 // evaluation fails at run time does not match and is reported to
 // Options.OnRuleError; the other rules are not affected.
 func (s *Set) Match(ev *Event) []Match {
+	return s.match(ev, s.onErr)
+}
+
+func (s *Set) match(ev *Event, onErr func(string, *Event, error)) []Match {
 	cr := s.byCmd[ev.CallbackCommand]
 	if cr == nil {
 		return nil
@@ -115,8 +119,8 @@ func (s *Set) Match(ev *Event) []Match {
 		r := s.rules[i]
 		m, ok, err := r.match(&sc.vm, env)
 		if err != nil {
-			if s.onErr != nil {
-				s.onErr(r.name, ev, err)
+			if onErr != nil {
+				onErr(r.name, ev, err)
 			}
 			continue
 		}

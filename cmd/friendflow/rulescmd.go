@@ -193,7 +193,7 @@ func printExplain(w io.Writer, out []engine.EventExplanation) {
 			if d.ResultCode == 0 {
 				fmt.Fprintf(w, "  decision: allow %s\n", d.To_Account)
 			} else {
-				fmt.Fprintf(w, "  decision: deny %s with %d %q\n", d.To_Account, d.ResultCode, d.ResultInfo)
+				fmt.Fprintf(w, "  decision: deny %s with %d %q (rule %s)\n", d.To_Account, d.ResultCode, d.ResultInfo, ex.DecidedBy)
 			}
 		}
 		for _, r := range ex.Rules {
