@@ -99,7 +99,7 @@ func (e *Engine) Handle(ctx context.Context, cb *Callback) (Reply, error) {
 	if e.Metrics != nil {
 		e.Metrics.CountEvents(cb.Command, len(cb.Events))
 	}
-	log := e.logger().With("callback_id", cb.ID)
+	log := cbLogger{e.logger(), cb.ID}
 	reply := OK()
 	var matches [][]rules.Match
 	if rules.IsPrev(cb.Command) {
@@ -133,7 +133,7 @@ func (e *Engine) Handle(ctx context.Context, cb *Callback) (Reply, error) {
 		}
 		return Reply{}, fmt.Errorf("storing %d jobs: %w", len(jobs), err)
 	}
-	if len(jobs) > 0 {
+	if len(jobs) > 0 && log.enabled(slog.LevelDebug) {
 		log.Debug("callback accepted", "command", cb.Command, "events", len(cb.Events), "jobs", len(jobs))
 	}
 	return reply, nil
@@ -142,7 +142,7 @@ func (e *Engine) Handle(ctx context.Context, cb *Callback) (Reply, error) {
 // decide runs the rules of a Prev callback within DecisionTimeout and
 // returns one ResultItem per target: the first matching rule (file order)
 // with a deny action denies; otherwise the target is allowed.
-func (e *Engine) decide(ctx context.Context, set *rules.Set, cb *Callback, log *slog.Logger) ([][]rules.Match, []ResultItem) {
+func (e *Engine) decide(ctx context.Context, set *rules.Set, cb *Callback, log cbLogger) ([][]rules.Match, []ResultItem) {
 	start := time.Now()
 	timeout := e.DecisionTimeout
 	if timeout <= 0 {
@@ -238,7 +238,7 @@ func (e *Engine) countMatches(matches [][]rules.Match) {
 
 // jobs turns the matches into jobs, claiming once keys on the way. It
 // returns the keys it claimed so that a failed enqueue can release them.
-func (e *Engine) jobs(ctx context.Context, cb *Callback, matches [][]rules.Match, log *slog.Logger) ([]queue.Job, []rules.Once, error) {
+func (e *Engine) jobs(ctx context.Context, cb *Callback, matches [][]rules.Match, log cbLogger) ([]queue.Job, []rules.Once, error) {
 	var (
 		jobs     []queue.Job
 		recorded []rules.Once
@@ -312,3 +312,25 @@ func (e *Engine) jobs(ctx context.Context, cb *Callback, matches [][]rules.Match
 	}
 	return jobs, recorded, nil
 }
+
+// cbLogger logs lines about one callback. The callback_id attribute is
+// added only when a line is written: a logger made With it on every request
+// costs allocations on the hot path that nobody reads.
+type cbLogger struct {
+	l  *slog.Logger
+	id string
+}
+
+func (c cbLogger) enabled(level slog.Level) bool { return c.l.Enabled(context.Background(), level) }
+
+func (c cbLogger) log(level slog.Level, msg string, args []any) {
+	if !c.enabled(level) {
+		return
+	}
+	c.l.Log(context.Background(), level, msg, append([]any{"callback_id", c.id}, args...)...)
+}
+
+func (c cbLogger) Debug(msg string, args ...any) { c.log(slog.LevelDebug, msg, args) }
+func (c cbLogger) Info(msg string, args ...any)  { c.log(slog.LevelInfo, msg, args) }
+func (c cbLogger) Warn(msg string, args ...any)  { c.log(slog.LevelWarn, msg, args) }
+func (c cbLogger) Error(msg string, args ...any) { c.log(slog.LevelError, msg, args) }

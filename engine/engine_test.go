@@ -421,7 +421,7 @@ func BenchmarkDecide100Rules(b *testing.B) {
 		b.Fatal(err)
 	}
 	cb.Events[1].AddWording = "cheap loan"
-	log := slog.New(slog.DiscardHandler)
+	log := cbLogger{slog.New(slog.DiscardHandler), "bench"}
 	b.ReportAllocs()
 	var samples []time.Duration
 	for b.Loop() {

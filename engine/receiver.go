@@ -112,9 +112,9 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		OptPlatform: q.Get("OptPlatform"),
 		ReceivedAt:  start,
 	}
-	log := rc.logger().With("callback_id", cb.ID)
+	log := rc.logger()
 	reject := func(rj rejection) {
-		log.LogAttrs(r.Context(), slog.LevelWarn, "callback rejected",
+		log.LogAttrs(r.Context(), slog.LevelWarn, "callback rejected", slog.String("callback_id", cb.ID),
 			slog.String("reason", rj.reason), slog.String("error", rj.msg),
 			slog.String("command", cb.Command), slog.String("remote", r.RemoteAddr))
 		if rj.status == http.StatusMethodNotAllowed {
@@ -170,7 +170,7 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// A shared callback URL also gets message, group and profile
 		// callbacks; failing them would make Tencent report errors (or
 		// block messages) for events that are none of our business.
-		log.LogAttrs(r.Context(), slog.LevelDebug, "callback ignored", slog.String("command", cb.Command))
+		log.LogAttrs(r.Context(), slog.LevelDebug, "callback ignored", slog.String("callback_id", cb.ID), slog.String("command", cb.Command))
 		writeReply(w, http.StatusOK, OK())
 		rc.observe(cb.Command, ResultIgnored, "", start)
 		return
@@ -184,7 +184,7 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	reply, err := rc.Handler.Handle(r.Context(), cb)
 	if err != nil {
-		log.LogAttrs(r.Context(), slog.LevelError, "callback failed",
+		log.LogAttrs(r.Context(), slog.LevelError, "callback failed", slog.String("callback_id", cb.ID),
 			slog.String("command", cb.Command), slog.Int("events", len(cb.Events)), slog.String("error", err.Error()))
 		writeReply(w, http.StatusServiceUnavailable, Fail(err.Error()))
 		rc.observe(cb.Command, ResultFailed, "", start)

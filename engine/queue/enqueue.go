@@ -36,13 +36,18 @@ func decodeEnvelope(data []byte) (envelope, error) {
 	return env, nil
 }
 
-// Enqueue stores all of one callback's jobs in one message and returns after
-// the server has acknowledged it: all the jobs are stored, or none. The
-// Msg-Id is derived from callbackID, so repeating an Enqueue whose outcome
-// was unknown (timeout, failover) stores nothing twice within two minutes.
-// Transient failures are retried until ctx is done (10 s when ctx has no
-// deadline). Jobs due in the future are stored like the others and split
-// out by a worker into messages of their own. Every job needs an ID, unique
+// Enqueue stores all of one callback's jobs and returns after the server
+// has acknowledged them: all the jobs are stored, or none. Concurrent
+// callbacks are stored together (group commit): while one publish waits for
+// its acknowledgement the next callbacks gather, and go into ONE message,
+// so the cost of a durable write is shared instead of paid per callback.
+// A message holds whole callbacks only, so each callback's jobs are still
+// stored together or not at all. The Msg-Id is derived from the first
+// callback of the message, so a publish whose outcome was unknown (timeout,
+// failover) is retried without storing anything twice. Transient failures
+// are retried for up to 10 s. Once handed to a committer, the callback's
+// outcome is waited for even if ctx ends, so a callback is never reported
+// failed while its jobs were in fact stored. Every job needs an ID, unique
 // per job; jobs' CallbackID is set to callbackID and Attempt starts at 0.
 func (q *Queue) Enqueue(ctx context.Context, callbackID string, jobs []Job) error {
 	if len(jobs) == 0 {
@@ -54,33 +59,118 @@ func (q *Queue) Enqueue(ctx context.Context, callbackID string, jobs []Job) erro
 	if q.closed.Load() {
 		return ErrStopped
 	}
-	env := envelope{V: envelopeVersion, Jobs: make([]Job, len(jobs))}
+	c := &commit{callbackID: callbackID, jobs: len(jobs), done: make(chan error, 1)}
 	for i := range jobs {
 		if jobs[i].ID == "" {
 			return fmt.Errorf("queue: job %d of callback %s has no id", i, callbackID)
 		}
-		env.Jobs[i] = jobs[i]
-		env.Jobs[i].CallbackID = callbackID
-		env.Jobs[i].Attempt = 0
+		j := jobs[i]
+		j.CallbackID = callbackID
+		j.Attempt = 0
+		b, err := json.Marshal(&j)
+		if err != nil {
+			return fmt.Errorf("queue: encode jobs of callback %s: %w", callbackID, err)
+		}
+		if i > 0 {
+			c.data = append(c.data, ',')
+		}
+		c.data = append(c.data, b...)
 	}
-	data, err := json.Marshal(&env)
-	if err != nil {
-		return fmt.Errorf("queue: encode jobs of callback %s: %w", callbackID, err)
+	select {
+	case q.commits <- c:
+	case <-q.commitStop:
+		return ErrStopped
+	case <-ctx.Done():
+		return fmt.Errorf("queue: enqueue callback %s: %w", callbackID, ctx.Err())
 	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, defaultEnqueueTimeout)
-		defer cancel()
-	}
-	msg := &nats.Msg{Subject: subjBatchPrefix + strconv.Itoa(len(jobs)), Data: data}
-	ack, err := q.publish(ctx, msg, "cb:"+callbackID)
-	if err != nil {
+	if err := <-c.done; err != nil {
 		return fmt.Errorf("queue: enqueue callback %s: %w", callbackID, err)
 	}
 	if h := q.cfg.Hooks.Enqueued; h != nil {
-		h(callbackID, len(jobs), ack.Duplicate)
+		h(callbackID, len(jobs), c.duplicate)
 	}
 	return nil
+}
+
+const (
+	// committers publish concurrently: with an external cluster one
+	// round trip per group would otherwise bound the callback rate.
+	committers = 2
+	// maxGroupBytes keeps a group well inside NATS's 1 MB payload limit.
+	maxGroupBytes = 512 << 10
+	maxGroupSize  = 256
+)
+
+// commit is one callback waiting for its jobs to be stored.
+type commit struct {
+	callbackID string
+	data       []byte // the callback's jobs, JSON, comma-separated
+	jobs       int
+	duplicate  bool
+	done       chan error
+}
+
+// commitLoop stores callbacks in groups: it takes one, adds whatever else
+// is already waiting (never waiting for more: no latency is added), and
+// publishes them as one message. It exits after Stop, having answered
+// every callback it took.
+func (q *Queue) commitLoop() {
+	defer q.committers.Done()
+	var carry *commit
+	for {
+		first := carry
+		carry = nil
+		if first == nil {
+			select {
+			case first = <-q.commits:
+			case <-q.commitStop:
+				return
+			}
+		}
+		group := []*commit{first}
+		size := len(first.data)
+	gather:
+		for len(group) < maxGroupSize {
+			select {
+			case c := <-q.commits:
+				if size+len(c.data) > maxGroupBytes {
+					carry = c
+					break gather
+				}
+				group = append(group, c)
+				size += len(c.data)
+			default:
+				break gather
+			}
+		}
+		q.publishGroup(group, size)
+	}
+}
+
+func (q *Queue) publishGroup(group []*commit, size int) {
+	data := make([]byte, 0, size+len(group)+32)
+	data = append(data, `{"v":`...)
+	data = strconv.AppendInt(data, envelopeVersion, 10)
+	data = append(data, `,"jobs":[`...)
+	jobs := 0
+	for i, c := range group {
+		if i > 0 {
+			data = append(data, ',')
+		}
+		data = append(data, c.data...)
+		jobs += c.jobs
+	}
+	data = append(data, "]}"...)
+	ctx, cancel := context.WithTimeout(context.Background(), defaultEnqueueTimeout)
+	defer cancel()
+	msg := &nats.Msg{Subject: subjBatchPrefix + strconv.Itoa(jobs), Data: data}
+	ack, err := q.publish(ctx, msg, "cb:"+group[0].callbackID)
+	for _, c := range group {
+		if err == nil {
+			c.duplicate = ack.Duplicate
+		}
+		c.done <- err
+	}
 }
 
 // publish stores msg with the given Msg-Id, retrying transient failures

@@ -218,6 +218,10 @@ type Queue struct {
 	runDone      chan struct{} // closed when Run has returned
 	stopOnce     sync.Once
 	stopErr      error
+
+	commits    chan *commit  // Enqueue hands its callback to a committer
+	commitStop chan struct{} // closed by Stop: committers finish and exit
+	committers sync.WaitGroup
 }
 
 // Open starts the embedded server when cfg.URL is empty, connects, and
@@ -272,6 +276,8 @@ func Open(ctx context.Context, cfg Config) (*Queue, error) {
 		onceBuckets: make(map[time.Duration]*onceBucket),
 		stopping:    make(chan struct{}),
 		runDone:     make(chan struct{}),
+		commits:     make(chan *commit),
+		commitStop:  make(chan struct{}),
 	}
 	q.jobCtx, q.cancelJobs = context.WithCancel(context.Background())
 
@@ -309,6 +315,10 @@ func Open(ctx context.Context, cfg Config) (*Queue, error) {
 		q.nc.Close()
 		q.shutdownServer()
 		return nil, err
+	}
+	for range committers {
+		q.committers.Add(1)
+		go q.commitLoop()
 	}
 	return q, nil
 }
@@ -391,6 +401,8 @@ func (q *Queue) Stop(timeout time.Duration) error {
 
 func (q *Queue) stop(timeout time.Duration) error {
 	q.closed.Store(true)
+	close(q.commitStop)
+	q.committers.Wait()
 	q.beginStop()
 	var err error
 	if q.started.Load() {

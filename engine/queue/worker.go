@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -364,14 +365,27 @@ func (q *Queue) backoff(p Retry, attempt int, retryAfter time.Duration) time.Dur
 }
 
 func (q *Queue) finished(job *Job, res runResult) {
-	log := q.log.With("job_id", job.ID, "rule", job.Rule, "action", job.Action, "attempt", job.Attempt)
+	level, msg := slog.LevelDebug, "job done"
 	switch res.outcome {
-	case OutcomeDone:
-		log.Debug("job done", "took", res.took)
 	case OutcomeRetried:
-		log.Info("job failed, will retry", "err", res.err, "in", res.delay)
+		level, msg = slog.LevelWarn, "job failed, will retry"
 	case OutcomeDead:
-		log.Warn("job dead-lettered", "err", res.err, "reason", res.reason)
+		level, msg = slog.LevelError, "job dead-lettered"
+	}
+	// Built only for a line that is written: a job that succeeds quietly
+	// must not pay for its log attributes.
+	if q.log.Enabled(context.Background(), level) {
+		attrs := []slog.Attr{slog.String("job_id", job.ID), slog.String("rule", job.Rule),
+			slog.String("action", job.Action), slog.Int("attempt", job.Attempt)}
+		switch res.outcome {
+		case OutcomeDone:
+			attrs = append(attrs, slog.Duration("took", res.took))
+		case OutcomeRetried:
+			attrs = append(attrs, slog.Any("err", res.err), slog.Duration("in", res.delay))
+		case OutcomeDead:
+			attrs = append(attrs, slog.Any("err", res.err), slog.String("reason", res.reason))
+		}
+		q.log.LogAttrs(context.Background(), level, msg, attrs...)
 	}
 	if h := q.cfg.Hooks.JobFinished; h != nil {
 		h(job, res.outcome, res.err, res.took)
