@@ -183,6 +183,14 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	reply, err := rc.Handler.Handle(r.Context(), cb)
+	if err != nil && r.Context().Err() != nil {
+		// The caller hung up before the work was stored: nothing was kept,
+		// and nobody is there to read a reply. Not a server fault.
+		log.LogAttrs(r.Context(), slog.LevelWarn, "callback abandoned by the client before its jobs were stored; nothing kept",
+			slog.String("callback_id", cb.ID), slog.String("command", cb.Command), slog.String("error", err.Error()))
+		rc.observe(cb.Command, ResultFailed, "", start)
+		return
+	}
 	if err != nil {
 		log.LogAttrs(r.Context(), slog.LevelError, "callback failed", slog.String("callback_id", cb.ID),
 			slog.String("command", cb.Command), slog.Int("events", len(cb.Events)), slog.String("error", err.Error()))
