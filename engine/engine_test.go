@@ -497,3 +497,63 @@ func TestEngineMetrics(t *testing.T) {
 	waitMetric(`friendflow_jobs_total{action="record",outcome="done"} 8`)
 	waitMetric(`friendflow_queue_jobs 0`)
 }
+
+// timedKind signals the moment each job starts.
+type timedKind struct{ started chan time.Time }
+
+func (k *timedKind) Spec() actions.Spec { return actions.Spec{Name: "timed"} }
+func (k *timedKind) Do(context.Context, actions.Job, map[string]any) error {
+	k.started <- time.Now()
+	return nil
+}
+
+// BenchmarkEnqueueToExecution measures, one callback at a time on the real
+// embedded queue, the reply latency (matching + durable enqueue) and the
+// time from the reply to the start of the job's action.
+func BenchmarkEnqueueToExecution(b *testing.B) {
+	dir := b.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "r.yaml"), []byte("rules:\n  - name: r\n    actions:\n      - timed: {}\n"), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	k := &timedKind{started: make(chan time.Time, 1)}
+	var reg actions.Registry
+	_ = reg.Register(k)
+	set, err := rules.Load(dir, rules.Options{Registry: &reg})
+	if err != nil {
+		b.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	q, err := queue.Open(context.Background(), queue.Config{DataDir: filepath.Join(dir, "data"), Registry: &reg, Logger: log})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer q.Stop(5 * time.Second)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = q.Run(ctx) }()
+	e := &Engine{Rules: func() *rules.Set { return set }, Queue: q, Logger: log}
+	data := readSample(b, "friend_add_forced_by_admin.json")
+	var reply, exec []time.Duration
+	for b.Loop() {
+		cb := newCB(rules.CmdFriendAdd)
+		cb.ID = newID()
+		if err := Decode(data, cb); err != nil {
+			b.Fatal(err)
+		}
+		t0 := time.Now()
+		if _, err := e.Handle(context.Background(), cb); err != nil {
+			b.Fatal(err)
+		}
+		t1 := time.Now()
+		t2 := <-k.started
+		reply = append(reply, t1.Sub(t0))
+		exec = append(exec, t2.Sub(t1))
+	}
+	slices.Sort(reply)
+	slices.Sort(exec)
+	p := func(s []time.Duration, f float64) float64 { return float64(s[int(f*float64(len(s)-1))].Microseconds()) }
+	b.ReportMetric(p(reply, .5), "reply-p50-µs")
+	b.ReportMetric(p(reply, .99), "reply-p99-µs")
+	b.ReportMetric(p(exec, .5), "to-exec-p50-µs")
+	b.ReportMetric(p(exec, .99), "to-exec-p99-µs")
+}
