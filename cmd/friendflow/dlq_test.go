@@ -1,0 +1,82 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestDLQCommands drives `friendflow dlq` against a running friendflow
+// whose webhook target refuses every request (400: a permanent failure).
+func TestDLQCommands(t *testing.T) {
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		http.Error(w, "no such customer", http.StatusBadRequest)
+	}))
+	defer target.Close()
+	rulesDir := t.TempDir()
+	rule := fmt.Sprintf("rules:\n  - name: crm\n    actions:\n      - webhook: { url: %q }\n", target.URL+"/hook")
+	if err := os.WriteFile(filepath.Join(rulesDir, "crm.yaml"), []byte(rule), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	listen, admin := freePort(t), freePort(t)
+	start(t, nil, "serve", "--sdkappid", "1400000000", "--listen", listen, "--admin-listen", admin,
+		"--rules", rulesDir, "--data", t.TempDir(), "--log-level", "error")
+	waitReady(t, admin)
+
+	body, _ := os.ReadFile("../../examples/callbacks/friend_add_forced_by_admin.json")
+	q := url.Values{"SdkAppid": {"1400000000"}, "CallbackCommand": {"Sns.CallbackFriendAdd"}}
+	resp, err := http.Post("http://"+listen+"/callback?"+q.Encode(), "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+
+	dlq := func(args ...string) (int, string) {
+		var out, errOut bytes.Buffer
+		code := run(append([]string{"dlq"}, append(args, "--admin-listen", admin)...), &out, &errOut, func(string) string { return "" })
+		return code, out.String() + errOut.String()
+	}
+	var out string
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, out = dlq("list"); strings.Contains(out, "1 dead letters") {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !strings.Contains(out, "1 dead letters") || !strings.Contains(out, "crm") || !strings.Contains(out, "400") {
+		t.Fatalf("dlq list:\n%s", out)
+	}
+	id := strings.Fields(strings.Split(out, "\n")[1])[0]
+	if code, out := dlq("replay"); code != 2 || !strings.Contains(out, "needs job ids or --all") {
+		t.Fatalf("dlq replay without ids: %d %s", code, out)
+	}
+	if code, out := dlq("replay", id); code != 0 || !strings.Contains(out, "1 replayed") {
+		t.Fatalf("dlq replay %s: %d %s", id, code, out)
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, out = dlq("list", "--json"); strings.Contains(out, `"count": 1`) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !strings.Contains(out, `"count": 1`) {
+		t.Fatalf("the replayed job did not fail back into the dead letters: %s", out)
+	}
+	if code, out := dlq("drop", "--all"); code != 0 || !strings.Contains(out, "1 dropped") {
+		t.Fatalf("dlq drop --all: %d %s", code, out)
+	}
+	if _, out := dlq("list"); !strings.Contains(out, "0 dead letters") {
+		t.Fatalf("after drop: %s", out)
+	}
+}
