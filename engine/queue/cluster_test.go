@@ -4,14 +4,13 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/friendflow/friendflow/actions"
-	"github.com/nats-io/nats-server/v2/server"
+	"github.com/friendflow/friendflow/engine/queue/queuetest"
 )
 
 func freePort(t testing.TB) int {
@@ -24,49 +23,6 @@ func freePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// startCluster runs three clustered JetStream servers on loopback, each
-// with its own store, and returns them with the client URL list.
-func startCluster(t testing.TB) ([]*server.Server, string) {
-	t.Helper()
-	const n = 3
-	var clientPorts, routePorts [n]int
-	var routes, urls []string
-	for i := range n {
-		clientPorts[i], routePorts[i] = freePort(t), freePort(t)
-		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", routePorts[i]))
-		urls = append(urls, fmt.Sprintf("nats://127.0.0.1:%d", clientPorts[i]))
-	}
-	servers := make([]*server.Server, n)
-	for i := range n {
-		ns, err := server.NewServer(&server.Options{
-			ServerName: fmt.Sprintf("n%d", i+1),
-			Host:       "127.0.0.1",
-			Port:       clientPorts[i],
-			JetStream:  true,
-			StoreDir:   t.TempDir(),
-			Cluster:    server.ClusterOpts{Name: "friendflow-test", Host: "127.0.0.1", Port: routePorts[i]},
-			Routes:     server.RoutesFromStr(strings.Join(routes, ",")),
-			NoLog:      true,
-			NoSigs:     true,
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ns.Start()
-		servers[i] = ns
-		t.Cleanup(func() {
-			ns.Shutdown()
-			ns.WaitForShutdown()
-		})
-	}
-	for _, ns := range servers {
-		if !ns.ReadyForConnections(10 * time.Second) {
-			t.Fatalf("%s not ready", ns.Name())
-		}
-	}
-	return servers, strings.Join(urls, ",")
-}
-
 // TestClusterFailover runs two queues (two friendflow replicas) on a
 // three-node cluster with R3 streams, kills the stream leader while jobs
 // flow, and checks that every accepted job is done.
@@ -74,7 +30,8 @@ func TestClusterFailover(t *testing.T) {
 	if testing.Short() {
 		t.Skip("cluster test")
 	}
-	servers, urls := startCluster(t)
+	cluster := queuetest.StartCluster(t)
+	servers, urls := cluster.Servers, cluster.URLs
 	s := newScript()
 	h := newHookLog()
 	queues := make([]*Queue, 2)
