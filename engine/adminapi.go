@@ -153,8 +153,8 @@ func ExplainEvents(data []byte, command string, sdkappid int) ([]rules.Event, er
 	return []rules.Event{ev}, nil
 }
 
-// deadLetterView is one dead letter as GET /dlq shows it.
-type deadLetterView struct {
+// DeadLetterView is one dead letter as GET /dlq shows it.
+type DeadLetterView struct {
 	ID           string    `json:"id"`
 	Rule         string    `json:"rule"`
 	Action       string    `json:"action"`
@@ -172,9 +172,9 @@ func MountDLQ(a *Admin, store DeadLetterStore) {
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
 			return
 		}
-		out := make([]deadLetterView, len(dls))
+		out := make([]DeadLetterView, len(dls))
 		for i, d := range dls {
-			out[i] = deadLetterView{d.ID, d.Rule, d.Action, d.LastError, d.Attempts, d.FirstAttempt, d.LastAttempt}
+			out[i] = DeadLetterView{d.ID, d.Rule, d.Action, d.LastError, d.Attempts, d.FirstAttempt, d.LastAttempt}
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"dead_letters": out, "count": len(out)})
 	}))

@@ -204,7 +204,7 @@ func TestAdminDeadLetters(t *testing.T) {
 		f.signedPost(t, rules.CmdFriendAdd, string(readSample(t, "friend_add_response.json")))
 	}
 	var list struct {
-		DeadLetters []deadLetterView `json:"dead_letters"`
+		DeadLetters []DeadLetterView `json:"dead_letters"`
 		Count       int              `json:"count"`
 	}
 	deadline := time.Now().Add(10 * time.Second)

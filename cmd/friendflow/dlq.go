@@ -12,6 +12,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/friendflow/friendflow/engine"
 )
 
 // dlq operates on the dead letters of a running instance through its admin
@@ -45,15 +47,7 @@ func dlq(ctx context.Context, args []string, stdout io.Writer, getenv func(strin
 			return usagef("dlq list takes no ids")
 		}
 		var out struct {
-			DeadLetters []struct {
-				ID           string    `json:"id"`
-				Rule         string    `json:"rule"`
-				Action       string    `json:"action"`
-				LastError    string    `json:"last_error"`
-				Attempts     int       `json:"attempts"`
-				FirstAttempt time.Time `json:"first_attempt"`
-				LastAttempt  time.Time `json:"last_attempt"`
-			} `json:"dead_letters"`
+			DeadLetters []engine.DeadLetterView `json:"dead_letters"`
 		}
 		raw, err := call(ctx, client, http.MethodGet, base+"/dlq", nil)
 		if err != nil {

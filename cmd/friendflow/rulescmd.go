@@ -61,6 +61,22 @@ func rulesFlagSet(name string, stdout io.Writer, args []string, getenv func(stri
 	return pos, err
 }
 
+// loadRules loads path for the offline commands, printing every problem
+// as file:line:col: message; a set that does not load ends the command
+// with exit 1.
+func loadRules(path string, getenv func(string) string, skipTests bool, stdout, stderr io.Writer, what string) (*rules.Set, error) {
+	set, err := rules.Load(path, rules.Options{Registry: newRegistry(slog.New(slog.DiscardHandler), nil), Getenv: getenv, SkipTests: skipTests})
+	var le *rules.LoadError
+	if errors.As(err, &le) {
+		for _, p := range le.Problems {
+			fmt.Fprintln(stdout, p.String())
+		}
+		fmt.Fprintf(stderr, "%d problems%s\n", len(le.Problems), what)
+		return nil, &exitError{1}
+	}
+	return set, err
+}
+
 // lint loads every file and prints every problem as file:line:col: message.
 func lint(args []string, stdout, stderr io.Writer, getenv func(string) string) error {
 	pos, err := rulesFlagSet("lint", stdout, args, getenv, nil)
@@ -71,16 +87,8 @@ func lint(args []string, stdout, stderr io.Writer, getenv func(string) string) e
 	if err != nil {
 		return err
 	}
-	set, err := rules.Load(path, rules.Options{Registry: newRegistry(slog.New(slog.DiscardHandler), nil), Getenv: getenv})
+	set, err := loadRules(path, getenv, false, stdout, stderr, "")
 	if err != nil {
-		var le *rules.LoadError
-		if errors.As(err, &le) {
-			for _, p := range le.Problems {
-				fmt.Fprintln(stdout, p.String())
-			}
-			fmt.Fprintf(stderr, "%d problems\n", len(le.Problems))
-			return &exitError{1}
-		}
 		return err
 	}
 	fmt.Fprintf(stdout, "ok: %d rules in %d files\n", set.Len(), len(set.Files()))
@@ -97,16 +105,8 @@ func test(args []string, stdout, stderr io.Writer, getenv func(string) string) e
 	if err != nil {
 		return err
 	}
-	set, err := rules.Load(path, rules.Options{Registry: newRegistry(slog.New(slog.DiscardHandler), nil), Getenv: getenv, SkipTests: true})
+	set, err := loadRules(path, getenv, true, stdout, stderr, ": the rules do not load; no test ran")
 	if err != nil {
-		var le *rules.LoadError
-		if errors.As(err, &le) {
-			for _, p := range le.Problems {
-				fmt.Fprintln(stdout, p.String())
-			}
-			fmt.Fprintf(stderr, "the rules do not load (%d problems); no test ran\n", len(le.Problems))
-			return &exitError{1}
-		}
 		return err
 	}
 	results := set.RunTests()
@@ -164,15 +164,8 @@ func explain(args []string, stdout, stderr io.Writer, getenv func(string) string
 	if err != nil {
 		return fmt.Errorf("%s: %w", eventFile, err)
 	}
-	set, err := rules.Load(path, rules.Options{Registry: newRegistry(slog.New(slog.DiscardHandler), nil), Getenv: getenv, SkipTests: true})
+	set, err := loadRules(path, getenv, true, stdout, stderr, ": the rules do not load")
 	if err != nil {
-		var le *rules.LoadError
-		if errors.As(err, &le) {
-			for _, p := range le.Problems {
-				fmt.Fprintln(stdout, p.String())
-			}
-			return &exitError{1}
-		}
 		return err
 	}
 	out := engine.Explain(set, events)
