@@ -117,7 +117,8 @@ func TestServeEndToEndSignedCallback(t *testing.T) {
 	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p := start(t, []string{"FRIENDFLOW_SDKAPPID=1400000000", "FRIENDFLOW_LOG_LEVEL=debug"},
+	const imKey = "im-secret-key-5bd2850fff3ecb11"
+	p := start(t, []string{"FRIENDFLOW_SDKAPPID=1400000000", "FRIENDFLOW_LOG_LEVEL=debug", "FRIENDFLOW_IM_SECRET_KEY=" + imKey},
 		"serve", "--listen", listen, "--admin-listen", admin, "--callback-token-file", tokenFile,
 		"--rules", "../../examples/rules", "--data", t.TempDir())
 	waitReady(t, admin)
@@ -166,8 +167,8 @@ func TestServeEndToEndSignedCallback(t *testing.T) {
 			t.Errorf("logs lack %s:\n%s", want, logs)
 		}
 	}
-	if strings.Contains(logs, token) {
-		t.Error("the callback token appears in the logs")
+	if strings.Contains(logs, token) || strings.Contains(logs, imKey) {
+		t.Error("a secret appears in the logs")
 	}
 	if _, err := net.DialTimeout("tcp", listen, time.Second); err == nil {
 		t.Error("callback listener still open after exit")
