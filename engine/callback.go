@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -115,8 +114,9 @@ func decodeErr(reason, format string, a ...any) error {
 // CallbackCommand must equal cb.Command.
 func Decode(data []byte, cb *Callback) error {
 	var b body
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&b); err != nil {
+	// Unmarshal, not a Decoder: it reads the body in place (no buffer copy)
+	// and refuses anything after the object.
+	if err := json.Unmarshal(data, &b); err != nil {
 		var syn *json.SyntaxError
 		var typ *json.UnmarshalTypeError
 		switch {
@@ -127,9 +127,6 @@ func Decode(data []byte, cb *Callback) error {
 		default:
 			return decodeErr(ReasonMalformed, "malformed JSON: %v", err)
 		}
-	}
-	if dec.More() {
-		return decodeErr(ReasonMalformed, "malformed JSON: data after the callback object")
 	}
 	if b.CallbackCommand != cb.Command {
 		return decodeErr(ReasonCommandMismatch, "CallbackCommand in query (%q) differs from body (%q)", cb.Command, b.CallbackCommand)

@@ -166,7 +166,7 @@ func TestDecodeRejects(t *testing.T) {
 	}{
 		{"not json", rules.CmdFriendAdd, `{"CallbackCommand":`, ReasonMalformed, "malformed JSON"},
 		{"wrong type", rules.CmdFriendAdd, `{"CallbackCommand":"Sns.CallbackFriendAdd","ForceFlag":"yes","PairList":[{"From_Account":"a","To_Account":"b"}]}`, ReasonMalformed, "ForceFlag"},
-		{"trailing data", rules.CmdFriendDelete, `{"CallbackCommand":"Sns.CallbackFriendDelete","PairList":[{"From_Account":"a","To_Account":"b"}]} {}`, ReasonMalformed, "after the callback"},
+		{"trailing data", rules.CmdFriendDelete, `{"CallbackCommand":"Sns.CallbackFriendDelete","PairList":[{"From_Account":"a","To_Account":"b"}]} {}`, ReasonMalformed, "after top-level value"},
 		{"command mismatch", rules.CmdFriendAdd, `{"CallbackCommand":"Sns.CallbackFriendDelete","PairList":[{"From_Account":"a","To_Account":"b"}]}`, ReasonCommandMismatch, "differs"},
 		{"empty pairs", rules.CmdFriendAdd, `{"CallbackCommand":"Sns.CallbackFriendAdd","PairList":[]}`, ReasonPairs, "PairList is empty"},
 		{"missing pairs", rules.CmdBlackListAdd, `{"CallbackCommand":"Sns.CallbackBlackListAdd"}`, ReasonPairs, "PairList is empty"},

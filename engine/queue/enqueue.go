@@ -60,22 +60,22 @@ func (q *Queue) Enqueue(ctx context.Context, callbackID string, jobs []Job) erro
 		return ErrStopped
 	}
 	c := &commit{callbackID: callbackID, jobs: len(jobs), done: make(chan error, 1)}
+	js := make([]Job, len(jobs))
 	for i := range jobs {
 		if jobs[i].ID == "" {
 			return fmt.Errorf("queue: job %d of callback %s has no id", i, callbackID)
 		}
-		j := jobs[i]
-		j.CallbackID = callbackID
-		j.Attempt = 0
-		b, err := json.Marshal(&j)
-		if err != nil {
-			return fmt.Errorf("queue: encode jobs of callback %s: %w", callbackID, err)
-		}
-		if i > 0 {
-			c.data = append(c.data, ',')
-		}
-		c.data = append(c.data, b...)
+		js[i] = jobs[i]
+		js[i].CallbackID = callbackID
+		js[i].Attempt = 0
 	}
+	// One Marshal of the list, brackets cut off: the group's message is
+	// the concatenation of its callbacks' lists.
+	b, err := json.Marshal(js)
+	if err != nil {
+		return fmt.Errorf("queue: encode jobs of callback %s: %w", callbackID, err)
+	}
+	c.data = b[1 : len(b)-1]
 	select {
 	case q.commits <- c:
 	case <-q.commitStop:
