@@ -174,6 +174,12 @@ func readSources(path string) ([]*source, []Problem) {
 		if fi.IsDir() {
 			continue
 		}
+		if !fi.Mode().IsRegular() {
+			// Reading a FIFO or a device would block the loader, and with
+			// it every reload, forever.
+			problems = append(problems, Problem{File: full, Msg: "not a regular file"})
+			continue
+		}
 		data, err := os.ReadFile(full)
 		if err != nil {
 			problems = append(problems, Problem{File: full, Msg: ioMsg(err)})

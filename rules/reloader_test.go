@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -201,5 +202,19 @@ func BenchmarkReload1000Rules(b *testing.B) {
 		for r.Current() == before {
 			time.Sleep(time.Millisecond)
 		}
+	}
+}
+
+func TestLoadRefusesAFIFOInsteadOfBlocking(t *testing.T) {
+	dir := t.TempDir()
+	save(t, filepath.Join(dir, "a.yaml"), version(1))
+	if err := syscall.Mkfifo(filepath.Join(dir, "b.yaml"), 0o644); err != nil {
+		t.Skip("no FIFOs here:", err)
+	}
+	var reg actions.Registry
+	_ = reg.Register(&actions.Log{})
+	_, err := Load(dir, Options{Registry: &reg})
+	if err == nil || !strings.Contains(err.Error(), "b.yaml: not a regular file") {
+		t.Fatalf("err %v", err)
 	}
 }
