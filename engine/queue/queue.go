@@ -219,6 +219,7 @@ type Queue struct {
 	stopOnce     sync.Once
 	stopErr      error
 
+	slots      chan struct{} // one per worker: actions running at once, over all messages
 	commits    chan *commit  // Enqueue hands its callback to a committer
 	commitStop chan struct{} // closed by Stop: committers finish and exit
 	committers sync.WaitGroup
@@ -277,6 +278,7 @@ func Open(ctx context.Context, cfg Config) (*Queue, error) {
 		stopping:    make(chan struct{}),
 		runDone:     make(chan struct{}),
 		commits:     make(chan *commit),
+		slots:       make(chan struct{}, cfg.Workers),
 		commitStop:  make(chan struct{}),
 	}
 	q.jobCtx, q.cancelJobs = context.WithCancel(context.Background())

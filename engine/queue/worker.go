@@ -202,19 +202,39 @@ func (q *Queue) handle(m jetstream.Msg) (verdict, time.Duration) {
 	if len(later) > 0 && !q.handOff(seq, "s", later...) {
 		return vRelease, 0
 	}
+	// The due jobs run side by side, each in one of the queue's Workers
+	// slots: a message can hold many callbacks (group commit), and running
+	// them one after another would leave the other workers idle and, after
+	// a crash, rerun a long tail of done jobs.
+	results := make([]runResult, len(due))
+	runs := make([]Job, len(due)) // as updated by their attempt
+	started := make([]bool, len(due))
+	var wg sync.WaitGroup
 	for i := range due {
-		if i > 0 && q.isStopping() {
-			// Stopping between the jobs of a callback: the rest wait in
-			// messages of their own rather than rerun the done ones later.
-			if !q.handOff(seq, "s", due[i:]...) {
-				return vRelease, 0
-			}
-			return vAck, 0
+		if q.isStopping() {
+			break // the rest wait in messages of their own, below
 		}
-		job := due[i]
-		res := q.runJob(&job)
+		q.slots <- struct{}{}
+		if q.isStopping() {
+			<-q.slots
+			break
+		}
+		started[i] = true
+		runs[i] = due[i]
+		wg.Go(func() {
+			defer func() { <-q.slots }()
+			results[i] = q.runJob(&runs[i])
+		})
+	}
+	wg.Wait()
+	var rest []Job // not started, or interrupted by Stop: as they were before
+	for i := range due {
+		if !started[i] || results[i].outcome == outcomeInterrupted {
+			rest = append(rest, due[i])
+			continue
+		}
+		job, res := runs[i], results[i]
 		switch res.outcome {
-		case OutcomeDone:
 		case OutcomeRetried:
 			if !q.handOff(seq, "r", job) {
 				return vRelease, 0
@@ -223,17 +243,16 @@ func (q *Queue) handle(m jetstream.Msg) (verdict, time.Duration) {
 			if !q.bury(seq, job, res.reason) {
 				return vRelease, 0
 			}
-		case outcomeInterrupted:
-			if len(env.Jobs) == 1 {
-				return vRelease, 0
-			}
-			// due[i] still holds the job as it was before the attempt.
-			if !q.handOff(seq, "s", due[i:]...) {
-				return vRelease, 0
-			}
-			return vAck, 0
 		}
 		q.finished(&job, res)
+	}
+	if len(rest) > 0 {
+		if len(env.Jobs) == 1 {
+			return vRelease, 0
+		}
+		if !q.handOff(seq, "s", rest...) {
+			return vRelease, 0
+		}
 	}
 	return vAck, 0
 }
