@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -556,4 +557,32 @@ func BenchmarkEnqueueToExecution(b *testing.B) {
 	b.ReportMetric(p(reply, .99), "reply-p99-µs")
 	b.ReportMetric(p(exec, .5), "to-exec-p50-µs")
 	b.ReportMetric(p(exec, .99), "to-exec-p99-µs")
+}
+
+func TestEngineStoresTheLargestCallback(t *testing.T) {
+	h := newHarness(t, `rules:
+  - name: three-actions
+    actions:
+      - record: { note: "a ${ To_Account }" }
+      - record: { note: "b ${ To_Account }" }
+      - record: { note: "c ${ To_Account }" }
+`, true)
+	var sb strings.Builder
+	sb.WriteString(`{"CallbackCommand":"Sns.CallbackFriendAdd","ClientCmd":"friend_add","PairList":[`)
+	for i := range MaxPairs {
+		if i > 0 {
+			sb.WriteString(",")
+		}
+		fmt.Fprintf(&sb, `{"From_Account":"user_with_a_long_name_%d","To_Account":"another_long_account_%d","Initiator_Account":"user_%d"}`, i, i, i)
+	}
+	sb.WriteString("]}")
+	cb := newCB(rules.CmdFriendAdd)
+	cb.ID = newID()
+	if err := Decode([]byte(sb.String()), cb); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.eng.Handle(context.Background(), cb); err != nil {
+		t.Fatalf("a callback of %d pairs x 3 actions was refused: %v", MaxPairs, err)
+	}
+	h.rec.wait(t, 3*MaxPairs)
 }

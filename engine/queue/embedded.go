@@ -26,6 +26,9 @@ func startEmbedded(cfg Config, log *slog.Logger) (*server.Server, error) {
 		DontListen: cfg.Listen == "",
 		NoSigs:     true, // signals belong to the process, not to the server
 		NoLog:      true, // logging goes through slogAdapter below
+		// A callback may carry 1000 pairs, each with a few jobs that embed
+		// the event: well over the 1 MB default for one callback's message.
+		MaxPayload: embeddedMaxPayload,
 	}
 	if cfg.Listen != "" {
 		host, port, err := net.SplitHostPort(cfg.Listen)

@@ -76,6 +76,12 @@ func (q *Queue) Enqueue(ctx context.Context, callbackID string, jobs []Job) erro
 		return fmt.Errorf("queue: encode jobs of callback %s: %w", callbackID, err)
 	}
 	c.data = b[1 : len(b)-1]
+	if max := q.nc.MaxPayload(); int64(len(c.data))+64 > max {
+		// Retrying cannot help, and splitting would break the callback's
+		// all-or-nothing storage: say what to change.
+		return fmt.Errorf("queue: the %d jobs of callback %s take %d bytes, more than the NATS server's max_payload of %d bytes (raise max_payload on the cluster)",
+			len(jobs), callbackID, len(c.data), max)
+	}
 	select {
 	case q.commits <- c:
 	case <-q.commitStop:
@@ -96,9 +102,12 @@ const (
 	// committers publish concurrently: with an external cluster one
 	// round trip per group would otherwise bound the callback rate.
 	committers = 2
-	// maxGroupBytes keeps a group well inside NATS's 1 MB payload limit.
+	// maxGroupBytes keeps a group well inside NATS's default 1 MB payload
+	// limit; a callback larger than that travels alone.
 	maxGroupBytes = 512 << 10
-	maxGroupSize  = 256
+	// embeddedMaxPayload is the embedded server's message size limit.
+	embeddedMaxPayload = 8 << 20
+	maxGroupSize       = 256
 )
 
 // commit is one callback waiting for its jobs to be stored.
