@@ -66,9 +66,9 @@ func TestEnqueueRejectsBadInput(t *testing.T) {
 		t.Errorf("no jobs: %v", err)
 	}
 	big := mkJob("big", "ok")
-	big.Params["pad"] = strings.Repeat("x", 2<<20)
-	if err := q.Enqueue(ctx, "cb-big", []Job{big}); err == nil {
-		t.Error("a message above the server's max payload was accepted")
+	big.Params["pad"] = strings.Repeat("x", embeddedMaxPayload)
+	if err := q.Enqueue(ctx, "cb-big", []Job{big}); err == nil || !strings.Contains(err.Error(), "max_payload") {
+		t.Errorf("a message above the server's max payload: %v", err)
 	}
 }
 
