@@ -58,7 +58,7 @@ var webhookSpec = Spec{
 	Params: []Param{
 		{Name: "url", Type: String, Required: true, Doc: "http or https URL"},
 		{Name: "method", Type: String, Default: "POST", Enum: []string{"POST", "PUT", "PATCH", "GET", "DELETE"}, Doc: "HTTP method"},
-		{Name: "headers", Type: StringMap, Doc: "extra request headers"},
+		{Name: "headers", Type: StringMap, Secret: true, Doc: "extra request headers (values often carry credentials, so they are redacted like secrets)"},
 		{Name: "body", Type: Any, Doc: `request body: a string is sent as it is, any other value as JSON; default {"event": the event, "rule": the rule's name, "job_id": the job id}`},
 		{Name: "timeout", Type: Duration, Default: 5 * time.Second, Doc: "time allowed for the whole request, at most 5m"},
 		{Name: "secret", Type: String, Secret: true, Doc: "signs the body: " + HeaderSignature + ": sha256=<hex HMAC-SHA256(secret, body)>"},

@@ -34,6 +34,7 @@ const adminRules = `rules:
       - webhook:
           url: http://127.0.0.1:1/hook
           secret: hunter2-webhook-secret
+          headers: { Authorization: "Bearer hunter3-crm-token" }
   - name: doomed
     actions:
       - fail: {}
@@ -165,7 +166,7 @@ func TestAdminRulesReloadExplain(t *testing.T) {
 		t.Errorf("decision of target b: %+v", d)
 	}
 	_, body = f.do(t, http.MethodPost, "/explain", `{"From_Account":"a","To_Account":"b"}`)
-	if strings.Contains(body, "hunter2") || !strings.Contains(body, "<redacted>") {
+	if strings.Contains(body, "hunter2") || strings.Contains(body, "hunter3") || !strings.Contains(body, "<redacted>") {
 		t.Fatalf("explain leaks or does not redact the webhook secret: %s", body)
 	}
 	if status, body = f.do(t, http.MethodPost, "/explain", `{"Form_Account":"a"}`); status != 400 || !strings.Contains(body, "Form_Account") {
