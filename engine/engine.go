@@ -128,7 +128,10 @@ func (e *Engine) Handle(ctx context.Context, cb *Callback) (Reply, error) {
 		if reply.ResultItem != nil {
 			// The decision is what Tencent waits for; losing it would turn
 			// a storage hiccup into blocked friend requests.
-			log.Error("jobs of a before-callback could not be stored; replying with the decisions", "error", err.Error(), "jobs", len(jobs))
+			log.Error("jobs of a before-callback could not be stored; replying with the decisions, these jobs will not run", "error", err.Error(), "jobs", len(jobs))
+			if e.Metrics != nil {
+				e.Metrics.UnstoredJobs.WithLabelValues(cb.Command).Add(float64(len(jobs)))
+			}
 			return reply, nil
 		}
 		return Reply{}, fmt.Errorf("storing %d jobs: %w", len(jobs), err)

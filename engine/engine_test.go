@@ -586,3 +586,19 @@ func TestEngineStoresTheLargestCallback(t *testing.T) {
 	}
 	h.rec.wait(t, 3*MaxPairs)
 }
+
+func TestEnginePrevDecidesEvenWhenJobsCannotBeStored(t *testing.T) {
+	h := newHarness(t, denyRules, false)
+	h.eng.Queue = failingQueue{h.q}
+	reply, err := h.eng.Handle(context.Background(), prevCallback(t, "hello", "cheap loan"))
+	if err != nil || reply.ActionStatus != "OK" || len(reply.ResultItem) != 2 || reply.ResultItem[1].ResultCode != 38001 {
+		t.Fatalf("reply %+v, %v", reply, err)
+	}
+	out := scrape(t, h.eng.Metrics)
+	if !strings.Contains(out, `friendflow_prev_jobs_unstored_total{command="Sns.CallbackPrevFriendAdd"} 1`) {
+		t.Fatal("the unstored job was not counted")
+	}
+	if !strings.Contains(h.logs.String(), "these jobs will not run") {
+		t.Fatal("the unstored job was not logged")
+	}
+}

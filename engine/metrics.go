@@ -31,6 +31,7 @@ type Metrics struct {
 	OnceSkips        *prometheus.CounterVec   // rule
 	Decisions        *prometheus.CounterVec   // command, decision
 	DecisionDuration prometheus.Histogram
+	UnstoredJobs     *prometheus.CounterVec   // command
 	Jobs             *prometheus.CounterVec   // action, outcome
 	Redelivered      *prometheus.CounterVec   // action
 	ActionDuration   *prometheus.HistogramVec // action
@@ -179,6 +180,10 @@ func NewMetrics(version, commit string) *Metrics {
 		Help:    "Time to decide all targets of a Prev callback.",
 		Buckets: []float64{.00001, .000025, .00005, .0001, .00025, .0005, .001, .0025, .005, .01, .1, .5},
 	})
+	m.UnstoredJobs = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "friendflow_prev_jobs_unstored_total",
+		Help: "Jobs of Prev callbacks that could not be stored: the decisions were still sent, these actions never run.",
+	}, []string{"command"})
 	m.Jobs = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "friendflow_jobs_total",
 		Help: "Job attempts finished, by action and outcome (done, retried, dead).",
@@ -215,7 +220,7 @@ func NewMetrics(version, commit string) *Metrics {
 	})
 	build.Set(1)
 	m.own = []prometheus.Collector{m.Callbacks, m.CallbackDuration, m.Events, &ruleCollector{m},
-		m.RuleErrors, m.OnceSkips, m.Decisions, m.DecisionDuration, m.Jobs, m.Redelivered, m.ActionDuration, m.Reloads, m.LastReload,
+		m.RuleErrors, m.OnceSkips, m.Decisions, m.DecisionDuration, m.UnstoredJobs, m.Jobs, m.Redelivered, m.ActionDuration, m.Reloads, m.LastReload,
 		m.ActiveRules, m.RulesInfo, build}
 	for _, c := range m.own {
 		f(c)

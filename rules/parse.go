@@ -399,8 +399,10 @@ func (p *fileParser) parseOnce(n *yaml.Node, what string) *onceSpec {
 	o.key = prog
 	if kv, ok := fields["for"]; ok {
 		d, ok := p.duration(kv.val, what+": for")
-		if ok && d <= 0 {
-			p.errAt(resolve(kv.val), "%s: for must be positive", what)
+		if ok && d < time.Second {
+			// The key-value store keeps keys for at least 100 ms, and a
+			// window this short cannot stop a duplicate anyway.
+			p.errAt(resolve(kv.val), "%s: for must be at least 1s, got %s", what, d)
 		}
 		o.dur = d
 	}
