@@ -8,9 +8,11 @@
 //
 //   - FRIENDFLOW_JOBS, a work-queue stream. Enqueue stores all of one
 //     callback's jobs in ONE message on friendflow.jobs.cb.<n> (n = how many
-//     jobs it holds), with Msg-Id "cb:<callbackID>": the jobs are stored
-//     together or not at all, and one message per callback is what keeps the
-//     durable enqueue within the CPU budget (DESIGN §7). A job gets a message
+//     jobs it holds): the jobs are stored together or not at all. Callbacks
+//     enqueued while a publish is in flight share the next message (group
+//     commit, whole callbacks only, Msg-Id "cb:<first callbackID>"), which
+//     is what keeps the durable enqueue within the CPU budget (DESIGN §7);
+//     the workers run a message's jobs side by side. A job gets a message
 //     of its own, on friendflow.jobs.one, only when it has to wait: a delay,
 //     a retry after a failure, a replay from the dead letters.
 //   - FRIENDFLOW_DEAD, a limits stream with one subject per dead job
