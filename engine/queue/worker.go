@@ -180,7 +180,11 @@ func (q *Queue) handle(m jetstream.Msg) (verdict, time.Duration) {
 	if err != nil {
 		return q.poison(m, seq, err), 0
 	}
-	if h := q.cfg.Hooks.Redelivered; h != nil && meta.NumDelivered > 1 && dueHeader(m.Headers()).IsZero() {
+	// A message postponed until its one job was due (vWait below) comes
+	// back by design; only a delivery that was never acknowledged is a
+	// redelivery.
+	waited := len(env.Jobs) == 1 && !env.Jobs[0].Due.IsZero()
+	if h := q.cfg.Hooks.Redelivered; h != nil && meta.NumDelivered > 1 && dueHeader(m.Headers()).IsZero() && !waited {
 		for i := range env.Jobs {
 			h(&env.Jobs[i], meta.NumDelivered)
 		}
