@@ -38,13 +38,20 @@ func newFlagSet(name string) *flag.FlagSet {
 // rules/` both work), then fills every flag not given on the command line
 // from its environment twin. Flags win over env.
 func parseArgs(fs *flag.FlagSet, args []string, getenv func(string) string) ([]string, error) {
+	pos, _, err := parseArgsFrom(fs, args, getenv)
+	return pos, err
+}
+
+// parseArgsFrom is parseArgs that also says which flags the command line
+// set (the rest came from env or kept their defaults).
+func parseArgsFrom(fs *flag.FlagSet, args []string, getenv func(string) string) ([]string, map[string]bool, error) {
 	var positional []string
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				return nil, err
+				return nil, nil, err
 			}
-			return nil, usagef("%s", flagError(err))
+			return nil, nil, usagef("%s", flagError(err))
 		}
 		args = fs.Args()
 		if len(args) == 0 {
@@ -72,7 +79,7 @@ func parseArgs(fs *flag.FlagSet, args []string, getenv func(string) string) ([]s
 			err = usagef("invalid value %q for %s: %v", v, flagRef(f.Name), e)
 		}
 	})
-	return positional, err
+	return positional, set, err
 }
 
 func lookupEnv(getenv func(string) string, name string) (string, bool) {
@@ -124,10 +131,19 @@ func (s *secretValue) String() string {
 func (s *secretValue) Set(v string) error { s.v = []byte(v); return nil }
 
 // readSecret resolves a secret given directly or as a file (Kubernetes
-// mounts Secrets as files). Setting both is ambiguous, so it is an error.
-func readSecret(name string, direct *secretValue, file string) ([]byte, error) {
+// mounts Secrets as files). Both on the command line, or both from env, is
+// ambiguous and an error; otherwise the command line wins, as for every
+// flag.
+func readSecret(name string, direct *secretValue, file string, cmdline map[string]bool) ([]byte, error) {
 	if len(direct.v) > 0 && file != "" {
-		return nil, usagef("%s and %s are both set; use one", flagRef(name), flagRef(name+"-file"))
+		switch {
+		case cmdline[name] && !cmdline[name+"-file"]:
+			return direct.v, nil
+		case cmdline[name+"-file"] && !cmdline[name]:
+			direct.v = nil
+		default:
+			return nil, usagef("%s and %s are both set; use one", flagRef(name), flagRef(name+"-file"))
+		}
 	}
 	if file == "" {
 		return direct.v, nil

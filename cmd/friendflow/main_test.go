@@ -188,7 +188,7 @@ func TestServeConfigErrors(t *testing.T) {
 		{nil, []string{"serve", "--sdkappid", "1", "--log-level", "loud"}, "--log-level (FRIENDFLOW_LOG_LEVEL)"},
 		{nil, []string{"serve", "--sdkappid", "1", "--callback-max-skew", "-1s"}, "--callback-max-skew (FRIENDFLOW_CALLBACK_MAX_SKEW) must be a positive"},
 		{nil, []string{"serve", "--sdkappid", "1", "--callback-path", "cb"}, "--callback-path (FRIENDFLOW_CALLBACK_PATH) must start with /"},
-		{[]string{"FRIENDFLOW_CALLBACK_TOKEN=a"}, []string{"serve", "--sdkappid", "1", "--callback-token-file", "/nonexistent"}, "are both set"},
+		{[]string{"FRIENDFLOW_CALLBACK_TOKEN=a", "FRIENDFLOW_CALLBACK_TOKEN_FILE=/nonexistent"}, []string{"serve", "--sdkappid", "1"}, "are both set"},
 		{nil, []string{"serve", "--sdkappid", "1", "--callback-token-file", "/nonexistent/token"}, "--callback-token-file (FRIENDFLOW_CALLBACK_TOKEN_FILE)"},
 		{nil, []string{"serve", "--sdkappid", "1", "--listen", "nope"}, "--listen (FRIENDFLOW_LISTEN)"},
 		{nil, []string{"serve", "--bogus"}, "unknown flag -bogus"},
@@ -221,6 +221,29 @@ func TestFlagsWinOverEnv(t *testing.T) {
 	}
 	if c.SdkAppid != 1 || c.LogFormat != "json" {
 		t.Fatalf("got %+v", c)
+	}
+}
+
+func TestSecretFlagWinsOverEnvFile(t *testing.T) {
+	env := map[string]string{"FRIENDFLOW_SDKAPPID": "1", "FRIENDFLOW_CALLBACK_TOKEN_FILE": "/nonexistent"}
+	c, err := parseServe([]string{"--callback-token", "from-flag"}, io.Discard, func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(c.CallbackToken) != "from-flag" {
+		t.Fatalf("token %q", c.CallbackToken)
+	}
+	file := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(file, []byte("from-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env = map[string]string{"FRIENDFLOW_SDKAPPID": "1", "FRIENDFLOW_CALLBACK_TOKEN": "from-env"}
+	c, err = parseServe([]string{"--callback-token-file", file}, io.Discard, func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(c.CallbackToken) != "from-file" {
+		t.Fatalf("token %q", c.CallbackToken)
 	}
 }
 

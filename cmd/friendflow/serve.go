@@ -63,7 +63,7 @@ func parseServe(args []string, stdout io.Writer, getenv func(string) string) (*s
 		level     string
 	)
 	fs := serveFlagSet(&c, &token, &tokenFile, &imKey, &imKeyFile, &level)
-	pos, err := parseArgs(fs, args, getenv)
+	pos, cmdline, err := parseArgsFrom(fs, args, getenv)
 	if errors.Is(err, flag.ErrHelp) {
 		fmt.Fprint(stdout, "Usage: friendflow serve [flags]\n\nFlags:\n")
 		printDefaults(stdout, fs)
@@ -78,7 +78,7 @@ func parseServe(args []string, stdout io.Writer, getenv func(string) string) (*s
 	if c.SdkAppid <= 0 {
 		return nil, usagef("%s is required: the SDKAppID of your IM app", flagRef("sdkappid"))
 	}
-	if c.CallbackToken, err = readSecret("callback-token", &token, tokenFile); err != nil {
+	if c.CallbackToken, err = readSecret("callback-token", &token, tokenFile, cmdline); err != nil {
 		return nil, err
 	}
 	if !strings.HasPrefix(c.CallbackPath, "/") {
@@ -98,7 +98,7 @@ func parseServe(args []string, stdout io.Writer, getenv func(string) string) (*s
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		return nil, usagef("%s must be json or text, got %q", flagRef("log-format"), c.LogFormat)
 	}
-	if c.IMSecretKey, err = readSecret("im-secret-key", &imKey, imKeyFile); err != nil {
+	if c.IMSecretKey, err = readSecret("im-secret-key", &imKey, imKeyFile, cmdline); err != nil {
 		return nil, err
 	}
 	if c.Rules == "" {
