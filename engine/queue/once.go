@@ -54,6 +54,9 @@ func normaliseTTL(ttl time.Duration) (time.Duration, error) {
 
 // bucket returns the bucket for ttl, creating it on first use. Creation is
 // idempotent, so replicas racing to create the same bucket all succeed.
+// bucketCreateTimeout bounds creating a once bucket.
+const bucketCreateTimeout = 5 * time.Second
+
 func (q *Queue) bucket(ctx context.Context, ttl time.Duration) (*onceBucket, error) {
 	ttl, err := normaliseTTL(ttl)
 	if err != nil {
@@ -65,6 +68,9 @@ func (q *Queue) bucket(ctx context.Context, ttl time.Duration) (*onceBucket, err
 		return b, nil
 	}
 	b := &onceBucket{name: onceBucketName(ttl)}
+	// Bounded: the lock is held meanwhile, and every Once waits for it.
+	ctx, cancel := context.WithTimeout(ctx, bucketCreateTimeout)
+	defer cancel()
 	err = retrying(ctx, q.log, "create once bucket", func(ctx context.Context) error {
 		var err error
 		// Bucket-level TTL only: per-key TTL has a race in Create that
