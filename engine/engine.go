@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/friendflow/friendflow/actions"
@@ -57,21 +58,12 @@ func (e *Engine) OnRuleError(rule string, ev *rules.Event, err error) {
 		e.Metrics.RuleErrors.WithLabelValues(rule).Inc()
 	}
 	if v, ok := e.failed.Load(ev); ok {
-		v.(*failFlag).set()
+		v.(*failFlag).Store(true)
 	}
 }
 
-type failFlag struct {
-	mu sync.Mutex
-	on bool
-}
-
-func (f *failFlag) set() { f.mu.Lock(); f.on = true; f.mu.Unlock() }
-func (f *failFlag) get() bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.on
-}
+// failFlag says a rule failed for one event of an in-flight Prev callback.
+type failFlag struct{ atomic.Bool }
 
 func (e *Engine) logger() *slog.Logger {
 	if e.Logger != nil {
@@ -179,7 +171,7 @@ func (e *Engine) decide(ctx context.Context, set *rules.Set, cb *Callback, log c
 	for i := range cb.Events {
 		ev := &cb.Events[i]
 		items[i] = ResultItem{To_Account: ev.To_Account}
-		failed := timedOut || flags[i].get()
+		failed := timedOut || flags[i].Load()
 		if !timedOut {
 			e.failed.Delete(ev)
 		}

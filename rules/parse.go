@@ -268,35 +268,36 @@ func (p *fileParser) parseRule(item *yaml.Node) *rule {
 		r.once = p.parseOnce(kv.val, what)
 	}
 	if kv, ok := fields["actions"]; ok {
-		list := resolve(kv.val)
-		switch {
-		case isNull(list):
-		case list.Kind != yaml.SequenceNode:
-			p.errAt(list, "%s: actions: want a list, got %s", what, describeNode(list))
-		default:
-			for i, item := range list.Content {
-				if a := p.parseAction(item, r, fmt.Sprintf("%s: action %d", what, i+1)); a != nil {
-					r.actions = append(r.actions, a)
-				}
+		p.eachItem(kv.val, what, "actions", "action", func(item *yaml.Node, w string) {
+			if a := p.parseAction(item, r, w); a != nil {
+				r.actions = append(r.actions, a)
 			}
-		}
+		})
 	}
 	if kv, ok := fields["tests"]; ok {
-		list := resolve(kv.val)
-		switch {
-		case isNull(list):
-		case list.Kind != yaml.SequenceNode:
-			p.errAt(list, "%s: tests: want a list, got %s", what, describeNode(list))
-		default:
-			for i, item := range list.Content {
-				if tc := p.parseTest(item, r, fmt.Sprintf("%s: test %d", what, i+1)); tc != nil {
-					r.tests = append(r.tests, tc)
-				}
+		p.eachItem(kv.val, what, "tests", "test", func(item *yaml.Node, w string) {
+			if tc := p.parseTest(item, r, w); tc != nil {
+				r.tests = append(r.tests, tc)
 			}
-		}
+		})
 	}
 	r.ok = !p.bad
 	return r
+}
+
+// eachItem calls fn for every item of a list value (null is an empty
+// list), naming each "<what>: <item> N" for its problems.
+func (p *fileParser) eachItem(n *yaml.Node, what, key, item string, fn func(*yaml.Node, string)) {
+	list := resolve(n)
+	switch {
+	case isNull(list):
+	case list.Kind != yaml.SequenceNode:
+		p.errAt(list, "%s: %s: want a list, got %s", what, key, describeNode(list))
+	default:
+		for i, it := range list.Content {
+			fn(it, fmt.Sprintf("%s: %s %d", what, item, i+1))
+		}
+	}
 }
 
 func (p *fileParser) parseName(rule, n *yaml.Node) string {

@@ -333,7 +333,7 @@ func (q *Queue) setup(ctx context.Context) error {
 	var err error
 	q.jobs, err = q.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        jobsStream,
-		Description: "friendflow jobs: one message per accepted callback, one per waiting job",
+		Description: "friendflow jobs: one message per group of accepted callbacks, one per waiting job",
 		Subjects:    []string{jobsSubjects},
 		Retention:   jetstream.WorkQueuePolicy,
 		Storage:     jetstream.FileStorage,
