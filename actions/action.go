@@ -140,19 +140,11 @@ func (s Spec) Check(params map[string]any) (map[string]any, error) {
 }
 
 func checkFields(decl []Param, in map[string]any, prefix string) (map[string]any, error) {
-	known := make(map[string]*Param, len(decl))
-	for i := range decl {
-		known[decl[i].Name] = &decl[i]
-	}
-	// Unknown keys first, in sorted order, so errors are stable.
-	keys := make([]string, 0, len(in))
+	// Declarations are a handful of parameters: a linear scan beats
+	// building a set, and Check runs for every job.
 	for k := range in {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		if _, ok := known[k]; !ok {
-			return nil, &ParamError{Path: prefix + k, Msg: "unknown parameter" + suggest(decl)}
+		if !declared(decl, k) {
+			return nil, unknownParam(decl, in, prefix)
 		}
 	}
 	out := make(map[string]any, len(decl))
@@ -182,6 +174,28 @@ func checkFields(decl []Param, in map[string]any, prefix string) (map[string]any
 		out[p.Name] = nv
 	}
 	return out, nil
+}
+
+func declared(decl []Param, name string) bool {
+	for i := range decl {
+		if decl[i].Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// unknownParam reports the first unknown key in sorted order, so that the
+// error is the same whatever the map's iteration order.
+func unknownParam(decl []Param, in map[string]any, prefix string) error {
+	keys := make([]string, 0, len(in))
+	for k := range in {
+		if !declared(decl, k) {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	return &ParamError{Path: prefix + keys[0], Msg: "unknown parameter" + suggest(decl)}
 }
 
 func suggest(decl []Param) string {

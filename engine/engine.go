@@ -237,6 +237,7 @@ func (e *Engine) jobs(ctx context.Context, cb *Callback, matches [][]rules.Match
 	var (
 		jobs     []queue.Job
 		recorded []rules.Once
+		evbuf    []byte
 		now      = e.now()
 	)
 	for i := range matches {
@@ -276,11 +277,11 @@ func (e *Engine) jobs(ctx context.Context, cb *Callback, matches [][]rules.Match
 				recorded = append(recorded, rules.Once{Key: onceKey, For: m.Once.For})
 			}
 			if event == nil {
-				b, err := json.Marshal(&cb.Events[i])
-				if err != nil {
-					return nil, recorded, fmt.Errorf("encoding event: %w", err)
-				}
-				event = b
+				// The callback's events share one buffer: a slice stays
+				// valid when a later append moves the buffer.
+				start := len(evbuf)
+				evbuf = appendEventJSON(evbuf, &cb.Events[i])
+				event = evbuf[start:len(evbuf):len(evbuf)]
 			}
 			for ai, a := range m.Actions {
 				if a.Sync {

@@ -274,14 +274,30 @@ func (rc *Receiver) observe(command, result, reason string, start time.Time) {
 	rc.Observe(command, result, reason, rc.now().Sub(start))
 }
 
+// The plain OK reply, answered to nearly every callback, is encoded once.
+var (
+	okReplyBody   = []byte(`{"ActionStatus":"OK","ErrorCode":0,"ErrorInfo":""}`)
+	okReplyLength = []string{strconv.Itoa(len(okReplyBody))}
+	jsonType      = []string{"application/json; charset=utf-8"}
+)
+
 func writeReply(w http.ResponseWriter, status int, reply Reply) {
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	h := w.Header()
+	// Shared, never-modified value slices: net/http only reads them, and
+	// Set would allocate one per header per reply.
+	h["Content-Type"] = jsonType
+	if status == http.StatusOK && reply.ActionStatus == "OK" && reply.ErrorCode == 0 && reply.ErrorInfo == "" && reply.ResultItem == nil {
+		h["Content-Length"] = okReplyLength
+		w.WriteHeader(status)
+		_, _ = w.Write(okReplyBody)
+		return
+	}
 	b, err := json.Marshal(reply)
 	if err != nil { // cannot happen for this type; keep Tencent's contract anyway
 		b = []byte(`{"ActionStatus":"FAIL","ErrorCode":1,"ErrorInfo":"internal error"}`)
 		status = http.StatusInternalServerError
 	}
-	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	h.Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
 }

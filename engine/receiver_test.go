@@ -355,3 +355,14 @@ func TestReceiverWithoutToken(t *testing.T) {
 		t.Fatalf("status %d, handled %d", resp.StatusCode, h.count())
 	}
 }
+
+// The precomputed OK body must stay what encoding the OK reply gives.
+func TestOKReplyBodyIsEncodedOK(t *testing.T) {
+	want, err := json.Marshal(OK())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(okReplyBody) != string(want) {
+		t.Fatalf("okReplyBody = %s, json.Marshal(OK()) = %s", okReplyBody, want)
+	}
+}
