@@ -1,7 +1,11 @@
 package rules
 
 import (
+	"encoding/json"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -84,5 +88,64 @@ func BenchmarkLoad(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// benchRules writes bench/genrules.sh's rule set into a new temporary
+// directory, the rule set the load benchmark matches against.
+func benchRules(tb testing.TB) string {
+	tb.Helper()
+	dir := tb.TempDir()
+	out, err := exec.Command("bash", filepath.Join("..", "bench", "genrules.sh"), dir).CombinedOutput()
+	if err != nil {
+		tb.Fatalf("genrules.sh: %v\n%s", err, out)
+	}
+	return dir
+}
+
+// sampleEvents returns the events of examples/callbacks/friend_add.json as
+// the receiver builds them: one per pair, sharing the callback's fields.
+func sampleEvents(tb testing.TB) []*Event {
+	tb.Helper()
+	data, err := os.ReadFile(filepath.Join("..", "examples", "callbacks", "friend_add.json"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var cb struct {
+		Event
+		PairList []Event
+	}
+	if err := json.Unmarshal(data, &cb); err != nil {
+		tb.Fatal(err)
+	}
+	out := make([]*Event, len(cb.PairList))
+	for i, p := range cb.PairList {
+		ev := cb.Event
+		ev.From_Account, ev.To_Account, ev.Initiator_Account = p.From_Account, p.To_Account, p.Initiator_Account
+		ev.EventTime = 1_764_000_000_000
+		ev.PairIndex, ev.PairCount = i, len(cb.PairList)
+		out[i] = &ev
+	}
+	return out
+}
+
+// BenchmarkMatchBenchRules matches the three events of one sample callback
+// against the load benchmark's 100 rules: the matching share of a callback.
+func BenchmarkMatchBenchRules(b *testing.B) {
+	s, err := Load(benchRules(b), Options{Registry: testRegistry(b)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	evs := sampleEvents(b)
+	for i, ev := range evs {
+		if got := s.Match(ev); len(got) != 1 {
+			b.Fatalf("event %d: %d matches, want 1", i, len(got))
+		}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		for _, ev := range evs {
+			s.Match(ev)
+		}
 	}
 }
