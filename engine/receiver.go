@@ -104,12 +104,12 @@ func (rc *Receiver) logger() *slog.Logger {
 // ServeHTTP implements http.Handler.
 func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := rc.now()
-	q := r.URL.Query()
+	q := parseCallbackQuery(r.URL.RawQuery)
 	cb := &Callback{
 		ID:          newID(),
-		Command:     q.Get("CallbackCommand"),
-		ClientIP:    q.Get("ClientIP"),
-		OptPlatform: q.Get("OptPlatform"),
+		Command:     q.Command,
+		ClientIP:    q.ClientIP,
+		OptPlatform: q.OptPlatform,
 		ReceivedAt:  start,
 	}
 	log := rc.logger()
@@ -128,7 +128,7 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		reject(rejection{http.StatusMethodNotAllowed, ReasonMethod, "method " + r.Method + " not allowed: callbacks are POST"})
 		return
 	}
-	if rj := rc.verify(q, start); rj != nil {
+	if rj := rc.verify(&q, start); rj != nil {
 		reject(*rj)
 		return
 	}
@@ -205,15 +205,9 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // verify checks SdkAppid and, with a token configured, Sign and
 // RequestTime. It looks only at the query, so a forged request is turned
 // away before its body is read.
-func (rc *Receiver) verify(q map[string][]string, now time.Time) *rejection {
-	get := func(k string) string {
-		if v := q[k]; len(v) > 0 {
-			return v[0]
-		}
-		return ""
-	}
+func (rc *Receiver) verify(q *callbackQuery, now time.Time) *rejection {
 	if len(rc.Token) > 0 {
-		sign, rt := get("Sign"), get("RequestTime")
+		sign, rt := q.Sign, q.RequestTime
 		if sign == "" || rt == "" {
 			return &rejection{http.StatusUnauthorized, ReasonSignMissing, "Sign and RequestTime are required (callback authentication is on)"}
 		}
@@ -236,7 +230,7 @@ func (rc *Receiver) verify(q map[string][]string, now time.Time) *rejection {
 			return &rejection{http.StatusUnauthorized, ReasonSignFuture, fmt.Sprintf("RequestTime is %s in the future, more than %s", (-d).Truncate(time.Second), skew)}
 		}
 	}
-	appid := get("SdkAppid")
+	appid := q.SdkAppid
 	if appid == "" {
 		return &rejection{http.StatusForbidden, ReasonSdkAppid, "SdkAppid is missing"}
 	}
