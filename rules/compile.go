@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/checker"
 	"github.com/expr-lang/expr/compiler"
 	"github.com/expr-lang/expr/conf"
@@ -28,8 +29,11 @@ func newExprCompiler(opts []expr.Option) *exprCompiler {
 }
 
 // compile compiles src; key names the extra options, which must always be
-// the same for one key ("" for none).
-func (c *exprCompiler) compile(src, key string, extra ...expr.Option) (*vm.Program, error) {
+// the same for one key ("" for none). inspect, when not nil, sees the
+// checked tree before the optimizer rewrites it (an in list becomes a map
+// constant): the fast path and the index read the expression there, from
+// the one parse the program comes from.
+func (c *exprCompiler) compile(src, key string, inspect func(ast.Node), extra ...expr.Option) (*vm.Program, error) {
 	cfg := c.configs[key]
 	if cfg == nil {
 		cfg = conf.CreateNew()
@@ -48,6 +52,9 @@ func (c *exprCompiler) compile(src, key string, extra ...expr.Option) (*vm.Progr
 	tree, err := checker.ParseCheck(src, cfg)
 	if err != nil {
 		return nil, err
+	}
+	if inspect != nil {
+		inspect(tree.Node)
 	}
 	if cfg.Optimize {
 		if err := optimizer.Optimize(&tree.Node, cfg); err != nil {

@@ -20,4 +20,11 @@
 // rules an event can match: rules are indexed by a top-level && conjunct
 // `Field == constant` or `Field in [constants]` on an event field, so a
 // large set of per-account rules costs little more than a small one.
+//
+// Conditions, once keys and template parts written in a small subset of
+// expr (event fields, string/int/bool literals, == != < <= > >=, && || !,
+// in and not in a list of literals, matches a literal pattern, contains,
+// startsWith, endsWith, string +) are compiled to Go closures over the
+// Event and give exactly what expr gives; everything else runs in expr's
+// VM, whose map environment Match builds only when something needs it.
 package rules

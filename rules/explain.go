@@ -124,13 +124,14 @@ func (s *Set) explainRule(r *rule, ev *Event, env map[string]any, sc *scratch) R
 		if r.shadow {
 			t.Reason = "when is true; shadow rule: its actions are not run"
 		}
-		once, err := r.evalOnce(&sc.vm, env)
+		x := &evalCtx{ev: ev, vm: &sc.vm, env: env}
+		once, err := r.evalOnce(x)
 		if err == nil && once != nil {
 			t.Once = &OnceTrace{Key: once.Key, For: once.For.String()}
 		}
 		var acts []Action
 		if err == nil {
-			acts, err = r.renderActions(&sc.vm, env)
+			acts, err = r.renderActions(x)
 		}
 		if err != nil {
 			t.Status, t.Error, t.Reason = StatusError, err.Error(), "failed at run time; counts as not matched"

@@ -2,7 +2,6 @@ package rules
 
 import (
 	"github.com/expr-lang/expr/ast"
-	"github.com/expr-lang/expr/parser"
 )
 
 // cmdRules are the enabled rules of one command, indexed so that Match
@@ -18,6 +17,7 @@ type cmdRules struct {
 // them, each list in file order.
 type fieldIndex struct {
 	name string
+	get  eventField
 	str  map[string][]int32
 	num  map[int][]int32
 }
@@ -30,13 +30,12 @@ type indexKey struct {
 }
 
 func buildIndex(rules []*rule) map[string]*cmdRules {
-	proto := EnvPrototype()
 	out := make(map[string]*cmdRules)
 	for _, r := range rules {
 		if !r.enabled || !r.ok {
 			continue
 		}
-		key := indexKeyOf(r.whenSrc, proto)
+		key := r.whenKey
 		idx := int32(r.idx)
 		for _, cmd := range r.on {
 			cr := out[cmd]
@@ -66,7 +65,9 @@ func (c *cmdRules) field(name string) *fieldIndex {
 			return &c.fields[i]
 		}
 	}
-	c.fields = append(c.fields, fieldIndex{name: name, str: map[string][]int32{}, num: map[int][]int32{}})
+	// indexKeyOf only picks event fields, so the reader exists.
+	f, _ := eventFieldOf(name)
+	c.fields = append(c.fields, fieldIndex{name: name, get: f, str: map[string][]int32{}, num: map[int][]int32{}})
 	return &c.fields[len(c.fields)-1]
 }
 
@@ -78,10 +79,9 @@ func appendOnce(l []int32, idx int32) []int32 {
 	return append(l, idx)
 }
 
-// candidates returns, in file order, the rules that may match the event
-// whose environment is env. The result may alias the index or sc: read it
-// before sc is reused.
-func (c *cmdRules) candidates(env map[string]any, sc *scratch) []int32 {
+// candidates returns, in file order, the rules that may match ev. The
+// result may alias the index or sc: read it before sc is reused.
+func (c *cmdRules) candidates(ev *Event, sc *scratch) []int32 {
 	if len(c.fields) == 0 {
 		return c.always
 	}
@@ -92,11 +92,11 @@ func (c *cmdRules) candidates(env map[string]any, sc *scratch) []int32 {
 	for i := range c.fields {
 		f := &c.fields[i]
 		var l []int32
-		switch v := env[f.name].(type) {
-		case string:
-			l = f.str[v]
-		case int:
-			l = f.num[v]
+		switch f.get.kind {
+		case fkString:
+			l = f.str[f.get.str(ev)]
+		case fkInt:
+			l = f.num[f.get.num(ev)]
 		}
 		if len(l) > 0 {
 			lists = append(lists, l)
@@ -134,20 +134,13 @@ func (c *cmdRules) candidates(env map[string]any, sc *scratch) []int32 {
 	return out
 }
 
-// indexKeyOf picks the indexable top-level conjunct of a when expression:
-// the first `Field == constant` (either side), else the first
+// indexKeyOf picks the indexable top-level conjunct of a when: the
+// first `Field == constant` (either side), else the first
 // `Field in [constants]`, where Field is an event field of the constant's
-// type. Nil when there is none, and for an empty when.
-func indexKeyOf(src string, proto map[string]any) *indexKey {
-	if src == "" {
-		return nil
-	}
-	tree, err := parser.Parse(src)
-	if err != nil {
-		return nil
-	}
+// type. Nil when there is none.
+func indexKeyOf(n ast.Node, proto map[string]any) *indexKey {
 	var in *indexKey
-	for _, c := range conjuncts(tree.Node) {
+	for _, c := range conjuncts(n) {
 		b, ok := c.(*ast.BinaryNode)
 		if !ok {
 			continue

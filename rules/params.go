@@ -1,10 +1,6 @@
 package rules
 
-import (
-	"github.com/expr-lang/expr/vm"
-
-	"github.com/friendflow/friendflow/actions"
-)
+import "github.com/friendflow/friendflow/actions"
 
 // pval is a compiled action parameter value: a YAML value whose strings
 // may hold ${ } templates.
@@ -27,16 +23,16 @@ const (
 
 // render returns the value for one event as fresh JSON-compatible data:
 // every map and list is new, so a caller may keep or change what it gets.
-func (p *pval) render(m *vm.VM, env map[string]any) (any, error) {
+func (p *pval) render(x *evalCtx) (any, error) {
 	switch p.kind {
 	case pvTemplate:
-		return p.tmpl.render(m, env)
+		return p.tmpl.render(x)
 	case pvMap:
-		return p.renderMap(m, env)
+		return p.renderMap(x)
 	case pvList:
 		out := make([]any, len(p.vals))
 		for i, v := range p.vals {
-			rv, err := v.render(m, env)
+			rv, err := v.render(x)
 			if err != nil {
 				return nil, err
 			}
@@ -47,10 +43,10 @@ func (p *pval) render(m *vm.VM, env map[string]any) (any, error) {
 	return p.static, nil
 }
 
-func (p *pval) renderMap(m *vm.VM, env map[string]any) (map[string]any, error) {
+func (p *pval) renderMap(x *evalCtx) (map[string]any, error) {
 	out := make(map[string]any, len(p.keys))
 	for i, k := range p.keys {
-		rv, err := p.vals[i].render(m, env)
+		rv, err := p.vals[i].render(x)
 		if err != nil {
 			if p.vals[i].kind != pvMap && p.vals[i].kind != pvList {
 				return nil, &paramRenderError{path: k, err: err}

@@ -16,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/file"
 	"github.com/expr-lang/expr/vm"
 	"gopkg.in/yaml.v3"
@@ -256,7 +257,7 @@ func (p *fileParser) parseRule(item *yaml.Node) *rule {
 		r.on = p.parseOn(kv.val, what)
 	}
 	if kv, ok := fields["when"]; ok {
-		r.whenSrc, r.when = p.parseWhen(kv.val, what)
+		p.parseWhen(kv.val, r, what)
 	}
 	if kv, ok := fields["enabled"]; ok {
 		r.enabled = p.boolean(kv.val, what+": enabled", true)
@@ -357,20 +358,33 @@ func (p *fileParser) parseOn(n *yaml.Node, what string) []string {
 	return out
 }
 
-func (p *fileParser) parseWhen(n *yaml.Node, what string) (string, *vm.Program) {
+func (p *fileParser) parseWhen(n *yaml.Node, r *rule, what string) {
 	n = resolve(n)
 	if n.Kind != yaml.ScalarNode || isNull(n) {
 		p.errAt(n, "%s: when: want an expression, got %s", what, describeNode(n))
-		return "", nil
+		return
 	}
-	src := n.Value
-	prog, err := p.l.compiler.compile(src, "bool", expr.AsBool())
+	r.whenSrc = n.Value
+	prog, cond, key, err := p.l.compileWhen(r.whenSrc)
 	if err != nil {
 		line, col := p.exprPos(n, 0, err)
 		p.problem(line, col, "%s: when: %s", what, exprMessage(err))
-		return src, nil
+		return
 	}
-	return src, prog
+	r.when, r.cond, r.whenKey = prog, cond, key
+}
+
+// compileWhen compiles a condition for the VM, for the fast path (cond is
+// nil when it must run in the VM) and for the index (key is nil when no
+// conjunct is indexable).
+func (l *loader) compileWhen(src string) (prog *vm.Program, cond func(*Event) bool, key *indexKey, err error) {
+	prog, err = l.compiler.compile(src, "bool", func(n ast.Node) {
+		cond, key = fastCond(n), indexKeyOf(n, l.proto)
+	}, expr.AsBool())
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return prog, cond, key, nil
 }
 
 func (p *fileParser) parseOnce(n *yaml.Node, what string) *onceSpec {
@@ -391,13 +405,17 @@ func (p *fileParser) parseOnce(n *yaml.Node, what string) *onceSpec {
 		return nil
 	}
 	o.src = kn.Value
-	prog, err := p.l.compiler.compile(o.src, "string", expr.AsKind(reflect.String))
+	var fast fexpr
+	prog, err := p.l.compiler.compile(o.src, "string", func(n ast.Node) { fast, _ = fastCompile(n) }, expr.AsKind(reflect.String))
 	if err != nil {
 		line, col := p.exprPos(kn, 0, err)
 		p.problem(line, col, "%s: key: %s", what, exprMessage(err))
 		return nil
 	}
 	o.key = prog
+	if fast.kind == fkString {
+		o.fast = fast.s
+	}
 	if kv, ok := fields["for"]; ok {
 		d, ok := p.duration(kv.val, what+": for")
 		if ok && d < time.Second {
@@ -607,14 +625,15 @@ func (p *fileParser) templateValue(n *yaml.Node, what string) (*pval, bool) {
 			t.parts = append(t.parts, tmplPart{lit: sp.lit})
 		}
 		src := s[sp.start:sp.end]
-		prog, err := p.l.compiler.compile(src, "")
+		var fast fexpr // kind 0: the VM
+		prog, err := p.l.compiler.compile(src, "", func(n ast.Node) { fast, _ = fastCompile(n) })
 		if err != nil {
 			line, col := p.exprPos(n, sp.start, err)
 			p.problem(line, col, "%s: ${ %s }: %s", what, strings.TrimSpace(src), exprMessage(err))
 			ok = false
 			continue
 		}
-		t.parts = append(t.parts, tmplPart{src: strings.TrimSpace(src), prog: prog})
+		t.parts = append(t.parts, tmplPart{src: strings.TrimSpace(src), prog: prog, fast: fast})
 	}
 	if tail != "" {
 		t.parts = append(t.parts, tmplPart{lit: tail})

@@ -41,14 +41,21 @@ type rule struct {
 	tests       []*testCase
 	ok          bool // compiled without problems
 
+	// cond is when compiled to the fast path; nil when when is nil or
+	// must run in the VM. Match uses it; Explain and rule tests, which
+	// also trace when's operands in the VM, keep to the VM.
+	cond    func(*Event) bool
+	whenKey *indexKey // the index's conjunct of when; nil: none
+
 	explainOnce sync.Once
 	explain     *explainProgs
 }
 
 type onceSpec struct {
-	src string
-	key *vm.Program
-	dur time.Duration
+	src  string
+	key  *vm.Program
+	fast func(*Event) string // key on the fast path; nil: the VM
+	dur  time.Duration
 }
 
 // action is one compiled action of a rule.
@@ -86,11 +93,14 @@ func (r *rule) evalWhen(m *vm.VM, env map[string]any) (bool, error) {
 }
 
 // evalOnce renders the dedup key; nil when the rule has no once.
-func (r *rule) evalOnce(m *vm.VM, env map[string]any) (*Once, error) {
+func (r *rule) evalOnce(x *evalCtx) (*Once, error) {
 	if r.once == nil {
 		return nil, nil
 	}
-	out, err := m.Run(r.once.key, env)
+	if r.once.fast != nil {
+		return &Once{Key: r.once.fast(x.ev), For: r.once.dur}, nil
+	}
+	out, err := x.vm.Run(r.once.key, x.envMap())
 	if err != nil {
 		return nil, fmt.Errorf("once.key: %w", err)
 	}
@@ -102,13 +112,13 @@ func (r *rule) evalOnce(m *vm.VM, env map[string]any) (*Once, error) {
 }
 
 // renderActions renders every action's parameters for one event.
-func (r *rule) renderActions(m *vm.VM, env map[string]any) ([]Action, error) {
+func (r *rule) renderActions(x *evalCtx) ([]Action, error) {
 	if len(r.actions) == 0 {
 		return nil, nil
 	}
 	out := make([]Action, len(r.actions))
 	for i, a := range r.actions {
-		params, err := a.params.renderMap(m, env)
+		params, err := a.params.renderMap(x)
 		if err != nil {
 			return nil, fmt.Errorf("action %d (%s): %w", i+1, a.kind, err)
 		}

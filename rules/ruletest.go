@@ -137,10 +137,11 @@ func (s *Set) runTest(r *rule, tc *testCase, sc *scratch) string {
 	if !matched {
 		return ""
 	}
-	if _, err := r.evalOnce(&sc.vm, env); err != nil {
+	x := &evalCtx{ev: &ev, vm: &sc.vm, env: env}
+	if _, err := r.evalOnce(x); err != nil {
 		return "runtime error: " + err.Error()
 	}
-	got, err := r.renderActions(&sc.vm, env)
+	got, err := r.renderActions(x)
 	if err != nil {
 		return "runtime error: " + err.Error()
 	}

@@ -81,6 +81,25 @@ func (sc *scratch) envOf(ev *Event) map[string]any {
 	return sc.env
 }
 
+// evalCtx is one event being evaluated. Fast-path closures read the event
+// itself; expr's VM needs the environment map, which costs more to fill
+// than most conditions cost to evaluate, so it is filled on first use:
+// often never, when every candidate rule is on the fast path and nothing
+// matches.
+type evalCtx struct {
+	ev  *Event
+	vm  *vm.VM
+	sc  *scratch       // whose map env is filled into
+	env map[string]any // nil until envMap
+}
+
+func (c *evalCtx) envMap() map[string]any {
+	if c.env == nil {
+		c.env = c.sc.envOf(c.ev)
+	}
+	return c.env
+}
+
 func newSet(rules []*rule, files []FileInfo, hash string, opts []expr.Option, onErr func(string, *Event, error)) *Set {
 	s := &Set{
 		rules:    rules,
@@ -112,12 +131,26 @@ func (s *Set) match(ev *Event, onErr func(string, *Event, error)) []Match {
 	}
 	sc := s.scratch.Get().(*scratch)
 	defer s.scratch.Put(sc)
-	env := sc.envOf(ev)
+	x := evalCtx{ev: ev, vm: &sc.vm, sc: sc}
 
 	var out []Match
-	for _, i := range cr.candidates(env, sc) {
+	for _, i := range cr.candidates(ev, sc) {
 		r := s.rules[i]
-		m, ok, err := r.match(&sc.vm, env)
+		ok := true
+		var err error
+		switch {
+		case r.cond != nil:
+			// Here rather than in a method returning a Match: most
+			// candidates are fast and false, and such a call cost more
+			// than their conditions.
+			ok = r.cond(ev)
+		case r.when != nil:
+			ok, err = r.evalWhen(x.vm, x.envMap())
+		}
+		var m Match
+		if ok && err == nil {
+			m, err = r.render(&x)
+		}
 		if err != nil {
 			if onErr != nil {
 				onErr(r.name, ev, err)
@@ -131,24 +164,21 @@ func (s *Set) match(ev *Event, onErr func(string, *Event, error)) []Match {
 	return out
 }
 
-// match evaluates one rule fully: when, then the once key and the actions.
-func (r *rule) match(m *vm.VM, env map[string]any) (Match, bool, error) {
-	ok, err := r.evalWhen(m, env)
-	if err != nil || !ok {
-		return Match{}, false, err
-	}
-	once, err := r.evalOnce(m, env)
+// render builds the Match of a rule whose when is true: the once key and
+// the actions.
+func (r *rule) render(x *evalCtx) (Match, error) {
+	once, err := r.evalOnce(x)
 	if err != nil {
-		return Match{}, false, err
+		return Match{}, err
 	}
 	// Shadow rules render too, so that a template error shows in shadow
 	// mode, before the rule goes live; the actions are then dropped.
-	acts, err := r.renderActions(m, env)
+	acts, err := r.renderActions(x)
 	if err != nil {
-		return Match{}, false, err
+		return Match{}, err
 	}
 	if r.shadow {
 		acts = nil
 	}
-	return Match{Rule: r.name, Shadow: r.shadow, Once: once, Actions: acts}, true, nil
+	return Match{Rule: r.name, Shadow: r.shadow, Once: once, Actions: acts}, nil
 }

@@ -27,6 +27,31 @@ type tmplPart struct {
 	lit  string      // literal text, when prog is nil
 	src  string      // the expression as written, trimmed (for messages)
 	prog *vm.Program // compiled expression
+	fast fexpr       // prog on the fast path, when fast.kind is not 0
+}
+
+// value returns the fast part's value as the VM would: a string, int or
+// bool.
+func (p *tmplPart) value(ev *Event) any {
+	switch p.fast.kind {
+	case fkString:
+		return p.fast.s(ev)
+	case fkInt:
+		return p.fast.i(ev)
+	}
+	return p.fast.b(ev)
+}
+
+// appendFast writes the fast part's value as appendText writes the VM's.
+func (p *tmplPart) appendFast(b *strings.Builder, ev *Event) {
+	switch p.fast.kind {
+	case fkString:
+		b.WriteString(p.fast.s(ev))
+	case fkInt:
+		b.WriteString(strconv.Itoa(p.fast.i(ev)))
+	default:
+		b.WriteString(strconv.FormatBool(p.fast.b(ev)))
+	}
 }
 
 // tmplSpan is one ${ } found by scanTemplate: the expression's byte offsets
@@ -110,9 +135,12 @@ func exprEnd(s string, start int) (int, error) {
 
 // render evaluates the template. A single-expression template returns the
 // value, made JSON-compatible; otherwise the parts are joined as text.
-func (t *template) render(m *vm.VM, env map[string]any) (any, error) {
+func (t *template) render(x *evalCtx) (any, error) {
 	if t.single {
-		v, err := m.Run(t.parts[0].prog, env)
+		if t.parts[0].fast.kind != 0 {
+			return t.parts[0].value(x.ev), nil
+		}
+		v, err := x.vm.Run(t.parts[0].prog, x.envMap())
 		if err != nil {
 			return nil, fmt.Errorf("${ %s }: %w", t.parts[0].src, err)
 		}
@@ -130,7 +158,11 @@ func (t *template) render(m *vm.VM, env map[string]any) (any, error) {
 			b.WriteString(p.lit)
 			continue
 		}
-		v, err := m.Run(p.prog, env)
+		if p.fast.kind != 0 {
+			p.appendFast(&b, x.ev)
+			continue
+		}
+		v, err := x.vm.Run(p.prog, x.envMap())
 		if err != nil {
 			return nil, fmt.Errorf("${ %s }: %w", p.src, err)
 		}
