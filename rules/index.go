@@ -1,6 +1,8 @@
 package rules
 
 import (
+	mathbits "math/bits"
+
 	"github.com/expr-lang/expr/ast"
 )
 
@@ -103,35 +105,68 @@ func (c *cmdRules) candidates(ev *Event, sc *scratch) []int32 {
 		}
 	}
 	sc.lists = lists
+	// Each rule is in exactly one list (it is indexed by one conjunct), so
+	// merging the lists restores file order without duplicates.
 	switch len(lists) {
 	case 0:
 		return nil
 	case 1:
 		return lists[0]
+	case 2:
+		sc.cand = merge2(sc.cand[:0], lists[0], lists[1])
+	default:
+		sc.cand, sc.bits = mergeBits(sc.cand[:0], sc.bits, lists)
 	}
-	// Each rule is in exactly one list (it is indexed by one conjunct), so
-	// a k-way merge restores file order without duplicates. k is small: the
-	// number of indexed fields plus one.
-	heads := sc.heads[:0]
-	for range lists {
-		heads = append(heads, 0)
-	}
-	out := sc.cand[:0]
-	for {
-		best, bv := -1, int32(0)
-		for j, l := range lists {
-			if h := heads[j]; h < len(l) && (best < 0 || l[h] < bv) {
-				best, bv = j, l[h]
-			}
+	return sc.cand
+}
+
+func merge2(out, a, b []int32) []int32 {
+	i, j := 0, 0
+	for i < len(a) && j < len(b) {
+		if a[i] < b[j] {
+			out = append(out, a[i])
+			i++
+		} else {
+			out = append(out, b[j])
+			j++
 		}
-		if best < 0 {
-			break
-		}
-		out = append(out, bv)
-		heads[best]++
 	}
-	sc.heads, sc.cand = heads, out
-	return out
+	out = append(out, a[i:]...)
+	return append(out, b[j:]...)
+}
+
+// mergeBits merges three or more sorted lists by setting one bit per rule
+// over the span of their indices and reading the bits back in order: a
+// k-way merge compares k heads per rule, and the always-candidate list and
+// the lists of common values (ClientCmd, ForceFlag) make that cost more
+// than the conditions. bits is all zero on entry and is left so.
+func mergeBits(out []int32, bits []uint64, lists [][]int32) ([]int32, []uint64) {
+	lo, hi := lists[0][0], lists[0][len(lists[0])-1]
+	for _, l := range lists[1:] {
+		lo, hi = min(lo, l[0]), max(hi, l[len(l)-1])
+	}
+	n := int(hi-lo)/64 + 1
+	if len(bits) < n {
+		bits = make([]uint64, n)
+	}
+	for _, l := range lists {
+		for _, v := range l {
+			d := uint32(v - lo)
+			bits[d/64] |= 1 << (d % 64)
+		}
+	}
+	for w, x := range bits[:n] {
+		if x == 0 {
+			continue
+		}
+		bits[w] = 0
+		base := lo + int32(w*64)
+		for x != 0 {
+			out = append(out, base+int32(mathbits.TrailingZeros64(x)))
+			x &= x - 1
+		}
+	}
+	return out, bits
 }
 
 // indexKeyOf picks the indexable top-level conjunct of a when: the

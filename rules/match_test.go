@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -335,5 +336,49 @@ func TestLoadErrorIsALoadError(t *testing.T) {
 	var le *LoadError
 	if !errors.As(err, &le) {
 		t.Fatalf("%T", err)
+	}
+}
+
+// TestMergeCandidates checks both ways candidates merges the index's lists
+// against a sort of their union: random disjoint sorted lists of rule
+// indices, spanning one or many bitmap words.
+func TestMergeCandidates(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 8))
+	var bits []uint64
+	for range 2000 {
+		k, n := 2+rng.IntN(4), 1+rng.IntN(600)
+		lists := make([][]int32, k)
+		var want []int32
+		for i := range int32(n) {
+			if rng.IntN(3) > 0 {
+				continue
+			}
+			j := rng.IntN(k)
+			lists[j] = append(lists[j], i+int32(rng.IntN(2))*1000)
+		}
+		var nonEmpty [][]int32
+		for _, l := range lists {
+			if len(l) > 0 {
+				slices.Sort(l) // the offset of 1000 above may disorder a list
+				nonEmpty = append(nonEmpty, l)
+				want = append(want, l...)
+			}
+		}
+		slices.Sort(want)
+		var got []int32
+		switch len(nonEmpty) {
+		case 0, 1:
+			continue
+		case 2:
+			got = merge2(nil, nonEmpty[0], nonEmpty[1])
+		default:
+			got, bits = mergeBits(nil, bits, nonEmpty)
+			if i := slices.IndexFunc(bits, func(w uint64) bool { return w != 0 }); i >= 0 {
+				t.Fatalf("mergeBits left word %d set", i)
+			}
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("merge of %v:\n got  %v\n want %v", nonEmpty, got, want)
+		}
 	}
 }

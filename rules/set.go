@@ -67,8 +67,8 @@ type scratch struct {
 	vm    vm.VM
 	env   map[string]any // the current event's environment
 	lists [][]int32      // candidate lists of one event
-	heads []int          // k-way merge positions in lists
 	cand  []int32        // merged candidates
+	bits  []uint64       // mergeBits's bitmap, all zero between uses
 }
 
 // envOf returns ev's environment in the scratch's reused map.
