@@ -169,32 +169,50 @@ func mergeBits(out []int32, bits []uint64, lists [][]int32) ([]int32, []uint64) 
 	return out, bits
 }
 
-// indexKeyOf picks the indexable top-level conjunct of a when: the
-// first `Field == constant` (either side), else the first
-// `Field in [constants]`, where Field is an event field of the constant's
-// type. Nil when there is none.
+// indexKeyOf picks the indexable top-level conjunct of a when: a
+// `Field == constant` (either side) or `Field in [constants]`, where Field
+// is an event field of the constant's type. A conjunct on an account
+// prevails, then == over in, then the first: ClientCmd or ForceFlag take
+// a handful of values, so a rule keyed by them is a candidate for most
+// events, while an account names one user. Nil when there is none.
 func indexKeyOf(n ast.Node, proto map[string]any) *indexKey {
-	var in *indexKey
+	var best *indexKey
+	bestScore := -1
 	for _, c := range conjuncts(n) {
 		b, ok := c.(*ast.BinaryNode)
 		if !ok {
 			continue
 		}
+		var k *indexKey
+		score := 0
 		switch b.Operator {
 		case "==":
-			if k := eqKey(b.Left, b.Right, proto); k != nil {
-				return k
+			if k = eqKey(b.Left, b.Right, proto); k == nil {
+				k = eqKey(b.Right, b.Left, proto)
 			}
-			if k := eqKey(b.Right, b.Left, proto); k != nil {
-				return k
-			}
+			score = 1
 		case "in":
-			if in == nil {
-				in = inKey(b.Left, b.Right, proto)
-			}
+			k = inKey(b.Left, b.Right, proto)
+		}
+		if k == nil {
+			continue
+		}
+		if isAccount(k.field) {
+			score += 2
+		}
+		if score > bestScore {
+			best, bestScore = k, score
 		}
 	}
-	return in
+	return best
+}
+
+func isAccount(field string) bool {
+	switch field {
+	case "From_Account", "To_Account", "Initiator_Account", "Admin_Account", "Requester_Account":
+		return true
+	}
+	return false
 }
 
 // conjuncts splits the top-level && (and) chain of n.
