@@ -32,6 +32,12 @@ type DeadLetter struct {
 // bury moves job to the dead letters. Its Msg-Id makes a redelivered source
 // message bury it only once.
 func (q *Queue) bury(seq uint64, job Job, reason string) bool {
+	if len(job.Event) > 0 && !json.Valid(job.Event) {
+		// Job messages carry events unchecked, dead letters are JSON: an
+		// event that is not JSON is kept as a JSON string, or the dead
+		// letter could never be written and its message would loop.
+		job.Event, _ = json.Marshal(string(job.Event))
+	}
 	dl := DeadLetter{
 		ID: job.ID, Rule: job.Rule, Action: job.Action,
 		LastError: job.LastError, Reason: reason, Attempts: job.Attempt,

@@ -3,7 +3,7 @@ package queue
 import (
 	"context"
 	"encoding/base64"
-	"encoding/json"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strconv"
@@ -12,29 +12,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
-
-// envelope is the body of every message on the jobs stream: the jobs of one
-// callback, or a single job in a message of its own.
-type envelope struct {
-	V    int   `json:"v"`
-	Jobs []Job `json:"jobs"`
-}
-
-const envelopeVersion = 1
-
-func decodeEnvelope(data []byte) (envelope, error) {
-	var env envelope
-	if err := json.Unmarshal(data, &env); err != nil {
-		return env, fmt.Errorf("undecodable job message: %w", err)
-	}
-	if env.V != envelopeVersion {
-		return env, fmt.Errorf("job message format version %d, want %d", env.V, envelopeVersion)
-	}
-	if len(env.Jobs) == 0 {
-		return env, errors.New("job message holds no jobs")
-	}
-	return env, nil
-}
 
 // Enqueue stores all of one callback's jobs and returns after the server
 // has acknowledged them: all the jobs are stored, or none. Concurrent
@@ -59,23 +36,18 @@ func (q *Queue) Enqueue(ctx context.Context, callbackID string, jobs []Job) erro
 	if q.closed.Load() {
 		return ErrStopped
 	}
-	c := &commit{callbackID: callbackID, jobs: len(jobs), done: make(chan error, 1)}
-	js := make([]Job, len(jobs))
 	for i := range jobs {
 		if jobs[i].ID == "" {
 			return fmt.Errorf("queue: job %d of callback %s has no id", i, callbackID)
 		}
-		js[i] = jobs[i]
-		js[i].CallbackID = callbackID
-		js[i].Attempt = 0
 	}
-	// One Marshal of the list, brackets cut off: the group's message is
-	// the concatenation of its callbacks' lists.
-	b, err := json.Marshal(js)
+	// Encoded here, by the callback's own goroutine: the committer only
+	// concatenates.
+	data, err := appendCallback(make([]byte, 0, callbackSize(callbackID, jobs)), callbackID, jobs)
 	if err != nil {
 		return fmt.Errorf("queue: encode jobs of callback %s: %w", callbackID, err)
 	}
-	c.data = b[1 : len(b)-1]
+	c := &commit{callbackID: callbackID, data: data, jobs: len(jobs), done: make(chan error, 1)}
 	if max := q.nc.MaxPayload(); int64(len(c.data))+64 > max {
 		// Retrying cannot help, and splitting would break the callback's
 		// all-or-nothing storage: say what to change.
@@ -113,7 +85,7 @@ const (
 // commit is one callback waiting for its jobs to be stored.
 type commit struct {
 	callbackID string
-	data       []byte // the callback's jobs, JSON, comma-separated
+	data       []byte // the callback's job records (format 2)
 	jobs       int
 	duplicate  bool
 	done       chan error
@@ -157,19 +129,14 @@ func (q *Queue) commitLoop() {
 }
 
 func (q *Queue) publishGroup(group []*commit, size int) {
-	data := make([]byte, 0, size+len(group)+32)
-	data = append(data, `{"v":`...)
-	data = strconv.AppendInt(data, envelopeVersion, 10)
-	data = append(data, `,"jobs":[`...)
 	jobs := 0
-	for i, c := range group {
-		if i > 0 {
-			data = append(data, ',')
-		}
-		data = append(data, c.data...)
+	for _, c := range group {
 		jobs += c.jobs
 	}
-	data = append(data, "]}"...)
+	data := appendHeader(make([]byte, 0, size+1+binary.MaxVarintLen64), jobs)
+	for _, c := range group {
+		data = append(data, c.data...)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), defaultEnqueueTimeout)
 	defer cancel()
 	msg := &nats.Msg{Subject: subjBatchPrefix + strconv.Itoa(jobs), Data: data}
@@ -195,10 +162,28 @@ func (q *Queue) publish(ctx context.Context, msg *nats.Msg, msgID string) (*jets
 	return ack, err
 }
 
+// callbackSize is about the size of a callback's encoding, so that it is
+// made without growing its buffer.
+func callbackSize(callbackID string, jobs []Job) int {
+	n := 0
+	for i := range jobs {
+		n += jobSize(&jobs[i]) + len(callbackID)
+		if i == 0 || len(jobs[i].Event) != len(jobs[i-1].Event) {
+			n += len(jobs[i].Event)
+		}
+	}
+	return n
+}
+
+// jobSize is about the size of a job's record without its event.
+func jobSize(j *Job) int {
+	return 48 + len(j.ID) + len(j.Rule) + len(j.Action) + len(j.CallbackID) + len(j.OnceKey) + len(j.LastError) + 32*len(j.Params)
+}
+
 // jobMsg is a message holding job alone. A job due later carries its due
 // time in a header, for the consumer to wait without decoding.
 func (q *Queue) jobMsg(job Job) (*nats.Msg, error) {
-	data, err := json.Marshal(&envelope{V: envelopeVersion, Jobs: []Job{job}})
+	data, err := appendJob(appendHeader(make([]byte, 0, jobSize(&job)+len(job.Event)+2), 1), &job, nil)
 	if err != nil {
 		return nil, fmt.Errorf("encode job %s: %w", job.ID, err)
 	}

@@ -24,6 +24,14 @@
 //     delivery count also counts redeliveries that ran nothing (due-time
 //     waits, stops, failovers), and its BackOff applies to ack timeouts only.
 //
+// # Messages
+//
+// A job message is binary (format 2, see codec.go): a header and the job
+// records, so a group is the header followed by its callbacks' records as
+// Enqueue encoded them, and the committer only concatenates. Messages in the
+// first release's JSON (format 1) are still read. Dead letters stay JSON:
+// they are rare, and read by people (the dlq command, GET /dlq).
+//
 // # Delays
 //
 // A job's Due time is enforced with NakWithDelay, never with a sleeping

@@ -176,31 +176,31 @@ func (q *Queue) handle(m jetstream.Msg) (verdict, time.Duration) {
 		return vRelease, 0
 	}
 	seq := meta.Sequence.Stream
-	env, err := decodeEnvelope(m.Data())
+	jobs, err := decodeJobs(m.Data())
 	if err != nil {
 		return q.poison(m, seq, err), 0
 	}
 	// A message postponed until its one job was due (vWait below) comes
 	// back by design; only a delivery that was never acknowledged is a
 	// redelivery.
-	waited := len(env.Jobs) == 1 && !env.Jobs[0].Due.IsZero()
+	waited := len(jobs) == 1 && !jobs[0].Due.IsZero()
 	if h := q.cfg.Hooks.Redelivered; h != nil && meta.NumDelivered > 1 && dueHeader(m.Headers()).IsZero() && !waited {
-		for i := range env.Jobs {
-			h(&env.Jobs[i], meta.NumDelivered)
+		for i := range jobs {
+			h(&jobs[i], meta.NumDelivered)
 		}
 	}
 	// Jobs not due yet leave first, each into a message of its own, all
 	// published at once; then the due ones run, one after the other.
 	now := q.now()
 	var due, later []Job
-	for _, job := range env.Jobs {
+	for _, job := range jobs {
 		if job.Due.After(now) {
 			later = append(later, job)
 		} else {
 			due = append(due, job)
 		}
 	}
-	if len(env.Jobs) == 1 && len(later) == 1 {
+	if len(jobs) == 1 && len(later) == 1 {
 		return vWait, later[0].Due.Sub(now)
 	}
 	if len(later) > 0 && !q.handOff(seq, "s", later...) {
@@ -251,7 +251,7 @@ func (q *Queue) handle(m jetstream.Msg) (verdict, time.Duration) {
 		q.finished(&job, res)
 	}
 	if len(rest) > 0 {
-		if len(env.Jobs) == 1 {
+		if len(jobs) == 1 {
 			return vRelease, 0
 		}
 		if !q.handOff(seq, "s", rest...) {
