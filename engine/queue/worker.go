@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/friendflow/friendflow/actions"
@@ -36,8 +37,9 @@ func (q *Queue) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for range q.cfg.Workers {
 		wg.Go(func() {
+			k := &keeper{every: ackWait / 3}
 			for m := range in.work {
-				q.process(m)
+				q.process(m, k)
 			}
 		})
 	}
@@ -148,14 +150,14 @@ const (
 	vWait                   // back to the queue after a delay (not due yet)
 )
 
-func (q *Queue) process(m jetstream.Msg) {
+func (q *Queue) process(m jetstream.Msg, k *keeper) {
 	if q.isStopping() {
 		q.release(m)
 		return
 	}
-	stop := keepAlive(m)
+	k.start(m)
 	v, delay := q.handle(m)
-	stop() // no InProgress may follow the final ack or nak
+	k.stop() // no InProgress may follow the final ack or nak
 	switch v {
 	case vAck:
 		q.ack(m)
@@ -190,65 +192,38 @@ func (q *Queue) handle(m jetstream.Msg) (verdict, time.Duration) {
 		}
 	}
 	// Jobs not due yet leave first, each into a message of its own, all
-	// published at once; then the due ones run, one after the other.
+	// published at once; then the due ones run.
 	now := q.now()
-	var due, later []Job
-	for _, job := range jobs {
-		if job.Due.After(now) {
-			later = append(later, job)
-		} else {
-			due = append(due, job)
+	due := jobs
+	if later := countLater(jobs, now); later > 0 {
+		if len(jobs) == 1 {
+			return vWait, jobs[0].Due.Sub(now)
+		}
+		var wait []Job
+		due, wait = splitDue(jobs, now, later)
+		if !q.handOff(seq, "s", wait...) {
+			return vRelease, 0
 		}
 	}
-	if len(jobs) == 1 && len(later) == 1 {
-		return vWait, later[0].Due.Sub(now)
-	}
-	if len(later) > 0 && !q.handOff(seq, "s", later...) {
-		return vRelease, 0
-	}
-	// The due jobs run side by side, each in one of the queue's Workers
-	// slots: a message can hold many callbacks (group commit), and running
-	// them one after another would leave the other workers idle and, after
-	// a crash, rerun a long tail of done jobs.
-	results := make([]runResult, len(due))
-	runs := make([]Job, len(due)) // as updated by their attempt
-	started := make([]bool, len(due))
-	var wg sync.WaitGroup
-	for i := range due {
-		if q.isStopping() {
-			break // the rest wait in messages of their own, below
-		}
-		q.slots <- struct{}{}
-		if q.isStopping() {
-			<-q.slots
-			break
-		}
-		started[i] = true
-		runs[i] = due[i]
-		wg.Go(func() {
-			defer func() { <-q.slots }()
-			results[i] = q.runJob(&runs[i])
-		})
-	}
-	wg.Wait()
+	b := q.runAll(due)
 	var rest []Job // not started, or interrupted by Stop: as they were before
-	for i := range due {
-		if !started[i] || results[i].outcome == outcomeInterrupted {
+	for i := range b.runs {
+		r := &b.runs[i]
+		if !r.started || r.res.outcome == outcomeInterrupted {
 			rest = append(rest, due[i])
 			continue
 		}
-		job, res := runs[i], results[i]
-		switch res.outcome {
+		switch r.res.outcome {
 		case OutcomeRetried:
-			if !q.handOff(seq, "r", job) {
+			if !q.handOff(seq, "r", r.job) {
 				return vRelease, 0
 			}
 		case OutcomeDead:
-			if !q.bury(seq, job, res.reason) {
+			if !q.bury(seq, r.job, r.res.reason) {
 				return vRelease, 0
 			}
 		}
-		q.finished(&job, res)
+		q.finished(&r.job, r.res)
 	}
 	if len(rest) > 0 {
 		if len(jobs) == 1 {
@@ -259,6 +234,95 @@ func (q *Queue) handle(m jetstream.Msg) (verdict, time.Duration) {
 		}
 	}
 	return vAck, 0
+}
+
+func countLater(jobs []Job, now time.Time) int {
+	n := 0
+	for i := range jobs {
+		if jobs[i].Due.After(now) {
+			n++
+		}
+	}
+	return n
+}
+
+// splitDue parts jobs into those due at now and the later ones, keeping
+// their order.
+func splitDue(jobs []Job, now time.Time, later int) (due, wait []Job) {
+	due, wait = make([]Job, 0, len(jobs)-later), make([]Job, 0, later)
+	for _, job := range jobs {
+		if job.Due.After(now) {
+			wait = append(wait, job)
+		} else {
+			due = append(due, job)
+		}
+	}
+	return due, wait
+}
+
+// batch is the due jobs of one message, run side by side in the queue's
+// Workers slots: a message can hold many callbacks (group commit), and
+// running them one after another would leave the other workers idle and,
+// after a crash, rerun a long tail of done jobs.
+type batch struct {
+	q    *Queue
+	due  []Job
+	runs []jobRun
+	next atomic.Int64 // the next job to claim
+	wg   sync.WaitGroup
+}
+
+// jobRun is one job's attempt: job as updated by it, due[i] as it was.
+type jobRun struct {
+	job     Job
+	res     runResult
+	ctx     jobContext
+	started bool
+}
+
+// runAll runs due and returns their runs once all have returned. The
+// message's worker takes a slot and runs jobs itself; a helper goroutine is
+// started for a further free slot, and only while jobs are left to claim,
+// so a message of one job costs no goroutine and helpers run many jobs
+// each. A message waiting for its first slot gets the next one freed,
+// before any helper. Jobs not started before Stop stay unstarted.
+func (q *Queue) runAll(due []Job) *batch {
+	b := &batch{q: q, due: due, runs: make([]jobRun, len(due))}
+	select {
+	case q.slots <- struct{}{}:
+	case <-q.stopping:
+		return b
+	}
+	b.work()
+	b.wg.Wait()
+	return b
+}
+
+// work claims and runs jobs until none is left or the queue stops, then
+// gives its slot back.
+func (b *batch) work() {
+	defer func() { <-b.q.slots }()
+	for {
+		i := int(b.next.Add(1) - 1)
+		if i >= len(b.due) || b.q.isStopping() {
+			return
+		}
+		if i+1 < len(b.due) {
+			b.spread()
+		}
+		r := &b.runs[i]
+		r.started, r.job = true, b.due[i]
+		r.res = b.q.runJob(&r.job, &r.ctx)
+	}
+}
+
+// spread starts a helper if a slot is free.
+func (b *batch) spread() {
+	select {
+	case b.q.slots <- struct{}{}:
+		b.wg.Go(b.work)
+	default:
+	}
 }
 
 // handOff stores each job in a message of its own, publishing them all
@@ -317,7 +381,7 @@ type runResult struct {
 
 // runJob runs one attempt of job and updates its delivery state: attempt
 // count and times, last error, and for a retry the due time.
-func (q *Queue) runJob(job *Job) runResult {
+func (q *Queue) runJob(job *Job, ctx *jobContext) runResult {
 	start := q.now()
 	job.Attempt++
 	if job.FirstAttempt.IsZero() {
@@ -327,7 +391,7 @@ func (q *Queue) runJob(job *Job) runResult {
 	policy := job.Retry.withDefaults()
 
 	t0 := time.Now()
-	reason, err := q.do(job)
+	reason, err := q.do(job, ctx)
 	res := runResult{err: err, took: time.Since(t0)}
 	if err == nil {
 		job.LastError = ""
@@ -357,7 +421,7 @@ func (q *Queue) runJob(job *Job) runResult {
 
 // do runs the action. A non-empty reason means the job cannot run at all
 // (unknown kind, invalid parameters): a dead letter without retries.
-func (q *Queue) do(job *Job) (reason string, err error) {
+func (q *Queue) do(job *Job, ctx *jobContext) (reason string, err error) {
 	kind, ok := q.cfg.Registry.Lookup(job.Action)
 	if !ok {
 		return "unknown action", fmt.Errorf("unknown action kind %q", job.Action)
@@ -366,8 +430,8 @@ func (q *Queue) do(job *Job) (reason string, err error) {
 	if err != nil {
 		return "invalid parameters", fmt.Errorf("invalid parameters: %w", err)
 	}
-	ctx, cancel := context.WithTimeout(q.jobCtx, q.cfg.JobTimeout)
-	defer cancel()
+	ctx.init(q.jobCtx, q.cfg.JobTimeout)
+	defer ctx.cancel(context.Canceled)
 	defer func() {
 		if p := recover(); p != nil {
 			q.log.Error("action panicked", "job_id", job.ID, "action", job.Action, "panic", p, "stack", string(debug.Stack()))
@@ -443,25 +507,44 @@ func (q *Queue) release(m jetstream.Msg) {
 	}
 }
 
-// keepAlive tells the server, every third of the ack wait, that m is still
-// being worked on. The returned stop waits until no more signals can be sent.
-func keepAlive(m jetstream.Msg) (stop func()) {
-	done, exited := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(exited)
-		t := time.NewTicker(ackWait / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				_ = m.InProgress()
-			}
-		}
-	}()
-	return func() {
-		close(done)
-		<-exited
+// keeper tells the server, every third of the ack wait, that the message a
+// worker holds is still being worked on. A worker has one and re-arms it
+// for each message: until a message is held for that long it costs a timer
+// reset, not a goroutine.
+type keeper struct {
+	every time.Duration
+	mu    sync.Mutex // held while signalling, so that stop waits for it
+	msg   jetstream.Msg
+	t     *time.Timer
+}
+
+func (k *keeper) start(m jetstream.Msg) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.msg = m
+	if k.t == nil {
+		k.t = time.AfterFunc(k.every, k.beat)
+	} else {
+		k.t.Reset(k.every)
 	}
+}
+
+func (k *keeper) beat() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.msg == nil {
+		return // stopped meanwhile
+	}
+	_ = k.msg.InProgress()
+	k.t.Reset(k.every)
+}
+
+// stop returns once no signal for the message can be sent any more. A beat
+// still due fires for nothing, or, if the next message was started
+// meanwhile, early for that one.
+func (k *keeper) stop() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.msg = nil
+	k.t.Stop()
 }
