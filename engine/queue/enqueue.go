@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -42,8 +43,19 @@ func (q *Queue) Enqueue(ctx context.Context, callbackID string, jobs []Job) erro
 		}
 	}
 	// Encoded here, by the callback's own goroutine: the committer only
-	// concatenates.
-	data, err := appendCallback(make([]byte, 0, callbackSize(callbackID, jobs)), callbackID, jobs)
+	// concatenates. The buffer is reused once the committer has answered,
+	// or when it never got it.
+	buf, _ := q.encodeBufs.Get().(*[]byte)
+	if buf == nil {
+		buf = new([]byte)
+	}
+	data, err := appendCallback(slices.Grow((*buf)[:0], callbackSize(callbackID, jobs)), callbackID, jobs)
+	defer func() {
+		if cap(data) <= maxPooledEncoding {
+			*buf = data[:0]
+			q.encodeBufs.Put(buf)
+		}
+	}()
 	if err != nil {
 		return fmt.Errorf("queue: encode jobs of callback %s: %w", callbackID, err)
 	}
@@ -80,6 +92,8 @@ const (
 	// embeddedMaxPayload is the embedded server's message size limit.
 	embeddedMaxPayload = 8 << 20
 	maxGroupSize       = 256
+	// maxPooledEncoding: a rare huge callback's buffer is not kept.
+	maxPooledEncoding = 64 << 10
 )
 
 // commit is one callback waiting for its jobs to be stored.
@@ -97,7 +111,13 @@ type commit struct {
 // every callback it took.
 func (q *Queue) commitLoop() {
 	defer q.committers.Done()
-	var carry *commit
+	var (
+		carry *commit
+		group []*commit
+		// buf holds a group's message. It is reused: the client has copied
+		// it out by the time its publish returns.
+		buf []byte
+	)
 	for {
 		first := carry
 		carry = nil
@@ -108,7 +128,7 @@ func (q *Queue) commitLoop() {
 				return
 			}
 		}
-		group := []*commit{first}
+		group = append(group[:0], first)
 		size := len(first.data)
 	gather:
 		for len(group) < maxGroupSize {
@@ -124,16 +144,23 @@ func (q *Queue) commitLoop() {
 				break gather
 			}
 		}
-		q.publishGroup(group, size)
+		buf = q.publishGroup(group, buf[:0])
+		clear(group) // answered: let them go
+		if cap(buf) > 2*maxGroupBytes {
+			buf = nil // a huge lone callback's
+		}
 	}
 }
 
-func (q *Queue) publishGroup(group []*commit, size int) {
-	jobs := 0
+// publishGroup stores a group of callbacks in one message built in buf,
+// answers them, and returns buf for reuse.
+func (q *Queue) publishGroup(group []*commit, buf []byte) []byte {
+	jobs, size := 0, 0
 	for _, c := range group {
 		jobs += c.jobs
+		size += len(c.data)
 	}
-	data := appendHeader(make([]byte, 0, size+1+binary.MaxVarintLen64), jobs)
+	data := appendHeader(slices.Grow(buf, size+1+binary.MaxVarintLen64), jobs)
 	for _, c := range group {
 		data = append(data, c.data...)
 	}
@@ -147,6 +174,7 @@ func (q *Queue) publishGroup(group []*commit, size int) {
 		}
 		c.done <- err
 	}
+	return data
 }
 
 // publish stores msg with the given Msg-Id, retrying transient failures

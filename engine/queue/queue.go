@@ -231,6 +231,7 @@ type Queue struct {
 
 	slots      chan struct{} // one per worker: actions running at once, over all messages
 	commits    chan *commit  // Enqueue hands its callback to a committer
+	encodeBufs sync.Pool     // *[]byte for Enqueue's encodings
 	commitStop chan struct{} // closed by Stop: committers finish and exit
 	committers sync.WaitGroup
 }

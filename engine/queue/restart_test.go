@@ -144,6 +144,11 @@ func TestStopBetweenJobsOfACallbackKeepsTheDoneOnesDone(t *testing.T) {
 	if n := len(s.callTimes("third")); n != 1 {
 		t.Errorf("third called %d times, want 1", n)
 	}
+	// Interrupted, second went into a message of its own as it was before
+	// the attempt.
+	if got := s.attemptNumbers("second"); !slices.Equal(got, []int{1, 1}) {
+		t.Errorf("second's attempts %v, want [1 1]: an interrupted attempt does not count", got)
+	}
 }
 
 func TestRunAfterStop(t *testing.T) {

@@ -208,22 +208,25 @@ func (q *Queue) handle(m jetstream.Msg) (verdict, time.Duration) {
 	b := q.runAll(due)
 	var rest []Job // not started, or interrupted by Stop: as they were before
 	for i := range b.runs {
-		r := &b.runs[i]
+		r, job := &b.runs[i], &due[i]
 		if !r.started || r.res.outcome == outcomeInterrupted {
-			rest = append(rest, due[i])
+			if r.started {
+				r.before.restore(job)
+			}
+			rest = append(rest, *job)
 			continue
 		}
 		switch r.res.outcome {
 		case OutcomeRetried:
-			if !q.handOff(seq, "r", r.job) {
+			if !q.handOff(seq, "r", *job) {
 				return vRelease, 0
 			}
 		case OutcomeDead:
-			if !q.bury(seq, r.job, r.res.reason) {
+			if !q.bury(seq, *job, r.res.reason) {
 				return vRelease, 0
 			}
 		}
-		q.finished(&r.job, r.res)
+		q.finished(job, r.res)
 	}
 	if len(rest) > 0 {
 		if len(jobs) == 1 {
@@ -272,12 +275,28 @@ type batch struct {
 	wg   sync.WaitGroup
 }
 
-// jobRun is one job's attempt: job as updated by it, due[i] as it was.
+// jobRun is one job's attempt. The job is updated in place; before is
+// what the attempt changes, as it was, for a job that Stop interrupts.
 type jobRun struct {
-	job     Job
 	res     runResult
 	ctx     jobContext
+	before  attemptState
 	started bool
+}
+
+// attemptState is the part of a job that runJob changes.
+type attemptState struct {
+	attempt          int
+	due, first, last time.Time
+	lastError        string
+}
+
+func (s *attemptState) save(j *Job) {
+	*s = attemptState{j.Attempt, j.Due, j.FirstAttempt, j.LastAttempt, j.LastError}
+}
+
+func (s *attemptState) restore(j *Job) {
+	j.Attempt, j.Due, j.FirstAttempt, j.LastAttempt, j.LastError = s.attempt, s.due, s.first, s.last, s.lastError
 }
 
 // runAll runs due and returns their runs once all have returned. The
@@ -310,9 +329,10 @@ func (b *batch) work() {
 		if i+1 < len(b.due) {
 			b.spread()
 		}
-		r := &b.runs[i]
-		r.started, r.job = true, b.due[i]
-		r.res = b.q.runJob(&r.job, &r.ctx)
+		r, job := &b.runs[i], &b.due[i]
+		r.started = true
+		r.before.save(job)
+		r.res = b.q.runJob(job, &r.ctx)
 	}
 }
 
