@@ -167,8 +167,9 @@ func (q *Queue) deleteDead(ctx context.Context, seq uint64) (deleted bool, err e
 // Replay re-enqueues the dead letters with the given ids (all when ids is
 // nil; an empty non-nil slice replays nothing), each in a message of its
 // own, with attempts, attempt times and last error reset, and removes them
-// from the dead letters. It returns how many were replayed. Undecodable
-// messages cannot be replayed; Drop them.
+// from the dead letters. It returns how many were replayed. An undecodable
+// message is replayed as it was if this release can read it (see
+// replayRaw); others cannot be replayed: Drop them.
 func (q *Queue) Replay(ctx context.Context, ids []string) (int, error) {
 	entries, err := q.pickDead(ctx, ids)
 	if err != nil {
@@ -177,6 +178,13 @@ func (q *Queue) Replay(ctx context.Context, ids []string) (int, error) {
 	n := 0
 	for _, e := range entries {
 		if e.dl.Job.ID == "" {
+			replayed, err := q.replayRaw(ctx, e)
+			if err != nil {
+				return n, err
+			}
+			if replayed {
+				n++
+			}
 			continue
 		}
 		job := e.dl.Job
@@ -207,6 +215,26 @@ func (q *Queue) Replay(ctx context.Context, ids []string) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// replayRaw stores an undecodable message again, unchanged, if this
+// release decodes it: during a rolling upgrade of a cluster, a replica of
+// the previous release dead-letters the messages a newer one wrote in a
+// format it does not know, and they are replayed once the upgrade is done.
+func (q *Queue) replayRaw(ctx context.Context, e deadEntry) (bool, error) {
+	jobs, err := decodeJobs(e.dl.Raw)
+	if err != nil {
+		return false, nil
+	}
+	msg := &nats.Msg{Subject: subjBatchPrefix + strconv.Itoa(len(jobs)), Data: e.dl.Raw}
+	ack, err := q.publish(ctx, msg, fmt.Sprintf("p:%d:%s", e.seq, e.dl.ID))
+	if err != nil {
+		return false, fmt.Errorf("queue: replay %s: %w", e.dl.ID, err)
+	}
+	if _, err := q.deleteDead(ctx, e.seq); err != nil {
+		return false, fmt.Errorf("queue: replay %s: remove dead letter: %w", e.dl.ID, err)
+	}
+	return !ack.Duplicate, nil
 }
 
 // Drop deletes the dead letters with the given ids (all when ids is nil; an

@@ -144,3 +144,45 @@ func TestEventThatIsNotJSONIsDeadLettered(t *testing.T) {
 	}
 	eventually(t, 5*time.Second, "queue drained", func() bool { return drained(t, q) })
 }
+
+// TestReplayOfAMessageAnOlderReplicaCouldNotRead: during a rolling upgrade
+// of a cluster, a replica of the previous release dead-letters a format 2
+// message as undecodable; once upgraded, Replay stores it again.
+func TestReplayOfAMessageAnOlderReplicaCouldNotRead(t *testing.T) {
+	s := newScript()
+	q := openTest(t, t.TempDir(), s, nil)
+	ctx := context.Background()
+	body, err := appendCallback(nil, "cb-new", []Job{mkJob("new-a", "ok"), mkJob("new-b", "ok")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// As the previous release's poison wrote them: one it could not read
+	// but this release can, one nobody can.
+	for id, raw := range map[string][]byte{
+		"undecodable-7": append(appendHeader(nil, 2), body...),
+		"undecodable-8": []byte("not json"),
+	} {
+		dl, err := json.Marshal(DeadLetter{ID: id, LastError: "undecodable job message: invalid character", Reason: "undecodable message", DeadAt: time.Now(), Raw: raw})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := q.js.Publish(ctx, deadSubject(id), dl); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runTest(t, q)
+	if n, err := q.Replay(ctx, nil); err != nil || n != 1 {
+		t.Fatalf("Replay = %d, %v; want 1", n, err)
+	}
+	eventually(t, 10*time.Second, "the replayed jobs done", func() bool {
+		return s.doneCount("new-a") == 1 && s.doneCount("new-b") == 1
+	})
+	dls, err := q.DeadLetters(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dls) != 1 || dls[0].ID != "undecodable-8" {
+		t.Errorf("dead letters left: %+v; want the unreadable one", dls)
+	}
+	eventually(t, 5*time.Second, "queue drained", func() bool { return drained(t, q) })
+}
