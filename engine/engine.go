@@ -240,6 +240,12 @@ func (e *Engine) jobs(ctx context.Context, cb *Callback, matches [][]rules.Match
 		evbuf    []byte
 		now      = e.now()
 	)
+	// Sized once up front: jobs and event buffers grown by append were a
+	// large share of a callback's allocations.
+	if n, events := queuedJobs(matches); n > 0 {
+		jobs = make([]queue.Job, 0, n)
+		evbuf = make([]byte, 0, events*eventJSONSize)
+	}
 	for i := range matches {
 		var event json.RawMessage
 		for mi, m := range matches[i] {
@@ -307,6 +313,33 @@ func (e *Engine) jobs(ctx context.Context, cb *Callback, matches [][]rules.Match
 		}
 	}
 	return jobs, recorded, nil
+}
+
+// eventJSONSize is about the encoded size of a typical event, a little
+// over, so that a callback's event buffer is allocated once.
+const eventJSONSize = 512
+
+// queuedJobs counts the jobs matches can produce, and the events they
+// come from (before once keys are looked at: an upper bound).
+func queuedJobs(matches [][]rules.Match) (jobs, events int) {
+	for i := range matches {
+		n := 0
+		for _, m := range matches[i] {
+			if m.Shadow {
+				continue
+			}
+			for _, a := range m.Actions {
+				if !a.Sync {
+					n++
+				}
+			}
+		}
+		if n > 0 {
+			jobs += n
+			events++
+		}
+	}
+	return jobs, events
 }
 
 // cbLogger logs lines about one callback. The callback_id attribute is
