@@ -27,9 +27,9 @@ type jobContext struct {
 }
 
 // init prepares c for one run. c must not be in use.
-func (c *jobContext) init(parent context.Context, timeout time.Duration) {
+func (c *jobContext) init(parent context.Context, deadline time.Time) {
 	c.parent = parent
-	c.deadline = time.Now().Add(timeout)
+	c.deadline = deadline
 }
 
 func (c *jobContext) Deadline() (time.Time, bool) { return c.deadline, true }

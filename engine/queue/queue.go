@@ -205,14 +205,15 @@ type Job struct {
 // Queue is a durable job queue with a worker pool. Its methods are safe for
 // concurrent use.
 type Queue struct {
-	cfg  Config
-	log  *slog.Logger
-	ns   *server.Server // embedded server; nil with Config.URL
-	nc   *nats.Conn
-	js   jetstream.JetStream
-	jobs jetstream.Stream
-	dead jetstream.Stream
-	cons jetstream.Consumer
+	cfg      Config
+	ownClock bool // Config.Now was given, not defaulted to time.Now
+	log      *slog.Logger
+	ns       *server.Server // embedded server; nil with Config.URL
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	jobs     jetstream.Stream
+	dead     jetstream.Stream
+	cons     jetstream.Consumer
 
 	onceMu      sync.Mutex
 	onceBuckets map[time.Duration]*onceBucket
@@ -250,6 +251,7 @@ func Open(ctx context.Context, cfg Config) (*Queue, error) {
 	if cfg.JobTimeout <= 0 {
 		cfg.JobTimeout = DefaultJobTimeout
 	}
+	ownClock := cfg.Now != nil
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -284,6 +286,7 @@ func Open(ctx context.Context, cfg Config) (*Queue, error) {
 
 	q := &Queue{
 		cfg:         cfg,
+		ownClock:    ownClock,
 		log:         log,
 		onceBuckets: make(map[time.Duration]*onceBucket),
 		stopping:    make(chan struct{}),

@@ -402,7 +402,11 @@ type runResult struct {
 // runJob runs one attempt of job and updates its delivery state: attempt
 // count and times, last error, and for a retry the due time.
 func (q *Queue) runJob(job *Job, ctx *jobContext) runResult {
-	start := q.now()
+	t0 := time.Now()
+	start := t0 // one reading of the clock where Config.Now is time.Now
+	if q.ownClock {
+		start = q.now()
+	}
 	job.Attempt++
 	if job.FirstAttempt.IsZero() {
 		job.FirstAttempt = start
@@ -410,7 +414,7 @@ func (q *Queue) runJob(job *Job, ctx *jobContext) runResult {
 	job.LastAttempt = start
 	policy := job.Retry.withDefaults()
 
-	t0 := time.Now()
+	ctx.init(q.jobCtx, t0.Add(q.cfg.JobTimeout))
 	reason, err := q.do(job, ctx)
 	res := runResult{err: err, took: time.Since(t0)}
 	if err == nil {
@@ -450,7 +454,6 @@ func (q *Queue) do(job *Job, ctx *jobContext) (reason string, err error) {
 	if err != nil {
 		return "invalid parameters", fmt.Errorf("invalid parameters: %w", err)
 	}
-	ctx.init(q.jobCtx, q.cfg.JobTimeout)
 	defer ctx.cancel(context.Canceled)
 	defer func() {
 		if p := recover(); p != nil {

@@ -2,7 +2,10 @@ package queue
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -164,7 +167,7 @@ func TestJobContextActsAsWithTimeout(t *testing.T) {
 		{
 			parent, parentCancel := context.WithCancel(context.Background())
 			c := &jobContext{}
-			c.init(parent, sc.timeout)
+			c.init(parent, time.Now().Add(sc.timeout))
 			got = sc.run(c, parentCancel, func() { c.cancel(context.Canceled) })
 			c.cancel(context.Canceled)
 			parentCancel()
@@ -187,16 +190,41 @@ func TestJobContextActsAsWithTimeout(t *testing.T) {
 	}
 }
 
-// TestJobContextDeadlineIsTheTimeout: Deadline is JobTimeout from the start.
-func TestJobContextDeadlineIsTheTimeout(t *testing.T) {
-	before := time.Now()
-	c := &jobContext{}
-	c.init(context.Background(), time.Minute)
-	d, ok := c.Deadline()
-	if !ok || d.Before(before.Add(time.Minute)) || d.After(time.Now().Add(time.Minute)) {
-		t.Errorf("deadline %v, %v", d, ok)
+// TestJobTimeoutEndsAHungAction: an action still running at JobTimeout
+// sees its context end with DeadlineExceeded, and the job is retried.
+func TestJobTimeoutEndsAHungAction(t *testing.T) {
+	s := newScript()
+	h := newHookLog()
+	var mu sync.Mutex
+	var errs []error
+	q := openTest(t, t.TempDir(), s, func(c *Config) {
+		c.JobTimeout = 100 * time.Millisecond
+		c.Rand = func() float64 { return 1 } // the hook of the retry precedes the next attempt's
+		hooks := h.hooks()
+		finished := hooks.JobFinished
+		hooks.JobFinished = func(job *Job, outcome string, err error, took time.Duration) {
+			mu.Lock()
+			errs = append(errs, err)
+			mu.Unlock()
+			finished(job, outcome, err, took)
+		}
+		c.Hooks = hooks
+	})
+	runTest(t, q)
+	job := mkJob("hung", "block:1") // blocks on its first call only
+	job.Retry = Retry{Backoff: 50 * time.Millisecond, MaxBackoff: 50 * time.Millisecond}
+	enqueue(t, q, "cb-hung", job)
+	eventually(t, 10*time.Second, "the job done", func() bool { return s.doneCount("hung") == 1 })
+	eventually(t, 5*time.Second, "two outcomes", func() bool { return len(h.of("hung")) == 2 })
+	if got := h.of("hung"); !slices.Equal(got, []string{OutcomeRetried, OutcomeDone}) {
+		t.Errorf("outcomes %v", got)
 	}
-	if err := c.Err(); err != nil {
-		t.Errorf("Err = %v", err)
+	mu.Lock()
+	defer mu.Unlock()
+	if !errors.Is(errs[0], context.DeadlineExceeded) {
+		t.Errorf("first attempt ended with %v, want the deadline", errs[0])
+	}
+	if times := s.callTimes("hung"); times[1].Sub(times[0]) < 100*time.Millisecond {
+		t.Errorf("retried %v after the first call, before the job timeout", times[1].Sub(times[0]))
 	}
 }
