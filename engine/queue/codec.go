@@ -90,8 +90,9 @@ func appendHeader(dst []byte, n int) []byte {
 }
 
 // appendCallback appends the records of one callback's jobs, as Enqueue
-// stores them: CallbackID set, no attempt made. Jobs sharing an event are
-// the rule (one event, several rules and actions): it is stored once.
+// stores them: CallbackID set, no attempt made. A job whose event is the
+// previous job's refers to it instead of repeating it: an event matched by
+// several rules, or a rule with several actions, is stored once.
 func appendCallback(dst []byte, callbackID string, jobs []Job) ([]byte, error) {
 	var err error
 	for i := range jobs {
