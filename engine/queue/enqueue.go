@@ -83,9 +83,14 @@ func (q *Queue) Enqueue(ctx context.Context, callbackID string, jobs []Job) erro
 }
 
 const (
-	// committers publish concurrently: with an external cluster one
-	// round trip per group would otherwise bound the callback rate.
-	committers = 2
+	// With an external cluster two committers publish concurrently: one
+	// network round trip per group would otherwise bound the callback
+	// rate. The embedded server answers in-process, and one committer
+	// makes groups twice as large, so each callback pays less of a
+	// message's cost (measured: 69 -> 62 µs of CPU per callback in
+	// bench/load.sh).
+	externalCommitters = 2
+	embeddedCommitters = 1
 	// maxGroupBytes keeps a group well inside NATS's default 1 MB payload
 	// limit; a callback larger than that travels alone.
 	maxGroupBytes = 512 << 10

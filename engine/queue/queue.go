@@ -332,7 +332,11 @@ func Open(ctx context.Context, cfg Config) (*Queue, error) {
 		q.shutdownServer()
 		return nil, err
 	}
-	for range committers {
+	n := embeddedCommitters
+	if q.ns == nil {
+		n = externalCommitters
+	}
+	for range n {
 		q.committers.Add(1)
 		go q.commitLoop()
 	}
