@@ -11,8 +11,12 @@
 # a `log` at level debug, below the service's info level: the jobs are
 # stored and run, and nothing is printed.
 #
-# usage: bench/genrules.sh DIR
+# With MATCH_ONLY=1 the rules have no actions: they are matched, and
+# nothing is rendered or queued (bench/load.sh's matching-only comparison).
+#
+# usage: [MATCH_ONLY=1] bench/genrules.sh DIR
 set -euo pipefail
+MATCH_ONLY=${MATCH_ONLY:-0}
 
 dir=${1:?usage: bench/genrules.sh DIR}
 mkdir -p "$dir"
@@ -25,6 +29,12 @@ rule() {
   - name: $name
     on: $on
     when: '$when'
+YAML
+	if ((MATCH_ONLY)); then
+		echo "    actions: []"
+		return
+	fi
+	cat <<YAML
     actions:
       - log:
           level: debug

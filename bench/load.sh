@@ -19,6 +19,9 @@
 #   PROFILE [0]        1: after the rounds, one more friendflow run while
 #                      `go tool pprof -top` samples it (not measured)
 #   WRITE [1]          0: do not touch BENCHMARKS.md
+#   MATCH_ONLY [0]     1: the same rules without actions, so friendflow
+#                      decodes and matches but renders and queues nothing:
+#                      what the jobs cost, by difference (implies WRITE=0)
 #
 # Everything listens on 127.0.0.1 on ports the kernel picks; every wait has
 # a deadline; all processes started here are stopped on exit.
@@ -33,6 +36,14 @@ SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
 PROFILE=${PROFILE:-0}
 WRITE=${WRITE:-1}
+MATCH_ONLY=${MATCH_ONLY:-0}
+JOBS_PER_CALLBACK=3
+FF_LABEL="friendflow (100 rules, 3 jobs per callback)"
+if ((MATCH_ONLY)); then
+	WRITE=0
+	JOBS_PER_CALLBACK=0
+	FF_LABEL="friendflow (100 rules without actions: matching only)"
+fi
 
 SDKAPPID=1400000000
 BODY=examples/callbacks/friend_add.json
@@ -121,7 +132,7 @@ wait_for() {
 	done
 }
 
-bench/genrules.sh "$tmp/rules"
+MATCH_ONLY=$MATCH_ONLY bench/genrules.sh "$tmp/rules"
 
 log "starting the servers on core $SERVER_CPU"
 GOMAXPROCS=1 taskset -c "$SERVER_CPU" "$OUT/ceiling" -listen 127.0.0.1:0 2>"$tmp/ceiling.log" &
@@ -298,7 +309,7 @@ measure() {
 		jobs1=$(metric friendflow_jobs_total 'outcome="done"')
 		# The server may finish a few requests wrk stopped counting; never fewer.
 		((ok1 - ok0 >= reqs)) || die "friendflow counted $((ok1 - ok0)) OK callbacks, wrk $reqs requests"
-		note="; jobs run during the round $((jobs1 - jobs0)) of $((3 * (ok1 - ok0))) stored, backlog $(metric friendflow_queue_jobs)"
+		note="; jobs run during the round $((jobs1 - jobs0)) of $((JOBS_PER_CALLBACK * (ok1 - ok0))) stored, backlog $(metric friendflow_queue_jobs)"
 		# Let the workers finish before the ceiling's next round, which
 		# must not share its core with friendflow's backlog.
 		local t0=$SECONDS
@@ -416,7 +427,7 @@ table=$(
 	echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 	printf '| raw net/http ceiling | %.0f | %s | %s | %s MiB | %d µs | 1.00 | 1.00 | 1.00 |\n' \
 		"${med_rps[raw]}" "$(ms "${med_p50[raw]}")" "$(ms "${med_p99[raw]}")" "${hwm_mib[raw]}" "${med_cpu[raw]}"
-	printf '| friendflow (100 rules, 3 jobs per callback) | %.0f | %s | %s | %s MiB | %d µs | %s | %s | %s |\n' \
+	printf '| %s | %.0f | %s | %s | %s MiB | %d µs | %s | %s | %s |\n' "$FF_LABEL" \
 		"${med_rps[friendflow]}" "$(ms "${med_p50[friendflow]}")" "$(ms "${med_p99[friendflow]}")" \
 		"${hwm_mib[friendflow]}" "${med_cpu[friendflow]}" "$rps_ratio" "$p99_ratio" "$cpu_ratio"
 	echo
