@@ -114,9 +114,25 @@ func decodeErr(reason, format string, a ...any) error {
 // CallbackCommand must equal cb.Command.
 func Decode(data []byte, cb *Callback) error {
 	var b body
+	if b.decodeFast(data) {
+		return b.events(cb)
+	}
+	// A body of its own: decodeFast may have filled part of b, and
+	// Unmarshal merges into what it finds. On the heap, as Unmarshal needs;
+	// b stays on the stack.
+	slow := new(body)
+	if err := unmarshalBody(data, slow); err != nil {
+		return err
+	}
+	return slow.events(cb)
+}
+
+// unmarshalBody is the general path, for whatever decodeFast refuses, and
+// the one that words every error about the JSON itself.
+func unmarshalBody(data []byte, b *body) error {
 	// Unmarshal, not a Decoder: it reads the body in place (no buffer copy)
 	// and refuses anything after the object.
-	if err := json.Unmarshal(data, &b); err != nil {
+	if err := json.Unmarshal(data, b); err != nil {
 		var syn *json.SyntaxError
 		var typ *json.UnmarshalTypeError
 		switch {
@@ -128,6 +144,11 @@ func Decode(data []byte, cb *Callback) error {
 			return decodeErr(ReasonMalformed, "malformed JSON: %v", err)
 		}
 	}
+	return nil
+}
+
+// events checks a decoded body against cb and sets cb.Events.
+func (b *body) events(cb *Callback) error {
 	if b.CallbackCommand != cb.Command {
 		return decodeErr(ReasonCommandMismatch, "CallbackCommand in query (%q) differs from body (%q)", cb.Command, b.CallbackCommand)
 	}
