@@ -240,13 +240,9 @@ func TestDecodeFastTakesSamples(t *testing.T) {
 		[]byte(`{"CallbackCommand":"Sns.CallbackFriendDelete","PairList":[]}`),
 		[]byte(`{"CallbackCommand":"Sns.CallbackFriendDelete","PairList":[{}]}`),
 		[]byte(`{"EventTime":-9223372036854775808,"ForceFlag":9223372036854775807,"ForceAddFlags":-0}`),
-		[]byte(`{"CallbackCommand":"Sns.CallbackPrevFriendAdd","FriendItem":[{"To_Account":"用户_é","AddWording":"你好 👋 \u00e9"}]}`),
 		[]byte(`{"CallbackCommand":"Sns.CallbackPrevFriendAdd","FriendItem":[{"To_Account":"用户_é","AddWording":"你好 👋 �"}]}`),
 	)
 	for _, b := range bodies {
-		if strings.Contains(string(b), `\u`) {
-			continue // escapes are the slow path's
-		}
 		var fast body
 		if !fast.decodeFast(b) {
 			t.Errorf("fast path gave up on %s", b)
