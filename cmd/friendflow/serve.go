@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -191,23 +190,12 @@ func newLogger(w io.Writer, format string, level slog.Level) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, opts))
 }
 
-// defaultGCPercent is serve's GOGC when the environment sets none.
-const defaultGCPercent = 200
-
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
 	cfg, err := parseServe(args, stdout, getenv)
 	if err != nil {
 		return err
 	}
 	log := newLogger(stderr, cfg.LogFormat, cfg.LogLevel)
-	if getenv("GOGC") == "" {
-		// Every callback allocates (decoding, jobs, the embedded NATS
-		// server's buffers), and at Go's default of 100 the collector
-		// took about 15% of the CPU under load. 200 gives part of that
-		// back for a larger heap, well inside the 80 MiB budget
-		// (BENCHMARKS.md). GOGC and GOMEMLIMIT in the environment win.
-		debug.SetGCPercent(defaultGCPercent)
-	}
 	metrics := engine.NewMetrics(version, buildCommit())
 
 	var imc *im.Client
