@@ -10,6 +10,18 @@ import (
 // TestFillEnvMatchesEnv sets every event field to a distinct value and
 // checks that fillEnv, over a map holding another event, yields Env.
 func TestFillEnvMatchesEnv(t *testing.T) {
+	ev := distinctEvent(t)
+	m := (&Event{From_Account: "other"}).Env()
+	ev.fillEnv(m)
+	if want := ev.Env(); !maps.Equal(m, want) {
+		t.Fatalf("fillEnv:\n got  %v\n want %v", m, want)
+	}
+}
+
+// distinctEvent returns an event whose every field holds a value no other
+// field has, so a reader that mixes up two fields is caught.
+func distinctEvent(t *testing.T) Event {
+	t.Helper()
 	var ev Event
 	v := reflect.ValueOf(&ev).Elem()
 	for i := range v.NumField() {
@@ -19,12 +31,8 @@ func TestFillEnvMatchesEnv(t *testing.T) {
 		case reflect.Int:
 			f.SetInt(int64(1000 + i))
 		default:
-			t.Fatalf("field %s has kind %s: teach fillEnv and this test", v.Type().Field(i).Name, f.Kind())
+			t.Fatalf("field %s has kind %s: teach fillEnv, eventFieldOf and their tests", v.Type().Field(i).Name, f.Kind())
 		}
 	}
-	m := (&Event{From_Account: "other"}).Env()
-	ev.fillEnv(m)
-	if want := ev.Env(); !maps.Equal(m, want) {
-		t.Fatalf("fillEnv:\n got  %v\n want %v", m, want)
-	}
+	return ev
 }
