@@ -2,8 +2,9 @@
 # Load benchmark: friendflow against a bare net/http "ceiling" server that
 # only reads the body and answers OK, both on one core, wrk on the other.
 # Prints the medians over interleaved rounds, checks the targets and writes
-# BENCHMARKS.md. Exit 0 when every target is met, 1 when one is missed,
-# 2 when the benchmark could not be run (nothing measured is written then).
+# the generated section of docs/performance.md. Exit 0 when every target is
+# met, 1 when one is missed, 2 when the benchmark could not be run (nothing
+# measured is written then).
 #
 #   bench/load.sh                       # 10 s rounds, 3 rounds per target
 #   DURATION=30s ROUNDS=5 bench/load.sh
@@ -18,7 +19,7 @@
 #   CLIENT_CPU [1]     core wrk is pinned to
 #   PROFILE [0]        1: after the rounds, one more friendflow run while
 #                      `go tool pprof -top` samples it (not measured)
-#   WRITE [1]          0: do not touch BENCHMARKS.md
+#   WRITE [1]          0: do not touch docs/performance.md
 #   MATCH_ONLY [0]     1: the same rules without actions, so friendflow
 #                      decodes and matches but renders and queues nothing:
 #                      what the jobs cost, by difference (implies WRITE=0)
@@ -489,31 +490,33 @@ if ((WRITE)); then
 		echo '```'
 		echo "<!-- bench/load.sh:end -->"
 	)
-	if [[ -f BENCHMARKS.md ]] && grep -q '<!-- bench/load.sh:begin' BENCHMARKS.md; then
+	out=docs/performance.md
+	if [[ -f $out ]] && grep -q '<!-- bench/load.sh:begin' "$out"; then
 		echo "$section" >"$tmp/section.md"
 		awk -v f="$tmp/section.md" '
 			/<!-- bench\/load.sh:begin/ { while ((getline l <f) > 0) print l; skip = 1; next }
 			/<!-- bench\/load.sh:end -->/ { skip = 0; next }
-			!skip' BENCHMARKS.md >"$tmp/BENCHMARKS.md"
-		cat "$tmp/BENCHMARKS.md" >BENCHMARKS.md
+			!skip' "$out" >"$tmp/performance.md"
+		cat "$tmp/performance.md" >"$out"
 	else
+		mkdir -p "$(dirname "$out")"
 		{
-			if [[ -f BENCHMARKS.md ]]; then
-				cat BENCHMARKS.md
+			if [[ -f $out ]]; then
+				cat "$out"
 				echo
 			else
 				cat <<'EOF'
-# Benchmarks
+# Performance
 
 How fast friendflow is, measured by the scripts under `bench/` (see `bench/README.md`).
 
 EOF
 			fi
 			echo "$section"
-		} >"$tmp/BENCHMARKS.md"
-		cat "$tmp/BENCHMARKS.md" >BENCHMARKS.md
+		} >"$tmp/performance.md"
+		cat "$tmp/performance.md" >"$out"
 	fi
-	log "wrote BENCHMARKS.md"
+	log "wrote $out"
 fi
 
 [[ $v_rps == PASS && $v_p99 == PASS && $v_hwm == PASS ]] || exit 1

@@ -13,15 +13,19 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-var update = flag.Bool("update", false, "rewrite the README's generated sections")
+var update = flag.Bool("update", false, "rewrite the documentation's generated sections")
 
-const readmePath = "../../README.md"
-
-// The README is the front door: these tests keep its references equal to
-// what the code declares, so documentation cannot drift.
+// The README is the front door; the reference lives under docs/. These
+// tests keep the reference equal to what the code declares, so the
+// documentation cannot drift.
+const (
+	readmePath     = "../../README.md"
+	actionsPath    = "../../docs/actions.md"    // the generated action reference
+	operationsPath = "../../docs/operations.md" // the configuration and metrics tables
+)
 
 func TestReadmeActionReference(t *testing.T) {
-	raw, err := os.ReadFile(readmePath)
+	raw, err := os.ReadFile(actionsPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,23 +33,23 @@ func TestReadmeActionReference(t *testing.T) {
 	const begin, end = "<!-- actions:begin -->\n", "<!-- actions:end -->"
 	i, j := strings.Index(readme, begin), strings.Index(readme, end)
 	if i < 0 || j < i {
-		t.Fatal("README lacks the actions markers")
+		t.Fatal("docs/actions.md lacks the actions markers")
 	}
 	want := actions.Reference(newRegistry(slog.New(slog.DiscardHandler), nil))
 	if got := readme[i+len(begin) : j]; got != want {
 		if *update {
 			readme = readme[:i+len(begin)] + want + readme[j:]
-			if err := os.WriteFile(readmePath, []byte(readme), 0o644); err != nil {
+			if err := os.WriteFile(actionsPath, []byte(readme), 0o644); err != nil {
 				t.Fatal(err)
 			}
 			return
 		}
-		t.Fatal("the README's action reference differs from the declarations; run: go test ./cmd/friendflow -run TestReadmeActionReference -update")
+		t.Fatal("the action reference in docs/actions.md differs from the declarations; run: go test ./cmd/friendflow -run TestReadmeActionReference -update")
 	}
 }
 
 func TestReadmeConfigurationTable(t *testing.T) {
-	raw, err := os.ReadFile(readmePath)
+	raw, err := os.ReadFile(operationsPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,13 +63,13 @@ func TestReadmeConfigurationTable(t *testing.T) {
 	fs.VisitAll(func(f *flag.Flag) {
 		row := "| `--" + f.Name + "` | `" + envName(f.Name) + "` |"
 		if !strings.Contains(string(raw), row) {
-			t.Errorf("README configuration table lacks %s", row)
+			t.Errorf("the configuration table in docs/operations.md lacks %s", row)
 		}
 	})
 }
 
 func TestReadmeMetrics(t *testing.T) {
-	raw, err := os.ReadFile(readmePath)
+	raw, err := os.ReadFile(operationsPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +95,7 @@ func TestReadmeMetrics(t *testing.T) {
 	}
 	for n := range names {
 		if !strings.Contains(string(raw), "| `"+n+"` |") {
-			t.Errorf("README metrics table lacks %s", n)
+			t.Errorf("the metrics table in docs/operations.md lacks %s", n)
 		}
 	}
 }
