@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/friendflow/friendflow/actions"
+	"github.com/friendflow/friendflow/engine/imcallback"
 	"github.com/friendflow/friendflow/engine/queue"
 	"github.com/friendflow/friendflow/engine/queue/queuetest"
 	"github.com/friendflow/friendflow/rules"
@@ -66,9 +67,9 @@ func TestTwoEnginesShareAClusterThroughFailover(t *testing.T) {
 			{"From_Account":"b%d","To_Account":"a%d","Initiator_Account":"a%d"}]}`, f, f, f, f, f, f)
 		deadline := time.Now().Add(30 * time.Second)
 		for {
-			cb := newCB(rules.CmdFriendAdd)
-			cb.ID = newID()
-			if err := Decode([]byte(body), cb); err != nil {
+			cb := newCB(imcallback.CmdFriendAdd)
+			cb.ID = imcallback.NewID()
+			if err := imcallback.Decode([]byte(body), cb); err != nil {
 				t.Error(err)
 				return
 			}

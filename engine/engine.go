@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/friendflow/friendflow/actions"
+	"github.com/friendflow/friendflow/engine/imcallback"
 	"github.com/friendflow/friendflow/engine/queue"
 	"github.com/friendflow/friendflow/rules"
 )
@@ -26,7 +27,7 @@ type Queue interface {
 	Forget(ctx context.Context, key string, ttl time.Duration) error
 }
 
-// Engine is the Handler that matches every event of a callback against the
+// Engine is the imcallback.Handler that matches every event of a callback against the
 // active rules, decides Prev callbacks, and stores the matched actions as
 // jobs before the callback is answered.
 type Engine struct {
@@ -49,7 +50,7 @@ type Engine struct {
 	scratch sync.Pool
 
 	// failed marks the events of in-flight Prev callbacks for which a rule
-	// failed, keyed by *rules.Event: the rule set reports errors through
+	// failed, keyed by *imcallback.Event: the rule set reports errors through
 	// one callback for all requests.
 	failed sync.Map
 }
@@ -57,7 +58,7 @@ type Engine struct {
 // OnRuleError is the rules.Options.OnRuleError of the sets the engine
 // uses: a runtime error in one rule is logged, counted, and for a Prev
 // callback remembered for its target's decision.
-func (e *Engine) OnRuleError(rule string, ev *rules.Event, err error) {
+func (e *Engine) OnRuleError(rule string, ev *imcallback.Event, err error) {
 	e.logger().Warn("rule failed at run time; counted as no match",
 		"rule", rule, "error", err.Error(), "command", ev.CallbackCommand,
 		"from", ev.From_Account, "to", ev.To_Account, "pair_index", ev.PairIndex)
@@ -89,19 +90,19 @@ func (e *Engine) now() time.Time {
 // ErrNoRules is returned while no rule set has been loaded.
 var ErrNoRules = errors.New("no rules loaded yet")
 
-// Handle implements Handler.
-func (e *Engine) Handle(ctx context.Context, cb *Callback) (Reply, error) {
+// Handle implements imcallback.Handler.
+func (e *Engine) Handle(ctx context.Context, cb *imcallback.Callback) (imcallback.Reply, error) {
 	set := e.Rules()
 	if set == nil {
-		return Reply{}, ErrNoRules
+		return imcallback.Reply{}, ErrNoRules
 	}
 	if e.Metrics != nil {
 		e.Metrics.CountEvents(cb.Command, len(cb.Events))
 	}
 	log := cbLogger{e.logger(), cb.ID}
-	reply := OK()
+	reply := imcallback.OK()
 	var matches [][]rules.Match
-	if rules.IsPrev(cb.Command) {
+	if imcallback.IsPrev(cb.Command) {
 		matches, reply.ResultItem = e.decide(ctx, set, cb, log)
 	} else {
 		matches = make([][]rules.Match, len(cb.Events))
@@ -138,7 +139,7 @@ func (e *Engine) Handle(ctx context.Context, cb *Callback) (Reply, error) {
 			}
 			return reply, nil
 		}
-		return Reply{}, fmt.Errorf("storing %d jobs: %w", len(jobs), err)
+		return imcallback.Reply{}, fmt.Errorf("storing %d jobs: %w", len(jobs), err)
 	}
 	if len(jobs) > 0 && log.enabled(slog.LevelDebug) {
 		log.Debug("callback accepted", "command", cb.Command, "events", len(cb.Events), "jobs", len(jobs))
@@ -147,9 +148,9 @@ func (e *Engine) Handle(ctx context.Context, cb *Callback) (Reply, error) {
 }
 
 // decide runs the rules of a Prev callback within DecisionTimeout and
-// returns one ResultItem per target: the first matching rule (file order)
+// returns one imcallback.ResultItem per target: the first matching rule (file order)
 // with a deny action denies; otherwise the target is allowed.
-func (e *Engine) decide(ctx context.Context, set *rules.Set, cb *Callback, log cbLogger) ([][]rules.Match, []ResultItem) {
+func (e *Engine) decide(ctx context.Context, set *rules.Set, cb *imcallback.Callback, log cbLogger) ([][]rules.Match, []imcallback.ResultItem) {
 	start := time.Now()
 	timeout := e.DecisionTimeout
 	if timeout <= 0 {
@@ -179,10 +180,10 @@ func (e *Engine) decide(ctx context.Context, set *rules.Set, cb *Callback, log c
 	case <-ctx.Done():
 		timedOut = true
 	}
-	items := make([]ResultItem, len(cb.Events))
+	items := make([]imcallback.ResultItem, len(cb.Events))
 	for i := range cb.Events {
 		ev := &cb.Events[i]
-		items[i] = ResultItem{To_Account: ev.To_Account}
+		items[i] = imcallback.ResultItem{To_Account: ev.To_Account}
 		failed := timedOut || flags[i].Load()
 		if !timedOut {
 			e.failed.Delete(ev)
@@ -229,7 +230,7 @@ func (e *Engine) failCode() int {
 	if e.FailCode != 0 {
 		return e.FailCode
 	}
-	return 38000
+	return imcallback.MinDenyCode
 }
 
 func (e *Engine) countMatches(matches [][]rules.Match) {
@@ -245,7 +246,7 @@ func (e *Engine) countMatches(matches [][]rules.Match) {
 
 // jobs turns the matches into jobs, claiming once keys on the way. It
 // returns the keys it claimed so that a failed enqueue can release them.
-func (e *Engine) jobs(ctx context.Context, cb *Callback, matches [][]rules.Match, log cbLogger, sc *jobScratch) ([]queue.Job, []rules.Once, error) {
+func (e *Engine) jobs(ctx context.Context, cb *imcallback.Callback, matches [][]rules.Match, log cbLogger, sc *jobScratch) ([]queue.Job, []rules.Once, error) {
 	var (
 		jobs     []queue.Job
 		recorded []rules.Once
@@ -298,7 +299,7 @@ func (e *Engine) jobs(ctx context.Context, cb *Callback, matches [][]rules.Match
 				// The callback's events share one buffer: a slice stays
 				// valid when a later append moves the buffer.
 				start := len(evbuf)
-				evbuf = appendEventJSON(evbuf, &cb.Events[i])
+				evbuf = imcallback.AppendEventJSON(evbuf, &cb.Events[i])
 				event = evbuf[start:len(evbuf):len(evbuf)]
 			}
 			for ai, a := range m.Actions {

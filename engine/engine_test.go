@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/friendflow/friendflow/actions"
+	"github.com/friendflow/friendflow/engine/imcallback"
 	"github.com/friendflow/friendflow/engine/queue"
 	"github.com/friendflow/friendflow/rules"
 )
@@ -118,11 +120,11 @@ func (h *harness) drained(t *testing.T) {
 	t.Fatal("the queue never drained")
 }
 
-func (h *harness) callback(t *testing.T, cmd, sample string) *Callback {
+func (h *harness) callback(t *testing.T, cmd, sample string) *imcallback.Callback {
 	t.Helper()
 	cb := newCB(cmd)
-	cb.ID = newID()
-	if err := Decode(readSample(t, sample), cb); err != nil {
+	cb.ID = imcallback.NewID()
+	if err := imcallback.Decode(readSample(t, sample), cb); err != nil {
 		t.Fatal(err)
 	}
 	return cb
@@ -148,7 +150,7 @@ rules:
 
 func TestEngineQueuesMatchedActionsAndRunsThem(t *testing.T) {
 	h := newHarness(t, welcomeRules, true)
-	cb := h.callback(t, rules.CmdFriendAdd, "friend_add_response.json")
+	cb := h.callback(t, imcallback.CmdFriendAdd, "friend_add_response.json")
 	reply, err := h.eng.Handle(context.Background(), cb)
 	if err != nil || reply.ActionStatus != "OK" || reply.ResultItem != nil {
 		t.Fatalf("reply %+v, %v", reply, err)
@@ -167,8 +169,8 @@ func TestEngineQueuesMatchedActionsAndRunsThem(t *testing.T) {
 		if !strings.HasPrefix(j.ID, cb.ID+"-") {
 			t.Errorf("job id %q not derived from callback id %q", j.ID, cb.ID)
 		}
-		var ev rules.Event
-		if err := json.Unmarshal(j.Event, &ev); err != nil || ev.CallbackCommand != rules.CmdFriendAdd {
+		var ev imcallback.Event
+		if err := json.Unmarshal(j.Event, &ev); err != nil || ev.CallbackCommand != imcallback.CmdFriendAdd {
 			t.Errorf("job event %s: %v", j.Event, err)
 		}
 	}
@@ -180,7 +182,7 @@ func TestEngineQueuesMatchedActionsAndRunsThem(t *testing.T) {
 	}
 
 	// The same friendship again within the once window: no second welcome.
-	cb2 := h.callback(t, rules.CmdFriendAdd, "friend_add_response.json")
+	cb2 := h.callback(t, imcallback.CmdFriendAdd, "friend_add_response.json")
 	if _, err := h.eng.Handle(context.Background(), cb2); err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +205,7 @@ func (failingQueue) Enqueue(context.Context, string, []queue.Job) error {
 func TestEngineFailedEnqueueReleasesOnceKeys(t *testing.T) {
 	h := newHarness(t, welcomeRules, false)
 	h.eng.Queue = failingQueue{h.q}
-	cb := h.callback(t, rules.CmdFriendAdd, "friend_add_response.json")
+	cb := h.callback(t, imcallback.CmdFriendAdd, "friend_add_response.json")
 	if _, err := h.eng.Handle(context.Background(), cb); err == nil || !strings.Contains(err.Error(), "stream unavailable") {
 		t.Fatalf("err %v", err)
 	}
@@ -222,7 +224,7 @@ func TestEngineFailedEnqueueReleasesOnceKeys(t *testing.T) {
 func TestEngineReceiverFailsWhenStoreFails(t *testing.T) {
 	h := newHarness(t, welcomeRules, false)
 	h.eng.Queue = failingQueue{h.q}
-	rc := &Receiver{SdkAppid: testAppID, Handler: h.eng, Logger: slog.New(slog.DiscardHandler)}
+	rc := &imcallback.Receiver{SdkAppid: testAppID, Handler: h.eng, Logger: slog.New(slog.DiscardHandler)}
 	srv := httptest.NewServer(rc)
 	defer srv.Close()
 	resp, err := http.Post(srv.URL+"?SdkAppid=1400000000&CallbackCommand=Sns.CallbackFriendAdd", "application/json", strings.NewReader(string(readSample(t, "friend_add.json"))))
@@ -230,7 +232,7 @@ func TestEngineReceiverFailsWhenStoreFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var r Reply
+	var r imcallback.Reply
 	_ = json.NewDecoder(resp.Body).Decode(&r)
 	if resp.StatusCode != http.StatusServiceUnavailable || r.ActionStatus != "FAIL" || r.ErrorCode != 1 || !strings.Contains(r.ErrorInfo, "stream unavailable") {
 		t.Fatalf("got %d %+v", resp.StatusCode, r)
@@ -263,7 +265,7 @@ rules:
       - deny: { code: 38999, reason: "never wins: deny-spam comes first" }
 `
 
-func prevCallback(t *testing.T, wordings ...string) *Callback {
+func prevCallback(t *testing.T, wordings ...string) *imcallback.Callback {
 	t.Helper()
 	type item struct {
 		To_Account string `json:"To_Account"`
@@ -274,15 +276,15 @@ func prevCallback(t *testing.T, wordings ...string) *Callback {
 		Requester_Account string `json:"Requester_Account"`
 		From_Account      string `json:"From_Account"`
 		FriendItem        []item `json:"FriendItem"`
-	}{CallbackCommand: rules.CmdPrevFriendAdd, Requester_Account: "mallory", From_Account: "mallory"}
+	}{CallbackCommand: imcallback.CmdPrevFriendAdd, Requester_Account: "mallory", From_Account: "mallory"}
 	for i, w := range wordings {
 		body.FriendItem = append(body.FriendItem, item{To_Account: "id" + string(rune('1'+i)), AddWording: w})
 	}
 	data, _ := json.Marshal(body)
-	cb := newCB(rules.CmdPrevFriendAdd)
-	cb.ID = newID()
+	cb := newCB(imcallback.CmdPrevFriendAdd)
+	cb.ID = imcallback.NewID()
 	cb.OptPlatform = "Android"
-	if err := Decode(data, cb); err != nil {
+	if err := imcallback.Decode(data, cb); err != nil {
 		t.Fatal(err)
 	}
 	return cb
@@ -295,7 +297,7 @@ func TestEngineDecidesEachTarget(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []ResultItem{
+	want := []imcallback.ResultItem{
 		{To_Account: "id1"}, // only the shadow rule denies it: allowed
 		{To_Account: "id2", ResultCode: 38001, ResultInfo: "spam"},
 		{To_Account: "id3", ResultCode: 38001, ResultInfo: "spam"},
@@ -384,7 +386,7 @@ func TestEngineDecisionFailOpenAndClosed(t *testing.T) {
 
 func TestEngineNoRules(t *testing.T) {
 	e := &Engine{Rules: func() *rules.Set { return nil }}
-	if _, err := e.Handle(context.Background(), newCB(rules.CmdFriendAdd)); !errors.Is(err, ErrNoRules) {
+	if _, err := e.Handle(context.Background(), newCB(imcallback.CmdFriendAdd)); !errors.Is(err, ErrNoRules) {
 		t.Fatalf("err %v", err)
 	}
 }
@@ -417,8 +419,8 @@ func BenchmarkDecide100Rules(b *testing.B) {
 		b.Fatal(err)
 	}
 	e := &Engine{Rules: func() *rules.Set { return set }, Logger: slog.New(slog.DiscardHandler), DecisionTimeout: time.Second}
-	cb := newCB(rules.CmdPrevFriendAdd)
-	if err := Decode(readSample(b, "prev_friend_add.json"), cb); err != nil {
+	cb := newCB(imcallback.CmdPrevFriendAdd)
+	if err := imcallback.Decode(readSample(b, "prev_friend_add.json"), cb); err != nil {
 		b.Fatal(err)
 	}
 	cb.Events[1].AddWording = "cheap loan"
@@ -460,11 +462,11 @@ func TestEngineMetrics(t *testing.T) {
 	h := newHarness(t, welcomeRules, true)
 	h.eng.Metrics.WatchQueue(h.q.Stats)
 	for range 2 {
-		if _, err := h.eng.Handle(context.Background(), h.callback(t, rules.CmdFriendAdd, "friend_add_response.json")); err != nil {
+		if _, err := h.eng.Handle(context.Background(), h.callback(t, imcallback.CmdFriendAdd, "friend_add_response.json")); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := h.eng.Handle(context.Background(), h.callback(t, rules.CmdFriendAdd, "friend_add.json")); err != nil {
+	if _, err := h.eng.Handle(context.Background(), h.callback(t, imcallback.CmdFriendAdd, "friend_add.json")); err != nil {
 		t.Fatal(err)
 	}
 	h.rec.wait(t, 1+2+2+3) // welcome once, audit for every pair
@@ -536,9 +538,9 @@ func BenchmarkEnqueueToExecution(b *testing.B) {
 	data := readSample(b, "friend_add_forced_by_admin.json")
 	var reply, exec []time.Duration
 	for b.Loop() {
-		cb := newCB(rules.CmdFriendAdd)
-		cb.ID = newID()
-		if err := Decode(data, cb); err != nil {
+		cb := newCB(imcallback.CmdFriendAdd)
+		cb.ID = imcallback.NewID()
+		if err := imcallback.Decode(data, cb); err != nil {
 			b.Fatal(err)
 		}
 		t0 := time.Now()
@@ -569,22 +571,22 @@ func TestEngineStoresTheLargestCallback(t *testing.T) {
 `, true)
 	var sb strings.Builder
 	sb.WriteString(`{"CallbackCommand":"Sns.CallbackFriendAdd","ClientCmd":"friend_add","PairList":[`)
-	for i := range MaxPairs {
+	for i := range imcallback.MaxPairs {
 		if i > 0 {
 			sb.WriteString(",")
 		}
 		fmt.Fprintf(&sb, `{"From_Account":"user_with_a_long_name_%d","To_Account":"another_long_account_%d","Initiator_Account":"user_%d"}`, i, i, i)
 	}
 	sb.WriteString("]}")
-	cb := newCB(rules.CmdFriendAdd)
-	cb.ID = newID()
-	if err := Decode([]byte(sb.String()), cb); err != nil {
+	cb := newCB(imcallback.CmdFriendAdd)
+	cb.ID = imcallback.NewID()
+	if err := imcallback.Decode([]byte(sb.String()), cb); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := h.eng.Handle(context.Background(), cb); err != nil {
-		t.Fatalf("a callback of %d pairs x 3 actions was refused: %v", MaxPairs, err)
+		t.Fatalf("a callback of %d pairs x 3 actions was refused: %v", imcallback.MaxPairs, err)
 	}
-	h.rec.wait(t, 3*MaxPairs)
+	h.rec.wait(t, 3*imcallback.MaxPairs)
 }
 
 func TestEnginePrevDecidesEvenWhenJobsCannotBeStored(t *testing.T) {
@@ -602,3 +604,41 @@ func TestEnginePrevDecidesEvenWhenJobsCannotBeStored(t *testing.T) {
 		t.Fatal("the unstored job was not logged")
 	}
 }
+
+// syncBuffer is a log destination safe for the workers' goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func readSample(t testing.TB, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("../examples/callbacks", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+var received = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+
+func newCB(cmd string) *imcallback.Callback {
+	return &imcallback.Callback{Command: cmd, SdkAppid: 1400000000, ClientIP: "127.0.0.1", OptPlatform: "RESTAPI", ReceivedAt: received}
+}
+
+const (
+	testAppID = 1400000000
+	testToken = "s3cr3t-callback-token"
+)

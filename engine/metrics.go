@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/friendflow/friendflow/engine/imcallback"
 	"github.com/friendflow/friendflow/engine/queue"
 	"github.com/friendflow/friendflow/rules"
 )
@@ -54,8 +55,8 @@ type Metrics struct {
 
 // commandIndex numbers the six commands for the per-command event counts.
 var commandIndex = map[string]int{
-	rules.CmdFriendAdd: 0, rules.CmdFriendDelete: 1, rules.CmdBlackListAdd: 2,
-	rules.CmdBlackListDelete: 3, rules.CmdPrevFriendAdd: 4, rules.CmdPrevFriendResponse: 5,
+	imcallback.CmdFriendAdd: 0, imcallback.CmdFriendDelete: 1, imcallback.CmdBlackListAdd: 2,
+	imcallback.CmdBlackListDelete: 3, imcallback.CmdPrevFriendAdd: 4, imcallback.CmdPrevFriendResponse: 5,
 }
 
 // ruleCounts is one rule's matches, and the event counts of its commands
@@ -235,10 +236,10 @@ func (m *Metrics) Collectors() []prometheus.Collector {
 	return m.own
 }
 
-// ObserveCallback is the Receiver's Observe hook.
+// ObserveCallback is the imcallback.Receiver's Observe hook.
 func (m *Metrics) ObserveCallback(command, result, reason string, took time.Duration) {
 	m.Callbacks.WithLabelValues(command, result, reason).Inc()
-	if result == ResultOK {
+	if result == imcallback.ResultOK {
 		m.CallbackDuration.WithLabelValues(command).Observe(took.Seconds())
 	}
 }

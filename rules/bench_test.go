@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/friendflow/friendflow/engine/imcallback"
 )
 
 // genRules writes n rules; indexed rules each test a distinct
@@ -38,7 +40,7 @@ func BenchmarkMatch(b *testing.B) {
 			}
 			b.Run(name, func(b *testing.B) {
 				s := mustLoad(b, map[string]string{"r.yaml": genRules(n, indexed)})
-				ev := &Event{CallbackCommand: CmdFriendAdd, ClientCmd: "friend_add", From_Account: "user0", To_Account: "bob"}
+				ev := &imcallback.Event{CallbackCommand: imcallback.CmdFriendAdd, ClientCmd: "friend_add", From_Account: "user0", To_Account: "bob"}
 				if got := s.Match(ev); len(got) != 1 {
 					b.Fatalf("matches = %d", len(got))
 				}
@@ -56,7 +58,7 @@ func BenchmarkMatchNoMatch(b *testing.B) {
 	for _, n := range []int{100, 10000} {
 		b.Run(fmt.Sprintf("indexed/rules=%d", n), func(b *testing.B) {
 			s := mustLoad(b, map[string]string{"r.yaml": genRules(n, true)})
-			ev := &Event{CallbackCommand: CmdFriendAdd, ClientCmd: "friend_add", From_Account: "nobody", To_Account: "bob"}
+			ev := &imcallback.Event{CallbackCommand: imcallback.CmdFriendAdd, ClientCmd: "friend_add", From_Account: "nobody", To_Account: "bob"}
 			b.ReportAllocs()
 			for b.Loop() {
 				s.Match(ev)
@@ -67,7 +69,7 @@ func BenchmarkMatchNoMatch(b *testing.B) {
 
 func BenchmarkMatchParallel(b *testing.B) {
 	s := mustLoad(b, map[string]string{"r.yaml": genRules(100, false)})
-	ev := &Event{CallbackCommand: CmdFriendAdd, ClientCmd: "friend_add", From_Account: "user0", To_Account: "bob"}
+	ev := &imcallback.Event{CallbackCommand: imcallback.CmdFriendAdd, ClientCmd: "friend_add", From_Account: "user0", To_Account: "bob"}
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
@@ -105,20 +107,20 @@ func benchRules(tb testing.TB) string {
 
 // sampleEvents returns the events of examples/callbacks/friend_add.json as
 // the receiver builds them: one per pair, sharing the callback's fields.
-func sampleEvents(tb testing.TB) []*Event {
+func sampleEvents(tb testing.TB) []*imcallback.Event {
 	tb.Helper()
 	data, err := os.ReadFile(filepath.Join("..", "examples", "callbacks", "friend_add.json"))
 	if err != nil {
 		tb.Fatal(err)
 	}
 	var cb struct {
-		Event
-		PairList []Event
+		imcallback.Event
+		PairList []imcallback.Event
 	}
 	if err := json.Unmarshal(data, &cb); err != nil {
 		tb.Fatal(err)
 	}
-	out := make([]*Event, len(cb.PairList))
+	out := make([]*imcallback.Event, len(cb.PairList))
 	for i, p := range cb.PairList {
 		ev := cb.Event
 		ev.From_Account, ev.To_Account, ev.Initiator_Account = p.From_Account, p.To_Account, p.Initiator_Account

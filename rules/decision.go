@@ -1,6 +1,10 @@
 package rules
 
-import "strconv"
+import (
+	"strconv"
+
+	"github.com/friendflow/friendflow/engine/imcallback"
+)
 
 // Decision is the outcome of a before-callback (Prev command) for one
 // target: allowed, or denied by a rule's synchronous action with a code and
@@ -50,6 +54,6 @@ func intParam(v any) int {
 
 // Decide evaluates ev against the whole set, as a Prev callback's target
 // is decided, without reporting runtime errors to Options.OnRuleError.
-func (s *Set) Decide(ev *Event) Decision {
+func (s *Set) Decide(ev *imcallback.Event) Decision {
 	return DecisionOf(s.match(ev, nil))
 }

@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/friendflow/friendflow/engine/imcallback"
 )
 
 const decisionRules = `rules:
@@ -45,12 +47,12 @@ const decisionRules = `rules:
 func TestDecide(t *testing.T) {
 	s := mustLoad(t, map[string]string{"d.yaml": decisionRules})
 	for _, tc := range []struct {
-		ev   Event
+		ev   imcallback.Event
 		want Decision
 	}{
-		{Event{CallbackCommand: CmdPrevFriendAdd, AddWording: "loan", From_Account: "mallory"}, Decision{Deny: true, Code: 38001, Rule: "deny-spam"}},
-		{Event{CallbackCommand: CmdPrevFriendAdd, From_Account: "mallory"}, Decision{Deny: true, Code: 38002, Rule: "deny-mallory"}},
-		{Event{CallbackCommand: CmdPrevFriendAdd, From_Account: "alice"}, Decision{}},
+		{imcallback.Event{CallbackCommand: imcallback.CmdPrevFriendAdd, AddWording: "loan", From_Account: "mallory"}, Decision{Deny: true, Code: 38001, Rule: "deny-spam"}},
+		{imcallback.Event{CallbackCommand: imcallback.CmdPrevFriendAdd, From_Account: "mallory"}, Decision{Deny: true, Code: 38002, Rule: "deny-mallory"}},
+		{imcallback.Event{CallbackCommand: imcallback.CmdPrevFriendAdd, From_Account: "alice"}, Decision{}},
 	} {
 		if got := s.Decide(&tc.ev); got != tc.want {
 			t.Errorf("%+v: got %+v, want %+v", tc.ev, got, tc.want)

@@ -11,6 +11,7 @@ import (
 	"github.com/expr-lang/expr/vm"
 
 	"github.com/friendflow/friendflow/actions"
+	"github.com/friendflow/friendflow/engine/imcallback"
 )
 
 // Status is what Explain found for one rule.
@@ -94,8 +95,8 @@ type operand struct {
 // effects, and says for each what happened and why. Unlike Match it
 // evaluates every rule (not only the index's candidates) and does not call
 // Options.OnRuleError.
-func (s *Set) Explain(ev *Event) []RuleTrace {
-	env := ev.Env()
+func (s *Set) Explain(ev *imcallback.Event) []RuleTrace {
+	env := envOf(ev)
 	sc := s.scratch.Get().(*scratch)
 	defer s.scratch.Put(sc)
 	out := make([]RuleTrace, 0, len(s.rules))
@@ -105,7 +106,7 @@ func (s *Set) Explain(ev *Event) []RuleTrace {
 	return out
 }
 
-func (s *Set) explainRule(r *rule, ev *Event, env map[string]any, sc *scratch) RuleTrace {
+func (s *Set) explainRule(r *rule, ev *imcallback.Event, env map[string]any, sc *scratch) RuleTrace {
 	t := RuleTrace{Rule: r.name, File: r.file, Line: r.line, On: r.on, Shadow: r.shadow, When: r.whenSrc}
 	if !r.covers(ev.CallbackCommand) {
 		t.Status = StatusNotApplicable

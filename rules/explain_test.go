@@ -8,6 +8,7 @@ import (
 
 	"github.com/friendflow/friendflow/actions"
 	"github.com/friendflow/friendflow/actions/im"
+	"github.com/friendflow/friendflow/engine/imcallback"
 )
 
 func TestExplain(t *testing.T) {
@@ -37,7 +38,7 @@ func TestExplain(t *testing.T) {
 `), func(o *Options) {
 		o.Getenv = func(string) string { return "top-secret" }
 	})
-	ev := &Event{CallbackCommand: CmdFriendAdd, ClientCmd: "friend_response", From_Account: "alice", To_Account: "bob"}
+	ev := &imcallback.Event{CallbackCommand: imcallback.CmdFriendAdd, ClientCmd: "friend_response", From_Account: "alice", To_Account: "bob"}
 	tr := s.Explain(ev)
 	if len(tr) != 7 {
 		t.Fatalf("%d traces", len(tr))
@@ -179,8 +180,8 @@ func TestExamples(t *testing.T) {
 		}
 	}
 	// The welcome key is the same whichever side is From.
-	a := s.Match(&Event{CallbackCommand: CmdFriendAdd, ClientCmd: "friend_response", From_Account: "alice", To_Account: "bob"})
-	b := s.Match(&Event{CallbackCommand: CmdFriendAdd, ClientCmd: "friend_response", From_Account: "bob", To_Account: "alice"})
+	a := s.Match(&imcallback.Event{CallbackCommand: imcallback.CmdFriendAdd, ClientCmd: "friend_response", From_Account: "alice", To_Account: "bob"})
+	b := s.Match(&imcallback.Event{CallbackCommand: imcallback.CmdFriendAdd, ClientCmd: "friend_response", From_Account: "bob", To_Account: "alice"})
 	if len(a) != 1 || len(b) != 1 || a[0].Once.Key != b[0].Once.Key {
 		t.Fatalf("welcome matches: %+v / %+v", a, b)
 	}

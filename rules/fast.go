@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/expr-lang/expr/ast"
+	"github.com/friendflow/friendflow/engine/imcallback"
 )
 
 // The fast path: expressions of a small subset of expr compiled to Go
@@ -29,9 +30,9 @@ const (
 // fexpr is a compiled fast expression: the closure of its kind is set.
 type fexpr struct {
 	kind fkind
-	b    func(*Event) bool
-	i    func(*Event) int
-	s    func(*Event) string
+	b    func(*imcallback.Event) bool
+	i    func(*imcallback.Event) int
+	s    func(*imcallback.Event) string
 	// konst: a literal (or a negated one); its value is cb, ci or cs.
 	// Operators whose operand must be constant (the list of in) need it.
 	konst bool
@@ -43,66 +44,68 @@ type fexpr struct {
 // eventField reads one field of an Event without the environment map.
 type eventField struct {
 	kind fkind
-	str  func(*Event) string
-	num  func(*Event) int
+	str  func(*imcallback.Event) string
+	num  func(*imcallback.Event) int
 }
 
 // eventFieldOf returns the reader of the Event field named name, which is
 // also its key in Env. TestEventFieldsMatchEnv holds this list to Env.
 func eventFieldOf(name string) (eventField, bool) {
-	s := func(f func(*Event) string) (eventField, bool) { return eventField{kind: fkString, str: f}, true }
-	n := func(f func(*Event) int) (eventField, bool) { return eventField{kind: fkInt, num: f}, true }
+	s := func(f func(*imcallback.Event) string) (eventField, bool) {
+		return eventField{kind: fkString, str: f}, true
+	}
+	n := func(f func(*imcallback.Event) int) (eventField, bool) { return eventField{kind: fkInt, num: f}, true }
 	switch name {
 	case "CallbackCommand":
-		return s(func(e *Event) string { return e.CallbackCommand })
+		return s(func(e *imcallback.Event) string { return e.CallbackCommand })
 	case "SdkAppid":
-		return n(func(e *Event) int { return e.SdkAppid })
+		return n(func(e *imcallback.Event) int { return e.SdkAppid })
 	case "ClientIP":
-		return s(func(e *Event) string { return e.ClientIP })
+		return s(func(e *imcallback.Event) string { return e.ClientIP })
 	case "OptPlatform":
-		return s(func(e *Event) string { return e.OptPlatform })
+		return s(func(e *imcallback.Event) string { return e.OptPlatform })
 	case "EventTime":
-		return n(func(e *Event) int { return e.EventTime })
+		return n(func(e *imcallback.Event) int { return e.EventTime })
 	case "From_Account":
-		return s(func(e *Event) string { return e.From_Account })
+		return s(func(e *imcallback.Event) string { return e.From_Account })
 	case "To_Account":
-		return s(func(e *Event) string { return e.To_Account })
+		return s(func(e *imcallback.Event) string { return e.To_Account })
 	case "Initiator_Account":
-		return s(func(e *Event) string { return e.Initiator_Account })
+		return s(func(e *imcallback.Event) string { return e.Initiator_Account })
 	case "ClientCmd":
-		return s(func(e *Event) string { return e.ClientCmd })
+		return s(func(e *imcallback.Event) string { return e.ClientCmd })
 	case "Admin_Account":
-		return s(func(e *Event) string { return e.Admin_Account })
+		return s(func(e *imcallback.Event) string { return e.Admin_Account })
 	case "ForceFlag":
-		return n(func(e *Event) int { return e.ForceFlag })
+		return n(func(e *imcallback.Event) int { return e.ForceFlag })
 	case "Requester_Account":
-		return s(func(e *Event) string { return e.Requester_Account })
+		return s(func(e *imcallback.Event) string { return e.Requester_Account })
 	case "Remark":
-		return s(func(e *Event) string { return e.Remark })
+		return s(func(e *imcallback.Event) string { return e.Remark })
 	case "GroupName":
-		return s(func(e *Event) string { return e.GroupName })
+		return s(func(e *imcallback.Event) string { return e.GroupName })
 	case "AddSource":
-		return s(func(e *Event) string { return e.AddSource })
+		return s(func(e *imcallback.Event) string { return e.AddSource })
 	case "AddWording":
-		return s(func(e *Event) string { return e.AddWording })
+		return s(func(e *imcallback.Event) string { return e.AddWording })
 	case "AddType":
-		return s(func(e *Event) string { return e.AddType })
+		return s(func(e *imcallback.Event) string { return e.AddType })
 	case "ForceAddFlags":
-		return n(func(e *Event) int { return e.ForceAddFlags })
+		return n(func(e *imcallback.Event) int { return e.ForceAddFlags })
 	case "TagName":
-		return s(func(e *Event) string { return e.TagName })
+		return s(func(e *imcallback.Event) string { return e.TagName })
 	case "ResponseAction":
-		return s(func(e *Event) string { return e.ResponseAction })
+		return s(func(e *imcallback.Event) string { return e.ResponseAction })
 	case "PairIndex":
-		return n(func(e *Event) int { return e.PairIndex })
+		return n(func(e *imcallback.Event) int { return e.PairIndex })
 	case "PairCount":
-		return n(func(e *Event) int { return e.PairCount })
+		return n(func(e *imcallback.Event) int { return e.PairCount })
 	}
 	return eventField{}, false
 }
 
 // fastCond compiles a when; nil when it must run in the VM.
-func fastCond(n ast.Node) func(*Event) bool {
+func fastCond(n ast.Node) func(*imcallback.Event) bool {
 	x, ok := fastCompile(n)
 	if !ok || x.kind != fkBool {
 		return nil
@@ -137,18 +140,18 @@ func fastCompile(n ast.Node) (fexpr, bool) {
 }
 
 func constString(v string) fexpr {
-	return fexpr{kind: fkString, konst: true, cs: v, s: func(*Event) string { return v }}
+	return fexpr{kind: fkString, konst: true, cs: v, s: func(*imcallback.Event) string { return v }}
 }
 
 func constInt(v int) fexpr {
-	return fexpr{kind: fkInt, konst: true, ci: v, i: func(*Event) int { return v }}
+	return fexpr{kind: fkInt, konst: true, ci: v, i: func(*imcallback.Event) int { return v }}
 }
 
 func constBool(v bool) fexpr {
-	return fexpr{kind: fkBool, konst: true, cb: v, b: func(*Event) bool { return v }}
+	return fexpr{kind: fkBool, konst: true, cb: v, b: func(*imcallback.Event) bool { return v }}
 }
 
-func boolExpr(f func(*Event) bool) (fexpr, bool) { return fexpr{kind: fkBool, b: f}, true }
+func boolExpr(f func(*imcallback.Event) bool) (fexpr, bool) { return fexpr{kind: fkBool, b: f}, true }
 
 func fastUnary(n *ast.UnaryNode) (fexpr, bool) {
 	x, ok := fastCompile(n.Node)
@@ -161,14 +164,14 @@ func fastUnary(n *ast.UnaryNode) (fexpr, bool) {
 			return constBool(!x.cb), true
 		}
 		b := x.b
-		return boolExpr(func(e *Event) bool { return !b(e) })
+		return boolExpr(func(e *imcallback.Event) bool { return !b(e) })
 	case n.Operator == "-" && x.kind == fkInt:
 		// Go's wrapping negation, as runtime.Negate does for an int.
 		if x.konst {
 			return constInt(-x.ci), true
 		}
 		i := x.i
-		return fexpr{kind: fkInt, i: func(e *Event) int { return -i(e) }}, true
+		return fexpr{kind: fkInt, i: func(e *imcallback.Event) int { return -i(e) }}, true
 	case n.Operator == "+" && x.kind == fkInt:
 		return x, true
 	}
@@ -196,7 +199,7 @@ func fastBinary(n *ast.BinaryNode) (fexpr, bool) {
 			return fexpr{}, false
 		}
 		s := l.s
-		return boolExpr(func(e *Event) bool { return re.MatchString(s(e)) })
+		return boolExpr(func(e *imcallback.Event) bool { return re.MatchString(s(e)) })
 	}
 	r, ok := fastCompile(n.Right)
 	if !ok {
@@ -208,13 +211,13 @@ func fastBinary(n *ast.BinaryNode) (fexpr, bool) {
 			return fexpr{}, false
 		}
 		lb, rb := l.b, r.b
-		return boolExpr(func(e *Event) bool { return lb(e) && rb(e) })
+		return boolExpr(func(e *imcallback.Event) bool { return lb(e) && rb(e) })
 	case "||", "or":
 		if l.kind != fkBool || r.kind != fkBool {
 			return fexpr{}, false
 		}
 		lb, rb := l.b, r.b
-		return boolExpr(func(e *Event) bool { return lb(e) || rb(e) })
+		return boolExpr(func(e *imcallback.Event) bool { return lb(e) || rb(e) })
 	case "==":
 		return fastEqual(l, r, false)
 	case "!=":
@@ -231,7 +234,7 @@ func fastBinary(n *ast.BinaryNode) (fexpr, bool) {
 			return fexpr{}, false
 		}
 		ls, rs := l.s, r.s
-		return fexpr{kind: fkString, s: func(e *Event) string { return ls(e) + rs(e) }}, true
+		return fexpr{kind: fkString, s: func(e *imcallback.Event) string { return ls(e) + rs(e) }}, true
 	case "contains", "startsWith", "endsWith":
 		if l.kind != fkString || r.kind != fkString {
 			return fexpr{}, false
@@ -255,21 +258,21 @@ func fastEqual(l, r fexpr, neg bool) (fexpr, bool) {
 		ls := l.s
 		if r.konst {
 			c := r.cs
-			return boolExpr(func(e *Event) bool { return (ls(e) == c) != neg })
+			return boolExpr(func(e *imcallback.Event) bool { return (ls(e) == c) != neg })
 		}
 		rs := r.s
-		return boolExpr(func(e *Event) bool { return (ls(e) == rs(e)) != neg })
+		return boolExpr(func(e *imcallback.Event) bool { return (ls(e) == rs(e)) != neg })
 	case fkInt:
 		li := l.i
 		if r.konst {
 			c := r.ci
-			return boolExpr(func(e *Event) bool { return (li(e) == c) != neg })
+			return boolExpr(func(e *imcallback.Event) bool { return (li(e) == c) != neg })
 		}
 		ri := r.i
-		return boolExpr(func(e *Event) bool { return (li(e) == ri(e)) != neg })
+		return boolExpr(func(e *imcallback.Event) bool { return (li(e) == ri(e)) != neg })
 	case fkBool:
 		lb, rb := l.b, r.b
-		return boolExpr(func(e *Event) bool { return (lb(e) == rb(e)) != neg })
+		return boolExpr(func(e *imcallback.Event) bool { return (lb(e) == rb(e)) != neg })
 	}
 	return fexpr{}, false
 }
@@ -280,26 +283,26 @@ func fastCompare(op string, l, r fexpr) (fexpr, bool) {
 		c := r.ci
 		switch op {
 		case "<":
-			return boolExpr(func(e *Event) bool { return li(e) < c })
+			return boolExpr(func(e *imcallback.Event) bool { return li(e) < c })
 		case "<=":
-			return boolExpr(func(e *Event) bool { return li(e) <= c })
+			return boolExpr(func(e *imcallback.Event) bool { return li(e) <= c })
 		case ">":
-			return boolExpr(func(e *Event) bool { return li(e) > c })
+			return boolExpr(func(e *imcallback.Event) bool { return li(e) > c })
 		case ">=":
-			return boolExpr(func(e *Event) bool { return li(e) >= c })
+			return boolExpr(func(e *imcallback.Event) bool { return li(e) >= c })
 		}
 		return fexpr{}, false
 	}
 	ri := r.i
 	switch op {
 	case "<":
-		return boolExpr(func(e *Event) bool { return li(e) < ri(e) })
+		return boolExpr(func(e *imcallback.Event) bool { return li(e) < ri(e) })
 	case "<=":
-		return boolExpr(func(e *Event) bool { return li(e) <= ri(e) })
+		return boolExpr(func(e *imcallback.Event) bool { return li(e) <= ri(e) })
 	case ">":
-		return boolExpr(func(e *Event) bool { return li(e) > ri(e) })
+		return boolExpr(func(e *imcallback.Event) bool { return li(e) > ri(e) })
 	case ">=":
-		return boolExpr(func(e *Event) bool { return li(e) >= ri(e) })
+		return boolExpr(func(e *imcallback.Event) bool { return li(e) >= ri(e) })
 	}
 	return fexpr{}, false
 }
@@ -319,10 +322,10 @@ func fastStringOp(op string, l, r fexpr) (fexpr, bool) {
 	ls := l.s
 	if r.konst {
 		c := r.cs
-		return boolExpr(func(e *Event) bool { return f(ls(e), c) })
+		return boolExpr(func(e *imcallback.Event) bool { return f(ls(e), c) })
 	}
 	rs := r.s
-	return boolExpr(func(e *Event) bool { return f(ls(e), rs(e)) })
+	return boolExpr(func(e *imcallback.Event) bool { return f(ls(e), rs(e)) })
 }
 
 // smallList is the longest in-list searched by scanning: below it a scan
@@ -354,9 +357,9 @@ func fastIn(l fexpr, list ast.Node) (fexpr, bool) {
 			for _, v := range strs {
 				set[v] = struct{}{}
 			}
-			return boolExpr(func(e *Event) bool { _, ok := set[ls(e)]; return ok })
+			return boolExpr(func(e *imcallback.Event) bool { _, ok := set[ls(e)]; return ok })
 		}
-		return boolExpr(func(e *Event) bool {
+		return boolExpr(func(e *imcallback.Event) bool {
 			v := ls(e)
 			for _, c := range strs {
 				if v == c {
@@ -372,9 +375,9 @@ func fastIn(l fexpr, list ast.Node) (fexpr, bool) {
 		for _, v := range nums {
 			set[v] = struct{}{}
 		}
-		return boolExpr(func(e *Event) bool { _, ok := set[li(e)]; return ok })
+		return boolExpr(func(e *imcallback.Event) bool { _, ok := set[li(e)]; return ok })
 	}
-	return boolExpr(func(e *Event) bool {
+	return boolExpr(func(e *imcallback.Event) bool {
 		v := li(e)
 		for _, c := range nums {
 			if v == c {

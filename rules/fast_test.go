@@ -13,6 +13,7 @@ import (
 	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/parser"
 	"github.com/expr-lang/expr/vm"
+	"github.com/friendflow/friendflow/engine/imcallback"
 	"gopkg.in/yaml.v3"
 )
 
@@ -110,9 +111,9 @@ var trickyWhens = []struct {
 
 // whenCompiler compiles conditions as Load does, for the VM and for the
 // fast path.
-func whenCompiler() func(src string) (*vm.Program, func(*Event) bool, error) {
+func whenCompiler() func(src string) (*vm.Program, func(*imcallback.Event) bool, error) {
 	l := newLoader(nil, func(string) string { return "" })
-	return func(src string) (*vm.Program, func(*Event) bool, error) {
+	return func(src string) (*vm.Program, func(*imcallback.Event) bool, error) {
 		prog, cond, _, err := l.compileWhen(src)
 		return prog, cond, err
 	}
@@ -206,8 +207,8 @@ func (g *eventGen) num() int {
 }
 
 // event fills every field of an Event.
-func (g *eventGen) event() *Event {
-	var ev Event
+func (g *eventGen) event() *imcallback.Event {
+	var ev imcallback.Event
 	v := reflect.ValueOf(&ev).Elem()
 	for i := range v.NumField() {
 		switch f := v.Field(i); f.Kind() {
@@ -223,7 +224,7 @@ func (g *eventGen) event() *Event {
 // checkWhen evaluates src on the fast path and in the VM for n random
 // events and fails on the first difference. It reports whether src is on
 // the fast path.
-func checkWhen(t *testing.T, compile func(string) (*vm.Program, func(*Event) bool, error), rng *rand.Rand, src string, n int) bool {
+func checkWhen(t *testing.T, compile func(string) (*vm.Program, func(*imcallback.Event) bool, error), rng *rand.Rand, src string, n int) bool {
 	t.Helper()
 	prog, cond, err := compile(src)
 	if err != nil {
@@ -236,7 +237,7 @@ func checkWhen(t *testing.T, compile func(string) (*vm.Program, func(*Event) boo
 	var m vm.VM
 	for range n {
 		ev := g.event()
-		want, err := m.Run(prog, ev.Env())
+		want, err := m.Run(prog, envOf(ev))
 		if err != nil {
 			t.Fatalf("%s: VM: %v", src, err)
 		}
@@ -275,7 +276,7 @@ func TestFastMatchesVM(t *testing.T) {
 func TestEventFieldsMatchEnv(t *testing.T) {
 	ev := distinctEvent(t)
 	v := reflect.ValueOf(&ev).Elem()
-	env := ev.Env()
+	env := envOf(&ev)
 	if len(env) != v.NumField() {
 		t.Fatalf("Env has %d keys for %d fields", len(env), v.NumField())
 	}
@@ -324,7 +325,7 @@ func TestFastFallsBackToVM(t *testing.T) {
 	if fast.cond == nil || fast.once.fast == nil || fast.actions[0].params.vals[0].tmpl.parts[0].fast.kind == 0 {
 		t.Fatal("fast: a fast-path expression is left to the VM")
 	}
-	ms := s.Match(&Event{CallbackCommand: CmdFriendAdd, From_Account: "alice", To_Account: "bob", PairIndex: 2})
+	ms := s.Match(&imcallback.Event{CallbackCommand: imcallback.CmdFriendAdd, From_Account: "alice", To_Account: "bob", PairIndex: 2})
 	if len(ms) != 2 {
 		t.Fatalf("matches = %+v", ms)
 	}
@@ -334,7 +335,7 @@ func TestFastFallsBackToVM(t *testing.T) {
 	if got := ms[1].Actions[0].Params["message"]; got != "alice 2" || ms[1].Once.Key != "alice|bob" {
 		t.Errorf("fast: message %q, once %q", got, ms[1].Once.Key)
 	}
-	if ms := s.Match(&Event{CallbackCommand: CmdFriendAdd, From_Account: "bob"}); len(ms) != 0 {
+	if ms := s.Match(&imcallback.Event{CallbackCommand: imcallback.CmdFriendAdd, From_Account: "bob"}); len(ms) != 0 {
 		t.Errorf("bob: matches = %+v", ms)
 	}
 }
@@ -429,7 +430,7 @@ func TestFastSetMatchesVMSet(t *testing.T) {
 				t.Fatal("nothing was on the fast path")
 			}
 			g := newEventGen(rand.New(rand.NewPCG(3, 5)), whensOf(t, dir)...)
-			cmds := []string{CmdFriendAdd, CmdFriendAdd, CmdFriendDelete, CmdBlackListAdd}
+			cmds := []string{imcallback.CmdFriendAdd, imcallback.CmdFriendAdd, imcallback.CmdFriendDelete, imcallback.CmdBlackListAdd}
 			matched := 0
 			for i := range 3000 {
 				ev := g.event()
@@ -463,11 +464,11 @@ func FuzzFastMatchesVM(f *testing.F) {
 		if err != nil || cond == nil {
 			return
 		}
-		ev := &Event{
+		ev := &imcallback.Event{
 			CallbackCommand: c, From_Account: a, To_Account: b, ClientCmd: c, AddWording: a + b,
 			Initiator_Account: a, ForceFlag: int(n), PairCount: int(m), PairIndex: int(n - m), EventTime: int(n * m),
 		}
-		want, err := expr.Run(prog, ev.Env())
+		want, err := expr.Run(prog, envOf(ev))
 		if err != nil {
 			t.Fatalf("%s: VM: %v", src, err)
 		}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/friendflow/friendflow/actions"
+	"github.com/friendflow/friendflow/engine/imcallback"
 )
 
 // sendKind is a test-only kind with one parameter of every type, a secret
@@ -44,7 +45,7 @@ func (denyKind) Spec() actions.Spec {
 	return actions.Spec{
 		Name:     "test.deny",
 		Sync:     true,
-		Commands: []string{CmdPrevFriendAdd, CmdPrevFriendResponse},
+		Commands: []string{imcallback.CmdPrevFriendAdd, imcallback.CmdPrevFriendResponse},
 		Params:   []actions.Param{{Name: "code", Type: actions.Int, Required: true}},
 	}
 }

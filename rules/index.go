@@ -4,6 +4,7 @@ import (
 	mathbits "math/bits"
 
 	"github.com/expr-lang/expr/ast"
+	"github.com/friendflow/friendflow/engine/imcallback"
 )
 
 // cmdRules are the enabled rules of one command, indexed so that Match
@@ -83,7 +84,7 @@ func appendOnce(l []int32, idx int32) []int32 {
 
 // candidates returns, in file order, the rules that may match ev. The
 // result may alias the index or sc: read it before sc is reused.
-func (c *cmdRules) candidates(ev *Event, sc *scratch) []int32 {
+func (c *cmdRules) candidates(ev *imcallback.Event, sc *scratch) []int32 {
 	if len(c.fields) == 0 {
 		return c.always
 	}

@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/friendflow/friendflow/actions"
+	"github.com/friendflow/friendflow/engine/imcallback"
 )
 
 // Options configures Load.
@@ -25,7 +26,7 @@ type Options struct {
 	// OnRuleError is told about every runtime error of a rule during Match
 	// (in when, once.key or a template); the rule then counts as not
 	// matched. Nil: ignored.
-	OnRuleError func(rule string, ev *Event, err error)
+	OnRuleError func(rule string, ev *imcallback.Event, err error)
 	// SkipTests makes Load skip the rules' tests: cases. `friendflow test`
 	// uses it to load once and report every case through RunTests; anything
 	// that serves rules must leave it false.

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/friendflow/friendflow/engine/imcallback"
 )
 
 func TestLoadProblemsArePositionExact(t *testing.T) {
@@ -355,7 +357,7 @@ func TestLoadEmptyListIsAllowed(t *testing.T) {
 	if s.Len() != 0 {
 		t.Fatalf("Len = %d", s.Len())
 	}
-	if m := s.Match(&Event{CallbackCommand: CmdFriendAdd}); m != nil {
+	if m := s.Match(&imcallback.Event{CallbackCommand: imcallback.CmdFriendAdd}); m != nil {
 		t.Fatalf("Match = %v", m)
 	}
 }
@@ -466,14 +468,14 @@ func TestLoadSchemaDefaultsAndValues(t *testing.T) {
 		t.Fatalf("rules = %+v", infos)
 	}
 	full, def := infos[0], infos[1]
-	if full.Description != "every key" || full.Line != 2 || strings.Join(full.On, ",") != CmdFriendAdd+","+CmdFriendDelete ||
+	if full.Description != "every key" || full.Line != 2 || strings.Join(full.On, ",") != imcallback.CmdFriendAdd+","+imcallback.CmdFriendDelete ||
 		full.When != `From_Account != ""` || !full.Enabled || full.Shadow || strings.Join(full.Actions, ",") != "log,test.send" {
 		t.Errorf("full = %+v", full)
 	}
-	if strings.Join(def.On, ",") != CmdFriendAdd || def.When != "" || !def.Enabled || def.Shadow || len(def.Actions) != 0 {
+	if strings.Join(def.On, ",") != imcallback.CmdFriendAdd || def.When != "" || !def.Enabled || def.Shadow || len(def.Actions) != 0 {
 		t.Errorf("defaults = %+v", def)
 	}
-	m := s.Match(&Event{CallbackCommand: CmdFriendDelete, From_Account: "a"})
+	m := s.Match(&imcallback.Event{CallbackCommand: imcallback.CmdFriendDelete, From_Account: "a"})
 	if len(m) != 1 || m[0].Rule != "full" {
 		t.Fatalf("match = %+v", m)
 	}
@@ -486,7 +488,7 @@ func TestLoadSchemaDefaultsAndValues(t *testing.T) {
 		t.Errorf("actions = %+v", a)
 	}
 	// The rule without when matches every event of its command.
-	m = s.Match(&Event{CallbackCommand: CmdFriendAdd})
+	m = s.Match(&imcallback.Event{CallbackCommand: imcallback.CmdFriendAdd})
 	if len(m) != 1 || m[0].Rule != "defaults" {
 		t.Fatalf("match = %+v", m)
 	}
@@ -502,7 +504,7 @@ func TestLoadAnchorsAndAliases(t *testing.T) {
     actions:
       - log: *params
 `))
-	m := s.Match(&Event{CallbackCommand: CmdFriendAdd, ClientCmd: "friend_add", From_Account: "x"})
+	m := s.Match(&imcallback.Event{CallbackCommand: imcallback.CmdFriendAdd, ClientCmd: "friend_add", From_Account: "x"})
 	if len(m) != 2 || m[1].Actions[0].Params["message"] != "hello x" || m[1].Actions[0].Params["level"] != "warn" {
 		t.Fatalf("match = %+v", m)
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/expr-lang/expr/parser"
+	"github.com/friendflow/friendflow/engine/imcallback"
 )
 
 func matchNames(ms []Match) string {
@@ -45,20 +46,20 @@ func TestMatchOrderShadowDisabled(t *testing.T) {
     on: Sns.CallbackFriendDelete
 `,
 	})
-	ms := s.Match(&Event{CallbackCommand: CmdFriendAdd, From_Account: "alice"})
+	ms := s.Match(&imcallback.Event{CallbackCommand: imcallback.CmdFriendAdd, From_Account: "alice"})
 	if got, want := matchNames(ms), "a1,b1,b2-shadow(shadow)"; got != want {
 		t.Fatalf("matches = %s, want %s", got, want)
 	}
 	if sh := ms[2]; sh.Actions != nil || sh.Once == nil || sh.Once.Key != "alice" {
 		t.Errorf("shadow match = %+v", sh)
 	}
-	if got, want := matchNames(s.Match(&Event{CallbackCommand: CmdFriendAdd, From_Account: "bob"})), "a1,b2-shadow(shadow)"; got != want {
+	if got, want := matchNames(s.Match(&imcallback.Event{CallbackCommand: imcallback.CmdFriendAdd, From_Account: "bob"})), "a1,b2-shadow(shadow)"; got != want {
 		t.Errorf("matches = %s, want %s", got, want)
 	}
-	if got := s.Match(&Event{CallbackCommand: "Sns.CallbackSomethingElse"}); got != nil {
+	if got := s.Match(&imcallback.Event{CallbackCommand: "Sns.CallbackSomethingElse"}); got != nil {
 		t.Errorf("unknown command matched %v", got)
 	}
-	if got := matchNames(s.Match(&Event{CallbackCommand: CmdFriendDelete})); got != "a3-delete-only" {
+	if got := matchNames(s.Match(&imcallback.Event{CallbackCommand: imcallback.CmdFriendDelete})); got != "a3-delete-only" {
 		t.Errorf("delete matches = %s", got)
 	}
 	if s.Len() != 5 {
@@ -87,7 +88,7 @@ func TestMatchRendersTemplates(t *testing.T) {
 `), func(o *Options) {
 		o.Getenv = func(name string) string { return "env:" + name }
 	})
-	ev := &Event{CallbackCommand: CmdFriendAdd, From_Account: "alice", To_Account: "bob", PairIndex: 3, PairCount: 4, ForceFlag: 1}
+	ev := &imcallback.Event{CallbackCommand: imcallback.CmdFriendAdd, From_Account: "alice", To_Account: "bob", PairIndex: 3, PairCount: 4, ForceFlag: 1}
 	ms := s.Match(ev)
 	if len(ms) != 1 {
 		t.Fatalf("matches = %v", ms)
@@ -129,7 +130,7 @@ func TestMatchSyncFromSpec(t *testing.T) {
       - test.deny: {code: 38001}
       - log: {}
 `))
-	ms := s.Match(&Event{CallbackCommand: CmdPrevFriendAdd})
+	ms := s.Match(&imcallback.Event{CallbackCommand: imcallback.CmdPrevFriendAdd})
 	if len(ms) != 1 || !ms[0].Actions[0].Sync || ms[0].Actions[1].Sync {
 		t.Fatalf("matches = %+v", ms)
 	}
@@ -138,7 +139,7 @@ func TestMatchSyncFromSpec(t *testing.T) {
 func TestMatchRuntimeErrorIsolated(t *testing.T) {
 	type report struct {
 		rule string
-		ev   *Event
+		ev   *imcallback.Event
 		err  error
 	}
 	var (
@@ -155,13 +156,13 @@ func TestMatchRuntimeErrorIsolated(t *testing.T) {
       - log: {message: "${ 10 % PairCount }"}
   - name: after
 `), func(o *Options) {
-		o.OnRuleError = func(rule string, ev *Event, err error) {
+		o.OnRuleError = func(rule string, ev *imcallback.Event, err error) {
 			mu.Lock()
 			defer mu.Unlock()
 			reports = append(reports, report{rule, ev, err})
 		}
 	})
-	ev := &Event{CallbackCommand: CmdFriendAdd, PairCount: 0}
+	ev := &imcallback.Event{CallbackCommand: imcallback.CmdFriendAdd, PairCount: 0}
 	if got := matchNames(s.Match(ev)); got != "before,after" {
 		t.Fatalf("matches = %s", got)
 	}
@@ -177,7 +178,7 @@ func TestMatchRuntimeErrorIsolated(t *testing.T) {
 		}
 	}
 	// With PairCount set, all five match.
-	if got := matchNames(s.Match(&Event{CallbackCommand: CmdFriendAdd, PairCount: 2})); got != "before,bad-when,bad-once,bad-template,after" {
+	if got := matchNames(s.Match(&imcallback.Event{CallbackCommand: imcallback.CmdFriendAdd, PairCount: 2})); got != "before,bad-when,bad-once,bad-template,after" {
 		t.Fatalf("matches = %s", got)
 	}
 	// Without OnRuleError, errors are dropped quietly.
@@ -251,9 +252,9 @@ func TestIndexedMatchEqualsFullEvaluation(t *testing.T) {
 	for i := range 300 {
 		fmt.Fprintf(&b, "  - name: r%d\n", i)
 		if rng.IntN(5) == 0 {
-			fmt.Fprintf(&b, "    on: [%s, %s]\n", CmdFriendAdd, CmdFriendDelete)
+			fmt.Fprintf(&b, "    on: [%s, %s]\n", imcallback.CmdFriendAdd, imcallback.CmdFriendDelete)
 		} else if rng.IntN(5) == 0 {
-			fmt.Fprintf(&b, "    on: %s\n", CmdFriendDelete)
+			fmt.Fprintf(&b, "    on: %s\n", imcallback.CmdFriendDelete)
 		}
 		if rng.IntN(10) == 0 {
 			b.WriteString("    enabled: false\n")
@@ -268,8 +269,8 @@ func TestIndexedMatchEqualsFullEvaluation(t *testing.T) {
 	}
 	s := mustLoad(t, map[string]string{"r.yaml": b.String()})
 	for range 2000 {
-		ev := &Event{
-			CallbackCommand: []string{CmdFriendAdd, CmdFriendDelete}[rng.IntN(2)],
+		ev := &imcallback.Event{
+			CallbackCommand: []string{imcallback.CmdFriendAdd, imcallback.CmdFriendDelete}[rng.IntN(2)],
 			From_Account:    accounts[rng.IntN(4)],
 			To_Account:      accounts[rng.IntN(4)],
 			ClientCmd:       cmds[rng.IntN(3)],
@@ -300,14 +301,14 @@ func TestMatchConcurrent(t *testing.T) {
     actions:
       - test.send: {to: "${ To_Account }", count: "${ PairIndex }"}
 `), func(o *Options) {
-		o.OnRuleError = func(rule string, _ *Event, err error) { errs.Store(rule, err) }
+		o.OnRuleError = func(rule string, _ *imcallback.Event, err error) { errs.Store(rule, err) }
 	})
 	var wg sync.WaitGroup
 	for g := range 8 {
 		wg.Go(func() {
 			for i := range 500 {
 				to := fmt.Sprintf("u%d-%d", g, i)
-				ev := &Event{CallbackCommand: CmdFriendAdd, From_Account: "alice", To_Account: to, PairIndex: i, PairCount: 1 + i%2}
+				ev := &imcallback.Event{CallbackCommand: imcallback.CmdFriendAdd, From_Account: "alice", To_Account: to, PairIndex: i, PairCount: 1 + i%2}
 				ms := s.Match(ev)
 				if len(ms) != 2 {
 					t.Errorf("matches = %v", ms)

@@ -22,6 +22,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/friendflow/friendflow/actions"
+	"github.com/friendflow/friendflow/engine/imcallback"
 )
 
 var (
@@ -347,8 +348,8 @@ func (p *fileParser) parseOn(n *yaml.Node, what string) []string {
 		}
 		it = resolve(it)
 		switch {
-		case !IsCommand(cmd):
-			p.errAt(it, "%s: unknown command %q%s", what, cmd, suggestion(cmd, Commands))
+		case !imcallback.IsCommand(cmd):
+			p.errAt(it, "%s: unknown command %q%s", what, cmd, suggestion(cmd, imcallback.Commands))
 		case slices.Contains(out, cmd):
 			p.errAt(it, "%s: command %q is listed twice in on", what, cmd)
 		default:
@@ -377,7 +378,7 @@ func (p *fileParser) parseWhen(n *yaml.Node, r *rule, what string) {
 // compileWhen compiles a condition for the VM, for the fast path (cond is
 // nil when it must run in the VM) and for the index (key is nil when no
 // conjunct is indexable).
-func (l *loader) compileWhen(src string) (prog *vm.Program, cond func(*Event) bool, key *indexKey, err error) {
+func (l *loader) compileWhen(src string) (prog *vm.Program, cond func(*imcallback.Event) bool, key *indexKey, err error) {
 	prog, err = l.compiler.compile(src, "bool", func(n ast.Node) {
 		cond, key = fastCond(n), indexKeyOf(n, l.proto)
 	}, expr.AsBool())
@@ -762,7 +763,7 @@ func (p *fileParser) parseTest(item *yaml.Node, r *rule, what string) *testCase 
 	}
 	if kv, ok := fields["decision"]; ok {
 		d, ok := p.expectedDecision(kv.val, what+": decision")
-		if ok && !IsPrev(tc.event.CallbackCommand) {
+		if ok && !imcallback.IsPrev(tc.event.CallbackCommand) {
 			p.errAt(kv.val, "%s: decision: only before-callbacks (Sns.CallbackPrevFriendAdd, Sns.CallbackPrevFriendResponse) are decided; this test's event is %s", what, tc.event.CallbackCommand)
 			ok = false
 		}
@@ -813,8 +814,8 @@ func (p *fileParser) expectedDecision(n *yaml.Node, what string) (*expectedDecis
 
 // testEvent builds a test case's event from its partial mapping of event
 // fields, checked against the event's own field names and types.
-func (p *fileParser) testEvent(fields map[string]kv, r *rule, what string) (Event, bool) {
-	var ev Event
+func (p *fileParser) testEvent(fields map[string]kv, r *rule, what string) (imcallback.Event, bool) {
+	var ev imcallback.Event
 	vals := make(map[string]any)
 	ok := true
 	if kv, has := fields["event"]; has {
@@ -853,8 +854,8 @@ func (p *fileParser) testEvent(fields map[string]kv, r *rule, what string) (Even
 		}
 	}
 	if cmd, has := vals["CallbackCommand"].(string); has {
-		if !IsCommand(cmd) {
-			p.errAt(resolve(fields["event"].val), "%s: event: unknown command %q%s", what, cmd, suggestion(cmd, Commands))
+		if !imcallback.IsCommand(cmd) {
+			p.errAt(resolve(fields["event"].val), "%s: event: unknown command %q%s", what, cmd, suggestion(cmd, imcallback.Commands))
 			ok = false
 		}
 	} else if len(r.on) > 0 {

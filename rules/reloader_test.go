@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/friendflow/friendflow/actions"
+	"github.com/friendflow/friendflow/engine/imcallback"
 )
 
 // version renders a rule file whose every rule carries v in its name, so a
@@ -88,7 +89,7 @@ func TestReloaderMatchesConsistentlyWhileReloading(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ev := &Event{CallbackCommand: CmdFriendAdd, From_Account: "a", To_Account: "b"}
+			ev := &imcallback.Event{CallbackCommand: imcallback.CmdFriendAdd, From_Account: "a", To_Account: "b"}
 			for !stop.Load() {
 				ms := r.Current().Match(ev)
 				if len(ms) != 20 {

@@ -8,11 +8,12 @@ import (
 	"github.com/expr-lang/expr/vm"
 
 	"github.com/friendflow/friendflow/actions"
+	"github.com/friendflow/friendflow/engine/imcallback"
 )
 
 // Defaults of the schema (DESIGN.md section 5 and 6).
 const (
-	defaultCommand     = CmdFriendAdd
+	defaultCommand     = imcallback.CmdFriendAdd
 	defaultOnceFor     = 24 * time.Hour
 	defaultAttempts    = 10
 	defaultBackoff     = time.Second
@@ -44,7 +45,7 @@ type rule struct {
 	// cond is when compiled to the fast path; nil when when is nil or
 	// must run in the VM. Match uses it; Explain and rule tests, which
 	// also trace when's operands in the VM, keep to the VM.
-	cond    func(*Event) bool
+	cond    func(*imcallback.Event) bool
 	whenKey *indexKey // the index's conjunct of when; nil: none
 
 	explainOnce sync.Once
@@ -54,7 +55,7 @@ type rule struct {
 type onceSpec struct {
 	src  string
 	key  *vm.Program
-	fast func(*Event) string // key on the fast path; nil: the VM
+	fast func(*imcallback.Event) string // key on the fast path; nil: the VM
 	dur  time.Duration
 }
 

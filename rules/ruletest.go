@@ -9,13 +9,14 @@ import (
 	"strings"
 
 	"github.com/friendflow/friendflow/actions"
+	"github.com/friendflow/friendflow/engine/imcallback"
 )
 
 // testCase is one item of a rule's tests:.
 type testCase struct {
 	name      string
 	line, col int
-	event     Event
+	event     imcallback.Event
 	match     bool
 	actions   []expectedAction
 	decision  *expectedDecision // nil: not checked
@@ -44,7 +45,7 @@ func (d *expectedDecision) String() string {
 }
 
 // checkDecision compares the set's decision for ev with the expected one.
-func (s *Set) checkDecision(want *expectedDecision, ev *Event) string {
+func (s *Set) checkDecision(want *expectedDecision, ev *imcallback.Event) string {
 	got := s.Decide(ev)
 	ok := got.Deny == want.deny &&
 		(!want.deny || want.code == 0 || want.code == got.Code) &&
@@ -105,7 +106,7 @@ func (s *Set) RunTests() []TestResult {
 // runTest returns "" when the case passes, else what went wrong.
 func (s *Set) runTest(r *rule, tc *testCase, sc *scratch) string {
 	ev := tc.event
-	env := ev.Env()
+	env := envOf(&ev)
 	matched := false
 	if r.covers(ev.CallbackCommand) {
 		ok, err := r.evalWhen(&sc.vm, env)

@@ -6,6 +6,7 @@ import (
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/vm"
+	"github.com/friendflow/friendflow/engine/imcallback"
 )
 
 // Set is a compiled, immutable rule set, safe for concurrent use.
@@ -15,7 +16,7 @@ type Set struct {
 	files    []FileInfo
 	hash     string
 	exprOpts []expr.Option // to compile explain programs lazily
-	onErr    func(rule string, ev *Event, err error)
+	onErr    func(rule string, ev *imcallback.Event, err error)
 	scratch  sync.Pool // *scratch: a VM and buffers per concurrent Match
 }
 
@@ -72,11 +73,11 @@ type scratch struct {
 }
 
 // envOf returns ev's environment in the scratch's reused map.
-func (sc *scratch) envOf(ev *Event) map[string]any {
+func (sc *scratch) envOf(ev *imcallback.Event) map[string]any {
 	if sc.env == nil {
-		sc.env = ev.Env()
+		sc.env = envOf(ev)
 	} else {
-		ev.fillEnv(sc.env)
+		fillEnv(ev, sc.env)
 	}
 	return sc.env
 }
@@ -87,7 +88,7 @@ func (sc *scratch) envOf(ev *Event) map[string]any {
 // often never, when every candidate rule is on the fast path and nothing
 // matches.
 type evalCtx struct {
-	ev  *Event
+	ev  *imcallback.Event
 	vm  *vm.VM
 	sc  *scratch       // whose map env is filled into
 	env map[string]any // nil until envMap
@@ -100,7 +101,7 @@ func (c *evalCtx) envMap() map[string]any {
 	return c.env
 }
 
-func newSet(rules []*rule, files []FileInfo, hash string, opts []expr.Option, onErr func(string, *Event, error)) *Set {
+func newSet(rules []*rule, files []FileInfo, hash string, opts []expr.Option, onErr func(string, *imcallback.Event, error)) *Set {
 	s := &Set{
 		rules:    rules,
 		files:    files,
@@ -120,11 +121,11 @@ func (s *Set) Len() int { return len(s.rules) }
 // when is true, in file order, with their actions rendered. A rule whose
 // evaluation fails at run time does not match and is reported to
 // Options.OnRuleError; the other rules are not affected.
-func (s *Set) Match(ev *Event) []Match {
+func (s *Set) Match(ev *imcallback.Event) []Match {
 	return s.match(ev, s.onErr)
 }
 
-func (s *Set) match(ev *Event, onErr func(string, *Event, error)) []Match {
+func (s *Set) match(ev *imcallback.Event, onErr func(string, *imcallback.Event, error)) []Match {
 	cr := s.byCmd[ev.CallbackCommand]
 	if cr == nil {
 		return nil

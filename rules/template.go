@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/expr-lang/expr/vm"
+	"github.com/friendflow/friendflow/engine/imcallback"
 )
 
 // A template is a string action parameter holding ${ expr } parts. "$${"
@@ -32,7 +33,7 @@ type tmplPart struct {
 
 // value returns the fast part's value as the VM would: a string, int or
 // bool.
-func (p *tmplPart) value(ev *Event) any {
+func (p *tmplPart) value(ev *imcallback.Event) any {
 	switch p.fast.kind {
 	case fkString:
 		return p.fast.s(ev)
@@ -43,7 +44,7 @@ func (p *tmplPart) value(ev *Event) any {
 }
 
 // appendFast writes the fast part's value as appendText writes the VM's.
-func (p *tmplPart) appendFast(b *strings.Builder, ev *Event) {
+func (p *tmplPart) appendFast(b *strings.Builder, ev *imcallback.Event) {
 	switch p.fast.kind {
 	case fkString:
 		b.WriteString(p.fast.s(ev))

@@ -13,7 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/friendflow/friendflow/engine"
+	"github.com/friendflow/friendflow/engine/admin"
 )
 
 // dlq operates on the dead letters of a running instance through its admin
@@ -24,7 +24,7 @@ func dlq(ctx context.Context, args []string, stdout io.Writer, getenv func(strin
 	}
 	sub := args[0]
 	fs := newFlagSet("dlq " + sub)
-	admin := fs.String("admin-listen", "127.0.0.1:9090", "admin address of the running friendflow")
+	adminAddr := fs.String("admin-listen", "127.0.0.1:9090", "admin address of the running friendflow")
 	all := fs.Bool("all", false, "replay or drop every dead letter")
 	asJSON := fs.Bool("json", false, "list: print JSON")
 	ids, err := parseArgs(fs, args[1:], getenv)
@@ -36,9 +36,9 @@ func dlq(ctx context.Context, args []string, stdout io.Writer, getenv func(strin
 	if err != nil {
 		return err
 	}
-	base := "http://" + *admin
-	if strings.HasPrefix(*admin, "http://") || strings.HasPrefix(*admin, "https://") {
-		base = *admin
+	base := "http://" + *adminAddr
+	if strings.HasPrefix(*adminAddr, "http://") || strings.HasPrefix(*adminAddr, "https://") {
+		base = *adminAddr
 	}
 	client := &http.Client{Timeout: 30 * time.Second}
 	switch sub {
@@ -47,7 +47,7 @@ func dlq(ctx context.Context, args []string, stdout io.Writer, getenv func(strin
 			return usagef("dlq list takes no ids")
 		}
 		var out struct {
-			DeadLetters []engine.DeadLetterView `json:"dead_letters"`
+			DeadLetters []admin.DeadLetterView `json:"dead_letters"`
 		}
 		raw, err := call(ctx, client, http.MethodGet, base+"/dlq", nil)
 		if err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/friendflow/friendflow/actions"
 	"github.com/friendflow/friendflow/actions/im"
 	"github.com/friendflow/friendflow/engine"
+	"github.com/friendflow/friendflow/engine/imcallback"
 	"github.com/friendflow/friendflow/rules"
 )
 
@@ -160,7 +161,7 @@ func explain(args []string, stdout, stderr io.Writer, getenv func(string) string
 	if err != nil {
 		return fmt.Errorf("reading --event: %w", err)
 	}
-	events, err := engine.ExplainEvents(data, command, 0)
+	events, err := imcallback.ParseEvents(data, command, 0)
 	if err != nil {
 		return fmt.Errorf("%s: %w", eventFile, err)
 	}

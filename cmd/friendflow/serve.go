@@ -17,6 +17,8 @@ import (
 
 	"github.com/friendflow/friendflow/actions/im"
 	"github.com/friendflow/friendflow/engine"
+	"github.com/friendflow/friendflow/engine/admin"
+	"github.com/friendflow/friendflow/engine/imcallback"
 	"github.com/friendflow/friendflow/engine/queue"
 	"github.com/friendflow/friendflow/rules"
 )
@@ -257,7 +259,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		log.Error("rules did not load at start; not ready until they do", "path", cfg.Rules)
 	}
 
-	receiver := &engine.Receiver{
+	receiver := &imcallback.Receiver{
 		SdkAppid: cfg.SdkAppid,
 		Token:    cfg.CallbackToken,
 		MaxSkew:  cfg.CallbackMaxSkew,
@@ -265,8 +267,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		Logger:   log,
 		Observe:  metrics.ObserveCallback,
 	}
-	admin := engine.NewAdmin()
-	admin.AddCheck("rules", func() error {
+	adm := admin.New()
+	adm.AddCheck("rules", func() error {
 		if reloader.Current() == nil {
 			if st := reloader.Status(); st.LastError != "" {
 				return fmt.Errorf("no rules loaded: %s", st.LastError)
@@ -275,12 +277,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		}
 		return nil
 	})
-	admin.AddCheck("queue", q.Ready)
-	admin.Handle("GET /metrics", metrics.Handler())
-	engine.MountRules(admin, reloader, cfg.SdkAppid)
-	engine.MountDLQ(admin, q)
+	adm.AddCheck("queue", q.Ready)
+	adm.Handle("GET /metrics", metrics.Handler())
+	admin.MountRules(adm, reloader, cfg.SdkAppid)
+	admin.MountDLQ(adm, q)
 	if cfg.Pprof {
-		mountPprof(admin)
+		mountPprof(adm)
 	}
 
 	mux := http.NewServeMux()
@@ -300,7 +302,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		return fmt.Errorf("admin listener: %w", err)
 	}
 	cbSrv := newServer(mux, log)
-	adminSrv := newServer(admin, log)
+	adminSrv := newServer(adm, log)
 
 	bg, stopBG := context.WithCancel(context.Background())
 	defer stopBG()
@@ -344,7 +346,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	case runErr = <-errc:
 		log.Error("stopping: a component failed", "error", runErr)
 	}
-	admin.SetDraining()
+	adm.SetDraining()
 	stopStart := time.Now()
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()

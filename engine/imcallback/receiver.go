@@ -1,4 +1,4 @@
-package engine
+package imcallback
 
 import (
 	"bytes"
@@ -16,8 +16,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/friendflow/friendflow/rules"
 )
 
 // Handler is the engine seam: it gets every accepted callback and decides
@@ -75,7 +73,7 @@ type Receiver struct {
 	Logger  *slog.Logger
 	Now     func() time.Time // nil: time.Now
 	// Observe, when set, is told the outcome of every request: command is
-	// one of rules.Commands or "other", reason is empty unless rejected.
+	// one of Commands or "other", reason is empty unless rejected.
 	Observe func(command, result, reason string, took time.Duration)
 }
 
@@ -106,7 +104,7 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := rc.now()
 	q := parseCallbackQuery(r.URL.RawQuery)
 	cb := &Callback{
-		ID:          newID(),
+		ID:          NewID(),
 		Command:     q.Command,
 		ClientIP:    q.ClientIP,
 		OptPlatform: q.OptPlatform,
@@ -166,7 +164,7 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		cb.Command = head.CallbackCommand
 	}
-	if !rules.IsCommand(cb.Command) {
+	if !IsCommand(cb.Command) {
 		// A shared callback URL also gets message, group and profile
 		// callbacks; failing them would make Tencent report errors (or
 		// block messages) for events that are none of our business.
@@ -262,7 +260,7 @@ func (rc *Receiver) observe(command, result, reason string, start time.Time) {
 	if rc.Observe == nil {
 		return
 	}
-	if !rules.IsCommand(command) {
+	if !IsCommand(command) {
 		command = "other" // the query is attacker-controlled: never an unbounded label
 	}
 	rc.Observe(command, result, reason, rc.now().Sub(start))
@@ -296,9 +294,9 @@ func writeReply(w http.ResponseWriter, status int, reply Reply) {
 	_, _ = w.Write(b)
 }
 
-// newID returns a 128-bit random id: unique across restarts and replicas,
+// NewID returns a 128-bit random id: unique across restarts and replicas,
 // which job ids derived from it rely on.
-func newID() string {
+func NewID() string {
 	var b [16]byte
 	hi, lo := rand.Uint64(), rand.Uint64()
 	for i := range 8 {

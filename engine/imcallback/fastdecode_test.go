@@ -1,4 +1,4 @@
-package engine
+package imcallback
 
 import (
 	"bytes"
@@ -12,8 +12,6 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-
-	"github.com/friendflow/friendflow/rules"
 )
 
 // sharedSamples are the team's reference bodies; absent outside the
@@ -66,7 +64,7 @@ func checkFast(t *testing.T, data []byte) bool {
 			t.Fatalf("fast path and json.Unmarshal differ on %q:\n fast %#v\n  ref %#v", data, fast, ref)
 		}
 	}
-	for _, cmd := range rules.Commands {
+	for _, cmd := range Commands {
 		got, want := newCB(cmd), newCB(cmd)
 		gotErr, wantErr := Decode(data, got), oldDecode(data, want)
 		if fmt.Sprint(gotErr) != fmt.Sprint(wantErr) || reflect.TypeOf(gotErr) != reflect.TypeOf(wantErr) {
@@ -103,7 +101,7 @@ var valueAlts = func() []string {
 		`[{"GroupName":"g","AddSource":"s","AddWording":"w","To_Account":"z","Remark":"r"}]`,
 		`[{"Initiator_Account":"i","From_Account":"f","To_Account":"t"}]`,
 	}
-	for _, c := range rules.Commands {
+	for _, c := range Commands {
 		alts = append(alts, `"`+c+`"`)
 	}
 	return alts
@@ -288,7 +286,7 @@ func BenchmarkDecodeFallback(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(data)))
 	for b.Loop() {
-		cb := newCB(rules.CmdFriendAdd)
+		cb := newCB(CmdFriendAdd)
 		if err := Decode(data, cb); err != nil {
 			b.Fatal(err)
 		}
@@ -316,7 +314,7 @@ func oldDecode(data []byte, cb *Callback) error {
 	if b.CallbackCommand != cb.Command {
 		return decodeErr(ReasonCommandMismatch, "CallbackCommand in query (%q) differs from body (%q)", cb.Command, b.CallbackCommand)
 	}
-	base := rules.Event{
+	base := Event{
 		CallbackCommand: cb.Command,
 		SdkAppid:        cb.SdkAppid,
 		ClientIP:        cb.ClientIP,
@@ -328,11 +326,11 @@ func oldDecode(data []byte, cb *Callback) error {
 	}
 	var n int
 	switch cb.Command {
-	case rules.CmdFriendAdd, rules.CmdFriendDelete, rules.CmdBlackListAdd, rules.CmdBlackListDelete:
+	case CmdFriendAdd, CmdFriendDelete, CmdBlackListAdd, CmdBlackListDelete:
 		n = len(b.PairList)
-	case rules.CmdPrevFriendAdd:
+	case CmdPrevFriendAdd:
 		n = len(b.FriendItem)
-	case rules.CmdPrevFriendResponse:
+	case CmdPrevFriendResponse:
 		n = len(b.ResponseFriendItem)
 	default:
 		return decodeErr(ReasonMalformed, "unsupported CallbackCommand %q", cb.Command)
@@ -343,24 +341,24 @@ func oldDecode(data []byte, cb *Callback) error {
 	if n > MaxPairs {
 		return decodeErr(ReasonPairs, "%s: %s has %d elements, more than %d", cb.Command, listName(cb.Command), n, MaxPairs)
 	}
-	events := make([]rules.Event, n)
+	events := make([]Event, n)
 	for i := range events {
 		e := base
 		e.PairIndex, e.PairCount = i, n
 		switch cb.Command {
-		case rules.CmdFriendAdd:
+		case CmdFriendAdd:
 			p := b.PairList[i]
 			e.From_Account, e.To_Account, e.Initiator_Account = p.From_Account, p.To_Account, p.Initiator_Account
 			e.ClientCmd, e.Admin_Account, e.ForceFlag = b.ClientCmd, b.Admin_Account, b.ForceFlag
-		case rules.CmdFriendDelete, rules.CmdBlackListAdd, rules.CmdBlackListDelete:
+		case CmdFriendDelete, CmdBlackListAdd, CmdBlackListDelete:
 			p := b.PairList[i]
 			e.From_Account, e.To_Account = p.From_Account, p.To_Account
-		case rules.CmdPrevFriendAdd:
+		case CmdPrevFriendAdd:
 			it := b.FriendItem[i]
 			e.Requester_Account, e.From_Account, e.To_Account = b.Requester_Account, b.From_Account, it.To_Account
 			e.Remark, e.GroupName, e.AddSource, e.AddWording = it.Remark, it.GroupName, it.AddSource, it.AddWording
 			e.AddType, e.ForceAddFlags = b.AddType, b.ForceAddFlags
-		case rules.CmdPrevFriendResponse:
+		case CmdPrevFriendResponse:
 			it := b.ResponseFriendItem[i]
 			e.Requester_Account, e.From_Account, e.To_Account = b.Requester_Account, b.From_Account, it.To_Account
 			e.Remark, e.TagName, e.ResponseAction = it.Remark, it.TagName, it.ResponseAction

@@ -1,17 +1,15 @@
-package engine
+package imcallback
 
 import (
 	"encoding/json"
 	"strconv"
-
-	"github.com/friendflow/friendflow/rules"
 )
 
-// appendEventJSON appends the event as encoding/json would marshal it,
+// AppendEventJSON appends the event as encoding/json would marshal it,
 // byte for byte (TestAppendEventJSONIsMarshal holds it to that). Every
 // queued job carries its event, and reflection-based marshalling of the
 // 22 fields was a measurable share of a callback's CPU.
-func appendEventJSON(b []byte, e *rules.Event) []byte {
+func AppendEventJSON(b []byte, e *Event) []byte {
 	b = append(b, `{"CallbackCommand":`...)
 	b = appendJSONString(b, e.CallbackCommand)
 	b = append(b, `,"SdkAppid":`...)

@@ -1,4 +1,4 @@
-package engine
+package imcallback
 
 import (
 	"os"
@@ -6,11 +6,9 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/friendflow/friendflow/rules"
 )
 
-const samples = "../examples/callbacks"
+const samples = "../../examples/callbacks"
 
 func readSample(t testing.TB, name string) []byte {
 	t.Helper()
@@ -29,90 +27,90 @@ func newCB(cmd string) *Callback {
 
 func TestDecodeSamples(t *testing.T) {
 	recv := int(received.UnixMilli())
-	base := rules.Event{SdkAppid: 1400000000, ClientIP: "127.0.0.1", OptPlatform: "RESTAPI", EventTime: recv}
-	with := func(f func(e *rules.Event)) rules.Event { e := base; f(&e); return e }
+	base := Event{SdkAppid: 1400000000, ClientIP: "127.0.0.1", OptPlatform: "RESTAPI", EventTime: recv}
+	with := func(f func(e *Event)) Event { e := base; f(&e); return e }
 	tests := []struct {
 		file string
 		cmd  string
-		want []rules.Event
+		want []Event
 	}{
-		{"friend_add.json", rules.CmdFriendAdd, []rules.Event{
-			with(func(e *rules.Event) {
-				e.CallbackCommand, e.From_Account, e.To_Account, e.Initiator_Account = rules.CmdFriendAdd, "id", "id1", "id"
+		{"friend_add.json", CmdFriendAdd, []Event{
+			with(func(e *Event) {
+				e.CallbackCommand, e.From_Account, e.To_Account, e.Initiator_Account = CmdFriendAdd, "id", "id1", "id"
 				e.ClientCmd, e.ForceFlag, e.PairIndex, e.PairCount = "friend_add", 1, 0, 3
 			}),
-			with(func(e *rules.Event) {
-				e.CallbackCommand, e.From_Account, e.To_Account, e.Initiator_Account = rules.CmdFriendAdd, "id", "id2", "id"
+			with(func(e *Event) {
+				e.CallbackCommand, e.From_Account, e.To_Account, e.Initiator_Account = CmdFriendAdd, "id", "id2", "id"
 				e.ClientCmd, e.ForceFlag, e.PairIndex, e.PairCount = "friend_add", 1, 1, 3
 			}),
-			with(func(e *rules.Event) {
-				e.CallbackCommand, e.From_Account, e.To_Account, e.Initiator_Account = rules.CmdFriendAdd, "id", "id3", "id"
+			with(func(e *Event) {
+				e.CallbackCommand, e.From_Account, e.To_Account, e.Initiator_Account = CmdFriendAdd, "id", "id3", "id"
 				e.ClientCmd, e.ForceFlag, e.PairIndex, e.PairCount = "friend_add", 1, 2, 3
 			}),
 		}},
-		{"friend_add_response.json", rules.CmdFriendAdd, []rules.Event{
-			with(func(e *rules.Event) {
-				e.CallbackCommand, e.From_Account, e.To_Account, e.Initiator_Account = rules.CmdFriendAdd, "alice", "bob", "alice"
+		{"friend_add_response.json", CmdFriendAdd, []Event{
+			with(func(e *Event) {
+				e.CallbackCommand, e.From_Account, e.To_Account, e.Initiator_Account = CmdFriendAdd, "alice", "bob", "alice"
 				e.ClientCmd, e.PairIndex, e.PairCount = "friend_response", 0, 2
 			}),
-			with(func(e *rules.Event) {
-				e.CallbackCommand, e.From_Account, e.To_Account, e.Initiator_Account = rules.CmdFriendAdd, "bob", "alice", "alice"
+			with(func(e *Event) {
+				e.CallbackCommand, e.From_Account, e.To_Account, e.Initiator_Account = CmdFriendAdd, "bob", "alice", "alice"
 				e.ClientCmd, e.PairIndex, e.PairCount = "friend_response", 1, 2
 			}),
 		}},
-		{"friend_add_forced_by_admin.json", rules.CmdFriendAdd, []rules.Event{
-			with(func(e *rules.Event) {
-				e.CallbackCommand, e.From_Account, e.To_Account, e.Initiator_Account = rules.CmdFriendAdd, "user_42", "support_bot", "user_42"
+		{"friend_add_forced_by_admin.json", CmdFriendAdd, []Event{
+			with(func(e *Event) {
+				e.CallbackCommand, e.From_Account, e.To_Account, e.Initiator_Account = CmdFriendAdd, "user_42", "support_bot", "user_42"
 				e.ClientCmd, e.Admin_Account, e.ForceFlag, e.PairCount = "friend_add", "administrator", 1, 1
 			}),
 		}},
-		{"friend_delete.json", rules.CmdFriendDelete, []rules.Event{
-			with(func(e *rules.Event) {
-				e.CallbackCommand, e.From_Account, e.To_Account, e.PairIndex, e.PairCount = rules.CmdFriendDelete, "id", "id1", 0, 2
+		{"friend_delete.json", CmdFriendDelete, []Event{
+			with(func(e *Event) {
+				e.CallbackCommand, e.From_Account, e.To_Account, e.PairIndex, e.PairCount = CmdFriendDelete, "id", "id1", 0, 2
 			}),
-			with(func(e *rules.Event) {
-				e.CallbackCommand, e.From_Account, e.To_Account, e.PairIndex, e.PairCount = rules.CmdFriendDelete, "id", "id2", 1, 2
-			}),
-		}},
-		{"blacklist_add.json", rules.CmdBlackListAdd, []rules.Event{
-			with(func(e *rules.Event) {
-				e.CallbackCommand, e.From_Account, e.To_Account, e.PairIndex, e.PairCount = rules.CmdBlackListAdd, "id", "id1", 0, 2
-			}),
-			with(func(e *rules.Event) {
-				e.CallbackCommand, e.From_Account, e.To_Account, e.PairIndex, e.PairCount = rules.CmdBlackListAdd, "id", "id2", 1, 2
+			with(func(e *Event) {
+				e.CallbackCommand, e.From_Account, e.To_Account, e.PairIndex, e.PairCount = CmdFriendDelete, "id", "id2", 1, 2
 			}),
 		}},
-		{"blacklist_delete.json", rules.CmdBlackListDelete, []rules.Event{
-			with(func(e *rules.Event) {
-				e.CallbackCommand, e.From_Account, e.To_Account, e.PairIndex, e.PairCount = rules.CmdBlackListDelete, "id", "id1", 0, 2
+		{"blacklist_add.json", CmdBlackListAdd, []Event{
+			with(func(e *Event) {
+				e.CallbackCommand, e.From_Account, e.To_Account, e.PairIndex, e.PairCount = CmdBlackListAdd, "id", "id1", 0, 2
 			}),
-			with(func(e *rules.Event) {
-				e.CallbackCommand, e.From_Account, e.To_Account, e.PairIndex, e.PairCount = rules.CmdBlackListDelete, "id", "id2", 1, 2
+			with(func(e *Event) {
+				e.CallbackCommand, e.From_Account, e.To_Account, e.PairIndex, e.PairCount = CmdBlackListAdd, "id", "id2", 1, 2
 			}),
 		}},
-		{"prev_friend_add.json", rules.CmdPrevFriendAdd, []rules.Event{
-			with(func(e *rules.Event) {
-				e.CallbackCommand, e.EventTime = rules.CmdPrevFriendAdd, 1631777344870
+		{"blacklist_delete.json", CmdBlackListDelete, []Event{
+			with(func(e *Event) {
+				e.CallbackCommand, e.From_Account, e.To_Account, e.PairIndex, e.PairCount = CmdBlackListDelete, "id", "id1", 0, 2
+			}),
+			with(func(e *Event) {
+				e.CallbackCommand, e.From_Account, e.To_Account, e.PairIndex, e.PairCount = CmdBlackListDelete, "id", "id2", 1, 2
+			}),
+		}},
+		{"prev_friend_add.json", CmdPrevFriendAdd, []Event{
+			with(func(e *Event) {
+				e.CallbackCommand, e.EventTime = CmdPrevFriendAdd, 1631777344870
 				e.Requester_Account, e.From_Account, e.To_Account = "id", "id", "id1"
 				e.Remark, e.GroupName, e.AddSource, e.AddWording = "remark1", "group1", "AddSource_Type_Android", "this is id1!"
 				e.AddType, e.PairIndex, e.PairCount = "Add_Type_Both", 0, 2
 			}),
-			with(func(e *rules.Event) {
-				e.CallbackCommand, e.EventTime = rules.CmdPrevFriendAdd, 1631777344870
+			with(func(e *Event) {
+				e.CallbackCommand, e.EventTime = CmdPrevFriendAdd, 1631777344870
 				e.Requester_Account, e.From_Account, e.To_Account = "id", "id", "id2"
 				e.Remark, e.GroupName, e.AddSource, e.AddWording = "remark2", "group1", "AddSource_Type_Android", "this is id2!"
 				e.AddType, e.PairIndex, e.PairCount = "Add_Type_Both", 1, 2
 			}),
 		}},
-		{"prev_friend_response.json", rules.CmdPrevFriendResponse, []rules.Event{
-			with(func(e *rules.Event) {
-				e.CallbackCommand, e.EventTime = rules.CmdPrevFriendResponse, 1631777645424
+		{"prev_friend_response.json", CmdPrevFriendResponse, []Event{
+			with(func(e *Event) {
+				e.CallbackCommand, e.EventTime = CmdPrevFriendResponse, 1631777645424
 				e.Requester_Account, e.From_Account, e.To_Account = "id", "id", "id1"
 				e.Remark, e.TagName, e.ResponseAction = "remark1", "group1", "Response_Action_AgreeAndAdd"
 				e.PairIndex, e.PairCount = 0, 2
 			}),
-			with(func(e *rules.Event) {
-				e.CallbackCommand, e.EventTime = rules.CmdPrevFriendResponse, 1631777645424
+			with(func(e *Event) {
+				e.CallbackCommand, e.EventTime = CmdPrevFriendResponse, 1631777645424
 				e.Requester_Account, e.From_Account, e.To_Account = "id", "id", "id2"
 				e.Remark, e.TagName, e.ResponseAction = "remark2", "group2", "Response_Action_Reject"
 				e.PairIndex, e.PairCount = 1, 2
@@ -149,7 +147,7 @@ func TestDecodeSamples(t *testing.T) {
 func TestDecodeToleratesUnknownFields(t *testing.T) {
 	body := `{"CallbackCommand":"Sns.CallbackFriendDelete","NewTopLevel":{"x":[1,2]},"EventTime":1700000000123,
 		"PairList":[{"From_Account":"a","To_Account":"b","Unknown":true}]}`
-	cb := newCB(rules.CmdFriendDelete)
+	cb := newCB(CmdFriendDelete)
 	if err := Decode([]byte(body), cb); err != nil {
 		t.Fatal(err)
 	}
@@ -164,16 +162,16 @@ func TestDecodeRejects(t *testing.T) {
 	tests := []struct {
 		name, cmd, body, reason, msg string
 	}{
-		{"not json", rules.CmdFriendAdd, `{"CallbackCommand":`, ReasonMalformed, "malformed JSON"},
-		{"wrong type", rules.CmdFriendAdd, `{"CallbackCommand":"Sns.CallbackFriendAdd","ForceFlag":"yes","PairList":[{"From_Account":"a","To_Account":"b"}]}`, ReasonMalformed, "ForceFlag"},
-		{"trailing data", rules.CmdFriendDelete, `{"CallbackCommand":"Sns.CallbackFriendDelete","PairList":[{"From_Account":"a","To_Account":"b"}]} {}`, ReasonMalformed, "after top-level value"},
-		{"command mismatch", rules.CmdFriendAdd, `{"CallbackCommand":"Sns.CallbackFriendDelete","PairList":[{"From_Account":"a","To_Account":"b"}]}`, ReasonCommandMismatch, "differs"},
-		{"empty pairs", rules.CmdFriendAdd, `{"CallbackCommand":"Sns.CallbackFriendAdd","PairList":[]}`, ReasonPairs, "PairList is empty"},
-		{"missing pairs", rules.CmdBlackListAdd, `{"CallbackCommand":"Sns.CallbackBlackListAdd"}`, ReasonPairs, "PairList is empty"},
-		{"empty items", rules.CmdPrevFriendAdd, `{"CallbackCommand":"Sns.CallbackPrevFriendAdd","FriendItem":[]}`, ReasonPairs, "FriendItem is empty"},
-		{"empty response items", rules.CmdPrevFriendResponse, `{"CallbackCommand":"Sns.CallbackPrevFriendResponse"}`, ReasonPairs, "ResponseFriendItem is empty"},
-		{"too many pairs", rules.CmdFriendDelete, many, ReasonPairs, "more than 1000"},
-		{"no target", rules.CmdFriendDelete, `{"CallbackCommand":"Sns.CallbackFriendDelete","PairList":[{"From_Account":"a"}]}`, ReasonPairs, "To_Account is empty"},
+		{"not json", CmdFriendAdd, `{"CallbackCommand":`, ReasonMalformed, "malformed JSON"},
+		{"wrong type", CmdFriendAdd, `{"CallbackCommand":"Sns.CallbackFriendAdd","ForceFlag":"yes","PairList":[{"From_Account":"a","To_Account":"b"}]}`, ReasonMalformed, "ForceFlag"},
+		{"trailing data", CmdFriendDelete, `{"CallbackCommand":"Sns.CallbackFriendDelete","PairList":[{"From_Account":"a","To_Account":"b"}]} {}`, ReasonMalformed, "after top-level value"},
+		{"command mismatch", CmdFriendAdd, `{"CallbackCommand":"Sns.CallbackFriendDelete","PairList":[{"From_Account":"a","To_Account":"b"}]}`, ReasonCommandMismatch, "differs"},
+		{"empty pairs", CmdFriendAdd, `{"CallbackCommand":"Sns.CallbackFriendAdd","PairList":[]}`, ReasonPairs, "PairList is empty"},
+		{"missing pairs", CmdBlackListAdd, `{"CallbackCommand":"Sns.CallbackBlackListAdd"}`, ReasonPairs, "PairList is empty"},
+		{"empty items", CmdPrevFriendAdd, `{"CallbackCommand":"Sns.CallbackPrevFriendAdd","FriendItem":[]}`, ReasonPairs, "FriendItem is empty"},
+		{"empty response items", CmdPrevFriendResponse, `{"CallbackCommand":"Sns.CallbackPrevFriendResponse"}`, ReasonPairs, "ResponseFriendItem is empty"},
+		{"too many pairs", CmdFriendDelete, many, ReasonPairs, "more than 1000"},
+		{"no target", CmdFriendDelete, `{"CallbackCommand":"Sns.CallbackFriendDelete","PairList":[{"From_Account":"a"}]}`, ReasonPairs, "To_Account is empty"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -203,7 +201,7 @@ func FuzzDecode(f *testing.F) {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		for _, cmd := range rules.Commands {
+		for _, cmd := range Commands {
 			cb := newCB(cmd)
 			err := Decode(data, cb)
 			if err != nil {
@@ -232,7 +230,7 @@ func BenchmarkDecode(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(data)))
 	for b.Loop() {
-		cb := newCB(rules.CmdFriendAdd)
+		cb := newCB(CmdFriendAdd)
 		if err := Decode(data, cb); err != nil {
 			b.Fatal(err)
 		}

@@ -5,24 +5,26 @@ import (
 	"maps"
 	"reflect"
 	"testing"
+
+	"github.com/friendflow/friendflow/engine/imcallback"
 )
 
 // TestFillEnvMatchesEnv sets every event field to a distinct value and
 // checks that fillEnv, over a map holding another event, yields Env.
 func TestFillEnvMatchesEnv(t *testing.T) {
 	ev := distinctEvent(t)
-	m := (&Event{From_Account: "other"}).Env()
-	ev.fillEnv(m)
-	if want := ev.Env(); !maps.Equal(m, want) {
+	m := envOf(&imcallback.Event{From_Account: "other"})
+	fillEnv(&ev, m)
+	if want := envOf(&ev); !maps.Equal(m, want) {
 		t.Fatalf("fillEnv:\n got  %v\n want %v", m, want)
 	}
 }
 
 // distinctEvent returns an event whose every field holds a value no other
 // field has, so a reader that mixes up two fields is caught.
-func distinctEvent(t *testing.T) Event {
+func distinctEvent(t *testing.T) imcallback.Event {
 	t.Helper()
-	var ev Event
+	var ev imcallback.Event
 	v := reflect.ValueOf(&ev).Elem()
 	for i := range v.NumField() {
 		switch f := v.Field(i); f.Kind() {

@@ -1,4 +1,4 @@
-package engine
+package admin
 
 import (
 	"context"
@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/friendflow/friendflow/actions"
+	"github.com/friendflow/friendflow/engine"
+	"github.com/friendflow/friendflow/engine/imcallback"
 	"github.com/friendflow/friendflow/engine/queue"
 	"github.com/friendflow/friendflow/rules"
 )
@@ -66,7 +68,7 @@ func newAdminFixture(t *testing.T) *adminFixture {
 			t.Fatal(err)
 		}
 	}
-	eng := &Engine{Logger: log, DecisionTimeout: time.Second}
+	eng := &engine.Engine{Logger: log, DecisionTimeout: time.Second}
 	f.reloader = &rules.Reloader{Path: f.dir, Options: rules.Options{Registry: &reg, OnRuleError: eng.OnRuleError}, Logger: log}
 	if err := f.reloader.Reload("start"); err != nil {
 		t.Fatal(err)
@@ -83,12 +85,12 @@ func newAdminFixture(t *testing.T) *adminFixture {
 	go func() { _ = q.Run(ctx) }()
 	eng.Queue = q
 
-	admin := NewAdmin()
+	admin := New()
 	MountRules(admin, f.reloader, testAppID)
 	MountDLQ(admin, q)
 	f.admin = httptest.NewServer(admin)
 	t.Cleanup(f.admin.Close)
-	f.callback = httptest.NewServer(&Receiver{SdkAppid: testAppID, Token: []byte(testToken), Handler: eng, Logger: log})
+	f.callback = httptest.NewServer(&imcallback.Receiver{SdkAppid: testAppID, Token: []byte(testToken), Handler: eng, Logger: log})
 	t.Cleanup(f.callback.Close)
 	return f
 }
@@ -109,17 +111,17 @@ func (f *adminFixture) do(t *testing.T, method, path, body string) (int, string)
 }
 
 // signedPost sends a callback body as Tencent does, signed now.
-func (f *adminFixture) signedPost(t *testing.T, cmd, body string) Reply {
+func (f *adminFixture) signedPost(t *testing.T, cmd, body string) imcallback.Reply {
 	t.Helper()
 	rt := strconv.FormatInt(time.Now().Unix(), 10)
 	q := url.Values{"SdkAppid": {strconv.Itoa(testAppID)}, "CallbackCommand": {cmd}, "contenttype": {"json"},
-		"ClientIP": {"10.1.2.3"}, "OptPlatform": {"Android"}, "RequestTime": {rt}, "Sign": {Sign([]byte(testToken), rt)}}
+		"ClientIP": {"10.1.2.3"}, "OptPlatform": {"Android"}, "RequestTime": {rt}, "Sign": {imcallback.Sign([]byte(testToken), rt)}}
 	resp, err := http.Post(f.callback.URL+"/?"+q.Encode(), "application/json", strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var r Reply
+	var r imcallback.Reply
 	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("status %d, %v", resp.StatusCode, err)
 	}
@@ -130,13 +132,13 @@ func TestSignedPrevCallbacksEndToEnd(t *testing.T) {
 	f := newAdminFixture(t)
 	add := `{"CallbackCommand":"Sns.CallbackPrevFriendAdd","Requester_Account":"m","From_Account":"m",
 	  "FriendItem":[{"To_Account":"a","AddWording":"hello"},{"To_Account":"b","AddWording":"cheap loan"}],"EventTime":1}`
-	r := f.signedPost(t, rules.CmdPrevFriendAdd, add)
-	want := []ResultItem{{To_Account: "a"}, {To_Account: "b", ResultCode: 38001, ResultInfo: "spam"}}
+	r := f.signedPost(t, imcallback.CmdPrevFriendAdd, add)
+	want := []imcallback.ResultItem{{To_Account: "a"}, {To_Account: "b", ResultCode: 38001, ResultInfo: "spam"}}
 	if len(r.ResultItem) != 2 || r.ResultItem[0] != want[0] || r.ResultItem[1] != want[1] || r.ActionStatus != "OK" {
 		t.Fatalf("PrevFriendAdd reply %+v", r)
 	}
-	r = f.signedPost(t, rules.CmdPrevFriendResponse, string(readSample(t, "prev_friend_response.json")))
-	want = []ResultItem{{To_Account: "id1"}, {To_Account: "id2", ResultCode: 38001, ResultInfo: "spam"}}
+	r = f.signedPost(t, imcallback.CmdPrevFriendResponse, string(readSample(t, "prev_friend_response.json")))
+	want = []imcallback.ResultItem{{To_Account: "id1"}, {To_Account: "id2", ResultCode: 38001, ResultInfo: "spam"}}
 	if len(r.ResultItem) != 2 || r.ResultItem[0] != want[0] || r.ResultItem[1] != want[1] {
 		t.Fatalf("PrevFriendResponse reply %+v", r)
 	}
@@ -155,7 +157,7 @@ func TestAdminRulesReloadExplain(t *testing.T) {
 	// explain: per target decision, secrets redacted.
 	status, body = f.do(t, http.MethodPost, "/explain?command=Sns.CallbackPrevFriendAdd",
 		`{"FriendItem":[{"To_Account":"a","AddWording":"loan?"},{"To_Account":"b"}],"From_Account":"m"}`)
-	var ex []EventExplanation
+	var ex []engine.EventExplanation
 	if err := json.Unmarshal([]byte(body), &ex); err != nil || status != 200 || len(ex) != 2 {
 		t.Fatalf("POST /explain: %d %s", status, body)
 	}
@@ -202,7 +204,7 @@ func TestAdminDeadLetters(t *testing.T) {
 	// Two callbacks: each stores a webhook job (target down: retried) and a
 	// doomed job (dead at once).
 	for range 2 {
-		f.signedPost(t, rules.CmdFriendAdd, string(readSample(t, "friend_add_response.json")))
+		f.signedPost(t, imcallback.CmdFriendAdd, string(readSample(t, "friend_add_response.json")))
 	}
 	var list struct {
 		DeadLetters []DeadLetterView `json:"dead_letters"`
@@ -251,4 +253,18 @@ func TestAdminDeadLetters(t *testing.T) {
 	if status, body := f.do(t, http.MethodPost, "/dlq/drop", `{"all":true}`); status != 200 || !strings.Contains(body, `"dropped": 3`) {
 		t.Fatalf("drop all: %d %s", status, body)
 	}
+}
+
+const (
+	testAppID = 1400000000
+	testToken = "s3cr3t-callback-token"
+)
+
+func readSample(t testing.TB, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("../../examples/callbacks", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

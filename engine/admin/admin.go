@@ -1,4 +1,4 @@
-package engine
+package admin
 
 import (
 	"encoding/json"
@@ -7,9 +7,9 @@ import (
 	"sync/atomic"
 )
 
-// Admin serves the operator endpoints on their own listener (loopback by
+// Server serves the operator endpoints on their own listener (loopback by
 // default): health, readiness, and whatever the other components mount.
-type Admin struct {
+type Server struct {
 	mux      *http.ServeMux
 	draining atomic.Bool
 	mu       sync.RWMutex
@@ -21,9 +21,9 @@ type check struct {
 	fn   func() error
 }
 
-// NewAdmin returns an Admin serving GET /healthz and GET /readyz.
-func NewAdmin() *Admin {
-	a := &Admin{mux: http.NewServeMux()}
+// New returns a Server serving GET /healthz and GET /readyz.
+func New() *Server {
+	a := &Server{mux: http.NewServeMux()}
 	a.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -32,10 +32,10 @@ func NewAdmin() *Admin {
 }
 
 // Handle mounts h on the admin mux (a net/http ServeMux pattern).
-func (a *Admin) Handle(pattern string, h http.Handler) { a.mux.Handle(pattern, h) }
+func (a *Server) Handle(pattern string, h http.Handler) { a.mux.Handle(pattern, h) }
 
 // AddCheck adds a readiness condition: /readyz fails while fn returns an error.
-func (a *Admin) AddCheck(name string, fn func() error) {
+func (a *Server) AddCheck(name string, fn func() error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.checks = append(a.checks, check{name, fn})
@@ -43,10 +43,10 @@ func (a *Admin) AddCheck(name string, fn func() error) {
 
 // SetDraining makes /readyz fail from now on, so load balancers stop
 // sending callbacks before the listener closes.
-func (a *Admin) SetDraining() { a.draining.Store(true) }
+func (a *Server) SetDraining() { a.draining.Store(true) }
 
 // Ready returns the failing readiness conditions by name; empty when ready.
-func (a *Admin) Ready() map[string]string {
+func (a *Server) Ready() map[string]string {
 	failing := map[string]string{}
 	if a.draining.Load() {
 		failing["draining"] = "shutting down"
@@ -61,7 +61,7 @@ func (a *Admin) Ready() map[string]string {
 	return failing
 }
 
-func (a *Admin) readyz(w http.ResponseWriter, r *http.Request) {
+func (a *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	if failing := a.Ready(); len(failing) > 0 {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "failing": failing})
 		return
@@ -70,7 +70,7 @@ func (a *Admin) readyz(w http.ResponseWriter, r *http.Request) {
 }
 
 // ServeHTTP implements http.Handler.
-func (a *Admin) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
+func (a *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")

@@ -1,4 +1,4 @@
-package engine
+package imcallback
 
 import (
 	"net/url"

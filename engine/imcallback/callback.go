@@ -1,12 +1,10 @@
-package engine
+package imcallback
 
 import (
 	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
-
-	"github.com/friendflow/friendflow/rules"
 )
 
 // MaxPairs caps the elements of one callback's pair list. Tencent's own
@@ -23,7 +21,7 @@ type Callback struct {
 	ClientIP    string
 	OptPlatform string
 	ReceivedAt  time.Time
-	Events      []rules.Event
+	Events      []Event
 }
 
 // Reply is the JSON body Tencent expects back. ResultItem is only sent for
@@ -43,6 +41,13 @@ type ResultItem struct {
 	ResultInfo string `json:"ResultInfo"`
 }
 
+// The result codes IM accepts from a before-callback to refuse a friend
+// request or response.
+const (
+	MinDenyCode = 38000
+	MaxDenyCode = 39000
+)
+
 // OK is the reply to every accepted after-callback.
 func OK() Reply { return Reply{ActionStatus: "OK"} }
 
@@ -54,7 +59,7 @@ func Fail(reason string) Reply {
 // AllowAll is the reply to a Prev callback that lets every target through.
 func AllowAll(cb *Callback) Reply {
 	r := OK()
-	if rules.IsPrev(cb.Command) {
+	if IsPrev(cb.Command) {
 		r.ResultItem = make([]ResultItem, len(cb.Events))
 		for i := range cb.Events {
 			r.ResultItem[i] = ResultItem{To_Account: cb.Events[i].To_Account}
@@ -152,7 +157,7 @@ func (b *body) events(cb *Callback) error {
 	if b.CallbackCommand != cb.Command {
 		return decodeErr(ReasonCommandMismatch, "CallbackCommand in query (%q) differs from body (%q)", cb.Command, b.CallbackCommand)
 	}
-	base := rules.Event{
+	base := Event{
 		CallbackCommand: cb.Command,
 		SdkAppid:        cb.SdkAppid,
 		ClientIP:        cb.ClientIP,
@@ -164,11 +169,11 @@ func (b *body) events(cb *Callback) error {
 	}
 	var n int
 	switch cb.Command {
-	case rules.CmdFriendAdd, rules.CmdFriendDelete, rules.CmdBlackListAdd, rules.CmdBlackListDelete:
+	case CmdFriendAdd, CmdFriendDelete, CmdBlackListAdd, CmdBlackListDelete:
 		n = len(b.PairList)
-	case rules.CmdPrevFriendAdd:
+	case CmdPrevFriendAdd:
 		n = len(b.FriendItem)
-	case rules.CmdPrevFriendResponse:
+	case CmdPrevFriendResponse:
 		n = len(b.ResponseFriendItem)
 	default:
 		return decodeErr(ReasonMalformed, "unsupported CallbackCommand %q", cb.Command)
@@ -179,24 +184,24 @@ func (b *body) events(cb *Callback) error {
 	if n > MaxPairs {
 		return decodeErr(ReasonPairs, "%s: %s has %d elements, more than %d", cb.Command, listName(cb.Command), n, MaxPairs)
 	}
-	events := make([]rules.Event, n)
+	events := make([]Event, n)
 	for i := range events {
 		e := base
 		e.PairIndex, e.PairCount = i, n
 		switch cb.Command {
-		case rules.CmdFriendAdd:
+		case CmdFriendAdd:
 			p := b.PairList[i]
 			e.From_Account, e.To_Account, e.Initiator_Account = p.From_Account, p.To_Account, p.Initiator_Account
 			e.ClientCmd, e.Admin_Account, e.ForceFlag = b.ClientCmd, b.Admin_Account, b.ForceFlag
-		case rules.CmdFriendDelete, rules.CmdBlackListAdd, rules.CmdBlackListDelete:
+		case CmdFriendDelete, CmdBlackListAdd, CmdBlackListDelete:
 			p := b.PairList[i]
 			e.From_Account, e.To_Account = p.From_Account, p.To_Account
-		case rules.CmdPrevFriendAdd:
+		case CmdPrevFriendAdd:
 			it := b.FriendItem[i]
 			e.Requester_Account, e.From_Account, e.To_Account = b.Requester_Account, b.From_Account, it.To_Account
 			e.Remark, e.GroupName, e.AddSource, e.AddWording = it.Remark, it.GroupName, it.AddSource, it.AddWording
 			e.AddType, e.ForceAddFlags = b.AddType, b.ForceAddFlags
-		case rules.CmdPrevFriendResponse:
+		case CmdPrevFriendResponse:
 			it := b.ResponseFriendItem[i]
 			e.Requester_Account, e.From_Account, e.To_Account = b.Requester_Account, b.From_Account, it.To_Account
 			e.Remark, e.TagName, e.ResponseAction = it.Remark, it.TagName, it.ResponseAction
@@ -212,9 +217,9 @@ func (b *body) events(cb *Callback) error {
 
 func listName(cmd string) string {
 	switch cmd {
-	case rules.CmdPrevFriendAdd:
+	case CmdPrevFriendAdd:
 		return "FriendItem"
-	case rules.CmdPrevFriendResponse:
+	case CmdPrevFriendResponse:
 		return "ResponseFriendItem"
 	}
 	return "PairList"

@@ -1,4 +1,4 @@
-package engine
+package imcallback
 
 import (
 	"bytes"
@@ -7,13 +7,11 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"testing"
-
-	"github.com/friendflow/friendflow/rules"
 )
 
 // TestAppendEventJSONIsMarshal: the hand-written encoder must give exactly
 // encoding/json's bytes. Every field is set through reflection, so a field
-// added to rules.Event and forgotten here fails the test.
+// added to Event and forgotten here fails the test.
 func TestAppendEventJSONIsMarshal(t *testing.T) {
 	strs := []string{
 		"", "id", "user_123", "a\"b", `back\slash`, "<script>&amp;", "tab\tnew\nline\r", "\x00\x01\x1f\x7f",
@@ -21,7 +19,7 @@ func TestAppendEventJSONIsMarshal(t *testing.T) {
 	}
 	ints := []int{0, 1, -1, 42, 1400000000, math.MaxInt32, math.MinInt32, math.MaxInt64, math.MinInt64}
 	rng := rand.New(rand.NewPCG(1, 2))
-	fill := func(ev *rules.Event) {
+	fill := func(ev *Event) {
 		v := reflect.ValueOf(ev).Elem()
 		for i := range v.NumField() {
 			f := v.Field(i)
@@ -31,31 +29,31 @@ func TestAppendEventJSONIsMarshal(t *testing.T) {
 			case reflect.Int:
 				f.SetInt(int64(ints[rng.IntN(len(ints))]))
 			default:
-				t.Fatalf("rules.Event.%s has kind %s: teach appendEventJSON about it", v.Type().Field(i).Name, f.Kind())
+				t.Fatalf("Event.%s has kind %s: teach AppendEventJSON about it", v.Type().Field(i).Name, f.Kind())
 			}
 		}
 	}
-	var zero rules.Event
-	check := func(ev *rules.Event) {
+	var zero Event
+	check := func(ev *Event) {
 		t.Helper()
 		want, err := json.Marshal(ev)
 		if err != nil {
 			t.Fatal(err)
 		}
-		got := appendEventJSON([]byte("prefix"), ev)
+		got := AppendEventJSON([]byte("prefix"), ev)
 		if !bytes.Equal(got[len("prefix"):], want) {
-			t.Fatalf("appendEventJSON differs from json.Marshal\n got: %s\nwant: %s", got[len("prefix"):], want)
+			t.Fatalf("AppendEventJSON differs from json.Marshal\n got: %s\nwant: %s", got[len("prefix"):], want)
 		}
 	}
 	check(&zero)
 	for range 5000 {
-		var ev rules.Event
+		var ev Event
 		fill(&ev)
 		check(&ev)
 	}
 	// Every field distinct and non-zero at once: a field written under the
 	// wrong key or in the wrong order cannot hide behind an equal value.
-	var ev rules.Event
+	var ev Event
 	v := reflect.ValueOf(&ev).Elem()
 	for i := range v.NumField() {
 		if v.Field(i).Kind() == reflect.String {
@@ -80,14 +78,14 @@ func FuzzAppendJSONString(f *testing.F) {
 }
 
 func BenchmarkEventJSON(b *testing.B) {
-	ev := rules.Event{CallbackCommand: rules.CmdFriendAdd, SdkAppid: 1400000000, ClientIP: "127.0.0.1",
+	ev := Event{CallbackCommand: CmdFriendAdd, SdkAppid: 1400000000, ClientIP: "127.0.0.1",
 		OptPlatform: "RESTAPI", EventTime: 1670000000000, From_Account: "id", To_Account: "id1",
 		ClientCmd: "friend_add", Admin_Account: "admin", ForceFlag: 1, PairCount: 3}
 	b.Run("append", func(b *testing.B) {
 		b.ReportAllocs()
 		var buf []byte
 		for b.Loop() {
-			buf = appendEventJSON(buf[:0], &ev)
+			buf = AppendEventJSON(buf[:0], &ev)
 		}
 	})
 	b.Run("marshal", func(b *testing.B) {

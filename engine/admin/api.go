@@ -1,15 +1,15 @@
-package engine
+package admin
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"time"
 
+	"github.com/friendflow/friendflow/engine"
+	"github.com/friendflow/friendflow/engine/imcallback"
 	"github.com/friendflow/friendflow/engine/queue"
 	"github.com/friendflow/friendflow/rules"
 )
@@ -29,7 +29,7 @@ type DeadLetterStore interface {
 }
 
 // MountRules serves GET /rules, POST /reload and POST /explain.
-func MountRules(a *Admin, src RuleSource, sdkappid int) {
+func MountRules(a *Server, src RuleSource, sdkappid int) {
 	a.Handle("GET /rules", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		out := map[string]any{"status": src.Status()}
 		if set := src.Current(); set != nil {
@@ -60,97 +60,21 @@ func MountRules(a *Admin, src RuleSource, sdkappid int) {
 	a.Handle("POST /explain", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		set := src.Current()
 		if set == nil {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": ErrNoRules.Error()})
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": engine.ErrNoRules.Error()})
 			return
 		}
-		data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, DefaultMaxBody))
+		data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, imcallback.DefaultMaxBody))
 		if err != nil {
 			writeJSON(w, http.StatusRequestEntityTooLarge, map[string]string{"error": err.Error()})
 			return
 		}
-		events, err := ExplainEvents(data, r.URL.Query().Get("command"), sdkappid)
+		events, err := imcallback.ParseEvents(data, r.URL.Query().Get("command"), sdkappid)
 		if err != nil {
 			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 			return
 		}
-		writeJSON(w, http.StatusOK, Explain(set, events))
+		writeJSON(w, http.StatusOK, engine.Explain(set, events))
 	}))
-}
-
-// EventExplanation is what explain says about one event.
-type EventExplanation struct {
-	Event     rules.Event       `json:"event"`
-	Decision  *ResultItem       `json:"decision,omitempty"`   // Prev commands: the reply's ResultItem for this target
-	DecidedBy string            `json:"decided_by,omitempty"` // the rule that denied
-	Rules     []rules.RuleTrace `json:"rules"`
-}
-
-// Explain evaluates events against set without side effects.
-func Explain(set *rules.Set, events []rules.Event) []EventExplanation {
-	out := make([]EventExplanation, len(events))
-	for i := range events {
-		ev := &events[i]
-		out[i] = EventExplanation{Event: *ev, Rules: set.Explain(ev)}
-		if rules.IsPrev(ev.CallbackCommand) {
-			d := set.Decide(ev)
-			out[i].Decision = &ResultItem{To_Account: ev.To_Account, ResultCode: d.Code, ResultInfo: d.Reason}
-			out[i].DecidedBy = d.Rule
-		}
-	}
-	return out
-}
-
-// ExplainEvents reads what a user hands explain: a callback body (with a
-// PairList, FriendItem or ResponseFriendItem) becomes its events, exactly
-// as the receiver would decode it; anything else is taken as one event
-// written with the event's field names. command, when set, names the
-// command (otherwise the body's CallbackCommand, or Sns.CallbackFriendAdd).
-func ExplainEvents(data []byte, command string, sdkappid int) ([]rules.Event, error) {
-	var probe map[string]json.RawMessage
-	if err := json.Unmarshal(data, &probe); err != nil {
-		return nil, fmt.Errorf("the event is not a JSON object: %w", err)
-	}
-	if command == "" {
-		if raw, ok := probe["CallbackCommand"]; ok {
-			_ = json.Unmarshal(raw, &command)
-		}
-	}
-	if command == "" {
-		command = rules.CmdFriendAdd
-	}
-	if !rules.IsCommand(command) {
-		return nil, fmt.Errorf("unknown command %q (one of %v)", command, rules.Commands)
-	}
-	_, pairs := probe["PairList"]
-	_, items := probe["FriendItem"]
-	_, resp := probe["ResponseFriendItem"]
-	if pairs || items || resp {
-		if _, ok := probe["CallbackCommand"]; !ok {
-			probe["CallbackCommand"], _ = json.Marshal(command)
-			data, _ = json.Marshal(probe)
-		}
-		cb := &Callback{Command: command, SdkAppid: sdkappid, ReceivedAt: time.Now()}
-		if err := Decode(data, cb); err != nil {
-			return nil, err
-		}
-		return cb.Events, nil
-	}
-	ev := rules.Event{CallbackCommand: command, SdkAppid: sdkappid}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&ev); err != nil {
-		return nil, fmt.Errorf("reading the event: %w", err)
-	}
-	if ev.CallbackCommand != command {
-		return nil, fmt.Errorf("the event's CallbackCommand %q differs from --command %q", ev.CallbackCommand, command)
-	}
-	if ev.EventTime == 0 {
-		ev.EventTime = int(time.Now().UnixMilli())
-	}
-	if ev.PairCount == 0 {
-		ev.PairCount = 1
-	}
-	return []rules.Event{ev}, nil
 }
 
 // DeadLetterView is one dead letter as GET /dlq shows it.
@@ -165,7 +89,7 @@ type DeadLetterView struct {
 }
 
 // MountDLQ serves GET /dlq, POST /dlq/replay and POST /dlq/drop.
-func MountDLQ(a *Admin, store DeadLetterStore) {
+func MountDLQ(a *Server, store DeadLetterStore) {
 	a.Handle("GET /dlq", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		dls, err := store.DeadLetters(r.Context())
 		if err != nil {
@@ -184,7 +108,7 @@ func MountDLQ(a *Admin, store DeadLetterStore) {
 				IDs []string `json:"ids"`
 				All bool     `json:"all"`
 			}
-			dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, DefaultMaxBody))
+			dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, imcallback.DefaultMaxBody))
 			dec.DisallowUnknownFields()
 			if err := dec.Decode(&req); err != nil {
 				writeJSON(w, http.StatusBadRequest, map[string]string{"error": "body must be {\"ids\":[…]} or {\"all\":true}: " + err.Error()})

@@ -1,0 +1,61 @@
+package imcallback
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// ParseEvents reads what a user hands explain: a callback body (with a
+// PairList, FriendItem or ResponseFriendItem) becomes its events, exactly
+// as the receiver would decode it; anything else is taken as one event
+// written with the event's field names. command, when set, names the
+// command (otherwise the body's CallbackCommand, or Sns.CallbackFriendAdd).
+func ParseEvents(data []byte, command string, sdkappid int) ([]Event, error) {
+	var probe map[string]json.RawMessage
+	if err := json.Unmarshal(data, &probe); err != nil {
+		return nil, fmt.Errorf("the event is not a JSON object: %w", err)
+	}
+	if command == "" {
+		if raw, ok := probe["CallbackCommand"]; ok {
+			_ = json.Unmarshal(raw, &command)
+		}
+	}
+	if command == "" {
+		command = CmdFriendAdd
+	}
+	if !IsCommand(command) {
+		return nil, fmt.Errorf("unknown command %q (one of %v)", command, Commands)
+	}
+	_, pairs := probe["PairList"]
+	_, items := probe["FriendItem"]
+	_, resp := probe["ResponseFriendItem"]
+	if pairs || items || resp {
+		if _, ok := probe["CallbackCommand"]; !ok {
+			probe["CallbackCommand"], _ = json.Marshal(command)
+			data, _ = json.Marshal(probe)
+		}
+		cb := &Callback{Command: command, SdkAppid: sdkappid, ReceivedAt: time.Now()}
+		if err := Decode(data, cb); err != nil {
+			return nil, err
+		}
+		return cb.Events, nil
+	}
+	ev := Event{CallbackCommand: command, SdkAppid: sdkappid}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&ev); err != nil {
+		return nil, fmt.Errorf("reading the event: %w", err)
+	}
+	if ev.CallbackCommand != command {
+		return nil, fmt.Errorf("the event's CallbackCommand %q differs from --command %q", ev.CallbackCommand, command)
+	}
+	if ev.EventTime == 0 {
+		ev.EventTime = int(time.Now().UnixMilli())
+	}
+	if ev.PairCount == 0 {
+		ev.PairCount = 1
+	}
+	return []Event{ev}, nil
+}
