@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # Multi-stage: build a static binary, ship it alone on distroless (no shell,
 # no package manager, non-root). No Docker engine runs where this project is
-# developed, so this file is reviewed but not built here: see README.
+# developed, so this file is reviewed but not built here: see docs/operations.md.
 FROM golang:1.26-bookworm AS build
 WORKDIR /src
 COPY go.mod go.sum ./
