@@ -28,8 +28,7 @@ const (
 	// content is hashed. The bursts that matter (an editor's rename dance,
 	// sed -i, git checkout, the kubelet's ..data swap) finish within a few
 	// milliseconds, so 100 ms lets them complete while adding delay nobody
-	// notices on a config reload; adnanh/webhook settled on the same figure
-	// for vim (PR #172). Slower writers are covered by the fingerprint rule:
+	// notices on a config reload. Slower writers are covered by the fingerprint rule:
 	// a half-written state that was reported always differs from the final
 	// one, so the final one is reported too.
 	watchDefaultSettle = 100 * time.Millisecond

@@ -49,8 +49,8 @@ func MountRules(a *Server, src RuleSource, sdkappid int) {
 			if set := src.Current(); set != nil {
 				out["serving_hash"] = set.Hash()
 			}
-			// Not 200: a failed reload must never look like a success
-			// (Alertmanager #1152).
+			// Not 200: a failed reload must never look like a success to a
+			// script or probe that only checks the status code.
 			writeJSON(w, http.StatusUnprocessableEntity, out)
 			return
 		}

@@ -73,8 +73,10 @@ func (q *Queue) bucket(ctx context.Context, ttl time.Duration) (*onceBucket, err
 	defer cancel()
 	err = retrying(ctx, q.log, "create once bucket", func(ctx context.Context) error {
 		var err error
-		// Bucket-level TTL only: per-key TTL has a race in Create that
-		// reports a false "exists" (jetstream.md pitfall 4).
+		// Bucket-level TTL only: with per-key TTL, a delete marker that
+		// expires between Create's two internal calls makes Create fail
+		// with "wrong last sequence", which matches ErrKeyExists: a false
+		// duplicate.
 		b.kv, err = q.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 			Bucket:      b.name,
 			Description: "friendflow once keys, expiring after " + ttl.String(),

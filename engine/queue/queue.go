@@ -11,8 +11,8 @@
 //     jobs it holds): the jobs are stored together or not at all. Callbacks
 //     enqueued while a publish is in flight share the next message (group
 //     commit, whole callbacks only, Msg-Id "cb:<first callbackID>"), which
-//     is what keeps the durable enqueue within the CPU budget (DESIGN §7);
-//     the workers run a message's jobs side by side. A job gets a message
+//     is what keeps the durable enqueue within its CPU budget (figures in
+//     docs/performance.md); the workers run a message's jobs side by side. A job gets a message
 //     of its own, on friendflow.jobs.one, only when it has to wait: a delay,
 //     a retry after a failure, a replay from the dead letters.
 //   - FRIENDFLOW_DEAD, a limits stream with one subject per dead job
@@ -96,7 +96,8 @@ const (
 	// crashed cluster node, wait before they are delivered again.
 	ackWait = 15 * time.Second
 	// jobsDupWindow is the jobs stream's Msg-Id window: publish-retry
-	// idempotency only (jetstream.md pitfall 6); long-term dedup is Once.
+	// idempotency only: the server keeps the window's ids in memory, so a
+	// long window costs memory under load; long-term dedup is Once.
 	// It covers an enqueue's retries (defaultEnqueueTimeout) and a
 	// source message redelivered after ackWait re-publishing the jobs it
 	// had handed off, with room to spare. The server keeps every id of

@@ -47,8 +47,8 @@ func (q *Queue) Run(ctx context.Context) error {
 		// A small client-side buffer: a fetched message's ack wait runs
 		// while it waits there, before receive can extend it.
 		jetstream.PullMaxMessages(max(q.cfg.Workers, 2)),
-		// Short heartbeat and expiry: a clustered stream's failover
-		// otherwise stalls the workers for ~30 s (jetstream.md pitfall 7).
+		// Short heartbeat and expiry: with the defaults, the failover of a
+		// clustered stream's leader stalled the workers for about 30 s.
 		jetstream.PullHeartbeat(time.Second),
 		jetstream.PullExpiry(4*time.Second),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
