@@ -1,0 +1,125 @@
+package imcallback
+
+import (
+	"bytes"
+	"encoding/json"
+	"reflect"
+	"testing"
+)
+
+// The gain of this package's three hand-written fast paths per callback of
+// the load benchmark (bench/load.sh): one query, one body of 3 pairs, three
+// events encoded for their jobs. Each benchmark runs the fast path and the
+// library code it replaces on the same input, one callback's worth per
+// operation, as sub-benchmarks impl=fast and impl=lib:
+//
+//	go test -run '^$' -bench Gain -benchmem -cpu 1 -count 8 ./engine/imcallback/ | benchstat -col /impl -
+//
+// docs/performance.md ("Hand-written fast paths") has the figures.
+
+// loadQuery is the query bench/load.sh sends with every callback.
+const loadQuery = "SdkAppid=1400000000&CallbackCommand=Sns.CallbackFriendAdd&contenttype=json&ClientIP=127.0.0.1&OptPlatform=RESTAPI"
+
+// BenchmarkGainQuery: parseCallbackQuery against url.ParseQuery and the
+// six Gets, once per callback.
+func BenchmarkGainQuery(b *testing.B) {
+	if got, want := parseCallbackQuery(loadQuery), queryByURL(loadQuery); got != want || got.Command != CmdFriendAdd {
+		b.Fatalf("fast %+v, url.ParseQuery %+v", got, want)
+	}
+	var sink callbackQuery
+	b.Run("impl=fast", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			sink = parseCallbackQuery(loadQuery)
+		}
+	})
+	b.Run("impl=lib", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			sink = queryByURL(loadQuery)
+		}
+	})
+	_ = sink
+}
+
+// BenchmarkGainDecode: Decode (decodeFast, then the events) against
+// oldDecode (json.Unmarshal, then the same events) on the load benchmark's
+// body, once per callback.
+func BenchmarkGainDecode(b *testing.B) {
+	data := readSample(b, "friend_add.json")
+	fast, lib := newCB(CmdFriendAdd), newCB(CmdFriendAdd)
+	if err := Decode(data, fast); err != nil {
+		b.Fatal(err)
+	}
+	if err := oldDecode(data, lib); err != nil {
+		b.Fatal(err)
+	}
+	var probe body
+	if !probe.decodeFast(data) || len(fast.Events) != 3 || !reflect.DeepEqual(fast, lib) {
+		b.Fatalf("the fast path does not take the sample, or the two differ:\n%+v\n%+v", fast, lib)
+	}
+	b.Run("impl=fast", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(int64(len(data)))
+		for b.Loop() {
+			if err := Decode(data, newCB(CmdFriendAdd)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("impl=lib", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(int64(len(data)))
+		for b.Loop() {
+			if err := oldDecode(data, newCB(CmdFriendAdd)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkGainEventJSON: the three events of the load benchmark's
+// callback encoded for their jobs, by AppendEventJSON into one reused
+// buffer as the engine does, against json.Marshal of each.
+func BenchmarkGainEventJSON(b *testing.B) {
+	cb := newCB(CmdFriendAdd)
+	if err := Decode(readSample(b, "friend_add.json"), cb); err != nil {
+		b.Fatal(err)
+	}
+	evs := cb.Events
+	if len(evs) != 3 {
+		b.Fatalf("%d events, want 3", len(evs))
+	}
+	var buf []byte
+	for i := range evs {
+		want, err := json.Marshal(&evs[i])
+		if err != nil {
+			b.Fatal(err)
+		}
+		if got := AppendEventJSON(buf[:0], &evs[i]); !bytes.Equal(got, want) {
+			b.Fatalf("event %d: AppendEventJSON %s, json.Marshal %s", i, got, want)
+		}
+	}
+	b.Run("impl=fast", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			buf = buf[:0]
+			for i := range evs {
+				buf = AppendEventJSON(buf, &evs[i])
+			}
+		}
+	})
+	var sink []byte
+	b.Run("impl=lib", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			for i := range evs {
+				var err error
+				if sink, err = json.Marshal(&evs[i]); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	})
+	_ = sink
+}
