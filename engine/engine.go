@@ -314,7 +314,7 @@ func (e *Engine) jobs(ctx context.Context, cb *imcallback.Callback, matches [][]
 						Params: a.Params,
 						Event:  event,
 					},
-					Retry:      queue.Retry{Attempts: a.Retry.Attempts, Backoff: a.Retry.Backoff, MaxBackoff: a.Retry.MaxBackoff},
+					Retry:      a.Retry,
 					OnceKey:    displayKey,
 					CallbackID: cb.ID,
 				}

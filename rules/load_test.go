@@ -483,8 +483,8 @@ func TestLoadSchemaDefaultsAndValues(t *testing.T) {
 		t.Errorf("once = %+v", m[0].Once)
 	}
 	a := m[0].Actions
-	if len(a) != 2 || a[0].Delay != 10*time.Minute || a[0].Retry != (Retry{3, 2 * time.Second, time.Minute}) ||
-		a[1].Retry != (Retry{10, time.Second, 5 * time.Minute}) || a[1].Delay != 0 {
+	if len(a) != 2 || a[0].Delay != 10*time.Minute || a[0].Retry != (Retry{Attempts: 3, Backoff: 2 * time.Second, MaxBackoff: time.Minute}) ||
+		a[1].Retry != (Retry{Attempts: 10, Backoff: time.Second, MaxBackoff: 5 * time.Minute}) || a[1].Delay != 0 {
 		t.Errorf("actions = %+v", a)
 	}
 	// The rule without when matches every event of its command.

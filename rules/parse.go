@@ -466,7 +466,7 @@ func (p *fileParser) parseAction(item *yaml.Node, r *rule, what string) *action 
 			}
 		}
 	}
-	a := &action{kind: spec.Name, spec: spec, retry: Retry{Attempts: defaultAttempts, Backoff: defaultBackoff, MaxBackoff: defaultMaxBackoff}}
+	a := &action{kind: spec.Name, spec: spec, retry: actions.DefaultRetry}
 
 	pn := resolve(fields[kindKey.Value].val)
 	paramsOK := true

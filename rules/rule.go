@@ -11,18 +11,19 @@ import (
 	"github.com/friendflow/friendflow/engine/imcallback"
 )
 
-// Defaults of the schema (DESIGN.md section 5 and 6).
+// Defaults of the schema; an action's retry defaults are
+// actions.DefaultRetry, which the queue applies too.
 const (
 	defaultCommand     = imcallback.CmdFriendAdd
 	defaultOnceFor     = 24 * time.Hour
-	defaultAttempts    = 10
-	defaultBackoff     = time.Second
-	defaultMaxBackoff  = 5 * time.Minute
 	redacted           = "<redacted>"
 	emptyFileMsg       = "file is empty; refusing to treat it as no rules (write `rules: []` for a file without rules)"
 	emptyRulesMsg      = "rules is empty; refusing to treat it as no rules (write `rules: []` for a file without rules)"
 	maxSuggestDistance = 2
 )
+
+// Retry is an action's retry policy, the one the queue stores with a job.
+type Retry = actions.Retry
 
 // rule is one compiled rule. It never changes after Load, except for the
 // explain programs, which are compiled once on first use.

@@ -55,13 +55,6 @@ type Action struct {
 	Sync bool
 }
 
-// Retry is an action's retry policy.
-type Retry struct {
-	Attempts   int
-	Backoff    time.Duration
-	MaxBackoff time.Duration
-}
-
 // scratch is what one Match needs besides the event: reused through a pool
 // because expr's VM keeps its stack between runs.
 type scratch struct {

@@ -119,12 +119,10 @@ const (
 	interruptGrace = 2 * time.Second
 )
 
-// Defaults for zero Config and Retry fields.
+// Defaults for zero Config fields. A zero Retry field takes
+// actions.DefaultRetry's.
 const (
 	DefaultWorkers     = 4
-	DefaultAttempts    = 10
-	DefaultBackoff     = time.Second
-	DefaultMaxBackoff  = 5 * time.Minute
 	DefaultJobTimeout  = 2 * time.Minute
 	defaultReplicas    = 1
 	defaultOpenTimeout = 30 * time.Second
@@ -176,26 +174,9 @@ const (
 	OutcomeDead    = "dead"
 )
 
-// Retry is a job's retry policy. Zero fields take the defaults (10 attempts,
-// 1 s backoff, 5 m max backoff).
-type Retry struct {
-	Attempts   int           `json:"attempts,omitempty"`
-	Backoff    time.Duration `json:"backoff,omitempty"`
-	MaxBackoff time.Duration `json:"max_backoff,omitempty"`
-}
-
-func (r Retry) withDefaults() Retry {
-	if r.Attempts <= 0 {
-		r.Attempts = DefaultAttempts
-	}
-	if r.Backoff <= 0 {
-		r.Backoff = DefaultBackoff
-	}
-	if r.MaxBackoff <= 0 {
-		r.MaxBackoff = DefaultMaxBackoff
-	}
-	return r
-}
+// Retry is a job's retry policy, the one rules carry; zero fields take
+// actions.DefaultRetry's.
+type Retry = actions.Retry
 
 // Job is an actions.Job with its delivery state. In the queue, Attempt counts
 // the attempts already made (0 when enqueued); the action's Do sees the

@@ -412,7 +412,7 @@ func (q *Queue) runJob(job *Job, ctx *jobContext) runResult {
 		job.FirstAttempt = start
 	}
 	job.LastAttempt = start
-	policy := job.Retry.withDefaults()
+	policy := job.Retry.WithDefaults()
 
 	ctx.init(q.jobCtx, t0.Add(q.cfg.JobTimeout))
 	reason, err := q.do(job, ctx)
