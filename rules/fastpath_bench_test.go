@@ -1,0 +1,74 @@
+package rules
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/friendflow/friendflow/engine/imcallback"
+)
+
+// BenchmarkGainMatch is the gain of the fast path (fast.go) per callback of
+// the load benchmark (bench/load.sh): the three events of
+// examples/callbacks/friend_add.json, decoded as the receiver decodes them,
+// matched against bench/genrules.sh's 100 rules, actions rendered. The
+// same rules are loaded twice; impl=lib has every expression (conditions,
+// once keys, templates) left to expr's VM by stripFast, as before the fast
+// path; the index and everything else are the same:
+//
+//	go test -run '^$' -bench Gain -benchmem -cpu 1 -count 8 ./rules/ | benchstat -col /impl -
+func BenchmarkGainMatch(b *testing.B) {
+	dir := benchRules(b)
+	fast, err := Load(dir, Options{Registry: testRegistry(b)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	lib, err := Load(dir, Options{Registry: testRegistry(b)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if n := stripFast(lib); n == 0 {
+		b.Fatal("nothing was on the fast path")
+	}
+	data, err := os.ReadFile(filepath.Join("..", "examples", "callbacks", "friend_add.json"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	cb := &imcallback.Callback{Command: imcallback.CmdFriendAdd, SdkAppid: 1400000000,
+		ClientIP: "127.0.0.1", OptPlatform: "RESTAPI", ReceivedAt: time.UnixMilli(1764115200000)}
+	if err := imcallback.Decode(data, cb); err != nil {
+		b.Fatal(err)
+	}
+	evs := cb.Events
+	for i := range evs {
+		// Through reflection, to compare every result Match returns.
+		arg := []reflect.Value{reflect.ValueOf(&evs[i])}
+		got, want := reflect.ValueOf(fast.Match).Call(arg), reflect.ValueOf(lib.Match).Call(arg)
+		if got[0].Len() != 1 || !reflect.DeepEqual(valuesOf(got), valuesOf(want)) {
+			b.Fatalf("event %d: fast %+v, VM %+v; want the same one match", i, valuesOf(got), valuesOf(want))
+		}
+	}
+	for _, c := range []struct {
+		impl string
+		set  *Set
+	}{{"fast", fast}, {"lib", lib}} {
+		b.Run("impl="+c.impl, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				for i := range evs {
+					c.set.Match(&evs[i])
+				}
+			}
+		})
+	}
+}
+
+func valuesOf(vs []reflect.Value) []any {
+	out := make([]any, len(vs))
+	for i, v := range vs {
+		out[i] = v.Interface()
+	}
+	return out
+}
