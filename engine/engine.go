@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/friendflow/friendflow/actions"
@@ -29,7 +28,9 @@ type Queue interface {
 
 // Engine is the imcallback.Handler that matches every event of a callback against the
 // active rules, decides Prev callbacks, and stores the matched actions as
-// jobs before the callback is answered.
+// jobs before the callback is answered. Build it with every field it needs
+// set at once and change none afterwards: callbacks read the fields
+// without locking.
 type Engine struct {
 	Rules   func() *rules.Set // the active set; nil until the first load
 	Queue   Queue
@@ -48,30 +49,22 @@ type Engine struct {
 	// scratch holds job lists and event buffers between callbacks; they
 	// were a tenth of all the bytes a callback allocated.
 	scratch sync.Pool
-
-	// failed marks the events of in-flight Prev callbacks for which a rule
-	// failed, keyed by *imcallback.Event: the rule set reports errors through
-	// one callback for all requests.
-	failed sync.Map
 }
 
-// OnRuleError is the rules.Options.OnRuleError of the sets the engine
-// uses: a runtime error in one rule is logged, counted, and for a Prev
-// callback remembered for its target's decision.
-func (e *Engine) OnRuleError(rule string, ev *imcallback.Event, err error) {
-	e.logger().Warn("rule failed at run time; counted as no match",
-		"rule", rule, "error", err.Error(), "command", ev.CallbackCommand,
-		"from", ev.From_Account, "to", ev.To_Account, "pair_index", ev.PairIndex)
-	if e.Metrics != nil {
-		e.Metrics.RuleErrors.WithLabelValues(rule).Inc()
+// match matches ev against set, logging and counting the rules that failed
+// at run time; it says whether any did.
+func (e *Engine) match(set *rules.Set, ev *imcallback.Event) ([]rules.Match, bool) {
+	ms, errs := set.Match(ev)
+	for _, re := range errs {
+		e.logger().Warn("rule failed at run time; counted as no match",
+			"rule", re.Rule, "error", re.Err.Error(), "command", ev.CallbackCommand,
+			"from", ev.From_Account, "to", ev.To_Account, "pair_index", ev.PairIndex)
+		if e.Metrics != nil {
+			e.Metrics.RuleErrors.WithLabelValues(re.Rule).Inc()
+		}
 	}
-	if v, ok := e.failed.Load(ev); ok {
-		v.(*failFlag).Store(true)
-	}
+	return ms, errs != nil
 }
-
-// failFlag says a rule failed for one event of an in-flight Prev callback.
-type failFlag struct{ atomic.Bool }
 
 func (e *Engine) logger() *slog.Logger {
 	if e.Logger != nil {
@@ -107,7 +100,7 @@ func (e *Engine) Handle(ctx context.Context, cb *imcallback.Callback) (imcallbac
 	} else {
 		matches = make([][]rules.Match, len(cb.Events))
 		for i := range cb.Events {
-			matches[i] = set.Match(&cb.Events[i])
+			matches[i], _ = e.match(set, &cb.Events[i])
 		}
 	}
 	e.countMatches(matches)
@@ -156,38 +149,39 @@ func (e *Engine) decide(ctx context.Context, set *rules.Set, cb *imcallback.Call
 	if timeout <= 0 {
 		timeout = 500 * time.Millisecond
 	}
-	flags := make([]*failFlag, len(cb.Events))
-	for i := range cb.Events {
-		flags[i] = &failFlag{}
-		e.failed.Store(&cb.Events[i], flags[i])
+	// The matching goroutine sends what it found, rule errors included,
+	// instead of sharing state with this one: after a timeout nobody reads
+	// the result, and the buffered channel lets the goroutine end anyway.
+	// Rule errors found after the timeout are still logged and counted.
+	type result struct {
+		matches [][]rules.Match
+		failed  []bool // a rule failed for the event
 	}
-	done := make(chan [][]rules.Match, 1)
+	done := make(chan result, 1)
 	go func() {
-		ms := make([][]rules.Match, len(cb.Events))
+		res := result{matches: make([][]rules.Match, len(cb.Events)), failed: make([]bool, len(cb.Events))}
 		for i := range cb.Events {
-			ms[i] = set.Match(&cb.Events[i])
+			res.matches[i], res.failed[i] = e.match(set, &cb.Events[i])
 		}
-		done <- ms
+		done <- res
 	}()
-	var matches [][]rules.Match
+	var res result
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	timedOut := false
 	select {
-	case matches = <-done:
+	case res = <-done:
 	case <-timer.C:
 		timedOut = true
 	case <-ctx.Done():
 		timedOut = true
 	}
+	matches := res.matches
 	items := make([]imcallback.ResultItem, len(cb.Events))
 	for i := range cb.Events {
 		ev := &cb.Events[i]
 		items[i] = imcallback.ResultItem{To_Account: ev.To_Account}
-		failed := timedOut || flags[i].Load()
-		if !timedOut {
-			e.failed.Delete(ev)
-		}
+		failed := timedOut || res.failed[i]
 		decision := "allow"
 		if !timedOut {
 			if d := rules.DecisionOf(matches[i]); d.Deny {
@@ -210,14 +204,6 @@ func (e *Engine) decide(ctx context.Context, set *rules.Set, cb *imcallback.Call
 		}
 	}
 	if timedOut {
-		// The matching goroutine may still hold the events; clean up once
-		// it ends, without waiting for it here.
-		go func() {
-			<-done
-			for i := range cb.Events {
-				e.failed.Delete(&cb.Events[i])
-			}
-		}()
 		matches = make([][]rules.Match, len(cb.Events)) // nothing is queued for a callback we could not decide
 	}
 	if e.Metrics != nil {

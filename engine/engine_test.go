@@ -68,8 +68,9 @@ type harness struct {
 }
 
 // newHarness loads the rules in yaml into a real rule set and runs them on
-// a real embedded queue.
-func newHarness(t *testing.T, yaml string, run bool) *harness {
+// a real embedded queue. Each opt adjusts the engine's configuration before
+// the engine is built.
+func newHarness(t *testing.T, yaml string, run bool, opts ...func(*Engine)) *harness {
 	t.Helper()
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "rules.yaml"), []byte(yaml), 0o644); err != nil {
@@ -83,21 +84,29 @@ func newHarness(t *testing.T, yaml string, run bool) *harness {
 			t.Fatal(err)
 		}
 	}
-	h.eng = &Engine{Logger: log, Metrics: NewMetrics("test", "test"), DecisionTimeout: 500 * time.Millisecond}
-	set, err := rules.Load(dir, rules.Options{Registry: &reg, OnRuleError: h.eng.OnRuleError})
+	set, err := rules.Load(dir, rules.Options{Registry: &reg})
 	if err != nil {
 		t.Fatal(err)
 	}
 	h.set = set
-	h.eng.Metrics.RulesLoaded(set)
-	h.eng.Rules = func() *rules.Set { return h.set }
-	q, err := queue.Open(context.Background(), queue.Config{DataDir: filepath.Join(dir, "data"), Registry: &reg, Logger: log, Hooks: h.eng.Metrics.QueueHooks()})
+	metrics := NewMetrics("test", "test")
+	metrics.RulesLoaded(set)
+	q, err := queue.Open(context.Background(), queue.Config{DataDir: filepath.Join(dir, "data"), Registry: &reg, Logger: log, Hooks: metrics.QueueHooks()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = q.Stop(5 * time.Second) })
 	h.q = q
-	h.eng.Queue = q
+	h.eng = &Engine{
+		Rules:           func() *rules.Set { return h.set },
+		Queue:           q,
+		Logger:          log,
+		Metrics:         metrics,
+		DecisionTimeout: 500 * time.Millisecond,
+	}
+	for _, opt := range opts {
+		opt(h.eng)
+	}
 	if run {
 		ctx, cancel := context.WithCancel(context.Background())
 		t.Cleanup(cancel)
@@ -202,16 +211,18 @@ func (failingQueue) Enqueue(context.Context, string, []queue.Job) error {
 	return errors.New("stream unavailable")
 }
 
+// failingStore is a newHarness option: the engine stores its jobs through
+// a failingQueue.
+func failingStore(e *Engine) { e.Queue = failingQueue{e.Queue.(*queue.Queue)} }
+
 func TestEngineFailedEnqueueReleasesOnceKeys(t *testing.T) {
-	h := newHarness(t, welcomeRules, false)
-	h.eng.Queue = failingQueue{h.q}
+	h := newHarness(t, welcomeRules, false, failingStore)
 	cb := h.callback(t, imcallback.CmdFriendAdd, "friend_add_response.json")
 	if _, err := h.eng.Handle(context.Background(), cb); err == nil || !strings.Contains(err.Error(), "stream unavailable") {
 		t.Fatalf("err %v", err)
 	}
 	// Tencent (or an operator) retries the callback: it must be welcomed,
 	// not taken for a duplicate of the lost one.
-	h.eng.Queue = h.q
 	first, err := h.q.Once(context.Background(), "welcome\x00alice|bob", time.Hour)
 	if err != nil {
 		t.Fatal(err)
@@ -222,8 +233,7 @@ func TestEngineFailedEnqueueReleasesOnceKeys(t *testing.T) {
 }
 
 func TestEngineReceiverFailsWhenStoreFails(t *testing.T) {
-	h := newHarness(t, welcomeRules, false)
-	h.eng.Queue = failingQueue{h.q}
+	h := newHarness(t, welcomeRules, false, failingStore)
 	rc := &imcallback.Receiver{SdkAppid: testAppID, Handler: h.eng, Logger: slog.New(slog.DiscardHandler)}
 	srv := httptest.NewServer(rc)
 	defer srv.Close()
@@ -363,12 +373,13 @@ func TestEngineDecisionFailOpenAndClosed(t *testing.T) {
 		{"rule error closed", failingRules, true, 38123, "fail_closed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := newHarness(t, tc.rules, false)
-			h.eng.DecisionTimeout = time.Millisecond
-			if tc.rules == failingRules {
-				h.eng.DecisionTimeout = time.Second
-			}
-			h.eng.FailClosed, h.eng.FailCode = tc.closed, 38123
+			h := newHarness(t, tc.rules, false, func(e *Engine) {
+				e.DecisionTimeout = time.Millisecond
+				if tc.rules == failingRules {
+					e.DecisionTimeout = time.Second
+				}
+				e.FailClosed, e.FailCode = tc.closed, 38123
+			})
 			cb := prevCallback(t, "not a number")
 			reply, err := h.eng.Handle(context.Background(), cb)
 			if err != nil {
@@ -381,6 +392,64 @@ func TestEngineDecisionFailOpenAndClosed(t *testing.T) {
 				t.Fatalf("no %s log line: %s", tc.decision, h.logs.String())
 			}
 		})
+	}
+}
+
+// TestEngineRuleErrorsLoggedAndCounted: the rule errors Match returns are
+// logged and counted for after-callbacks and before-callbacks alike.
+func TestEngineRuleErrorsLoggedAndCounted(t *testing.T) {
+	h := newHarness(t, `
+rules:
+  - name: broken-after
+    when: int(From_Account) > 3
+    actions:
+      - record: { note: "never" }
+  - name: fine
+    actions:
+      - record: { note: "${ To_Account }" }
+`+strings.TrimPrefix(failingRules, "\nrules:\n"), true)
+	if _, err := h.eng.Handle(context.Background(), h.callback(t, imcallback.CmdFriendAdd, "friend_add.json")); err != nil {
+		t.Fatal(err)
+	}
+	h.rec.wait(t, 3) // the other rule of the same events still runs
+	if _, err := h.eng.Handle(context.Background(), prevCallback(t, "hello")); err != nil {
+		t.Fatal(err)
+	}
+	type line struct {
+		Msg       string `json:"msg"`
+		Rule      string `json:"rule"`
+		Error     string `json:"error"`
+		Command   string `json:"command"`
+		From      string `json:"from"`
+		To        string `json:"to"`
+		PairIndex *int   `json:"pair_index"`
+	}
+	perRule := map[string]int{}
+	for raw := range strings.SplitSeq(strings.TrimSpace(h.logs.String()), "\n") {
+		var l line
+		if err := json.Unmarshal([]byte(raw), &l); err != nil {
+			t.Fatalf("log line %s: %v", raw, err)
+		}
+		if l.Msg != "rule failed at run time; counted as no match" {
+			continue
+		}
+		perRule[l.Rule]++
+		if !strings.HasPrefix(l.Error, "when: ") || l.Command == "" || l.From == "" || l.To == "" || l.PairIndex == nil {
+			t.Errorf("log line lacks attributes: %s", raw)
+		}
+	}
+	if perRule["broken-after"] != 3 || perRule["broken-at-runtime"] != 1 {
+		t.Errorf("rule error log lines per rule: %v", perRule)
+	}
+	out := scrape(t, h.eng.Metrics)
+	for _, want := range []string{
+		`friendflow_rule_errors_total{rule="broken-after"} 3`,
+		`friendflow_rule_errors_total{rule="broken-at-runtime"} 1`,
+		`friendflow_decisions_total{command="Sns.CallbackPrevFriendAdd",decision="fail_open"} 1`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("metrics lack %s", want)
+		}
 	}
 }
 
@@ -590,8 +659,7 @@ func TestEngineStoresTheLargestCallback(t *testing.T) {
 }
 
 func TestEnginePrevDecidesEvenWhenJobsCannotBeStored(t *testing.T) {
-	h := newHarness(t, denyRules, false)
-	h.eng.Queue = failingQueue{h.q}
+	h := newHarness(t, denyRules, false, failingStore)
 	reply, err := h.eng.Handle(context.Background(), prevCallback(t, "hello", "cheap loan"))
 	if err != nil || reply.ActionStatus != "OK" || len(reply.ResultItem) != 2 || reply.ResultItem[1].ResultCode != 38001 {
 		t.Fatalf("reply %+v, %v", reply, err)

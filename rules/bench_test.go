@@ -41,7 +41,7 @@ func BenchmarkMatch(b *testing.B) {
 			b.Run(name, func(b *testing.B) {
 				s := mustLoad(b, map[string]string{"r.yaml": genRules(n, indexed)})
 				ev := &imcallback.Event{CallbackCommand: imcallback.CmdFriendAdd, ClientCmd: "friend_add", From_Account: "user0", To_Account: "bob"}
-				if got := s.Match(ev); len(got) != 1 {
+				if got := mustMatch(b, s, ev); len(got) != 1 {
 					b.Fatalf("matches = %d", len(got))
 				}
 				b.ReportAllocs()
@@ -140,7 +140,7 @@ func BenchmarkMatchBenchRules(b *testing.B) {
 	}
 	evs := sampleEvents(b)
 	for i, ev := range evs {
-		if got := s.Match(ev); len(got) != 1 {
+		if got := mustMatch(b, s, ev); len(got) != 1 {
 			b.Fatalf("event %d: %d matches, want 1", i, len(got))
 		}
 	}

@@ -53,7 +53,10 @@ func intParam(v any) int {
 }
 
 // Decide evaluates ev against the whole set, as a Prev callback's target
-// is decided, without reporting runtime errors to Options.OnRuleError.
+// is decided. A rule that fails at run time counts as not matched: the
+// fail-open or fail-closed answer to such a failure is the engine's, which
+// calls Match to see the errors.
 func (s *Set) Decide(ev *imcallback.Event) Decision {
-	return DecisionOf(s.match(ev, nil))
+	matches, _ := s.Match(ev)
+	return DecisionOf(matches)
 }

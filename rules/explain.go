@@ -93,8 +93,8 @@ type operand struct {
 
 // Explain evaluates ev against every rule, in file order, without side
 // effects, and says for each what happened and why. Unlike Match it
-// evaluates every rule (not only the index's candidates) and does not call
-// Options.OnRuleError.
+// evaluates every rule (not only the index's candidates); a runtime error
+// is a trace's StatusError, not an error of its own.
 func (s *Set) Explain(ev *imcallback.Event) []RuleTrace {
 	env := envOf(ev)
 	sc := s.scratch.Get().(*scratch)

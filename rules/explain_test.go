@@ -180,8 +180,8 @@ func TestExamples(t *testing.T) {
 		}
 	}
 	// The welcome key is the same whichever side is From.
-	a := s.Match(&imcallback.Event{CallbackCommand: imcallback.CmdFriendAdd, ClientCmd: "friend_response", From_Account: "alice", To_Account: "bob"})
-	b := s.Match(&imcallback.Event{CallbackCommand: imcallback.CmdFriendAdd, ClientCmd: "friend_response", From_Account: "bob", To_Account: "alice"})
+	a := mustMatch(t, s, &imcallback.Event{CallbackCommand: imcallback.CmdFriendAdd, ClientCmd: "friend_response", From_Account: "alice", To_Account: "bob"})
+	b := mustMatch(t, s, &imcallback.Event{CallbackCommand: imcallback.CmdFriendAdd, ClientCmd: "friend_response", From_Account: "bob", To_Account: "alice"})
 	if len(a) != 1 || len(b) != 1 || a[0].Once.Key != b[0].Once.Key {
 		t.Fatalf("welcome matches: %+v / %+v", a, b)
 	}

@@ -14,7 +14,6 @@ import (
 	"strings"
 
 	"github.com/friendflow/friendflow/actions"
-	"github.com/friendflow/friendflow/engine/imcallback"
 )
 
 // Options configures Load.
@@ -23,10 +22,6 @@ type Options struct {
 	Registry *actions.Registry
 	// Getenv backs the env("NAME") function of expressions. Nil: os.Getenv.
 	Getenv func(string) string
-	// OnRuleError is told about every runtime error of a rule during Match
-	// (in when, once.key or a template); the rule then counts as not
-	// matched. Nil: ignored.
-	OnRuleError func(rule string, ev *imcallback.Event, err error)
 	// SkipTests makes Load skip the rules' tests: cases. `friendflow test`
 	// uses it to load once and report every case through RunTests; anything
 	// that serves rules must leave it false.
@@ -107,7 +102,7 @@ func Load(path string, opts Options) (*Set, error) {
 		r.idx = i
 	}
 
-	s := newSet(all, files, hashSources(srcs), l.exprOpts, opts.OnRuleError)
+	s := newSet(all, files, hashSources(srcs), l.exprOpts)
 	if !opts.SkipTests {
 		for _, res := range s.RunTests() {
 			if !res.Pass {

@@ -357,7 +357,7 @@ func TestLoadEmptyListIsAllowed(t *testing.T) {
 	if s.Len() != 0 {
 		t.Fatalf("Len = %d", s.Len())
 	}
-	if m := s.Match(&imcallback.Event{CallbackCommand: imcallback.CmdFriendAdd}); m != nil {
+	if m := mustMatch(t, s, &imcallback.Event{CallbackCommand: imcallback.CmdFriendAdd}); m != nil {
 		t.Fatalf("Match = %v", m)
 	}
 }
@@ -475,7 +475,7 @@ func TestLoadSchemaDefaultsAndValues(t *testing.T) {
 	if strings.Join(def.On, ",") != imcallback.CmdFriendAdd || def.When != "" || !def.Enabled || def.Shadow || len(def.Actions) != 0 {
 		t.Errorf("defaults = %+v", def)
 	}
-	m := s.Match(&imcallback.Event{CallbackCommand: imcallback.CmdFriendDelete, From_Account: "a"})
+	m := mustMatch(t, s, &imcallback.Event{CallbackCommand: imcallback.CmdFriendDelete, From_Account: "a"})
 	if len(m) != 1 || m[0].Rule != "full" {
 		t.Fatalf("match = %+v", m)
 	}
@@ -488,7 +488,7 @@ func TestLoadSchemaDefaultsAndValues(t *testing.T) {
 		t.Errorf("actions = %+v", a)
 	}
 	// The rule without when matches every event of its command.
-	m = s.Match(&imcallback.Event{CallbackCommand: imcallback.CmdFriendAdd})
+	m = mustMatch(t, s, &imcallback.Event{CallbackCommand: imcallback.CmdFriendAdd})
 	if len(m) != 1 || m[0].Rule != "defaults" {
 		t.Fatalf("match = %+v", m)
 	}
@@ -504,7 +504,7 @@ func TestLoadAnchorsAndAliases(t *testing.T) {
     actions:
       - log: *params
 `))
-	m := s.Match(&imcallback.Event{CallbackCommand: imcallback.CmdFriendAdd, ClientCmd: "friend_add", From_Account: "x"})
+	m := mustMatch(t, s, &imcallback.Event{CallbackCommand: imcallback.CmdFriendAdd, ClientCmd: "friend_add", From_Account: "x"})
 	if len(m) != 2 || m[1].Actions[0].Params["message"] != "hello x" || m[1].Actions[0].Params["level"] != "warn" {
 		t.Fatalf("match = %+v", m)
 	}

@@ -10,9 +10,20 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/expr-lang/expr/file"
 	"github.com/expr-lang/expr/parser"
 	"github.com/friendflow/friendflow/engine/imcallback"
 )
+
+// mustMatch is Match for events that no rule fails on.
+func mustMatch(t testing.TB, s *Set, ev *imcallback.Event) []Match {
+	t.Helper()
+	ms, errs := s.Match(ev)
+	if errs != nil {
+		t.Errorf("rule errors: %v", errs)
+	}
+	return ms
+}
 
 func matchNames(ms []Match) string {
 	names := make([]string, len(ms))
@@ -46,20 +57,20 @@ func TestMatchOrderShadowDisabled(t *testing.T) {
     on: Sns.CallbackFriendDelete
 `,
 	})
-	ms := s.Match(&imcallback.Event{CallbackCommand: imcallback.CmdFriendAdd, From_Account: "alice"})
+	ms := mustMatch(t, s, &imcallback.Event{CallbackCommand: imcallback.CmdFriendAdd, From_Account: "alice"})
 	if got, want := matchNames(ms), "a1,b1,b2-shadow(shadow)"; got != want {
 		t.Fatalf("matches = %s, want %s", got, want)
 	}
 	if sh := ms[2]; sh.Actions != nil || sh.Once == nil || sh.Once.Key != "alice" {
 		t.Errorf("shadow match = %+v", sh)
 	}
-	if got, want := matchNames(s.Match(&imcallback.Event{CallbackCommand: imcallback.CmdFriendAdd, From_Account: "bob"})), "a1,b2-shadow(shadow)"; got != want {
+	if got, want := matchNames(mustMatch(t, s, &imcallback.Event{CallbackCommand: imcallback.CmdFriendAdd, From_Account: "bob"})), "a1,b2-shadow(shadow)"; got != want {
 		t.Errorf("matches = %s, want %s", got, want)
 	}
-	if got := s.Match(&imcallback.Event{CallbackCommand: "Sns.CallbackSomethingElse"}); got != nil {
+	if got := mustMatch(t, s, &imcallback.Event{CallbackCommand: "Sns.CallbackSomethingElse"}); got != nil {
 		t.Errorf("unknown command matched %v", got)
 	}
-	if got := matchNames(s.Match(&imcallback.Event{CallbackCommand: imcallback.CmdFriendDelete})); got != "a3-delete-only" {
+	if got := matchNames(mustMatch(t, s, &imcallback.Event{CallbackCommand: imcallback.CmdFriendDelete})); got != "a3-delete-only" {
 		t.Errorf("delete matches = %s", got)
 	}
 	if s.Len() != 5 {
@@ -89,7 +100,7 @@ func TestMatchRendersTemplates(t *testing.T) {
 		o.Getenv = func(name string) string { return "env:" + name }
 	})
 	ev := &imcallback.Event{CallbackCommand: imcallback.CmdFriendAdd, From_Account: "alice", To_Account: "bob", PairIndex: 3, PairCount: 4, ForceFlag: 1}
-	ms := s.Match(ev)
+	ms := mustMatch(t, s, ev)
 	if len(ms) != 1 {
 		t.Fatalf("matches = %v", ms)
 	}
@@ -117,7 +128,7 @@ func TestMatchRendersTemplates(t *testing.T) {
 	// the next.
 	got["to"] = "changed"
 	got["body"].(map[string]any)["plain"] = 0
-	again := s.Match(ev)[0].Actions[0].Params
+	again := mustMatch(t, s, ev)[0].Actions[0].Params
 	if again["to"] != "alice" || again["body"].(map[string]any)["plain"] != 12 {
 		t.Fatalf("second match sees the first one's changes: %v", again)
 	}
@@ -130,22 +141,13 @@ func TestMatchSyncFromSpec(t *testing.T) {
       - test.deny: {code: 38001}
       - log: {}
 `))
-	ms := s.Match(&imcallback.Event{CallbackCommand: imcallback.CmdPrevFriendAdd})
+	ms := mustMatch(t, s, &imcallback.Event{CallbackCommand: imcallback.CmdPrevFriendAdd})
 	if len(ms) != 1 || !ms[0].Actions[0].Sync || ms[0].Actions[1].Sync {
 		t.Fatalf("matches = %+v", ms)
 	}
 }
 
 func TestMatchRuntimeErrorIsolated(t *testing.T) {
-	type report struct {
-		rule string
-		ev   *imcallback.Event
-		err  error
-	}
-	var (
-		mu      sync.Mutex
-		reports []report
-	)
 	s := mustLoad(t, oneRule(`  - name: before
   - name: bad-when
     when: ForceFlag % PairCount == 0
@@ -155,36 +157,44 @@ func TestMatchRuntimeErrorIsolated(t *testing.T) {
     actions:
       - log: {message: "${ 10 % PairCount }"}
   - name: after
-`), func(o *Options) {
-		o.OnRuleError = func(rule string, ev *imcallback.Event, err error) {
-			mu.Lock()
-			defer mu.Unlock()
-			reports = append(reports, report{rule, ev, err})
-		}
-	})
+`))
 	ev := &imcallback.Event{CallbackCommand: imcallback.CmdFriendAdd, PairCount: 0}
-	if got := matchNames(s.Match(ev)); got != "before,after" {
+	ms, errs := s.Match(ev)
+	if got := matchNames(ms); got != "before,after" {
 		t.Fatalf("matches = %s", got)
 	}
-	if len(reports) != 3 {
-		t.Fatalf("reports = %+v", reports)
+	if len(errs) != 3 {
+		t.Fatalf("errors = %+v", errs)
 	}
 	for i, want := range []struct{ rule, in string }{
 		{"bad-when", "when: "}, {"bad-once", "once.key: "}, {"bad-template", "action 1 (log): parameter message: ${ 10 % PairCount }: "},
 	} {
-		r := reports[i]
-		if r.rule != want.rule || r.ev != ev || !strings.HasPrefix(r.err.Error(), want.in) || !strings.Contains(r.err.Error(), "divide by zero") {
-			t.Errorf("report %d = %s %v, want %s %q…", i, r.rule, r.err, want.rule, want.in)
+		e := errs[i]
+		if e.Rule != want.rule || !strings.HasPrefix(e.Err.Error(), want.in) || !strings.Contains(e.Err.Error(), "divide by zero") {
+			t.Errorf("error %d = %s %v, want %s %q…", i, e.Rule, e.Err, want.rule, want.in)
+		}
+		if got := e.Error(); got != "rule "+want.rule+": "+e.Err.Error() {
+			t.Errorf("error %d reads %q", i, got)
+		}
+		// The evaluation error stays reachable through the RuleError.
+		var fe *file.Error
+		if !errors.As(e, &fe) {
+			t.Errorf("error %d: errors.As finds no *file.Error in %v", i, e)
 		}
 	}
-	// With PairCount set, all five match.
-	if got := matchNames(s.Match(&imcallback.Event{CallbackCommand: imcallback.CmdFriendAdd, PairCount: 2})); got != "before,bad-when,bad-once,bad-template,after" {
+	// With PairCount set, all five match, and no error is left over from
+	// the event before.
+	if got := matchNames(mustMatch(t, s, &imcallback.Event{CallbackCommand: imcallback.CmdFriendAdd, PairCount: 2})); got != "before,bad-when,bad-once,bad-template,after" {
 		t.Fatalf("matches = %s", got)
 	}
-	// Without OnRuleError, errors are dropped quietly.
-	s = mustLoad(t, oneRule("  - name: bad\n    when: ForceFlag % PairCount == 0\n"))
-	if got := s.Match(ev); got != nil {
-		t.Fatalf("matches = %v", got)
+	// Decide counts a failed rule as not matched and says nothing more.
+	s = mustLoad(t, oneRule("  - name: bad\n    on: Sns.CallbackPrevFriendAdd\n    when: ForceFlag % PairCount == 0\n    actions: [{test.deny: {code: 38001}}]\n"))
+	prev := &imcallback.Event{CallbackCommand: imcallback.CmdPrevFriendAdd}
+	if got := s.Decide(prev); got != (Decision{}) {
+		t.Fatalf("decision = %+v", got)
+	}
+	if ms, errs := s.Match(prev); ms != nil || len(errs) != 1 || errs[0].Rule != "bad" {
+		t.Fatalf("matches = %v, errors = %v", ms, errs)
 	}
 }
 
@@ -283,14 +293,13 @@ func TestIndexedMatchEqualsFullEvaluation(t *testing.T) {
 				want = append(want, tr.Rule)
 			}
 		}
-		if got := matchNames(s.Match(ev)); got != strings.Join(want, ",") {
+		if got := matchNames(mustMatch(t, s, ev)); got != strings.Join(want, ",") {
 			t.Fatalf("event %+v:\n Match   %s\n Explain %s", ev, got, strings.Join(want, ","))
 		}
 	}
 }
 
 func TestMatchConcurrent(t *testing.T) {
-	var errs sync.Map
 	s := mustLoad(t, oneRule(`  - name: by-from
     when: From_Account == "alice" && PairIndex >= 0
     once: {key: From_Account + "|" + To_Account}
@@ -300,18 +309,16 @@ func TestMatchConcurrent(t *testing.T) {
     when: ForceFlag % PairCount == 0
     actions:
       - test.send: {to: "${ To_Account }", count: "${ PairIndex }"}
-`), func(o *Options) {
-		o.OnRuleError = func(rule string, _ *imcallback.Event, err error) { errs.Store(rule, err) }
-	})
+`))
 	var wg sync.WaitGroup
 	for g := range 8 {
 		wg.Go(func() {
 			for i := range 500 {
 				to := fmt.Sprintf("u%d-%d", g, i)
 				ev := &imcallback.Event{CallbackCommand: imcallback.CmdFriendAdd, From_Account: "alice", To_Account: to, PairIndex: i, PairCount: 1 + i%2}
-				ms := s.Match(ev)
-				if len(ms) != 2 {
-					t.Errorf("matches = %v", ms)
+				ms, errs := s.Match(ev)
+				if len(ms) != 2 || errs != nil {
+					t.Errorf("matches = %v, errors = %v", ms, errs)
 					return
 				}
 				if got, want := ms[0].Actions[0].Params["message"], fmt.Sprintf("hi %s #%d", to, i); got != want {
@@ -329,10 +336,6 @@ func TestMatchConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	errs.Range(func(k, v any) bool {
-		t.Errorf("rule %v: %v", k, v)
-		return true
-	})
 }
 
 func TestLoadErrorIsALoadError(t *testing.T) {

@@ -91,7 +91,7 @@ func TestReloaderMatchesConsistentlyWhileReloading(t *testing.T) {
 			defer wg.Done()
 			ev := &imcallback.Event{CallbackCommand: imcallback.CmdFriendAdd, From_Account: "a", To_Account: "b"}
 			for !stop.Load() {
-				ms := r.Current().Match(ev)
+				ms, _ := r.Current().Match(ev)
 				if len(ms) != 20 {
 					errs <- fmt.Sprintf("%d matches", len(ms))
 					return

@@ -16,8 +16,7 @@ type Set struct {
 	files    []FileInfo
 	hash     string
 	exprOpts []expr.Option // to compile explain programs lazily
-	onErr    func(rule string, ev *imcallback.Event, err error)
-	scratch  sync.Pool // *scratch: a VM and buffers per concurrent Match
+	scratch  sync.Pool     // *scratch: a VM and buffers per concurrent Match
 }
 
 // Match is one rule that matched an event.
@@ -33,6 +32,20 @@ type Match struct {
 	// Nil for shadow rules.
 	Actions []Action
 }
+
+// RuleError is a rule's failure at run time for one event: its when,
+// once.key or a template could not be evaluated. The rule counts as not
+// matched; the other rules are not affected.
+type RuleError struct {
+	Rule string
+	Err  error
+}
+
+func (e RuleError) Error() string { return "rule " + e.Rule + ": " + e.Err.Error() }
+
+// Unwrap lets errors.Is and errors.As see the evaluation error, such as
+// expr's *file.Error.
+func (e RuleError) Unwrap() error { return e.Err }
 
 // Once is a rendered dedup key: skip the actions if Key was seen within For.
 type Once struct {
@@ -94,13 +107,12 @@ func (c *evalCtx) envMap() map[string]any {
 	return c.env
 }
 
-func newSet(rules []*rule, files []FileInfo, hash string, opts []expr.Option, onErr func(string, *imcallback.Event, error)) *Set {
+func newSet(rules []*rule, files []FileInfo, hash string, opts []expr.Option) *Set {
 	s := &Set{
 		rules:    rules,
 		files:    files,
 		hash:     hash,
 		exprOpts: opts,
-		onErr:    onErr,
 	}
 	s.scratch.New = func() any { return new(scratch) }
 	s.byCmd = buildIndex(rules)
@@ -111,23 +123,19 @@ func newSet(rules []*rule, files []FileInfo, hash string, opts []expr.Option, on
 func (s *Set) Len() int { return len(s.rules) }
 
 // Match returns the enabled rules whose on covers ev's command and whose
-// when is true, in file order, with their actions rendered. A rule whose
-// evaluation fails at run time does not match and is reported to
-// Options.OnRuleError; the other rules are not affected.
-func (s *Set) Match(ev *imcallback.Event) []Match {
-	return s.match(ev, s.onErr)
-}
-
-func (s *Set) match(ev *imcallback.Event, onErr func(string, *imcallback.Event, error)) []Match {
+// when is true, in file order, with their actions rendered, and the rules
+// whose evaluation failed at run time, in file order. A failed rule does
+// not match; the other rules are not affected. Both are nil when empty:
+// an event without errors costs no allocation for them.
+func (s *Set) Match(ev *imcallback.Event) (matches []Match, errs []RuleError) {
 	cr := s.byCmd[ev.CallbackCommand]
 	if cr == nil {
-		return nil
+		return nil, nil
 	}
 	sc := s.scratch.Get().(*scratch)
 	defer s.scratch.Put(sc)
 	x := evalCtx{ev: ev, vm: &sc.vm, sc: sc}
 
-	var out []Match
 	for _, i := range cr.candidates(ev, sc) {
 		r := s.rules[i]
 		ok := true
@@ -146,16 +154,14 @@ func (s *Set) match(ev *imcallback.Event, onErr func(string, *imcallback.Event, 
 			m, err = r.render(&x)
 		}
 		if err != nil {
-			if onErr != nil {
-				onErr(r.name, ev, err)
-			}
+			errs = append(errs, RuleError{Rule: r.name, Err: err})
 			continue
 		}
 		if ok {
-			out = append(out, m)
+			matches = append(matches, m)
 		}
 	}
-	return out
+	return matches, errs
 }
 
 // render builds the Match of a rule whose when is true: the once key and

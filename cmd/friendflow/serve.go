@@ -214,16 +214,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	}
 	registry := newRegistry(log, imc)
 
-	eng := &engine.Engine{
-		Logger:          log,
-		Metrics:         metrics,
-		DecisionTimeout: cfg.DecisionTimeout,
-		FailClosed:      cfg.DecisionFail == "closed",
-		FailCode:        cfg.DecisionFailCode,
-	}
+	// Each component is built from those before it and left alone after:
+	// the rules and the queue first, then the engine that uses them.
 	reloader := &rules.Reloader{
 		Path:     cfg.Rules,
-		Options:  rules.Options{Registry: registry, OnRuleError: eng.OnRuleError},
+		Options:  rules.Options{Registry: registry},
 		Logger:   log,
 		Interval: cfg.ReloadInterval,
 		OnReload: func(set *rules.Set, err error, _ time.Duration) {
@@ -234,7 +229,6 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 			metrics.RulesLoaded(set)
 		},
 	}
-	eng.Rules = reloader.Current
 
 	q, err := queue.Open(ctx, queue.Config{
 		DataDir:    cfg.Data,
@@ -249,8 +243,17 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	if err != nil {
 		return fmt.Errorf("queue: %w", err)
 	}
-	eng.Queue = q
 	metrics.WatchQueue(q.Stats)
+
+	eng := &engine.Engine{
+		Rules:           reloader.Current,
+		Queue:           q,
+		Logger:          log,
+		Metrics:         metrics,
+		DecisionTimeout: cfg.DecisionTimeout,
+		FailClosed:      cfg.DecisionFail == "closed",
+		FailCode:        cfg.DecisionFailCode,
+	}
 
 	// A start with broken rules does not exit: the process stays up, not
 	// ready, and loads the rules as soon as they are fixed; the error is in

@@ -68,12 +68,10 @@ func newAdminFixture(t *testing.T) *adminFixture {
 			t.Fatal(err)
 		}
 	}
-	eng := &engine.Engine{Logger: log, DecisionTimeout: time.Second}
-	f.reloader = &rules.Reloader{Path: f.dir, Options: rules.Options{Registry: &reg, OnRuleError: eng.OnRuleError}, Logger: log}
+	f.reloader = &rules.Reloader{Path: f.dir, Options: rules.Options{Registry: &reg}, Logger: log}
 	if err := f.reloader.Reload("start"); err != nil {
 		t.Fatal(err)
 	}
-	eng.Rules = f.reloader.Current
 	q, err := queue.Open(context.Background(), queue.Config{DataDir: filepath.Join(t.TempDir(), "data"), Registry: &reg, Logger: log})
 	if err != nil {
 		t.Fatal(err)
@@ -83,7 +81,7 @@ func newAdminFixture(t *testing.T) *adminFixture {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	go func() { _ = q.Run(ctx) }()
-	eng.Queue = q
+	eng := &engine.Engine{Rules: f.reloader.Current, Queue: q, Logger: log, DecisionTimeout: time.Second}
 
 	admin := New()
 	MountRules(admin, f.reloader, testAppID)
