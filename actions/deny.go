@@ -33,5 +33,17 @@ var denySpec = Spec{
 // Spec implements Kind.
 func (Deny) Spec() Spec { return denySpec }
 
-// Do implements Kind; the engine has already decided.
-func (Deny) Do(context.Context, Job, map[string]any) error { return nil }
+// DenyParams are a deny action's parameters (see denySpec).
+type DenyParams struct {
+	Code   int64  `param:"code"` // the ResultCode, MinDenyCode to MaxDenyCode
+	Reason string `param:"reason"`
+}
+
+// Do implements Kind. The engine has already decided; Do only refuses
+// parameters that do not decode, like every kind.
+func (Deny) Do(_ context.Context, _ Job, params map[string]any) error {
+	if _, err := Decode[DenyParams](denySpec, params); err != nil {
+		return Permanent(fmt.Errorf("deny: %w", err))
+	}
+	return nil
+}

@@ -3,12 +3,14 @@ package actions
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"sort"
 )
 
-// Log writes one structured log record per job. It never fails: a log line
-// that cannot be written has nowhere better to go.
+// Log writes one structured log record per job. It fails only on
+// parameters that do not decode: a log line that cannot be written has
+// nowhere better to go.
 type Log struct {
 	Logger *slog.Logger // nil: slog.Default()
 }
@@ -26,6 +28,13 @@ var logSpec = Spec{
 // Spec implements Kind.
 func (l *Log) Spec() Spec { return logSpec }
 
+// LogParams are a log job's parameters (see logSpec).
+type LogParams struct {
+	Message string         `param:"message"`
+	Level   string         `param:"level"` // one of the Enum: slog's level names
+	Fields  map[string]any `param:"fields"`
+}
+
 // eventAccounts are the fields that say who an event is about; the rest of
 // the event is noise in a log line.
 type eventAccounts struct {
@@ -39,19 +48,17 @@ type eventAccounts struct {
 
 // Do implements Kind.
 func (l *Log) Do(ctx context.Context, job Job, params map[string]any) error {
+	p, err := Decode[LogParams](logSpec, params)
+	if err != nil {
+		return Permanent(fmt.Errorf("log: %w", err))
+	}
 	logger := l.Logger
 	if logger == nil {
 		logger = slog.Default()
 	}
-	// Comma-ok reads: a log action must not panic on params that skipped
-	// Check (an unknown level is info, a missing message the default).
 	var level slog.Level
-	if s, ok := params["level"].(string); ok {
-		_ = level.UnmarshalText([]byte(s))
-	}
-	msg, ok := params["message"].(string)
-	if !ok {
-		msg = "rule matched"
+	if err := level.UnmarshalText([]byte(p.Level)); err != nil {
+		return Permanent(fmt.Errorf("log: level: %w", err)) // the Enum keeps it out
 	}
 	if !logger.Enabled(ctx, level) {
 		return nil // skip decoding the event for a line nobody will see
@@ -60,32 +67,45 @@ func (l *Log) Do(ctx context.Context, job Job, params map[string]any) error {
 		slog.String("rule", job.Rule),
 		slog.String("job_id", job.ID),
 	}
-	var acc eventAccounts
-	if len(job.Event) > 0 && json.Unmarshal(job.Event, &acc) == nil {
-		attrs = append(attrs, slog.String("command", acc.CallbackCommand))
-		for _, a := range []struct{ k, v string }{
-			{"from", acc.From_Account}, {"to", acc.To_Account},
-			{"initiator", acc.Initiator_Account}, {"requester", acc.Requester_Account},
-			{"admin", acc.Admin_Account},
-		} {
-			if a.v != "" {
-				attrs = append(attrs, slog.String(a.k, a.v))
-			}
-		}
+	attrs = append(attrs, accountAttrs(job.Event)...)
+	if len(p.Fields) > 0 {
+		attrs = append(attrs, fieldsGroup(p.Fields))
 	}
-	if f, ok := params["fields"].(map[string]any); ok && len(f) > 0 {
-		// Sorted, so one rule's lines always read the same way.
-		keys := make([]string, 0, len(f))
-		for k := range f {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		fa := make([]any, 0, len(f))
-		for _, k := range keys {
-			fa = append(fa, slog.Any(k, f[k]))
-		}
-		attrs = append(attrs, slog.Group("fields", fa...))
-	}
-	logger.LogAttrs(ctx, level, msg, attrs...)
+	logger.LogAttrs(ctx, level, p.Message, attrs...)
 	return nil
+}
+
+// accountAttrs are the event's command and the accounts it is about;
+// none for an event that does not decode.
+func accountAttrs(event json.RawMessage) []slog.Attr {
+	var acc eventAccounts
+	if len(event) == 0 || json.Unmarshal(event, &acc) != nil {
+		return nil
+	}
+	attrs := []slog.Attr{slog.String("command", acc.CallbackCommand)}
+	for _, a := range []struct{ k, v string }{
+		{"from", acc.From_Account}, {"to", acc.To_Account},
+		{"initiator", acc.Initiator_Account}, {"requester", acc.Requester_Account},
+		{"admin", acc.Admin_Account},
+	} {
+		if a.v != "" {
+			attrs = append(attrs, slog.String(a.k, a.v))
+		}
+	}
+	return attrs
+}
+
+// fieldsGroup is the rule's extra fields, sorted so that one rule's lines
+// always read the same way.
+func fieldsGroup(f map[string]any) slog.Attr {
+	keys := make([]string, 0, len(f))
+	for k := range f {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	fa := make([]any, 0, len(f))
+	for _, k := range keys {
+		fa = append(fa, slog.Any(k, f[k]))
+	}
+	return slog.Group("fields", fa...)
 }

@@ -2,6 +2,7 @@ package actions
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -10,14 +11,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 )
 
 // Webhook limits.
@@ -70,21 +68,18 @@ var webhookSpec = Spec{
 // Spec implements Kind.
 func (w *Webhook) Spec() Spec { return webhookSpec }
 
-func validateWebhook(p map[string]any) error {
-	if err := checkWebhook(p); err != nil {
-		return err
-	}
-	if b, ok := p["body"]; ok && !containsDeferred(b) {
-		if _, err := encodeHookBody(b); err != nil {
-			return &ParamError{Path: "body", Msg: err.Error()}
-		}
-	}
-	return nil
+// WebhookParams are a webhook job's parameters (see webhookSpec).
+type WebhookParams struct {
+	URL             string            `param:"url"`
+	Method          string            `param:"method"`
+	Headers         map[string]string `param:"headers"`
+	Body            any               `param:"body"` // nil: the default body, see hookEvent
+	Timeout         time.Duration     `param:"timeout"`
+	Secret          string            `param:"secret"` // empty: unsigned
+	FollowRedirects bool              `param:"follow_redirects"`
 }
 
-// checkWebhook is validateWebhook without the body, which Do encodes
-// (and checks) once, itself.
-func checkWebhook(p map[string]any) error {
+func validateWebhook(p map[string]any) error {
 	if s, ok := p["url"].(string); ok {
 		if _, err := parseHookURL(s); err != nil {
 			return &ParamError{Path: "url", Msg: err.Error()}
@@ -100,27 +95,12 @@ func checkWebhook(p map[string]any) error {
 	if d, ok := p["timeout"].(time.Duration); ok && (d <= 0 || d > maxWebhookTimeout) {
 		return &ParamError{Path: "timeout", Msg: fmt.Sprintf("%v is outside (0, %v]", d, maxWebhookTimeout)}
 	}
-	return nil
-}
-
-func containsDeferred(v any) bool {
-	switch x := v.(type) {
-	case Deferred:
-		return true
-	case map[string]any:
-		for _, e := range x {
-			if containsDeferred(e) {
-				return true
-			}
-		}
-	case []any:
-		for _, e := range x {
-			if containsDeferred(e) {
-				return true
-			}
+	if b, ok := p["body"]; ok && !HasDeferred(b) {
+		if _, err := encodeHookBody(b); err != nil {
+			return &ParamError{Path: "body", Msg: err.Error()}
 		}
 	}
-	return false
+	return nil
 }
 
 func parseHookURL(s string) (*url.URL, error) {
@@ -197,73 +177,108 @@ func (w *Webhook) client() *http.Client {
 
 var errRedirect = errors.New("redirect refused")
 
-// Do implements Kind.
+// Do implements Kind: build the request from the parameters, send it,
+// and classify the response.
 func (w *Webhook) Do(ctx context.Context, job Job, params map[string]any) error {
-	if err := checkWebhook(params); err != nil {
-		return Permanent(fmt.Errorf("webhook: %w", err))
-	}
-	rawURL, _ := params["url"].(string)
-	u, err := parseHookURL(rawURL)
+	p, err := Decode[WebhookParams](webhookSpec, params)
 	if err != nil {
 		return Permanent(fmt.Errorf("webhook: %w", err))
 	}
-	method, _ := params["method"].(string)
-	if method == "" {
-		method = http.MethodPost
-	}
-	where := method + " " + redactURL(u)
-
-	var body []byte
-	if b, ok := params["body"]; ok {
-		if containsDeferred(b) {
-			return Permanent(fmt.Errorf("webhook %s: body was not rendered", where))
-		}
-		body, err = encodeHookBody(b)
-	} else {
-		ev := job.Event
-		if len(ev) == 0 || !json.Valid(ev) {
-			ev = json.RawMessage("null")
-		}
-		body, err = encodeHookBody(hookEvent{Event: ev, Rule: job.Rule, JobID: job.ID})
-	}
+	call, err := w.build(job, p)
 	if err != nil {
-		return Permanent(fmt.Errorf("webhook %s: %w", where, err))
+		return Permanent(err)
 	}
-
-	timeout, _ := params["timeout"].(time.Duration)
-	if timeout <= 0 {
-		timeout = 5 * time.Second
-	}
-	rctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(rctx, method, u.String(), bytes.NewReader(body))
+	resp, body, err := w.send(ctx, call)
 	if err != nil {
-		return Permanent(fmt.Errorf("webhook %s: %w", where, err))
+		return err
 	}
-	ua := w.UserAgent
-	if ua == "" {
-		ua = "friendflow"
+	return call.verdict(resp, body)
+}
+
+// hookCall is one webhook request, built from a job's parameters.
+type hookCall struct {
+	req     *http.Request // without a deadline: send gives it the timeout
+	where   string        // the method and the redacted URL, for messages
+	timeout time.Duration
+	follow  bool
+}
+
+// build makes the request: the body (the given one or the default), the
+// headers, the delivery id and the signature.
+func (w *Webhook) build(job Job, p WebhookParams) (*hookCall, error) {
+	u, err := parseHookURL(p.URL)
+	if err != nil {
+		return nil, fmt.Errorf("webhook: url: %w", err)
 	}
-	req.Header.Set("User-Agent", ua)
-	req.Header.Set("Content-Type", "application/json")
-	headers, _ := params["headers"].(map[string]string)
-	for k, v := range headers {
+	call := &hookCall{where: p.Method + " " + redactURL(u), timeout: p.Timeout, follow: p.FollowRedirects}
+	body, err := hookBody(job, p.Body)
+	if err != nil {
+		return nil, fmt.Errorf("webhook %s: %w", call.where, err)
+	}
+	call.req, err = http.NewRequest(p.Method, u.String(), bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("webhook %s: %w", call.where, err)
+	}
+	h := call.req.Header
+	h.Set("User-Agent", cmp.Or(w.UserAgent, "friendflow"))
+	h.Set("Content-Type", "application/json")
+	for k, v := range p.Headers {
 		if http.CanonicalHeaderKey(k) == "Host" {
-			req.Host = v
+			call.req.Host = v
 			continue
 		}
-		req.Header.Set(k, v)
+		h.Set(k, v)
 	}
-	req.Header.Set(HeaderDelivery, job.ID)
-	if secret, _ := params["secret"].(string); secret != "" {
-		m := hmac.New(sha256.New, []byte(secret))
+	h.Set(HeaderDelivery, job.ID)
+	if p.Secret != "" {
+		m := hmac.New(sha256.New, []byte(p.Secret))
 		m.Write(body)
-		req.Header.Set(HeaderSignature, "sha256="+hex.EncodeToString(m.Sum(nil)))
+		h.Set(HeaderSignature, "sha256="+hex.EncodeToString(m.Sum(nil)))
 	}
+	return call, nil
+}
 
-	follow, _ := params["follow_redirects"].(bool)
+// hookBody encodes the given body, or without one the default: the event,
+// the rule and the job id.
+func hookBody(job Job, given any) ([]byte, error) {
+	if given != nil {
+		return encodeHookBody(given)
+	}
+	ev := job.Event
+	if len(ev) == 0 || !json.Valid(ev) {
+		ev = json.RawMessage("null")
+	}
+	return encodeHookBody(hookEvent{Event: ev, Rule: job.Rule, JobID: job.ID})
+}
+
+// send makes the request within its timeout and reads the start of the
+// response, enough to reuse the connection and to quote in errors. An
+// error is a request without a response, already classified: a refused
+// redirect is permanent, anything else (network, timeout) transient.
+func (w *Webhook) send(ctx context.Context, call *hookCall) (*http.Response, []byte, error) {
+	rctx, cancel := context.WithTimeout(ctx, call.timeout)
+	defer cancel()
+	resp, err := w.clientFor(call.follow).Do(call.req.WithContext(rctx))
+	if err != nil {
+		msg := "request failed"
+		if ctx.Err() == nil && rctx.Err() != nil {
+			msg = fmt.Sprintf("timed out after %v", call.timeout)
+		}
+		err = fmt.Errorf("webhook %s: %s: %w", call.where, msg, unwrapURLError(err))
+		if errors.Is(err, errRedirect) {
+			return nil, nil, Permanent(err)
+		}
+		return nil, nil, Transient(err, 0)
+	}
+	got, _ := io.ReadAll(io.LimitReader(resp.Body, maxWebhookResponse))
+	resp.Body.Close()
+	return resp, got, nil
+}
+
+// clientFor is the Webhook's client with a job's redirect policy.
+func (w *Webhook) clientFor(follow bool) *http.Client {
 	c := *w.client() // a copy: the redirect policy is per job
-	c.Timeout = 0    // rctx bounds the request
+	c.Timeout = 0    // send's context bounds the request
 	c.CheckRedirect = func(r *http.Request, via []*http.Request) error {
 		switch {
 		case !follow:
@@ -275,42 +290,28 @@ func (w *Webhook) Do(ctx context.Context, job Job, params map[string]any) error 
 		}
 		return nil
 	}
+	return &c
+}
 
-	resp, err := c.Do(req)
-	if err != nil {
-		msg := "request failed"
-		if ctx.Err() == nil && rctx.Err() != nil {
-			msg = fmt.Sprintf("timed out after %v", timeout)
-		}
-		err = fmt.Errorf("webhook %s: %s: %w", where, msg, unwrapURLError(err))
-		if errors.Is(err, errRedirect) {
-			return Permanent(err)
-		}
-		return Transient(err, 0)
-	}
-	// Read what the server sends, within a limit, so the connection can
-	// be reused; the start of it goes into error messages.
-	got, _ := io.ReadAll(io.LimitReader(resp.Body, maxWebhookResponse))
-	resp.Body.Close()
-
-	status := resp.StatusCode
-	if status >= 200 && status < 300 {
-		return nil
-	}
-	fail := fmt.Errorf("webhook %s: %s%s", where, resp.Status, bodySnippet(got))
+// verdict is Do's result for a response: HTTPRetrier decides, a retry
+// waits at least the server's Retry-After, and a redirect not followed
+// says where it pointed.
+func (call *hookCall) verdict(resp *http.Response, body []byte) error {
+	retry, err := HTTPRetrier.Check(resp.StatusCode, body)
 	switch {
-	case status >= 300 && status < 400:
-		if loc := resp.Header.Get("Location"); loc != "" {
-			if lu, err := u.Parse(loc); err == nil {
-				loc = redactURL(lu)
-			}
-			fail = fmt.Errorf("%w (redirect to %s not followed; set follow_redirects)", fail, loc)
-		}
-		return Permanent(fail)
-	case status == http.StatusRequestTimeout, status == http.StatusTooManyRequests, status >= 500:
-		return Transient(fail, ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()))
+	case err == nil:
+		return nil
+	case retry:
+		return Transient(fmt.Errorf("webhook %s: %w", call.where, err), ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()))
 	}
-	return Permanent(fail)
+	err = fmt.Errorf("webhook %s: %w", call.where, err)
+	if loc := resp.Header.Get("Location"); loc != "" && resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		if lu, perr := call.req.URL.Parse(loc); perr == nil {
+			loc = redactURL(lu)
+		}
+		err = fmt.Errorf("%w (redirect to %s not followed; set follow_redirects)", err, loc)
+	}
+	return Permanent(err)
 }
 
 // unwrapURLError drops the *url.Error layer, whose message repeats the
@@ -334,40 +335,4 @@ func redactURL(u *url.URL) string {
 		s = base + "?…"
 	}
 	return s
-}
-
-// bodySnippet is ": <start of the body>" for error messages, or "".
-func bodySnippet(b []byte) string {
-	const max = 200
-	s := strings.Join(strings.Fields(strings.ToValidUTF8(string(b), "?")), " ")
-	if s == "" {
-		return ""
-	}
-	if len(s) > max {
-		cut := max
-		for cut > 0 && !utf8.RuneStart(s[cut]) {
-			cut--
-		}
-		s = s[:cut] + "…"
-	}
-	return ": " + s
-}
-
-// ParseRetryAfter reads a Retry-After header value, delay-seconds or an
-// HTTP-date, as a wait from now. Absent, malformed or past values are 0.
-func ParseRetryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if n <= 0 {
-			return 0
-		}
-		return time.Duration(min(n, int64(math.MaxInt64/time.Second))) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
-	}
-	return 0
 }

@@ -329,9 +329,10 @@ func (c *Client) call(ctx context.Context, svc string, payload []byte, sig strin
 		slog.Int("status", status), slog.Duration("took", time.Since(start)))
 
 	if status != http.StatusOK {
+		// Only 200 carries an envelope; which of the other statuses are
+		// worth a retry is the policy every HTTP kind shares.
 		e := &Error{Path: svc, HTTPStatus: status, Info: snippet(raw, sig)}
-		switch {
-		case status >= 500, status == http.StatusTooManyRequests, status == http.StatusRequestTimeout:
+		if retry, _ := actions.HTTPRetrier.Check(status, nil); retry {
 			return actions.Transient(e, actions.ParseRetryAfter(resp.Header().Get("Retry-After"), time.Now()))
 		}
 		return actions.Permanent(e)

@@ -66,18 +66,34 @@ var sendSpec = actions.Spec{
 // Spec implements actions.Kind.
 func (s *Send) Spec() actions.Spec { return sendSpec }
 
-func isDeferred(v any) bool { _, ok := v.(actions.Deferred); return ok }
+// SendParams are an im.send job's parameters (see sendSpec).
+type SendParams struct {
+	To               string           `param:"to"`
+	From             string           `param:"from"` // empty: the admin account
+	Text             string           `param:"text"` // empty: Custom is set
+	Custom           *SendCustom      `param:"custom"`
+	SyncOtherMachine bool             `param:"sync_other_machine"`
+	CloudCustomData  string           `param:"cloud_custom_data"`
+	MsgLifetime      any              `param:"msg_lifetime"` // nil: IM's default; see lifetime
+	NoCallbacks      bool             `param:"no_callbacks"`
+	NoUnread         bool             `param:"no_unread"`
+	NoLastMsg        bool             `param:"no_last_msg"`
+	OfflinePush      *SendOfflinePush `param:"offline_push"`
+}
 
-func hasDeferred(v any) bool {
-	if m, ok := v.(map[string]any); ok {
-		for _, x := range m {
-			if hasDeferred(x) {
-				return true
-			}
-		}
-		return false
-	}
-	return isDeferred(v)
+// SendCustom is im.send's custom parameter: a TIMCustomElem.
+type SendCustom struct {
+	Data  string `param:"data"`
+	Desc  string `param:"desc"`
+	Ext   string `param:"ext"`
+	Sound string `param:"sound"`
+}
+
+// SendOfflinePush is im.send's offline_push parameter.
+type SendOfflinePush struct {
+	Title string `param:"title"`
+	Desc  string `param:"desc"`
+	Ext   string `param:"ext"`
 }
 
 // validateSend checks what the types cannot; it skips Deferred values.
@@ -99,7 +115,7 @@ func validateSend(p map[string]any) error {
 	if n, path := contentSize(p); n > MaxContent {
 		return &actions.ParamError{Path: path, Msg: fmt.Sprintf("%d bytes is more than IM's %d-byte message limit", n, MaxContent)}
 	}
-	if v, ok := p["msg_lifetime"]; ok && !isDeferred(v) {
+	if v, ok := p["msg_lifetime"]; ok && !actions.HasDeferred(v) {
 		if _, err := lifetime(v); err != nil {
 			return &actions.ParamError{Path: "msg_lifetime", Msg: err.Error()}
 		}
@@ -239,7 +255,11 @@ func (s *Send) Do(ctx context.Context, job actions.Job, params map[string]any) e
 		// Without an id every message would share one dedup key.
 		return actions.Permanent(errors.New("im.send: job has no id"))
 	}
-	body, err := buildSendMsg(job.ID, params)
+	p, err := actions.Decode[SendParams](sendSpec, params)
+	if err != nil {
+		return actions.Permanent(fmt.Errorf("im.send: %w", err))
+	}
+	body, err := buildSendMsg(job.ID, p)
 	if err != nil {
 		return actions.Permanent(fmt.Errorf("im.send: %w", err))
 	}
@@ -252,59 +272,52 @@ func (s *Send) Do(ctx context.Context, job actions.Job, params map[string]any) e
 	return nil
 }
 
-// buildSendMsg turns checked params into the request body.
-func buildSendMsg(jobID string, p map[string]any) (*sendMsg, error) {
-	if err := validateSend(p); err != nil {
-		return nil, err
+// buildSendMsg turns decoded params into the request body.
+func buildSendMsg(jobID string, p SendParams) (*sendMsg, error) {
+	m := &sendMsg{
+		SyncOtherMachine: 2,
+		ToAccount:        p.To,
+		FromAccount:      p.From,
+		CloudCustomData:  p.CloudCustomData,
+		MsgBody:          []msgElem{msgBody(p)},
+		OfflinePushInfo:  offlinePushInfo(p.OfflinePush),
 	}
-	for k, v := range p {
-		if hasDeferred(v) {
-			return nil, fmt.Errorf("%s: not rendered", k)
-		}
-	}
-	m := &sendMsg{SyncOtherMachine: 2}
-	m.ToAccount, _ = p["to"].(string)
-	m.FromAccount, _ = p["from"].(string)
 	m.MsgRandom, m.MsgSeq = MsgIDs(jobID)
-	if b, _ := p["sync_other_machine"].(bool); b {
+	if p.SyncOtherMachine {
 		m.SyncOtherMachine = 1
 	}
-	if b, ok := p["no_callbacks"].(bool); b || !ok {
+	if p.NoCallbacks {
 		m.ForbidCallbackControl = []string{"ForbidBeforeSendMsgCallback", "ForbidAfterSendMsgCallback"}
 	}
-	if b, _ := p["no_unread"].(bool); b {
+	if p.NoUnread {
 		m.SendMsgControl = append(m.SendMsgControl, "NoUnread")
 	}
-	if b, _ := p["no_last_msg"].(bool); b {
+	if p.NoLastMsg {
 		m.SendMsgControl = append(m.SendMsgControl, "NoLastMsg")
 	}
-	if v, ok := p["msg_lifetime"]; ok {
-		n, err := lifetime(v)
+	if p.MsgLifetime != nil {
+		n, err := lifetime(p.MsgLifetime)
 		if err != nil {
 			return nil, fmt.Errorf("msg_lifetime: %w", err)
 		}
 		m.MsgLifeTime = &n
 	}
-	m.CloudCustomData, _ = p["cloud_custom_data"].(string)
-	if t, ok := p["text"].(string); ok {
-		m.MsgBody = []msgElem{{MsgType: "TIMTextElem", MsgContent: textContent{Text: t}}}
-	} else {
-		c, _ := p["custom"].(map[string]any)
-		var cc customContent
-		cc.Data, _ = c["data"].(string)
-		cc.Desc, _ = c["desc"].(string)
-		cc.Ext, _ = c["ext"].(string)
-		cc.Sound, _ = c["sound"].(string)
-		m.MsgBody = []msgElem{{MsgType: "TIMCustomElem", MsgContent: cc}}
-	}
-	if op, ok := p["offline_push"].(map[string]any); ok {
-		var push offlinePush
-		push.Title, _ = op["title"].(string)
-		push.Desc, _ = op["desc"].(string)
-		push.Ext, _ = op["ext"].(string)
-		if push != (offlinePush{}) {
-			m.OfflinePushInfo = &push
-		}
-	}
 	return m, nil
+}
+
+// msgBody is the message: custom when given, text otherwise (Validate
+// requires exactly one of them).
+func msgBody(p SendParams) msgElem {
+	if c := p.Custom; c != nil {
+		return msgElem{MsgType: "TIMCustomElem", MsgContent: customContent{Data: c.Data, Desc: c.Desc, Ext: c.Ext, Sound: c.Sound}}
+	}
+	return msgElem{MsgType: "TIMTextElem", MsgContent: textContent{Text: p.Text}}
+}
+
+// offlinePushInfo is nil without offline_push, or with an empty one.
+func offlinePushInfo(op *SendOfflinePush) *offlinePush {
+	if op == nil || *op == (SendOfflinePush{}) {
+		return nil
+	}
+	return &offlinePush{Title: op.Title, Desc: op.Desc, Ext: op.Ext}
 }

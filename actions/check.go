@@ -1,0 +1,337 @@
+package actions
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"reflect"
+	"slices"
+	"sort"
+	"strconv"
+	"time"
+)
+
+// Check validates params against the declaration and returns a new map
+// with defaults applied and values normalised to the declared types.
+// Unknown parameters are errors. The input is not modified. Check is
+// idempotent: what it returns passes it again unchanged.
+func (s Spec) Check(params map[string]any) (map[string]any, error) {
+	out, err := checkFields(s.Params, params, "")
+	if err != nil {
+		return nil, err
+	}
+	if s.Validate != nil {
+		if err := s.Validate(out); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func checkFields(decl []Param, in map[string]any, prefix string) (map[string]any, error) {
+	// Declarations are a handful of parameters: a linear scan beats
+	// building a set, and Check runs for every job.
+	for k := range in {
+		if !declared(decl, k) {
+			return nil, unknownParam(decl, in, prefix)
+		}
+	}
+	out := make(map[string]any, len(decl))
+	for i := range decl {
+		p := &decl[i]
+		v, ok := in[p.Name]
+		if !ok || v == nil {
+			if p.Required {
+				return nil, &ParamError{Path: prefix + p.Name, Msg: "required parameter is missing"}
+			}
+			if p.Default != nil {
+				// Normalised like a given value, so Do sees one type
+				// whether a value was given or defaulted (a Duration
+				// declared with a "5s" default is a time.Duration too).
+				nv, err := normalise(p, p.Default, prefix+p.Name)
+				if err != nil {
+					return nil, fmt.Errorf("invalid default: %w", err)
+				}
+				out[p.Name] = nv
+			}
+			continue
+		}
+		nv, err := normalise(p, v, prefix+p.Name)
+		if err != nil {
+			return nil, err
+		}
+		out[p.Name] = nv
+	}
+	return out, nil
+}
+
+func declared(decl []Param, name string) bool {
+	for i := range decl {
+		if decl[i].Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// unknownParam reports the first unknown key in sorted order, so that the
+// error is the same whatever the map's iteration order.
+func unknownParam(decl []Param, in map[string]any, prefix string) error {
+	keys := make([]string, 0, len(in))
+	for k := range in {
+		if !declared(decl, k) {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	return &ParamError{Path: prefix + keys[0], Msg: "unknown parameter" + suggest(decl)}
+}
+
+func suggest(decl []Param) string {
+	if len(decl) == 0 {
+		return " (this action takes none)"
+	}
+	names := make([]string, len(decl))
+	for i, p := range decl {
+		names[i] = p.Name
+	}
+	return fmt.Sprintf(" (known: %v)", names)
+}
+
+// paramType is what the package knows about one ParamType. Adding a type
+// is adding its row to paramTypes.
+type paramType struct {
+	name string // in the reference and in errors
+	// goType is what normalise returns for the type: the type a Do reads
+	// from checked params, and the field type Decode assigns to.
+	goType reflect.Type
+	// normalise converts a given value (never nil, never Deferred) to
+	// goType, or reports why it cannot.
+	normalise func(p *Param, v any, path string) (any, error)
+}
+
+// paramTypes is indexed by ParamType.
+var paramTypes [numParamTypes]paramType
+
+func init() {
+	// Filled here rather than where it is declared: normObject recurses
+	// through checkFields and normalise back into this table, which a
+	// package-level initializer may not do.
+	paramTypes = [numParamTypes]paramType{
+		String:    {"string", reflect.TypeFor[string](), normString},
+		Int:       {"integer", reflect.TypeFor[int64](), normInt},
+		Bool:      {"bool", reflect.TypeFor[bool](), normBool},
+		Duration:  {"duration", reflect.TypeFor[time.Duration](), normDuration},
+		StringMap: {"map of strings", reflect.TypeFor[map[string]string](), normStringMap},
+		Map:       {"map", reflect.TypeFor[map[string]any](), normMap},
+		Object:    {"object", reflect.TypeFor[map[string]any](), normObject},
+		Any:       {"any", reflect.TypeFor[any](), normAny},
+	}
+}
+
+func (t ParamType) declared() bool { return t >= 0 && t < numParamTypes }
+
+// normalise converts v to p's declared type. Deferred stands for any type
+// until the value is rendered.
+func normalise(p *Param, v any, path string) (any, error) {
+	if _, ok := v.(Deferred); ok {
+		return v, nil
+	}
+	if !p.Type.declared() {
+		return nil, fmt.Errorf("%s: undeclared parameter type %v", path, p.Type)
+	}
+	return paramTypes[p.Type].normalise(p, v, path)
+}
+
+func wrongType(p *Param, v any, path string) error {
+	return &ParamError{Path: path, Msg: fmt.Sprintf("want %s, got %s", p.Type, describe(v))}
+}
+
+// scalarText is a YAML scalar that the user meant as text: `to: 42`.
+func scalarText(v any) (string, bool) {
+	switch x := v.(type) {
+	case string:
+		return x, true
+	case int, int64, float64, bool:
+		return fmt.Sprint(x), true
+	}
+	return "", false
+}
+
+func normString(p *Param, v any, path string) (any, error) {
+	s, ok := scalarText(v)
+	if !ok {
+		return nil, wrongType(p, v, path)
+	}
+	if len(p.Enum) > 0 && !slices.Contains(p.Enum, s) {
+		return nil, &ParamError{Path: path, Msg: fmt.Sprintf("%q is not one of %v", s, p.Enum)}
+	}
+	return s, nil
+}
+
+func normInt(p *Param, v any, path string) (any, error) {
+	var n int64
+	ok := true
+	switch x := v.(type) {
+	case int:
+		n = int64(x)
+	case int64:
+		n = x
+	case uint64:
+		n, ok = int64(x), x <= math.MaxInt64
+	case float64:
+		n, ok = floatInt(x)
+	case json.Number:
+		i, err := x.Int64()
+		n, ok = i, err == nil
+	default:
+		ok = false
+	}
+	if !ok {
+		return nil, wrongType(p, v, path)
+	}
+	return n, nil
+}
+
+// floatInt is f as an int64 when it is a whole number in range. The range
+// check comes first: converting an out-of-range float is
+// implementation-defined (it saturates on arm64).
+func floatInt(f float64) (int64, bool) {
+	if f < math.MinInt64 || f >= math.MaxInt64 || f != float64(int64(f)) {
+		return 0, false
+	}
+	return int64(f), true
+}
+
+func normBool(p *Param, v any, path string) (any, error) {
+	b, ok := v.(bool)
+	if !ok {
+		return nil, wrongType(p, v, path)
+	}
+	return b, nil
+}
+
+func normDuration(p *Param, v any, path string) (any, error) {
+	switch d := v.(type) {
+	case time.Duration:
+		if d < 0 {
+			return nil, &ParamError{Path: path, Msg: fmt.Sprintf("negative duration %v", d)}
+		}
+		return d, nil
+	case string:
+		dd, err := time.ParseDuration(d)
+		if err != nil || dd < 0 {
+			return nil, &ParamError{Path: path, Msg: fmt.Sprintf("invalid duration %q (use e.g. 500ms, 5s, 1m)", d)}
+		}
+		return dd, nil
+	}
+	return nil, wrongType(p, v, path)
+}
+
+func normStringMap(p *Param, v any, path string) (any, error) {
+	m, ok := asMap(v)
+	if !ok {
+		return nil, wrongType(p, v, path)
+	}
+	out := make(map[string]string, len(m))
+	for k, x := range m {
+		s, ok := scalarText(x)
+		switch {
+		case ok:
+			out[k] = s
+		case x == Deferred{}:
+			out[k] = "" // a header rendered later: its name is what Check can see
+		default:
+			return nil, &ParamError{Path: path + "." + k, Msg: fmt.Sprintf("want string, got %s", describe(x))}
+		}
+	}
+	return out, nil
+}
+
+func normMap(p *Param, v any, path string) (any, error) {
+	m, ok := asMap(v)
+	if !ok {
+		return nil, wrongType(p, v, path)
+	}
+	return m, nil
+}
+
+func normObject(p *Param, v any, path string) (any, error) {
+	m, ok := asMap(v)
+	if !ok {
+		return nil, wrongType(p, v, path)
+	}
+	return checkFields(p.Fields, m, path+".")
+}
+
+func normAny(_ *Param, v any, _ string) (any, error) { return v, nil }
+
+func asMap(v any) (map[string]any, bool) {
+	switch m := v.(type) {
+	case map[string]any:
+		return m, true
+	case map[string]string:
+		out := make(map[string]any, len(m))
+		for k, x := range m {
+			out[k] = x
+		}
+		return out, true
+	}
+	return nil, false
+}
+
+func describe(v any) string {
+	switch v.(type) {
+	case string:
+		return "string"
+	case int, int64, uint64, float64, json.Number:
+		return "number"
+	case bool:
+		return "bool"
+	case map[string]any, map[string]string:
+		return "map"
+	case []any:
+		return "list"
+	}
+	return fmt.Sprintf("%T", v)
+}
+
+// HasDeferred reports whether v is Deferred or holds a Deferred value in
+// its maps and lists, at any depth. Validate functions skip such values:
+// their checks wait for the rendered ones.
+func HasDeferred(v any) bool {
+	_, found := findDeferred(v)
+	return found
+}
+
+// findDeferred returns the path of a Deferred value in v ("" for v
+// itself, "body.items[2]" deeper down), looking through maps and lists.
+func findDeferred(v any) (path string, found bool) {
+	switch x := v.(type) {
+	case Deferred:
+		return "", true
+	case map[string]any:
+		for k, e := range x {
+			if sub, ok := findDeferred(e); ok {
+				return joinPath(k, sub), true
+			}
+		}
+	case []any:
+		for i, e := range x {
+			if sub, ok := findDeferred(e); ok {
+				return joinPath("["+strconv.Itoa(i)+"]", sub), true
+			}
+		}
+	}
+	return "", false
+}
+
+func joinPath(head, sub string) string {
+	switch {
+	case sub == "":
+		return head
+	case sub[0] == '[':
+		return head + sub
+	}
+	return head + "." + sub
+}
