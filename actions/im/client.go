@@ -208,7 +208,7 @@ func ResolveEndpoint(s string) (string, error) {
 }
 
 // regionHost maps a region name to its primary REST domain
-// (protocol/tencent-im.md §3.1).
+// (https://www.tencentcloud.com/document/product/1047/34620).
 func regionHost(region string) string {
 	switch region {
 	case "china":
@@ -417,7 +417,8 @@ func encodeBody(body any) ([]byte, error) {
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
-// Classification of API error codes (protocol/tencent-im.md §3.4).
+// Classification of API error codes
+// (https://www.tencentcloud.com/document/product/1047/34348).
 //
 // Codes the documentation does not list are permanent: a retried send that
 // did reach the user would reach them again once Tencent's 120 s dedup

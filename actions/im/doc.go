@@ -1,7 +1,8 @@
 // Package im talks to the Tencent Cloud IM REST API as the app's admin
 // account: UserSig generation (tls-sig-api-v2), a REST client, and the
-// im.send action kind. protocol/tencent-im.md (sections 3 and 4) is the
-// source of the facts used here.
+// im.send action kind. The facts used here come from Tencent's REST API
+// documentation: https://www.tencentcloud.com/document/product/1047/34620
+// (requests, domains), /34919 (openim/sendmsg) and /34348 (error codes).
 //
 // # Requests
 //

@@ -187,7 +187,8 @@ func secondsInRange(n int64) (int64, error) {
 	return n, nil
 }
 
-// sendMsg is the request body of openim/sendmsg (protocol §3.2).
+// sendMsg is the request body of openim/sendmsg
+// (https://www.tencentcloud.com/document/product/1047/34919).
 type sendMsg struct {
 	SyncOtherMachine      int          `json:"SyncOtherMachine"`
 	FromAccount           string       `json:"From_Account,omitempty"`

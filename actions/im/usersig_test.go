@@ -15,7 +15,8 @@ import (
 	"github.com/friendflow/friendflow/actions/im"
 )
 
-// The worked example of protocol/tencent-im.md §4.3.
+// A worked example of tls-sig-api-v2: these inputs and the UserSig they
+// give, so a change of the signing code cannot pass unnoticed.
 const (
 	vecAppID  = 1400000000
 	vecKey    = "5bd2850fff3ecb11d7c805251c51ee463a25727bddc2385f3fa8bfee1bb93b5e"

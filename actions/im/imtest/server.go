@@ -1,6 +1,6 @@
 // Package imtest is a fake Tencent IM REST server for tests. It checks
-// every request the way protocol/tencent-im.md (section 3) describes the
-// API — method, path, query parameters, the admin UserSig (decoded and its
+// every request the way Tencent's REST API documentation describes it
+// (https://www.tencentcloud.com/document/product/1047/34620) — method, path, query parameters, the admin UserSig (decoded and its
 // HMAC recomputed), a fresh random per request, the JSON field names and
 // types of openim/sendmsg — and reports each deviation as a test error. It
 // answers like IM does (HTTP 200 with an ActionStatus envelope), applies
@@ -19,6 +19,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -321,8 +322,26 @@ func (s *Server) violate(format string, a ...any) {
 
 // check validates the request; a non-zero code is IM's answer to it.
 // Malformed requests are violations too; semantically wrong ones (an
-// expired sig, another app) only get the error code IM would send.
+// expired sig, another app) only get the error code IM would send. The
+// steps run in IM's order: the first failing one answers.
 func (s *Server) check(r *http.Request, req *Request) (int, string) {
+	if code, info := s.checkRequestLine(r); code != 0 {
+		return code, info
+	}
+	q := r.URL.Query()
+	if code, info := s.checkQuery(q); code != 0 {
+		return code, info
+	}
+	if code, info := s.checkRandom(q.Get("random"), req); code != 0 {
+		return code, info
+	}
+	if code, info := s.checkCaller(q.Get("sdkappid"), req); code != 0 {
+		return code, info
+	}
+	return s.checkBody(req)
+}
+
+func (s *Server) checkRequestLine(r *http.Request) (int, string) {
 	if r.Method != http.MethodPost {
 		s.violate("method %s, want POST", r.Method)
 		return 60002, "HTTP method must be POST"
@@ -332,19 +351,23 @@ func (s *Server) check(r *http.Request, req *Request) (int, string) {
 		s.violate("path %q, want /v4/{service}/{command}", r.URL.Path)
 		return 60003, "invalid URL"
 	}
-	q := r.URL.Query()
+	return 0, ""
+}
+
+// queryParams are the query parameters of every REST API request.
+var queryParams = []string{"sdkappid", "identifier", "usersig", "random", "contenttype"}
+
+func (s *Server) checkQuery(q url.Values) (int, string) {
 	for k, v := range q {
-		switch k {
-		case "sdkappid", "identifier", "usersig", "random", "contenttype":
-			if len(v) != 1 {
-				s.violate("query parameter %s given %d times", k, len(v))
-				return 60003, "invalid URL"
-			}
-		default:
+		switch {
+		case !slices.Contains(queryParams, k):
 			s.violate("unexpected query parameter %q", k)
+		case len(v) != 1:
+			s.violate("query parameter %s given %d times", k, len(v))
+			return 60003, "invalid URL"
 		}
 	}
-	for _, k := range []string{"sdkappid", "identifier", "usersig", "random", "contenttype"} {
+	for _, k := range queryParams {
 		if q.Get(k) == "" {
 			s.violate("query parameter %s missing or empty", k)
 			if k == "usersig" {
@@ -357,9 +380,15 @@ func (s *Server) check(r *http.Request, req *Request) (int, string) {
 		s.violate("contenttype=%q, want json", ct)
 		return 60003, "contenttype must be json"
 	}
-	rnd, err := strconv.ParseUint(q.Get("random"), 10, 32)
+	return 0, ""
+}
+
+// checkRandom reads the random query parameter, which a client must draw
+// afresh for every request.
+func (s *Server) checkRandom(random string, req *Request) (int, string) {
+	rnd, err := strconv.ParseUint(random, 10, 32)
 	if err != nil {
-		s.violate("random=%q is not a 32-bit unsigned integer", q.Get("random"))
+		s.violate("random=%q is not a 32-bit unsigned integer", random)
 		return 60003, "invalid random"
 	}
 	req.Random = uint32(rnd)
@@ -373,9 +402,14 @@ func (s *Server) check(r *http.Request, req *Request) (int, string) {
 	if reused {
 		s.violate("random=%d repeats a recent request's", rnd)
 	}
-	appID, err := strconv.ParseInt(q.Get("sdkappid"), 10, 64)
+	return 0, ""
+}
+
+// checkCaller checks the app, the admin account and its UserSig.
+func (s *Server) checkCaller(sdkappid string, req *Request) (int, string) {
+	appID, err := strconv.ParseInt(sdkappid, 10, 64)
 	if err != nil {
-		s.violate("sdkappid=%q is not a number", q.Get("sdkappid"))
+		s.violate("sdkappid=%q is not a number", sdkappid)
 		return 60003, "invalid sdkappid"
 	}
 	if appID != s.opts.SDKAppID {
@@ -384,9 +418,10 @@ func (s *Server) check(r *http.Request, req *Request) (int, string) {
 	if req.Identifier != s.opts.Admin {
 		return 60010, "the request needs an App admin account"
 	}
-	if code, info := s.checkSig(req.UserSig, req.Identifier); code != 0 {
-		return code, info
-	}
+	return s.checkSig(req.UserSig, req.Identifier)
+}
+
+func (s *Server) checkBody(req *Request) (int, string) {
 	if len(req.Body) == 0 {
 		s.violate("empty body")
 		return 90001, "JSON body is empty"
@@ -400,10 +435,8 @@ func (s *Server) check(r *http.Request, req *Request) (int, string) {
 		s.violate("body is not a JSON object: %.80q", req.Body)
 		return 90001, "JSON format error"
 	}
-	if req.Path == "/v4/openim/sendmsg" {
-		if !s.checkSendMsg(obj) {
-			return 90001, "invalid sendmsg request"
-		}
+	if req.Path == "/v4/openim/sendmsg" && !s.checkSendMsg(obj) {
+		return 90001, "invalid sendmsg request"
 	}
 	return 0, ""
 }
@@ -450,8 +483,9 @@ func isSendmsgField(k string) bool {
 	return false
 }
 
-// checkSendMsg reports every field of a sendmsg body that is not as §3.2
-// describes it; false means the body is unusable.
+// checkSendMsg reports every field of a sendmsg body that is not as the
+// API describes it (https://www.tencentcloud.com/document/product/1047/34919);
+// false means the body is unusable.
 func (s *Server) checkSendMsg(m map[string]any) bool {
 	ok := true
 	bad := func(format string, a ...any) {
@@ -463,41 +497,8 @@ func (s *Server) checkSendMsg(m map[string]any) bool {
 			bad("unknown field %q", k)
 		}
 	}
-	if v, present := m["To_Account"]; !present {
-		bad("To_Account missing")
-	} else if str, isStr := v.(string); !isStr || str == "" {
-		bad("To_Account = %#v, want a non-empty string", v)
-	}
-	if v, present := m["From_Account"]; present {
-		if str, isStr := v.(string); !isStr || str == "" {
-			bad("From_Account = %#v, want a non-empty string (or absent for the admin)", v)
-		}
-	}
-	if v, present := m["MsgRandom"]; !present {
-		bad("MsgRandom missing")
-	} else if _, isInt := uint32Of(v); !isInt {
-		bad("MsgRandom = %#v, want an integer in 0..4294967295", v)
-	}
-	if v, present := m["MsgSeq"]; present {
-		if _, isInt := uint32Of(v); !isInt {
-			bad("MsgSeq = %#v, want an integer in 0..4294967295", v)
-		}
-	}
-	if v, present := m["MsgTimeStamp"]; present {
-		if _, isInt := uint32Of(v); !isInt {
-			bad("MsgTimeStamp = %#v, want Unix seconds", v)
-		}
-	}
-	if v, present := m["SyncOtherMachine"]; present {
-		if n, isInt := uint32Of(v); !isInt || n != 1 && n != 2 {
-			bad("SyncOtherMachine = %#v, want 1 or 2", v)
-		}
-	}
-	if v, present := m["MsgLifeTime"]; present {
-		if _, isInt := uint32Of(v); !isInt {
-			bad("MsgLifeTime = %#v, want an integer number of seconds", v)
-		}
-	}
+	checkAccounts(m, bad)
+	checkNumbers(m, bad)
 	s.checkStrings(m, "ForbidCallbackControl", []string{"ForbidBeforeSendMsgCallback", "ForbidAfterSendMsgCallback"}, bad)
 	s.checkStrings(m, "SendMsgControl", []string{"NoUnread", "NoLastMsg", "WithMuteNotifications"}, bad)
 	if v, present := m["CloudCustomData"]; present {
@@ -508,38 +509,96 @@ func (s *Server) checkSendMsg(m map[string]any) bool {
 	if v, present := m["OfflinePushInfo"]; present {
 		checkPush(v, bad)
 	}
-	body, isList := m["MsgBody"].([]any)
+	checkMsgBody(m["MsgBody"], bad)
+	return ok
+}
+
+// checkAccounts: To_Account is required, From_Account optional (the
+// admin sends); neither may be empty.
+func checkAccounts(m map[string]any, bad func(string, ...any)) {
+	if v, present := m["To_Account"]; !present {
+		bad("To_Account missing")
+	} else if str, isStr := v.(string); !isStr || str == "" {
+		bad("To_Account = %#v, want a non-empty string", v)
+	}
+	if v, present := m["From_Account"]; present {
+		if str, isStr := v.(string); !isStr || str == "" {
+			bad("From_Account = %#v, want a non-empty string (or absent for the admin)", v)
+		}
+	}
+}
+
+// sendmsgNumbers are the integer fields of sendmsg.
+var sendmsgNumbers = []struct {
+	name     string
+	required bool
+	want     string
+	valid    func(uint32) bool // nil: any 32-bit value
+}{
+	{"MsgRandom", true, "an integer in 0..4294967295", nil},
+	{"MsgSeq", false, "an integer in 0..4294967295", nil},
+	{"MsgTimeStamp", false, "Unix seconds", nil},
+	{"SyncOtherMachine", false, "1 or 2", func(n uint32) bool { return n == 1 || n == 2 }},
+	{"MsgLifeTime", false, "an integer number of seconds", nil},
+}
+
+func checkNumbers(m map[string]any, bad func(string, ...any)) {
+	for _, f := range sendmsgNumbers {
+		v, present := m[f.name]
+		if !present {
+			if f.required {
+				bad("%s missing", f.name)
+			}
+			continue
+		}
+		if n, isInt := uint32Of(v); !isInt || f.valid != nil && !f.valid(n) {
+			bad("%s = %#v, want %s", f.name, v, f.want)
+		}
+	}
+}
+
+// checkMsgBody checks the message elements: at least one, each a text or
+// custom element, at most one custom.
+func checkMsgBody(v any, bad func(string, ...any)) {
+	body, isList := v.([]any)
 	if !isList || len(body) == 0 {
-		bad("MsgBody = %#v, want a non-empty array", m["MsgBody"])
-		return false
+		bad("MsgBody = %#v, want a non-empty array", v)
+		return
 	}
 	customs := 0
 	for i, e := range body {
-		elem, isObj := e.(map[string]any)
-		if !isObj || len(elem) != 2 {
-			bad("MsgBody[%d] = %#v, want {MsgType, MsgContent}", i, e)
-			continue
-		}
-		typ, _ := elem["MsgType"].(string)
-		content, isObj := elem["MsgContent"].(map[string]any)
-		if !isObj {
-			bad("MsgBody[%d].MsgContent = %#v, want an object", i, elem["MsgContent"])
-			continue
-		}
-		switch typ {
-		case "TIMTextElem":
-			checkObject(content, fmt.Sprintf("MsgBody[%d].MsgContent", i), []string{"Text"}, []string{"Text"}, bad)
-		case "TIMCustomElem":
+		if checkMsgElem(i, e, bad) == "TIMCustomElem" {
 			customs++
-			checkObject(content, fmt.Sprintf("MsgBody[%d].MsgContent", i), []string{"Data", "Desc", "Ext", "Sound"}, nil, bad)
-		default:
-			bad("MsgBody[%d].MsgType = %#v, want TIMTextElem or TIMCustomElem", i, elem["MsgType"])
 		}
 	}
 	if customs > 1 {
 		bad("%d TIMCustomElem in one message, IM allows one", customs)
 	}
-	return ok
+}
+
+// checkMsgElem checks MsgBody[i] and returns its MsgType.
+func checkMsgElem(i int, e any, bad func(string, ...any)) string {
+	elem, isObj := e.(map[string]any)
+	if !isObj || len(elem) != 2 {
+		bad("MsgBody[%d] = %#v, want {MsgType, MsgContent}", i, e)
+		return ""
+	}
+	typ, _ := elem["MsgType"].(string)
+	content, isObj := elem["MsgContent"].(map[string]any)
+	if !isObj {
+		bad("MsgBody[%d].MsgContent = %#v, want an object", i, elem["MsgContent"])
+		return ""
+	}
+	where := fmt.Sprintf("MsgBody[%d].MsgContent", i)
+	switch typ {
+	case "TIMTextElem":
+		checkObject(content, where, []string{"Text"}, []string{"Text"}, bad)
+	case "TIMCustomElem":
+		checkObject(content, where, []string{"Data", "Desc", "Ext", "Sound"}, nil, bad)
+	default:
+		bad("MsgBody[%d].MsgType = %#v, want TIMTextElem or TIMCustomElem", i, elem["MsgType"])
+	}
+	return typ
 }
 
 func (s *Server) checkStrings(m map[string]any, field string, allowed []string, bad func(string, ...any)) {
