@@ -56,7 +56,10 @@ func TestDecode(t *testing.T) {
 		t.Errorf("absent: %#v, %v", p, err)
 	}
 
-	// An Object may stay a map, or be a struct rather than a pointer.
+}
+
+// An Object may stay a map, or be a struct rather than a pointer.
+func TestDecodeObjectTypes(t *testing.T) {
 	type flat struct {
 		X int64 `param:"x"`
 	}

@@ -151,26 +151,7 @@ func TestWebhookDefaultRequest(t *testing.T) {
 		t.Fatalf("%d requests", len(reqs))
 	}
 	r := reqs[0]
-	if r.Method != "POST" || r.Path != "/hooks/friend" {
-		t.Errorf("%s %s", r.Method, r.Path)
-	}
-	for k, want := range map[string]string{
-		"Content-Type": "application/json", "User-Agent": "friendflow", actions.HeaderDelivery: "job-42",
-	} {
-		if got := r.Header.Get(k); got != want {
-			t.Errorf("%s = %q, want %q", k, got, want)
-		}
-	}
-	want := `{"event":{"CallbackCommand":"Sns.CallbackFriendAdd","From_Account":"alice","To_Account":"bob"},"rule":"welcome","job_id":"job-42"}`
-	if string(r.Body) != want {
-		t.Errorf("body\n got %s\nwant %s", r.Body, want)
-	}
-	// The receiver's check: HMAC-SHA256 of the raw body with the secret.
-	m := hmac.New(sha256.New, []byte("hook-secret"))
-	m.Write(r.Body)
-	if got, want := r.Header.Get(actions.HeaderSignature), "sha256="+hex.EncodeToString(m.Sum(nil)); got != want {
-		t.Errorf("signature %q, want %q", got, want)
-	}
+	checkDefaultRequest(t, r)
 	// A retry is the same delivery: same id, same body, same signature.
 	if reqs[1].Header.Get(actions.HeaderDelivery) != "job-42" || string(reqs[1].Body) != string(r.Body) ||
 		reqs[1].Header.Get(actions.HeaderSignature) != r.Header.Get(actions.HeaderSignature) {
@@ -190,6 +171,32 @@ func TestWebhookDefaultRequest(t *testing.T) {
 	}
 	if string(r.Body) != `{"event":null,"rule":"r","job_id":"j2"}` {
 		t.Errorf("body %s", r.Body)
+	}
+}
+
+// checkDefaultRequest checks TestWebhookDefaultRequest's first request:
+// method, path, headers, the default body and its signature.
+func checkDefaultRequest(t *testing.T, r received) {
+	t.Helper()
+	if r.Method != "POST" || r.Path != "/hooks/friend" {
+		t.Errorf("%s %s", r.Method, r.Path)
+	}
+	for k, want := range map[string]string{
+		"Content-Type": "application/json", "User-Agent": "friendflow", actions.HeaderDelivery: "job-42",
+	} {
+		if got := r.Header.Get(k); got != want {
+			t.Errorf("%s = %q, want %q", k, got, want)
+		}
+	}
+	want := `{"event":{"CallbackCommand":"Sns.CallbackFriendAdd","From_Account":"alice","To_Account":"bob"},"rule":"welcome","job_id":"job-42"}`
+	if string(r.Body) != want {
+		t.Errorf("body\n got %s\nwant %s", r.Body, want)
+	}
+	// The receiver's check: HMAC-SHA256 of the raw body with the secret.
+	m := hmac.New(sha256.New, []byte("hook-secret"))
+	m.Write(r.Body)
+	if got, want := r.Header.Get(actions.HeaderSignature), "sha256="+hex.EncodeToString(m.Sum(nil)); got != want {
+		t.Errorf("signature %q, want %q", got, want)
 	}
 }
 

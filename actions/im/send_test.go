@@ -115,7 +115,13 @@ func TestSendText(t *testing.T) {
 	if len(msgs) != 1 {
 		t.Fatalf("%d messages", len(msgs))
 	}
-	m := msgs[0]
+	checkTextMessage(t, msgs[0])
+}
+
+// checkTextMessage checks TestSendText's message: the text, the ids from
+// the job id, and every default.
+func checkTextMessage(t *testing.T, m imtest.Message) {
+	t.Helper()
 	wantRandom, wantSeq := im.MsgIDs("job-1")
 	if m.From != "" || m.To != "alice" || m.Text != "Hi alice, <thanks> & welcome!" || m.Custom != nil {
 		t.Errorf("message %+v", m)
@@ -151,6 +157,20 @@ func TestSendCustomAndOptions(t *testing.T) {
 	if m.From != "welcome_bot" || m.Custom == nil || m.Custom.Data != `{"kind":"welcome"}` || m.Custom.Desc != "Welcome!" || m.Text != "" {
 		t.Errorf("message %+v custom %+v", m, m.Custom)
 	}
+	checkSendOptions(t, m)
+	// msg_lifetime 0 is sent (online only), not omitted.
+	if err := doSend(t, k, "job-3", map[string]any{"to": "bob", "text": "x", "msg_lifetime": 0}); err != nil {
+		t.Fatal(err)
+	}
+	if m := srv.Messages()[1]; m.MsgLifeTime == nil || *m.MsgLifeTime != 0 {
+		t.Errorf("MsgLifeTime %v", m.MsgLifeTime)
+	}
+}
+
+// checkSendOptions checks TestSendCustomAndOptions's message: every option
+// given, each where IM expects it.
+func checkSendOptions(t *testing.T, m imtest.Message) {
+	t.Helper()
 	if m.SyncOtherMachine != 1 || m.CloudCustomData != `{"rule":"welcome"}` || m.MsgLifeTime == nil || *m.MsgLifeTime != 3600 {
 		t.Errorf("options %+v", m)
 	}
@@ -159,13 +179,6 @@ func TestSendCustomAndOptions(t *testing.T) {
 	}
 	if p := m.OfflinePush; p == nil || p.PushFlag != 0 || p.Title != "New friend" || p.Desc != "Say hi" || p.Ext != `{"a":1}` {
 		t.Errorf("push %+v", p)
-	}
-	// msg_lifetime 0 is sent (online only), not omitted.
-	if err := doSend(t, k, "job-3", map[string]any{"to": "bob", "text": "x", "msg_lifetime": 0}); err != nil {
-		t.Fatal(err)
-	}
-	if m := srv.Messages()[1]; m.MsgLifeTime == nil || *m.MsgLifeTime != 0 {
-		t.Errorf("MsgLifeTime %v", m.MsgLifeTime)
 	}
 }
 

@@ -131,8 +131,38 @@ func TestServerAnswersLikeIM(t *testing.T) {
 	clock := func() time.Time { return time.Unix(0, clockNs.Load()) }
 	srv := imtest.NewServer(t, imtest.Options{Clock: clock})
 	c := &rawClient{t: t, srv: srv}
+	answersSemanticErrors(t, c, now)
 
-	// Semantic errors are IM's codes, not violations.
+	// Dedup: the same sender, MsgSeq, MsgRandom and content within 120 s.
+	for range 2 {
+		if got := c.send("POST", "/v4/openim/sendmsg", c.query(nil), validMsg); got != 0 {
+			t.Fatalf("code %d", got)
+		}
+	}
+	other := strings.Replace(validMsg, `"hi"`, `"hello"`, 1)
+	if got := c.send("POST", "/v4/openim/sendmsg", c.query(nil), other); got != 0 {
+		t.Fatalf("code %d", got)
+	}
+	if n, d := len(srv.Messages()), srv.Duplicates(); n != 2 || d != 1 {
+		t.Errorf("%d messages, %d duplicates; want 2, 1", n, d)
+	}
+	clockNs.Add(int64(imtest.DedupWindow + time.Second))
+	if got := c.send("POST", "/v4/openim/sendmsg", c.query(nil), validMsg); got != 0 {
+		t.Fatalf("code %d", got)
+	}
+	msgs := srv.Messages()
+	if len(msgs) != 3 {
+		t.Fatalf("%d messages after the window, want 3", len(msgs))
+	}
+	if m := msgs[0]; m.To != "alice" || m.Text != "hi" || m.MsgRandom != 1 || m.MsgSeq != 2 || m.SyncOtherMachine != 2 || m.From != "" || m.MsgKey == "" {
+		t.Errorf("message %+v", m)
+	}
+	answersScripted(t, c, other)
+}
+
+// answersSemanticErrors: semantic errors are IM's codes, not violations.
+func answersSemanticErrors(t *testing.T, c *rawClient, now time.Time) {
+	t.Helper()
 	for name, tc := range map[string]struct {
 		mod  func(url.Values)
 		want int
@@ -160,33 +190,12 @@ func TestServerAnswersLikeIM(t *testing.T) {
 	if got := c.send("POST", "/v4/openim/sendmsg", c.query(nil), long); got != 90026 {
 		t.Errorf("MsgLifeTime: %d", got)
 	}
+}
 
-	// Dedup: the same sender, MsgSeq, MsgRandom and content within 120 s.
-	for range 2 {
-		if got := c.send("POST", "/v4/openim/sendmsg", c.query(nil), validMsg); got != 0 {
-			t.Fatalf("code %d", got)
-		}
-	}
-	other := strings.Replace(validMsg, `"hi"`, `"hello"`, 1)
-	if got := c.send("POST", "/v4/openim/sendmsg", c.query(nil), other); got != 0 {
-		t.Fatalf("code %d", got)
-	}
-	if n, d := len(srv.Messages()), srv.Duplicates(); n != 2 || d != 1 {
-		t.Errorf("%d messages, %d duplicates; want 2, 1", n, d)
-	}
-	clockNs.Add(int64(imtest.DedupWindow + time.Second))
-	if got := c.send("POST", "/v4/openim/sendmsg", c.query(nil), validMsg); got != 0 {
-		t.Fatalf("code %d", got)
-	}
-	msgs := srv.Messages()
-	if len(msgs) != 3 {
-		t.Fatalf("%d messages after the window, want 3", len(msgs))
-	}
-	if m := msgs[0]; m.To != "alice" || m.Text != "hi" || m.MsgRandom != 1 || m.MsgSeq != 2 || m.SyncOtherMachine != 2 || m.From != "" || m.MsgKey == "" {
-		t.Errorf("message %+v", m)
-	}
-
-	// Scripted replies come first, in order.
+// answersScripted: scripted replies come first, in order.
+func answersScripted(t *testing.T, c *rawClient, other string) {
+	t.Helper()
+	srv := c.srv
 	srv.Script(imtest.Reply{HTTPStatus: 502}, imtest.Reply{ErrorCode: 20004})
 	req, _ := http.NewRequest("POST", srv.URL+"/v4/openim/sendmsg?"+c.query(nil), strings.NewReader(validMsg))
 	resp, err := http.DefaultClient.Do(req)
