@@ -79,6 +79,8 @@ type WebhookParams struct {
 	FollowRedirects bool              `param:"follow_redirects"`
 }
 
+// validateWebhook checks what the types cannot. A Deferred value fails the
+// type assertions, so its checks wait for the rendered one.
 func validateWebhook(p map[string]any) error {
 	if s, ok := p["url"].(string); ok {
 		if _, err := parseHookURL(s); err != nil {
