@@ -4,18 +4,43 @@ import (
 	"bytes"
 	"encoding/json"
 	"reflect"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // The gain of this package's three hand-written fast paths per callback of
 // the load benchmark (bench/load.sh): one query, one body of 3 pairs, three
 // events encoded for their jobs. Each benchmark runs the fast path and the
 // library code it replaces on the same input, one callback's worth per
-// operation, as sub-benchmarks impl=fast and impl=lib:
+// operation, as sub-benchmarks impl=fast and impl=lib. Besides ns/op they
+// report cpu-ns/callback, the process's CPU time per callback (garbage
+// collection included), which unlike the wall time hardly moves when other
+// processes compete for the machine's cores:
 //
 //	go test -run '^$' -bench Gain -benchmem -cpu 1 -count 8 ./engine/imcallback/ | benchstat -col /impl -
 //
 // docs/performance.md ("Hand-written fast paths") has the figures.
+
+// cpuTime is the CPU time the process has used, all threads.
+func cpuTime(tb testing.TB) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		tb.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// gainLoop runs op, one callback's worth, in b.Loop and reports the CPU
+// time per callback.
+func gainLoop(b *testing.B, op func()) {
+	b.ReportAllocs()
+	start := cpuTime(b)
+	for b.Loop() {
+		op()
+	}
+	b.ReportMetric(float64(cpuTime(b)-start)/float64(b.N), "cpu-ns/callback")
+}
 
 // loadQuery is the query bench/load.sh sends with every callback.
 const loadQuery = "SdkAppid=1400000000&CallbackCommand=Sns.CallbackFriendAdd&contenttype=json&ClientIP=127.0.0.1&OptPlatform=RESTAPI"
@@ -28,16 +53,10 @@ func BenchmarkGainQuery(b *testing.B) {
 	}
 	var sink callbackQuery
 	b.Run("impl=fast", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			sink = parseCallbackQuery(loadQuery)
-		}
+		gainLoop(b, func() { sink = parseCallbackQuery(loadQuery) })
 	})
 	b.Run("impl=lib", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			sink = queryByURL(loadQuery)
-		}
+		gainLoop(b, func() { sink = queryByURL(loadQuery) })
 	})
 	_ = sink
 }
@@ -59,22 +78,18 @@ func BenchmarkGainDecode(b *testing.B) {
 		b.Fatalf("the fast path does not take the sample, or the two differ:\n%+v\n%+v", fast, lib)
 	}
 	b.Run("impl=fast", func(b *testing.B) {
-		b.ReportAllocs()
-		b.SetBytes(int64(len(data)))
-		for b.Loop() {
+		gainLoop(b, func() {
 			if err := Decode(data, newCB(CmdFriendAdd)); err != nil {
 				b.Fatal(err)
 			}
-		}
+		})
 	})
 	b.Run("impl=lib", func(b *testing.B) {
-		b.ReportAllocs()
-		b.SetBytes(int64(len(data)))
-		for b.Loop() {
+		gainLoop(b, func() {
 			if err := oldDecode(data, newCB(CmdFriendAdd)); err != nil {
 				b.Fatal(err)
 			}
-		}
+		})
 	})
 }
 
@@ -101,25 +116,23 @@ func BenchmarkGainEventJSON(b *testing.B) {
 		}
 	}
 	b.Run("impl=fast", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
+		gainLoop(b, func() {
 			buf = buf[:0]
 			for i := range evs {
 				buf = AppendEventJSON(buf, &evs[i])
 			}
-		}
+		})
 	})
 	var sink []byte
 	b.Run("impl=lib", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
+		gainLoop(b, func() {
 			for i := range evs {
 				var err error
 				if sink, err = json.Marshal(&evs[i]); err != nil {
 					b.Fatal(err)
 				}
 			}
-		}
+		})
 	})
 	_ = sink
 }
