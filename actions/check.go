@@ -29,40 +29,80 @@ func (s Spec) Check(params map[string]any) (map[string]any, error) {
 }
 
 func checkFields(decl []Param, in map[string]any, prefix string) (map[string]any, error) {
-	// Declarations are a handful of parameters: a linear scan beats
-	// building a set, and Check runs for every job.
-	for k := range in {
-		if !declared(decl, k) {
-			return nil, unknownParam(decl, in, prefix)
-		}
+	if err := checkKeys(decl, in, prefix, false); err != nil {
+		return nil, err
 	}
 	out := make(map[string]any, len(decl))
-	for i := range decl {
-		p := &decl[i]
-		v, ok := in[p.Name]
-		if !ok || v == nil {
-			if p.Required {
-				return nil, &ParamError{Path: prefix + p.Name, Msg: "required parameter is missing"}
-			}
-			if p.Default != nil {
-				// Normalised like a given value, so Do sees one type
-				// whether a value was given or defaulted (a Duration
-				// declared with a "5s" default is a time.Duration too).
-				nv, err := normalise(p, p.Default, prefix+p.Name)
-				if err != nil {
-					return nil, fmt.Errorf("invalid default: %w", err)
-				}
-				out[p.Name] = nv
-			}
-			continue
-		}
-		nv, err := normalise(p, v, prefix+p.Name)
-		if err != nil {
-			return nil, err
-		}
-		out[p.Name] = nv
+	err := eachValue(decl, in, prefix, func(i int, v any) error {
+		out[decl[i].Name] = v
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
+}
+
+// checkKeys reports the first unknown key of in and, when rendered, a value
+// that is or holds Deferred: Decode runs on rendered params only. One pass
+// over the map serves both, as it runs for every job.
+func checkKeys(decl []Param, in map[string]any, prefix string, rendered bool) error {
+	var unrendered error
+	// Declarations are a handful of parameters: a linear scan beats
+	// building a set.
+	for k, v := range in {
+		if !declared(decl, k) {
+			return unknownParam(decl, in, prefix)
+		}
+		if rendered && unrendered == nil {
+			if sub, found := findDeferred(v); found {
+				unrendered = &ParamError{Path: prefix + joinPath(k, sub), Msg: "was not rendered"}
+			}
+		}
+	}
+	return unrendered
+}
+
+// eachValue calls set with the index and the normalised value of each
+// declared parameter that is given or has a default, and reports a missing
+// required one. Check collects the values into a map, Decode into a
+// struct: one set of rules for both.
+func eachValue(decl []Param, in map[string]any, prefix string, set func(i int, v any) error) error {
+	for i := range decl {
+		v, err := paramValue(&decl[i], in, prefix)
+		if err != nil {
+			return err
+		}
+		if v == nil {
+			continue // absent, without a default
+		}
+		if err := set(i, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// paramValue is p's value in in, normalised: the given one, else the
+// default, else nil.
+func paramValue(p *Param, in map[string]any, prefix string) (any, error) {
+	if v := in[p.Name]; v != nil {
+		return normalise(p, v, prefix+p.Name)
+	}
+	if p.Required {
+		return nil, &ParamError{Path: prefix + p.Name, Msg: "required parameter is missing"}
+	}
+	if p.Default == nil {
+		return nil, nil
+	}
+	// Normalised like a given value, so Do sees one type whether a value
+	// was given or defaulted (a Duration declared with a "5s" default is a
+	// time.Duration too).
+	v, err := normalise(p, p.Default, prefix+p.Name)
+	if err != nil {
+		return nil, fmt.Errorf("invalid default: %w", err)
+	}
+	return v, nil
 }
 
 func declared(decl []Param, name string) bool {
@@ -158,6 +198,10 @@ func scalarText(v any) (string, bool) {
 	return "", false
 }
 
+// The normalisers return v itself when it already has the declared type:
+// boxing a string again costs an allocation, and values pass them twice
+// per job (the worker's Check, then Decode).
+
 func normString(p *Param, v any, path string) (any, error) {
 	s, ok := scalarText(v)
 	if !ok {
@@ -166,6 +210,9 @@ func normString(p *Param, v any, path string) (any, error) {
 	if len(p.Enum) > 0 && !slices.Contains(p.Enum, s) {
 		return nil, &ParamError{Path: path, Msg: fmt.Sprintf("%q is not one of %v", s, p.Enum)}
 	}
+	if _, same := v.(string); same {
+		return v, nil
+	}
 	return s, nil
 }
 
@@ -173,10 +220,10 @@ func normInt(p *Param, v any, path string) (any, error) {
 	var n int64
 	ok := true
 	switch x := v.(type) {
+	case int64:
+		return v, nil
 	case int:
 		n = int64(x)
-	case int64:
-		n = x
 	case uint64:
 		n, ok = int64(x), x <= math.MaxInt64
 	case float64:
@@ -204,11 +251,10 @@ func floatInt(f float64) (int64, bool) {
 }
 
 func normBool(p *Param, v any, path string) (any, error) {
-	b, ok := v.(bool)
-	if !ok {
+	if _, ok := v.(bool); !ok {
 		return nil, wrongType(p, v, path)
 	}
-	return b, nil
+	return v, nil
 }
 
 func normDuration(p *Param, v any, path string) (any, error) {
@@ -217,7 +263,7 @@ func normDuration(p *Param, v any, path string) (any, error) {
 		if d < 0 {
 			return nil, &ParamError{Path: path, Msg: fmt.Sprintf("negative duration %v", d)}
 		}
-		return d, nil
+		return v, nil
 	case string:
 		dd, err := time.ParseDuration(d)
 		if err != nil || dd < 0 {

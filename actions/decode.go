@@ -7,13 +7,12 @@ import (
 )
 
 // Decode returns a job's rendered params as a P, the kind's parameter
-// struct. It checks them with s.Check first (Check is idempotent, so the
-// params the worker already checked pass unchanged), so Do sees every
-// default, every normalised type and every relation s.Validate enforces,
+// struct, with the rules Check applies: defaults, normalised types, no
+// unknown key, every required parameter, and s.Validate's relations. It
 // then assigns each declared parameter to the field of P tagged
 // `param:"name"`. A value that was never rendered (Deferred), an unknown
 // key or a wrong type is an error, never a zero value; Do reports it as a
-// permanent failure.
+// permanent failure. Params that Check already returned pass unchanged.
 //
 // P is a struct with one exported field per declared parameter, and no
 // other fields. A field has the type Check normalises its parameter to
@@ -24,35 +23,41 @@ import (
 // the same way over the Object's Fields. A P that does not fit s fails
 // every call, naming the field: a mistake the kind's first test shows.
 func Decode[P any](s Spec, params map[string]any) (P, error) {
-	var out P
-	if path, found := findDeferred(params); found {
-		return out, &ParamError{Path: path, Msg: "was not rendered"}
-	}
-	checked, err := s.Check(params)
-	if err != nil {
-		return out, err
-	}
+	var out, zero P
 	pl, err := planOf(reflect.TypeFor[P](), s.Params)
 	if err != nil {
-		return out, err
+		return zero, err
 	}
-	return out, pl.fill(reflect.ValueOf(&out).Elem(), checked, "")
+	if err := checkKeys(s.Params, params, "", true); err != nil {
+		return zero, err
+	}
+	if err := pl.decode(reflect.ValueOf(&out).Elem(), params, ""); err != nil {
+		return zero, err
+	}
+	// Validate reads a checked map, so only a kind with relations to
+	// check pays for one (Check's output passes the rules above unchanged).
+	if s.Validate != nil {
+		if _, err := s.Check(params); err != nil {
+			return zero, err
+		}
+	}
+	return out, nil
 }
 
-// plan assigns checked params to the fields of one struct type.
+// plan decodes params into one struct type.
 type plan struct {
-	decl   []Param // what the plan was built for
-	fields []fieldPlan
+	decl  []Param     // what the plan was built for
+	slots []fieldSlot // by the index of the parameter in decl
 }
 
-type fieldPlan struct {
-	name  string // the parameter
-	index int    // of the struct field
+// fieldSlot is where one parameter goes.
+type fieldSlot struct {
+	index int // of the struct field
 	set   setter
 }
 
-// setter assigns a checked value to a field; path names the parameter in
-// errors.
+// setter assigns a normalised value to a field; path names the parameter
+// in errors.
 type setter func(f reflect.Value, v any, path string) error
 
 // plans caches one plan per parameter struct type: building one reflects
@@ -81,44 +86,45 @@ func buildPlan(t reflect.Type, decl []Param) (*plan, error) {
 	if t.Kind() != reflect.Struct {
 		return nil, fmt.Errorf("actions: parameters decode into a struct, not %v", t)
 	}
-	pl := &plan{decl: decl}
-	bound := make(map[string]bool, len(decl))
-	for i := range t.NumField() {
-		sf := t.Field(i)
+	pl := &plan{decl: decl, slots: make([]fieldSlot, len(decl))}
+	for i := range pl.slots {
+		pl.slots[i].index = -1
+	}
+	for fi := range t.NumField() {
+		sf := t.Field(fi)
 		name, tagged := sf.Tag.Lookup("param")
-		p := findParam(decl, name)
+		pi := paramIndex(decl, name)
 		switch {
 		case !tagged:
 			return nil, fmt.Errorf("actions: %v.%s has no param tag", t, sf.Name)
 		case !sf.IsExported():
 			return nil, fmt.Errorf("actions: %v.%s is not exported", t, sf.Name)
-		case p == nil:
+		case pi < 0:
 			return nil, fmt.Errorf("actions: %v.%s: no parameter %q is declared", t, sf.Name, name)
-		case bound[name]:
+		case pl.slots[pi].index >= 0:
 			return nil, fmt.Errorf("actions: %v.%s: parameter %q has two fields", t, sf.Name, name)
 		}
-		set, err := bindField(sf.Type, p)
+		set, err := bindField(sf.Type, &decl[pi])
 		if err != nil {
 			return nil, fmt.Errorf("actions: %v.%s: %w", t, sf.Name, err)
 		}
-		bound[name] = true
-		pl.fields = append(pl.fields, fieldPlan{name: name, index: i, set: set})
+		pl.slots[pi] = fieldSlot{index: fi, set: set}
 	}
-	for _, p := range decl {
-		if !bound[p.Name] {
-			return nil, fmt.Errorf("actions: %v has no field for parameter %q", t, p.Name)
+	for i, sl := range pl.slots {
+		if sl.index < 0 {
+			return nil, fmt.Errorf("actions: %v has no field for parameter %q", t, decl[i].Name)
 		}
 	}
 	return pl, nil
 }
 
-func findParam(decl []Param, name string) *Param {
+func paramIndex(decl []Param, name string) int {
 	for i := range decl {
 		if decl[i].Name == name {
-			return &decl[i]
+			return i
 		}
 	}
-	return nil
+	return -1
 }
 
 // bindField chooses how a field of type ft receives p's checked values.
@@ -157,7 +163,7 @@ func bindObject(ft reflect.Type, fields []Param) (setter, error) {
 			f.Set(reflect.New(st))
 			f = f.Elem()
 		}
-		return nested.fill(f, m, path+".")
+		return nested.decode(f, m, path+".")
 	}, nil
 }
 
@@ -179,17 +185,13 @@ func setPointer(f reflect.Value, v any, path string) error {
 	return nil
 }
 
-// fill assigns checked to the fields of dst. Absent parameters keep their
-// zero value: Check has applied the defaults and required the rest.
-func (pl *plan) fill(dst reflect.Value, checked map[string]any, prefix string) error {
-	for _, fp := range pl.fields {
-		v, ok := checked[fp.name]
-		if !ok {
-			continue
-		}
-		if err := fp.set(dst.Field(fp.index), v, prefix+fp.name); err != nil {
-			return err
-		}
-	}
-	return nil
+// decode assigns the values of in, normalised, to the fields of dst. Absent
+// parameters without a default keep their zero value. The caller has
+// checked in's keys: Decode for the parameters, normObject for an
+// Object's fields.
+func (pl *plan) decode(dst reflect.Value, in map[string]any, prefix string) error {
+	return eachValue(pl.decl, in, prefix, func(i int, v any) error {
+		sl := pl.slots[i]
+		return sl.set(dst.Field(sl.index), v, prefix+pl.decl[i].Name)
+	})
 }
