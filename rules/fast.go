@@ -42,66 +42,11 @@ type fexpr struct {
 }
 
 // eventField reads one field of an Event without the environment map.
+// eventFieldOf, generated into fields_gen.go, gives each field's reader.
 type eventField struct {
 	kind fkind
 	str  func(*imcallback.Event) string
 	num  func(*imcallback.Event) int
-}
-
-// eventFieldOf returns the reader of the Event field named name, which is
-// also its key in Env. TestEventFieldsMatchEnv holds this list to Env.
-func eventFieldOf(name string) (eventField, bool) {
-	s := func(f func(*imcallback.Event) string) (eventField, bool) {
-		return eventField{kind: fkString, str: f}, true
-	}
-	n := func(f func(*imcallback.Event) int) (eventField, bool) { return eventField{kind: fkInt, num: f}, true }
-	switch name {
-	case "CallbackCommand":
-		return s(func(e *imcallback.Event) string { return e.CallbackCommand })
-	case "SdkAppid":
-		return n(func(e *imcallback.Event) int { return e.SdkAppid })
-	case "ClientIP":
-		return s(func(e *imcallback.Event) string { return e.ClientIP })
-	case "OptPlatform":
-		return s(func(e *imcallback.Event) string { return e.OptPlatform })
-	case "EventTime":
-		return n(func(e *imcallback.Event) int { return e.EventTime })
-	case "From_Account":
-		return s(func(e *imcallback.Event) string { return e.From_Account })
-	case "To_Account":
-		return s(func(e *imcallback.Event) string { return e.To_Account })
-	case "Initiator_Account":
-		return s(func(e *imcallback.Event) string { return e.Initiator_Account })
-	case "ClientCmd":
-		return s(func(e *imcallback.Event) string { return e.ClientCmd })
-	case "Admin_Account":
-		return s(func(e *imcallback.Event) string { return e.Admin_Account })
-	case "ForceFlag":
-		return n(func(e *imcallback.Event) int { return e.ForceFlag })
-	case "Requester_Account":
-		return s(func(e *imcallback.Event) string { return e.Requester_Account })
-	case "Remark":
-		return s(func(e *imcallback.Event) string { return e.Remark })
-	case "GroupName":
-		return s(func(e *imcallback.Event) string { return e.GroupName })
-	case "AddSource":
-		return s(func(e *imcallback.Event) string { return e.AddSource })
-	case "AddWording":
-		return s(func(e *imcallback.Event) string { return e.AddWording })
-	case "AddType":
-		return s(func(e *imcallback.Event) string { return e.AddType })
-	case "ForceAddFlags":
-		return n(func(e *imcallback.Event) int { return e.ForceAddFlags })
-	case "TagName":
-		return s(func(e *imcallback.Event) string { return e.TagName })
-	case "ResponseAction":
-		return s(func(e *imcallback.Event) string { return e.ResponseAction })
-	case "PairIndex":
-		return n(func(e *imcallback.Event) int { return e.PairIndex })
-	case "PairCount":
-		return n(func(e *imcallback.Event) int { return e.PairCount })
-	}
-	return eventField{}, false
 }
 
 // fastCond compiles a when; nil when it must run in the VM.

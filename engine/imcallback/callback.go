@@ -68,42 +68,6 @@ func AllowAll(cb *Callback) Reply {
 	return r
 }
 
-// body holds every field of the six Sns callbacks; which ones are set
-// depends on the command. Unknown fields are ignored so that newer
-// versions of a callback keep working.
-type body struct {
-	CallbackCommand string `json:"CallbackCommand"`
-	EventTime       int64  `json:"EventTime"`
-
-	PairList []struct {
-		From_Account      string `json:"From_Account"`
-		To_Account        string `json:"To_Account"`
-		Initiator_Account string `json:"Initiator_Account"`
-	} `json:"PairList"`
-	ClientCmd     string `json:"ClientCmd"`
-	Admin_Account string `json:"Admin_Account"`
-	ForceFlag     int    `json:"ForceFlag"`
-
-	Requester_Account string `json:"Requester_Account"`
-	From_Account      string `json:"From_Account"`
-	FriendItem        []struct {
-		To_Account string `json:"To_Account"`
-		Remark     string `json:"Remark"`
-		GroupName  string `json:"GroupName"`
-		AddSource  string `json:"AddSource"`
-		AddWording string `json:"AddWording"`
-	} `json:"FriendItem"`
-	AddType       string `json:"AddType"`
-	ForceAddFlags int    `json:"ForceAddFlags"`
-
-	ResponseFriendItem []struct {
-		To_Account     string `json:"To_Account"`
-		Remark         string `json:"Remark"`
-		TagName        string `json:"TagName"`
-		ResponseAction string `json:"ResponseAction"`
-	} `json:"ResponseFriendItem"`
-}
-
 // DecodeError is a callback body friendflow refuses. Msg is safe to send
 // back to the caller and to log; Reason is one of the Reason constants.
 type DecodeError struct{ Reason, Msg string }
@@ -152,30 +116,16 @@ func unmarshalBody(data []byte, b *body) error {
 	return nil
 }
 
-// events checks a decoded body against cb and sets cb.Events.
+// events checks a decoded body against cb and sets cb.Events. Which field
+// comes from where is the field table's (Fields): listLen, shared and
+// element are generated from it; the checks and the derived fields are
+// here.
 func (b *body) events(cb *Callback) error {
 	if b.CallbackCommand != cb.Command {
 		return decodeErr(ReasonCommandMismatch, "CallbackCommand in query (%q) differs from body (%q)", cb.Command, b.CallbackCommand)
 	}
-	base := Event{
-		CallbackCommand: cb.Command,
-		SdkAppid:        cb.SdkAppid,
-		ClientIP:        cb.ClientIP,
-		OptPlatform:     cb.OptPlatform,
-		EventTime:       int(b.EventTime),
-	}
-	if base.EventTime == 0 {
-		base.EventTime = int(cb.ReceivedAt.UnixMilli())
-	}
-	var n int
-	switch cb.Command {
-	case CmdFriendAdd, CmdFriendDelete, CmdBlackListAdd, CmdBlackListDelete:
-		n = len(b.PairList)
-	case CmdPrevFriendAdd:
-		n = len(b.FriendItem)
-	case CmdPrevFriendResponse:
-		n = len(b.ResponseFriendItem)
-	default:
+	n, ok := b.listLen(cb.Command)
+	if !ok {
 		return decodeErr(ReasonMalformed, "unsupported CallbackCommand %q", cb.Command)
 	}
 	if n == 0 {
@@ -184,43 +134,28 @@ func (b *body) events(cb *Callback) error {
 	if n > MaxPairs {
 		return decodeErr(ReasonPairs, "%s: %s has %d elements, more than %d", cb.Command, listName(cb.Command), n, MaxPairs)
 	}
+	var base Event
+	b.shared(cb, &base)
+	if base.EventTime == 0 {
+		base.EventTime = int(cb.ReceivedAt.UnixMilli())
+	}
 	events := make([]Event, n)
 	for i := range events {
-		e := base
+		e := &events[i]
+		*e = base
 		e.PairIndex, e.PairCount = i, n
-		switch cb.Command {
-		case CmdFriendAdd:
-			p := b.PairList[i]
-			e.From_Account, e.To_Account, e.Initiator_Account = p.From_Account, p.To_Account, p.Initiator_Account
-			e.ClientCmd, e.Admin_Account, e.ForceFlag = b.ClientCmd, b.Admin_Account, b.ForceFlag
-		case CmdFriendDelete, CmdBlackListAdd, CmdBlackListDelete:
-			p := b.PairList[i]
-			e.From_Account, e.To_Account = p.From_Account, p.To_Account
-		case CmdPrevFriendAdd:
-			it := b.FriendItem[i]
-			e.Requester_Account, e.From_Account, e.To_Account = b.Requester_Account, b.From_Account, it.To_Account
-			e.Remark, e.GroupName, e.AddSource, e.AddWording = it.Remark, it.GroupName, it.AddSource, it.AddWording
-			e.AddType, e.ForceAddFlags = b.AddType, b.ForceAddFlags
-		case CmdPrevFriendResponse:
-			it := b.ResponseFriendItem[i]
-			e.Requester_Account, e.From_Account, e.To_Account = b.Requester_Account, b.From_Account, it.To_Account
-			e.Remark, e.TagName, e.ResponseAction = it.Remark, it.TagName, it.ResponseAction
-		}
+		b.element(cb.Command, i, e)
 		if e.To_Account == "" {
 			return decodeErr(ReasonPairs, "%s: %s[%d].To_Account is empty", cb.Command, listName(cb.Command), i)
 		}
-		events[i] = e
 	}
 	cb.Events = events
 	return nil
 }
 
 func listName(cmd string) string {
-	switch cmd {
-	case CmdPrevFriendAdd:
-		return "FriendItem"
-	case CmdPrevFriendResponse:
-		return "ResponseFriendItem"
+	if l, ok := Lists[cmd]; ok {
+		return l
 	}
 	return "PairList"
 }

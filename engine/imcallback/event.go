@@ -32,37 +32,3 @@ func IsCommand(cmd string) bool {
 func IsPrev(cmd string) bool {
 	return cmd == CmdPrevFriendAdd || cmd == CmdPrevFriendResponse
 }
-
-// Event is one friend relationship change: one element of a callback's
-// PairList, FriendItem or ResponseFriendItem together with the callback's
-// shared fields. Field names are Tencent's own, because operators write
-// rule conditions against them. Fields a callback does not carry are zero.
-type Event struct {
-	CallbackCommand string `json:"CallbackCommand"`
-	SdkAppid        int    `json:"SdkAppid"`
-	ClientIP        string `json:"ClientIP"`
-	OptPlatform     string `json:"OptPlatform"`
-	EventTime       int    `json:"EventTime"`
-
-	From_Account string `json:"From_Account"`
-	To_Account   string `json:"To_Account"`
-
-	Initiator_Account string `json:"Initiator_Account"`
-	ClientCmd         string `json:"ClientCmd"`
-	Admin_Account     string `json:"Admin_Account"`
-	ForceFlag         int    `json:"ForceFlag"`
-
-	Requester_Account string `json:"Requester_Account"`
-	Remark            string `json:"Remark"`
-	GroupName         string `json:"GroupName"`
-	AddSource         string `json:"AddSource"`
-	AddWording        string `json:"AddWording"`
-	AddType           string `json:"AddType"`
-	ForceAddFlags     int    `json:"ForceAddFlags"`
-
-	TagName        string `json:"TagName"`
-	ResponseAction string `json:"ResponseAction"`
-
-	PairIndex int `json:"PairIndex"`
-	PairCount int `json:"PairCount"`
-}

@@ -48,17 +48,19 @@ func corpus(t testing.TB) [][]byte {
 }
 
 // checkFast is the differential check: decodeFast either gives up or fills
-// exactly what json.Unmarshal fills, and Decode answers every command
-// exactly as oldDecode, the json.Unmarshal-only Decode it replaced. It
+// exactly what json.Unmarshal fills, Decode answers every command exactly
+// as oldDecode (json.Unmarshal alone) does, and the events it gives are what
+// the field table says, read from the body by reflection (tableEvents). It
 // reports whether the fast path took the body.
 func checkFast(t *testing.T, data []byte) bool {
 	t.Helper()
 	var fast body
 	ok := fast.decodeFast(data)
+	var ref body
+	refErr := unmarshalBody(data, &ref)
 	if ok {
-		var ref body
-		if err := json.Unmarshal(data, &ref); err != nil {
-			t.Fatalf("fast path took %q, which json.Unmarshal refuses: %v", data, err)
+		if refErr != nil {
+			t.Fatalf("fast path took %q, which json.Unmarshal refuses: %v", data, refErr)
 		}
 		if !reflect.DeepEqual(fast, ref) {
 			t.Fatalf("fast path and json.Unmarshal differ on %q:\n fast %#v\n  ref %#v", data, fast, ref)
@@ -68,14 +70,19 @@ func checkFast(t *testing.T, data []byte) bool {
 		got, want := newCB(cmd), newCB(cmd)
 		gotErr, wantErr := Decode(data, got), oldDecode(data, want)
 		if fmt.Sprint(gotErr) != fmt.Sprint(wantErr) || reflect.TypeOf(gotErr) != reflect.TypeOf(wantErr) {
-			t.Fatalf("%s on %q: Decode says %v, the old Decode %v", cmd, data, gotErr, wantErr)
+			t.Fatalf("%s on %q: Decode says %v, oldDecode %v", cmd, data, gotErr, wantErr)
 		}
 		var gde, wde *DecodeError
 		if errors.As(gotErr, &gde) && errors.As(wantErr, &wde) && *gde != *wde {
-			t.Fatalf("%s on %q: Decode says %+v, the old Decode %+v", cmd, data, *gde, *wde)
+			t.Fatalf("%s on %q: Decode says %+v, oldDecode %+v", cmd, data, *gde, *wde)
 		}
 		if !reflect.DeepEqual(got, want) {
-			t.Fatalf("%s on %q: Decode gives\n %+v\nthe old Decode\n %+v", cmd, data, got, want)
+			t.Fatalf("%s on %q: Decode gives\n %+v\noldDecode\n %+v", cmd, data, got, want)
+		}
+		if gotErr == nil {
+			if table := tableEvents(t, &ref, got); !reflect.DeepEqual(got.Events, table) {
+				t.Fatalf("%s on %q: Decode gives\n %+v\nthe field table says\n %+v", cmd, data, got.Events, table)
+			}
 		}
 	}
 	return ok
@@ -293,81 +300,13 @@ func BenchmarkDecodeFallback(b *testing.B) {
 	}
 }
 
-// oldDecode is Decode as it was before decodeFast, kept verbatim as the
-// reference for checkFast.
+// oldDecode is Decode without decodeFast: json.Unmarshal, then the same
+// events. It is checkFast's reference and the library side of
+// BenchmarkGainDecode.
 func oldDecode(data []byte, cb *Callback) error {
-	var b body
-	// Unmarshal, not a Decoder: it reads the body in place (no buffer copy)
-	// and refuses anything after the object.
-	if err := json.Unmarshal(data, &b); err != nil {
-		var syn *json.SyntaxError
-		var typ *json.UnmarshalTypeError
-		switch {
-		case errors.As(err, &typ):
-			return decodeErr(ReasonMalformed, "malformed JSON: field %s: want %s, got %s", typ.Field, typ.Type, typ.Value)
-		case errors.As(err, &syn):
-			return decodeErr(ReasonMalformed, "malformed JSON at byte %d: %v", syn.Offset, err)
-		default:
-			return decodeErr(ReasonMalformed, "malformed JSON: %v", err)
-		}
+	b := new(body)
+	if err := unmarshalBody(data, b); err != nil {
+		return err
 	}
-	if b.CallbackCommand != cb.Command {
-		return decodeErr(ReasonCommandMismatch, "CallbackCommand in query (%q) differs from body (%q)", cb.Command, b.CallbackCommand)
-	}
-	base := Event{
-		CallbackCommand: cb.Command,
-		SdkAppid:        cb.SdkAppid,
-		ClientIP:        cb.ClientIP,
-		OptPlatform:     cb.OptPlatform,
-		EventTime:       int(b.EventTime),
-	}
-	if base.EventTime == 0 {
-		base.EventTime = int(cb.ReceivedAt.UnixMilli())
-	}
-	var n int
-	switch cb.Command {
-	case CmdFriendAdd, CmdFriendDelete, CmdBlackListAdd, CmdBlackListDelete:
-		n = len(b.PairList)
-	case CmdPrevFriendAdd:
-		n = len(b.FriendItem)
-	case CmdPrevFriendResponse:
-		n = len(b.ResponseFriendItem)
-	default:
-		return decodeErr(ReasonMalformed, "unsupported CallbackCommand %q", cb.Command)
-	}
-	if n == 0 {
-		return decodeErr(ReasonPairs, "%s: %s is empty", cb.Command, listName(cb.Command))
-	}
-	if n > MaxPairs {
-		return decodeErr(ReasonPairs, "%s: %s has %d elements, more than %d", cb.Command, listName(cb.Command), n, MaxPairs)
-	}
-	events := make([]Event, n)
-	for i := range events {
-		e := base
-		e.PairIndex, e.PairCount = i, n
-		switch cb.Command {
-		case CmdFriendAdd:
-			p := b.PairList[i]
-			e.From_Account, e.To_Account, e.Initiator_Account = p.From_Account, p.To_Account, p.Initiator_Account
-			e.ClientCmd, e.Admin_Account, e.ForceFlag = b.ClientCmd, b.Admin_Account, b.ForceFlag
-		case CmdFriendDelete, CmdBlackListAdd, CmdBlackListDelete:
-			p := b.PairList[i]
-			e.From_Account, e.To_Account = p.From_Account, p.To_Account
-		case CmdPrevFriendAdd:
-			it := b.FriendItem[i]
-			e.Requester_Account, e.From_Account, e.To_Account = b.Requester_Account, b.From_Account, it.To_Account
-			e.Remark, e.GroupName, e.AddSource, e.AddWording = it.Remark, it.GroupName, it.AddSource, it.AddWording
-			e.AddType, e.ForceAddFlags = b.AddType, b.ForceAddFlags
-		case CmdPrevFriendResponse:
-			it := b.ResponseFriendItem[i]
-			e.Requester_Account, e.From_Account, e.To_Account = b.Requester_Account, b.From_Account, it.To_Account
-			e.Remark, e.TagName, e.ResponseAction = it.Remark, it.TagName, it.ResponseAction
-		}
-		if e.To_Account == "" {
-			return decodeErr(ReasonPairs, "%s: %s[%d].To_Account is empty", cb.Command, listName(cb.Command), i)
-		}
-		events[i] = e
-	}
-	cb.Events = events
-	return nil
+	return b.events(cb)
 }

@@ -1,0 +1,135 @@
+package imcallback
+
+//go:generate go run ./internal/genfields -pkg imcallback -o fields_gen.go
+
+// Field is one field of Event. Fields is the only place an event field is
+// declared: internal/genfields writes, from it, the Event struct, the wire
+// body, Decode's mapping from body to events, decodeFast's key switches,
+// AppendEventJSON, and rules' expression environment and field readers.
+// See docs/fields.md.
+type Field struct {
+	// Name is Tencent's name: the Event field, its JSON key in callback
+	// bodies and queued jobs, and the identifier rule conditions use.
+	Name string
+	// Type is the Go type in Event and in rule conditions: "string" or "int".
+	Type string
+	// Wire is the Go type in the callback body when it differs from Type.
+	Wire string
+	// From says, for each command that carries the field, where Decode
+	// reads it. A command missing from From leaves the field zero.
+	From map[string]Source
+	// Doc is the field's one-line description, its doc comment in Event.
+	Doc string
+}
+
+// Source is where Decode reads a field of one command's events.
+type Source uint8
+
+const (
+	// FromQuery is the callback URL's query parameter of the field's name,
+	// held in Callback (see Field.CallbackField).
+	FromQuery Source = iota + 1
+	// FromBody is the body's top level, shared by all of a callback's events.
+	FromBody
+	// FromElem is the element of the command's list (Lists) that the event
+	// is made of.
+	FromElem
+	// Derived is computed by Decode (events in callback.go), not read.
+	Derived
+)
+
+func (s Source) String() string {
+	switch s {
+	case FromQuery:
+		return "query"
+	case FromBody:
+		return "body"
+	case FromElem:
+		return "element"
+	case Derived:
+		return "derived"
+	}
+	return "Source(?)"
+}
+
+// Lists names, per command, the body's array that holds the command's
+// events, one event per element.
+var Lists = map[string]string{
+	CmdFriendAdd:          "PairList",
+	CmdFriendDelete:       "PairList",
+	CmdBlackListAdd:       "PairList",
+	CmdBlackListDelete:    "PairList",
+	CmdPrevFriendAdd:      "FriendItem",
+	CmdPrevFriendResponse: "ResponseFriendItem",
+}
+
+// Fields lists Event's fields in order: the order of the struct, of its
+// JSON and of the field docs. What each command carries is Tencent's
+// documentation of the callbacks:
+// Sns.CallbackFriendAdd https://www.tencentcloud.com/document/product/1047/34359,
+// Sns.CallbackFriendDelete https://www.tencentcloud.com/document/product/1047/34360,
+// Sns.CallbackBlackListAdd https://www.tencentcloud.com/document/product/1047/34361,
+// Sns.CallbackBlackListDelete https://www.tencentcloud.com/document/product/1047/34362,
+// Sns.CallbackPrevFriendAdd https://www.tencentcloud.com/document/product/1047/43468,
+// Sns.CallbackPrevFriendResponse https://www.tencentcloud.com/document/product/1047/43467.
+var Fields = []Field{
+	{Name: "CallbackCommand", Type: "string", From: all(FromQuery), Doc: "The callback's command, such as Sns.CallbackFriendAdd; the body repeats it and must agree."},
+	{Name: "SdkAppid", Type: "int", From: all(FromQuery), Doc: "The application's SDKAppID."},
+	{Name: "ClientIP", Type: "string", From: all(FromQuery), Doc: "IP address of the client that caused the event."},
+	{Name: "OptPlatform", Type: "string", From: all(FromQuery), Doc: "Platform of the client that caused the event, such as RESTAPI or Android."},
+	// Only the Prev commands document EventTime; Decode reads it wherever
+	// it is and falls back to the receive time, so every event has one.
+	{Name: "EventTime", Type: "int", Wire: "int64", From: all(FromBody), Doc: "When the event happened, in Unix milliseconds; the time friendflow received the callback when the body has none."},
+	{Name: "From_Account", Type: "string", From: on(FromElem, pairCmds...).and(FromBody, prevCmds...), Doc: "UserID whose friend list or blocklist changed; for a Prev command, who sends or answers the request."},
+	{Name: "To_Account", Type: "string", From: all(FromElem), Doc: "UserID added to or removed from From_Account's list, or whom the request or answer is for; never empty."},
+	{Name: "Initiator_Account", Type: "string", From: on(FromElem, CmdFriendAdd), Doc: "UserID that started the add."},
+	{Name: "ClientCmd", Type: "string", From: on(FromBody, CmdFriendAdd), Doc: "friend_add or FriendAdd for a request, friend_response or FriendResponse for an accepted one."},
+	{Name: "Admin_Account", Type: "string", From: on(FromBody, CmdFriendAdd), Doc: "The admin account when the add came through the REST API, else empty."},
+	{Name: "ForceFlag", Type: "int", From: on(FromBody, CmdFriendAdd), Doc: "1 when an admin forced the add, else 0."},
+	{Name: "Requester_Account", Type: "string", From: on(FromBody, prevCmds...), Doc: "UserID that issued the friend request."},
+	{Name: "Remark", Type: "string", From: on(FromElem, prevCmds...), Doc: "Remark From_Account gives To_Account."},
+	{Name: "GroupName", Type: "string", From: on(FromElem, CmdPrevFriendAdd), Doc: "Friend group From_Account puts To_Account in."},
+	{Name: "AddSource", Type: "string", From: on(FromElem, CmdPrevFriendAdd), Doc: "Where the request comes from, such as AddSource_Type_Android."},
+	{Name: "AddWording", Type: "string", From: on(FromElem, CmdPrevFriendAdd), Doc: "The request's message."},
+	{Name: "AddType", Type: "string", From: on(FromBody, CmdPrevFriendAdd), Doc: "Add_Type_Single or Add_Type_Both."},
+	{Name: "ForceAddFlags", Type: "int", From: on(FromBody, CmdPrevFriendAdd), Doc: "1 when an admin forces the add, else 0."},
+	{Name: "TagName", Type: "string", From: on(FromElem, CmdPrevFriendResponse), Doc: "Friend group From_Account puts To_Account in when accepting."},
+	{Name: "ResponseAction", Type: "string", From: on(FromElem, CmdPrevFriendResponse), Doc: "Response_Action_AgreeAndAdd, Response_Action_Agree or Response_Action_Reject."},
+	{Name: "PairIndex", Type: "int", From: all(Derived), Doc: "Position of the event's element in its list, from 0."},
+	{Name: "PairCount", Type: "int", From: all(Derived), Doc: "Number of elements in the list: the callback's number of events."},
+}
+
+// The commands of each list kind, for the table's rows.
+var (
+	pairCmds = []string{CmdFriendAdd, CmdFriendDelete, CmdBlackListAdd, CmdBlackListDelete}
+	prevCmds = []string{CmdPrevFriendAdd, CmdPrevFriendResponse}
+)
+
+// sources builds a row's From.
+type sources map[string]Source
+
+// all is s for every command.
+func all(s Source) sources { return on(s, Commands...) }
+
+// on is s for cmds.
+func on(s Source, cmds ...string) sources { return sources{}.and(s, cmds...) }
+
+// and adds s for cmds.
+func (m sources) and(s Source, cmds ...string) sources {
+	for _, c := range cmds {
+		m[c] = s
+	}
+	return m
+}
+
+// Carries reports whether cmd's events carry the field.
+func (f *Field) Carries(cmd string) bool { return f.From[cmd] != 0 }
+
+// CallbackField is the field of Callback that holds a FromQuery field: the
+// same name, but Command for CallbackCommand.
+func (f *Field) CallbackField() string {
+	if f.Name == "CallbackCommand" {
+		return "Command"
+	}
+	return f.Name
+}
