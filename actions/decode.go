@@ -141,7 +141,7 @@ func bindField(ft reflect.Type, p *Param) (setter, error) {
 	case p.Type == Object:
 		return bindObject(ft, p.Fields)
 	}
-	return nil, fmt.Errorf("a %v cannot hold %s (a %s: use %v or *%v)", ft, p.Name, p.Type, want, want)
+	return nil, fmt.Errorf("a field of type %v cannot hold parameter %s, a %s: use %v or *%v", ft, p.Name, p.Type, want, want)
 }
 
 // bindObject decodes an Object into a struct, or a pointer to one.

@@ -138,14 +138,14 @@ func TestDecodeRefusesStructsThatDoNotFit(t *testing.T) {
 		}](spec, nil)
 		return err
 	})
-	check("wrong type", "cannot hold a (a string", func() error {
+	check("wrong type", "type int cannot hold parameter a, a string", func() error {
 		_, err := actions.Decode[struct {
 			A int            `param:"a"`
 			O map[string]any `param:"o"`
 		}](spec, nil)
 		return err
 	})
-	check("wrong nested type", "cannot hold x", func() error {
+	check("wrong nested type", "cannot hold parameter x", func() error {
 		_, err := actions.Decode[struct {
 			A string `param:"a"`
 			O inner  `param:"o"`
