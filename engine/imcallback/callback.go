@@ -118,7 +118,7 @@ func unmarshalBody(data []byte, b *body) error {
 
 // events checks a decoded body against cb and sets cb.Events. Which field
 // comes from where is the field table's (Fields): listLen, shared and
-// element are generated from it; the checks and the derived fields are
+// elements are generated from it; the checks and the derived fields are
 // here.
 func (b *body) events(cb *Callback) error {
 	if b.CallbackCommand != cb.Command {
@@ -140,14 +140,13 @@ func (b *body) events(cb *Callback) error {
 		base.EventTime = int(cb.ReceivedAt.UnixMilli())
 	}
 	events := make([]Event, n)
+	b.elements(cb.Command, &base, events)
 	for i := range events {
 		e := &events[i]
-		*e = base
-		e.PairIndex, e.PairCount = i, n
-		b.element(cb.Command, i, e)
 		if e.To_Account == "" {
 			return decodeErr(ReasonPairs, "%s: %s[%d].To_Account is empty", cb.Command, listName(cb.Command), i)
 		}
+		e.PairIndex, e.PairCount = i, n
 	}
 	cb.Events = events
 	return nil

@@ -177,31 +177,50 @@ func (b *body) shared(cb *Callback, e *Event) {
 	}
 }
 
-// element sets e's fields from element i of cmd's list.
-func (b *body) element(cmd string, i int, e *Event) {
+// elements sets each of events to base with the fields of the element of
+// cmd's list at its index; events is as long as the list. Each event is
+// built in a local and stored once: stores into the slice, on the heap,
+// would each check for the write barrier.
+func (b *body) elements(cmd string, base *Event, events []Event) {
 	switch cmd {
 	case CmdFriendAdd:
-		el := &b.PairList[i]
-		e.From_Account = el.From_Account
-		e.To_Account = el.To_Account
-		e.Initiator_Account = el.Initiator_Account
+		for i := range events {
+			e := *base
+			el := &b.PairList[i]
+			e.From_Account = el.From_Account
+			e.To_Account = el.To_Account
+			e.Initiator_Account = el.Initiator_Account
+			events[i] = e
+		}
 	case CmdFriendDelete, CmdBlackListAdd, CmdBlackListDelete:
-		el := &b.PairList[i]
-		e.From_Account = el.From_Account
-		e.To_Account = el.To_Account
+		for i := range events {
+			e := *base
+			el := &b.PairList[i]
+			e.From_Account = el.From_Account
+			e.To_Account = el.To_Account
+			events[i] = e
+		}
 	case CmdPrevFriendAdd:
-		el := &b.FriendItem[i]
-		e.To_Account = el.To_Account
-		e.Remark = el.Remark
-		e.GroupName = el.GroupName
-		e.AddSource = el.AddSource
-		e.AddWording = el.AddWording
+		for i := range events {
+			e := *base
+			el := &b.FriendItem[i]
+			e.To_Account = el.To_Account
+			e.Remark = el.Remark
+			e.GroupName = el.GroupName
+			e.AddSource = el.AddSource
+			e.AddWording = el.AddWording
+			events[i] = e
+		}
 	case CmdPrevFriendResponse:
-		el := &b.ResponseFriendItem[i]
-		e.To_Account = el.To_Account
-		e.Remark = el.Remark
-		e.TagName = el.TagName
-		e.ResponseAction = el.ResponseAction
+		for i := range events {
+			e := *base
+			el := &b.ResponseFriendItem[i]
+			e.To_Account = el.To_Account
+			e.Remark = el.Remark
+			e.TagName = el.TagName
+			e.ResponseAction = el.ResponseAction
+			events[i] = e
+		}
 	}
 }
 

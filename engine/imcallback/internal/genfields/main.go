@@ -434,20 +434,26 @@ func (b *body) shared(cb *Callback, e *Event) {
 	g.p(`}
 }
 
-// element sets e's fields from element i of cmd's list.
-func (b *body) element(cmd string, i int, e *Event) {
+// elements sets each of events to base with the fields of the element of
+// cmd's list at its index; events is as long as the list. Each event is
+// built in a local and stored once: stores into the slice, on the heap,
+// would each check for the write barrier.
+func (b *body) elements(cmd string, base *Event, events []Event) {
 	switch cmd {`)
 	g.cases(t.cmds, func(c string) string {
 		var s strings.Builder
+		fmt.Fprintf(&s, "for i := range events {\ne := *base\n")
+		var from strings.Builder
 		for _, f := range t.fields {
 			if f.From[c] == imcallback.FromElem {
-				fmt.Fprintf(&s, "e.%s = %s\n", f.Name, convert(f, "el."+f.Name))
+				fmt.Fprintf(&from, "e.%s = %s\n", f.Name, convert(f, "el."+f.Name))
 			}
 		}
-		if s.Len() == 0 {
-			return ""
+		if from.Len() > 0 {
+			fmt.Fprintf(&s, "el := &b.%s[i]\n%s", imcallback.Lists[c], from.String())
 		}
-		return fmt.Sprintf("el := &b.%s[i]\n", imcallback.Lists[c]) + s.String()
+		s.WriteString("events[i] = e\n}\n")
+		return s.String()
 	})
 	g.p(`}
 }`)
