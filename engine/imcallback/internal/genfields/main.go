@@ -11,7 +11,9 @@
 // It reads the table by importing imcallback, so imcallback must build
 // while its generated file is stale: the generated code refers only to
 // itself and to the hand-written helpers (fastDecoder, start, grow,
-// appendJSONString, Callback), never to the table.
+// appendJSONString, Callback), never to the table. For the same reason, a
+// change to the generator that hand-written code must call (a new
+// generated function) is generated first and called afterwards.
 package main
 
 import (
