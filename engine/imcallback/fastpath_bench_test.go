@@ -42,25 +42,6 @@ func gainLoop(b *testing.B, op func()) {
 	b.ReportMetric(float64(cpuTime(b)-start)/float64(b.N), "cpu-ns/callback")
 }
 
-// loadQuery is the query bench/load.sh sends with every callback.
-const loadQuery = "SdkAppid=1400000000&CallbackCommand=Sns.CallbackFriendAdd&contenttype=json&ClientIP=127.0.0.1&OptPlatform=RESTAPI"
-
-// BenchmarkGainQuery: parseCallbackQuery against url.ParseQuery and the
-// six Gets, once per callback.
-func BenchmarkGainQuery(b *testing.B) {
-	if got, want := parseCallbackQuery(loadQuery), queryByURL(loadQuery); got != want || got.Command != CmdFriendAdd {
-		b.Fatalf("fast %+v, url.ParseQuery %+v", got, want)
-	}
-	var sink callbackQuery
-	b.Run("impl=fast", func(b *testing.B) {
-		gainLoop(b, func() { sink = parseCallbackQuery(loadQuery) })
-	})
-	b.Run("impl=lib", func(b *testing.B) {
-		gainLoop(b, func() { sink = queryByURL(loadQuery) })
-	})
-	_ = sink
-}
-
 // BenchmarkGainDecode: Decode (decodeFast, then the events) against
 // oldDecode (json.Unmarshal, then the same events) on the load benchmark's
 // body, once per callback.
