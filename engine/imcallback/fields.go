@@ -1,6 +1,7 @@
 package imcallback
 
 //go:generate go run ./internal/genfields -pkg imcallback -o fields_gen.go
+//go:generate go run ./internal/genfields -pkg docs -o ../../docs/rules.md
 
 // Field is one field of Event. Fields is the only place an event field is
 // declared: internal/genfields writes, from it, the Event struct, the wire

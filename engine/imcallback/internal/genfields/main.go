@@ -7,6 +7,10 @@
 //
 //	go run ./internal/genfields -pkg imcallback -o fields_gen.go
 //	go run ../engine/imcallback/internal/genfields -pkg rules -o fields_gen.go
+//	go run ./internal/genfields -pkg docs -o ../../docs/rules.md
+//
+// The last rewrites only the event field reference between the markers of
+// docs/rules.md.
 //
 // It reads the table by importing imcallback, so imcallback must build
 // while its generated file is stale: the generated code refers only to
@@ -33,15 +37,21 @@ import (
 func main() {
 	log.SetFlags(0)
 	log.SetPrefix("genfields: ")
-	pkg := flag.String("pkg", "", "the package to write: imcallback or rules")
+	pkg := flag.String("pkg", "", "what to write: imcallback or rules (Go), or docs (the field reference of a Markdown file)")
 	out := flag.String("o", "", "the file to write")
 	flag.Parse()
 	if *out == "" || flag.NArg() != 0 {
-		log.Fatal("usage: genfields -pkg imcallback|rules -o file.go")
+		log.Fatal("usage: genfields -pkg imcallback|rules -o file.go | -pkg docs -o file.md")
 	}
 	t, err := newTable(imcallback.Fields, imcallback.Commands, imcallback.Lists)
 	if err != nil {
 		log.Fatalf("imcallback.Fields: %v", err)
+	}
+	if *pkg == "docs" {
+		if err := t.writeDoc(*out); err != nil {
+			log.Fatal(err)
+		}
+		return
 	}
 	var g gen
 	switch *pkg {
@@ -50,7 +60,7 @@ func main() {
 	case "rules":
 		t.rules(&g)
 	default:
-		log.Fatalf("-pkg %q: want imcallback or rules", *pkg)
+		log.Fatalf("-pkg %q: want imcallback, rules or docs", *pkg)
 	}
 	src, err := format.Source(g.Bytes())
 	if err != nil {
