@@ -20,6 +20,7 @@ import (
 	"github.com/friendflow/friendflow/actions"
 	"github.com/friendflow/friendflow/engine/imcallback"
 	"github.com/friendflow/friendflow/engine/queue"
+	"github.com/friendflow/friendflow/examples/callbacks"
 	"github.com/friendflow/friendflow/rules"
 )
 
@@ -133,7 +134,7 @@ func (h *harness) callback(t *testing.T, cmd, sample string) *imcallback.Callbac
 	t.Helper()
 	cb := newCB(cmd)
 	cb.ID = imcallback.NewID()
-	if err := imcallback.Decode(readSample(t, sample), cb); err != nil {
+	if err := imcallback.Decode(callbacks.Must(sample), cb); err != nil {
 		t.Fatal(err)
 	}
 	return cb
@@ -237,7 +238,7 @@ func TestEngineReceiverFailsWhenStoreFails(t *testing.T) {
 	rc := &imcallback.Receiver{SdkAppid: testAppID, Handler: h.eng, Logger: slog.New(slog.DiscardHandler)}
 	srv := httptest.NewServer(rc)
 	defer srv.Close()
-	resp, err := http.Post(srv.URL+"?SdkAppid=1400000000&CallbackCommand=Sns.CallbackFriendAdd", "application/json", strings.NewReader(string(readSample(t, "friend_add.json"))))
+	resp, err := http.Post(srv.URL+"?SdkAppid=1400000000&CallbackCommand=Sns.CallbackFriendAdd", "application/json", strings.NewReader(string(callbacks.Must("friend_add.json"))))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -489,7 +490,7 @@ func BenchmarkDecide100Rules(b *testing.B) {
 	}
 	e := &Engine{Rules: func() *rules.Set { return set }, Logger: slog.New(slog.DiscardHandler), DecisionTimeout: time.Second}
 	cb := newCB(imcallback.CmdPrevFriendAdd)
-	if err := imcallback.Decode(readSample(b, "prev_friend_add.json"), cb); err != nil {
+	if err := imcallback.Decode(callbacks.Must("prev_friend_add.json"), cb); err != nil {
 		b.Fatal(err)
 	}
 	cb.Events[1].AddWording = "cheap loan"
@@ -604,7 +605,7 @@ func BenchmarkEnqueueToExecution(b *testing.B) {
 	defer cancel()
 	go func() { _ = q.Run(ctx) }()
 	e := &Engine{Rules: func() *rules.Set { return set }, Queue: q, Logger: log}
-	data := readSample(b, "friend_add_forced_by_admin.json")
+	data := callbacks.Must("friend_add_forced_by_admin.json")
 	var reply, exec []time.Duration
 	for b.Loop() {
 		cb := newCB(imcallback.CmdFriendAdd)
@@ -689,15 +690,6 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
-}
-
-func readSample(t testing.TB, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("../examples/callbacks", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
 
 var received = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)

@@ -3,13 +3,13 @@ package rules
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/friendflow/friendflow/engine/imcallback"
+	"github.com/friendflow/friendflow/examples/callbacks"
 )
 
 // genRules writes n rules; indexed rules each test a distinct
@@ -109,10 +109,7 @@ func benchRules(tb testing.TB) string {
 // the receiver builds them: one per pair, sharing the callback's fields.
 func sampleEvents(tb testing.TB) []*imcallback.Event {
 	tb.Helper()
-	data, err := os.ReadFile(filepath.Join("..", "examples", "callbacks", "friend_add.json"))
-	if err != nil {
-		tb.Fatal(err)
-	}
+	data := callbacks.Must("friend_add.json")
 	var cb struct {
 		imcallback.Event
 		PairList []imcallback.Event

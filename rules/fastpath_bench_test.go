@@ -1,14 +1,13 @@
 package rules
 
 import (
-	"os"
-	"path/filepath"
 	"reflect"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/friendflow/friendflow/engine/imcallback"
+	"github.com/friendflow/friendflow/examples/callbacks"
 )
 
 // BenchmarkGainMatch is the gain of the fast path (fast.go) per callback of
@@ -36,10 +35,7 @@ func BenchmarkGainMatch(b *testing.B) {
 	if n := stripFast(lib); n == 0 {
 		b.Fatal("nothing was on the fast path")
 	}
-	data, err := os.ReadFile(filepath.Join("..", "examples", "callbacks", "friend_add.json"))
-	if err != nil {
-		b.Fatal(err)
-	}
+	data := callbacks.Must("friend_add.json")
 	cb := &imcallback.Callback{Command: imcallback.CmdFriendAdd, SdkAppid: 1400000000,
 		ClientIP: "127.0.0.1", OptPlatform: "RESTAPI", ReceivedAt: time.UnixMilli(1764115200000)}
 	if err := imcallback.Decode(data, cb); err != nil {

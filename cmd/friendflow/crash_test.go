@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/friendflow/friendflow/examples/callbacks"
 )
 
 // deliveries is a webhook target that records X-Friendflow-Delivery ids.
@@ -66,14 +68,11 @@ func TestKill9LosesNoAcceptedJob(t *testing.T) {
 	p := start(t, nil, args...)
 	waitReady(t, admin)
 
-	body, err := os.ReadFile("../../examples/callbacks/friend_add.json") // three pairs
-	if err != nil {
-		t.Fatal(err)
-	}
+	body := callbacks.Must("friend_add.json") // three pairs
 	q := url.Values{"SdkAppid": {"1400000000"}, "CallbackCommand": {"Sns.CallbackFriendAdd"}}
-	const callbacks = 150
+	const sent = 150
 	accepted := 0
-	for range callbacks {
+	for range sent {
 		resp, err := http.Post("http://"+listen+"/callback?"+q.Encode(), "application/json", bytes.NewReader(body))
 		if err != nil {
 			t.Fatal(err)
@@ -84,8 +83,8 @@ func TestKill9LosesNoAcceptedJob(t *testing.T) {
 			accepted++
 		}
 	}
-	if accepted != callbacks {
-		t.Fatalf("only %d of %d callbacks accepted", accepted, callbacks)
+	if accepted != sent {
+		t.Fatalf("only %d of %d callbacks accepted", accepted, sent)
 	}
 	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)

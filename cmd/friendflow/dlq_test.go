@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/friendflow/friendflow/examples/callbacks"
 )
 
 // TestDLQCommands drives `friendflow dlq` against a running friendflow
@@ -32,7 +34,7 @@ func TestDLQCommands(t *testing.T) {
 		"--rules", rulesDir, "--data", t.TempDir(), "--log-level", "error")
 	waitReady(t, admin)
 
-	body, _ := os.ReadFile("../../examples/callbacks/friend_add_forced_by_admin.json")
+	body := callbacks.Must("friend_add_forced_by_admin.json")
 	q := url.Values{"SdkAppid": {"1400000000"}, "CallbackCommand": {"Sns.CallbackFriendAdd"}}
 	resp, err := http.Post("http://"+listen+"/callback?"+q.Encode(), "application/json", bytes.NewReader(body))
 	if err != nil {

@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/friendflow/friendflow/examples/callbacks"
 )
 
 // binary is the real friendflow, built once for the end-to-end tests.
@@ -123,10 +125,7 @@ func TestServeEndToEndSignedCallback(t *testing.T) {
 		"--rules", "../../examples/rules", "--data", t.TempDir())
 	waitReady(t, admin)
 
-	body, err := os.ReadFile("../../examples/callbacks/friend_add_forced_by_admin.json")
-	if err != nil {
-		t.Fatal(err)
-	}
+	body := callbacks.Must("friend_add_forced_by_admin.json")
 	post := func(rt int64, sign string) (int, map[string]any) {
 		q := url.Values{"SdkAppid": {"1400000000"}, "CallbackCommand": {"Sns.CallbackFriendAdd"}, "contenttype": {"json"},
 			"ClientIP": {"127.0.0.1"}, "OptPlatform": {"RESTAPI"}, "RequestTime": {strconv.FormatInt(rt, 10)}, "Sign": {sign}}

@@ -19,6 +19,7 @@ import (
 	"github.com/friendflow/friendflow/engine"
 	"github.com/friendflow/friendflow/engine/imcallback"
 	"github.com/friendflow/friendflow/engine/queue"
+	"github.com/friendflow/friendflow/examples/callbacks"
 	"github.com/friendflow/friendflow/rules"
 )
 
@@ -135,7 +136,7 @@ func TestSignedPrevCallbacksEndToEnd(t *testing.T) {
 	if len(r.ResultItem) != 2 || r.ResultItem[0] != want[0] || r.ResultItem[1] != want[1] || r.ActionStatus != "OK" {
 		t.Fatalf("PrevFriendAdd reply %+v", r)
 	}
-	r = f.signedPost(t, imcallback.CmdPrevFriendResponse, string(readSample(t, "prev_friend_response.json")))
+	r = f.signedPost(t, imcallback.CmdPrevFriendResponse, string(callbacks.Must("prev_friend_response.json")))
 	want = []imcallback.ResultItem{{To_Account: "id1"}, {To_Account: "id2", ResultCode: 38001, ResultInfo: "spam"}}
 	if len(r.ResultItem) != 2 || r.ResultItem[0] != want[0] || r.ResultItem[1] != want[1] {
 		t.Fatalf("PrevFriendResponse reply %+v", r)
@@ -202,7 +203,7 @@ func TestAdminDeadLetters(t *testing.T) {
 	// Two callbacks: each stores a webhook job (target down: retried) and a
 	// doomed job (dead at once).
 	for range 2 {
-		f.signedPost(t, imcallback.CmdFriendAdd, string(readSample(t, "friend_add_response.json")))
+		f.signedPost(t, imcallback.CmdFriendAdd, string(callbacks.Must("friend_add_response.json")))
 	}
 	var list struct {
 		DeadLetters []DeadLetterView `json:"dead_letters"`
@@ -257,12 +258,3 @@ const (
 	testAppID = 1400000000
 	testToken = "s3cr3t-callback-token"
 )
-
-func readSample(t testing.TB, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("../../examples/callbacks", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}

@@ -1,23 +1,12 @@
 package imcallback
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/friendflow/friendflow/examples/callbacks"
 )
-
-const samples = "../../examples/callbacks"
-
-func readSample(t testing.TB, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(samples, name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
 
 var received = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 
@@ -122,7 +111,7 @@ func TestDecodeSamples(t *testing.T) {
 		seen[tt.file] = true
 		t.Run(tt.file, func(t *testing.T) {
 			cb := newCB(tt.cmd)
-			if err := Decode(readSample(t, tt.file), cb); err != nil {
+			if err := Decode(callbacks.Must(tt.file), cb); err != nil {
 				t.Fatal(err)
 			}
 			if len(cb.Events) != len(tt.want) {
@@ -136,10 +125,9 @@ func TestDecodeSamples(t *testing.T) {
 		})
 	}
 	// Every sample shipped must be covered here.
-	files, _ := filepath.Glob(filepath.Join(samples, "*.json"))
-	for _, f := range files {
-		if !seen[filepath.Base(f)] {
-			t.Errorf("sample %s has no expected events in this test", f)
+	for _, name := range callbacks.Names() {
+		if !seen[name] {
+			t.Errorf("sample %s has no expected events in this test", name)
 		}
 	}
 }
@@ -192,13 +180,8 @@ func TestDecodeRejects(t *testing.T) {
 }
 
 func FuzzDecode(f *testing.F) {
-	files, _ := filepath.Glob(filepath.Join(samples, "*.json"))
-	for _, file := range files {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
+	for _, name := range callbacks.Names() {
+		f.Add(callbacks.Must(name))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		for _, cmd := range Commands {
@@ -226,7 +209,7 @@ func FuzzDecode(f *testing.F) {
 }
 
 func BenchmarkDecode(b *testing.B) {
-	data := readSample(b, "friend_add.json")
+	data := callbacks.Must("friend_add.json")
 	b.ReportAllocs()
 	b.SetBytes(int64(len(data)))
 	for b.Loop() {

@@ -12,6 +12,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/friendflow/friendflow/examples/callbacks"
 )
 
 // sharedSamples are the team's reference bodies; absent outside the
@@ -21,21 +23,24 @@ const sharedSamples = "/work/shared/samples"
 // corpus returns every sample body, each distinct content once.
 func corpus(t testing.TB) [][]byte {
 	t.Helper()
-	var files []string
-	for _, dir := range []string{samples, sharedSamples} {
-		m, err := filepath.Glob(filepath.Join(dir, "*.json"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		files = append(files, m...)
+	var bodies [][]byte
+	for _, name := range callbacks.Names() {
+		bodies = append(bodies, callbacks.Must(name))
 	}
-	seen := map[string]bool{}
-	var out [][]byte
-	for _, f := range files {
+	shared, err := filepath.Glob(filepath.Join(sharedSamples, "*.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range shared {
 		b, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
 		}
+		bodies = append(bodies, b)
+	}
+	seen := map[string]bool{}
+	var out [][]byte
+	for _, b := range bodies {
 		if !seen[string(b)] {
 			seen[string(b)] = true
 			out = append(out, b)
@@ -289,7 +294,7 @@ func TestDecodeFastGivesUp(t *testing.T) {
 
 func BenchmarkDecodeFallback(b *testing.B) {
 	// A field the fast path does not know: the cost of trying it first.
-	data := bytes.Replace(readSample(b, "friend_add.json"), []byte(`{`), []byte(`{"NewField":1,`), 1)
+	data := bytes.Replace(callbacks.Must("friend_add.json"), []byte(`{`), []byte(`{"NewField":1,`), 1)
 	b.ReportAllocs()
 	b.SetBytes(int64(len(data)))
 	for b.Loop() {

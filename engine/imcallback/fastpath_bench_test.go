@@ -7,6 +7,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/friendflow/friendflow/examples/callbacks"
 )
 
 // The gain of this package's three hand-written fast paths per callback of
@@ -46,7 +48,7 @@ func gainLoop(b *testing.B, op func()) {
 // oldDecode (json.Unmarshal, then the same events) on the load benchmark's
 // body, once per callback.
 func BenchmarkGainDecode(b *testing.B) {
-	data := readSample(b, "friend_add.json")
+	data := callbacks.Must("friend_add.json")
 	fast, lib := newCB(CmdFriendAdd), newCB(CmdFriendAdd)
 	if err := Decode(data, fast); err != nil {
 		b.Fatal(err)
@@ -79,7 +81,7 @@ func BenchmarkGainDecode(b *testing.B) {
 // buffer as the engine does, against json.Marshal of each.
 func BenchmarkGainEventJSON(b *testing.B) {
 	cb := newCB(CmdFriendAdd)
-	if err := Decode(readSample(b, "friend_add.json"), cb); err != nil {
+	if err := Decode(callbacks.Must("friend_add.json"), cb); err != nil {
 		b.Fatal(err)
 	}
 	evs := cb.Events

@@ -5,12 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
-	"os"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/friendflow/friendflow/examples/callbacks"
 )
 
 // The tests of this file hold every layer generated from Fields to the
@@ -129,28 +129,21 @@ func TestBodyIsTable(t *testing.T) {
 // a field the command carries has the value at its source, any other is
 // zero.
 func TestDecodeSamplesAsTable(t *testing.T) {
-	files, err := filepath.Glob(filepath.Join(samples, "*.json"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no samples: %v", err)
-	}
 	cmds := map[string]bool{}
-	for _, file := range files {
-		data, err := os.ReadFile(file)
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, name := range callbacks.Names() {
+		data := callbacks.Must(name)
 		var head struct{ CallbackCommand string }
 		if err := json.Unmarshal(data, &head); err != nil {
 			t.Fatal(err)
 		}
 		cmds[head.CallbackCommand] = true
-		t.Run(filepath.Base(file), func(t *testing.T) {
+		t.Run(name, func(t *testing.T) {
 			checkAsTable(t, data, head.CallbackCommand)
 		})
 	}
 	for _, cmd := range Commands {
 		if !cmds[cmd] {
-			t.Errorf("no sample of %s in %s", cmd, samples)
+			t.Errorf("no sample of %s in examples/callbacks", cmd)
 		}
 	}
 }

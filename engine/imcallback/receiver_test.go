@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/friendflow/friendflow/examples/callbacks"
 )
 
 func TestSignDocExample(t *testing.T) {
@@ -154,7 +156,7 @@ func (f *fixture) post(t *testing.T, method string, q url.Values, body string) (
 
 func TestReceiverAccepts(t *testing.T) {
 	f := newFixture(t)
-	status, r := f.post(t, http.MethodPost, f.query(CmdFriendAdd), string(readSample(t, "friend_add.json")))
+	status, r := f.post(t, http.MethodPost, f.query(CmdFriendAdd), string(callbacks.Must("friend_add.json")))
 	if status != 200 || r.ActionStatus != "OK" || r.ErrorCode != 0 || r.ErrorInfo != "" || r.ResultItem != nil {
 		t.Fatalf("got %d %+v", status, r)
 	}
@@ -179,7 +181,7 @@ func TestReceiverAccepts(t *testing.T) {
 func TestReceiverExactOKBody(t *testing.T) {
 	f := newFixture(t)
 	req, _ := http.NewRequest(http.MethodPost, f.srv.URL+"/callback?"+f.query(CmdFriendDelete).Encode(),
-		bytes.NewReader(readSample(t, "friend_delete.json")))
+		bytes.NewReader(callbacks.Must("friend_delete.json")))
 	resp, err := f.srv.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -197,7 +199,7 @@ func TestReceiverPrevAllowsEveryTarget(t *testing.T) {
 		{CmdPrevFriendResponse, "prev_friend_response.json"},
 	} {
 		f := newFixture(t)
-		status, r := f.post(t, http.MethodPost, f.query(tc.cmd), string(readSample(t, tc.file)))
+		status, r := f.post(t, http.MethodPost, f.query(tc.cmd), string(callbacks.Must(tc.file)))
 		want := []ResultItem{{To_Account: "id1"}, {To_Account: "id2"}}
 		if status != 200 || r.ActionStatus != "OK" || len(r.ResultItem) != 2 || r.ResultItem[0] != want[0] || r.ResultItem[1] != want[1] {
 			t.Fatalf("%s: got %d %+v", tc.cmd, status, r)
@@ -221,7 +223,7 @@ func TestReceiverIgnoresOtherCommands(t *testing.T) {
 }
 
 func TestReceiverRejects(t *testing.T) {
-	friendAdd := string(readSample(t, "friend_add.json"))
+	friendAdd := string(callbacks.Must("friend_add.json"))
 	tests := []struct {
 		name   string
 		method string
@@ -321,7 +323,7 @@ func TestReceiverStaleWithinSkewAccepted(t *testing.T) {
 	q := f.query(CmdFriendAdd)
 	q.Set("RequestTime", rt)
 	q.Set("Sign", Sign([]byte(testToken), rt))
-	if status, r := f.post(t, http.MethodPost, q, string(readSample(t, "friend_add.json"))); status != 200 || r.ActionStatus != "OK" {
+	if status, r := f.post(t, http.MethodPost, q, string(callbacks.Must("friend_add.json"))); status != 200 || r.ActionStatus != "OK" {
 		t.Fatalf("got %d %+v", status, r)
 	}
 }
@@ -329,7 +331,7 @@ func TestReceiverStaleWithinSkewAccepted(t *testing.T) {
 func TestReceiverHandlerFailure(t *testing.T) {
 	f := newFixture(t)
 	f.h.err = errors.New("queue unavailable: store closed")
-	status, r := f.post(t, http.MethodPost, f.query(CmdFriendAdd), string(readSample(t, "friend_add.json")))
+	status, r := f.post(t, http.MethodPost, f.query(CmdFriendAdd), string(callbacks.Must("friend_add.json")))
 	if status != http.StatusServiceUnavailable || r.ActionStatus != "FAIL" || r.ErrorCode != 1 || !strings.Contains(r.ErrorInfo, "queue unavailable") {
 		t.Fatalf("got %d %+v", status, r)
 	}
@@ -344,7 +346,7 @@ func TestReceiverWithoutToken(t *testing.T) {
 	srv := httptest.NewServer(rc)
 	defer srv.Close()
 	q := url.Values{"SdkAppid": {strconv.Itoa(testAppID)}, "CallbackCommand": {CmdFriendAdd}}
-	resp, err := http.Post(srv.URL+"?"+q.Encode(), "application/json", bytes.NewReader(readSample(t, "friend_add.json")))
+	resp, err := http.Post(srv.URL+"?"+q.Encode(), "application/json", bytes.NewReader(callbacks.Must("friend_add.json")))
 	if err != nil {
 		t.Fatal(err)
 	}

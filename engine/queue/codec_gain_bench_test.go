@@ -2,8 +2,6 @@ package queue
 
 import (
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strconv"
 	"testing"
@@ -11,6 +9,7 @@ import (
 
 	"github.com/friendflow/friendflow/actions"
 	"github.com/friendflow/friendflow/engine/imcallback"
+	"github.com/friendflow/friendflow/examples/callbacks"
 )
 
 // The job codec's gain per callback of the load benchmark (bench/load.sh):
@@ -35,10 +34,7 @@ const gainGroup = 14
 // log job per pair with the rule's rendered message and the default retry.
 func gainCallback(tb testing.TB, id string) []Job {
 	tb.Helper()
-	data, err := os.ReadFile(filepath.Join("..", "..", "examples", "callbacks", "friend_add.json"))
-	if err != nil {
-		tb.Fatal(err)
-	}
+	data := callbacks.Must("friend_add.json")
 	cb := &imcallback.Callback{ID: id, Command: imcallback.CmdFriendAdd, SdkAppid: 1400000000,
 		ClientIP: "127.0.0.1", OptPlatform: "RESTAPI", ReceivedAt: time.UnixMilli(1764115200000)}
 	if err := imcallback.Decode(data, cb); err != nil {
