@@ -292,19 +292,6 @@ func TestDecodeFastGivesUp(t *testing.T) {
 	}
 }
 
-func BenchmarkDecodeFallback(b *testing.B) {
-	// A field the fast path does not know: the cost of trying it first.
-	data := bytes.Replace(callbacks.Must("friend_add.json"), []byte(`{`), []byte(`{"NewField":1,`), 1)
-	b.ReportAllocs()
-	b.SetBytes(int64(len(data)))
-	for b.Loop() {
-		cb := newCB(CmdFriendAdd)
-		if err := Decode(data, cb); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
 // oldDecode is Decode without decodeFast: json.Unmarshal, then the same
 // events. It is checkFast's reference and the library side of
 // BenchmarkGainDecode.
