@@ -340,6 +340,24 @@ func TestFastFallsBackToVM(t *testing.T) {
 	}
 }
 
+// loadFastAndVM loads the rules of dir twice: fast as Load leaves them, vm
+// with every expression left to expr's VM by stripFast. It fails tb if
+// nothing was on the fast path.
+func loadFastAndVM(tb testing.TB, dir string) (fast, vm *Set) {
+	tb.Helper()
+	fast, err := Load(dir, Options{Registry: testRegistry(tb)})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if vm, err = Load(dir, Options{Registry: testRegistry(tb)}); err != nil {
+		tb.Fatal(err)
+	}
+	if n := stripFast(vm); n == 0 {
+		tb.Fatal("nothing was on the fast path")
+	}
+	return fast, vm
+}
+
 // stripFast leaves every expression of s to the VM, as before the fast
 // path, and returns how many were on it.
 func stripFast(s *Set) int {
@@ -418,17 +436,7 @@ func TestFastSetMatchesVMSet(t *testing.T) {
 	}
 	for name, dir := range dirs {
 		t.Run(name, func(t *testing.T) {
-			fast, err := Load(dir, Options{Registry: testRegistry(t)})
-			if err != nil {
-				t.Fatal(err)
-			}
-			slow, err := Load(dir, Options{Registry: testRegistry(t)})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if n := stripFast(slow); n == 0 {
-				t.Fatal("nothing was on the fast path")
-			}
+			fast, slow := loadFastAndVM(t, dir)
 			g := newEventGen(rand.New(rand.NewPCG(3, 5)), whensOf(t, dir)...)
 			cmds := []string{imcallback.CmdFriendAdd, imcallback.CmdFriendAdd, imcallback.CmdFriendDelete, imcallback.CmdBlackListAdd}
 			matched := 0

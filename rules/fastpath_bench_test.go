@@ -23,18 +23,7 @@ import (
 //
 //	go test -run '^$' -bench Gain -benchmem -cpu 1 -count 8 ./rules/ | benchstat -col /impl -
 func BenchmarkGainMatch(b *testing.B) {
-	dir := benchRules(b)
-	fast, err := Load(dir, Options{Registry: testRegistry(b)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	lib, err := Load(dir, Options{Registry: testRegistry(b)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if n := stripFast(lib); n == 0 {
-		b.Fatal("nothing was on the fast path")
-	}
+	fast, lib := loadFastAndVM(b, benchRules(b))
 	data := callbacks.Must("friend_add.json")
 	cb := &imcallback.Callback{Command: imcallback.CmdFriendAdd, SdkAppid: 1400000000,
 		ClientIP: "127.0.0.1", OptPlatform: "RESTAPI", ReceivedAt: time.UnixMilli(1764115200000)}
