@@ -2,10 +2,10 @@ package rules
 
 import (
 	"reflect"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/friendflow/friendflow/bench/benchcpu"
 	"github.com/friendflow/friendflow/engine/imcallback"
 	"github.com/friendflow/friendflow/examples/callbacks"
 )
@@ -44,14 +44,11 @@ func BenchmarkGainMatch(b *testing.B) {
 		set  *Set
 	}{{"fast", fast}, {"lib", lib}} {
 		b.Run("impl="+c.impl, func(b *testing.B) {
-			b.ReportAllocs()
-			start := cpuTime(b)
-			for b.Loop() {
+			benchcpu.Loop(b, 1, func() {
 				for i := range evs {
 					c.set.Match(&evs[i])
 				}
-			}
-			b.ReportMetric(float64(cpuTime(b)-start)/float64(b.N), "cpu-ns/callback")
+			})
 		})
 	}
 }
@@ -62,13 +59,4 @@ func valuesOf(vs []reflect.Value) []any {
 		out[i] = v.Interface()
 	}
 	return out
-}
-
-// cpuTime is the CPU time the process has used, all threads.
-func cpuTime(tb testing.TB) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		tb.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -4,10 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"reflect"
-	"syscall"
 	"testing"
-	"time"
 
+	"github.com/friendflow/friendflow/bench/benchcpu"
 	"github.com/friendflow/friendflow/examples/callbacks"
 )
 
@@ -23,26 +22,6 @@ import (
 //	go test -run '^$' -bench Gain -benchmem -cpu 1 -count 8 ./engine/imcallback/ | benchstat -col /impl -
 //
 // docs/performance.md ("Hand-written fast paths") has the figures.
-
-// cpuTime is the CPU time the process has used, all threads.
-func cpuTime(tb testing.TB) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		tb.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// gainLoop runs op, one callback's worth, in b.Loop and reports the CPU
-// time per callback.
-func gainLoop(b *testing.B, op func()) {
-	b.ReportAllocs()
-	start := cpuTime(b)
-	for b.Loop() {
-		op()
-	}
-	b.ReportMetric(float64(cpuTime(b)-start)/float64(b.N), "cpu-ns/callback")
-}
 
 // BenchmarkGainDecode: Decode (decodeFast, then the events) against
 // oldDecode (json.Unmarshal, then the same events) on the load benchmark's
@@ -61,14 +40,14 @@ func BenchmarkGainDecode(b *testing.B) {
 		b.Fatalf("the fast path does not take the sample, or the two differ:\n%+v\n%+v", fast, lib)
 	}
 	b.Run("impl=fast", func(b *testing.B) {
-		gainLoop(b, func() {
+		benchcpu.Loop(b, 1, func() {
 			if err := Decode(data, newCB(CmdFriendAdd)); err != nil {
 				b.Fatal(err)
 			}
 		})
 	})
 	b.Run("impl=lib", func(b *testing.B) {
-		gainLoop(b, func() {
+		benchcpu.Loop(b, 1, func() {
 			if err := oldDecode(data, newCB(CmdFriendAdd)); err != nil {
 				b.Fatal(err)
 			}
@@ -99,7 +78,7 @@ func BenchmarkGainEventJSON(b *testing.B) {
 		}
 	}
 	b.Run("impl=fast", func(b *testing.B) {
-		gainLoop(b, func() {
+		benchcpu.Loop(b, 1, func() {
 			buf = buf[:0]
 			for i := range evs {
 				buf = AppendEventJSON(buf, &evs[i])
@@ -108,7 +87,7 @@ func BenchmarkGainEventJSON(b *testing.B) {
 	})
 	var sink []byte
 	b.Run("impl=lib", func(b *testing.B) {
-		gainLoop(b, func() {
+		benchcpu.Loop(b, 1, func() {
 			for i := range evs {
 				var err error
 				if sink, err = json.Marshal(&evs[i]); err != nil {

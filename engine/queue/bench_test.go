@@ -5,11 +5,11 @@ import (
 	"encoding/json"
 	"strconv"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/friendflow/friendflow/actions"
+	"github.com/friendflow/friendflow/bench/benchcpu"
 )
 
 // nop is an action that only counts its runs.
@@ -44,14 +44,6 @@ func benchJobs(callbackID string) []Job {
 	return jobs
 }
 
-func cpuTime(tb testing.TB) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		tb.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 // benchEnqueue enqueues b.N callbacks of three jobs from 16·GOMAXPROCS
 // concurrent producers and reports the process CPU time per job (server
 // and client together).
@@ -80,7 +72,7 @@ func benchEnqueue(b *testing.B, run bool) {
 	var seq atomic.Int64
 	b.SetParallelism(16)
 	b.ReportAllocs()
-	cpu0 := cpuTime(b)
+	cpu0 := benchcpu.Time(b)
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
@@ -99,7 +91,7 @@ func benchEnqueue(b *testing.B, run bool) {
 		}
 	}
 	b.StopTimer()
-	cpu := cpuTime(b) - cpu0
+	cpu := benchcpu.Time(b) - cpu0
 	b.ReportMetric(float64(cpu.Nanoseconds())/1e3/float64(3*b.N), "cpu-µs/job")
 }
 

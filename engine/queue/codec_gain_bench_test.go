@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/friendflow/friendflow/actions"
+	"github.com/friendflow/friendflow/bench/benchcpu"
 	"github.com/friendflow/friendflow/engine/imcallback"
 	"github.com/friendflow/friendflow/examples/callbacks"
 )
@@ -133,12 +134,12 @@ func BenchmarkGainJobCodec(b *testing.B) {
 	}
 	perCallback := func(b *testing.B, cpu0 time.Duration) {
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*gainGroup), "ns/callback")
-		b.ReportMetric(float64(cpuTime(b)-cpu0)/float64(b.N*gainGroup), "cpu-ns/callback")
+		b.ReportMetric(float64(benchcpu.Time(b)-cpu0)/float64(b.N*gainGroup), "cpu-ns/callback")
 	}
 	b.Run("impl=fast", func(b *testing.B) {
 		var group []byte
 		b.ReportAllocs()
-		cpu0 := cpuTime(b)
+		cpu0 := benchcpu.Time(b)
 		for b.Loop() {
 			var err error
 			if group, err = gainFormat2(bufs, group, ids, cbs); err != nil {
@@ -153,7 +154,7 @@ func BenchmarkGainJobCodec(b *testing.B) {
 	b.Run("impl=lib", func(b *testing.B) {
 		var group []byte
 		b.ReportAllocs()
-		cpu0 := cpuTime(b)
+		cpu0 := benchcpu.Time(b)
 		for b.Loop() {
 			var err error
 			if group, err = gainFormat1(group, ids, cbs); err != nil {
