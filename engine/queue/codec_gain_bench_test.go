@@ -132,38 +132,25 @@ func BenchmarkGainJobCodec(b *testing.B) {
 	if len(j2) != 3*gainGroup || !reflect.DeepEqual(j1, j2) {
 		b.Fatalf("format 1 and format 2 decode differently:\n%+v\n%+v", j1, j2)
 	}
-	perCallback := func(b *testing.B, cpu0 time.Duration) {
-		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*gainGroup), "ns/callback")
-		b.ReportMetric(float64(benchcpu.Time(b)-cpu0)/float64(b.N*gainGroup), "cpu-ns/callback")
+	for _, c := range []struct {
+		impl   string
+		encode func(group []byte) ([]byte, error)
+	}{
+		{"fast", func(group []byte) ([]byte, error) { return gainFormat2(bufs, group, ids, cbs) }},
+		{"lib", func(group []byte) ([]byte, error) { return gainFormat1(group, ids, cbs) }},
+	} {
+		b.Run("impl="+c.impl, func(b *testing.B) {
+			var group []byte
+			benchcpu.Loop(b, gainGroup, func() {
+				var err error
+				if group, err = c.encode(group); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := decodeJobs(group); err != nil {
+					b.Fatal(err)
+				}
+			})
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*gainGroup), "ns/callback")
+		})
 	}
-	b.Run("impl=fast", func(b *testing.B) {
-		var group []byte
-		b.ReportAllocs()
-		cpu0 := benchcpu.Time(b)
-		for b.Loop() {
-			var err error
-			if group, err = gainFormat2(bufs, group, ids, cbs); err != nil {
-				b.Fatal(err)
-			}
-			if _, err := decodeJobs(group); err != nil {
-				b.Fatal(err)
-			}
-		}
-		perCallback(b, cpu0)
-	})
-	b.Run("impl=lib", func(b *testing.B) {
-		var group []byte
-		b.ReportAllocs()
-		cpu0 := benchcpu.Time(b)
-		for b.Loop() {
-			var err error
-			if group, err = gainFormat1(group, ids, cbs); err != nil {
-				b.Fatal(err)
-			}
-			if _, err := decodeJobs(group); err != nil {
-				b.Fatal(err)
-			}
-		}
-		perCallback(b, cpu0)
-	})
 }
