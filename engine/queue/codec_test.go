@@ -321,6 +321,32 @@ func fullJob(id string) Job {
 
 // checkJob fails unless got is want as format 1 (JSON) would have carried
 // it: same fields, times equal, event bytes equal.
+// checkGroup decodes body, the encodings of the callbacks ids[c] with the
+// jobs cbs[c] concatenated, behind the header of a group, and requires every
+// job back in order, as given but for its callback's ID and attempt 0.
+func checkGroup(t *testing.T, body []byte, ids []string, cbs [][]Job) {
+	t.Helper()
+	total := 0
+	for _, jobs := range cbs {
+		total += len(jobs)
+	}
+	got, err := decodeJobs(append(appendHeader(nil, total), body...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != total {
+		t.Fatalf("%d jobs, want %d", len(got), total)
+	}
+	k := 0
+	for c, jobs := range cbs {
+		for _, want := range jobs {
+			want.CallbackID, want.Attempt = ids[c], 0
+			checkJob(t, got[k], want)
+			k++
+		}
+	}
+}
+
 func checkJob(t *testing.T, got, want Job) {
 	t.Helper()
 	b, err := json.Marshal(want)
@@ -381,8 +407,8 @@ func TestJobRoundTrip(t *testing.T) {
 // per-callback encodings, concatenated after one header.
 func TestGroupIsConcatenation(t *testing.T) {
 	other := json.RawMessage(`{"CallbackCommand":"Sns.CallbackFriendDelete"}`)
-	callbacks := map[string][]Job{}
-	var order []string
+	var ids []string
+	var cbs [][]Job
 	for c := range 4 {
 		id := fmt.Sprintf("cb-%d", c)
 		var jobs []Job
@@ -397,34 +423,18 @@ func TestGroupIsConcatenation(t *testing.T) {
 			}
 			jobs = append(jobs, j)
 		}
-		callbacks[id] = jobs
-		order = append(order, id)
+		ids = append(ids, id)
+		cbs = append(cbs, jobs)
 	}
 	var body []byte
-	total := 0
-	for _, id := range order {
-		b, err := appendCallback(nil, id, callbacks[id])
+	for c, id := range ids {
+		b, err := appendCallback(nil, id, cbs[c])
 		if err != nil {
 			t.Fatal(err)
 		}
 		body = append(body, b...)
-		total += len(callbacks[id])
 	}
-	got, err := decodeJobs(append(appendHeader(nil, total), body...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(got) != total {
-		t.Fatalf("%d jobs, want %d", len(got), total)
-	}
-	k := 0
-	for _, id := range order {
-		for _, want := range callbacks[id] {
-			want.CallbackID, want.Attempt = id, 0
-			checkJob(t, got[k], want)
-			k++
-		}
-	}
+	checkGroup(t, body, ids, cbs)
 	// An event is stored again only where it differs from the previous
 	// job's in its callback: once in callbacks 0 and 1, twice in 2 and 3.
 	if n := bytes.Count(body, []byte(testEvent)); n != 6 {
