@@ -21,6 +21,23 @@ type Field struct {
 	From map[string]Source
 	// Doc is the field's one-line description, its doc comment in Event.
 	Doc string
+
+	// The field's documented domain, when Tencent documents one: rules'
+	// lint warns about a condition comparing the field with a value
+	// outside it, which can never match. At most one of Values, Ints and
+	// Prefix is set; none means any value of Type.
+
+	// Values are the documented values of a string field.
+	Values []string
+	// Ints are the documented values of an int field.
+	Ints []int
+	// Prefix starts every documented value of a string field whose values
+	// Tencent lists only by example.
+	Prefix string
+	// Equivalent groups Values that mean the same thing: Tencent sends
+	// any spelling of a group, so a condition naming one spelling misses
+	// the others.
+	Equivalent [][]string
 }
 
 // Source is where Decode reads a field of one command's events.
@@ -74,7 +91,7 @@ var Lists = map[string]string{
 // Sns.CallbackPrevFriendAdd https://www.tencentcloud.com/document/product/1047/43468,
 // Sns.CallbackPrevFriendResponse https://www.tencentcloud.com/document/product/1047/43467.
 var Fields = []Field{
-	{Name: "CallbackCommand", Type: "string", From: all(FromQuery), Doc: "The callback's command, such as Sns.CallbackFriendAdd; the body repeats it and must agree."},
+	{Name: "CallbackCommand", Type: "string", From: all(FromQuery), Values: Commands, Doc: "The callback's command, such as Sns.CallbackFriendAdd; the body repeats it and must agree."},
 	{Name: "SdkAppid", Type: "int", From: all(FromQuery), Doc: "The application's SDKAppID."},
 	{Name: "ClientIP", Type: "string", From: all(FromQuery), Doc: "IP address of the client that caused the event."},
 	{Name: "OptPlatform", Type: "string", From: all(FromQuery), Doc: "Platform of the client that caused the event, such as RESTAPI or Android."},
@@ -84,18 +101,23 @@ var Fields = []Field{
 	{Name: "From_Account", Type: "string", From: on(FromElem, pairCmds...).and(FromBody, prevCmds...), Doc: "UserID whose friend list or blocklist changed; for a Prev command, who sends or answers the request."},
 	{Name: "To_Account", Type: "string", From: all(FromElem), Doc: "UserID added to or removed from From_Account's list, or whom the request or answer is for; never empty."},
 	{Name: "Initiator_Account", Type: "string", From: on(FromElem, CmdFriendAdd), Doc: "UserID that started the add."},
-	{Name: "ClientCmd", Type: "string", From: on(FromBody, CmdFriendAdd), Doc: "friend_add or FriendAdd for a request, friend_response or FriendResponse for an accepted one."},
+	{Name: "ClientCmd", Type: "string", From: on(FromBody, CmdFriendAdd),
+		Values:     []string{"friend_add", "FriendAdd", "friend_response", "FriendResponse"},
+		Equivalent: [][]string{{"friend_add", "FriendAdd"}, {"friend_response", "FriendResponse"}},
+		Doc:        "friend_add or FriendAdd for a request, friend_response or FriendResponse for an accepted one."},
 	{Name: "Admin_Account", Type: "string", From: on(FromBody, CmdFriendAdd), Doc: "The admin account when the add came through the REST API, else empty."},
-	{Name: "ForceFlag", Type: "int", From: on(FromBody, CmdFriendAdd), Doc: "1 when an admin forced the add, else 0."},
+	{Name: "ForceFlag", Type: "int", From: on(FromBody, CmdFriendAdd), Ints: []int{0, 1}, Doc: "1 when an admin forced the add, else 0."},
 	{Name: "Requester_Account", Type: "string", From: on(FromBody, prevCmds...), Doc: "UserID that issued the friend request."},
 	{Name: "Remark", Type: "string", From: on(FromElem, prevCmds...), Doc: "Remark From_Account gives To_Account."},
 	{Name: "GroupName", Type: "string", From: on(FromElem, CmdPrevFriendAdd), Doc: "Friend group From_Account puts To_Account in."},
-	{Name: "AddSource", Type: "string", From: on(FromElem, CmdPrevFriendAdd), Doc: "Where the request comes from, such as AddSource_Type_Android."},
+	{Name: "AddSource", Type: "string", From: on(FromElem, CmdPrevFriendAdd), Prefix: "AddSource_Type_", Doc: "Where the request comes from, such as AddSource_Type_Android."},
 	{Name: "AddWording", Type: "string", From: on(FromElem, CmdPrevFriendAdd), Doc: "The request's message."},
-	{Name: "AddType", Type: "string", From: on(FromBody, CmdPrevFriendAdd), Doc: "Add_Type_Single or Add_Type_Both."},
-	{Name: "ForceAddFlags", Type: "int", From: on(FromBody, CmdPrevFriendAdd), Doc: "1 when an admin forces the add, else 0."},
+	{Name: "AddType", Type: "string", From: on(FromBody, CmdPrevFriendAdd), Values: []string{"Add_Type_Single", "Add_Type_Both"}, Doc: "Add_Type_Single or Add_Type_Both."},
+	{Name: "ForceAddFlags", Type: "int", From: on(FromBody, CmdPrevFriendAdd), Ints: []int{0, 1}, Doc: "1 when an admin forces the add, else 0."},
 	{Name: "TagName", Type: "string", From: on(FromElem, CmdPrevFriendResponse), Doc: "Friend group From_Account puts To_Account in when accepting."},
-	{Name: "ResponseAction", Type: "string", From: on(FromElem, CmdPrevFriendResponse), Doc: "Response_Action_AgreeAndAdd, Response_Action_Agree or Response_Action_Reject."},
+	{Name: "ResponseAction", Type: "string", From: on(FromElem, CmdPrevFriendResponse),
+		Values: []string{"Response_Action_AgreeAndAdd", "Response_Action_Agree", "Response_Action_Reject"},
+		Doc:    "Response_Action_AgreeAndAdd, Response_Action_Agree or Response_Action_Reject."},
 	{Name: "PairIndex", Type: "int", From: all(Derived), Doc: "Position of the event's element in its list, from 0."},
 	{Name: "PairCount", Type: "int", From: all(Derived), Doc: "Number of elements in the list: the callback's number of events."},
 }

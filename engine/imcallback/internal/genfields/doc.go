@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
+
+	"github.com/friendflow/friendflow/engine/imcallback"
 )
 
 // The event field reference of docs/rules.md stands between these markers.
@@ -37,12 +40,57 @@ func (t *table) writeDoc(path string) error {
 // docTable writes one Markdown row per field: name, type, where it comes
 // from for each command, and its doc line.
 func (t *table) docTable(b *bytes.Buffer) {
-	b.WriteString("| field | type | set on | meaning |\n| --- | --- | --- | --- |\n")
+	b.WriteString("| field | type | set on | values | meaning |\n| --- | --- | --- | --- | --- |\n")
 	for _, f := range t.fields {
 		from := strings.TrimSuffix(strings.TrimPrefix(t.origin(f), "Set on "), ".")
 		from = strings.ReplaceAll(from, "; on ", "; ")
-		fmt.Fprintf(b, "| `%s` | %s | %s | %s |\n", f.Name, f.Type, escapeCell(from), escapeCell(f.Doc))
+		fmt.Fprintf(b, "| `%s` | %s | %s | %s | %s |\n", f.Name, f.Type, escapeCell(from), escapeCell(domain(f)), escapeCell(f.Doc))
 	}
+}
+
+// domain describes f's documented values for the table: every value, with
+// equivalent spellings joined by "or"; a prefix; or "any" when Tencent
+// documents no domain.
+func domain(f imcallback.Field) string {
+	var vals []string
+	switch {
+	case f.Prefix != "":
+		return "starts with `" + f.Prefix + "`"
+	case len(f.Ints) > 0:
+		for _, v := range f.Ints {
+			vals = append(vals, fmt.Sprintf("`%d`", v))
+		}
+	case len(f.Values) > 0:
+		vals = spellings(f)
+	default:
+		return "any"
+	}
+	return strings.Join(vals, ", ")
+}
+
+// spellings lists f's Values in order, each equivalent group once, as
+// "`a` or `b`" at its first spelling.
+func spellings(f imcallback.Field) []string {
+	var out []string
+	done := map[string]bool{}
+	for _, v := range f.Values {
+		if done[v] {
+			continue
+		}
+		group := []string{v}
+		for _, g := range f.Equivalent {
+			if slices.Contains(g, v) {
+				group = g
+			}
+		}
+		quoted := make([]string, len(group))
+		for i, s := range group {
+			done[s] = true
+			quoted[i] = "`" + s + "`"
+		}
+		out = append(out, strings.Join(quoted, " or "))
+	}
+	return out
 }
 
 // escapeCell keeps a table cell on one row.

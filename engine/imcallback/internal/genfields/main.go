@@ -29,6 +29,7 @@ import (
 	"log"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 
 	"github.com/friendflow/friendflow/engine/imcallback"
@@ -150,6 +151,9 @@ func newTable(fields []imcallback.Field, cmds []string, lists map[string]string)
 			return nil, fmt.Errorf("field %s: Doc must be one line", f.Name)
 		case len(f.From) == 0:
 			return nil, fmt.Errorf("field %s: no command carries it (From is empty)", f.Name)
+		}
+		if err := checkDomain(f); err != nil {
+			return nil, err
 		}
 		names[f.Name] = true
 		top, elem := false, map[string]bool{}
@@ -635,4 +639,35 @@ func numbered(src []byte) string {
 		fmt.Fprintf(&b, "%4d %s\n", i+1, line)
 	}
 	return b.String()
+}
+
+// checkDomain holds f's documented domain to what rules' lint relies on:
+// one kind of domain, of the field's type, every equivalent spelling one
+// of the values.
+func checkDomain(f imcallback.Field) error {
+	kinds := 0
+	for _, set := range []bool{len(f.Values) > 0, len(f.Ints) > 0, f.Prefix != ""} {
+		if set {
+			kinds++
+		}
+	}
+	switch {
+	case kinds > 1:
+		return fmt.Errorf("field %s: set at most one of Values, Ints and Prefix", f.Name)
+	case f.Type != "string" && (len(f.Values) > 0 || f.Prefix != ""):
+		return fmt.Errorf("field %s: Values and Prefix are for string fields; use Ints", f.Name)
+	case f.Type != "int" && len(f.Ints) > 0:
+		return fmt.Errorf("field %s: Ints are for int fields; use Values", f.Name)
+	}
+	for _, group := range f.Equivalent {
+		if len(group) < 2 {
+			return fmt.Errorf("field %s: an Equivalent group needs two spellings or more, got %q", f.Name, group)
+		}
+		for _, v := range group {
+			if !slices.Contains(f.Values, v) {
+				return fmt.Errorf("field %s: Equivalent spelling %q is not one of Values", f.Name, v)
+			}
+		}
+	}
+	return nil
 }
