@@ -36,6 +36,9 @@ type RuleTrace struct {
 	Reason string `json:"reason"`
 	Shadow bool   `json:"shadow,omitempty"`
 	When   string `json:"when,omitempty"`
+	// Warnings are the rule's lint warnings: a reason it may not match as
+	// its author meant.
+	Warnings []Problem `json:"warnings,omitempty"`
 	// Operator joins Conditions: "&&" or "||" when when's top level is a
 	// chain of that operator, "" when Conditions is when as a whole.
 	Operator   string      `json:"operator,omitempty"`
@@ -107,7 +110,7 @@ func (s *Set) Explain(ev *imcallback.Event) []RuleTrace {
 }
 
 func (s *Set) explainRule(r *rule, ev *imcallback.Event, env map[string]any, sc *scratch) RuleTrace {
-	t := RuleTrace{Rule: r.name, File: r.file, Line: r.line, On: r.on, Shadow: r.shadow, When: r.whenSrc}
+	t := RuleTrace{Rule: r.name, File: r.file, Line: r.line, On: r.on, Shadow: r.shadow, When: r.whenSrc, Warnings: r.warnings}
 	if !r.covers(ev.CallbackCommand) {
 		t.Status = StatusNotApplicable
 		t.Reason = fmt.Sprintf("command %s is not in on [%s]", ev.CallbackCommand, strings.Join(r.on, ", "))

@@ -1,5 +1,7 @@
 package rules
 
+import "slices"
+
 // FileInfo describes one loaded rule file.
 type FileInfo struct {
 	Path  string `json:"path"`
@@ -19,6 +21,8 @@ type RuleInfo struct {
 	Enabled     bool     `json:"enabled"`
 	Shadow      bool     `json:"shadow"`
 	Actions     []string `json:"actions"` // the action kinds, in order
+	// Warnings are the rule's lint warnings; the rule is loaded anyway.
+	Warnings []Problem `json:"warnings,omitempty"`
 }
 
 // Hash is the sha256 (hex) over the sorted files' names and contents; it
@@ -49,6 +53,7 @@ func (s *Set) Rules() []RuleInfo {
 			Enabled:     r.enabled,
 			Shadow:      r.shadow,
 			Actions:     kinds,
+			Warnings:    slices.Clone(r.warnings),
 		}
 	}
 	return out

@@ -30,21 +30,28 @@ type Options struct {
 
 // Problem is one thing wrong with the rule files. Line and Col are 1-based;
 // they are 0 when the problem has no position in a file (an unreadable
-// path, a directory without rule files).
+// path, a directory without rule files). A problem with a Code is a lint
+// warning (see Set.Warnings): the rule still loads.
 type Problem struct {
 	File string `json:"file"`
 	Line int    `json:"line"`
 	Col  int    `json:"col"`
+	Code string `json:"code,omitempty"`
 	Msg  string `json:"msg"`
 }
 
 // String formats the problem as file:line:col: message, the form editors
-// and CI annotations understand.
+// and CI annotations understand; a warning reads
+// file:line:col: warning CODE: message.
 func (p Problem) String() string {
-	if p.Line <= 0 {
-		return p.File + ": " + p.Msg
+	msg := p.Msg
+	if p.Code != "" {
+		msg = "warning " + p.Code + ": " + msg
 	}
-	return fmt.Sprintf("%s:%d:%d: %s", p.File, p.Line, p.Col, p.Msg)
+	if p.Line <= 0 {
+		return p.File + ": " + msg
+	}
+	return fmt.Sprintf("%s:%d:%d: %s", p.File, p.Line, p.Col, msg)
 }
 
 // LoadError holds every problem found by one Load, in file order and, within
@@ -116,6 +123,7 @@ func Load(path string, opts Options) (*Set, error) {
 	if len(l.problems) > 0 {
 		return nil, &LoadError{Problems: sortProblems(srcs, l.problems)}
 	}
+	s.warnings = sortProblems(srcs, l.warnings)
 	return s, nil
 }
 

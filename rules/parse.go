@@ -26,7 +26,8 @@ import (
 )
 
 var (
-	ruleKeys  = []string{"name", "description", "on", "when", "enabled", "shadow", "once", "actions", "tests"}
+	ruleKeys  = []string{"name", "description", "on", "when", "enabled", "shadow", "once", "actions", "tests", "lint"}
+	lintKeys  = []string{"ignore"}
 	onceKeys  = []string{"key", "for"}
 	retryKeys = []string{"attempts", "backoff", "max_backoff"}
 	// A test case may later grow a "decision" key (deny decisions of the
@@ -43,6 +44,7 @@ type loader struct {
 	exprOpts []expr.Option // the environment every expression compiles against
 	compiler *exprCompiler
 	problems []Problem
+	warnings []Problem         // lint warnings, not ignored by their rules
 	names    map[string]string // rule name -> where it was first defined
 	proto    map[string]any
 }
@@ -69,6 +71,9 @@ type fileParser struct {
 	path  string
 	lines []string // the file's lines, to place expression errors exactly
 	bad   bool     // the rule being parsed has a problem
+	// pending are the lint warnings of the rule being parsed, kept until
+	// its lint: ignore is known.
+	pending []Problem
 }
 
 func (p *fileParser) problem(line, col int, format string, args ...any) {
@@ -227,7 +232,7 @@ func (p *fileParser) mapping(n *yaml.Node, what string, known []string) (map[str
 // parseRule compiles one item of rules:. It returns nil only when the item
 // is not a mapping at all.
 func (p *fileParser) parseRule(item *yaml.Node) *rule {
-	p.bad = false
+	p.bad, p.pending = false, nil
 	n := resolve(item)
 	r := &rule{file: p.path, line: n.Line, col: n.Column, enabled: true, on: []string{defaultCommand}}
 
@@ -283,6 +288,11 @@ func (p *fileParser) parseRule(item *yaml.Node) *rule {
 			}
 		})
 	}
+	var ignore []string
+	if kv, ok := fields["lint"]; ok {
+		ignore = p.parseLint(kv.val, what)
+	}
+	p.warn(r, ignore)
 	r.ok = !p.bad
 	return r
 }
@@ -366,21 +376,37 @@ func (p *fileParser) parseWhen(n *yaml.Node, r *rule, what string) {
 		return
 	}
 	r.whenSrc = n.Value
-	prog, cond, key, err := p.l.compileWhen(r.whenSrc)
+	var found []finding
+	prog, cond, key, err := p.l.compileLinted(r.whenSrc, r.on, &found)
 	if err != nil {
 		line, col := p.exprPos(n, 0, err)
 		p.problem(line, col, "%s: when: %s", what, exprMessage(err))
 		return
 	}
 	r.when, r.cond, r.whenKey = prog, cond, key
+	for _, f := range found {
+		line, col := p.exprPos(n, 0, findingPos(r.whenSrc, f))
+		p.pending = append(p.pending, Problem{File: p.path, Line: line, Col: col, Code: f.code,
+			Msg: fmt.Sprintf("%s: when: %s", what, f.msg)})
+	}
 }
 
 // compileWhen compiles a condition for the VM, for the fast path (cond is
 // nil when it must run in the VM) and for the index (key is nil when no
 // conjunct is indexable).
 func (l *loader) compileWhen(src string) (prog *vm.Program, cond func(*imcallback.Event) bool, key *indexKey, err error) {
+	return l.compileLinted(src, nil, nil)
+}
+
+// compileLinted is compileWhen that also lints the condition for the
+// commands on into *found, unless found is nil: the checked tree lint
+// reads exists only inside the compile.
+func (l *loader) compileLinted(src string, on []string, found *[]finding) (prog *vm.Program, cond func(*imcallback.Event) bool, key *indexKey, err error) {
 	prog, err = l.compiler.compile(src, "bool", func(n ast.Node) {
 		cond, key = fastCond(n), indexKeyOf(n, l.proto)
+		if found != nil {
+			*found = lintWhen(n, on)
+		}
 	}, expr.AsBool())
 	if err != nil {
 		return nil, nil, nil, err

@@ -41,7 +41,8 @@ type rule struct {
 	once        *onceSpec
 	actions     []*action
 	tests       []*testCase
-	ok          bool // compiled without problems
+	ok          bool      // compiled without problems
+	warnings    []Problem // lint warnings the rule does not ignore
 
 	// cond is when compiled to the fast path; nil when when is nil or
 	// must run in the VM. Match uses it; Explain and rule tests, which

@@ -16,6 +16,7 @@ type Set struct {
 	files    []FileInfo
 	hash     string
 	exprOpts []expr.Option // to compile explain programs lazily
+	warnings []Problem     // lint warnings of the rules, in file order
 	scratch  sync.Pool     // *scratch: a VM and buffers per concurrent Match
 }
 

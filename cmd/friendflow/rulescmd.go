@@ -78,9 +78,14 @@ func loadRules(path string, getenv func(string) string, skipTests bool, stdout, 
 	return set, err
 }
 
-// lint loads every file and prints every problem as file:line:col: message.
+// lint loads every file and prints every problem as file:line:col: message
+// and every warning as file:line:col: warning CODE: message. Warnings fail
+// it only with --strict: a rule with a warning still loads and serves.
 func lint(args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	pos, err := rulesFlagSet("lint", stdout, args, getenv, nil)
+	var strict bool
+	pos, err := rulesFlagSet("lint", stdout, args, getenv, func(fs *flag.FlagSet) {
+		fs.BoolVar(&strict, "strict", false, "fail (exit 1) on lint warnings too")
+	})
 	if err != nil {
 		return err
 	}
@@ -92,7 +97,19 @@ func lint(args []string, stdout, stderr io.Writer, getenv func(string) string) e
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "ok: %d rules in %d files\n", set.Len(), len(set.Files()))
+	warnings := set.Warnings()
+	for _, w := range warnings {
+		fmt.Fprintln(stdout, w.String())
+	}
+	if strict && len(warnings) > 0 {
+		fmt.Fprintf(stderr, "%d warnings (--strict)\n", len(warnings))
+		return &exitError{1}
+	}
+	fmt.Fprintf(stdout, "ok: %d rules in %d files", set.Len(), len(set.Files()))
+	if len(warnings) > 0 {
+		fmt.Fprintf(stdout, ", %d warnings", len(warnings))
+	}
+	fmt.Fprintln(stdout)
 	return nil
 }
 
@@ -200,6 +217,9 @@ func printExplain(w io.Writer, out []engine.EventExplanation) {
 				shadow = " (shadow)"
 			}
 			fmt.Fprintf(w, "  %s %s%s  [%s:%d]  %s: %s\n", mark, r.Rule, shadow, r.File, r.Line, r.Status, r.Reason)
+			for _, p := range r.Warnings {
+				fmt.Fprintf(w, "      warning %s at %d:%d: %s\n", p.Code, p.Line, p.Col, p.Msg)
+			}
 			if r.Status == rules.StatusNotApplicable {
 				continue
 			}
