@@ -9,7 +9,8 @@
 # but many are still evaluated for every event (those with no indexable
 # conjunct, or whose indexed conjunct the sample satisfies). Every action is
 # a `log` at level debug, below the service's info level: the jobs are
-# stored and run, and nothing is printed.
+# stored and run, and nothing is printed. The rules are lint-clean (no
+# warning): they name both spellings of each ClientCmd.
 #
 # With MATCH_ONLY=1 the rules have no actions: they are matched, and
 # nothing is rendered or queued (bench/load.sh's matching-only comparison).
@@ -54,12 +55,12 @@ YAML
 {
 	echo "# in lists, some together with a list on ClientCmd."
 	echo "rules:"
-	rule match-id2-in 'To_Account in ["id2", "id2-alias"] && ClientCmd == "friend_add"'
+	rule match-id2-in 'To_Account in ["id2", "id2-alias"] && ClientCmd in ["friend_add", "FriendAdd"]'
 	for i in $(seq 1 24); do
 		if ((i % 2)); then
 			rule "in-$i" "To_Account in [\"vip${i}a\", \"vip${i}b\", \"vip${i}c\"]"
 		else
-			rule "in-$i" "ClientCmd in [\"friend_add\", \"friend_response\"] && From_Account in [\"team${i}a\", \"team${i}b\"]"
+			rule "in-$i" "ClientCmd in [\"friend_add\", \"FriendAdd\", \"friend_response\", \"FriendResponse\"] && From_Account in [\"team${i}a\", \"team${i}b\"]"
 		fi
 	done
 } >"$dir/20-lists.yaml"
@@ -72,7 +73,7 @@ YAML
 		rule "re-$i" "From_Account matches \"^bot[0-9]+-$i\$\""
 	done
 	for i in $(seq 1 12); do
-		rule "or-$i" "ClientCmd == \"friend_response\" || From_Account == \"admin$i\" || To_Account matches \"^ops$i-\""
+		rule "or-$i" "ClientCmd in [\"friend_response\", \"FriendResponse\"] || From_Account == \"admin$i\" || To_Account matches \"^ops$i-\""
 	done
 } >"$dir/30-regex-or.yaml"
 

@@ -23,7 +23,7 @@ func ExampleSet_Match() {
 	const file = `rules:
   - name: welcome
     on: Sns.CallbackFriendAdd
-    when: ClientCmd == "friend_response"
+    when: ClientCmd in ["friend_response", "FriendResponse"]
     actions:
       - log: {message: "welcome ${ To_Account }, from ${ From_Account }", level: info}
   - name: first-pair
