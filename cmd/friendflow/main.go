@@ -28,7 +28,8 @@ const usage = `friendflow — automate what happens when people become friends i
 
 Usage:
   friendflow serve [flags]                      run the service
-  friendflow lint [PATH]                        validate rule files; every problem as file:line:col
+  friendflow lint [PATH] [--strict]             validate rule files; every problem as file:line:col,
+                                                every warning too (they fail it with --strict)
   friendflow test [PATH]                        run the tests: cases of the rule files
   friendflow explain [PATH] --event FILE [--command CMD]
                                                 evaluate a callback body or event against the rules,
