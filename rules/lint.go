@@ -114,20 +114,20 @@ func (l *linter) carried(n *ast.IdentifierNode) {
 func (l *linter) comparison(n *ast.BinaryNode) {
 	switch n.Operator {
 	case "==", "!=":
-		f, c := fieldAndConst(n.Left, n.Right)
+		f, v := fieldAndConst(n.Left, n.Right)
 		if f == nil {
-			f, c = fieldAndConst(n.Right, n.Left)
+			f, v = fieldAndConst(n.Right, n.Left)
 		}
 		if f != nil {
-			l.equal(f, c, n.Operator)
+			l.equal(f, v, n.Operator)
 		}
 	case "in":
 		if f, _ := fieldAndConst(n.Left, nil); f != nil {
 			l.in(f, n.Right)
 		}
 	case "startsWith":
-		if f, c := fieldAndConst(n.Left, n.Right); f != nil {
-			l.startsWith(f, c)
+		if f, v := fieldAndConst(n.Left, n.Right); f != nil {
+			l.startsWith(f, v)
 		}
 	}
 }
@@ -135,49 +135,59 @@ func (l *linter) comparison(n *ast.BinaryNode) {
 // fieldAndConst returns the table field x names and y as a literal, when x
 // is an identifier of a field with a documented domain and y (unless nil)
 // is a literal of the field's type.
-func fieldAndConst(x, y ast.Node) (*imcallback.Field, ast.Node) {
+func fieldAndConst(x, y ast.Node) (*imcallback.Field, value) {
 	id, ok := x.(*ast.IdentifierNode)
 	if !ok {
-		return nil, nil
+		return nil, value{}
 	}
 	f := tableFields[id.Value]
 	if f == nil || len(f.Values)+len(f.Ints) == 0 && f.Prefix == "" {
-		return nil, nil
+		return nil, value{}
 	}
 	if y == nil {
-		return f, nil
+		return f, value{}
 	}
-	if _, ok := literal(f, y); !ok {
-		return nil, nil
+	v, ok := literal(f, y)
+	if !ok {
+		return nil, value{}
 	}
-	return f, y
+	return f, v
+}
+
+// value is a literal's value, or an operand's folded value: a struct, not
+// an interface, so that linting a condition allocates nothing for it.
+type value struct {
+	kind fkind
+	b    bool
+	i    int
+	s    string
+	at   int // a literal's rune offset in the expression
 }
 
 // literal is n's value when n is a literal of f's type.
-func literal(f *imcallback.Field, n ast.Node) (any, bool) {
+func literal(f *imcallback.Field, n ast.Node) (value, bool) {
 	switch n := n.(type) {
 	case *ast.StringNode:
-		return n.Value, f.Type == "string"
+		return value{kind: fkString, s: n.Value, at: n.Location().From}, f.Type == "string"
 	case *ast.IntegerNode:
-		return n.Value, f.Type == "int"
+		return value{kind: fkInt, i: n.Value, at: n.Location().From}, f.Type == "int"
 	}
-	return nil, false
+	return value{}, false
 }
 
-// equal checks f op c, op being == or !=.
-func (l *linter) equal(f *imcallback.Field, c ast.Node, op string) {
-	v, _ := literal(f, c)
-	if l.outside(f, v, c.Location().From) {
+// equal checks f op v, op being == or !=.
+func (l *linter) equal(f *imcallback.Field, v value, op string) {
+	if l.outside(f, v) {
 		return
 	}
-	if group := equivalents(f, v); group != nil {
+	if group := equivalents(f, v.s); group != nil {
 		fix := "in"
 		if op == "!=" {
 			fix = "not in"
 		}
-		l.add(CodeOneSpelling, c.Location().From,
+		l.add(CodeOneSpelling, v.at,
 			"%s is %s for the same thing, and %s %s %q compares one spelling; use %s %s %s",
-			f.Name, quoteOr(group), f.Name, op, v, f.Name, fix, quoteList(group))
+			f.Name, quoteOr(group), f.Name, op, v.s, f.Name, fix, quoteList(group))
 	}
 }
 
@@ -187,76 +197,83 @@ func (l *linter) in(f *imcallback.Field, list ast.Node) {
 	if !ok {
 		return
 	}
-	var vals []any
 	for _, el := range arr.Nodes {
-		v, ok := literal(f, el)
-		if !ok {
+		if _, ok := literal(f, el); !ok {
 			return // not a list of literals: nothing to say about it
 		}
-		vals = append(vals, v)
-		l.outside(f, v, el.Location().From)
+	}
+	for _, el := range arr.Nodes {
+		v, _ := literal(f, el)
+		l.outside(f, v)
 	}
 	for _, g := range f.Equivalent {
-		missing := slices.DeleteFunc(slices.Clone(g), func(s string) bool { return slices.Contains(vals, any(s)) })
-		if len(missing) > 0 && len(missing) < len(g) {
+		if missing := missingFrom(g, arr.Nodes); len(missing) > 0 && len(missing) < len(g) {
 			l.add(CodeOneSpelling, arr.Location().From,
 				"%s is %s for the same thing, and the list misses %s; add it", f.Name, quoteOr(g), quoteOr(missing))
 		}
 	}
 }
 
-// startsWith checks f startsWith c against f's values or prefix.
-func (l *linter) startsWith(f *imcallback.Field, c ast.Node) {
-	v, _ := literal(f, c)
-	s, _ := v.(string)
+// missingFrom lists the spellings of group that no string literal of
+// nodes names.
+func missingFrom(group []string, nodes []ast.Node) []string {
+	var missing []string
+	for _, s := range group {
+		named := slices.ContainsFunc(nodes, func(n ast.Node) bool {
+			str, ok := n.(*ast.StringNode)
+			return ok && str.Value == s
+		})
+		if !named {
+			missing = append(missing, s)
+		}
+	}
+	return missing
+}
+
+// startsWith checks f startsWith v against f's values or prefix.
+func (l *linter) startsWith(f *imcallback.Field, v value) {
+	s := v.s
 	switch {
 	case f.Prefix != "":
 		if !strings.HasPrefix(s, f.Prefix) && !strings.HasPrefix(f.Prefix, s) {
-			l.add(CodeOutsideDomain, c.Location().From,
+			l.add(CodeOutsideDomain, v.at,
 				"%s always starts with %q, so it never starts with %q; use a prefix that starts with %q",
 				f.Name, f.Prefix, s, f.Prefix)
 		}
 	case len(f.Values) > 0:
 		if !slices.ContainsFunc(f.Values, func(x string) bool { return strings.HasPrefix(x, s) }) {
-			l.add(CodeOutsideDomain, c.Location().From,
+			l.add(CodeOutsideDomain, v.at,
 				"no documented %s starts with %q (%s is one of %s)", f.Name, s, f.Name, quoteList(f.Values))
 		}
 	}
 }
 
-// outside reports, at at, a value f never takes, and says whether it did.
-func (l *linter) outside(f *imcallback.Field, v any, at int) bool {
-	switch v := v.(type) {
-	case string:
-		if f.Prefix != "" && !strings.HasPrefix(v, f.Prefix) {
-			l.add(CodeOutsideDomain, at, "%s always starts with %q, so it is never %q", f.Name, f.Prefix, v)
-			return true
-		}
-		if len(f.Values) == 0 || slices.Contains(f.Values, v) {
+// outside reports a value f never takes, and says whether it did.
+func (l *linter) outside(f *imcallback.Field, v value) bool {
+	if v.kind == fkInt {
+		if len(f.Ints) == 0 || slices.Contains(f.Ints, v.i) {
 			return false
 		}
-		hint := ""
-		if best := closest(v, f.Values); best != "" {
-			hint = fmt.Sprintf("; did you mean %q?", best)
-		}
-		l.add(CodeOutsideDomain, at, "%s is never %q: Tencent documents %s%s", f.Name, v, quoteList(f.Values), hint)
-		return true
-	case int:
-		if len(f.Ints) == 0 || slices.Contains(f.Ints, v) {
-			return false
-		}
-		l.add(CodeOutsideDomain, at, "%s is never %d: Tencent documents %s", f.Name, v, intList(f.Ints))
+		l.add(CodeOutsideDomain, v.at, "%s is never %d: Tencent documents %s", f.Name, v.i, intList(f.Ints))
 		return true
 	}
-	return false
+	if f.Prefix != "" && !strings.HasPrefix(v.s, f.Prefix) {
+		l.add(CodeOutsideDomain, v.at, "%s always starts with %q, so it is never %q", f.Name, f.Prefix, v.s)
+		return true
+	}
+	if len(f.Values) == 0 || slices.Contains(f.Values, v.s) {
+		return false
+	}
+	hint := ""
+	if best := closest(v.s, f.Values); best != "" {
+		hint = fmt.Sprintf("; did you mean %q?", best)
+	}
+	l.add(CodeOutsideDomain, v.at, "%s is never %q: Tencent documents %s%s", f.Name, v.s, quoteList(f.Values), hint)
+	return true
 }
 
-// equivalents is v's group of equivalent spellings, nil when it has none.
-func equivalents(f *imcallback.Field, v any) []string {
-	s, ok := v.(string)
-	if !ok {
-		return nil
-	}
+// equivalents is s's group of equivalent spellings, nil when it has none.
+func equivalents(f *imcallback.Field, s string) []string {
 	for _, g := range f.Equivalent {
 		if slices.Contains(g, s) {
 			return g
@@ -308,39 +325,39 @@ func constantMsg(v bool, on []string) string {
 	if v {
 		what = "it matches every event"
 	}
-	return fmt.Sprintf("always %t on %s, so %s; check which fields the commands carry (docs/rules.md)", v, cmdList(on), what)
+	return fmt.Sprintf("always %t on %s, so %s; compare fields the on commands carry (docs/rules.md#event-fields), or change on", v, cmdList(on), what)
 }
 
 // constantOn reports whether the when root has the same value v on every
 // command of on, judging only from what the decoder guarantees: a field a
-// command does not carry is its zero value, a literal is itself. Anything
-// else is unknown, so a constant found here is certain. A literal true or
-// false is left alone: that is written on purpose.
+// command does not carry is its zero value, CallbackCommand is the
+// command, a literal is itself. Anything else is unknown, so a constant
+// found here is certain. A literal true or false is left alone: that is
+// written on purpose.
 func constantOn(root ast.Node, on []string) (v bool, ok bool) {
 	if _, lit := root.(*ast.BoolNode); lit || len(on) == 0 {
 		return false, false
 	}
 	for i, cmd := range on {
 		got, known := foldNode(root, cmd)
-		b, isBool := got.(bool)
-		if !known || !isBool || i > 0 && b != v {
+		if !known || got.kind != fkBool || i > 0 && got.b != v {
 			return false, false
 		}
-		v = b
+		v = got.b
 	}
 	return v, true
 }
 
 // foldNode is n's value on cmd's events when it is known without an
-// event: the value (bool, int or string) and true, else false.
-func foldNode(n ast.Node, cmd string) (any, bool) {
+// event.
+func foldNode(n ast.Node, cmd string) (value, bool) {
 	switch n := n.(type) {
 	case *ast.BoolNode:
-		return n.Value, true
+		return value{kind: fkBool, b: n.Value}, true
 	case *ast.IntegerNode:
-		return n.Value, true
+		return value{kind: fkInt, i: n.Value}, true
 	case *ast.StringNode:
-		return n.Value, true
+		return value{kind: fkString, s: n.Value}, true
 	case *ast.IdentifierNode:
 		return foldField(n.Value, cmd)
 	case *ast.UnaryNode:
@@ -348,100 +365,86 @@ func foldNode(n ast.Node, cmd string) (any, bool) {
 	case *ast.BinaryNode:
 		return foldBinary(n, cmd)
 	}
-	return nil, false
+	return value{}, false
 }
 
-// foldField is the zero value of a field cmd does not carry.
-func foldField(name, cmd string) (any, bool) {
+// foldField is the value of a field known on every event of cmd: the
+// command itself, or the zero value of a field cmd does not carry.
+func foldField(name, cmd string) (value, bool) {
 	f := tableFields[name]
-	if f == nil || f.Carries(cmd) {
-		return nil, false
+	switch {
+	case f == nil:
+		return value{}, false
+	case name == "CallbackCommand":
+		return value{kind: fkString, s: cmd}, true
+	case f.Carries(cmd):
+		return value{}, false
+	case f.Type == "int":
+		return value{kind: fkInt}, true
 	}
-	if f.Type == "int" {
-		return 0, true
-	}
-	return "", true
+	return value{kind: fkString}, true
 }
 
-func foldUnary(n *ast.UnaryNode, cmd string) (any, bool) {
+func foldUnary(n *ast.UnaryNode, cmd string) (value, bool) {
 	x, ok := foldNode(n.Node, cmd)
-	b, isBool := x.(bool)
-	if !ok || !isBool || n.Operator != "!" && n.Operator != "not" {
-		return nil, false
+	if !ok || x.kind != fkBool || n.Operator != "!" && n.Operator != "not" {
+		return value{}, false
 	}
-	return !b, true
+	return value{kind: fkBool, b: !x.b}, true
 }
 
 // foldBinary folds the logical operators (one known operand can decide
 // them), == and != between operands of one type, and in over a list of
 // literals. Mixed types are left unknown: expr's rules for them (an int
 // equals a float) are not worth reproducing here.
-func foldBinary(n *ast.BinaryNode, cmd string) (any, bool) {
+func foldBinary(n *ast.BinaryNode, cmd string) (value, bool) {
 	switch n.Operator {
 	case "&&", "and", "||", "or":
 		return foldLogic(n, cmd)
 	case "==", "!=":
 		l, lok := foldNode(n.Left, cmd)
 		r, rok := foldNode(n.Right, cmd)
-		if !lok || !rok || !sameType(l, r) {
-			return nil, false
+		if !lok || !rok || l.kind != r.kind {
+			return value{}, false
 		}
-		return (l == r) == (n.Operator == "=="), true
+		return value{kind: fkBool, b: (l == r) == (n.Operator == "==")}, true
 	case "in":
 		return foldIn(n, cmd)
 	}
-	return nil, false
+	return value{}, false
 }
 
-func foldLogic(n *ast.BinaryNode, cmd string) (any, bool) {
+func foldLogic(n *ast.BinaryNode, cmd string) (value, bool) {
 	and := n.Operator == "&&" || n.Operator == "and"
 	l, lok := foldNode(n.Left, cmd)
 	r, rok := foldNode(n.Right, cmd)
-	lb, lIsBool := l.(bool)
-	rb, rIsBool := r.(bool)
-	lok, rok = lok && lIsBool, rok && rIsBool
+	lok, rok = lok && l.kind == fkBool, rok && r.kind == fkBool
 	// The operand that decides alone: false for &&, true for ||.
-	if lok && lb != and || rok && rb != and {
-		return !and, true
+	if lok && l.b != and || rok && r.b != and {
+		return value{kind: fkBool, b: !and}, true
 	}
 	if lok && rok {
-		return and, true
+		return value{kind: fkBool, b: and}, true
 	}
-	return nil, false
+	return value{}, false
 }
 
-func foldIn(n *ast.BinaryNode, cmd string) (any, bool) {
+func foldIn(n *ast.BinaryNode, cmd string) (value, bool) {
 	x, ok := foldNode(n.Left, cmd)
 	arr, isArr := n.Right.(*ast.ArrayNode)
 	if !ok || !isArr {
-		return nil, false
+		return value{}, false
 	}
 	for _, el := range arr.Nodes {
 		v, ok := foldNode(el, cmd)
-		if !ok || !sameType(v, x) {
-			return nil, false
+		if !ok || v.kind != x.kind {
+			return value{}, false
 		}
 		if v == x {
-			return true, true
+			return value{kind: fkBool, b: true}, true
 		}
 	}
-	return false, true
-}
-
-// sameType reports whether two folded values have one type.
-func sameType(a, b any) bool {
-	switch a.(type) {
-	case bool:
-		_, ok := b.(bool)
-		return ok
-	case int:
-		_, ok := b.(int)
-		return ok
-	case string:
-		_, ok := b.(string)
-		return ok
-	}
-	return false
+	return value{kind: fkBool}, true
 }
 
 // findingPos is f's place in src as an expr error, for exprPos, which maps
@@ -450,10 +453,15 @@ func findingPos(src string, f finding) error {
 	return (&file.Error{Location: file.Location{From: f.at, To: f.at}}).Bind(file.NewSource(src))
 }
 
-// parseLint reads a rule's lint: {ignore: [CODE, ...]}.
-func (p *fileParser) parseLint(n *yaml.Node, what string) []string {
+// parseLint reads the codes of a rule's lint: {ignore: [CODE, ...]}, if
+// the rule's fields have one.
+func (p *fileParser) parseLint(rule map[string]kv, what string) []string {
+	lint, ok := rule["lint"]
+	if !ok {
+		return nil
+	}
 	what += ": lint"
-	fields, ok := p.mapping(n, what, lintKeys)
+	fields, ok := p.mapping(lint.val, what, lintKeys)
 	if !ok {
 		return nil
 	}

@@ -46,7 +46,7 @@ func TestLintIssueRules(t *testing.T) {
 	want := []string{
 		`r.yaml:3:24: warning FF002: rule "only-one-spelling": when: ClientCmd is "friend_response" or "FriendResponse" for the same thing, and ClientCmd == "friend_response" compares one spelling; use ClientCmd in ["friend_response", "FriendResponse"]`,
 		`r.yaml:6:11: warning FF003: rule "prev-field-on-after": when: TagName is not carried by Sns.CallbackFriendAdd, so it is always ""; only Sns.CallbackPrevFriendResponse carries it: add it to on or compare another field`,
-		`r.yaml:6:11: warning FF004: rule "prev-field-on-after": when: always false on Sns.CallbackFriendAdd, so it never matches; check which fields the commands carry (docs/rules.md)`,
+		`r.yaml:6:11: warning FF004: rule "prev-field-on-after": when: always false on Sns.CallbackFriendAdd, so it never matches; compare fields the on commands carry (docs/rules.md#event-fields), or change on`,
 		`r.yaml:8:24: warning FF001: rule "impossible": when: ForceFlag is never 2: Tencent documents 0 or 1`,
 		`r.yaml:10:24: warning FF001: rule "typo-value": when: ClientCmd is never "friend_ad": Tencent documents ["friend_add", "FriendAdd", "friend_response", "FriendResponse"]; did you mean "friend_add"?`,
 	}
@@ -91,6 +91,9 @@ func TestLintPositionsAndForms(t *testing.T) {
 				`r.yaml:4:11: warning FF003: rule "x": when: ForceFlag is not carried by any of Sns.CallbackFriendDelete, Sns.CallbackBlackListAdd`,
 				`r.yaml:4:11: warning FF004: rule "x": when: always false on any of Sns.CallbackFriendDelete, Sns.CallbackBlackListAdd`,
 			}},
+		{"command never in on", "on: Sns.CallbackFriendDelete\n    when: CallbackCommand == \"Sns.CallbackFriendAdd\" && To_Account == \"b\"",
+			[]string{`r.yaml:4:11: warning FF004: rule "x": when: always false on Sns.CallbackFriendDelete, so it never matches`}},
+		{"command one of on", "on: [Sns.CallbackFriendDelete, Sns.CallbackFriendAdd]\n    when: CallbackCommand == \"Sns.CallbackFriendAdd\" || To_Account == \"b\"", nil},
 		{"ignored", "when: ClientCmd == \"friend_add\"\n    lint: {ignore: [FF002]}", nil},
 		{"ignore another code", "when: ClientCmd == \"friend_add\"\n    lint: {ignore: [FF004]}",
 			[]string{`r.yaml:3:24: warning FF002:`}},

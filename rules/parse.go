@@ -288,11 +288,7 @@ func (p *fileParser) parseRule(item *yaml.Node) *rule {
 			}
 		})
 	}
-	var ignore []string
-	if kv, ok := fields["lint"]; ok {
-		ignore = p.parseLint(kv.val, what)
-	}
-	p.warn(r, ignore)
+	p.warn(r, p.parseLint(fields, what))
 	r.ok = !p.bad
 	return r
 }
