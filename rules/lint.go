@@ -68,14 +68,16 @@ func lintWhen(root ast.Node, on []string) []finding {
 	l := &linter{on: on}
 	ast.Walk(&root, l)
 	if v, ok := constantOn(root, on); ok {
-		l.add(CodeConstant, 0, "%s", constantMsg(v, on))
+		l.add(CodeConstant, 0, constantMsg(v, on))
 	}
 	slices.SortStableFunc(l.found, func(a, b finding) int { return a.at - b.at })
 	return l.found
 }
 
-func (l *linter) add(code string, at int, format string, args ...any) {
-	l.found = append(l.found, finding{code: code, at: at, msg: fmt.Sprintf(format, args...)})
+// add records a finding. Messages are concatenated, not formatted: a load
+// of many rules that share one mistake formats one message per rule.
+func (l *linter) add(code string, at int, msg string) {
+	l.found = append(l.found, finding{code: code, at: at, msg: msg})
 }
 
 // Visit implements ast.Visitor.
@@ -104,9 +106,8 @@ func (l *linter) carried(n *ast.IdentifierNode) {
 			carriers = append(carriers, c)
 		}
 	}
-	l.add(CodeNotCarried, n.Location().From,
-		"%s is not carried by %s, so it is always %s; only %s carries it: add it to on or compare another field",
-		f.Name, cmdList(l.on), zeroText(f), strings.Join(carriers, ", "))
+	l.add(CodeNotCarried, n.Location().From, f.Name+" is not carried by "+cmdList(l.on)+", so it is always "+zeroText(f)+
+		"; only "+strings.Join(carriers, ", ")+" carries it: add it to on or compare another field")
 }
 
 // comparison checks field == const, field != const, field in [consts] and
@@ -185,9 +186,8 @@ func (l *linter) equal(f *imcallback.Field, v value, op string) {
 		if op == "!=" {
 			fix = "not in"
 		}
-		l.add(CodeOneSpelling, v.at,
-			"%s is %s for the same thing, and %s %s %q compares one spelling; use %s %s %s",
-			f.Name, quoteOr(group), f.Name, op, v.s, f.Name, fix, quoteList(group))
+		l.add(CodeOneSpelling, v.at, f.Name+" is "+quoteOr(group)+" for the same thing, and "+f.Name+" "+op+" "+strconv.Quote(v.s)+
+			" compares one spelling; use "+f.Name+" "+fix+" "+quoteList(group))
 	}
 }
 
@@ -209,7 +209,7 @@ func (l *linter) in(f *imcallback.Field, list ast.Node) {
 	for _, g := range f.Equivalent {
 		if missing := missingFrom(g, arr.Nodes); len(missing) > 0 && len(missing) < len(g) {
 			l.add(CodeOneSpelling, arr.Location().From,
-				"%s is %s for the same thing, and the list misses %s; add it", f.Name, quoteOr(g), quoteOr(missing))
+				f.Name+" is "+quoteOr(g)+" for the same thing, and the list misses "+quoteOr(missing)+"; add it")
 		}
 	}
 }
@@ -236,14 +236,13 @@ func (l *linter) startsWith(f *imcallback.Field, v value) {
 	switch {
 	case f.Prefix != "":
 		if !strings.HasPrefix(s, f.Prefix) && !strings.HasPrefix(f.Prefix, s) {
-			l.add(CodeOutsideDomain, v.at,
-				"%s always starts with %q, so it never starts with %q; use a prefix that starts with %q",
-				f.Name, f.Prefix, s, f.Prefix)
+			l.add(CodeOutsideDomain, v.at, f.Name+" always starts with "+strconv.Quote(f.Prefix)+", so it never starts with "+
+				strconv.Quote(s)+"; use a prefix that starts with "+strconv.Quote(f.Prefix))
 		}
 	case len(f.Values) > 0:
 		if !slices.ContainsFunc(f.Values, func(x string) bool { return strings.HasPrefix(x, s) }) {
 			l.add(CodeOutsideDomain, v.at,
-				"no documented %s starts with %q (%s is one of %s)", f.Name, s, f.Name, quoteList(f.Values))
+				"no documented "+f.Name+" starts with "+strconv.Quote(s)+" ("+f.Name+" is one of "+quoteList(f.Values)+")")
 		}
 	}
 }
@@ -254,11 +253,11 @@ func (l *linter) outside(f *imcallback.Field, v value) bool {
 		if len(f.Ints) == 0 || slices.Contains(f.Ints, v.i) {
 			return false
 		}
-		l.add(CodeOutsideDomain, v.at, "%s is never %d: Tencent documents %s", f.Name, v.i, intList(f.Ints))
+		l.add(CodeOutsideDomain, v.at, f.Name+" is never "+strconv.Itoa(v.i)+": Tencent documents "+intList(f.Ints))
 		return true
 	}
 	if f.Prefix != "" && !strings.HasPrefix(v.s, f.Prefix) {
-		l.add(CodeOutsideDomain, v.at, "%s always starts with %q, so it is never %q", f.Name, f.Prefix, v.s)
+		l.add(CodeOutsideDomain, v.at, f.Name+" always starts with "+strconv.Quote(f.Prefix)+", so it is never "+strconv.Quote(v.s))
 		return true
 	}
 	if len(f.Values) == 0 || slices.Contains(f.Values, v.s) {
@@ -266,9 +265,9 @@ func (l *linter) outside(f *imcallback.Field, v value) bool {
 	}
 	hint := ""
 	if best := closest(v.s, f.Values); best != "" {
-		hint = fmt.Sprintf("; did you mean %q?", best)
+		hint = "; did you mean " + strconv.Quote(best) + "?"
 	}
-	l.add(CodeOutsideDomain, v.at, "%s is never %q: Tencent documents %s%s", f.Name, v.s, quoteList(f.Values), hint)
+	l.add(CodeOutsideDomain, v.at, f.Name+" is never "+strconv.Quote(v.s)+": Tencent documents "+quoteList(f.Values)+hint)
 	return true
 }
 
@@ -283,19 +282,21 @@ func equivalents(f *imcallback.Field, s string) []string {
 }
 
 func quoteList(vals []string) string {
-	q := make([]string, len(vals))
-	for i, v := range vals {
-		q[i] = strconv.Quote(v)
-	}
-	return "[" + strings.Join(q, ", ") + "]"
+	return "[" + joinQuoted(vals, ", ") + "]"
 }
 
-func quoteOr(vals []string) string {
-	q := make([]string, len(vals))
+func quoteOr(vals []string) string { return joinQuoted(vals, " or ") }
+
+// joinQuoted joins the Go-quoted vals with sep, in one allocation.
+func joinQuoted(vals []string, sep string) string {
+	b := make([]byte, 0, 64)
 	for i, v := range vals {
-		q[i] = strconv.Quote(v)
+		if i > 0 {
+			b = append(b, sep...)
+		}
+		b = strconv.AppendQuote(b, v)
 	}
-	return strings.Join(q, " or ")
+	return string(b)
 }
 
 func intList(vals []int) string {
@@ -448,9 +449,22 @@ func foldIn(n *ast.BinaryNode, cmd string) (value, bool) {
 }
 
 // findingPos is f's place in src as an expr error, for exprPos, which maps
-// it into the rule file the way it maps compile errors.
+// it into the rule file the way it maps compile errors: the 1-based line
+// and 0-based rune column of the rune offset f.at.
 func findingPos(src string, f finding) error {
-	return (&file.Error{Location: file.Location{From: f.at, To: f.at}}).Bind(file.NewSource(src))
+	line, col, i := 1, 0, 0
+	for _, r := range src {
+		if i == f.at {
+			break
+		}
+		if r == '\n' {
+			line, col = line+1, 0
+		} else {
+			col++
+		}
+		i++
+	}
+	return &file.Error{Line: line, Column: col}
 }
 
 // parseLint reads the codes of a rule's lint: {ignore: [CODE, ...]}, if

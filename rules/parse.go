@@ -382,8 +382,7 @@ func (p *fileParser) parseWhen(n *yaml.Node, r *rule, what string) {
 	r.when, r.cond, r.whenKey = prog, cond, key
 	for _, f := range found {
 		line, col := p.exprPos(n, 0, findingPos(r.whenSrc, f))
-		p.pending = append(p.pending, Problem{File: p.path, Line: line, Col: col, Code: f.code,
-			Msg: fmt.Sprintf("%s: when: %s", what, f.msg)})
+		p.pending = append(p.pending, Problem{File: p.path, Line: line, Col: col, Code: f.code, Msg: what + ": when: " + f.msg})
 	}
 }
 
@@ -996,14 +995,12 @@ func (p *fileParser) exprPos(n *yaml.Node, start int, err error) (line, col int)
 	if n.Line < 1 || n.Line > len(p.lines) {
 		return n.Line, n.Column
 	}
-	valueLines := strings.Split(value, "\n")
 	switch {
-	case len(valueLines) == 1 && n.Style&(yaml.LiteralStyle|yaml.FoldedStyle) == 0:
-		src := []rune(p.lines[n.Line-1])
-		if n.Column-1 > len(src) {
+	case !strings.Contains(value, "\n") && n.Style&(yaml.LiteralStyle|yaml.FoldedStyle) == 0:
+		rest, ok := fromRune(p.lines[n.Line-1], n.Column-1)
+		if !ok {
 			break
 		}
-		rest := string(src[n.Column-1:])
 		quoted := n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) != 0
 		if quoted {
 			if rest == "" {
@@ -1019,6 +1016,7 @@ func (p *fileParser) exprPos(n *yaml.Node, start int, err error) (line, col int)
 		}
 		return n.Line, n.Column + vCol
 	case n.Style&yaml.LiteralStyle != 0:
+		valueLines := strings.Split(value, "\n")
 		srcIdx := n.Line + vLine // n.Line is the "|" line; content starts below
 		if vLine >= len(valueLines) || srcIdx >= len(p.lines) {
 			break
@@ -1031,6 +1029,19 @@ func (p *fileParser) exprPos(n *yaml.Node, start int, err error) (line, col int)
 		return srcIdx + 1, utf8.RuneCountInString(indent) + vCol + 1
 	}
 	return n.Line, n.Column
+}
+
+// fromRune is line from its rune i on; false when line is shorter. It
+// slices instead of converting to runes: lint places a warning with
+// exprPos for every finding of every load.
+func fromRune(line string, i int) (string, bool) {
+	for off := range line {
+		if i == 0 {
+			return line[off:], true
+		}
+		i--
+	}
+	return "", i == 0
 }
 
 // exprMessage is an expr error without its source snippet (the problem's
