@@ -93,6 +93,11 @@ func (r *Reloader) Reload(reason string) error {
 		log.Debug("rules reloaded, unchanged", attrs...)
 	} else {
 		log.Info("rules loaded", attrs...)
+		// Once per change of the files, not per unchanged reload: a
+		// warning names a rule that may never match as meant.
+		for _, w := range set.Warnings() {
+			log.Warn("rule warning: "+w.String(), "code", w.Code, "hash", set.Hash())
+		}
 	}
 	if r.OnReload != nil {
 		r.OnReload(set, nil, took)
