@@ -28,10 +28,7 @@ func ParseEvents(data []byte, command string, sdkappid int) ([]Event, error) {
 	if !IsCommand(command) {
 		return nil, fmt.Errorf("unknown command %q (one of %v)", command, Commands)
 	}
-	_, pairs := probe["PairList"]
-	_, items := probe["FriendItem"]
-	_, resp := probe["ResponseFriendItem"]
-	if pairs || items || resp {
+	if hasList(probe) {
 		if _, ok := probe["CallbackCommand"]; !ok {
 			probe["CallbackCommand"], _ = json.Marshal(command)
 			data, _ = json.Marshal(probe)
@@ -58,4 +55,15 @@ func ParseEvents(data []byte, command string, sdkappid int) ([]Event, error) {
 		ev.PairCount = 1
 	}
 	return []Event{ev}, nil
+}
+
+// hasList reports whether the object holds one of the callbacks' lists: it
+// is then a callback body rather than one event.
+func hasList(probe map[string]json.RawMessage) bool {
+	for _, name := range Lists {
+		if _, ok := probe[name]; ok {
+			return true
+		}
+	}
+	return false
 }
