@@ -114,20 +114,39 @@ type list struct {
 }
 
 func newTable(fields []imcallback.Field, cmds []string, lists map[string]string) (*table, error) {
-	t := &table{fields: fields, cmds: cmds}
 	if len(fields) == 0 {
 		return nil, fmt.Errorf("no fields")
 	}
-	known := map[string]bool{}
-	for _, c := range cmds {
+	t := &table{fields: fields, cmds: cmds}
+	if err := t.addLists(lists); err != nil {
+		return nil, err
+	}
+	names := map[string]bool{}
+	for _, f := range fields {
+		if names[f.Name] {
+			return nil, fmt.Errorf("field %s: declared twice", f.Name)
+		}
+		names[f.Name] = true
+		if err := checkField(f); err != nil {
+			return nil, err
+		}
+		if err := t.place(f, lists); err != nil {
+			return nil, err
+		}
+	}
+	return t, t.checkKeyCounts()
+}
+
+// addLists groups the commands by the body list that holds their events.
+func (t *table) addLists(lists map[string]string) error {
+	for _, c := range t.cmds {
 		if cmdConst[c] == "" {
-			return nil, fmt.Errorf("command %s has no constant in genfields' cmdConst", c)
+			return fmt.Errorf("command %s has no constant in genfields' cmdConst", c)
 		}
 		name := lists[c]
 		if !isName(name) {
-			return nil, fmt.Errorf("command %s: list name %q in Lists is not an ASCII Go identifier", c, name)
+			return fmt.Errorf("command %s: list name %q in Lists is not an ASCII Go identifier", c, name)
 		}
-		known[c] = true
 		i := t.list(name)
 		if i < 0 {
 			t.lists = append(t.lists, list{name: name})
@@ -135,73 +154,87 @@ func newTable(fields []imcallback.Field, cmds []string, lists map[string]string)
 		}
 		t.lists[i].cmds = append(t.lists[i].cmds, c)
 	}
-	cbType := reflect.TypeFor[imcallback.Callback]()
-	names := map[string]bool{}
-	for _, f := range fields {
-		switch {
-		case !isName(f.Name) || !token.IsExported(f.Name):
-			return nil, fmt.Errorf("field %q: the name must be an exported ASCII Go identifier", f.Name)
-		case names[f.Name]:
-			return nil, fmt.Errorf("field %s: declared twice", f.Name)
-		case f.Type != "string" && f.Type != "int":
-			return nil, fmt.Errorf("field %s: Type %q, want string or int", f.Name, f.Type)
-		case f.Wire != "" && !(f.Type == "int" && f.Wire == "int64"):
-			return nil, fmt.Errorf("field %s: Wire %q for Type %s: only an int may be an int64 on the wire", f.Name, f.Wire, f.Type)
-		case f.Doc == "" || strings.ContainsAny(f.Doc, "\n\r") || strings.Contains(f.Doc, "*/"):
-			return nil, fmt.Errorf("field %s: Doc must be one line", f.Name)
-		case len(f.From) == 0:
-			return nil, fmt.Errorf("field %s: no command carries it (From is empty)", f.Name)
+	return nil
+}
+
+// checkField checks one row on its own: name, types, doc and domain.
+func checkField(f imcallback.Field) error {
+	switch {
+	case !isName(f.Name) || !token.IsExported(f.Name):
+		return fmt.Errorf("field %q: the name must be an exported ASCII Go identifier", f.Name)
+	case f.Type != "string" && f.Type != "int":
+		return fmt.Errorf("field %s: Type %q, want string or int", f.Name, f.Type)
+	case f.Wire != "" && !(f.Type == "int" && f.Wire == "int64"):
+		return fmt.Errorf("field %s: Wire %q for Type %s: only an int may be an int64 on the wire", f.Name, f.Wire, f.Type)
+	case f.Doc == "" || strings.ContainsAny(f.Doc, "\n\r") || strings.Contains(f.Doc, "*/"):
+		return fmt.Errorf("field %s: Doc must be one line", f.Name)
+	case len(f.From) == 0:
+		return fmt.Errorf("field %s: no command carries it (From is empty)", f.Name)
+	}
+	return checkDomain(f)
+}
+
+// place adds f to the body's top level and to the element of each list
+// some command reads it from, checking each of its sources.
+func (t *table) place(f imcallback.Field, lists map[string]string) error {
+	top, elem := false, map[string]bool{}
+	for c, s := range f.From {
+		if !slices.Contains(t.cmds, c) {
+			return fmt.Errorf("field %s: From names %q, which is not one of imcallback.Commands", f.Name, c)
 		}
-		if err := checkDomain(f); err != nil {
-			return nil, err
-		}
-		names[f.Name] = true
-		top, elem := false, map[string]bool{}
-		for c, s := range f.From {
-			if !known[c] {
-				return nil, fmt.Errorf("field %s: From names %q, which is not one of imcallback.Commands", f.Name, c)
+		switch s {
+		case imcallback.FromQuery:
+			if err := checkQueryField(f); err != nil {
+				return err
 			}
-			switch s {
-			case imcallback.FromQuery:
-				cf, ok := cbType.FieldByName(f.CallbackField())
-				if !ok || cf.Type.String() != f.Type {
-					return nil, fmt.Errorf("field %s comes from the query, but Callback has no field %s of type %s", f.Name, f.CallbackField(), f.Type)
-				}
-			case imcallback.FromBody:
-				top = true
-			case imcallback.FromElem:
-				elem[lists[c]] = true
-			case imcallback.Derived:
-			default:
-				return nil, fmt.Errorf("field %s: command %s: unknown Source %d", f.Name, c, s)
-			}
-		}
-		if top {
-			t.top = append(t.top, f)
-		}
-		for i := range t.lists {
-			if elem[t.lists[i].name] {
-				t.lists[i].elem = append(t.lists[i].elem, f)
-			}
+		case imcallback.FromBody:
+			top = true
+		case imcallback.FromElem:
+			elem[lists[c]] = true
+		case imcallback.Derived:
+		default:
+			return fmt.Errorf("field %s: command %s: unknown Source %d", f.Name, c, s)
 		}
 	}
-	// The body's top level: CallbackCommand, the top fields and the lists.
+	if top {
+		t.top = append(t.top, f)
+	}
+	for i := range t.lists {
+		if elem[t.lists[i].name] {
+			t.lists[i].elem = append(t.lists[i].elem, f)
+		}
+	}
+	return nil
+}
+
+// checkQueryField: a field read from the query is held in Callback.
+func checkQueryField(f imcallback.Field) error {
+	cf, ok := reflect.TypeFor[imcallback.Callback]().FieldByName(f.CallbackField())
+	if !ok || cf.Type.String() != f.Type {
+		return fmt.Errorf("field %s comes from the query, but Callback has no field %s of type %s", f.Name, f.CallbackField(), f.Type)
+	}
+	return nil
+}
+
+// checkKeyCounts: decodeFast spots a repeated key with one bit per key of
+// an object, and the body's top level must not name a member twice.
+func (t *table) checkKeyCounts() error {
 	keys := map[string]bool{"CallbackCommand": true}
 	for _, k := range t.bodyKeys()[1:] {
 		if keys[k] {
-			return nil, fmt.Errorf("the body's top level has two members %s (a field read from the body named like a list, or CallbackCommand read from the body)", k)
+			return fmt.Errorf("the body's top level has two members %s (a field read from the body named like a list, or CallbackCommand read from the body)", k)
 		}
 		keys[k] = true
 	}
 	if len(keys) > maxKeys {
-		return nil, fmt.Errorf("the body's top level has %d keys, more than the %d decodeFast's bit set holds", len(keys), maxKeys)
+		return fmt.Errorf("the body's top level has %d keys, more than the %d decodeFast's bit set holds", len(keys), maxKeys)
 	}
 	for _, l := range t.lists {
 		if len(l.elem) > maxKeys {
-			return nil, fmt.Errorf("%s elements have %d keys, more than the %d decodeFast's bit set holds", l.name, len(l.elem), maxKeys)
+			return fmt.Errorf("%s elements have %d keys, more than the %d decodeFast's bit set holds", l.name, len(l.elem), maxKeys)
 		}
 	}
-	return t, nil
+	return nil
 }
 
 func (t *table) list(name string) int {
