@@ -14,6 +14,7 @@ type Server struct {
 	draining atomic.Bool
 	mu       sync.RWMutex
 	checks   []check
+	guard    atomic.Pointer[guard]
 }
 
 type check struct {
@@ -21,9 +22,11 @@ type check struct {
 	fn   func() error
 }
 
-// New returns a Server serving GET /healthz and GET /readyz.
+// New returns a Server serving GET /healthz and GET /readyz, guarded by
+// the zero Guard until SetGuard.
 func New() *Server {
 	a := &Server{mux: http.NewServeMux()}
+	a.SetGuard(Guard{})
 	a.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -69,8 +72,9 @@ func (a *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }
 
-// ServeHTTP implements http.Handler.
-func (a *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
+// ServeHTTP implements http.Handler: every request passes the Guard
+// (guard.go) before its route.
+func (a *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.serveGuarded(w, r) }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")

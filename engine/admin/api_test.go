@@ -54,6 +54,7 @@ type adminFixture struct {
 	reloader *rules.Reloader
 	dir      string
 	q        *queue.Queue
+	srv      *Server
 }
 
 func newAdminFixture(t *testing.T) *adminFixture {
@@ -87,6 +88,7 @@ func newAdminFixture(t *testing.T) *adminFixture {
 	admin := New()
 	MountRules(admin, f.reloader, testAppID)
 	MountDLQ(admin, q)
+	f.srv = admin
 	f.admin = httptest.NewServer(admin)
 	t.Cleanup(f.admin.Close)
 	f.callback = httptest.NewServer(&imcallback.Receiver{SdkAppid: testAppID, Token: []byte(testToken), Handler: eng, Logger: log})
@@ -99,6 +101,9 @@ func (f *adminFixture) do(t *testing.T, method, path, body string) (int, string)
 	req, err := http.NewRequest(method, f.admin.URL+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
