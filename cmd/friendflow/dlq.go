@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -24,10 +23,10 @@ func dlq(ctx context.Context, args []string, stdout io.Writer, getenv func(strin
 	}
 	sub := args[0]
 	fs := newFlagSet("dlq " + sub)
-	adminAddr := fs.String("admin-listen", "127.0.0.1:9090", "admin address of the running friendflow")
+	af := addAdminFlags(fs)
 	all := fs.Bool("all", false, "replay or drop every dead letter")
 	asJSON := fs.Bool("json", false, "list: print JSON")
-	ids, err := parseArgs(fs, args[1:], getenv)
+	ids, cmdline, err := parseArgsFrom(fs, args[1:], getenv)
 	if errors.Is(err, flag.ErrHelp) {
 		fmt.Fprint(stdout, "Usage: friendflow dlq list|replay ID…|--all|drop ID…|--all [flags]\n\nFlags:\n")
 		printDefaults(stdout, fs)
@@ -36,11 +35,10 @@ func dlq(ctx context.Context, args []string, stdout io.Writer, getenv func(strin
 	if err != nil {
 		return err
 	}
-	base := "http://" + *adminAddr
-	if strings.HasPrefix(*adminAddr, "http://") || strings.HasPrefix(*adminAddr, "https://") {
-		base = *adminAddr
+	client, err := af.client(cmdline)
+	if err != nil {
+		return err
 	}
-	client := &http.Client{Timeout: 30 * time.Second}
 	switch sub {
 	case "list":
 		if len(ids) > 0 || *all {
@@ -49,7 +47,7 @@ func dlq(ctx context.Context, args []string, stdout io.Writer, getenv func(strin
 		var out struct {
 			DeadLetters []admin.DeadLetterView `json:"dead_letters"`
 		}
-		raw, err := call(ctx, client, http.MethodGet, base+"/dlq", nil)
+		raw, err := client.call(ctx, http.MethodGet, "/dlq", nil)
 		if err != nil {
 			return err
 		}
@@ -80,7 +78,7 @@ func dlq(ctx context.Context, args []string, stdout io.Writer, getenv func(strin
 		}
 		req := map[string]any{"ids": ids, "all": *all}
 		body, _ := json.Marshal(req)
-		raw, err := call(ctx, client, http.MethodPost, base+"/dlq/"+sub, body)
+		raw, err := client.call(ctx, http.MethodPost, "/dlq/"+sub, body)
 		if err != nil {
 			return err
 		}
@@ -93,29 +91,6 @@ func dlq(ctx context.Context, args []string, stdout io.Writer, getenv func(strin
 		return nil
 	}
 	return usagef("unknown dlq subcommand %q (list, replay, drop)", sub)
-}
-
-func call(ctx context.Context, client *http.Client, method, url string, body []byte) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
-	if err != nil {
-		return nil, err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("is friendflow running with this --admin-listen? %w", err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode/100 != 2 {
-		return nil, fmt.Errorf("%s %s: %s: %s", method, url, resp.Status, oneLine(string(raw), 300))
-	}
-	return raw, nil
 }
 
 func oneLine(s string, max int) string {

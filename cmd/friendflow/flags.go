@@ -36,7 +36,7 @@ func newFlagSet(name string) *flag.FlagSet {
 // parseArgs parses flags that may stand before or after positional
 // arguments (`explain rules/ --event cb.json` and `explain --event cb.json
 // rules/` both work), then fills every flag not given on the command line
-// from its environment twin. Flags win over env.
+// that has an environment twin (hasEnvTwin) from it. Flags win over env.
 func parseArgs(fs *flag.FlagSet, args []string, getenv func(string) string) ([]string, error) {
 	pos, _, err := parseArgsFrom(fs, args, getenv)
 	return pos, err
@@ -68,7 +68,7 @@ func parseArgsFrom(fs *flag.FlagSet, args []string, getenv func(string) string) 
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	var err error
 	fs.VisitAll(func(f *flag.Flag) {
-		if err != nil || set[f.Name] {
+		if err != nil || set[f.Name] || !hasEnvTwin(fs, f.Name) {
 			return
 		}
 		v, ok := lookupEnv(getenv, envName(f.Name))
@@ -80,6 +80,15 @@ func parseArgsFrom(fs *flag.FlagSet, args []string, getenv func(string) string) 
 		}
 	})
 	return positional, set, err
+}
+
+// hasEnvTwin says whether a flag is filled from its environment twin:
+// every flag of serve (a service is configured through its environment),
+// and the admin client's address and token, which a `kubectl exec` into
+// the container then finds where serve found them. One-off and destructive
+// flags never are: FRIENDFLOW_ALL must not make `dlq drop` drop everything.
+func hasEnvTwin(fs *flag.FlagSet, name string) bool {
+	return fs.Name() == "serve" || adminClientFlags[name]
 }
 
 func lookupEnv(getenv func(string) string, name string) (string, bool) {
@@ -113,7 +122,10 @@ func printDefaults(w io.Writer, fs *flag.FlagSet) {
 		if f.DefValue != "" && f.DefValue != "0" && f.DefValue != "0s" && f.DefValue != "false" {
 			def = fmt.Sprintf(" [%s]", f.DefValue)
 		}
-		fmt.Fprintf(w, "  --%-22s %s%s\n  %-24s env %s\n", f.Name, f.Usage, def, "", envName(f.Name))
+		fmt.Fprintf(w, "  --%-22s %s%s\n", f.Name, f.Usage, def)
+		if hasEnvTwin(fs, f.Name) {
+			fmt.Fprintf(w, "  %-24s env %s\n", "", envName(f.Name))
+		}
 	})
 }
 

@@ -34,15 +34,22 @@ Usage:
   friendflow explain [PATH] --event FILE [--command CMD]
                                                 evaluate a callback body or event against the rules,
                                                 without side effects: every rule, matched or not, and why
-  friendflow dlq list|replay ID…|--all|drop ID…|--all [--admin-listen ADDR]
+  friendflow dlq list|replay ID…|--all|drop ID…|--all
                                                 dead letters of a running instance
+  friendflow reload                             reload the rules of a running instance now; every
+                                                problem as file:line:col, exit 1 if they do not load
+  friendflow rules                              the rule files and rules a running instance serves,
+                                                and its last reload status
   friendflow actions                            print the action reference (Markdown)
   friendflow version                            print version, commit and Go version
 
 PATH is a directory of *.yaml/*.yml rule files or one file [./rules].
+dlq, reload and rules call the admin API: --admin-url [http://127.0.0.1:9090]
+and --admin-token-file (when serve has one).
 
-Run "friendflow COMMAND --help" for a command's flags. Every flag has an
-environment twin: --im-secret-key is FRIENDFLOW_IM_SECRET_KEY. Flags win.
+Run "friendflow COMMAND --help" for a command's flags. Every serve flag has
+an environment twin: --im-secret-key is FRIENDFLOW_IM_SECRET_KEY; so do
+--admin-url and --admin-token-file. Other flags have none. Flags win.
 `
 
 func main() {
@@ -71,6 +78,10 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 		err = explain(args[1:], stdout, stderr, getenv)
 	case "dlq":
 		err = dlq(ctx, args[1:], stdout, getenv)
+	case "reload":
+		err = reload(ctx, args[1:], stdout, stderr, getenv)
+	case "rules":
+		err = rulesCmd(ctx, args[1:], stdout, getenv)
 	case "actions":
 		fmt.Fprint(stdout, actions.Reference(newRegistry(slog.New(slog.DiscardHandler), nil)))
 	case "version", "--version", "-version":

@@ -53,6 +53,13 @@ type serveConfig struct {
 	DecisionFailCode int
 
 	Pprof bool
+
+	// The admin API's guard (adminguard.go).
+	AdminToken     []byte
+	AdminInsecure  bool
+	AdminHosts     stringList
+	adminTokenIn   secretValue
+	adminTokenFile string
 }
 
 func parseServe(args []string, stdout io.Writer, getenv func(string) string) (*serveConfig, error) {
@@ -101,6 +108,9 @@ func parseServe(args []string, stdout io.Writer, getenv func(string) string) (*s
 		return nil, usagef("%s must be json or text, got %q", flagRef("log-format"), c.LogFormat)
 	}
 	if c.IMSecretKey, err = readSecret("im-secret-key", &imKey, imKeyFile, cmdline); err != nil {
+		return nil, err
+	}
+	if err := c.resolveAdminGuard(cmdline); err != nil {
 		return nil, err
 	}
 	if c.Rules == "" {
@@ -181,6 +191,7 @@ func serveFlagSet(c *serveConfig, token *secretValue, tokenFile *string, imKey *
 	fs.StringVar(&c.DecisionFail, "decision-fail", "open", "when a decision times out or a rule fails: open (allow) or closed (deny)")
 	fs.IntVar(&c.DecisionFailCode, "decision-fail-code", 38000, "ResultCode of a fail-closed denial (38000-39000)")
 	fs.BoolVar(&c.Pprof, "pprof", false, "serve net/http/pprof under /debug/pprof/ on the admin listener")
+	adminGuardFlags(fs, c)
 	return fs
 }
 
@@ -197,7 +208,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	if err != nil {
 		return err
 	}
+	if err := rulesPresent(cfg.Rules); err != nil {
+		return err
+	}
 	log := newLogger(stderr, cfg.LogFormat, cfg.LogLevel)
+	if cfg.AdminInsecure && len(cfg.AdminToken) == 0 && !loopbackAddr(cfg.AdminListen) {
+		log.Warn("the admin API is open to anyone who reaches "+cfg.AdminListen+" (--admin-insecure): rules, reload, explain and dead letters", "admin_listen", cfg.AdminListen)
+	}
 	metrics := engine.NewMetrics(version, buildCommit())
 
 	var imc *im.Client
@@ -271,6 +288,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		Observe:  metrics.ObserveCallback,
 	}
 	adm := admin.New()
+	adm.SetGuard(admin.Guard{Token: cfg.AdminToken, Hosts: cfg.AdminHosts})
 	adm.AddCheck("rules", func() error {
 		if reloader.Current() == nil {
 			if st := reloader.Status(); st.LastError != "" {
@@ -339,7 +357,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	}()
 	log.Info("friendflow started", "version", version, "listen", cbLn.Addr().String(),
 		"callback_path", cfg.CallbackPath, "admin_listen", adminLn.Addr().String(),
-		"sdkappid", cfg.SdkAppid, "sign_check", len(cfg.CallbackToken) > 0,
+		"sdkappid", cfg.SdkAppid, "sign_check", len(cfg.CallbackToken) > 0, "admin_token", len(cfg.AdminToken) > 0,
 		"rules", cfg.Rules, "queue", queueDesc(cfg), "workers", cfg.Workers)
 
 	var runErr error

@@ -1,0 +1,174 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/friendflow/friendflow/rules"
+)
+
+// adminCommand parses the flags of a command that takes no argument and
+// calls the admin API; extra declares its own flags.
+func adminCommand(name, does string, args []string, stdout io.Writer, getenv func(string) string, extra func(*flag.FlagSet)) (*adminClient, error) {
+	fs := newFlagSet(name)
+	af := addAdminFlags(fs)
+	if extra != nil {
+		extra(fs)
+	}
+	pos, cmdline, err := parseArgsFrom(fs, args, getenv)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintf(stdout, "Usage: friendflow %s [flags]\n\n%s\n\nFlags:\n", name, does)
+		printDefaults(stdout, fs)
+		return nil, err
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(pos) > 0 {
+		return nil, usagef("%s takes no argument, got %q", name, pos[0])
+	}
+	return af.client(cmdline)
+}
+
+// reloadResult is POST /reload's answer, success or failure.
+type reloadResult struct {
+	OK          bool            `json:"ok"`
+	Hash        string          `json:"hash"`
+	Rules       int             `json:"rules"`
+	Error       string          `json:"error"`
+	Problems    []rules.Problem `json:"problems"`
+	ServingHash string          `json:"serving_hash"`
+}
+
+// reload asks a running instance to reload its rules now, and prints every
+// problem as file:line:col: message when they do not load: exit 1, the
+// last good rules serving on.
+func reload(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	client, err := adminCommand("reload", "Reloads the rules of a running friendflow now (as SIGHUP does) and prints the outcome;\nexit 1 when they do not load, with every problem as file:line:col: message.", args, stdout, getenv, nil)
+	if err != nil {
+		return err
+	}
+	status, raw, err := client.do(ctx, http.MethodPost, "/reload", nil)
+	if err != nil {
+		return err
+	}
+	if status != http.StatusOK && status != http.StatusUnprocessableEntity {
+		return &adminError{http.MethodPost, "/reload", status, errorMessage(raw)}
+	}
+	var res reloadResult
+	if err := json.Unmarshal(raw, &res); err != nil {
+		return fmt.Errorf("reading POST /reload: %w", err)
+	}
+	if res.OK {
+		fmt.Fprintf(stdout, "ok: %d rules loaded, hash %s\n", res.Rules, res.Hash)
+		return nil
+	}
+	if len(res.Problems) == 0 {
+		fmt.Fprintln(stdout, res.Error)
+	}
+	for _, p := range res.Problems {
+		fmt.Fprintln(stdout, p.String())
+	}
+	serving := "no rules loaded: not ready"
+	if res.ServingHash != "" {
+		serving = "the last good rules keep serving, hash " + res.ServingHash
+	}
+	fmt.Fprintf(stderr, "reload failed: %d problems; %s\n", len(res.Problems), serving)
+	return &exitError{1}
+}
+
+// rulesView is GET /rules's answer.
+type rulesView struct {
+	Status rules.ReloadStatus `json:"status"`
+	Hash   string             `json:"hash"`
+	Files  []rules.FileInfo   `json:"files"`
+	Rules  []rules.RuleInfo   `json:"rules"`
+}
+
+// rulesCmd prints the rule files and rules a running instance has loaded,
+// and how its last reload went.
+func rulesCmd(ctx context.Context, args []string, stdout io.Writer, getenv func(string) string) error {
+	var asJSON bool
+	client, err := adminCommand("rules", "Prints the rule files and rules a running friendflow has loaded, and its last reload status.", args, stdout, getenv, func(fs *flag.FlagSet) {
+		fs.BoolVar(&asJSON, "json", false, "print GET /rules as it came")
+	})
+	if err != nil {
+		return err
+	}
+	raw, err := client.call(ctx, http.MethodGet, "/rules", nil)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		_, err := stdout.Write(raw)
+		return err
+	}
+	var v rulesView
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return fmt.Errorf("reading GET /rules: %w", err)
+	}
+	printRules(stdout, &v)
+	return nil
+}
+
+func printRules(w io.Writer, v *rulesView) {
+	st := v.Status
+	if v.Hash == "" {
+		fmt.Fprintln(w, "no rules loaded: not ready")
+	} else {
+		fmt.Fprintf(w, "serving %d rules from %d files, hash %s, loaded %s\n", len(v.Rules), len(v.Files), v.Hash, st.LoadedAt.Format(time.RFC3339))
+	}
+	fmt.Fprintf(w, "reloads: %d ok, %d failed", st.Reloads, st.Failures)
+	if st.LastReason != "" {
+		fmt.Fprintf(w, "; last: %s", st.LastReason)
+	}
+	fmt.Fprintln(w)
+	if st.LastError != "" {
+		fmt.Fprintf(w, "last reload FAILED at %s:\n", st.LastErrorAt.Format(time.RFC3339))
+		for line := range strings.SplitSeq(st.LastError, "\n") {
+			fmt.Fprintf(w, "  %s\n", line)
+		}
+	}
+	if len(v.Files) > 0 {
+		fmt.Fprintln(w)
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "FILE\tRULES\tSHA256")
+		for _, f := range v.Files {
+			fmt.Fprintf(tw, "%s\t%d\t%s\n", f.Path, f.Rules, f.Hash)
+		}
+		_ = tw.Flush()
+	}
+	if len(v.Rules) > 0 {
+		fmt.Fprintln(w)
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "RULE\tAT\tON\tSTATE\tACTIONS\tWHEN")
+		for _, r := range v.Rules {
+			fmt.Fprintf(tw, "%s\t%s:%d\t%s\t%s\t%s\t%s\n", r.Name, r.File, r.Line, strings.Join(r.On, ","),
+				ruleState(r), strings.Join(r.Actions, ","), oneLine(r.When, 60))
+		}
+		_ = tw.Flush()
+		for _, r := range v.Rules {
+			for _, p := range r.Warnings {
+				fmt.Fprintln(w, p.String())
+			}
+		}
+	}
+}
+
+func ruleState(r rules.RuleInfo) string {
+	switch {
+	case !r.Enabled:
+		return "disabled"
+	case r.Shadow:
+		return "shadow"
+	}
+	return "enabled"
+}
