@@ -15,13 +15,29 @@ RUN CGO_ENABLED=0 GOOS=linux go build -trimpath \
  && mkdir -p /out/data
 
 FROM gcr.io/distroless/static-debian12:nonroot
+# Build arguments end at their stage: declared again for the labels.
+ARG VERSION=dev
+ARG COMMIT=unknown
+ARG CREATED=
+# https://github.com/opencontainers/image-spec/blob/main/annotations.md
+LABEL org.opencontainers.image.title="friendflow" \
+      org.opencontainers.image.description="Automates what happens when people become friends in Tencent Cloud IM: callbacks matched against YAML rules, actions run through a durable queue" \
+      org.opencontainers.image.source="https://github.com/friendflow/friendflow" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${COMMIT}" \
+      org.opencontainers.image.created="${CREATED}"
 COPY --from=build /out/friendflow /usr/local/bin/friendflow
-COPY examples/rules /etc/friendflow/rules
+# No rules in the image: a forgotten mount must fail the start ("mount a
+# directory of rule files"), not serve example rules to real users. Mount
+# them at /etc/friendflow/rules (a ConfigMap in Kubernetes).
 # Queue data (embedded JetStream) lives here; mount a volume over it.
 COPY --from=build --chown=65532:65532 /out/data /var/lib/friendflow
 WORKDIR /var/lib/friendflow
 USER nonroot:nonroot
 EXPOSE 8080 9090
+# The admin API listens on every interface so the kubelet and Prometheus
+# reach /healthz, /readyz and /metrics; serve then refuses to start without
+# FRIENDFLOW_ADMIN_TOKEN_FILE (or an explicit FRIENDFLOW_ADMIN_INSECURE=true).
 ENV FRIENDFLOW_RULES=/etc/friendflow/rules \
     FRIENDFLOW_DATA=/var/lib/friendflow \
     FRIENDFLOW_ADMIN_LISTEN=0.0.0.0:9090
