@@ -2,5 +2,7 @@
 // (loopback by default): /healthz and /readyz, the rule endpoints (GET
 // /rules, POST /reload, POST /explain), the dead-letter endpoints (GET
 // /dlq, POST /dlq/replay, POST /dlq/drop) and whatever else serve mounts
-// (/metrics, /debug/pprof/).
+// (/metrics, /debug/pprof/). Every request but the probes (/healthz,
+// /readyz, /metrics) passes a Guard first: Host check, bearer token,
+// cross-origin writes refused.
 package admin
