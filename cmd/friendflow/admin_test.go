@@ -170,13 +170,44 @@ func TestServeRefusesOpenAdmin(t *testing.T) {
 }
 
 // TestServeMissingRules: a missing rules path (the image ships none) is a
-// start-up error; a present but empty or broken one is not (not ready).
+// start-up error; a present but broken one is not: the process stays up,
+// not ready, until `friendflow reload` (or the watcher) loads a fix.
 func TestServeMissingRules(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "rules")
 	code, _, errOut := runBinary(t, []string{"FRIENDFLOW_SDKAPPID=1"}, "serve", "--rules", missing, "--data", t.TempDir())
 	if code != 2 || strings.Count(errOut, "\n") != 1 || !strings.Contains(errOut, "--rules (FRIENDFLOW_RULES): "+missing+" does not exist: mount a directory of rule files") {
 		t.Fatalf("serve without rules: exit %d %q", code, errOut)
 	}
+
+	rulesDir := t.TempDir()
+	writeFile(t, filepath.Join(rulesDir, "greet.yaml"), "rules:\n  - name: greet\n    actions: [{ nosuch: {} }]\n")
+	adminAddr := freePort(t)
+	start(t, nil, "serve", "--sdkappid", "1", "--listen", freePort(t), "--admin-listen", adminAddr,
+		"--rules", rulesDir, "--data", t.TempDir(), "--log-level", "error", "--reload-interval", "1h")
+	admin := "--admin-url=" + adminAddr
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		resp, err := http.Get("http://" + adminAddr + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("serve with broken rules did not stay up")
+		}
+	}
+	code, out, errOut := runBinary(t, nil, "rules", admin)
+	if code != 0 || !strings.Contains(out, "no rules loaded: not ready") || !strings.Contains(out, "greet.yaml:3:") {
+		t.Fatalf("rules with broken rules at start: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, errOut = runBinary(t, nil, "reload", admin)
+	if code != 1 || !strings.Contains(out, "greet.yaml:3:") || !strings.Contains(errOut, "no rules loaded: not ready") {
+		t.Fatalf("reload of still broken rules: exit %d\n%s%s", code, out, errOut)
+	}
+	writeFile(t, filepath.Join(rulesDir, "greet.yaml"), adminTestRules)
+	if code, out, errOut = runBinary(t, nil, "reload", admin); code != 0 || !strings.Contains(out, "ok: 1 rules loaded") {
+		t.Fatalf("reload of fixed rules: exit %d\n%s%s", code, out, errOut)
+	}
+	waitReady(t, adminAddr)
 }
 
 // TestEnvTwinsServeOnly: FRIENDFLOW_ALL=true must not turn `dlq drop`
