@@ -37,6 +37,7 @@ type Metrics struct {
 	Redelivered      *prometheus.CounterVec   // action
 	ActionDuration   *prometheus.HistogramVec // action
 	Reloads          *prometheus.CounterVec   // result
+	ReloadSuccess    prometheus.Gauge         // 1 when the last reload attempt succeeded
 	LastReload       prometheus.Gauge
 	ActiveRules      prometheus.Gauge
 	RulesInfo        *prometheus.GaugeVec // hash
@@ -202,8 +203,15 @@ func NewMetrics(version, commit string) *Metrics {
 		Name: "friendflow_reloads_total",
 		Help: "Rule reload attempts by result (success, failure).",
 	}, []string{"result"})
+	// Named after Prometheus's own prometheus_config_last_reload_successful
+	// and ..._success_timestamp_seconds, so alerts written for one read the
+	// same for the other.
+	m.ReloadSuccess = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "friendflow_rules_last_reload_success",
+		Help: "1 when the last rule reload attempt succeeded, 0 when it failed (the last good rules keep serving) or none has succeeded yet.",
+	})
 	m.LastReload = prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "friendflow_last_reload_success_timestamp_seconds",
+		Name: "friendflow_rules_last_reload_success_timestamp_seconds",
 		Help: "Unix time of the last successful rule load.",
 	})
 	m.ActiveRules = prometheus.NewGauge(prometheus.GaugeOpts{
@@ -221,7 +229,7 @@ func NewMetrics(version, commit string) *Metrics {
 	})
 	build.Set(1)
 	m.own = []prometheus.Collector{m.Callbacks, m.CallbackDuration, m.Events, &ruleCollector{m},
-		m.RuleErrors, m.OnceSkips, m.Decisions, m.DecisionDuration, m.UnstoredJobs, m.Jobs, m.Redelivered, m.ActionDuration, m.Reloads, m.LastReload,
+		m.RuleErrors, m.OnceSkips, m.Decisions, m.DecisionDuration, m.UnstoredJobs, m.Jobs, m.Redelivered, m.ActionDuration, m.Reloads, m.ReloadSuccess, m.LastReload,
 		m.ActiveRules, m.RulesInfo, build}
 	for _, c := range m.own {
 		f(c)
@@ -249,6 +257,7 @@ func (m *Metrics) RulesLoaded(set *rules.Set) {
 	n, hash := set.Len(), set.Hash()
 	m.trackRules(set.Rules())
 	m.Reloads.WithLabelValues("success").Inc()
+	m.ReloadSuccess.Set(1)
 	m.LastReload.SetToCurrentTime()
 	m.ActiveRules.Set(float64(n))
 	m.mu.Lock()
@@ -322,7 +331,10 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // ReloadFailed records a failed reload.
-func (m *Metrics) ReloadFailed() { m.Reloads.WithLabelValues("failure").Inc() }
+func (m *Metrics) ReloadFailed() {
+	m.Reloads.WithLabelValues("failure").Inc()
+	m.ReloadSuccess.Set(0)
+}
 
 // Handler serves the metrics in the Prometheus text format.
 func (m *Metrics) Handler() http.Handler {
