@@ -57,7 +57,7 @@ func (e *Engine) match(set *rules.Set, ev *imcallback.Event) ([]rules.Match, boo
 	ms, errs := set.Match(ev)
 	for _, re := range errs {
 		e.logger().Warn("rule failed at run time; counted as no match",
-			"rule", re.Rule, "error", re.Err.Error(), "command", ev.CallbackCommand,
+			"rule", re.Rule, "err", re.Err.Error(), "command", ev.CallbackCommand,
 			"from", ev.From_Account, "to", ev.To_Account, "pair_index", ev.PairIndex)
 		if e.Metrics != nil {
 			e.Metrics.RuleErrors.WithLabelValues(re.Rule).Inc()
@@ -120,13 +120,13 @@ func (e *Engine) Handle(ctx context.Context, cb *imcallback.Callback) (imcallbac
 		// taken for a duplicate of one whose work was lost.
 		for _, o := range recorded {
 			if ferr := e.Queue.Forget(context.WithoutCancel(ctx), o.Key, o.For); ferr != nil {
-				log.Warn("could not release a once key after a failed enqueue", "error", ferr.Error())
+				log.Warn("could not release a once key after a failed enqueue", "err", ferr.Error())
 			}
 		}
 		if reply.ResultItem != nil {
 			// The decision is what Tencent waits for; losing it would turn
 			// a storage hiccup into blocked friend requests.
-			log.Error("jobs of a before-callback could not be stored; replying with the decisions, these jobs will not run", "error", err.Error(), "jobs", len(jobs))
+			log.Error("jobs of a before-callback could not be stored; replying with the decisions, these jobs will not run", "err", err.Error(), "jobs", len(jobs))
 			if e.Metrics != nil {
 				e.Metrics.UnstoredJobs.WithLabelValues(cb.Command).Add(float64(len(jobs)))
 			}

@@ -320,7 +320,7 @@ func (c *Client) call(ctx context.Context, svc string, payload []byte, sig strin
 			err = fmt.Errorf("timed out after %v: %w", c.timeout, err)
 		}
 		c.log.LogAttrs(ctx, slog.LevelDebug, "im: request failed", slog.String("path", svc),
-			slog.Duration("took", time.Since(start)), slog.String("error", err.Error()))
+			slog.Duration("took", time.Since(start)), slog.String("err", err.Error()))
 		return actions.Transient(fmt.Errorf("im %s: %w", svc, err), 0)
 	}
 	status := resp.StatusCode()

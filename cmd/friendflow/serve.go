@@ -321,7 +321,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	}()
 	go func() {
 		if err := reloader.Watch(bg); err != nil {
-			log.Error("rule watcher stopped; reload with SIGHUP or POST /reload", "error", err)
+			log.Error("rule watcher stopped; reload with SIGHUP or POST /reload", "err", err)
 		}
 	}()
 	hup := make(chan os.Signal, 1)
@@ -347,7 +347,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	case <-ctx.Done():
 		log.Info("stopping: signal received")
 	case runErr = <-errc:
-		log.Error("stopping: a component failed", "error", runErr)
+		log.Error("stopping: a component failed", "err", runErr)
 	}
 	adm.SetDraining()
 	stopStart := time.Now()
@@ -356,18 +356,18 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	// Shutdown closes the listener first, then waits for in-flight
 	// callbacks, whose jobs are stored before they are answered.
 	if err := cbSrv.Shutdown(sctx); err != nil {
-		log.Warn("callback server did not stop cleanly", "error", err)
+		log.Warn("callback server did not stop cleanly", "err", err)
 	}
 	// Running jobs finish within what is left of the timeout, or go back
 	// to the queue for the next start; then the store closes.
 	left := max(cfg.ShutdownTimeout-time.Since(stopStart), time.Second)
 	if err := q.Stop(left); err != nil {
-		log.Warn("queue did not stop cleanly", "error", err)
+		log.Warn("queue did not stop cleanly", "err", err)
 	}
 	stopBG()
 	<-workersDone
 	if err := adminSrv.Shutdown(sctx); err != nil {
-		log.Warn("admin server did not stop cleanly", "error", err)
+		log.Warn("admin server did not stop cleanly", "err", err)
 	}
 	log.Info("friendflow stopped", "took", time.Since(stopStart).String())
 	return runErr
