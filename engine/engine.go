@@ -134,10 +134,20 @@ func (e *Engine) Handle(ctx context.Context, cb *imcallback.Callback) (imcallbac
 		}
 		return imcallback.Reply{}, fmt.Errorf("storing %d jobs: %w", len(jobs), err)
 	}
-	if len(jobs) > 0 && log.enabled(slog.LevelDebug) {
-		log.Debug("callback accepted", "command", cb.Command, "events", len(cb.Events), "jobs", len(jobs))
+	if log.enabled(slog.LevelDebug) { // counting matches costs nothing when debug is off
+		log.Debug("callback accepted", "command", cb.Command, "events", len(cb.Events),
+			"matches", countMatched(matches), "jobs", len(jobs))
 	}
 	return reply, nil
+}
+
+// countMatched counts the rule matches of all events, shadow rules included.
+func countMatched(matches [][]rules.Match) int {
+	n := 0
+	for _, ms := range matches {
+		n += len(ms)
+	}
+	return n
 }
 
 // decide runs the rules of a Prev callback within DecisionTimeout and

@@ -320,13 +320,13 @@ func (c *Client) call(ctx context.Context, svc string, payload []byte, sig strin
 			err = fmt.Errorf("timed out after %v: %w", c.timeout, err)
 		}
 		c.log.LogAttrs(ctx, slog.LevelDebug, "im: request failed", slog.String("path", svc),
-			slog.Duration("took", time.Since(start)), slog.String("err", err.Error()))
+			slog.String("took", time.Since(start).String()), slog.String("err", err.Error()))
 		return actions.Transient(fmt.Errorf("im %s: %w", svc, err), 0)
 	}
 	status := resp.StatusCode()
 	raw := resp.Body()
 	c.log.LogAttrs(ctx, slog.LevelDebug, "im: response", slog.String("path", svc),
-		slog.Int("status", status), slog.Duration("took", time.Since(start)))
+		slog.Int("status", status), slog.String("took", time.Since(start).String()))
 
 	if status != http.StatusOK {
 		// Only 200 carries an envelope; which of the other statuses are

@@ -248,11 +248,14 @@ func Open(ctx context.Context, cfg Config) (*Queue, error) {
 	if cfg.Rand == nil {
 		cfg.Rand = rand.Float64
 	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.Default()
+	base := cfg.Logger
+	if base == nil {
+		base = slog.Default()
 	}
-	log = log.With("component", "queue")
+	// Each component names itself once, on the base logger: slog's With
+	// appends, so a component logger derived from another would carry
+	// two component keys.
+	log := base.With("component", "queue")
 	if cfg.URL == "" {
 		if cfg.DataDir == "" {
 			return nil, errors.New("queue: DataDir is required for the embedded server")
@@ -289,7 +292,7 @@ func Open(ctx context.Context, cfg Config) (*Queue, error) {
 
 	var err error
 	if cfg.URL == "" {
-		q.ns, err = startEmbedded(cfg, log)
+		q.ns, err = startEmbedded(cfg, base)
 		if err != nil {
 			return nil, err
 		}
@@ -420,7 +423,7 @@ func (q *Queue) stop(timeout time.Duration) error {
 		select {
 		case <-q.runDone:
 		case <-t.C:
-			q.log.Warn("jobs still running at the stop deadline: interrupting them", "timeout", timeout)
+			q.log.Warn("jobs still running at the stop deadline: interrupting them", "timeout", timeout.String())
 			q.cancelJobs()
 			select {
 			case <-q.runDone:

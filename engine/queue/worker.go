@@ -489,9 +489,9 @@ func (q *Queue) finished(job *Job, res runResult) {
 			slog.String("action", job.Action), slog.Int("attempt", job.Attempt)}
 		switch res.outcome {
 		case OutcomeDone:
-			attrs = append(attrs, slog.Duration("took", res.took))
+			attrs = append(attrs, slog.String("took", res.took.String()))
 		case OutcomeRetried:
-			attrs = append(attrs, slog.Any("err", res.err), slog.Duration("in", res.delay))
+			attrs = append(attrs, slog.Any("err", res.err), slog.String("in", res.delay.String()))
 		case OutcomeDead:
 			attrs = append(attrs, slog.Any("err", res.err), slog.String("reason", res.reason))
 		}
