@@ -14,6 +14,7 @@ import (
 	"github.com/friendflow/friendflow/actions"
 	"github.com/friendflow/friendflow/engine/imcallback"
 	"github.com/friendflow/friendflow/engine/queue"
+	"github.com/friendflow/friendflow/internal/tracing"
 	"github.com/friendflow/friendflow/rules"
 )
 
@@ -35,7 +36,8 @@ type Engine struct {
 	Rules   func() *rules.Set // the active set; nil until the first load
 	Queue   Queue
 	Logger  *slog.Logger
-	Metrics *Metrics // nil: not counted
+	Metrics *Metrics        // nil: not counted
+	Tracer  *tracing.Tracer // nil: not traced
 
 	// DecisionTimeout bounds the synchronous decision of a Prev callback,
 	// far inside Tencent's 2 s. When it passes, or a rule fails for a
@@ -85,6 +87,14 @@ var ErrNoRules = errors.New("no rules loaded yet")
 
 // Handle implements imcallback.Handler.
 func (e *Engine) Handle(ctx context.Context, cb *imcallback.Callback) (imcallback.Reply, error) {
+	if e.Tracer != nil {
+		return e.handleTraced(ctx, cb)
+	}
+	return e.handle(ctx, cb, nil)
+}
+
+// handle is Handle; tr is the callback's trace, nil when tracing is off.
+func (e *Engine) handle(ctx context.Context, cb *imcallback.Callback, tr *cbTrace) (imcallback.Reply, error) {
 	set := e.Rules()
 	if set == nil {
 		return imcallback.Reply{}, ErrNoRules
@@ -95,6 +105,7 @@ func (e *Engine) Handle(ctx context.Context, cb *imcallback.Callback) (imcallbac
 	log := cbLogger{e.logger(), cb.ID}
 	reply := imcallback.OK()
 	var matches [][]rules.Match
+	span := tr.start("match")
 	if imcallback.IsPrev(cb.Command) {
 		matches, reply.ResultItem = e.decide(ctx, set, cb, log)
 	} else {
@@ -103,6 +114,7 @@ func (e *Engine) Handle(ctx context.Context, cb *imcallback.Callback) (imcallbac
 			matches[i], _ = e.match(set, &cb.Events[i])
 		}
 	}
+	endSpan(span, nil)
 	e.countMatches(matches)
 
 	sc, _ := e.scratch.Get().(*jobScratch)
@@ -110,10 +122,13 @@ func (e *Engine) Handle(ctx context.Context, cb *imcallback.Callback) (imcallbac
 		sc = &jobScratch{}
 	}
 	defer e.putScratch(sc)
-	jobs, recorded, err := e.jobs(ctx, cb, matches, log, sc)
+	span = tr.start("store")
+	jobs, recorded, err := e.jobs(ctx, cb, matches, log, sc, tr.traceParent())
 	if err == nil && len(jobs) > 0 {
 		err = e.Queue.Enqueue(ctx, cb.ID, jobs)
 	}
+	endSpan(span, err)
+	tr.setJobs(len(jobs))
 	if err != nil {
 		// Nothing of the callback was stored (one message per callback),
 		// so undo the once keys it claimed: a retried callback must not be
@@ -242,7 +257,7 @@ func (e *Engine) countMatches(matches [][]rules.Match) {
 
 // jobs turns the matches into jobs, claiming once keys on the way. It
 // returns the keys it claimed so that a failed enqueue can release them.
-func (e *Engine) jobs(ctx context.Context, cb *imcallback.Callback, matches [][]rules.Match, log cbLogger, sc *jobScratch) ([]queue.Job, []rules.Once, error) {
+func (e *Engine) jobs(ctx context.Context, cb *imcallback.Callback, matches [][]rules.Match, log cbLogger, sc *jobScratch, traceParent string) ([]queue.Job, []rules.Once, error) {
 	var (
 		jobs     []queue.Job
 		recorded []rules.Once
@@ -310,9 +325,10 @@ func (e *Engine) jobs(ctx context.Context, cb *imcallback.Callback, matches [][]
 						Params: a.Params,
 						Event:  event,
 					},
-					Retry:      a.Retry,
-					OnceKey:    displayKey,
-					CallbackID: cb.ID,
+					Retry:       a.Retry,
+					OnceKey:     displayKey,
+					CallbackID:  cb.ID,
+					TraceParent: traceParent,
 				}
 				if a.Delay > 0 {
 					j.Due = now.Add(a.Delay)

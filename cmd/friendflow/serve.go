@@ -20,6 +20,7 @@ import (
 	"github.com/friendflow/friendflow/engine/admin"
 	"github.com/friendflow/friendflow/engine/imcallback"
 	"github.com/friendflow/friendflow/engine/queue"
+	"github.com/friendflow/friendflow/internal/tracing"
 	"github.com/friendflow/friendflow/rules"
 )
 
@@ -199,6 +200,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	}
 	log := newLogger(stderr, cfg.LogFormat, cfg.LogLevel)
 	metrics := engine.NewMetrics(version, buildCommit())
+	tracer, err := tracing.FromEnv(ctx, getenv, version, stdout, log)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	defer shutdownTracer(tracer, log)
 
 	var imc *im.Client
 	if len(cfg.IMSecretKey) > 0 {
@@ -239,6 +245,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		Registry:   registry,
 		Logger:     log,
 		Hooks:      metrics.QueueHooks(),
+		Tracer:     tracer,
 	})
 	if err != nil {
 		return fmt.Errorf("queue: %w", err)
@@ -250,6 +257,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		Queue:           q,
 		Logger:          log,
 		Metrics:         metrics,
+		Tracer:          tracer,
 		DecisionTimeout: cfg.DecisionTimeout,
 		FailClosed:      cfg.DecisionFail == "closed",
 		FailCode:        cfg.DecisionFailCode,
@@ -371,6 +379,15 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	}
 	log.Info("friendflow stopped", "took", time.Since(stopStart).String())
 	return runErr
+}
+
+// shutdownTracer exports the spans still buffered before the process ends.
+func shutdownTracer(t *tracing.Tracer, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := t.Shutdown(ctx); err != nil {
+		log.Warn("tracing: spans not exported at stop", "err", err)
+	}
 }
 
 func queueDesc(cfg *serveConfig) string {

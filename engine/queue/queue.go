@@ -67,6 +67,7 @@ import (
 	"time"
 
 	"github.com/friendflow/friendflow/actions"
+	"github.com/friendflow/friendflow/internal/tracing"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -146,8 +147,11 @@ type Config struct {
 	Registry   *actions.Registry // the action kinds; required by Run
 	Logger     *slog.Logger      // nil: slog.Default()
 	Hooks      Hooks
-	Now        func() time.Time // clock for due times and attempt times, safe for concurrent use (nil: time.Now)
-	Rand       func() float64   // jitter source in [0, 1] (nil: math/rand/v2); calls are serialised
+	// Tracer, when set, gives each job run a span linked to its callback's
+	// and stores jobs' TraceParent (message format 3); nil: no tracing.
+	Tracer *tracing.Tracer
+	Now    func() time.Time // clock for due times and attempt times, safe for concurrent use (nil: time.Now)
+	Rand   func() float64   // jitter source in [0, 1] (nil: math/rand/v2); calls are serialised
 }
 
 // Hooks observe the queue, for metrics. Nil hooks are skipped. They are
@@ -190,6 +194,9 @@ type Job struct {
 	LastAttempt  time.Time `json:"last_attempt,omitzero"`
 	LastError    string    `json:"last_error,omitempty"`
 	CallbackID   string    `json:"callback_id,omitempty"`
+	// TraceParent is the W3C traceparent of the callback's span when
+	// tracing is on: the job's own span links to it.
+	TraceParent string `json:"traceparent,omitempty"`
 }
 
 // Queue is a durable job queue with a worker pool. Its methods are safe for

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/friendflow/friendflow/actions"
+	"github.com/friendflow/friendflow/internal/tracing"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -414,8 +415,12 @@ func (q *Queue) runJob(job *Job, ctx *jobContext) runResult {
 	job.LastAttempt = start
 	policy := job.Retry.WithDefaults()
 
-	ctx.init(q.jobCtx, t0.Add(q.cfg.JobTimeout))
+	parent, span := q.jobSpan(job)
+	ctx.init(parent, t0.Add(q.cfg.JobTimeout))
 	reason, err := q.do(job, ctx)
+	if span != nil {
+		tracing.End(span, err)
+	}
 	res := runResult{err: err, took: time.Since(t0)}
 	if err == nil {
 		job.LastError = ""
