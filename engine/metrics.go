@@ -36,6 +36,7 @@ type Metrics struct {
 	Jobs             *prometheus.CounterVec   // action, outcome
 	Redelivered      *prometheus.CounterVec   // action
 	ActionDuration   *prometheus.HistogramVec // action
+	IMRequests       *prometheus.CounterVec   // path, result
 	Reloads          *prometheus.CounterVec   // result
 	ReloadSuccess    prometheus.Gauge         // 1 when the last reload attempt succeeded
 	LastReload       prometheus.Gauge
@@ -199,6 +200,10 @@ func NewMetrics(version, commit string) *Metrics {
 		Help:    "Time one action attempt took.",
 		Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 12),
 	}, []string{"action"})
+	m.IMRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "friendflow_im_requests_total",
+		Help: "Requests to the IM REST API, by path and result (ok, rate_limited, api_error, http_error, failed).",
+	}, []string{"path", "result"})
 	m.Reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "friendflow_reloads_total",
 		Help: "Rule reload attempts by result (success, failure).",
@@ -229,7 +234,7 @@ func NewMetrics(version, commit string) *Metrics {
 	})
 	build.Set(1)
 	m.own = []prometheus.Collector{m.Callbacks, m.CallbackDuration, m.Events, &ruleCollector{m},
-		m.RuleErrors, m.OnceSkips, m.Decisions, m.DecisionDuration, m.UnstoredJobs, m.Jobs, m.Redelivered, m.ActionDuration, m.Reloads, m.ReloadSuccess, m.LastReload,
+		m.RuleErrors, m.OnceSkips, m.Decisions, m.DecisionDuration, m.UnstoredJobs, m.Jobs, m.Redelivered, m.ActionDuration, m.IMRequests, m.Reloads, m.ReloadSuccess, m.LastReload,
 		m.ActiveRules, m.RulesInfo, build}
 	for _, c := range m.own {
 		f(c)
@@ -250,6 +255,11 @@ func (m *Metrics) ObserveCallback(command, result, reason string, took time.Dura
 	if result == imcallback.ResultOK {
 		m.CallbackDuration.WithLabelValues(command).Observe(took.Seconds())
 	}
+}
+
+// ObserveIM is the IM client's Observe hook.
+func (m *Metrics) ObserveIM(path, result string) {
+	m.IMRequests.WithLabelValues(path, result).Inc()
 }
 
 // RulesLoaded records a successful load of set.

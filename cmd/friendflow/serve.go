@@ -211,6 +211,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		imc, err = im.NewClient(im.Config{
 			Endpoint: cfg.IMEndpoint, SDKAppID: int64(cfg.SdkAppid), Admin: cfg.IMAdmin,
 			SecretKey: string(cfg.IMSecretKey), Rate: cfg.IMRate, Logger: log,
+			Observe: metrics.ObserveIM,
 		})
 		if err != nil {
 			return usagef("IM client: %v", err)
