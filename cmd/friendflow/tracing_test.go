@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -158,5 +159,17 @@ func TestTracingFromEnvEndToEnd(t *testing.T) {
 
 	if tp := runTraced(t, nil); tp != "" {
 		t.Errorf("tracing off, the webhook got traceparent %q", tp)
+	}
+}
+
+// TestTracingEnvErrorStopsTheStart: an OTLP protocol friendflow cannot
+// speak is a configuration error naming the variable, before anything
+// starts.
+func TestTracingEnvErrorStopsTheStart(t *testing.T) {
+	env := map[string]string{"FRIENDFLOW_SDKAPPID": "1", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:1", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"serve", "--data", t.TempDir()}, &stdout, &stderr, func(k string) string { return env[k] })
+	if code != 2 || !strings.Contains(stderr.String(), "OTEL_EXPORTER_OTLP_PROTOCOL=grpc: friendflow exports traces over http/protobuf only") {
+		t.Fatalf("exit %d, stderr %q", code, stderr.String())
 	}
 }
