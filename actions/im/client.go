@@ -489,7 +489,11 @@ func snippet(b []byte, secret string) string {
 	const max = 200
 	s := string(b)
 	if secret != "" {
-		s = strings.ReplaceAll(s, secret, "<redacted>")
+		// Also as the request URL carried it: a UserSig's '*' travels as
+		// %2A, and servers quote the URL they got.
+		for _, form := range [...]string{secret, url.QueryEscape(secret)} {
+			s = strings.ReplaceAll(s, form, "<redacted>")
+		}
 	}
 	s = strings.Join(strings.Fields(strings.ToValidUTF8(s, "?")), " ")
 	if len(s) > max {
