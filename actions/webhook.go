@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/friendflow/friendflow/internal/tracing"
 )
 
 // Webhook limits.
@@ -260,6 +262,10 @@ func hookBody(job Job, given any) ([]byte, error) {
 func (w *Webhook) send(ctx context.Context, call *hookCall) (*http.Response, []byte, error) {
 	rctx, cancel := context.WithTimeout(ctx, call.timeout)
 	defer cancel()
+	// With tracing on, the job's span goes along as a W3C traceparent, so
+	// the receiver's trace joins the job's; off, ctx holds no span and
+	// nothing is set.
+	tracing.Inject(ctx, call.req.Header)
 	resp, err := w.clientFor(call.follow).Do(call.req.WithContext(rctx))
 	if err != nil {
 		msg := "request failed"

@@ -14,6 +14,7 @@ import (
 	"github.com/friendflow/friendflow/actions"
 	"github.com/friendflow/friendflow/engine/imcallback"
 	"github.com/friendflow/friendflow/engine/queue"
+	"github.com/friendflow/friendflow/internal/tracing"
 	"github.com/friendflow/friendflow/rules"
 )
 
@@ -35,7 +36,8 @@ type Engine struct {
 	Rules   func() *rules.Set // the active set; nil until the first load
 	Queue   Queue
 	Logger  *slog.Logger
-	Metrics *Metrics // nil: not counted
+	Metrics *Metrics        // nil: not counted
+	Tracer  *tracing.Tracer // nil: not traced
 
 	// DecisionTimeout bounds the synchronous decision of a Prev callback,
 	// far inside Tencent's 2 s. When it passes, or a rule fails for a
@@ -57,7 +59,7 @@ func (e *Engine) match(set *rules.Set, ev *imcallback.Event) ([]rules.Match, boo
 	ms, errs := set.Match(ev)
 	for _, re := range errs {
 		e.logger().Warn("rule failed at run time; counted as no match",
-			"rule", re.Rule, "error", re.Err.Error(), "command", ev.CallbackCommand,
+			"rule", re.Rule, "err", re.Err.Error(), "command", ev.CallbackCommand,
 			"from", ev.From_Account, "to", ev.To_Account, "pair_index", ev.PairIndex)
 		if e.Metrics != nil {
 			e.Metrics.RuleErrors.WithLabelValues(re.Rule).Inc()
@@ -85,6 +87,14 @@ var ErrNoRules = errors.New("no rules loaded yet")
 
 // Handle implements imcallback.Handler.
 func (e *Engine) Handle(ctx context.Context, cb *imcallback.Callback) (imcallback.Reply, error) {
+	if e.Tracer != nil {
+		return e.handleTraced(ctx, cb)
+	}
+	return e.handle(ctx, cb, nil)
+}
+
+// handle is Handle; tr is the callback's trace, nil when tracing is off.
+func (e *Engine) handle(ctx context.Context, cb *imcallback.Callback, tr *cbTrace) (imcallback.Reply, error) {
 	set := e.Rules()
 	if set == nil {
 		return imcallback.Reply{}, ErrNoRules
@@ -95,6 +105,7 @@ func (e *Engine) Handle(ctx context.Context, cb *imcallback.Callback) (imcallbac
 	log := cbLogger{e.logger(), cb.ID}
 	reply := imcallback.OK()
 	var matches [][]rules.Match
+	span := tr.start("match")
 	if imcallback.IsPrev(cb.Command) {
 		matches, reply.ResultItem = e.decide(ctx, set, cb, log)
 	} else {
@@ -103,6 +114,7 @@ func (e *Engine) Handle(ctx context.Context, cb *imcallback.Callback) (imcallbac
 			matches[i], _ = e.match(set, &cb.Events[i])
 		}
 	}
+	endSpan(span, nil)
 	e.countMatches(matches)
 
 	sc, _ := e.scratch.Get().(*jobScratch)
@@ -110,23 +122,26 @@ func (e *Engine) Handle(ctx context.Context, cb *imcallback.Callback) (imcallbac
 		sc = &jobScratch{}
 	}
 	defer e.putScratch(sc)
-	jobs, recorded, err := e.jobs(ctx, cb, matches, log, sc)
+	span = tr.start("store")
+	jobs, recorded, err := e.jobs(ctx, cb, matches, log, sc, tr.traceParent())
 	if err == nil && len(jobs) > 0 {
 		err = e.Queue.Enqueue(ctx, cb.ID, jobs)
 	}
+	endSpan(span, err)
+	tr.setJobs(len(jobs))
 	if err != nil {
 		// Nothing of the callback was stored (one message per callback),
 		// so undo the once keys it claimed: a retried callback must not be
 		// taken for a duplicate of one whose work was lost.
 		for _, o := range recorded {
 			if ferr := e.Queue.Forget(context.WithoutCancel(ctx), o.Key, o.For); ferr != nil {
-				log.Warn("could not release a once key after a failed enqueue", "error", ferr.Error())
+				log.Warn("could not release a once key after a failed enqueue", "err", ferr.Error())
 			}
 		}
 		if reply.ResultItem != nil {
 			// The decision is what Tencent waits for; losing it would turn
 			// a storage hiccup into blocked friend requests.
-			log.Error("jobs of a before-callback could not be stored; replying with the decisions, these jobs will not run", "error", err.Error(), "jobs", len(jobs))
+			log.Error("jobs of a before-callback could not be stored; replying with the decisions, these jobs will not run", "err", err.Error(), "jobs", len(jobs))
 			if e.Metrics != nil {
 				e.Metrics.UnstoredJobs.WithLabelValues(cb.Command).Add(float64(len(jobs)))
 			}
@@ -134,10 +149,20 @@ func (e *Engine) Handle(ctx context.Context, cb *imcallback.Callback) (imcallbac
 		}
 		return imcallback.Reply{}, fmt.Errorf("storing %d jobs: %w", len(jobs), err)
 	}
-	if len(jobs) > 0 && log.enabled(slog.LevelDebug) {
-		log.Debug("callback accepted", "command", cb.Command, "events", len(cb.Events), "jobs", len(jobs))
+	if log.enabled(slog.LevelDebug) { // counting matches costs nothing when debug is off
+		log.Debug("callback accepted", "command", cb.Command, "events", len(cb.Events),
+			"matches", countMatched(matches), "jobs", len(jobs))
 	}
 	return reply, nil
+}
+
+// countMatched counts the rule matches of all events, shadow rules included.
+func countMatched(matches [][]rules.Match) int {
+	n := 0
+	for _, ms := range matches {
+		n += len(ms)
+	}
+	return n
 }
 
 // decide runs the rules of a Prev callback within DecisionTimeout and
@@ -232,7 +257,7 @@ func (e *Engine) countMatches(matches [][]rules.Match) {
 
 // jobs turns the matches into jobs, claiming once keys on the way. It
 // returns the keys it claimed so that a failed enqueue can release them.
-func (e *Engine) jobs(ctx context.Context, cb *imcallback.Callback, matches [][]rules.Match, log cbLogger, sc *jobScratch) ([]queue.Job, []rules.Once, error) {
+func (e *Engine) jobs(ctx context.Context, cb *imcallback.Callback, matches [][]rules.Match, log cbLogger, sc *jobScratch, traceParent string) ([]queue.Job, []rules.Once, error) {
 	var (
 		jobs     []queue.Job
 		recorded []rules.Once
@@ -300,9 +325,10 @@ func (e *Engine) jobs(ctx context.Context, cb *imcallback.Callback, matches [][]
 						Params: a.Params,
 						Event:  event,
 					},
-					Retry:      a.Retry,
-					OnceKey:    displayKey,
-					CallbackID: cb.ID,
+					Retry:       a.Retry,
+					OnceKey:     displayKey,
+					CallbackID:  cb.ID,
+					TraceParent: traceParent,
 				}
 				if a.Delay > 0 {
 					j.Due = now.Add(a.Delay)

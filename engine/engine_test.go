@@ -423,7 +423,7 @@ rules:
 	type line struct {
 		Msg       string `json:"msg"`
 		Rule      string `json:"rule"`
-		Error     string `json:"error"`
+		Error     string `json:"err"`
 		Command   string `json:"command"`
 		From      string `json:"from"`
 		To        string `json:"to"`

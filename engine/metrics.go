@@ -36,7 +36,9 @@ type Metrics struct {
 	Jobs             *prometheus.CounterVec   // action, outcome
 	Redelivered      *prometheus.CounterVec   // action
 	ActionDuration   *prometheus.HistogramVec // action
+	IMRequests       *prometheus.CounterVec   // path, result
 	Reloads          *prometheus.CounterVec   // result
+	ReloadSuccess    prometheus.Gauge         // 1 when the last reload attempt succeeded
 	LastReload       prometheus.Gauge
 	ActiveRules      prometheus.Gauge
 	RulesInfo        *prometheus.GaugeVec // hash
@@ -198,12 +200,23 @@ func NewMetrics(version, commit string) *Metrics {
 		Help:    "Time one action attempt took.",
 		Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 12),
 	}, []string{"action"})
+	m.IMRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "friendflow_im_requests_total",
+		Help: "Requests to the IM REST API, by path and result (ok, rate_limited, api_error, http_error, failed).",
+	}, []string{"path", "result"})
 	m.Reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "friendflow_reloads_total",
 		Help: "Rule reload attempts by result (success, failure).",
 	}, []string{"result"})
+	// Named after Prometheus's own prometheus_config_last_reload_successful
+	// and ..._success_timestamp_seconds, so alerts written for one read the
+	// same for the other.
+	m.ReloadSuccess = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "friendflow_rules_last_reload_success",
+		Help: "1 when the last rule reload attempt succeeded, 0 when it failed (the last good rules keep serving) or none has succeeded yet.",
+	})
 	m.LastReload = prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "friendflow_last_reload_success_timestamp_seconds",
+		Name: "friendflow_rules_last_reload_success_timestamp_seconds",
 		Help: "Unix time of the last successful rule load.",
 	})
 	m.ActiveRules = prometheus.NewGauge(prometheus.GaugeOpts{
@@ -221,7 +234,7 @@ func NewMetrics(version, commit string) *Metrics {
 	})
 	build.Set(1)
 	m.own = []prometheus.Collector{m.Callbacks, m.CallbackDuration, m.Events, &ruleCollector{m},
-		m.RuleErrors, m.OnceSkips, m.Decisions, m.DecisionDuration, m.UnstoredJobs, m.Jobs, m.Redelivered, m.ActionDuration, m.Reloads, m.LastReload,
+		m.RuleErrors, m.OnceSkips, m.Decisions, m.DecisionDuration, m.UnstoredJobs, m.Jobs, m.Redelivered, m.ActionDuration, m.IMRequests, m.Reloads, m.ReloadSuccess, m.LastReload,
 		m.ActiveRules, m.RulesInfo, build}
 	for _, c := range m.own {
 		f(c)
@@ -244,11 +257,17 @@ func (m *Metrics) ObserveCallback(command, result, reason string, took time.Dura
 	}
 }
 
+// ObserveIM is the IM client's Observe hook.
+func (m *Metrics) ObserveIM(path, result string) {
+	m.IMRequests.WithLabelValues(path, result).Inc()
+}
+
 // RulesLoaded records a successful load of set.
 func (m *Metrics) RulesLoaded(set *rules.Set) {
 	n, hash := set.Len(), set.Hash()
 	m.trackRules(set.Rules())
 	m.Reloads.WithLabelValues("success").Inc()
+	m.ReloadSuccess.Set(1)
 	m.LastReload.SetToCurrentTime()
 	m.ActiveRules.Set(float64(n))
 	m.mu.Lock()
@@ -322,7 +341,10 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // ReloadFailed records a failed reload.
-func (m *Metrics) ReloadFailed() { m.Reloads.WithLabelValues("failure").Inc() }
+func (m *Metrics) ReloadFailed() {
+	m.Reloads.WithLabelValues("failure").Inc()
+	m.ReloadSuccess.Set(0)
+}
 
 // Handler serves the metrics in the Prometheus text format.
 func (m *Metrics) Handler() http.Handler {

@@ -76,23 +76,34 @@ func (r *Reloader) Reload(reason string) error {
 		if old := r.current.Load(); old != nil {
 			attrs = append(attrs, "serving_hash", old.Hash(), "serving_rules", old.Len())
 		}
-		log.Error("rules reload failed; the last good rules keep serving: "+err.Error(), attrs...)
+		// The error in a field of its own: log pipelines group lines by
+		// message, and every problem list would make a message of its own.
+		attrs = append(attrs, "err", err.Error())
+		log.Error("rules reload failed; the last good rules keep serving", attrs...)
 		if r.OnReload != nil {
 			r.OnReload(nil, err, took)
 		}
 		return err
 	}
 	old := r.current.Swap(set)
+	recovered := r.status.LastError != ""
 	r.status.Reloads++
 	r.status.LoadedAt = time.Now()
 	r.status.Hash = set.Hash()
 	r.status.LastError = ""
 	r.status.LastErrorAt = time.Time{}
 	attrs := []any{"reason", reason, "rules", set.Len(), "hash", set.Hash(), "took", took.String()}
-	if old != nil && old.Hash() == set.Hash() {
+	switch {
+	case recovered:
+		// Said at info even when the rules are unchanged: whoever saw the
+		// failure needs to see it is over.
+		log.Info("rules reloaded; the previous reload had failed", attrs...)
+	case old != nil && old.Hash() == set.Hash():
 		log.Debug("rules reloaded, unchanged", attrs...)
-	} else {
+	default:
 		log.Info("rules loaded", attrs...)
+	}
+	if old == nil || old.Hash() != set.Hash() {
 		// Once per change of the files, not per unchanged reload: a
 		// warning names a rule that may never match as meant.
 		for _, w := range set.Warnings() {

@@ -112,7 +112,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 	r.fsw, err = fsnotify.NewWatcher()
 	if err != nil {
 		r.log.Error("rules watcher: fsnotify unavailable, relying on periodic checks only",
-			"interval", r.interval, "err", err)
+			"interval", r.interval.String(), "err", err)
 		r.fsw = nil
 	} else {
 		defer r.fsw.Close()

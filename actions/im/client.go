@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -61,7 +62,20 @@ type Config struct {
 
 	SigExpire time.Duration // validity of admin UserSigs; zero means DefaultSigExpire
 	Logger    *slog.Logger  // nil means slog.Default()
+
+	// Observe, when set, is told the outcome of every request (metrics):
+	// path as in Call, result one of the Result* constants.
+	Observe func(path, result string)
 }
+
+// Outcomes of one request, as told to Config.Observe.
+const (
+	ResultOK          = "ok"
+	ResultRateLimited = "rate_limited" // the API's frequency limits (60007, 60011, 60018, 60019)
+	ResultAPIError    = "api_error"    // any other ErrorCode
+	ResultHTTPError   = "http_error"   // an HTTP status other than 200
+	ResultFailed      = "failed"       // no response: network, timeout, or cancelled waiting for the rate limit
+)
 
 // Client calls the IM REST API as the admin account. It signs each request
 // with a cached admin UserSig, keeps to one request-rate budget shared by
@@ -76,6 +90,7 @@ type Client struct {
 	signer   *Signer
 	rc       *resty.Client
 	log      *slog.Logger
+	observe  func(path, result string)
 }
 
 // NewClient validates cfg and returns a Client.
@@ -128,6 +143,7 @@ func NewClient(cfg Config) (*Client, error) {
 		limiter:  rate.NewLimiter(rate.Limit(r), burst(r)),
 		signer:   NewSigner(cfg.SDKAppID, cfg.SecretKey, cfg.SigExpire, cfg.Clock),
 		log:      log,
+		observe:  cfg.Observe,
 	}
 	c.rc = resty.NewWithClient(&hc).
 		SetLogger(restyLogger{log}).
@@ -290,6 +306,9 @@ func (c *Client) Call(ctx context.Context, path string, body, out any) error {
 			return actions.Permanent(fmt.Errorf("im %s: %w", svc, err))
 		}
 		err = c.call(ctx, svc, payload, sig, out)
+		if c.observe != nil {
+			c.observe(svc, result(err))
+		}
 		var apiErr *Error
 		if errors.As(err, &apiErr) && isResign(apiErr.Code) {
 			c.signer.Invalidate(c.admin, sig)
@@ -320,13 +339,13 @@ func (c *Client) call(ctx context.Context, svc string, payload []byte, sig strin
 			err = fmt.Errorf("timed out after %v: %w", c.timeout, err)
 		}
 		c.log.LogAttrs(ctx, slog.LevelDebug, "im: request failed", slog.String("path", svc),
-			slog.Duration("took", time.Since(start)), slog.String("error", err.Error()))
+			slog.String("took", time.Since(start).String()), slog.String("err", err.Error()))
 		return actions.Transient(fmt.Errorf("im %s: %w", svc, err), 0)
 	}
 	status := resp.StatusCode()
 	raw := resp.Body()
 	c.log.LogAttrs(ctx, slog.LevelDebug, "im: response", slog.String("path", svc),
-		slog.Int("status", status), slog.Duration("took", time.Since(start)))
+		slog.Int("status", status), slog.String("took", time.Since(start).String()))
 
 	if status != http.StatusOK {
 		// Only 200 carries an envelope; which of the other statuses are
@@ -425,18 +444,41 @@ func encodeBody(body any) ([]byte, error) {
 // window has passed, and a message sent twice cannot be taken back, while a
 // dead letter can be inspected and replayed.
 func classify(e *Error) error {
+	if slices.Contains(rateLimitCodes[:], e.Code) {
+		return actions.Transient(e, rateLimitBackoff)
+	}
 	switch e.Code {
 	case 20004, 20005, // network / internal error
 		60008, 60014, // service timeout, account exchange timeout
 		70169, 70202, 70500, // internal timeout / error
 		90992, 90994, 90995, 91000: // internal error
 		return actions.Transient(e, 0)
-	case 60007, 60011, 60018, 60019: // rate limits
-		return actions.Transient(e, rateLimitBackoff)
 	case 70050: // too many failed UserSig checks: locked out for a minute
 		return actions.Transient(e, sigLockoutWait)
 	}
 	return actions.Permanent(e)
+}
+
+// rateLimitCodes are the API's frequency limits: too many requests per
+// second for the app, for a sender, or for a message type.
+var rateLimitCodes = [...]int{60007, 60011, 60018, 60019}
+
+// result names the outcome of one request for Config.Observe.
+func result(err error) string {
+	var e *Error
+	switch {
+	case err == nil:
+		return ResultOK
+	case !errors.As(err, &e):
+		return ResultFailed
+	case slices.Contains(rateLimitCodes[:], e.Code):
+		return ResultRateLimited
+	case e.Code != 0:
+		return ResultAPIError
+	case e.HTTPStatus != http.StatusOK:
+		return ResultHTTPError
+	}
+	return ResultAPIError
 }
 
 // isResign reports codes that a fresh admin UserSig may cure.
@@ -447,7 +489,11 @@ func snippet(b []byte, secret string) string {
 	const max = 200
 	s := string(b)
 	if secret != "" {
-		s = strings.ReplaceAll(s, secret, "<redacted>")
+		// Also as the request URL carried it: a UserSig's '*' travels as
+		// %2A, and servers quote the URL they got.
+		for _, form := range [...]string{secret, url.QueryEscape(secret)} {
+			s = strings.ReplaceAll(s, form, "<redacted>")
+		}
 	}
 	s = strings.Join(strings.Fields(strings.ToValidUTF8(s, "?")), " ")
 	if len(s) > max {

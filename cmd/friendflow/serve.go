@@ -20,6 +20,7 @@ import (
 	"github.com/friendflow/friendflow/engine/admin"
 	"github.com/friendflow/friendflow/engine/imcallback"
 	"github.com/friendflow/friendflow/engine/queue"
+	"github.com/friendflow/friendflow/internal/tracing"
 	"github.com/friendflow/friendflow/rules"
 )
 
@@ -216,12 +217,18 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		log.Warn("the admin API is open to anyone who reaches "+cfg.AdminListen+" (--admin-insecure): rules, reload, explain and dead letters", "admin_listen", cfg.AdminListen)
 	}
 	metrics := engine.NewMetrics(version, buildCommit())
+	tracer, err := tracing.FromEnv(ctx, getenv, version, stdout, log)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	defer shutdownTracer(tracer, log)
 
 	var imc *im.Client
 	if len(cfg.IMSecretKey) > 0 {
 		imc, err = im.NewClient(im.Config{
 			Endpoint: cfg.IMEndpoint, SDKAppID: int64(cfg.SdkAppid), Admin: cfg.IMAdmin,
 			SecretKey: string(cfg.IMSecretKey), Rate: cfg.IMRate, Logger: log,
+			Observe: metrics.ObserveIM,
 		})
 		if err != nil {
 			return usagef("IM client: %v", err)
@@ -256,6 +263,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		Registry:   registry,
 		Logger:     log,
 		Hooks:      metrics.QueueHooks(),
+		Tracer:     tracer,
 	})
 	if err != nil {
 		return fmt.Errorf("queue: %w", err)
@@ -267,6 +275,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		Queue:           q,
 		Logger:          log,
 		Metrics:         metrics,
+		Tracer:          tracer,
 		DecisionTimeout: cfg.DecisionTimeout,
 		FailClosed:      cfg.DecisionFail == "closed",
 		FailCode:        cfg.DecisionFailCode,
@@ -339,7 +348,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	}()
 	go func() {
 		if err := reloader.Watch(bg); err != nil {
-			log.Error("rule watcher stopped; reload with SIGHUP or POST /reload", "error", err)
+			log.Error("rule watcher stopped; reload with SIGHUP or POST /reload", "err", err)
 		}
 	}()
 	hup := make(chan os.Signal, 1)
@@ -365,7 +374,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	case <-ctx.Done():
 		log.Info("stopping: signal received")
 	case runErr = <-errc:
-		log.Error("stopping: a component failed", "error", runErr)
+		log.Error("stopping: a component failed", "err", runErr)
 	}
 	adm.SetDraining()
 	stopStart := time.Now()
@@ -374,21 +383,30 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	// Shutdown closes the listener first, then waits for in-flight
 	// callbacks, whose jobs are stored before they are answered.
 	if err := cbSrv.Shutdown(sctx); err != nil {
-		log.Warn("callback server did not stop cleanly", "error", err)
+		log.Warn("callback server did not stop cleanly", "err", err)
 	}
 	// Running jobs finish within what is left of the timeout, or go back
 	// to the queue for the next start; then the store closes.
 	left := max(cfg.ShutdownTimeout-time.Since(stopStart), time.Second)
 	if err := q.Stop(left); err != nil {
-		log.Warn("queue did not stop cleanly", "error", err)
+		log.Warn("queue did not stop cleanly", "err", err)
 	}
 	stopBG()
 	<-workersDone
 	if err := adminSrv.Shutdown(sctx); err != nil {
-		log.Warn("admin server did not stop cleanly", "error", err)
+		log.Warn("admin server did not stop cleanly", "err", err)
 	}
 	log.Info("friendflow stopped", "took", time.Since(stopStart).String())
 	return runErr
+}
+
+// shutdownTracer exports the spans still buffered before the process ends.
+func shutdownTracer(t *tracing.Tracer, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := t.Shutdown(ctx); err != nil {
+		log.Warn("tracing: spans not exported at stop", "err", err)
+	}
 }
 
 func queueDesc(cfg *serveConfig) string {

@@ -113,7 +113,7 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	log := rc.logger()
 	reject := func(rj rejection) {
 		log.LogAttrs(r.Context(), slog.LevelWarn, "callback rejected", slog.String("callback_id", cb.ID),
-			slog.String("reason", rj.reason), slog.String("error", rj.msg),
+			slog.String("reason", rj.reason), slog.String("err", rj.msg),
 			slog.String("command", cb.Command), slog.String("remote", r.RemoteAddr))
 		if rj.status == http.StatusMethodNotAllowed {
 			w.Header().Set("Allow", http.MethodPost)
@@ -185,13 +185,13 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// The caller hung up before the work was stored: nothing was kept,
 		// and nobody is there to read a reply. Not a server fault.
 		log.LogAttrs(r.Context(), slog.LevelWarn, "callback abandoned by the client before its jobs were stored; nothing kept",
-			slog.String("callback_id", cb.ID), slog.String("command", cb.Command), slog.String("error", err.Error()))
+			slog.String("callback_id", cb.ID), slog.String("command", cb.Command), slog.String("err", err.Error()))
 		rc.observe(cb.Command, ResultFailed, "", start)
 		return
 	}
 	if err != nil {
 		log.LogAttrs(r.Context(), slog.LevelError, "callback failed", slog.String("callback_id", cb.ID),
-			slog.String("command", cb.Command), slog.Int("events", len(cb.Events)), slog.String("error", err.Error()))
+			slog.String("command", cb.Command), slog.Int("events", len(cb.Events)), slog.String("err", err.Error()))
 		writeReply(w, http.StatusServiceUnavailable, Fail(err.Error()))
 		rc.observe(cb.Command, ResultFailed, "", start)
 		return

@@ -41,6 +41,11 @@ import (
 // formats apart ('{' is JSON). A change of layout takes a new format number;
 // the decoder keeps reading the old ones.
 //
+// Format 3 is format 2 with one more string at the end of every job record:
+// TraceParent, the W3C traceparent of the callback's span. A queue writes it
+// only when tracing is on (Config.Tracer), so that without tracing the
+// messages stay format 2, readable by the releases that know only format 2.
+//
 // Values decode to what json.Unmarshal into map[string]any would give for
 // the JSON encoding of the params (format 1's round trip): every number is a
 // float64, every array an []any, every object a map[string]any, strings are
@@ -50,7 +55,13 @@ import (
 // replacement of invalid UTF-8 as in JSON. The event is the exception: it is
 // stored as given, without validation (the engine hands over json.Marshal
 // output).
-const formatV2 = 0x02
+const (
+	formatV2 = 0x02
+	formatV3 = 0x03
+)
+
+// layout is the format a queue writes: formatV2, or formatV3 with tracing.
+type layout byte
 
 // Value tags of format 2.
 const (
@@ -84,16 +95,24 @@ var (
 )
 
 // appendHeader starts a format 2 message of n jobs.
-func appendHeader(dst []byte, n int) []byte {
-	dst = append(dst, formatV2)
+func appendHeader(dst []byte, n int) []byte { return layout(formatV2).header(dst, n) }
+
+// appendCallback appends the format 2 records of one callback's jobs.
+func appendCallback(dst []byte, callbackID string, jobs []Job) ([]byte, error) {
+	return layout(formatV2).callback(dst, callbackID, jobs)
+}
+
+// header starts a message of n jobs.
+func (l layout) header(dst []byte, n int) []byte {
+	dst = append(dst, byte(l))
 	return binary.AppendUvarint(dst, uint64(n))
 }
 
-// appendCallback appends the records of one callback's jobs, as Enqueue
+// callback appends the records of one callback's jobs, as Enqueue
 // stores them: CallbackID set, no attempt made. A job whose event is the
 // previous job's refers to it instead of repeating it: an event matched by
 // several rules, or a rule with several actions, is stored once.
-func appendCallback(dst []byte, callbackID string, jobs []Job) ([]byte, error) {
+func (l layout) callback(dst []byte, callbackID string, jobs []Job) ([]byte, error) {
 	var err error
 	for i := range jobs {
 		var prev []byte
@@ -102,15 +121,24 @@ func appendCallback(dst []byte, callbackID string, jobs []Job) ([]byte, error) {
 		}
 		j := jobs[i]
 		j.CallbackID, j.Attempt = callbackID, 0
-		if dst, err = appendJob(dst, &j, prev); err != nil {
+		if dst, err = l.job(dst, &j, prev); err != nil {
 			return nil, fmt.Errorf("job %s: %w", j.ID, err)
 		}
 	}
 	return dst, nil
 }
 
-// appendJob appends one job record. prev is the previous record's event in
-// the message, nil if there is none.
+// job appends one job record in layout l.
+func (l layout) job(dst []byte, j *Job, prev []byte) ([]byte, error) {
+	dst, err := appendJob(dst, j, prev)
+	if err == nil && l == formatV3 {
+		dst = appendString(dst, j.TraceParent)
+	}
+	return dst, err
+}
+
+// appendJob appends one format 2 job record. prev is the previous record's
+// event in the message, nil if there is none.
 func appendJob(dst []byte, j *Job, prev []byte) ([]byte, error) {
 	dst = appendString(dst, j.ID)
 	dst = appendString(dst, j.Rule)
@@ -319,7 +347,7 @@ func decodeJobs(data []byte) ([]Job, error) {
 	switch data[0] {
 	case '{':
 		jobs, err = decodeV1(data)
-	case formatV2:
+	case formatV2, formatV3:
 		jobs, err = decodeV2(data)
 	default:
 		return nil, fmt.Errorf("unknown job message format (first byte 0x%02x)", data[0])
@@ -350,27 +378,32 @@ func decodeV1(data []byte) ([]Job, error) {
 	return env.Jobs, nil
 }
 
+// decodeV2 decodes format 2 and format 3 (format 2 with trace context).
 func decodeV2(data []byte) ([]Job, error) {
 	d := decoder{data: data, str: string(data), off: 1}
 	n, err := d.uvarint()
 	if err != nil {
-		return nil, fmt.Errorf("job message format 2: job count: %w", err)
+		return nil, fmt.Errorf("job message format %d: job count: %w", data[0], err)
 	}
 	// Each record takes more than one byte: a count beyond that is
 	// corruption, not an allocation to attempt.
 	if n > uint64(len(data)) {
-		return nil, fmt.Errorf("job message format 2: %d jobs in %d bytes: %w", n, len(data), errTruncated)
+		return nil, fmt.Errorf("job message format %d: %d jobs in %d bytes: %w", data[0], n, len(data), errTruncated)
 	}
 	jobs := make([]Job, n)
 	var prev []byte
 	for i := range jobs {
-		if err := d.job(&jobs[i], prev); err != nil {
-			return nil, fmt.Errorf("job message format 2: job %d of %d: %w", i+1, n, err)
+		err := d.job(&jobs[i], prev)
+		if err == nil && data[0] == formatV3 {
+			jobs[i].TraceParent, err = d.string()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("job message format %d: job %d of %d: %w", data[0], i+1, n, err)
 		}
 		prev = jobs[i].Event
 	}
 	if d.off != len(data) {
-		return nil, fmt.Errorf("job message format 2: %d bytes after the last job", len(data)-d.off)
+		return nil, fmt.Errorf("job message format %d: %d bytes after the last job", data[0], len(data)-d.off)
 	}
 	return jobs, nil
 }

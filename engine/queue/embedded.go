@@ -97,7 +97,7 @@ func retrying(ctx context.Context, log *slog.Logger, what string, op func(contex
 		if !retryable(err) || ctx.Err() != nil {
 			return err
 		}
-		log.Debug("retrying", "op", what, "err", err, "in", wait)
+		log.Debug("retrying", "op", what, "err", err, "in", wait.String())
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():

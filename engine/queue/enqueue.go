@@ -49,7 +49,7 @@ func (q *Queue) Enqueue(ctx context.Context, callbackID string, jobs []Job) erro
 	if buf == nil {
 		buf = new([]byte)
 	}
-	data, err := appendCallback(slices.Grow((*buf)[:0], callbackSize(callbackID, jobs)), callbackID, jobs)
+	data, err := q.layout().callback(slices.Grow((*buf)[:0], callbackSize(callbackID, jobs)), callbackID, jobs)
 	defer func() {
 		if cap(data) <= maxPooledEncoding {
 			*buf = data[:0]
@@ -165,7 +165,7 @@ func (q *Queue) publishGroup(group []*commit, buf []byte) []byte {
 		jobs += c.jobs
 		size += len(c.data)
 	}
-	data := appendHeader(slices.Grow(buf, size+1+binary.MaxVarintLen64), jobs)
+	data := q.layout().header(slices.Grow(buf, size+1+binary.MaxVarintLen64), jobs)
 	for _, c := range group {
 		data = append(data, c.data...)
 	}
@@ -210,13 +210,14 @@ func callbackSize(callbackID string, jobs []Job) int {
 
 // jobSize is about the size of a job's record without its event.
 func jobSize(j *Job) int {
-	return 48 + len(j.ID) + len(j.Rule) + len(j.Action) + len(j.CallbackID) + len(j.OnceKey) + len(j.LastError) + 32*len(j.Params)
+	return 48 + len(j.ID) + len(j.Rule) + len(j.Action) + len(j.CallbackID) + len(j.OnceKey) + len(j.LastError) + len(j.TraceParent) + 32*len(j.Params)
 }
 
 // jobMsg is a message holding job alone. A job due later carries its due
 // time in a header, for the consumer to wait without decoding.
 func (q *Queue) jobMsg(job Job) (*nats.Msg, error) {
-	data, err := appendJob(appendHeader(make([]byte, 0, jobSize(&job)+len(job.Event)+2), 1), &job, nil)
+	l := q.layout()
+	data, err := l.job(l.header(make([]byte, 0, jobSize(&job)+len(job.Event)+2), 1), &job, nil)
 	if err != nil {
 		return nil, fmt.Errorf("encode job %s: %w", job.ID, err)
 	}

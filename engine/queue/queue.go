@@ -67,6 +67,7 @@ import (
 	"time"
 
 	"github.com/friendflow/friendflow/actions"
+	"github.com/friendflow/friendflow/internal/tracing"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -146,8 +147,11 @@ type Config struct {
 	Registry   *actions.Registry // the action kinds; required by Run
 	Logger     *slog.Logger      // nil: slog.Default()
 	Hooks      Hooks
-	Now        func() time.Time // clock for due times and attempt times, safe for concurrent use (nil: time.Now)
-	Rand       func() float64   // jitter source in [0, 1] (nil: math/rand/v2); calls are serialised
+	// Tracer, when set, gives each job run a span linked to its callback's
+	// and stores jobs' TraceParent (message format 3); nil: no tracing.
+	Tracer *tracing.Tracer
+	Now    func() time.Time // clock for due times and attempt times, safe for concurrent use (nil: time.Now)
+	Rand   func() float64   // jitter source in [0, 1] (nil: math/rand/v2); calls are serialised
 }
 
 // Hooks observe the queue, for metrics. Nil hooks are skipped. They are
@@ -190,6 +194,9 @@ type Job struct {
 	LastAttempt  time.Time `json:"last_attempt,omitzero"`
 	LastError    string    `json:"last_error,omitempty"`
 	CallbackID   string    `json:"callback_id,omitempty"`
+	// TraceParent is the W3C traceparent of the callback's span when
+	// tracing is on: the job's own span links to it.
+	TraceParent string `json:"traceparent,omitempty"`
 }
 
 // Queue is a durable job queue with a worker pool. Its methods are safe for
@@ -248,11 +255,14 @@ func Open(ctx context.Context, cfg Config) (*Queue, error) {
 	if cfg.Rand == nil {
 		cfg.Rand = rand.Float64
 	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.Default()
+	base := cfg.Logger
+	if base == nil {
+		base = slog.Default()
 	}
-	log = log.With("component", "queue")
+	// Each component names itself once, on the base logger: slog's With
+	// appends, so a component logger derived from another would carry
+	// two component keys.
+	log := base.With("component", "queue")
 	if cfg.URL == "" {
 		if cfg.DataDir == "" {
 			return nil, errors.New("queue: DataDir is required for the embedded server")
@@ -289,7 +299,7 @@ func Open(ctx context.Context, cfg Config) (*Queue, error) {
 
 	var err error
 	if cfg.URL == "" {
-		q.ns, err = startEmbedded(cfg, log)
+		q.ns, err = startEmbedded(cfg, base)
 		if err != nil {
 			return nil, err
 		}
@@ -420,7 +430,7 @@ func (q *Queue) stop(timeout time.Duration) error {
 		select {
 		case <-q.runDone:
 		case <-t.C:
-			q.log.Warn("jobs still running at the stop deadline: interrupting them", "timeout", timeout)
+			q.log.Warn("jobs still running at the stop deadline: interrupting them", "timeout", timeout.String())
 			q.cancelJobs()
 			select {
 			case <-q.runDone:

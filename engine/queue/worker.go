@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/friendflow/friendflow/actions"
+	"github.com/friendflow/friendflow/internal/tracing"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -414,8 +415,12 @@ func (q *Queue) runJob(job *Job, ctx *jobContext) runResult {
 	job.LastAttempt = start
 	policy := job.Retry.WithDefaults()
 
-	ctx.init(q.jobCtx, t0.Add(q.cfg.JobTimeout))
+	parent, span := q.jobSpan(job)
+	ctx.init(parent, t0.Add(q.cfg.JobTimeout))
 	reason, err := q.do(job, ctx)
+	if span != nil {
+		tracing.End(span, err)
+	}
 	res := runResult{err: err, took: time.Since(t0)}
 	if err == nil {
 		job.LastError = ""
@@ -489,9 +494,9 @@ func (q *Queue) finished(job *Job, res runResult) {
 			slog.String("action", job.Action), slog.Int("attempt", job.Attempt)}
 		switch res.outcome {
 		case OutcomeDone:
-			attrs = append(attrs, slog.Duration("took", res.took))
+			attrs = append(attrs, slog.String("took", res.took.String()))
 		case OutcomeRetried:
-			attrs = append(attrs, slog.Any("err", res.err), slog.Duration("in", res.delay))
+			attrs = append(attrs, slog.Any("err", res.err), slog.String("in", res.delay.String()))
 		case OutcomeDead:
 			attrs = append(attrs, slog.Any("err", res.err), slog.String("reason", res.reason))
 		}
