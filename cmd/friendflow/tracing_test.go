@@ -168,7 +168,7 @@ func TestTracingFromEnvEndToEnd(t *testing.T) {
 func TestTracingEnvErrorStopsTheStart(t *testing.T) {
 	env := map[string]string{"FRIENDFLOW_SDKAPPID": "1", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:1", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}
 	var stdout, stderr bytes.Buffer
-	code := run([]string{"serve", "--data", t.TempDir()}, &stdout, &stderr, func(k string) string { return env[k] })
+	code := run([]string{"serve", "--data", t.TempDir(), "--rules", t.TempDir()}, &stdout, &stderr, func(k string) string { return env[k] })
 	if code != 2 || !strings.Contains(stderr.String(), "OTEL_EXPORTER_OTLP_PROTOCOL=grpc: friendflow exports traces over http/protobuf only") {
 		t.Fatalf("exit %d, stderr %q", code, stderr.String())
 	}
