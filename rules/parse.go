@@ -23,6 +23,7 @@ import (
 
 	"github.com/friendflow/friendflow/actions"
 	"github.com/friendflow/friendflow/engine/imcallback"
+	"github.com/friendflow/friendflow/internal/suggest"
 )
 
 var (
@@ -1134,34 +1135,7 @@ func suggestion(got string, known []string) string {
 // closest returns the known word nearest to got, if it is near enough to
 // be a typo.
 func closest(got string, known []string) string {
-	best, bestD := "", maxSuggestDistance+1
-	for _, k := range known {
-		if d := editDistance(strings.ToLower(got), strings.ToLower(k)); d < bestD {
-			best, bestD = k, d
-		}
-	}
-	return best
-}
-
-func editDistance(a, b string) int {
-	ra, rb := []rune(a), []rune(b)
-	prev := make([]int, len(rb)+1)
-	cur := make([]int, len(rb)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(ra); i++ {
-		cur[0] = i
-		for j := 1; j <= len(rb); j++ {
-			cost := 1
-			if ra[i-1] == rb[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(rb)]
+	return suggest.Closest(got, known, maxSuggestDistance)
 }
 
 func sortedKeys(m map[string]any) []string {

@@ -54,12 +54,7 @@ func TestReadmeConfigurationTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Every serve flag, with its env twin, is a row of the table.
-	var (
-		c                         serveConfig
-		token, imKey              secretValue
-		tokenFile, imKeyFile, lvl string
-	)
-	fs := serveFlagSet(&c, &token, &tokenFile, &imKey, &imKeyFile, &lvl)
+	fs := lookupCommand("serve").flagSet()
 	fs.VisitAll(func(f *flag.Flag) {
 		row := "| `--" + f.Name + "` | `" + envName(f.Name) + "` |"
 		if !strings.Contains(string(raw), row) {
