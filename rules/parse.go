@@ -26,18 +26,9 @@ import (
 	"github.com/friendflow/friendflow/internal/suggest"
 )
 
-var (
-	ruleKeys  = []string{"name", "description", "on", "when", "enabled", "shadow", "once", "actions", "tests", "lint"}
-	lintKeys  = []string{"ignore"}
-	onceKeys  = []string{"key", "for"}
-	retryKeys = []string{"attempts", "backoff", "max_backoff"}
-	// A test case may later grow a "decision" key (deny decisions of the
-	// Prev commands); it is one more entry here and one more comparison.
-	testKeys   = []string{"name", "event", "match", "actions", "decision"}
-	actionKeys = []string{"delay", "retry"} // next to the one kind key
+// The known keys of each mapping are in keys.go.
 
-	yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
-)
+var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
 // loader compiles the rule files of one Load and collects its problems.
 type loader struct {
@@ -142,8 +133,6 @@ func (l *loader) parseFile(src *source) []*rule {
 	}
 	return out
 }
-
-var ruleFileKeys = []string{"rules"}
 
 func (p *fileParser) yamlError(data []byte, err error) {
 	msg, line := yamlMessage(err)
@@ -812,7 +801,7 @@ func (p *fileParser) expectedDecision(n *yaml.Node, what string) (*expectedDecis
 		p.errAt(v, "%s: want allow, deny or {deny: CODE, reason: TEXT}, got %q", what, v.Value)
 		return nil, false
 	}
-	fields, ok := p.mapping(v, what, []string{"deny", "reason"})
+	fields, ok := p.mapping(v, what, decisionKeys)
 	if !ok {
 		return nil, false
 	}
