@@ -203,8 +203,7 @@ PATHs load as one rule set: rule names are unique across all of them.`
 func usage() string {
 	var b strings.Builder
 	b.WriteString("friendflow — automate what happens when people become friends in Tencent Cloud IM\n\nUsage:\n")
-	listCommands(&b, commands)
-	fmt.Fprintf(&b, "  %s%s\n", pad("friendflow help [COMMAND]"), "this help, or a command's flags and an example")
+	b.WriteString(commandList("  "))
 	b.WriteString("\n" + pathHelp + "\n\n")
 	b.WriteString(`Run "friendflow help COMMAND" or "friendflow COMMAND --help" for a command's flags
 and an example. Every flag has an environment twin: --im-secret-key is
@@ -213,17 +212,26 @@ FRIENDFLOW_IM_SECRET_KEY. Flags win.
 	return b.String()
 }
 
+// commandList lists every command with its summary, each line indented;
+// the usage and docs/operations.md show it.
+func commandList(indent string) string {
+	var b strings.Builder
+	listCommands(&b, indent, commands)
+	fmt.Fprintf(&b, "%s%s%s\n", indent, pad("friendflow help [COMMAND]"), "this help, or a command's flags and an example")
+	return b.String()
+}
+
 // usageColumn is where the summaries of the usage start.
 const usageColumn = 46
 
-func listCommands(b *strings.Builder, cs []*command) {
+func listCommands(b *strings.Builder, indent string, cs []*command) {
 	for _, c := range cs {
 		syn := c.synopsis()
 		if utf8.RuneCountInString(syn) >= usageColumn {
-			fmt.Fprintf(b, "  %s\n  %s%s\n", syn, pad(""), c.summary)
+			fmt.Fprintf(b, "%s%s\n%s%s%s\n", indent, syn, indent, pad(""), c.summary)
 			continue
 		}
-		fmt.Fprintf(b, "  %s%s\n", pad(syn), c.summary)
+		fmt.Fprintf(b, "%s%s%s\n", indent, pad(syn), c.summary)
 	}
 }
 
@@ -242,7 +250,7 @@ func upperFirst(s string) string {
 func groupHelp(w io.Writer, group string) {
 	fmt.Fprintf(w, "Usage: friendflow %s COMMAND [flags]\n\nCommands:\n", group)
 	var b strings.Builder
-	listCommands(&b, groupCommands(group))
+	listCommands(&b, "  ", groupCommands(group))
 	fmt.Fprintf(w, "%s\nRun \"friendflow help %s COMMAND\" for a command's flags and an example.\n", b.String(), group)
 }
 

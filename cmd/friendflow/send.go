@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -294,6 +295,11 @@ func post(req *http.Request, timeout time.Duration, stdout io.Writer) error {
 	start := time.Now()
 	resp, err := client.Do(req)
 	if err != nil {
+		// url.Error repeats the whole URL, Sign included.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
 		return fmt.Errorf("POST %s: %w", redactQuery(req.URL), err)
 	}
 	defer resp.Body.Close()
