@@ -37,17 +37,11 @@ func newFlagSet(name string) *flag.FlagSet {
 	return fs
 }
 
-// parseArgs parses flags that may stand before or after positional
+// parseArgsFrom parses flags that may stand before or after positional
 // arguments (`explain rules/ --event cb.json` and `explain --event cb.json
 // rules/` both work), then fills every flag not given on the command line
-// from its environment twin. Flags win over env.
-func parseArgs(fs *flag.FlagSet, args []string, getenv func(string) string) ([]string, error) {
-	pos, _, err := parseArgsFrom(fs, args, getenv)
-	return pos, err
-}
-
-// parseArgsFrom is parseArgs that also says which flags the command line
-// set (the rest came from env or kept their defaults).
+// from its environment twin. Flags win over env. It returns the positional
+// arguments and which flags the command line set.
 func parseArgsFrom(fs *flag.FlagSet, args []string, getenv func(string) string) ([]string, map[string]bool, error) {
 	var positional []string
 	for {
