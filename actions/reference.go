@@ -33,7 +33,7 @@ func writeParams(b *strings.Builder, ps []Param, prefix string) {
 		case p.Required:
 			def = "required"
 		case p.Default != nil:
-			def = "`" + defaultText(p.Default) + "`"
+			def = "`" + p.DefaultText() + "`"
 		}
 		doc := p.Doc
 		if len(p.Enum) > 0 {
@@ -49,7 +49,13 @@ func writeParams(b *strings.Builder, ps []Param, prefix string) {
 	}
 }
 
-func defaultText(v any) string {
+// DefaultText is p's default as a rule file would write it ("5s", "info",
+// `""`), or "" when p has none.
+func (p Param) DefaultText() string {
+	v := p.Default
+	if v == nil {
+		return ""
+	}
 	if d, ok := v.(time.Duration); ok {
 		return d.String()
 	}

@@ -84,6 +84,14 @@ type source struct {
 // compiled Set. When anything is wrong the error is a *LoadError listing
 // every problem and no Set is returned.
 func Load(path string, opts Options) (*Set, error) {
+	return LoadPaths([]string{path}, opts)
+}
+
+// LoadPaths is Load for several paths, each a file or a directory, that
+// form one Set: rule names are unique across all of them, and the files
+// match in the order given (a directory's in name order). A file named
+// twice, directly or through its directory, loads once.
+func LoadPaths(paths []string, opts Options) (*Set, error) {
 	if opts.Registry == nil {
 		return nil, errors.New("rules: Options.Registry is required")
 	}
@@ -91,7 +99,7 @@ func Load(path string, opts Options) (*Set, error) {
 	if getenv == nil {
 		getenv = os.Getenv
 	}
-	srcs, problems := readSources(path)
+	srcs, problems := readPaths(paths)
 	if len(problems) > 0 {
 		return nil, &LoadError{Problems: problems}
 	}
@@ -136,6 +144,26 @@ func SourceHash(path string) (string, error) {
 		return "", &LoadError{Problems: problems}
 	}
 	return hashSources(srcs), nil
+}
+
+// readPaths returns the rule files of every path, each file once.
+func readPaths(paths []string) ([]*source, []Problem) {
+	var (
+		all      []*source
+		problems []Problem
+		seen     = make(map[string]bool)
+	)
+	for _, path := range paths {
+		srcs, ps := readSources(path)
+		problems = append(problems, ps...)
+		for _, s := range srcs {
+			if key := filepath.Clean(s.path); !seen[key] {
+				seen[key] = true
+				all = append(all, s)
+			}
+		}
+	}
+	return all, problems
 }
 
 // readSources returns the rule files at path sorted by name.

@@ -23,20 +23,12 @@ import (
 
 	"github.com/friendflow/friendflow/actions"
 	"github.com/friendflow/friendflow/engine/imcallback"
+	"github.com/friendflow/friendflow/internal/suggest"
 )
 
-var (
-	ruleKeys  = []string{"name", "description", "on", "when", "enabled", "shadow", "once", "actions", "tests", "lint"}
-	lintKeys  = []string{"ignore"}
-	onceKeys  = []string{"key", "for"}
-	retryKeys = []string{"attempts", "backoff", "max_backoff"}
-	// A test case may later grow a "decision" key (deny decisions of the
-	// Prev commands); it is one more entry here and one more comparison.
-	testKeys   = []string{"name", "event", "match", "actions", "decision"}
-	actionKeys = []string{"delay", "retry"} // next to the one kind key
+// The known keys of each mapping are in keys.go.
 
-	yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
-)
+var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
 // loader compiles the rule files of one Load and collects its problems.
 type loader struct {
@@ -141,8 +133,6 @@ func (l *loader) parseFile(src *source) []*rule {
 	}
 	return out
 }
-
-var ruleFileKeys = []string{"rules"}
 
 func (p *fileParser) yamlError(data []byte, err error) {
 	msg, line := yamlMessage(err)
@@ -811,7 +801,7 @@ func (p *fileParser) expectedDecision(n *yaml.Node, what string) (*expectedDecis
 		p.errAt(v, "%s: want allow, deny or {deny: CODE, reason: TEXT}, got %q", what, v.Value)
 		return nil, false
 	}
-	fields, ok := p.mapping(v, what, []string{"deny", "reason"})
+	fields, ok := p.mapping(v, what, decisionKeys)
 	if !ok {
 		return nil, false
 	}
@@ -1134,34 +1124,7 @@ func suggestion(got string, known []string) string {
 // closest returns the known word nearest to got, if it is near enough to
 // be a typo.
 func closest(got string, known []string) string {
-	best, bestD := "", maxSuggestDistance+1
-	for _, k := range known {
-		if d := editDistance(strings.ToLower(got), strings.ToLower(k)); d < bestD {
-			best, bestD = k, d
-		}
-	}
-	return best
-}
-
-func editDistance(a, b string) int {
-	ra, rb := []rune(a), []rune(b)
-	prev := make([]int, len(rb)+1)
-	cur := make([]int, len(rb)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(ra); i++ {
-		cur[0] = i
-		for j := 1; j <= len(rb); j++ {
-			cost := 1
-			if ra[i-1] == rb[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(rb)]
+	return suggest.Closest(got, known, maxSuggestDistance)
 }
 
 func sortedKeys(m map[string]any) []string {

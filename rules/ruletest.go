@@ -85,7 +85,11 @@ type TestResult struct {
 // RunTests runs every rule's tests: cases, in file order. A case tests the
 // rule itself: enabled: false and shadow: true do not change its outcome,
 // so a rule can be tested before it is switched on.
-func (s *Set) RunTests() []TestResult {
+func (s *Set) RunTests() []TestResult { return s.RunTestsMatching(nil) }
+
+// RunTestsMatching is RunTests for the cases keep accepts, given the
+// rule's and the case's names; a nil keep runs them all.
+func (s *Set) RunTestsMatching(keep func(rule, test string) bool) []TestResult {
 	var out []TestResult
 	sc := s.scratch.Get().(*scratch)
 	defer s.scratch.Put(sc)
@@ -94,6 +98,9 @@ func (s *Set) RunTests() []TestResult {
 			continue
 		}
 		for _, tc := range r.tests {
+			if keep != nil && !keep(r.name, tc.name) {
+				continue
+			}
 			res := TestResult{Rule: r.name, Test: tc.name, File: r.file, Line: tc.line, Col: tc.col}
 			res.Failure = s.runTest(r, tc, sc)
 			res.Pass = res.Failure == ""

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -15,29 +14,6 @@ import (
 	"github.com/friendflow/friendflow/rules"
 )
 
-// adminCommand parses the flags of a command that takes no argument and
-// calls the admin API; extra declares its own flags.
-func adminCommand(name, does string, args []string, stdout io.Writer, getenv func(string) string, extra func(*flag.FlagSet)) (*adminClient, error) {
-	fs := newFlagSet(name)
-	af := addAdminFlags(fs)
-	if extra != nil {
-		extra(fs)
-	}
-	pos, cmdline, err := parseArgsFrom(fs, args, getenv)
-	if errors.Is(err, flag.ErrHelp) {
-		fmt.Fprintf(stdout, "Usage: friendflow %s [flags]\n\n%s\n\nFlags:\n", name, does)
-		printDefaults(stdout, fs)
-		return nil, err
-	}
-	if err != nil {
-		return nil, err
-	}
-	if len(pos) > 0 {
-		return nil, usagef("%s takes no argument, got %q", name, pos[0])
-	}
-	return af.client(cmdline)
-}
-
 // reloadResult is POST /reload's answer, success or failure.
 type reloadResult struct {
 	OK          bool            `json:"ok"`
@@ -48,14 +24,24 @@ type reloadResult struct {
 	ServingHash string          `json:"serving_hash"`
 }
 
-// reload asks a running instance to reload its rules now, and prints every
-// problem as file:line:col: message when they do not load: exit 1, the
-// last good rules serving on.
-func reload(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	client, err := adminCommand("reload", "Reloads the rules of a running friendflow now (as SIGHUP does) and prints the outcome;\nexit 1 when they do not load, with every problem as file:line:col: message.", args, stdout, getenv, nil)
-	if err != nil {
-		return err
+// reloadCommand asks a running instance to reload its rules now, and
+// prints every problem as file:line:col: message when they do not load:
+// exit 1, the last good rules serving on.
+func reloadCommand(fs *flag.FlagSet) runFunc {
+	af := addAdminFlags(fs)
+	return func(ctx context.Context, inv *invocation) error {
+		if len(inv.args) > 0 {
+			return usagef("reload takes no argument, got %q", inv.args[0])
+		}
+		client, err := af.client(inv.cmdline)
+		if err != nil {
+			return err
+		}
+		return reload(ctx, client, inv.stdout, inv.stderr)
 	}
+}
+
+func reload(ctx context.Context, client *adminClient, stdout, stderr io.Writer) error {
 	status, raw, err := client.do(ctx, http.MethodPost, "/reload", nil)
 	if err != nil {
 		return err
@@ -93,16 +79,24 @@ type rulesView struct {
 	Rules  []rules.RuleInfo   `json:"rules"`
 }
 
-// rulesCmd prints the rule files and rules a running instance has loaded,
-// and how its last reload went.
-func rulesCmd(ctx context.Context, args []string, stdout io.Writer, getenv func(string) string) error {
-	var asJSON bool
-	client, err := adminCommand("rules", "Prints the rule files and rules a running friendflow has loaded, and its last reload status.", args, stdout, getenv, func(fs *flag.FlagSet) {
-		fs.BoolVar(&asJSON, "json", false, "print GET /rules as it came")
-	})
-	if err != nil {
-		return err
+// rulesCommand prints the rule files and rules a running instance has
+// loaded, and how its last reload went.
+func rulesCommand(fs *flag.FlagSet) runFunc {
+	af := addAdminFlags(fs)
+	asJSON := fs.Bool("json", false, "print GET /rules as it came")
+	return func(ctx context.Context, inv *invocation) error {
+		if len(inv.args) > 0 {
+			return usagef("rules takes no argument, got %q", inv.args[0])
+		}
+		client, err := af.client(inv.cmdline)
+		if err != nil {
+			return err
+		}
+		return showRules(ctx, client, *asJSON, inv.stdout)
 	}
+}
+
+func showRules(ctx context.Context, client *adminClient, asJSON bool, stdout io.Writer) error {
 	raw, err := client.call(ctx, http.MethodGet, "/rules", nil)
 	if err != nil {
 		return err

@@ -1,13 +1,17 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/friendflow/friendflow/internal/suggest"
 )
 
 // usageError is a bad command line or configuration: one line, exit 2.
@@ -33,17 +37,11 @@ func newFlagSet(name string) *flag.FlagSet {
 	return fs
 }
 
-// parseArgs parses flags that may stand before or after positional
+// parseArgsFrom parses flags that may stand before or after positional
 // arguments (`explain rules/ --event cb.json` and `explain --event cb.json
 // rules/` both work), then fills every flag not given on the command line
 // that has an environment twin (hasEnvTwin) from it. Flags win over env.
-func parseArgs(fs *flag.FlagSet, args []string, getenv func(string) string) ([]string, error) {
-	pos, _, err := parseArgsFrom(fs, args, getenv)
-	return pos, err
-}
-
-// parseArgsFrom is parseArgs that also says which flags the command line
-// set (the rest came from env or kept their defaults).
+// It returns the positional arguments and which flags the command line set.
 func parseArgsFrom(fs *flag.FlagSet, args []string, getenv func(string) string) ([]string, map[string]bool, error) {
 	var positional []string
 	for {
@@ -51,7 +49,7 @@ func parseArgsFrom(fs *flag.FlagSet, args []string, getenv func(string) string) 
 			if errors.Is(err, flag.ErrHelp) {
 				return nil, nil, err
 			}
-			return nil, nil, usagef("%s", flagError(err))
+			return nil, nil, usagef("%s", flagError(fs, err))
 		}
 		args = fs.Args()
 		if len(args) == 0 {
@@ -76,7 +74,7 @@ func parseArgsFrom(fs *flag.FlagSet, args []string, getenv func(string) string) 
 			return
 		}
 		if e := fs.Set(f.Name, v); e != nil {
-			err = usagef("invalid value %q for %s: %v", v, flagRef(f.Name), e)
+			err = usagef("invalid value %q for %s: %s", v, flagRef(f.Name), cmp.Or(valueHint(fs, f.Name, v), e.Error()))
 		}
 	})
 	return positional, set, err
@@ -99,20 +97,54 @@ func lookupEnv(getenv func(string) string, name string) (string, bool) {
 	return v, v != ""
 }
 
-// flagError rewrites the flag package's messages so they name the env twin.
-func flagError(err error) string {
+// flagError rewrites the flag package's messages so they name the env
+// twin, suggest the nearest flag for an unknown one and say how to write a
+// duration.
+func flagError(fs *flag.FlagSet, err error) string {
 	msg := err.Error()
 	// "invalid value "x" for flag -name: parse error"
 	if i := strings.Index(msg, " for flag -"); i >= 0 {
 		rest := msg[i+len(" for flag -"):]
 		if j := strings.Index(rest, ":"); j >= 0 {
-			return fmt.Sprintf("%s for %s:%s", msg[:i], flagRef(rest[:j]), rest[j+1:])
+			name, why := rest[:j], rest[j+1:]
+			if v, uerr := strconv.Unquote(strings.TrimPrefix(msg[:i], "invalid value ")); uerr == nil {
+				if hint := valueHint(fs, name, v); hint != "" {
+					why = " " + hint
+				}
+			}
+			return fmt.Sprintf("%s for %s:%s", msg[:i], flagRef(name), why)
 		}
 	}
-	if strings.HasPrefix(msg, "flag provided but not defined: -") {
-		return "unknown flag " + strings.TrimPrefix(msg, "flag provided but not defined: ")
+	if name, ok := strings.CutPrefix(msg, "flag provided but not defined: -"); ok {
+		var known []string
+		fs.VisitAll(func(f *flag.Flag) { known = append(known, f.Name) })
+		if best := suggest.Closest(name, known, 2); best != "" {
+			return fmt.Sprintf("unknown flag --%s; did you mean --%s?", name, best)
+		}
+		return fmt.Sprintf("unknown flag --%s (run with --help for the flags)", name)
 	}
 	return msg
+}
+
+// valueHint says how to write a value the flag refused, where a common
+// mistake has one answer: a duration given as a bare number of seconds.
+// It is "" for other mistakes.
+func valueHint(fs *flag.FlagSet, name, value string) string {
+	f := fs.Lookup(name)
+	if f == nil {
+		return ""
+	}
+	g, ok := f.Value.(flag.Getter)
+	if !ok {
+		return ""
+	}
+	if _, isDuration := g.Get().(time.Duration); !isDuration {
+		return ""
+	}
+	if _, err := strconv.ParseFloat(strings.TrimSpace(value), 64); err != nil {
+		return ""
+	}
+	return fmt.Sprintf("a duration needs a unit: use e.g. %ss", strings.TrimSpace(value))
 }
 
 // printDefaults writes the flags with their env twins and defaults.

@@ -24,34 +24,6 @@ var (
 	commit  = ""
 )
 
-const usage = `friendflow — automate what happens when people become friends in Tencent Cloud IM
-
-Usage:
-  friendflow serve [flags]                      run the service
-  friendflow lint [PATH] [--strict]             validate rule files; every problem as file:line:col,
-                                                every warning too (they fail it with --strict)
-  friendflow test [PATH]                        run the tests: cases of the rule files
-  friendflow explain [PATH] --event FILE [--command CMD]
-                                                evaluate a callback body or event against the rules,
-                                                without side effects: every rule, matched or not, and why
-  friendflow dlq list|replay ID…|--all|drop ID…|--all
-                                                dead letters of a running instance
-  friendflow reload                             reload the rules of a running instance now; every
-                                                problem as file:line:col, exit 1 if they do not load
-  friendflow rules                              the rule files and rules a running instance serves,
-                                                and its last reload status
-  friendflow actions                            print the action reference (Markdown)
-  friendflow version                            print version, commit and Go version
-
-PATH is a directory of *.yaml/*.yml rule files or one file [./rules].
-dlq, reload and rules call the admin API: --admin-url [http://127.0.0.1:9090]
-and --admin-token-file (when serve has one).
-
-Run "friendflow COMMAND --help" for a command's flags. Every serve flag has
-an environment twin: --im-secret-key is FRIENDFLOW_IM_SECRET_KEY; so do
---admin-url and --admin-token-file. Other flags have none. Flags win.
-`
-
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr, os.Getenv))
 }
@@ -60,37 +32,33 @@ func main() {
 // drive every command.
 func run(args []string, stdout, stderr io.Writer, getenv func(string) string) int {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		fmt.Fprint(stderr, usage())
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
+	name := args[0]
 	var err error
-	switch args[0] {
-	case "serve":
-		err = serve(ctx, args[1:], stdout, stderr, getenv)
-	case "lint":
-		err = lint(args[1:], stdout, stderr, getenv)
-	case "test":
-		err = test(args[1:], stdout, stderr, getenv)
-	case "explain":
-		err = explain(args[1:], stdout, stderr, getenv)
-	case "dlq":
-		err = dlq(ctx, args[1:], stdout, getenv)
-	case "reload":
-		err = reload(ctx, args[1:], stdout, stderr, getenv)
-	case "rules":
-		err = rulesCmd(ctx, args[1:], stdout, getenv)
-	case "actions":
-		fmt.Fprint(stdout, actions.Reference(newRegistry(slog.New(slog.DiscardHandler), nil)))
-	case "version", "--version", "-version":
-		fmt.Fprintf(stdout, "friendflow %s\ncommit %s\n%s %s/%s\n", version, buildCommit(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
+	switch {
+	case name == "help" || isHelpFlag(name):
+		err = help(args[1:], stdout)
+	case name == "--version" || name == "-version":
+		err = lookupCommand("version").run(ctx, nil, stdout, stderr, getenv)
 	default:
-		fmt.Fprintf(stderr, "friendflow: unknown command %q\n\n%s", args[0], usage)
-		return 2
+		c, rest, ferr := findCommand(args)
+		switch {
+		case ferr != nil:
+			err = ferr
+		case c == nil && len(args) == 1: // a group alone: friendflow dlq
+			groupHelp(stderr, name)
+			return 2
+		case c == nil:
+			groupHelp(stdout, name)
+		default:
+			name = c.name
+			err = c.run(ctx, rest, stdout, stderr, getenv)
+		}
 	}
 	var ue *usageError
 	var ee *exitError
@@ -100,12 +68,12 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 	case errors.Is(err, flag.ErrHelp):
 		return 0
 	case errors.As(err, &ue):
-		fmt.Fprintf(stderr, "friendflow %s: %s\n", args[0], ue.msg)
+		fmt.Fprintf(stderr, "friendflow %s: %s\n", name, ue.msg)
 		return 2
 	case errors.As(err, &ee):
 		return ee.code
 	default:
-		fmt.Fprintf(stderr, "friendflow %s: %v\n", args[0], err)
+		fmt.Fprintf(stderr, "friendflow %s: %v\n", name, err)
 		return 1
 	}
 }
@@ -115,6 +83,25 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 type exitError struct{ code int }
 
 func (e *exitError) Error() string { return fmt.Sprintf("exit %d", e.code) }
+
+// actionsCommand prints the action reference.
+func actionsCommand(*flag.FlagSet) runFunc {
+	return func(_ context.Context, inv *invocation) error {
+		if len(inv.args) > 0 {
+			return usagef("unexpected argument %q", inv.args[0])
+		}
+		_, err := fmt.Fprint(inv.stdout, actions.Reference(newRegistry(slog.New(slog.DiscardHandler), nil)))
+		return err
+	}
+}
+
+// versionCommand prints the version, the commit and the Go version.
+func versionCommand(*flag.FlagSet) runFunc {
+	return func(_ context.Context, inv *invocation) error {
+		_, err := fmt.Fprintf(inv.stdout, "friendflow %s\ncommit %s\n%s %s/%s\n", version, buildCommit(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+		return err
+	}
+}
 
 func buildCommit() string {
 	if commit != "" {

@@ -190,7 +190,7 @@ func TestServeConfigErrors(t *testing.T) {
 		{[]string{"FRIENDFLOW_CALLBACK_TOKEN=a", "FRIENDFLOW_CALLBACK_TOKEN_FILE=/nonexistent"}, []string{"serve", "--sdkappid", "1"}, "are both set"},
 		{nil, []string{"serve", "--sdkappid", "1", "--callback-token-file", "/nonexistent/token"}, "--callback-token-file (FRIENDFLOW_CALLBACK_TOKEN_FILE)"},
 		{nil, []string{"serve", "--sdkappid", "1", "--listen", "nope"}, "--listen (FRIENDFLOW_LISTEN)"},
-		{nil, []string{"serve", "--bogus"}, "unknown flag -bogus"},
+		{nil, []string{"serve", "--bogus"}, "unknown flag --bogus"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -212,9 +212,22 @@ func TestServeConfigErrors(t *testing.T) {
 	}
 }
 
+// parseServe parses and checks serve's command line as `friendflow serve`
+// does.
+func parseServe(args []string, getenv func(string) string) (*serveConfig, error) {
+	fs := newFlagSet("serve")
+	f := new(serveFlags)
+	f.declare(fs)
+	pos, cmdline, err := parseArgsFrom(fs, args, getenv)
+	if err != nil {
+		return nil, err
+	}
+	return f.config(pos, cmdline)
+}
+
 func TestFlagsWinOverEnv(t *testing.T) {
 	env := map[string]string{"FRIENDFLOW_SDKAPPID": "1", "FRIENDFLOW_LOG_FORMAT": "text"}
-	c, err := parseServe([]string{"--log-format", "json"}, io.Discard, func(k string) string { return env[k] })
+	c, err := parseServe([]string{"--log-format", "json"}, func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,7 +238,7 @@ func TestFlagsWinOverEnv(t *testing.T) {
 
 func TestSecretFlagWinsOverEnvFile(t *testing.T) {
 	env := map[string]string{"FRIENDFLOW_SDKAPPID": "1", "FRIENDFLOW_CALLBACK_TOKEN_FILE": "/nonexistent"}
-	c, err := parseServe([]string{"--callback-token", "from-flag"}, io.Discard, func(k string) string { return env[k] })
+	c, err := parseServe([]string{"--callback-token", "from-flag"}, func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,7 +250,7 @@ func TestSecretFlagWinsOverEnvFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	env = map[string]string{"FRIENDFLOW_SDKAPPID": "1", "FRIENDFLOW_CALLBACK_TOKEN": "from-env"}
-	c, err = parseServe([]string{"--callback-token-file", file}, io.Discard, func(k string) string { return env[k] })
+	c, err = parseServe([]string{"--callback-token-file", file}, func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -219,7 +218,7 @@ func TestKubernetesManifestsStart(t *testing.T) {
 		pod, c := m.friendflowContainer(t)
 		dir := t.TempDir()
 		env := m.materialize(t, pod, c, dir)
-		if _, err := parseServe(c.Args[1:], io.Discard, func(k string) string { return env[k] }); err != nil {
+		if _, err := parseServe(c.Args[1:], func(k string) string { return env[k] }); err != nil {
 			t.Fatalf("%s: serve refuses the manifest's configuration: %v", path, err)
 		}
 		if strings.HasSuffix(path, "cluster.yaml") {

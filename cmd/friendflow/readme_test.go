@@ -48,18 +48,39 @@ func TestReadmeActionReference(t *testing.T) {
 	}
 }
 
+// docs/operations.md lists the commands as the usage does, from the
+// command table.
+func TestReadmeCommandList(t *testing.T) {
+	raw, err := os.ReadFile(operationsPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(raw)
+	const begin, end = "<!-- commands:begin -->\n```\n", "```\n<!-- commands:end -->"
+	i, j := strings.Index(doc, begin), strings.Index(doc, end)
+	if i < 0 || j < i {
+		t.Fatal("docs/operations.md lacks the commands markers")
+	}
+	want := commandList("")
+	if got := doc[i+len(begin) : j]; got != want {
+		if *update {
+			doc = doc[:i+len(begin)] + want + doc[j:]
+			if err := os.WriteFile(operationsPath, []byte(doc), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			return
+		}
+		t.Fatal("the command list in docs/operations.md differs from the command table; run: go test ./cmd/friendflow -run TestReadmeCommandList -update")
+	}
+}
+
 func TestReadmeConfigurationTable(t *testing.T) {
 	raw, err := os.ReadFile(operationsPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Every serve flag, with its env twin, is a row of the table.
-	var (
-		c                         serveConfig
-		token, imKey              secretValue
-		tokenFile, imKeyFile, lvl string
-	)
-	fs := serveFlagSet(&c, &token, &tokenFile, &imKey, &imKeyFile, &lvl)
+	fs := lookupCommand("serve").flagSet()
 	fs.VisitAll(func(f *flag.Flag) {
 		row := "| `--" + f.Name + "` | `" + envName(f.Name) + "` |"
 		if !strings.Contains(string(raw), row) {

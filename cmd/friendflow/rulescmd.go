@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -8,6 +9,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 
 	"github.com/friendflow/friendflow/actions"
@@ -34,166 +37,251 @@ func newRegistry(log *slog.Logger, imc *im.Client) *actions.Registry {
 	return &reg
 }
 
-// rulesPath resolves the PATH argument of lint/test/explain, defaulting to
-// --rules' default.
-func rulesPath(pos []string, cmd string) (string, error) {
-	switch len(pos) {
-	case 0:
-		return "./rules", nil
-	case 1:
-		return pos[0], nil
+// defaultRules is where lint, test and explain look without a PATH: serve's
+// --rules default.
+const defaultRules = "./rules"
+
+// rulePaths returns the PATH arguments of lint, test and explain, or
+// ./rules when there are none and it holds rule files.
+func rulePaths(args []string) ([]string, error) {
+	if len(args) > 0 {
+		return args, nil
 	}
-	return "", usagef("%s takes one PATH, got %q", cmd, pos)
+	if fi, err := os.Stat(defaultRules); err == nil && fi.Mode().IsRegular() {
+		return []string{defaultRules}, nil
+	}
+	yaml, _ := filepath.Glob(filepath.Join(defaultRules, "*.yaml"))
+	yml, _ := filepath.Glob(filepath.Join(defaultRules, "*.yml"))
+	if len(yaml)+len(yml) == 0 {
+		return nil, usagef("no PATH given and no rule files in %s (looked for %s/*.yaml and %s/*.yml); give rule files or directories as PATH…",
+			defaultRules, defaultRules, defaultRules)
+	}
+	return []string{defaultRules}, nil
 }
 
-func rulesFlagSet(name string, stdout io.Writer, args []string, getenv func(string) string, extra func(fs *flag.FlagSet)) ([]string, error) {
-	fs := newFlagSet(name)
-	if extra != nil {
-		extra(fs)
-	}
-	pos, err := parseArgs(fs, args, getenv)
-	if errors.Is(err, flag.ErrHelp) {
-		fmt.Fprintf(stdout, "Usage: friendflow %s [PATH] [flags]\n\nPATH is a directory of *.yaml/*.yml rule files or one file [./rules].\n", name)
-		if extra != nil {
-			fmt.Fprint(stdout, "\nFlags:\n")
-			printDefaults(stdout, fs)
+// loadPaths loads the rule files of the offline commands. A set that does
+// not load is a *rules.LoadError, for the caller to print.
+func loadPaths(paths []string, getenv func(string) string, skipTests bool) (*rules.Set, error) {
+	return rules.LoadPaths(paths, rules.Options{Registry: newRegistry(slog.New(slog.DiscardHandler), nil), Getenv: getenv, SkipTests: skipTests})
+}
+
+// lintCommand loads every file and reports every problem and warning.
+// Warnings fail it only with --strict: a rule with a warning still loads
+// and serves.
+func lintCommand(fs *flag.FlagSet) runFunc {
+	strict := fs.Bool("strict", false, "fail (exit 1) on lint warnings too")
+	format := declareFormat(fs, formatText, formatJSON, formatGitHub)
+	return func(_ context.Context, inv *invocation) error {
+		if err := checkFormat(*format, formatText, formatJSON, formatGitHub); err != nil {
+			return err
 		}
-	}
-	return pos, err
-}
-
-// loadRules loads path for the offline commands, printing every problem
-// as file:line:col: message; a set that does not load ends the command
-// with exit 1.
-func loadRules(path string, getenv func(string) string, skipTests bool, stdout, stderr io.Writer, what string) (*rules.Set, error) {
-	set, err := rules.Load(path, rules.Options{Registry: newRegistry(slog.New(slog.DiscardHandler), nil), Getenv: getenv, SkipTests: skipTests})
-	var le *rules.LoadError
-	if errors.As(err, &le) {
-		for _, p := range le.Problems {
-			fmt.Fprintln(stdout, p.String())
+		paths, err := rulePaths(inv.args)
+		if err != nil {
+			return err
 		}
-		fmt.Fprintf(stderr, "%d problems%s\n", len(le.Problems), what)
-		return nil, &exitError{1}
+		set, err := loadPaths(paths, inv.getenv, false)
+		var le *rules.LoadError
+		if err != nil && !errors.As(err, &le) {
+			return err
+		}
+		rep := lintReport{Problems: []rules.Problem{}, Warnings: []rules.Problem{}}
+		if le != nil {
+			rep.Problems = le.Problems
+		} else {
+			rep.Rules, rep.Files = set.Len(), len(set.Files())
+			rep.Warnings = append(rep.Warnings, set.Warnings()...)
+		}
+		rep.OK = len(rep.Problems) == 0 && (!*strict || len(rep.Warnings) == 0)
+		rep.write(inv.stdout, inv.stderr, *format, *strict)
+		if !rep.OK {
+			return &exitError{1}
+		}
+		return nil
 	}
-	return set, err
 }
 
-// lint loads every file and prints every problem as file:line:col: message
-// and every warning as file:line:col: warning CODE: message. Warnings fail
-// it only with --strict: a rule with a warning still loads and serves.
-func lint(args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	var strict bool
-	pos, err := rulesFlagSet("lint", stdout, args, getenv, func(fs *flag.FlagSet) {
-		fs.BoolVar(&strict, "strict", false, "fail (exit 1) on lint warnings too")
-	})
-	if err != nil {
-		return err
-	}
-	path, err := rulesPath(pos, "lint")
-	if err != nil {
-		return err
-	}
-	set, err := loadRules(path, getenv, false, stdout, stderr, "")
-	if err != nil {
-		return err
-	}
-	warnings := set.Warnings()
-	for _, w := range warnings {
-		fmt.Fprintln(stdout, w.String())
-	}
-	if strict && len(warnings) > 0 {
-		fmt.Fprintf(stderr, "%d warnings (--strict)\n", len(warnings))
-		return &exitError{1}
-	}
-	fmt.Fprintf(stdout, "ok: %d rules in %d files", set.Len(), len(set.Files()))
-	if len(warnings) > 0 {
-		fmt.Fprintf(stdout, ", %d warnings", len(warnings))
-	}
-	fmt.Fprintln(stdout)
-	return nil
+// lintReport is what lint found; its JSON is `lint --format json`.
+type lintReport struct {
+	OK       bool            `json:"ok"`
+	Rules    int             `json:"rules"`
+	Files    int             `json:"files"`
+	Problems []rules.Problem `json:"problems"`
+	Warnings []rules.Problem `json:"warnings"`
 }
 
-// test runs every tests: case and prints each result.
-func test(args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	pos, err := rulesFlagSet("test", stdout, args, getenv, nil)
-	if err != nil {
-		return err
+func (r *lintReport) write(stdout, stderr io.Writer, format string, strict bool) {
+	if format == formatJSON {
+		writeJSON(stdout, r)
+		return
 	}
-	path, err := rulesPath(pos, "test")
-	if err != nil {
-		return err
+	for _, p := range r.Problems {
+		writeProblem(stdout, format, "error", p)
 	}
-	set, err := loadRules(path, getenv, true, stdout, stderr, ": the rules do not load; no test ran")
-	if err != nil {
-		return err
+	warnLevel := "warning"
+	if strict {
+		warnLevel = "error"
 	}
-	results := set.RunTests()
-	failed := 0
-	for _, r := range results {
-		if r.Pass {
-			fmt.Fprintf(stdout, "PASS %s / %s\n", r.Rule, r.Test)
+	for _, w := range r.Warnings {
+		writeProblem(stdout, format, warnLevel, w)
+	}
+	switch {
+	case len(r.Problems) > 0:
+		fmt.Fprintf(stderr, "%d problems\n", len(r.Problems))
+	case !r.OK:
+		fmt.Fprintf(stderr, "%d warnings (--strict)\n", len(r.Warnings))
+	default:
+		fmt.Fprintf(stdout, "ok: %d rules in %d files", r.Rules, r.Files)
+		if len(r.Warnings) > 0 {
+			fmt.Fprintf(stdout, ", %d warnings", len(r.Warnings))
+		}
+		fmt.Fprintln(stdout)
+	}
+}
+
+// testCommand runs the tests: cases and reports each.
+func testCommand(fs *flag.FlagSet) runFunc {
+	runRE := fs.String("run", "", "run only the cases whose RULE/TEST (rule name, slash, case name) matches this regular expression")
+	format := declareFormat(fs, formatText, formatJSON, formatGitHub)
+	return func(_ context.Context, inv *invocation) error {
+		if err := checkFormat(*format, formatText, formatJSON, formatGitHub); err != nil {
+			return err
+		}
+		var keep func(rule, test string) bool
+		if *runRE != "" {
+			re, err := regexp.Compile(*runRE)
+			if err != nil {
+				return usagef("--run: %v", err)
+			}
+			keep = func(rule, test string) bool { return re.MatchString(rule + "/" + test) }
+		}
+		paths, err := rulePaths(inv.args)
+		if err != nil {
+			return err
+		}
+		rep := testReport{Results: []rules.TestResult{}, Problems: []rules.Problem{}}
+		set, err := loadPaths(paths, inv.getenv, true)
+		var le *rules.LoadError
+		switch {
+		case errors.As(err, &le):
+			rep.Problems = le.Problems
+		case err != nil:
+			return err
+		default:
+			rep.Results = append(rep.Results, set.RunTestsMatching(keep)...)
+		}
+		for _, r := range rep.Results {
+			if r.Pass {
+				rep.Passed++
+			} else {
+				rep.Failed++
+			}
+		}
+		rep.OK = len(rep.Problems) == 0 && rep.Failed == 0
+		rep.write(inv.stdout, inv.stderr, *format)
+		switch {
+		case !rep.OK:
+			return &exitError{1}
+		case keep != nil && len(rep.Results) == 0:
+			// A --run that selects nothing is a typo in CI, not a pass.
+			return fmt.Errorf("no test case matches --run %q", *runRE)
+		}
+		return nil
+	}
+}
+
+// testReport is what test found; its JSON is `test --format json`.
+type testReport struct {
+	OK       bool               `json:"ok"`
+	Passed   int                `json:"passed"`
+	Failed   int                `json:"failed"`
+	Results  []rules.TestResult `json:"results"`
+	Problems []rules.Problem    `json:"problems"` // the rules did not load; no case ran
+}
+
+func (r *testReport) write(stdout, stderr io.Writer, format string) {
+	if format == formatJSON {
+		writeJSON(stdout, r)
+		return
+	}
+	if len(r.Problems) > 0 {
+		for _, p := range r.Problems {
+			writeProblem(stdout, format, "error", p)
+		}
+		fmt.Fprintf(stderr, "%d problems: the rules do not load; no test ran\n", len(r.Problems))
+		return
+	}
+	for _, res := range r.Results {
+		if res.Pass {
+			fmt.Fprintf(stdout, "PASS %s / %s\n", res.Rule, res.Test)
 			continue
 		}
-		failed++
-		fmt.Fprintf(stdout, "FAIL %s / %s (%s:%d:%d)\n", r.Rule, r.Test, r.File, r.Line, r.Col)
-		for _, line := range strings.Split(strings.TrimRight(r.Failure, "\n"), "\n") {
+		if format == formatGitHub {
+			writeProblem(stdout, format, "error", rules.Problem{File: res.File, Line: res.Line, Col: res.Col,
+				Msg: fmt.Sprintf("test %q of rule %q failed: %s", res.Test, res.Rule, res.Failure)})
+			continue
+		}
+		fmt.Fprintf(stdout, "FAIL %s / %s (%s:%d:%d)\n", res.Rule, res.Test, res.File, res.Line, res.Col)
+		for _, line := range strings.Split(strings.TrimRight(res.Failure, "\n"), "\n") {
 			fmt.Fprintf(stdout, "     %s\n", line)
 		}
 	}
-	fmt.Fprintf(stdout, "%d passed, %d failed\n", len(results)-failed, failed)
-	if failed > 0 {
-		return &exitError{1}
-	}
-	return nil
+	fmt.Fprintf(stdout, "%d passed, %d failed\n", r.Passed, r.Failed)
 }
 
-// explain evaluates a callback body (or one event) against the rules and
-// prints what each rule made of each event. It has no side effects.
-func explain(args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	var eventFile, command, format string
-	pos, err := rulesFlagSet("explain", stdout, args, getenv, func(fs *flag.FlagSet) {
-		fs.StringVar(&eventFile, "event", "", "callback body or event (JSON file, - for stdin) (required)")
-		fs.StringVar(&command, "command", "", "callback command [the body's CallbackCommand, else Sns.CallbackFriendAdd]")
-		fs.StringVar(&format, "format", "text", "text or json")
-	})
-	if err != nil {
-		return err
+// explainCommand evaluates a callback body (or one event) against the
+// rules and prints what each rule made of each event. It has no side
+// effects.
+func explainCommand(fs *flag.FlagSet) runFunc {
+	eventFile := fs.String("event", "", "callback body or event (JSON file, - for stdin) (required)")
+	command := fs.String("command", "", "callback command [the body's CallbackCommand, else Sns.CallbackFriendAdd]")
+	format := declareFormat(fs, formatText, formatJSON)
+	return func(_ context.Context, inv *invocation) error {
+		if *eventFile == "" {
+			return usagef("explain needs --event FILE (a callback body or one event as JSON)")
+		}
+		if err := checkFormat(*format, formatText, formatJSON); err != nil {
+			return err
+		}
+		paths, err := rulePaths(inv.args)
+		if err != nil {
+			return err
+		}
+		data, err := readInput(*eventFile)
+		if err != nil {
+			return fmt.Errorf("reading --event: %w", err)
+		}
+		events, err := imcallback.ParseEvents(data, *command, 0)
+		if err != nil {
+			return fmt.Errorf("%s: %w", *eventFile, err)
+		}
+		set, err := loadPaths(paths, inv.getenv, true)
+		var le *rules.LoadError
+		if errors.As(err, &le) {
+			for _, p := range le.Problems {
+				fmt.Fprintln(inv.stdout, p.String())
+			}
+			fmt.Fprintf(inv.stderr, "%d problems: the rules do not load\n", len(le.Problems))
+			return &exitError{1}
+		}
+		if err != nil {
+			return err
+		}
+		out := engine.Explain(set, events)
+		if *format == formatJSON {
+			writeJSON(inv.stdout, out)
+			return nil
+		}
+		printExplain(inv.stdout, out)
+		return nil
 	}
-	path, err := rulesPath(pos, "explain")
-	if err != nil {
-		return err
+}
+
+// readInput reads a file, or stdin for "-".
+func readInput(name string) ([]byte, error) {
+	if name == "-" {
+		return io.ReadAll(os.Stdin)
 	}
-	if eventFile == "" {
-		return usagef("explain needs --event FILE (a callback body or one event as JSON)")
-	}
-	if format != "text" && format != "json" {
-		return usagef("--format must be text or json, got %q", format)
-	}
-	var data []byte
-	if eventFile == "-" {
-		data, err = io.ReadAll(os.Stdin)
-	} else {
-		data, err = os.ReadFile(eventFile)
-	}
-	if err != nil {
-		return fmt.Errorf("reading --event: %w", err)
-	}
-	events, err := imcallback.ParseEvents(data, command, 0)
-	if err != nil {
-		return fmt.Errorf("%s: %w", eventFile, err)
-	}
-	set, err := loadRules(path, getenv, true, stdout, stderr, ": the rules do not load")
-	if err != nil {
-		return err
-	}
-	out := engine.Explain(set, events)
-	if format == "json" {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(out)
-	}
-	printExplain(stdout, out)
-	return nil
+	return os.ReadFile(name)
 }
 
 func printExplain(w io.Writer, out []engine.EventExplanation) {

@@ -63,32 +63,40 @@ type serveConfig struct {
 	adminTokenFile string
 }
 
-func parseServe(args []string, stdout io.Writer, getenv func(string) string) (*serveConfig, error) {
-	var (
-		c         serveConfig
-		token     secretValue
-		tokenFile string
-		imKey     secretValue
-		imKeyFile string
-		level     string
-	)
-	fs := serveFlagSet(&c, &token, &tokenFile, &imKey, &imKeyFile, &level)
-	pos, cmdline, err := parseArgsFrom(fs, args, getenv)
-	if errors.Is(err, flag.ErrHelp) {
-		fmt.Fprint(stdout, "Usage: friendflow serve [flags]\n\nFlags:\n")
-		printDefaults(stdout, fs)
-		return nil, err
+// serveFlags are serve's flags as given, before config checks them.
+type serveFlags struct {
+	c         serveConfig
+	token     secretValue
+	tokenFile string
+	imKey     secretValue
+	imKeyFile string
+	level     string
+}
+
+// serveCommand runs the service.
+func serveCommand(fs *flag.FlagSet) runFunc {
+	f := new(serveFlags)
+	f.declare(fs)
+	return func(ctx context.Context, inv *invocation) error {
+		cfg, err := f.config(inv.args, inv.cmdline)
+		if err != nil {
+			return err
+		}
+		return serve(ctx, cfg, inv.stdout, inv.stderr, inv.getenv)
 	}
-	if err != nil {
-		return nil, err
-	}
+}
+
+// config checks the parsed flags and returns the configuration.
+func (f *serveFlags) config(pos []string, cmdline map[string]bool) (*serveConfig, error) {
+	c, token, tokenFile, imKey, imKeyFile, level := f.c, &f.token, f.tokenFile, &f.imKey, f.imKeyFile, f.level
+	var err error
 	if len(pos) > 0 {
 		return nil, usagef("unexpected argument %q", pos[0])
 	}
 	if c.SdkAppid <= 0 {
 		return nil, usagef("%s is required: the SDKAppID of your IM app", flagRef("sdkappid"))
 	}
-	if c.CallbackToken, err = readSecret("callback-token", &token, tokenFile, cmdline); err != nil {
+	if c.CallbackToken, err = readSecret("callback-token", token, tokenFile, cmdline); err != nil {
 		return nil, err
 	}
 	if !strings.HasPrefix(c.CallbackPath, "/") {
@@ -108,7 +116,7 @@ func parseServe(args []string, stdout io.Writer, getenv func(string) string) (*s
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		return nil, usagef("%s must be json or text, got %q", flagRef("log-format"), c.LogFormat)
 	}
-	if c.IMSecretKey, err = readSecret("im-secret-key", &imKey, imKeyFile, cmdline); err != nil {
+	if c.IMSecretKey, err = readSecret("im-secret-key", imKey, imKeyFile, cmdline); err != nil {
 		return nil, err
 	}
 	if err := c.resolveAdminGuard(cmdline); err != nil {
@@ -162,10 +170,10 @@ func parseServe(args []string, stdout io.Writer, getenv func(string) string) (*s
 	return &c, nil
 }
 
-// serveFlagSet declares serve's flags; the README's configuration table is
-// checked against it.
-func serveFlagSet(c *serveConfig, token *secretValue, tokenFile *string, imKey *secretValue, imKeyFile *string, level *string) *flag.FlagSet {
-	fs := newFlagSet("serve")
+// declare declares serve's flags on fs; docs/operations.md's configuration
+// table is checked against them.
+func (f *serveFlags) declare(fs *flag.FlagSet) {
+	c, token, tokenFile, imKey, imKeyFile, level := &f.c, &f.token, &f.tokenFile, &f.imKey, &f.imKeyFile, &f.level
 	fs.StringVar(&c.Listen, "listen", ":8080", "address of the callback listener")
 	fs.StringVar(&c.CallbackPath, "callback-path", "/callback", "URL path Tencent IM posts callbacks to")
 	fs.StringVar(&c.AdminListen, "admin-listen", "127.0.0.1:9090", "address of the admin listener (health, metrics, rules)")
@@ -193,7 +201,6 @@ func serveFlagSet(c *serveConfig, token *secretValue, tokenFile *string, imKey *
 	fs.IntVar(&c.DecisionFailCode, "decision-fail-code", 38000, "ResultCode of a fail-closed denial (38000-39000)")
 	fs.BoolVar(&c.Pprof, "pprof", false, "serve net/http/pprof under /debug/pprof/ on the admin listener")
 	adminGuardFlags(fs, c)
-	return fs
 }
 
 func newLogger(w io.Writer, format string, level slog.Level) *slog.Logger {
@@ -204,11 +211,7 @@ func newLogger(w io.Writer, format string, level slog.Level) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, opts))
 }
 
-func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	cfg, err := parseServe(args, stdout, getenv)
-	if err != nil {
-		return err
-	}
+func serve(ctx context.Context, cfg *serveConfig, stdout, stderr io.Writer, getenv func(string) string) error {
 	if err := rulesPresent(cfg.Rules); err != nil {
 		return err
 	}
