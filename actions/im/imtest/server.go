@@ -70,6 +70,12 @@ type Reply struct {
 	// ErrorInfo, and the request has no effect.
 	ErrorCode int
 	ErrorInfo string
+	// Accounts scripts per-account results of the batch APIs, by
+	// account: add_group_member's Result for that member (0 failed, 1
+	// added, 2 already a member, 3 awaiting confirmation), friend_update's
+	// ResultCode for that friend, batchsendmsg's ErrorList code for that
+	// recipient. A scripted account has no effect but the result.
+	Accounts map[string]int
 }
 
 // Request is one received request, valid or not.
@@ -102,6 +108,7 @@ type Message struct {
 	OfflinePush           *OfflinePush
 	Body                  json.RawMessage // the request body as received
 	MsgKey                string          // the key the server answered with
+	Batch                 bool            // sent by openim/batchsendmsg, to To among others
 }
 
 // Custom is a TIMCustomElem's content.
@@ -127,6 +134,9 @@ type Server struct {
 	messages   []Message
 	duplicates int
 	seen       map[string]dedupEntry
+	groups     map[string]*group
+	friends    map[string]map[string]map[string]any // from → to → tag → value
+	updates    []FriendUpdate
 	recent     []uint32 // the last randoms, to catch one reused
 	changed    chan struct{}
 }
@@ -155,7 +165,8 @@ func NewServer(t testing.TB, opts Options) *Server {
 	if opts.OnViolation == nil {
 		opts.OnViolation = func(msg string) { t.Errorf("imtest: protocol violation: %s", msg) }
 	}
-	s := &Server{opts: opts, seen: make(map[string]dedupEntry), changed: make(chan struct{})}
+	s := &Server{opts: opts, seen: make(map[string]dedupEntry), changed: make(chan struct{}),
+		groups: make(map[string]*group), friends: make(map[string]map[string]map[string]any)}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	s.URL = s.srv.URL
 	t.Cleanup(s.srv.Close)
@@ -293,17 +304,19 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 
 	resp := map[string]any{}
-	if code == 0 && req.Path == "/v4/openim/sendmsg" {
-		code, info = s.deliver(&req, resp)
+	if code == 0 {
+		code, info = s.apply(&req, reply, resp)
 	}
 	req.ErrorCode, req.HTTPStatus = code, http.StatusOK
 	s.record(req)
 
-	resp["ActionStatus"] = "OK"
 	resp["ErrorCode"] = code
 	resp["ErrorInfo"] = info
-	if code != 0 {
-		resp["ActionStatus"] = "FAIL"
+	if _, set := resp["ActionStatus"]; !set {
+		resp["ActionStatus"] = "OK"
+		if code != 0 {
+			resp["ActionStatus"] = "FAIL"
+		}
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(resp)
@@ -437,6 +450,9 @@ func (s *Server) checkBody(req *Request) (int, string) {
 	}
 	if req.Path == "/v4/openim/sendmsg" && !s.checkSendMsg(obj) {
 		return 90001, "invalid sendmsg request"
+	}
+	if api, known := apis[req.Path]; known {
+		return api.check(s, obj)
 	}
 	return 0, ""
 }
@@ -673,6 +689,12 @@ func uint32Of(v any) (uint32, bool) {
 // deliver applies a checked sendmsg: the size limit, MsgLifeTime, and the
 // dedup window. It fills IM's success fields into resp.
 func (s *Server) deliver(req *Request, resp map[string]any) (int, string) {
+	return s.deliverKeyed(req, resp, "", false)
+}
+
+// deliverKeyed is deliver with the dedup key given (batchsendmsg: per
+// recipient), or "" for sendmsg's.
+func (s *Server) deliverKeyed(req *Request, resp map[string]any, key string, batch bool) (int, string) {
 	var raw struct {
 		SyncOtherMachine      int
 		From_Account          string
@@ -738,7 +760,10 @@ func (s *Server) deliver(req *Request, resp map[string]any) (int, string) {
 	if from == "" {
 		from = s.opts.Admin
 	}
-	key := fmt.Sprintf("%s|%d|%d|%08x", from, raw.MsgSeq, raw.MsgRandom, crc.Sum32())
+	if key == "" {
+		key = fmt.Sprintf("%s|%d|%d|%08x", from, raw.MsgSeq, raw.MsgRandom, crc.Sum32())
+	}
+	msg.Batch = batch
 	now := s.opts.Clock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
