@@ -49,7 +49,7 @@ func batchParams(send []actions.Param) []actions.Param {
 		case "to":
 			out = append(out, actions.Param{Name: "to", Type: actions.StringList, Required: true,
 				MinItems: 1, MaxItems: MaxBatchJob, Example: "[admin_anna, admin_bo]",
-				Doc: fmt.Sprintf("the receivers' UserIDs (To_Account), 1 to %d; sent %d per request", MaxBatchJob, MaxBatchRecipients)})
+				Doc: fmt.Sprintf("the receivers' UserIDs (To_Account), sent %d per request", MaxBatchRecipients)})
 		case "no_callbacks":
 			// batchsendmsg triggers no callback.
 		default:

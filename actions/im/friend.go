@@ -55,7 +55,7 @@ var friendUpdateSpec = actions.Spec{
 		{Name: "remark", Type: actions.String, Example: "met at onboarding",
 			Doc: fmt.Sprintf("the remark (Tag_SNS_IM_Remark), at most %d bytes", MaxRemark)},
 		{Name: "groups", Type: actions.StringList, MaxItems: MaxFriendGroups, Example: "[new-users, vip]",
-			Doc: fmt.Sprintf("the friend groups (Tag_SNS_IM_Group), replacing the current ones: at most %d names of 1 to %d bytes; [] removes the friend from every group", MaxFriendGroups, MaxGroupName)},
+			Doc: fmt.Sprintf("the friend groups (Tag_SNS_IM_Group), replacing the current ones: names of 1 to %d bytes; [] removes the friend from every group", MaxGroupName)},
 		{Name: "custom", Type: actions.StringMap, Example: "{source: official_account}",
 			Doc: fmt.Sprintf("custom friend fields, configured in the IM console first: each key becomes Tag_SNS_Custom_<key> (1 to %d letters, digits or _), each value a string of at most %d bytes", MaxCustomKey, MaxCustomValue)},
 	},

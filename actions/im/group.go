@@ -43,7 +43,7 @@ var addToGroupSpec = actions.Spec{
 		{Name: "group", Type: actions.String, Required: true, Example: "onboarding-2026",
 			Doc: "the GroupId"},
 		{Name: "members", Type: actions.StringList, MinItems: 1, MaxItems: MaxGroupJob, Example: "[\"${ From_Account }\"]",
-			Doc: fmt.Sprintf("the UserIDs to add, 1 to %d; absent: the event's To_Account", MaxGroupJob)},
+			Doc: "the UserIDs to add; absent: the event's To_Account"},
 		{Name: "silence", Type: actions.Bool, Default: false, Example: "true",
 			Doc: "add without the group's system notice (Silence 1)"},
 	},

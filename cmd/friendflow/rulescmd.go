@@ -26,6 +26,9 @@ func newRegistry(log *slog.Logger, imc *im.Client) *actions.Registry {
 		&actions.Webhook{},
 		&actions.Deny{},
 		im.NewSend(imc),
+		im.NewBatchSend(imc),
+		im.NewAddToGroup(imc),
+		im.NewFriendUpdate(imc),
 	} {
 		if err := reg.Register(k); err != nil {
 			panic(err) // two built-in kinds with one name: a programming error
