@@ -130,6 +130,7 @@ type Server struct {
 
 	mu         sync.Mutex
 	script     []Reply
+	scriptFor  map[string][]Reply // by request path
 	requests   []Request
 	messages   []Message
 	duplicates int
@@ -193,6 +194,19 @@ func (s *Server) Script(replies ...Reply) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.script = append(s.script, replies...)
+}
+
+// ScriptFor queues replies for the requests to one API ("sns/friend_update"),
+// ahead of Script's: for tests whose requests to several APIs run
+// concurrently, in no set order.
+func (s *Server) ScriptFor(api string, replies ...Reply) {
+	path := "/v4/" + strings.TrimPrefix(strings.TrimPrefix(api, "/"), "v4/")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.scriptFor == nil {
+		s.scriptFor = make(map[string][]Reply)
+	}
+	s.scriptFor[path] = append(s.scriptFor[path], replies...)
 }
 
 // Requests returns every request answered so far, in the order of the
@@ -277,7 +291,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 
 	s.mu.Lock()
 	var reply Reply
-	if len(s.script) > 0 {
+	if queued := s.scriptFor[req.Path]; len(queued) > 0 {
+		reply = queued[0]
+		s.scriptFor[req.Path] = queued[1:]
+	} else if len(s.script) > 0 {
 		reply = s.script[0]
 		s.script = s.script[1:]
 	}
