@@ -1,0 +1,86 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// The IM kinds' parameters are checked at load, each problem at its
+// file:line:col: wrong types, unknown keys, list lengths out of range,
+// custom friend field names outside Tencent's rules.
+func TestLintIMActionParams(t *testing.T) {
+	var groups []string
+	for i := range 33 {
+		groups = append(groups, fmt.Sprintf("g%d", i))
+	}
+	rules := `rules:
+  - name: group-members-string
+    actions:
+      - im.add_to_group:
+          group: onboarding
+          members: alice
+  - name: group-members-empty
+    actions:
+      - im.add_to_group:
+          group: onboarding
+          members: []
+  - name: group-silence
+    actions:
+      - im.add_to_group: { group: g, silence: "yes" }
+  - name: batch-item
+    actions:
+      - im.batch_send:
+          to: [a, { x: 1 }]
+          text: hi
+  - name: batch-callbacks
+    actions:
+      - im.batch_send: { to: [a], text: hi, no_callbacks: true }
+  - name: custom-name
+    actions:
+      - im.friend_update:
+          from: a
+          to: b
+          custom: { source-x: y }
+  - name: unknown-key
+    actions:
+      - im.friend_update:
+          from: a
+          to: b
+          Remark: r
+  - name: too-many-groups
+    actions:
+      - im.friend_update:
+          from: a
+          to: b
+          groups: [` + strings.Join(groups, ", ") + `]
+`
+	dir := t.TempDir()
+	file := filepath.Join(dir, "r.yaml")
+	if err := os.WriteFile(file, []byte(rules), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	if code := run([]string{"lint", dir}, &out, &errOut, func(string) string { return "" }); code != 1 {
+		t.Fatalf("lint exit %d, want 1\n%s%s", code, &out, &errOut)
+	}
+	want := []string{
+		`:6:20: rule "group-members-string": action 1 (im.add_to_group): members: want list of strings, got string`,
+		`:11:20: rule "group-members-empty": action 1 (im.add_to_group): members: 0 items, want at least 1`,
+		`:14:47: rule "group-silence": action 1 (im.add_to_group): silence: want bool, got string`,
+		`:18:15: rule "batch-item": action 1 (im.batch_send): to: item 2: want string, got map`,
+		`:22:45: rule "batch-callbacks": action 1 (im.batch_send): no_callbacks: unknown parameter`,
+		`:28:31: rule "custom-name": action 1 (im.friend_update): custom.source-x: custom field name "source-x": want 1 to 8 letters, digits or _`,
+		`:34:11: rule "unknown-key": action 1 (im.friend_update): Remark: unknown parameter`,
+		`:40:19: rule "too-many-groups": action 1 (im.friend_update): groups: 33 items, more than the 32 allowed`,
+	}
+	got := out.String() + errOut.String()
+	for _, w := range want {
+		if !strings.Contains(got, file+w) {
+			t.Errorf("lint output lacks\n  %s%s\ngot:\n%s", file, w, got)
+		}
+	}
+}
