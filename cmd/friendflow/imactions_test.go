@@ -84,3 +84,40 @@ func TestLintIMActionParams(t *testing.T) {
 		}
 	}
 }
+
+// --im-rate-api takes api=N pairs for the APIs friendflow calls, from the
+// command line or its env twin; mistakes name the flag and the variable.
+func TestIMRateFlags(t *testing.T) {
+	env := func(kv map[string]string) func(string) string { return func(k string) string { return kv[k] } }
+	cfg, err := parseServe([]string{"--sdkappid", "1", "--im-rate", "150", "--im-rate-api", "openim/batchsendmsg=20, v4/sns/friend_update=7.5"}, &bytes.Buffer{}, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.IMRate != 150 || len(cfg.IMRateAPI) != 2 || cfg.IMRateAPI["openim/batchsendmsg"] != 20 || cfg.IMRateAPI["sns/friend_update"] != 7.5 || cfg.IMBatchRecipients != 12000 {
+		t.Errorf("config %v %v %v", cfg.IMRate, cfg.IMRateAPI, cfg.IMBatchRecipients)
+	}
+	cfg, err = parseServe([]string{"--sdkappid", "1"}, &bytes.Buffer{}, env(map[string]string{
+		"FRIENDFLOW_IM_RATE_API": "openim/sendmsg=180", "FRIENDFLOW_IM_BATCH_RECIPIENTS": "24000"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.IMRate != 100 || cfg.IMRateAPI["openim/sendmsg"] != 180 || cfg.IMBatchRecipients != 24000 {
+		t.Errorf("config from env %v %v %v", cfg.IMRate, cfg.IMRateAPI, cfg.IMBatchRecipients)
+	}
+	for _, tc := range []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{[]string{"--im-rate-api", "openim/sendmsgs=5"}, nil, `invalid value "openim/sendmsgs=5" for --im-rate-api (FRIENDFLOW_IM_RATE_API)`},
+		{nil, map[string]string{"FRIENDFLOW_IM_RATE_API": "openim/sendmsg=0"}, "FRIENDFLOW_IM_RATE_API"},
+		{[]string{"--im-rate-api", "openim/sendmsg"}, nil, "is not api=N"},
+		{[]string{"--im-rate-api", "openim/sendmsg=1,openim/sendmsg=2"}, nil, "named twice"},
+		{[]string{"--im-batch-recipients", "500"}, nil, "--im-batch-recipients (FRIENDFLOW_IM_BATCH_RECIPIENTS) must be more than 500"},
+	} {
+		_, err := parseServe(append([]string{"--sdkappid", "1"}, tc.args...), &bytes.Buffer{}, env(tc.env))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v %v: %v, want an error containing %q", tc.args, tc.env, err, tc.want)
+		}
+	}
+}
