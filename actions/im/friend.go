@@ -19,8 +19,9 @@ const (
 	MaxGroupName    = 30  // bytes of one friend group's name
 	MaxCustomKey    = 8   // characters of a custom field's name, after Tag_SNS_Custom_
 	MaxCustomValue  = 500 // bytes of a custom field's string value
-	// MaxUpdateItems is how many friends one friend_update request updates.
-	MaxUpdateItems = 100
+	// MaxUpdateItems is how many friends one friend_update request updates
+	// (https://www.tencentcloud.com/document/product/1047/34904).
+	MaxUpdateItems = 1000
 )
 
 // Tags of friend_update's SnsItem.

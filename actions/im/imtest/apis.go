@@ -12,7 +12,7 @@ import (
 // The batch APIs the fake knows besides sendmsg, as Tencent documents them:
 // group_open_http_svc/add_group_member
 // (https://www.tencentcloud.com/document/product/1047/34921), sns/friend_update
-// (https://www.tencentcloud.com/document/product/1047/34902) and
+// (https://www.tencentcloud.com/document/product/1047/34904) and
 // openim/batchsendmsg (https://www.tencentcloud.com/document/product/1047/34920).
 type api struct {
 	// check reports every deviation of the body from the API's
@@ -34,7 +34,7 @@ var apis = map[string]api{
 const (
 	MaxGroupAdd      = 100
 	groupAddAPILimit = 300
-	MaxUpdateItems   = 100
+	MaxUpdateItems   = 1000
 	MaxBatchTo       = 500
 	maxRemark        = 96
 	maxFriendGroups  = 32
