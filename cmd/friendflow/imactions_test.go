@@ -3,10 +3,15 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/friendflow/friendflow/actions"
 )
 
 // The IM kinds' parameters are checked at load, each problem at its
@@ -119,5 +124,35 @@ func TestIMRateFlags(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v %v: %v, want an error containing %q", tc.args, tc.env, err, tc.want)
 		}
+	}
+}
+
+// Every parameter of every action kind has an example in the reference,
+// and the example is a value the parameter accepts.
+func TestEveryParameterHasAWorkingExample(t *testing.T) {
+	reg := newRegistry(slog.New(slog.DiscardHandler), nil)
+	for _, k := range reg.Kinds() {
+		checkExamples(t, k.Spec().Name, k.Spec().Params)
+	}
+}
+
+func checkExamples(t *testing.T, where string, params []actions.Param) {
+	t.Helper()
+	for _, p := range params {
+		name := where + "." + p.Name
+		if p.Example == "" {
+			t.Errorf("%s has no example", name)
+			continue
+		}
+		var v any
+		if err := yaml.Unmarshal([]byte("v: "+p.Example), &struct{ V *any }{&v}); err != nil || v == nil {
+			t.Errorf("%s: example %q is not a YAML value: %v", name, p.Example, err)
+			continue
+		}
+		one := actions.Spec{Params: []actions.Param{p}}
+		if _, err := one.Check(map[string]any{p.Name: v}); err != nil {
+			t.Errorf("%s: example %q: %v", name, p.Example, err)
+		}
+		checkExamples(t, name, p.Fields)
 	}
 }
