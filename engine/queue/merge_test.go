@@ -135,3 +135,20 @@ func TestMergerPanic(t *testing.T) {
 		t.Errorf("after: %v", got)
 	}
 }
+
+// BenchmarkMergeUnits is what grouping costs a message of three jobs whose
+// kinds do not merge (the common case: log, webhook, im.send).
+func BenchmarkMergeUnits(b *testing.B) {
+	reg := &actions.Registry{}
+	if err := reg.Register(newScript()); err != nil {
+		b.Fatal(err)
+	}
+	q := &Queue{cfg: Config{Registry: reg}}
+	due := []Job{mkJob("a", "ok"), mkJob("b", "ok"), mkJob("c", "ok")}
+	b.ReportAllocs()
+	for b.Loop() {
+		if q.mergeUnits(due) != nil {
+			b.Fatal("merged")
+		}
+	}
+}
