@@ -1,12 +1,17 @@
 // Package imtest is a fake Tencent IM REST server for tests. It checks
 // every request the way Tencent's REST API documentation describes it
-// (https://www.tencentcloud.com/document/product/1047/34620) — method, path, query parameters, the admin UserSig (decoded and its
-// HMAC recomputed), a fresh random per request, the JSON field names and
-// types of openim/sendmsg — and reports each deviation as a test error. It
-// answers like IM does (HTTP 200 with an ActionStatus envelope), applies
-// the 120-second MsgSeq/MsgRandom dedup of sendmsg, records what it
-// received, and can be scripted to be slow, to fail with HTTP errors, or to
-// return IM error codes.
+// (https://www.tencentcloud.com/document/product/1047/34620) — method,
+// path, query parameters, the admin UserSig (decoded and its HMAC
+// recomputed), a fresh random per request, the JSON field names, types and
+// limits of openim/sendmsg, openim/batchsendmsg,
+// group_open_http_svc/add_group_member and sns/friend_update — and reports
+// each deviation as a test error. It answers like IM does (HTTP 200 with
+// an ActionStatus envelope; SomeError with an ErrorList, per-member and
+// per-friend results), applies the 120-second MsgSeq/MsgRandom dedup of
+// sendmsg (per recipient for batchsendmsg), keeps groups and friend
+// fields, records what it received, and can be scripted to be slow, to
+// fail with HTTP errors, or to return IM error codes, for a whole request
+// or per account.
 package imtest
 
 import (
