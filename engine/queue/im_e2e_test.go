@@ -32,7 +32,7 @@ func newIMHarness(t *testing.T) *imHarness {
 		t.Fatal(err)
 	}
 	reg := &actions.Registry{}
-	for _, k := range []actions.Kind{im.NewSend(c), im.NewBatchSend(c), im.NewAddToGroup(c), im.NewFriendUpdate(c)} {
+	for _, k := range im.Kinds(c) {
 		if err := reg.Register(k); err != nil {
 			t.Fatal(err)
 		}
