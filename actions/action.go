@@ -39,6 +39,23 @@ type Kind interface {
 	Do(ctx context.Context, job Job, params map[string]any) error
 }
 
+// Merger is a Kind whose jobs run better together: the queue gives jobs
+// that are due together (one stored message holds them, and they are due
+// in the same run) and share a MergeKey to DoMerged in one call, instead of
+// running each alone through Do. im.friend_update merges one user's
+// updates into one request, which Tencent asks for to avoid write
+// conflicts.
+type Merger interface {
+	Kind
+	// MergeKey is the key of a job's params as stored (rendered, not yet
+	// checked); jobs with equal keys may be merged, "" is never merged.
+	MergeKey(params map[string]any) string
+	// DoMerged runs jobs, whose params passed Spec.Check, and returns one
+	// error per job with Do's meaning. It must tolerate being called again
+	// for any of them (at-least-once delivery).
+	DoMerged(ctx context.Context, jobs []Job, params []map[string]any) []error
+}
+
 // Spec is a kind's single declaration.
 type Spec struct {
 	Name   string
@@ -62,14 +79,15 @@ type Spec struct {
 type ParamType int
 
 const (
-	String    ParamType = iota // a string
-	Int                        // an integer, normalised to int64
-	Bool                       // true or false
-	Duration                   // "1m30s"; normalised to time.Duration
-	StringMap                  // string to string (headers); normalised to map[string]string
-	Map                        // string to any value (log fields); normalised to map[string]any
-	Object                     // a nested object with declared Fields; normalised to map[string]any
-	Any                        // any JSON value, passed through (a webhook body)
+	String     ParamType = iota // a string
+	Int                         // an integer, normalised to int64
+	Bool                        // true or false
+	Duration                    // "1m30s"; normalised to time.Duration
+	StringMap                   // string to string (headers); normalised to map[string]string
+	Map                         // string to any value (log fields); normalised to map[string]any
+	Object                      // a nested object with declared Fields; normalised to map[string]any
+	Any                         // any JSON value, passed through (a webhook body)
+	StringList                  // a list of strings (accounts); normalised to []string
 
 	numParamTypes // the length of paramTypes
 )
@@ -91,6 +109,12 @@ type Param struct {
 	Doc      string
 	Secret   bool    // never logged, shown as "<redacted>" by /rules and explain
 	Fields   []Param // for Object
+	// MinItems and MaxItems bound a StringList's length (0: no bound);
+	// Check enforces them at load, where the list is written out.
+	MinItems, MaxItems int
+	// Example is a value as a rule file would write it (YAML flow
+	// syntax), shown in the action reference.
+	Example string
 }
 
 // Deferred stands, at load time, for a value that is only known once the
@@ -118,6 +142,11 @@ type Failure struct {
 	Err        error
 	Permanent  bool          // retrying cannot help: dead-letter at once
 	RetryAfter time.Duration // for transient failures: wait at least this long
+	// Remaining, when not nil, replaces the job's params for what follows
+	// the attempt: the next attempt, or the dead letter (and its replay).
+	// A kind that did part of a job (some recipients of a batch) names
+	// the part left, so no attempt repeats work that took effect.
+	Remaining map[string]any
 }
 
 func (f *Failure) Error() string { return f.Err.Error() }
@@ -138,6 +167,35 @@ func Transient(err error, after time.Duration) error {
 		return nil
 	}
 	return &Failure{Err: err, RetryAfter: after}
+}
+
+// WithRemaining returns err, classified as before, with the params the
+// job should continue with (see Failure.Remaining). An err that is not a
+// *Failure is transient, as Classify reads it.
+func WithRemaining(err error, remaining map[string]any) error {
+	if err == nil {
+		return nil
+	}
+	var f *Failure
+	if !errors.As(err, &f) {
+		return &Failure{Err: err, Remaining: remaining}
+	}
+	g := *f
+	g.Err, g.Remaining = err, remaining
+	if err == error(f) {
+		g.Err = f.Err
+	}
+	return &g
+}
+
+// Remaining returns the params a failed job continues with, or nil when
+// the failure does not change them.
+func Remaining(err error) map[string]any {
+	var f *Failure
+	if errors.As(err, &f) {
+		return f.Remaining
+	}
+	return nil
 }
 
 // Classify tells the retry policy what err means. An error the kind did not

@@ -158,14 +158,15 @@ func init() {
 	// through checkFields and normalise back into this table, which a
 	// package-level initializer may not do.
 	paramTypes = [numParamTypes]paramType{
-		String:    {"string", reflect.TypeFor[string](), normString},
-		Int:       {"integer", reflect.TypeFor[int64](), normInt},
-		Bool:      {"bool", reflect.TypeFor[bool](), normBool},
-		Duration:  {"duration", reflect.TypeFor[time.Duration](), normDuration},
-		StringMap: {"map of strings", reflect.TypeFor[map[string]string](), normStringMap},
-		Map:       {"map", reflect.TypeFor[map[string]any](), normMap},
-		Object:    {"object", reflect.TypeFor[map[string]any](), normObject},
-		Any:       {"any", reflect.TypeFor[any](), normAny},
+		String:     {"string", reflect.TypeFor[string](), normString},
+		Int:        {"integer", reflect.TypeFor[int64](), normInt},
+		Bool:       {"bool", reflect.TypeFor[bool](), normBool},
+		Duration:   {"duration", reflect.TypeFor[time.Duration](), normDuration},
+		StringMap:  {"map of strings", reflect.TypeFor[map[string]string](), normStringMap},
+		Map:        {"map", reflect.TypeFor[map[string]any](), normMap},
+		Object:     {"object", reflect.TypeFor[map[string]any](), normObject},
+		Any:        {"any", reflect.TypeFor[any](), normAny},
+		StringList: {"list of strings", reflect.TypeFor[[]string](), normStringList},
 	}
 }
 
@@ -312,6 +313,64 @@ func normObject(p *Param, v any, path string) (any, error) {
 
 func normAny(_ *Param, v any, _ string) (any, error) { return v, nil }
 
+// normStringList accepts a list of scalars. At load an item may be
+// Deferred (a template): it is kept as it is, counted, and checked once
+// rendered. Errors name the list, with the item's position in the message,
+// so the loader can point at the list in the file.
+func normStringList(p *Param, v any, path string) (any, error) {
+	var items []any
+	switch x := v.(type) {
+	case []string:
+		if err := listLength(p, len(x), path); err != nil {
+			return nil, err
+		}
+		return v, nil
+	case []any:
+		items = x
+	default:
+		return nil, wrongType(p, v, path)
+	}
+	if err := listLength(p, len(items), path); err != nil {
+		return nil, err
+	}
+	out := make([]string, 0, len(items))
+	for i, x := range items {
+		if _, deferred := x.(Deferred); deferred {
+			return normDeferredList(p, items, path)
+		}
+		s, ok := scalarText(x)
+		if !ok {
+			return nil, &ParamError{Path: path, Msg: fmt.Sprintf("item %d: want string, got %s", i+1, describe(x))}
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// normDeferredList checks the items known at load of a list holding a
+// template, and keeps the list as it is for the render to fill in.
+func normDeferredList(p *Param, items []any, path string) (any, error) {
+	for i, x := range items {
+		if _, deferred := x.(Deferred); deferred {
+			continue
+		}
+		if _, ok := scalarText(x); !ok {
+			return nil, &ParamError{Path: path, Msg: fmt.Sprintf("item %d: want string, got %s", i+1, describe(x))}
+		}
+	}
+	return items, nil
+}
+
+func listLength(p *Param, n int, path string) error {
+	switch {
+	case p.MinItems > 0 && n < p.MinItems:
+		return &ParamError{Path: path, Msg: fmt.Sprintf("%d items, want at least %d", n, p.MinItems)}
+	case p.MaxItems > 0 && n > p.MaxItems:
+		return &ParamError{Path: path, Msg: fmt.Sprintf("%d items, more than the %d allowed", n, p.MaxItems)}
+	}
+	return nil
+}
+
 func asMap(v any) (map[string]any, bool) {
 	switch m := v.(type) {
 	case map[string]any:
@@ -336,7 +395,7 @@ func describe(v any) string {
 		return "bool"
 	case map[string]any, map[string]string:
 		return "map"
-	case []any:
+	case []any, []string:
 		return "list"
 	}
 	return fmt.Sprintf("%T", v)

@@ -19,8 +19,8 @@ var denySpec = Spec{
 	Commands: []string{imcallback.CmdPrevFriendAdd, imcallback.CmdPrevFriendResponse},
 	Sync:     true,
 	Params: []Param{
-		{Name: "code", Type: Int, Required: true, Doc: fmt.Sprintf("the ResultCode, %d to %d", imcallback.MinDenyCode, imcallback.MaxDenyCode)},
-		{Name: "reason", Type: String, Default: "", Doc: "the ResultInfo shown to the requester's app"},
+		{Name: "code", Type: Int, Example: `38001`, Required: true, Doc: fmt.Sprintf("the ResultCode, %d to %d", imcallback.MinDenyCode, imcallback.MaxDenyCode)},
+		{Name: "reason", Type: String, Example: `requests from test accounts are closed`, Default: "", Doc: "the ResultInfo shown to the requester's app"},
 	},
 	Validate: func(p map[string]any) error {
 		if c, ok := p["code"].(int64); ok && (c < imcallback.MinDenyCode || c > imcallback.MaxDenyCode) {

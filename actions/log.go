@@ -19,9 +19,9 @@ var logSpec = Spec{
 	Name: "log",
 	Doc:  "Writes one structured log record with the rule, the job id and the event's accounts.",
 	Params: []Param{
-		{Name: "message", Type: String, Default: "rule matched", Doc: "the log message"},
-		{Name: "level", Type: String, Default: "info", Enum: []string{"debug", "info", "warn", "error"}, Doc: "log level"},
-		{Name: "fields", Type: Map, Doc: "extra fields added to the record"},
+		{Name: "message", Type: String, Example: `"welcomed ${ From_Account }"`, Default: "rule matched", Doc: "the log message"},
+		{Name: "level", Type: String, Example: `warn`, Default: "info", Enum: []string{"debug", "info", "warn", "error"}, Doc: "log level"},
+		{Name: "fields", Type: Map, Example: `{team: growth}`, Doc: "extra fields added to the record"},
 	},
 }
 

@@ -18,7 +18,7 @@ func Reference(reg *Registry) string {
 			fmt.Fprintf(&b, "\nOnly on: `%s`.\n", strings.Join(s.Commands, "`, `"))
 		}
 		if len(s.Params) > 0 {
-			b.WriteString("\n| parameter | type | default | meaning |\n| --- | --- | --- | --- |\n")
+			b.WriteString("\n| parameter | type | default | example | meaning |\n| --- | --- | --- | --- | --- |\n")
 			writeParams(&b, s.Params, "")
 		}
 		b.WriteString("\n")
@@ -36,13 +36,20 @@ func writeParams(b *strings.Builder, ps []Param, prefix string) {
 			def = "`" + p.DefaultText() + "`"
 		}
 		doc := p.Doc
+		if p.MinItems > 0 || p.MaxItems > 0 {
+			doc += fmt.Sprintf(" (%s items)", itemRange(p.MinItems, p.MaxItems))
+		}
 		if len(p.Enum) > 0 {
 			doc += " (one of `" + strings.Join(p.Enum, "`, `") + "`)"
 		}
 		if p.Secret {
 			doc += "; secret: never logged, redacted in explain"
 		}
-		fmt.Fprintf(b, "| `%s%s` | %s | %s | %s |\n", prefix, p.Name, p.Type, def, strings.ReplaceAll(doc, "|", `\|`))
+		example := "—"
+		if p.Example != "" {
+			example = "`" + strings.ReplaceAll(p.Example, "|", `\|`) + "`"
+		}
+		fmt.Fprintf(b, "| `%s%s` | %s | %s | %s | %s |\n", prefix, p.Name, p.Type, def, example, strings.ReplaceAll(doc, "|", `\|`))
 		if p.Type == Object {
 			writeParams(b, p.Fields, prefix+p.Name+".")
 		}
@@ -63,4 +70,14 @@ func (p Param) DefaultText() string {
 		return `""`
 	}
 	return fmt.Sprint(v)
+}
+
+func itemRange(lo, hi int) string {
+	switch {
+	case hi == 0:
+		return fmt.Sprintf("at least %d", lo)
+	case lo == 0:
+		return fmt.Sprintf("at most %d", hi)
+	}
+	return fmt.Sprintf("%d to %d", lo, hi)
 }

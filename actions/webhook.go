@@ -56,13 +56,13 @@ var webhookSpec = Spec{
 		HeaderDelivery + " header (the job id) so the receiver can drop duplicates, and with a secret an " +
 		HeaderSignature + ": sha256=<hex HMAC-SHA256 of the body> header.",
 	Params: []Param{
-		{Name: "url", Type: String, Required: true, Doc: "http or https URL"},
-		{Name: "method", Type: String, Default: "POST", Enum: []string{"POST", "PUT", "PATCH", "GET", "DELETE"}, Doc: "HTTP method"},
-		{Name: "headers", Type: StringMap, Secret: true, Doc: "extra request headers (values often carry credentials, so they are redacted like secrets)"},
-		{Name: "body", Type: Any, Doc: `request body: a string is sent as it is, any other value as JSON; default {"event": the event, "rule": the rule's name, "job_id": the job id}`},
-		{Name: "timeout", Type: Duration, Default: 5 * time.Second, Doc: "time allowed for the whole request, at most 5m"},
-		{Name: "secret", Type: String, Secret: true, Doc: "signs the body: " + HeaderSignature + ": sha256=<hex HMAC-SHA256(secret, body)>"},
-		{Name: "follow_redirects", Type: Bool, Default: false, Doc: "follow up to 5 redirects; otherwise a 3xx is a permanent failure"},
+		{Name: "url", Type: String, Example: `https://crm.internal/hooks/friend`, Required: true, Doc: "http or https URL"},
+		{Name: "method", Type: String, Example: `PUT`, Default: "POST", Enum: []string{"POST", "PUT", "PATCH", "GET", "DELETE"}, Doc: "HTTP method"},
+		{Name: "headers", Type: StringMap, Example: `{Authorization: "Bearer ${ env(\"CRM_TOKEN\") }"}`, Secret: true, Doc: "extra request headers (values often carry credentials, so they are redacted like secrets)"},
+		{Name: "body", Type: Any, Example: `{user: "${ From_Account }", source: friendflow}`, Doc: `request body: a string is sent as it is, any other value as JSON; default {"event": the event, "rule": the rule's name, "job_id": the job id}`},
+		{Name: "timeout", Type: Duration, Example: `10s`, Default: 5 * time.Second, Doc: "time allowed for the whole request, at most 5m"},
+		{Name: "secret", Type: String, Example: `"${ env(\"HOOK_SECRET\") }"`, Secret: true, Doc: "signs the body: " + HeaderSignature + ": sha256=<hex HMAC-SHA256(secret, body)>"},
+		{Name: "follow_redirects", Type: Bool, Example: `true`, Default: false, Doc: "follow up to 5 redirects; otherwise a 3xx is a permanent failure"},
 	},
 	Validate: validateWebhook,
 }

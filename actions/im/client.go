@@ -20,7 +20,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/go-resty/resty/v2"
-	"golang.org/x/time/rate"
 
 	"github.com/friendflow/friendflow/actions"
 )
@@ -29,7 +28,14 @@ import (
 const (
 	DefaultEndpoint = "https://console.tim.qq.com"
 	DefaultAdmin    = "administrator"
-	DefaultRate     = 100
+	// DefaultRate is each API's budget, in requests per second: half of
+	// the 200/s Tencent grants each API by default, because Tencent
+	// counts per app, and the app's own backend calls the same APIs.
+	DefaultRate = 100
+	// DefaultBatchRecipients is openim/batchsendmsg's second budget,
+	// recipients per minute, as Tencent counts it (500 recipients are 500
+	// messages): https://www.tencentcloud.com/document/product/1047/34920
+	DefaultBatchRecipients = 12000
 	// DefaultTimeout is above the 3 s the IM REST backend allows itself, so
 	// the client does not give up on requests the server is still finishing.
 	DefaultTimeout = 5 * time.Second
@@ -51,9 +57,17 @@ type Config struct {
 	// DefaultEndpoint.
 	Endpoint  string
 	SDKAppID  int64
-	Admin     string  // an App admin account; empty means DefaultAdmin
-	SecretKey string  // the console secret key that UserSigs are signed with
-	Rate      float64 // requests per second over all calls; ≤ 0 means DefaultRate
+	Admin     string // an App admin account; empty means DefaultAdmin
+	SecretKey string // the console secret key that UserSigs are signed with
+	// Rate is the budget of each REST API, in requests per second, as
+	// Tencent counts them (each API its own); ≤ 0 means DefaultRate.
+	Rate float64
+	// APIRates overrides Rate for the APIs it names ("openim/sendmsg");
+	// see APIs for the paths friendflow calls.
+	APIRates map[string]float64
+	// BatchRecipients is openim/batchsendmsg's budget in recipients per
+	// minute; ≤ 0 means DefaultBatchRecipients.
+	BatchRecipients int
 	// Timeout bounds one HTTP request (not the wait for the rate limiter).
 	// Zero means DefaultTimeout.
 	Timeout    time.Duration
@@ -78,15 +92,16 @@ const (
 )
 
 // Client calls the IM REST API as the admin account. It signs each request
-// with a cached admin UserSig, keeps to one request-rate budget shared by
-// every call, and classifies failures for the retry policy. It is safe for
-// concurrent use; a process should hold one.
+// with a cached admin UserSig, keeps each API to its own request-rate
+// budget (Tencent counts each API separately, so a burst of group adds
+// must not hold up the welcome messages), and classifies failures for the
+// retry policy. It is safe for concurrent use; a process should hold one.
 type Client struct {
 	endpoint string
 	sdkAppID string
 	admin    string
 	timeout  time.Duration
-	limiter  *rate.Limiter
+	budgets  budgets
 	signer   *Signer
 	rc       *resty.Client
 	log      *slog.Logger
@@ -109,9 +124,9 @@ func NewClient(cfg Config) (*Client, error) {
 	if admin == "" {
 		admin = DefaultAdmin
 	}
-	r := cfg.Rate
-	if r <= 0 || math.IsNaN(r) {
-		r = DefaultRate
+	budgets, err := newBudgets(cfg)
+	if err != nil {
+		return nil, err
 	}
 	timeout := cfg.Timeout
 	if timeout <= 0 {
@@ -140,7 +155,7 @@ func NewClient(cfg Config) (*Client, error) {
 		sdkAppID: strconv.FormatInt(cfg.SDKAppID, 10),
 		admin:    admin,
 		timeout:  timeout,
-		limiter:  rate.NewLimiter(rate.Limit(r), burst(r)),
+		budgets:  budgets,
 		signer:   NewSigner(cfg.SDKAppID, cfg.SecretKey, cfg.SigExpire, cfg.Clock),
 		log:      log,
 		observe:  cfg.Observe,
@@ -281,15 +296,16 @@ type envelope struct {
 	ErrorInfo    string `json:"ErrorInfo"`
 }
 
-// Call POSTs body as JSON to {endpoint}/v4/{path} and, on success, decodes
-// the response into out (when not nil). path is "service/command", e.g.
+// Call POSTs body as JSON to {endpoint}/v4/{path} and decodes the response
+// into out (when not nil): on success, and as far as it goes when IM
+// answered with an error code (batch APIs list per-item results there). path is "service/command", e.g.
 // "openim/sendmsg" (a leading "/" or "v4/" is tolerated). A nil body sends
 // "{}"; []byte and json.RawMessage are sent as they are.
 //
 // The error, when not nil, is already classified with actions.Permanent or
 // actions.Transient and wraps an *Error when the API answered. A rejected
 // UserSig (70001, 20002) is renewed and the request repeated once, at once,
-// within this call. Call waits for the shared rate budget first, as long as
+// within this call. Call waits for the API's rate budget first, as long as
 // ctx allows.
 func (c *Client) Call(ctx context.Context, path string, body, out any) error {
 	svc, err := cleanPath(path)
@@ -324,7 +340,7 @@ func (c *Client) Call(ctx context.Context, path string, body, out any) error {
 }
 
 func (c *Client) call(ctx context.Context, svc string, payload []byte, sig string, out any) error {
-	if err := c.limiter.Wait(ctx); err != nil {
+	if err := c.budgets.of(svc).Wait(ctx); err != nil {
 		return actions.Transient(fmt.Errorf("im %s: waiting for the rate limit: %w", svc, err), 0)
 	}
 	rctx, cancel := context.WithTimeout(ctx, c.timeout)
@@ -363,6 +379,11 @@ func (c *Client) call(ctx context.Context, svc string, payload []byte, sig strin
 		return actions.Transient(&Error{Path: svc, HTTPStatus: status, Info: "response is not an IM envelope: " + snippet(raw, sig)}, 0)
 	}
 	if env.ErrorCode != 0 || env.ActionStatus == "FAIL" {
+		if out != nil {
+			// Best effort: batch APIs list per-item results (ErrorList,
+			// MemberList) with a failure too.
+			_ = json.Unmarshal(raw, out)
+		}
 		info := env.ErrorInfo
 		if sig != "" {
 			info = strings.ReplaceAll(info, sig, "<redacted>")
@@ -455,6 +476,10 @@ func classify(e *Error) error {
 		return actions.Transient(e, 0)
 	case 70050: // too many failed UserSig checks: locked out for a minute
 		return actions.Transient(e, sigLockoutWait)
+	case 10002, // group_open_http_svc: internal error, retry
+		30006, 30007, // sns: internal error, timeout: retry
+		30008: // sns: concurrent writes to one user's friends conflicted
+		return actions.Transient(e, 0)
 	}
 	return actions.Permanent(e)
 }

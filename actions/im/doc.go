@@ -1,19 +1,34 @@
 // Package im talks to the Tencent Cloud IM REST API as the app's admin
-// account: UserSig generation (tls-sig-api-v2), a REST client, and the
-// im.send action kind. The facts used here come from Tencent's REST API
+// account: UserSig generation (tls-sig-api-v2), a REST client, and the IM
+// action kinds: im.send (openim/sendmsg), im.batch_send
+// (openim/batchsendmsg), im.add_to_group
+// (group_open_http_svc/add_group_member) and im.friend_update
+// (sns/friend_update). The facts used here come from Tencent's REST API
 // documentation: https://www.tencentcloud.com/document/product/1047/34620
-// (requests, domains), /34919 (openim/sendmsg) and /34348 (error codes).
+// (requests, domains), /34919 (openim/sendmsg), /34920 (batchsendmsg),
+// /34921 (add_group_member), /34904 (friend_update) and /34348 (error
+// codes).
 //
 // # Requests
 //
 // Every request is POST {endpoint}/v4/{service}/{command} with the query
 // sdkappid, identifier (the admin), usersig, random (a fresh crypto-random
 // uint32 per request) and contenttype=json, and a JSON body. One Client
-// holds one keep-alive connection pool and one token bucket: all calls of a
-// process together stay under Config.Rate requests per second, with bursts
-// of at most a twentieth of that (1 to 10 requests). Waiting for the bucket
-// respects the caller's context; the per-request timeout (default 5 s,
-// above IM's own 3 s) starts after the wait.
+// holds one keep-alive connection pool and a token bucket per REST API,
+// as Tencent counts them: each API stays under its own rate (Config.Rate,
+// or Config.APIRates for one API), with bursts of at most a twentieth of
+// it (1 to 10 requests), so a burst of one API never holds up another.
+// openim/batchsendmsg also keeps to its recipients per minute. Waiting for
+// a bucket respects the caller's context; the per-request timeout
+// (default 5 s, above IM's own 3 s) starts after the wait.
+//
+// # Lists
+//
+// The list kinds split their lists into requests as large as the API
+// takes (500 recipients, 100 members, 1000 friends) and report per item:
+// a job that did part of its work fails with actions.WithRemaining naming
+// the rest, which the queue stores, so no later attempt repeats work that
+// took effect.
 //
 // # Failures
 //
@@ -27,6 +42,8 @@
 //   - 20004, 20005, 60008, 60014, 70169, 70202, 70500, 90992, 90994,
 //     90995, 91000 (internal errors and timeouts): transient;
 //   - 60007, 60011, 60018, 60019 (rate limits): transient, retry after 1 s;
+//   - 10002 (group internal error), 30006, 30007 (friend internal error,
+//     timeout) and 30008 (friend write conflict): transient;
 //   - 70050 (locked out after failed UserSig checks): transient, after 60 s;
 //   - 70001, 20002 (UserSig expired or invalid): the cached sig is dropped
 //     and the request repeated once at once, inside the same call; if IM

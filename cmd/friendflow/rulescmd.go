@@ -24,12 +24,8 @@ import (
 // can happen (lint, test, explain): im.send then validates but cannot run.
 func newRegistry(log *slog.Logger, imc *im.Client) *actions.Registry {
 	var reg actions.Registry
-	for _, k := range []actions.Kind{
-		&actions.Log{Logger: log},
-		&actions.Webhook{},
-		&actions.Deny{},
-		im.NewSend(imc),
-	} {
+	kinds := []actions.Kind{&actions.Log{Logger: log}, &actions.Webhook{}, &actions.Deny{}}
+	for _, k := range append(kinds, im.Kinds(imc)...) {
 		if err := reg.Register(k); err != nil {
 			panic(err) // two built-in kinds with one name: a programming error
 		}

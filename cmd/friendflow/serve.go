@@ -7,10 +7,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -44,10 +47,12 @@ type serveConfig struct {
 	Sync           string
 	Workers        int
 
-	IMEndpoint  string
-	IMAdmin     string
-	IMSecretKey []byte
-	IMRate      float64
+	IMEndpoint        string
+	IMAdmin           string
+	IMSecretKey       []byte
+	IMRate            float64
+	IMRateAPI         rateAPI // overrides IMRate for the APIs it names
+	IMBatchRecipients int
 
 	DecisionTimeout  time.Duration
 	DecisionFail     string
@@ -149,6 +154,9 @@ func (f *serveFlags) config(pos []string, cmdline map[string]bool) (*serveConfig
 	if c.IMRate <= 0 {
 		return nil, usagef("%s must be positive, got %v", flagRef("im-rate"), c.IMRate)
 	}
+	if c.IMBatchRecipients <= im.MaxBatchRecipients {
+		return nil, usagef("%s must be more than %d (one request's recipients), got %d", flagRef("im-batch-recipients"), im.MaxBatchRecipients, c.IMBatchRecipients)
+	}
 	if err := positiveDuration("reload-interval", c.ReloadInterval); err != nil {
 		return nil, err
 	}
@@ -195,7 +203,9 @@ func (f *serveFlags) declare(fs *flag.FlagSet) {
 	fs.StringVar(&c.IMAdmin, "im-admin", "administrator", "IM app admin account the REST API is called as")
 	fs.Var(imKey, "im-secret-key", "IM secret key (console: app info, key); needed by im.send")
 	fs.StringVar(imKeyFile, "im-secret-key-file", "", "file holding the IM secret key")
-	fs.Float64Var(&c.IMRate, "im-rate", 100, "requests/s to the IM REST API, all calls together")
+	fs.Float64Var(&c.IMRate, "im-rate", im.DefaultRate, "requests/s to each IM REST API (Tencent counts each API on its own)")
+	fs.Var(&c.IMRateAPI, "im-rate-api", "requests/s of single IM REST APIs, overriding --im-rate: api=N pairs, comma-separated (openim/batchsendmsg=50,sns/friend_update=20)")
+	fs.IntVar(&c.IMBatchRecipients, "im-batch-recipients", im.DefaultBatchRecipients, "recipients per minute of openim/batchsendmsg (Tencent's own limit besides the requests/s)")
 	fs.DurationVar(&c.DecisionTimeout, "decision-timeout", 500*time.Millisecond, "deadline of a Prev callback's allow/deny decision")
 	fs.StringVar(&c.DecisionFail, "decision-fail", "open", "when a decision times out or a rule fails: open (allow) or closed (deny)")
 	fs.IntVar(&c.DecisionFailCode, "decision-fail-code", 38000, "ResultCode of a fail-closed denial (38000-39000)")
@@ -230,8 +240,8 @@ func serve(ctx context.Context, cfg *serveConfig, stdout, stderr io.Writer, gete
 	if len(cfg.IMSecretKey) > 0 {
 		imc, err = im.NewClient(im.Config{
 			Endpoint: cfg.IMEndpoint, SDKAppID: int64(cfg.SdkAppid), Admin: cfg.IMAdmin,
-			SecretKey: string(cfg.IMSecretKey), Rate: cfg.IMRate, Logger: log,
-			Observe: metrics.ObserveIM,
+			SecretKey: string(cfg.IMSecretKey), Rate: cfg.IMRate, APIRates: cfg.IMRateAPI,
+			BatchRecipients: cfg.IMBatchRecipients, Logger: log, Observe: metrics.ObserveIM,
 		})
 		if err != nil {
 			return usagef("IM client: %v", err)
@@ -438,4 +448,42 @@ func newServer(h http.Handler, log *slog.Logger) *http.Server {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+}
+
+// rateAPI is --im-rate-api: api=N pairs, comma-separated, each api one
+// that friendflow calls (im.APIs), each N a positive number of requests/s.
+type rateAPI map[string]float64
+
+func (r rateAPI) String() string {
+	pairs := make([]string, 0, len(r))
+	for _, api := range im.APIs {
+		if n, ok := r[api]; ok {
+			pairs = append(pairs, api+"="+strconv.FormatFloat(n, 'g', -1, 64))
+		}
+	}
+	return strings.Join(pairs, ",")
+}
+
+func (r *rateAPI) Set(v string) error {
+	out := rateAPI{}
+	for _, pair := range strings.Split(v, ",") {
+		if strings.TrimSpace(pair) == "" {
+			continue
+		}
+		api, n, ok := strings.Cut(strings.TrimSpace(pair), "=")
+		api = im.CanonicalAPI(api)
+		if !ok || !slices.Contains(im.APIs, api) {
+			return fmt.Errorf("%q is not api=N with api one of %s", pair, strings.Join(im.APIs, ", "))
+		}
+		f, err := strconv.ParseFloat(strings.TrimSpace(n), 64)
+		if err != nil || !(f > 0) || math.IsInf(f, 0) {
+			return fmt.Errorf("%s=%s: want a positive number of requests/s", api, n)
+		}
+		if _, dup := out[api]; dup {
+			return fmt.Errorf("%s is named twice", api)
+		}
+		out[api] = f
+	}
+	*r = out
+	return nil
 }

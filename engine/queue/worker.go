@@ -272,8 +272,11 @@ type batch struct {
 	q    *Queue
 	due  []Job
 	runs []jobRun
-	next atomic.Int64 // the next job to claim
-	wg   sync.WaitGroup
+	// units are the indexes of due that run together (an actions.Merger's
+	// jobs with one key); nil when every job runs alone.
+	units [][]int
+	next  atomic.Int64 // the next job (or unit) to claim
+	wg    sync.WaitGroup
 }
 
 // jobRun is one job's attempt. The job is updated in place; before is
@@ -307,7 +310,7 @@ func (s *attemptState) restore(j *Job) {
 // each. A message waiting for its first slot gets the next one freed,
 // before any helper. Jobs not started before Stop stay unstarted.
 func (q *Queue) runAll(due []Job) *batch {
-	b := &batch{q: q, due: due, runs: make([]jobRun, len(due))}
+	b := &batch{q: q, due: due, runs: make([]jobRun, len(due)), units: q.mergeUnits(due)}
 	select {
 	case q.slots <- struct{}{}:
 	case <-q.stopping:
@@ -322,13 +325,24 @@ func (q *Queue) runAll(due []Job) *batch {
 // gives its slot back.
 func (b *batch) work() {
 	defer func() { <-b.q.slots }()
+	n := len(b.due)
+	if b.units != nil {
+		n = len(b.units)
+	}
 	for {
 		i := int(b.next.Add(1) - 1)
-		if i >= len(b.due) || b.q.isStopping() {
+		if i >= n || b.q.isStopping() {
 			return
 		}
-		if i+1 < len(b.due) {
+		if i+1 < n {
 			b.spread()
+		}
+		if b.units != nil && len(b.units[i]) > 1 {
+			b.q.runMerged(b, b.units[i])
+			continue
+		}
+		if b.units != nil {
+			i = b.units[i][0]
 		}
 		r, job := &b.runs[i], &b.due[i]
 		r.started = true
@@ -403,7 +417,19 @@ type runResult struct {
 // runJob runs one attempt of job and updates its delivery state: attempt
 // count and times, last error, and for a retry the due time.
 func (q *Queue) runJob(job *Job, ctx *jobContext) runResult {
-	t0 := time.Now()
+	t0 := q.begin(job)
+	parent, span := q.jobSpan(job)
+	ctx.init(parent, t0.Add(q.cfg.JobTimeout))
+	reason, err := q.do(job, ctx)
+	if span != nil {
+		tracing.End(span, err)
+	}
+	return q.settle(job, reason, err, t0)
+}
+
+// begin counts an attempt of job and returns its start.
+func (q *Queue) begin(job *Job) (t0 time.Time) {
+	t0 = time.Now()
 	start := t0 // one reading of the clock where Config.Now is time.Now
 	if q.ownClock {
 		start = q.now()
@@ -413,14 +439,13 @@ func (q *Queue) runJob(job *Job, ctx *jobContext) runResult {
 		job.FirstAttempt = start
 	}
 	job.LastAttempt = start
-	policy := job.Retry.WithDefaults()
+	return t0
+}
 
-	parent, span := q.jobSpan(job)
-	ctx.init(parent, t0.Add(q.cfg.JobTimeout))
-	reason, err := q.do(job, ctx)
-	if span != nil {
-		tracing.End(span, err)
-	}
+// settle decides what becomes of job after an attempt that began at t0
+// and ended with err (reason: see do).
+func (q *Queue) settle(job *Job, reason string, err error, t0 time.Time) runResult {
+	policy := job.Retry.WithDefaults()
 	res := runResult{err: err, took: time.Since(t0)}
 	if err == nil {
 		job.LastError = ""
@@ -432,6 +457,11 @@ func (q *Queue) runJob(job *Job, ctx *jobContext) runResult {
 		return res
 	}
 	job.LastError = err.Error()
+	if rem := actions.Remaining(err); rem != nil {
+		// The action did part of the job: what follows (the retry, or
+		// the dead letter and its replay) covers only the rest.
+		job.Params = rem
+	}
 	permanent, after := actions.Classify(err)
 	switch {
 	case reason != "":

@@ -1,12 +1,17 @@
 // Package imtest is a fake Tencent IM REST server for tests. It checks
 // every request the way Tencent's REST API documentation describes it
-// (https://www.tencentcloud.com/document/product/1047/34620) — method, path, query parameters, the admin UserSig (decoded and its
-// HMAC recomputed), a fresh random per request, the JSON field names and
-// types of openim/sendmsg — and reports each deviation as a test error. It
-// answers like IM does (HTTP 200 with an ActionStatus envelope), applies
-// the 120-second MsgSeq/MsgRandom dedup of sendmsg, records what it
-// received, and can be scripted to be slow, to fail with HTTP errors, or to
-// return IM error codes.
+// (https://www.tencentcloud.com/document/product/1047/34620) — method,
+// path, query parameters, the admin UserSig (decoded and its HMAC
+// recomputed), a fresh random per request, the JSON field names, types and
+// limits of openim/sendmsg, openim/batchsendmsg,
+// group_open_http_svc/add_group_member and sns/friend_update — and reports
+// each deviation as a test error. It answers like IM does (HTTP 200 with
+// an ActionStatus envelope; SomeError with an ErrorList, per-member and
+// per-friend results), applies the 120-second MsgSeq/MsgRandom dedup of
+// sendmsg (per recipient for batchsendmsg), keeps groups and friend
+// fields, records what it received, and can be scripted to be slow, to
+// fail with HTTP errors, or to return IM error codes, for a whole request
+// or per account.
 package imtest
 
 import (
@@ -70,6 +75,12 @@ type Reply struct {
 	// ErrorInfo, and the request has no effect.
 	ErrorCode int
 	ErrorInfo string
+	// Accounts scripts per-account results of the batch APIs, by
+	// account: add_group_member's Result for that member (0 failed, 1
+	// added, 2 already a member, 3 awaiting confirmation), friend_update's
+	// ResultCode for that friend, batchsendmsg's ErrorList code for that
+	// recipient. A scripted account has no effect but the result.
+	Accounts map[string]int
 }
 
 // Request is one received request, valid or not.
@@ -102,6 +113,7 @@ type Message struct {
 	OfflinePush           *OfflinePush
 	Body                  json.RawMessage // the request body as received
 	MsgKey                string          // the key the server answered with
+	Batch                 bool            // sent by openim/batchsendmsg, to To among others
 }
 
 // Custom is a TIMCustomElem's content.
@@ -123,10 +135,14 @@ type Server struct {
 
 	mu         sync.Mutex
 	script     []Reply
+	scriptFor  map[string][]Reply // by request path
 	requests   []Request
 	messages   []Message
 	duplicates int
 	seen       map[string]dedupEntry
+	groups     map[string]*group
+	friends    map[string]map[string]map[string]any // from → to → tag → value
+	updates    []FriendUpdate
 	recent     []uint32 // the last randoms, to catch one reused
 	changed    chan struct{}
 }
@@ -155,7 +171,8 @@ func NewServer(t testing.TB, opts Options) *Server {
 	if opts.OnViolation == nil {
 		opts.OnViolation = func(msg string) { t.Errorf("imtest: protocol violation: %s", msg) }
 	}
-	s := &Server{opts: opts, seen: make(map[string]dedupEntry), changed: make(chan struct{})}
+	s := &Server{opts: opts, seen: make(map[string]dedupEntry), changed: make(chan struct{}),
+		groups: make(map[string]*group), friends: make(map[string]map[string]map[string]any)}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	s.URL = s.srv.URL
 	t.Cleanup(s.srv.Close)
@@ -170,6 +187,9 @@ func (s *Server) Config() im.Config {
 		Admin:     s.opts.Admin,
 		SecretKey: s.opts.SecretKey,
 		Rate:      1e6,
+		// Tests send thousands of recipients at once; the default
+		// 12 000 per minute would make them wait.
+		BatchRecipients: 1e9,
 	}
 }
 
@@ -179,6 +199,19 @@ func (s *Server) Script(replies ...Reply) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.script = append(s.script, replies...)
+}
+
+// ScriptFor queues replies for the requests to one API ("sns/friend_update"),
+// ahead of Script's: for tests whose requests to several APIs run
+// concurrently, in no set order.
+func (s *Server) ScriptFor(api string, replies ...Reply) {
+	path := "/v4/" + strings.TrimPrefix(strings.TrimPrefix(api, "/"), "v4/")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.scriptFor == nil {
+		s.scriptFor = make(map[string][]Reply)
+	}
+	s.scriptFor[path] = append(s.scriptFor[path], replies...)
 }
 
 // Requests returns every request answered so far, in the order of the
@@ -263,7 +296,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 
 	s.mu.Lock()
 	var reply Reply
-	if len(s.script) > 0 {
+	if queued := s.scriptFor[req.Path]; len(queued) > 0 {
+		reply = queued[0]
+		s.scriptFor[req.Path] = queued[1:]
+	} else if len(s.script) > 0 {
 		reply = s.script[0]
 		s.script = s.script[1:]
 	}
@@ -293,17 +329,19 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 
 	resp := map[string]any{}
-	if code == 0 && req.Path == "/v4/openim/sendmsg" {
-		code, info = s.deliver(&req, resp)
+	if code == 0 {
+		code, info = s.apply(&req, reply, resp)
 	}
 	req.ErrorCode, req.HTTPStatus = code, http.StatusOK
 	s.record(req)
 
-	resp["ActionStatus"] = "OK"
 	resp["ErrorCode"] = code
 	resp["ErrorInfo"] = info
-	if code != 0 {
-		resp["ActionStatus"] = "FAIL"
+	if _, set := resp["ActionStatus"]; !set {
+		resp["ActionStatus"] = "OK"
+		if code != 0 {
+			resp["ActionStatus"] = "FAIL"
+		}
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(resp)
@@ -437,6 +475,9 @@ func (s *Server) checkBody(req *Request) (int, string) {
 	}
 	if req.Path == "/v4/openim/sendmsg" && !s.checkSendMsg(obj) {
 		return 90001, "invalid sendmsg request"
+	}
+	if api, known := apis[req.Path]; known {
+		return api.check(s, obj)
 	}
 	return 0, ""
 }
@@ -673,6 +714,12 @@ func uint32Of(v any) (uint32, bool) {
 // deliver applies a checked sendmsg: the size limit, MsgLifeTime, and the
 // dedup window. It fills IM's success fields into resp.
 func (s *Server) deliver(req *Request, resp map[string]any) (int, string) {
+	return s.deliverKeyed(req, resp, "", false)
+}
+
+// deliverKeyed is deliver with the dedup key given (batchsendmsg: per
+// recipient), or "" for sendmsg's.
+func (s *Server) deliverKeyed(req *Request, resp map[string]any, key string, batch bool) (int, string) {
 	var raw struct {
 		SyncOtherMachine      int
 		From_Account          string
@@ -738,7 +785,10 @@ func (s *Server) deliver(req *Request, resp map[string]any) (int, string) {
 	if from == "" {
 		from = s.opts.Admin
 	}
-	key := fmt.Sprintf("%s|%d|%d|%08x", from, raw.MsgSeq, raw.MsgRandom, crc.Sum32())
+	if key == "" {
+		key = fmt.Sprintf("%s|%d|%d|%08x", from, raw.MsgSeq, raw.MsgRandom, crc.Sum32())
+	}
+	msg.Batch = batch
 	now := s.opts.Clock()
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -1,0 +1,186 @@
+package im
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/friendflow/friendflow/actions"
+)
+
+// MaxGroupAdd is how many members one add_group_member request adds. The
+// API page says 300, Tencent's usage-limits page 100: the smaller holds
+// under both (https://www.tencentcloud.com/document/product/1047/34921).
+const MaxGroupAdd = 100
+
+// MaxGroupJob bounds the members of one im.add_to_group job (ten requests).
+const MaxGroupJob = 1000
+
+// Member results of add_group_member; 0 is a failure.
+const (
+	memberAdded    = 1
+	memberAlready  = 2
+	memberAwaiting = 3 // invited; the invitee has to confirm
+)
+
+// AddToGroup is the im.add_to_group kind: group_open_http_svc/add_group_member.
+type AddToGroup struct {
+	c *Client
+}
+
+// NewAddToGroup returns the im.add_to_group kind; c may be nil, as for NewSend.
+func NewAddToGroup(c *Client) *AddToGroup { return &AddToGroup{c: c} }
+
+var addToGroupSpec = actions.Spec{
+	Name: "im.add_to_group",
+	Doc: "Adds users to a group through the IM REST API (group_open_http_svc/add_group_member), at most 100 " +
+		"per request (longer lists are split). A member added, already a member, or invited and awaiting " +
+		"their confirmation (logged) is done; members IM reports failed are retried alone. An unknown " +
+		"group and an AVChatRoom (10007), which takes no added members, are permanent failures.",
+	Params: []actions.Param{
+		{Name: "group", Type: actions.String, Required: true, Example: "onboarding-2026",
+			Doc: "the GroupId"},
+		{Name: "members", Type: actions.StringList, MinItems: 1, MaxItems: MaxGroupJob, Example: "[\"${ From_Account }\"]",
+			Doc: "the UserIDs to add; absent: the event's To_Account"},
+		{Name: "silence", Type: actions.Bool, Default: false, Example: "true",
+			Doc: "add without the group's system notice (Silence 1)"},
+	},
+	Validate: validateAddToGroup,
+}
+
+func validateAddToGroup(p map[string]any) error {
+	if g, ok := p["group"].(string); ok && g == "" {
+		return &actions.ParamError{Path: "group", Msg: "must not be empty"}
+	}
+	return nonEmptyItems(p, "members")
+}
+
+// nonEmptyItems reports an empty string in the list p[key] (items still
+// to be rendered are skipped).
+func nonEmptyItems(p map[string]any, key string) error {
+	switch l := p[key].(type) {
+	case []string:
+		for i, s := range l {
+			if s == "" {
+				return &actions.ParamError{Path: key, Msg: fmt.Sprintf("item %d is empty", i+1)}
+			}
+		}
+	case []any:
+		for i, s := range l {
+			if s == "" {
+				return &actions.ParamError{Path: key, Msg: fmt.Sprintf("item %d is empty", i+1)}
+			}
+		}
+	}
+	return nil
+}
+
+// Spec implements actions.Kind.
+func (a *AddToGroup) Spec() actions.Spec { return addToGroupSpec }
+
+// AddToGroupParams are an im.add_to_group job's parameters.
+type AddToGroupParams struct {
+	Group   string   `param:"group"`
+	Members []string `param:"members"` // nil: the event's To_Account
+	Silence bool     `param:"silence"`
+}
+
+type addGroupMember struct {
+	GroupID    string        `json:"GroupId"`
+	Silence    int           `json:"Silence,omitempty"`
+	MemberList []groupMember `json:"MemberList"`
+}
+
+type groupMember struct {
+	MemberAccount string `json:"Member_Account"`
+}
+
+type addGroupMemberResponse struct {
+	MemberList []struct {
+		MemberAccount string `json:"Member_Account"`
+		Result        int    `json:"Result"`
+	} `json:"MemberList"`
+}
+
+// Do implements actions.Kind. Adding is idempotent (2: already a member),
+// so a repeated attempt is harmless; still, members IM accepted are left
+// out of the next attempt's params (actions.WithRemaining).
+func (a *AddToGroup) Do(ctx context.Context, job actions.Job, params map[string]any) error {
+	if a.c == nil {
+		return actions.Permanent(errors.New("im.add_to_group: IM is not configured (--im-secret-key, --sdkappid)"))
+	}
+	p, err := actions.Decode[AddToGroupParams](addToGroupSpec, params)
+	if err != nil {
+		return actions.Permanent(fmt.Errorf("im.add_to_group: %w", err))
+	}
+	members := p.Members
+	if members == nil {
+		if members, err = eventAccount(job.Event, "To_Account"); err != nil {
+			return actions.Permanent(fmt.Errorf("im.add_to_group: members: %w", err))
+		}
+	}
+	members = uniq(members)
+	var retry []string
+	for i := 0; i < len(members); i += MaxGroupAdd {
+		chunk := members[i:min(i+MaxGroupAdd, len(members))]
+		failed, err := a.add(ctx, job, p, chunk)
+		if err != nil {
+			rest := append(retry, members[i:]...)
+			return actions.WithRemaining(fmt.Errorf("im.add_to_group %s: %d of %d members not added: %w", p.Group, len(rest), len(members), err),
+				withList(job.Params, "members", rest))
+		}
+		retry = append(retry, failed...)
+	}
+	if len(retry) > 0 {
+		return actions.WithRemaining(actions.Transient(fmt.Errorf("im.add_to_group %s: IM failed to add %d of %d members, retrying them: %v",
+			p.Group, len(retry), len(members), retry), 0), withList(job.Params, "members", retry))
+	}
+	return nil
+}
+
+// add sends one request and returns the members IM reports failed (or
+// does not report at all). An error means the request failed as a whole.
+func (a *AddToGroup) add(ctx context.Context, job actions.Job, p AddToGroupParams, chunk []string) ([]string, error) {
+	body := &addGroupMember{GroupID: p.Group, MemberList: make([]groupMember, len(chunk))}
+	if p.Silence {
+		body.Silence = 1
+	}
+	for i, m := range chunk {
+		body.MemberList[i].MemberAccount = m
+	}
+	var resp addGroupMemberResponse
+	if err := a.c.Call(ctx, AddToGroupPath, body, &resp); err != nil {
+		return nil, err
+	}
+	result := make(map[string]int, len(resp.MemberList))
+	for _, m := range resp.MemberList {
+		result[m.MemberAccount] = m.Result
+	}
+	var failed []string
+	for _, m := range chunk {
+		switch r, ok := result[m]; {
+		case ok && (r == memberAdded || r == memberAlready):
+		case ok && r == memberAwaiting:
+			a.c.log.LogAttrs(ctx, slog.LevelInfo, "im.add_to_group: invited, awaiting the member's confirmation",
+				slog.String("job_id", job.ID), slog.String("group", p.Group), slog.String("member", m))
+		default:
+			failed = append(failed, m)
+		}
+	}
+	return failed, nil
+}
+
+// eventAccount reads an account field of the job's event as a one-item list.
+func eventAccount(event json.RawMessage, field string) ([]string, error) {
+	var ev map[string]any
+	if err := json.Unmarshal(event, &ev); err != nil {
+		return nil, fmt.Errorf("reading the event's %s: %w", field, err)
+	}
+	s, _ := ev[field].(string)
+	if s == "" {
+		return nil, fmt.Errorf("absent, and the event has no %s", field)
+	}
+	return []string{s}, nil
+}
