@@ -36,6 +36,8 @@ type Engine struct {
 	Queue   Queue
 	Logger  *slog.Logger
 	Metrics *Metrics // nil: not counted
+	// Recorder, when set, keeps what each callback did (engine/record).
+	Recorder Recorder
 
 	// DecisionTimeout bounds the synchronous decision of a Prev callback,
 	// far inside Tencent's 2 s. When it passes, or a rule fails for a
@@ -49,6 +51,13 @@ type Engine struct {
 	// scratch holds job lists and event buffers between callbacks; they
 	// were a tenth of all the bytes a callback allocated.
 	scratch sync.Pool
+}
+
+// Recorder sees each callback once its jobs are stored, or failed to be
+// (storeErr). It must copy what it keeps: the engine reuses cb, matches
+// and jobs after it returns. It runs on the hot path: keep it cheap.
+type Recorder interface {
+	Record(set *rules.Set, cb *imcallback.Callback, matches [][]rules.Match, decisions []imcallback.ResultItem, jobs []queue.Job, storeErr error)
 }
 
 // match matches ev against set, logging and counting the rules that failed
@@ -113,6 +122,9 @@ func (e *Engine) Handle(ctx context.Context, cb *imcallback.Callback) (imcallbac
 	jobs, recorded, err := e.jobs(ctx, cb, matches, log, sc)
 	if err == nil && len(jobs) > 0 {
 		err = e.Queue.Enqueue(ctx, cb.ID, jobs)
+	}
+	if e.Recorder != nil {
+		e.Recorder.Record(set, cb, matches, reply.ResultItem, jobs, err)
 	}
 	if err != nil {
 		// Nothing of the callback was stored (one message per callback),

@@ -20,6 +20,7 @@ import (
 	"github.com/friendflow/friendflow/engine/admin"
 	"github.com/friendflow/friendflow/engine/imcallback"
 	"github.com/friendflow/friendflow/engine/queue"
+	"github.com/friendflow/friendflow/engine/record"
 	"github.com/friendflow/friendflow/rules"
 )
 
@@ -53,6 +54,8 @@ type serveConfig struct {
 	DecisionFailCode int
 
 	Pprof bool
+
+	RecordEvents int
 }
 
 func parseServe(args []string, stdout io.Writer, getenv func(string) string) (*serveConfig, error) {
@@ -145,6 +148,9 @@ func parseServe(args []string, stdout io.Writer, getenv func(string) string) (*s
 	if c.DecisionFailCode < 38000 || c.DecisionFailCode > 39000 {
 		return nil, usagef("%s must be in 38000-39000, got %d", flagRef("decision-fail-code"), c.DecisionFailCode)
 	}
+	if c.RecordEvents < 0 {
+		return nil, usagef("%s must be 0 (off) or more, got %d", flagRef("record-events"), c.RecordEvents)
+	}
 	if err := c.LogLevel.UnmarshalText([]byte(level)); err != nil {
 		return nil, usagef("%s must be debug, info, warn or error, got %q", flagRef("log-level"), level)
 	}
@@ -181,6 +187,7 @@ func serveFlagSet(c *serveConfig, token *secretValue, tokenFile *string, imKey *
 	fs.StringVar(&c.DecisionFail, "decision-fail", "open", "when a decision times out or a rule fails: open (allow) or closed (deny)")
 	fs.IntVar(&c.DecisionFailCode, "decision-fail-code", 38000, "ResultCode of a fail-closed denial (38000-39000)")
 	fs.BoolVar(&c.Pprof, "pprof", false, "serve net/http/pprof under /debug/pprof/ on the admin listener")
+	fs.IntVar(&c.RecordEvents, "record-events", record.DefaultSize, "recent events kept in memory for /events, backtests and the console; 0: off")
 	return fs
 }
 
@@ -230,6 +237,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		},
 	}
 
+	ring := record.New(cfg.RecordEvents)
 	q, err := queue.Open(ctx, queue.Config{
 		DataDir:    cfg.Data,
 		URL:        cfg.NatsURL,
@@ -238,7 +246,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		Workers:    cfg.Workers,
 		Registry:   registry,
 		Logger:     log,
-		Hooks:      metrics.QueueHooks(),
+		Hooks:      ring.Hooks(metrics.QueueHooks()),
 	})
 	if err != nil {
 		return fmt.Errorf("queue: %w", err)
@@ -250,6 +258,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		Queue:           q,
 		Logger:          log,
 		Metrics:         metrics,
+		Recorder:        recorder(ring),
 		DecisionTimeout: cfg.DecisionTimeout,
 		FailClosed:      cfg.DecisionFail == "closed",
 		FailCode:        cfg.DecisionFailCode,
@@ -371,6 +380,15 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	}
 	log.Info("friendflow stopped", "took", time.Since(stopStart).String())
 	return runErr
+}
+
+// recorder is ring as an engine.Recorder: nil, not a nil *record.Ring,
+// when recording is off, so that the engine skips the call.
+func recorder(ring *record.Ring) engine.Recorder {
+	if ring == nil {
+		return nil
+	}
+	return ring
 }
 
 func queueDesc(cfg *serveConfig) string {
