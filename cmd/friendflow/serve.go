@@ -293,6 +293,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	adm.Handle("GET /metrics", metrics.Handler())
 	admin.MountRules(adm, reloader, cfg.SdkAppid)
 	admin.MountDLQ(adm, q)
+	admin.MountEvents(adm, ring, reloader, registry)
 	if cfg.Pprof {
 		mountPprof(adm)
 	}

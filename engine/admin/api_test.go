@@ -19,6 +19,7 @@ import (
 	"github.com/friendflow/friendflow/engine"
 	"github.com/friendflow/friendflow/engine/imcallback"
 	"github.com/friendflow/friendflow/engine/queue"
+	"github.com/friendflow/friendflow/engine/record"
 	"github.com/friendflow/friendflow/examples/callbacks"
 	"github.com/friendflow/friendflow/rules"
 )
@@ -54,6 +55,7 @@ type adminFixture struct {
 	reloader *rules.Reloader
 	dir      string
 	q        *queue.Queue
+	ring     *record.Ring
 }
 
 func newAdminFixture(t *testing.T) *adminFixture {
@@ -73,7 +75,8 @@ func newAdminFixture(t *testing.T) *adminFixture {
 	if err := f.reloader.Reload("start"); err != nil {
 		t.Fatal(err)
 	}
-	q, err := queue.Open(context.Background(), queue.Config{DataDir: filepath.Join(t.TempDir(), "data"), Registry: &reg, Logger: log})
+	f.ring = record.New(100)
+	q, err := queue.Open(context.Background(), queue.Config{DataDir: filepath.Join(t.TempDir(), "data"), Registry: &reg, Logger: log, Hooks: f.ring.Hooks(queue.Hooks{})})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,11 +85,12 @@ func newAdminFixture(t *testing.T) *adminFixture {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	go func() { _ = q.Run(ctx) }()
-	eng := &engine.Engine{Rules: f.reloader.Current, Queue: q, Logger: log, DecisionTimeout: time.Second}
+	eng := &engine.Engine{Rules: f.reloader.Current, Queue: q, Logger: log, DecisionTimeout: time.Second, Recorder: f.ring}
 
 	admin := New()
 	MountRules(admin, f.reloader, testAppID)
 	MountDLQ(admin, q)
+	MountEvents(admin, f.ring, f.reloader, &reg)
 	f.admin = httptest.NewServer(admin)
 	t.Cleanup(f.admin.Close)
 	f.callback = httptest.NewServer(&imcallback.Receiver{SdkAppid: testAppID, Token: []byte(testToken), Handler: eng, Logger: log})

@@ -203,12 +203,16 @@ func outcomesOf(e *entry) []rules.Outcome {
 	if err != nil || e.set == nil {
 		return nil
 	}
+	e.decoded = &ev // a backtest reads it next
 	o, _ := e.set.Outcomes(&ev)
 	return o
 }
 
 // Decode returns the recorded event.
 func (e *Event) Decode() (imcallback.Event, error) {
+	if e.decoded != nil {
+		return *e.decoded, nil
+	}
 	var ev imcallback.Event
 	if err := json.Unmarshal(e.Data, &ev); err != nil {
 		return ev, fmt.Errorf("recorded event %d: %w", e.ID, err)

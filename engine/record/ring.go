@@ -69,6 +69,8 @@ type Event struct {
 	StoreError string          `json:"store_error,omitempty"`
 	Jobs       []Job           `json:"jobs"`
 	Outcomes   []rules.Outcome `json:"outcomes,omitempty"`
+
+	decoded *imcallback.Event // Data decoded, when an Export already did
 }
 
 // entry is an Event in the ring, with the set that decided it.
