@@ -36,6 +36,10 @@ Usage:
                                                 without side effects: every rule, matched or not, and why
   friendflow dlq list|replay ID…|--all|drop ID…|--all [--admin-listen ADDR]
                                                 dead letters of a running instance
+  friendflow backtest PATH [--admin-url URL | --events FILE.jsonl] [--fail-on-change]
+                                                run candidate rules over recorded events, without
+                                                side effects: what would match, act or decide differently
+  friendflow events export [--admin-url URL]    recorded events of a running instance as JSONL
   friendflow actions                            print the action reference (Markdown)
   friendflow version                            print version, commit and Go version
 
@@ -71,6 +75,10 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 		err = explain(args[1:], stdout, stderr, getenv)
 	case "dlq":
 		err = dlq(ctx, args[1:], stdout, getenv)
+	case "backtest":
+		err = backtest(ctx, args[1:], stdout, stderr, getenv)
+	case "events":
+		err = eventsCmd(ctx, args[1:], stdout, getenv)
 	case "actions":
 		fmt.Fprint(stdout, actions.Reference(newRegistry(slog.New(slog.DiscardHandler), nil)))
 	case "version", "--version", "-version":
