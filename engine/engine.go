@@ -57,12 +57,14 @@ type Engine struct {
 // (storeErr). It must copy what it keeps: the engine reuses cb, matches
 // and jobs after it returns. It runs on the hot path: keep it cheap.
 type Recorder interface {
-	Record(set *rules.Set, cb *imcallback.Callback, matches [][]rules.Match, decisions []imcallback.ResultItem, jobs []queue.Job, storeErr error)
+	// errs[i] are the rules that failed for event i; errs is nil when no
+	// rule failed.
+	Record(set *rules.Set, cb *imcallback.Callback, matches [][]rules.Match, errs [][]rules.RuleError, decisions []imcallback.ResultItem, jobs []queue.Job, storeErr error)
 }
 
 // match matches ev against set, logging and counting the rules that failed
-// at run time; it says whether any did.
-func (e *Engine) match(set *rules.Set, ev *imcallback.Event) ([]rules.Match, bool) {
+// at run time; it returns them too.
+func (e *Engine) match(set *rules.Set, ev *imcallback.Event) ([]rules.Match, []rules.RuleError) {
 	ms, errs := set.Match(ev)
 	for _, re := range errs {
 		e.logger().Warn("rule failed at run time; counted as no match",
@@ -72,7 +74,20 @@ func (e *Engine) match(set *rules.Set, ev *imcallback.Event) ([]rules.Match, boo
 			e.Metrics.RuleErrors.WithLabelValues(re.Rule).Inc()
 		}
 	}
-	return ms, errs != nil
+	return ms, errs
+}
+
+// addErrs sets all[i] to the errors of event i of n, allocating all only
+// when an event has some: most callbacks have none.
+func addErrs(all [][]rules.RuleError, i, n int, errs []rules.RuleError) [][]rules.RuleError {
+	if errs == nil {
+		return all
+	}
+	if all == nil {
+		all = make([][]rules.RuleError, n)
+	}
+	all[i] = errs
+	return all
 }
 
 func (e *Engine) logger() *slog.Logger {
@@ -103,13 +118,18 @@ func (e *Engine) Handle(ctx context.Context, cb *imcallback.Callback) (imcallbac
 	}
 	log := cbLogger{e.logger(), cb.ID}
 	reply := imcallback.OK()
-	var matches [][]rules.Match
+	var (
+		matches  [][]rules.Match
+		ruleErrs [][]rules.RuleError
+	)
 	if imcallback.IsPrev(cb.Command) {
-		matches, reply.ResultItem = e.decide(ctx, set, cb, log)
+		matches, ruleErrs, reply.ResultItem = e.decide(ctx, set, cb, log)
 	} else {
 		matches = make([][]rules.Match, len(cb.Events))
 		for i := range cb.Events {
-			matches[i], _ = e.match(set, &cb.Events[i])
+			var errs []rules.RuleError
+			matches[i], errs = e.match(set, &cb.Events[i])
+			ruleErrs = addErrs(ruleErrs, i, len(cb.Events), errs)
 		}
 	}
 	e.countMatches(matches)
@@ -124,7 +144,7 @@ func (e *Engine) Handle(ctx context.Context, cb *imcallback.Callback) (imcallbac
 		err = e.Queue.Enqueue(ctx, cb.ID, jobs)
 	}
 	if e.Recorder != nil {
-		e.Recorder.Record(set, cb, matches, reply.ResultItem, jobs, err)
+		e.Recorder.Record(set, cb, matches, ruleErrs, reply.ResultItem, jobs, err)
 	}
 	if err != nil {
 		// Nothing of the callback was stored (one message per callback),
@@ -155,7 +175,7 @@ func (e *Engine) Handle(ctx context.Context, cb *imcallback.Callback) (imcallbac
 // decide runs the rules of a Prev callback within DecisionTimeout and
 // returns one imcallback.ResultItem per target: the first matching rule (file order)
 // with a deny action denies; otherwise the target is allowed.
-func (e *Engine) decide(ctx context.Context, set *rules.Set, cb *imcallback.Callback, log cbLogger) ([][]rules.Match, []imcallback.ResultItem) {
+func (e *Engine) decide(ctx context.Context, set *rules.Set, cb *imcallback.Callback, log cbLogger) ([][]rules.Match, [][]rules.RuleError, []imcallback.ResultItem) {
 	start := time.Now()
 	timeout := e.DecisionTimeout
 	if timeout <= 0 {
@@ -167,13 +187,15 @@ func (e *Engine) decide(ctx context.Context, set *rules.Set, cb *imcallback.Call
 	// Rule errors found after the timeout are still logged and counted.
 	type result struct {
 		matches [][]rules.Match
-		failed  []bool // a rule failed for the event
+		errs    [][]rules.RuleError // nil: no rule failed
 	}
 	done := make(chan result, 1)
 	go func() {
-		res := result{matches: make([][]rules.Match, len(cb.Events)), failed: make([]bool, len(cb.Events))}
+		res := result{matches: make([][]rules.Match, len(cb.Events))}
 		for i := range cb.Events {
-			res.matches[i], res.failed[i] = e.match(set, &cb.Events[i])
+			var errs []rules.RuleError
+			res.matches[i], errs = e.match(set, &cb.Events[i])
+			res.errs = addErrs(res.errs, i, len(cb.Events), errs)
 		}
 		done <- res
 	}()
@@ -193,7 +215,7 @@ func (e *Engine) decide(ctx context.Context, set *rules.Set, cb *imcallback.Call
 	for i := range cb.Events {
 		ev := &cb.Events[i]
 		items[i] = imcallback.ResultItem{To_Account: ev.To_Account}
-		failed := timedOut || res.failed[i]
+		failed := timedOut || res.errs != nil && res.errs[i] != nil
 		decision := "allow"
 		if !timedOut {
 			if d := rules.DecisionOf(matches[i]); d.Deny {
@@ -221,7 +243,7 @@ func (e *Engine) decide(ctx context.Context, set *rules.Set, cb *imcallback.Call
 	if e.Metrics != nil {
 		e.Metrics.DecisionDuration.Observe(time.Since(start).Seconds())
 	}
-	return matches, items
+	return matches, res.errs, items
 }
 
 func (e *Engine) failCode() int {

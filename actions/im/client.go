@@ -239,6 +239,12 @@ func isLoopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
+// RateState is the client's rate limit (requests/s) and the requests it
+// may make at once right now: 0 or less means calls are waiting.
+func (c *Client) RateState() (limit, available float64) {
+	return float64(c.limiter.Limit()), c.limiter.Tokens()
+}
+
 // Error is a failure reported by the IM REST API: an envelope whose
 // ErrorCode is not 0, or an HTTP status other than 200.
 type Error struct {

@@ -294,6 +294,15 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	admin.MountRules(adm, reloader, cfg.SdkAppid)
 	admin.MountDLQ(adm, q)
 	admin.MountEvents(adm, ring, reloader, registry)
+	console := &admin.Console{Version: version, Rules: reloader, Ring: ring, DLQ: q, Registry: registry,
+		Metrics: metrics.Registry, Queue: q.Stats, Logger: log}
+	if imc != nil {
+		console.IMRate = imc.RateState
+	}
+	if err := console.Mount(adm); err != nil {
+		_ = q.Stop(cfg.ShutdownTimeout)
+		return fmt.Errorf("console: %w", err)
+	}
 	if cfg.Pprof {
 		mountPprof(adm)
 	}

@@ -56,9 +56,11 @@ type adminFixture struct {
 	dir      string
 	q        *queue.Queue
 	ring     *record.Ring
+	console  *Console
+	srv      *Server
 }
 
-func newAdminFixture(t *testing.T) *adminFixture {
+func newAdminFixture(t testing.TB) *adminFixture {
 	t.Helper()
 	f := &adminFixture{dir: t.TempDir()}
 	if err := os.WriteFile(filepath.Join(f.dir, "r.yaml"), []byte(adminRules), 0o644); err != nil {
@@ -91,6 +93,11 @@ func newAdminFixture(t *testing.T) *adminFixture {
 	MountRules(admin, f.reloader, testAppID)
 	MountDLQ(admin, q)
 	MountEvents(admin, f.ring, f.reloader, &reg)
+	f.console = &Console{Version: "test", Rules: f.reloader, Ring: f.ring, DLQ: q, Registry: &reg, Queue: q.Stats, Logger: log}
+	if err := f.console.Mount(admin); err != nil {
+		t.Fatal(err)
+	}
+	f.srv = admin
 	f.admin = httptest.NewServer(admin)
 	t.Cleanup(f.admin.Close)
 	f.callback = httptest.NewServer(&imcallback.Receiver{SdkAppid: testAppID, Token: []byte(testToken), Handler: eng, Logger: log})

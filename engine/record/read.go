@@ -135,14 +135,12 @@ func hasJobOf(jobs []Job, rule string) bool {
 }
 
 // failed says whether the rule of f (any rule without one) failed at run
-// time for e, evaluating e again: errors are not recorded on the hot path.
+// time for e.
 func (f *Filter) failed(e *entry) bool {
-	for _, o := range outcomesOf(e) {
-		if o.Status == rules.StatusError && (f.Rule == "" || o.Rule == f.Rule) {
-			return true
-		}
+	if f.Rule == "" {
+		return len(e.Errors) > 0
 	}
-	return false
+	return slices.Contains(e.Errors, f.Rule)
 }
 
 // Get returns the event id and the rule set that decided it.
@@ -218,4 +216,25 @@ func (e *Event) Decode() (imcallback.Event, error) {
 		return ev, fmt.Errorf("recorded event %d: %w", e.ID, err)
 	}
 	return ev, nil
+}
+
+// Callbacks counts the callbacks recorded since t.
+func (r *Ring) Callbacks(since time.Time) int {
+	if r == nil {
+		return 0
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n, last := 0, ""
+	for id := r.next - 1; id > 0; id-- {
+		e := r.at(id)
+		if e == nil || e.Received.Before(since) {
+			break
+		}
+		if e.CallbackID != last { // a callback's events are recorded together
+			n++
+			last = e.CallbackID
+		}
+	}
+	return n
 }

@@ -62,6 +62,9 @@ type Event struct {
 	// says which of them are shadow rules.
 	Matched []string `json:"matched"`
 	Shadow  []string `json:"shadow,omitempty"`
+	// Errors are the rules that failed at run time (counted as not
+	// matched), in file order.
+	Errors []string `json:"errors,omitempty"`
 	// Decision is the reply's ResultItem for this target (Prev commands).
 	Decision *imcallback.ResultItem `json:"decision,omitempty"`
 	// StoreError says why the callback's jobs were not stored (the reply
@@ -106,7 +109,7 @@ func (r *Ring) Size() int { return len(r.buf) }
 // Record implements engine.Recorder: it keeps every event of cb with what
 // the engine made of it. It copies what it keeps: cb, matches and jobs
 // are reused by the engine after it returns.
-func (r *Ring) Record(set *rules.Set, cb *imcallback.Callback, matches [][]rules.Match, decisions []imcallback.ResultItem, jobs []queue.Job, storeErr error) {
+func (r *Ring) Record(set *rules.Set, cb *imcallback.Callback, matches [][]rules.Match, errs [][]rules.RuleError, decisions []imcallback.ResultItem, jobs []queue.Job, storeErr error) {
 	received := cb.ReceivedAt
 	if received.IsZero() {
 		received = r.now()
@@ -134,6 +137,12 @@ func (r *Ring) Record(set *rules.Set, cb *imcallback.Callback, matches [][]rules
 		e.RulesHash, e.StoreError = hash, errText
 		if i < len(matches) {
 			e.Matched, e.Shadow = names(matches[i])
+		}
+		if i < len(errs) && errs[i] != nil {
+			e.Errors = make([]string, len(errs[i]))
+			for k, re := range errs[i] {
+				e.Errors[k] = re.Rule
+			}
 		}
 		if i < len(decisions) {
 			d := decisions[i]

@@ -61,11 +61,21 @@ func loadSet(t testing.TB, src string) *rules.Set {
 // handle does to cb what the engine does before it calls Record: match
 // every event, and make one job per queued action, named as the engine
 // names them.
-func handle(set *rules.Set, cb *imcallback.Callback) ([][]rules.Match, []queue.Job) {
+func handle(set *rules.Set, cb *imcallback.Callback) ([][]rules.Match, [][]rules.RuleError, []queue.Job) {
 	matches := make([][]rules.Match, len(cb.Events))
-	var jobs []queue.Job
+	var (
+		jobs []queue.Job
+		errs [][]rules.RuleError
+	)
 	for i := range cb.Events {
-		matches[i], _ = set.Match(&cb.Events[i])
+		var es []rules.RuleError
+		matches[i], es = set.Match(&cb.Events[i])
+		if es != nil {
+			if errs == nil {
+				errs = make([][]rules.RuleError, len(cb.Events))
+			}
+			errs[i] = es
+		}
 		for mi, m := range matches[i] {
 			for ai, a := range m.Actions {
 				if a.Sync {
@@ -76,7 +86,7 @@ func handle(set *rules.Set, cb *imcallback.Callback) ([][]rules.Match, []queue.J
 			}
 		}
 	}
-	return matches, jobs
+	return matches, errs, jobs
 }
 
 func friendAdd(id, clientCmd string, pairs ...string) *imcallback.Callback {
@@ -89,8 +99,8 @@ func friendAdd(id, clientCmd string, pairs ...string) *imcallback.Callback {
 }
 
 func record(r *Ring, set *rules.Set, cb *imcallback.Callback) []queue.Job {
-	m, jobs := handle(set, cb)
-	r.Record(set, cb, m, nil, jobs, nil)
+	m, errs, jobs := handle(set, cb)
+	r.Record(set, cb, m, errs, nil, jobs, nil)
 	return jobs
 }
 
@@ -177,8 +187,8 @@ func TestRingFilters(t *testing.T) {
 	record(r, set, friendAdd("c4", "x", "gina", "hal"))   // int("x") fails: fragile errs
 	prev := &imcallback.Callback{ID: "c5", Command: imcallback.CmdPrevFriendAdd, Events: []imcallback.Event{
 		{CallbackCommand: imcallback.CmdPrevFriendAdd, From_Account: "ivan", To_Account: "judy", AddWording: "cheap loan"}}}
-	m, jobs := handle(set, prev)
-	r.Record(set, prev, m, []imcallback.ResultItem{{To_Account: "judy", ResultCode: 38001, ResultInfo: "spam"}}, jobs, nil)
+	m, errs, jobs := handle(set, prev)
+	r.Record(set, prev, m, errs, []imcallback.ResultItem{{To_Account: "judy", ResultCode: 38001, ResultInfo: "spam"}}, jobs, nil)
 
 	ids := func(f Filter) string {
 		t.Helper()
@@ -283,7 +293,7 @@ func TestWorstCaseMemory(t *testing.T) {
 	for i := range 2 * DefaultSize {
 		cb := largestEvent(i)
 		jobs := []queue.Job{{CallbackID: cb.ID, Job: actions.Job{ID: cb.ID + "-0-0-0", Rule: "deny-loans", Action: "webhook"}}}
-		r.Record(set, cb, matches, decisions, jobs, nil)
+		r.Record(set, cb, matches, nil, decisions, jobs, nil)
 	}
 	runtime.GC()
 	runtime.ReadMemStats(&after)
