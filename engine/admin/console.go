@@ -131,7 +131,9 @@ func secure(h http.Handler) http.Handler {
 		hd := w.Header()
 		hd.Set("Content-Security-Policy", consoleCSP)
 		hd.Set("X-Content-Type-Options", "nosniff")
-		hd.Set("Referrer-Policy", "no-referrer")
+		// Not no-referrer: with it browsers send Origin: null on this
+		// origin's own form posts.
+		hd.Set("Referrer-Policy", "same-origin")
 		hd.Set("X-Frame-Options", "DENY")
 		hd.Set("Cache-Control", "no-store")
 		h.ServeHTTP(w, r)
@@ -170,18 +172,22 @@ func RequestToken(r *http.Request) string {
 	return ""
 }
 
-// sameOrigin says whether a browser sent r from a page of this origin;
+// sameOrigin says whether a browser sent r from a page of this origin
+// (Fetch Metadata, https://www.w3.org/TR/fetch-metadata/, else Origin);
 // requests that are not from a browser carry neither header.
 func sameOrigin(r *http.Request) bool {
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "same-origin", "none":
+		return true
+	case "":
+	default:
+		return false
+	}
 	if o := r.Header.Get("Origin"); o != "" {
 		u, err := url.Parse(o)
 		return err == nil && u.Host == r.Host
 	}
-	switch r.Header.Get("Sec-Fetch-Site") {
-	case "", "same-origin", "none":
-		return true
-	}
-	return false
+	return true
 }
 
 func (c *Console) logger() *slog.Logger {

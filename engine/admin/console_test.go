@@ -103,6 +103,12 @@ func TestConsoleTryAndDeadLetters(t *testing.T) {
 	if status, _ := post("/ui/dlq/drop", url.Values{"id": {id}}, "https://evil.example"); status != http.StatusForbidden {
 		t.Fatalf("cross-origin drop: %d", status)
 	}
+	req, _ := http.NewRequest(http.MethodPost, f.admin.URL+"/ui/dlq/drop", strings.NewReader("all=1"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Sec-Fetch-Site", "cross-site")
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("cross-site drop (Fetch Metadata): %v %v", resp, err)
+	}
 	if status, body := post("/ui/dlq/drop", url.Values{"id": {id}}, f.admin.URL); status != 200 || !strings.Contains(body, "1 dropped") {
 		t.Fatalf("drop: %d\n%s", status, body)
 	}

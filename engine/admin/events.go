@@ -143,5 +143,6 @@ func trace(ring *record.Ring, src RuleSource, idText string) (*Trace, int, error
 		return nil, http.StatusInternalServerError, err
 	}
 	ex := engine.Explain(set, []imcallback.Event{ev})[0]
-	return &Trace{Event: e, Explanation: ex, CurrentRules: src.Current() == set}, 0, nil
+	cur := src.Current()
+	return &Trace{Event: e, Explanation: ex, CurrentRules: cur != nil && cur.Hash() == e.RulesHash}, 0, nil
 }
