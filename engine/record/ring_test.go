@@ -280,9 +280,31 @@ func largestEvent(i int) *imcallback.Callback {
 	return &imcallback.Callback{ID: imcallback.NewID(), Command: ev.CallbackCommand, Events: []imcallback.Event{ev}}
 }
 
+// typicalEvent is an accepted friend request between two short UserIDs.
+func typicalEvent(i int) *imcallback.Callback {
+	cb := friendAdd(imcallback.NewID(), "friend_response", "user_"+strconv.Itoa(i), "user_"+strconv.Itoa(i+1))
+	cb.Events[0].ClientIP, cb.Events[0].OptPlatform, cb.Events[0].EventTime = "10.1.2.3", "Android", 1700000000000
+	return cb
+}
+
 // TestWorstCaseMemory fills a ring of DefaultSize with the largest events
-// it keeps, each matched by a rule and with a job, and bounds what it holds.
+// it keeps, each matched by a rule and with a job, and bounds what it
+// holds; it reports typical events too.
 func TestWorstCaseMemory(t *testing.T) {
+	ev := &largestEvent(0).Events[0]
+	if b, clipped := eventJSON(imcallback.AppendEventJSON(nil, ev)); clipped || len(b) < maxEventJSON-64 {
+		t.Fatalf("not the largest event kept: clipped %v, %d bytes", clipped, len(b))
+	}
+	held := fill(t, largestEvent)
+	t.Logf("%d events of the largest kind hold %.1f MiB (%d bytes each)", DefaultSize, float64(held)/(1<<20), held/DefaultSize)
+	if held > 40<<20 {
+		t.Fatalf("%d MiB for %d events", held>>20, DefaultSize)
+	}
+	typical := fill(t, typicalEvent)
+	t.Logf("%d typical events hold %.1f MiB (%d bytes each)", DefaultSize, float64(typical)/(1<<20), typical/DefaultSize)
+}
+
+func fill(t *testing.T, event func(int) *imcallback.Callback) uint64 {
 	set := loadSet(t, testRules)
 	matches := [][]rules.Match{{{Rule: "deny-loans"}, {Rule: "watch", Shadow: true}}}
 	decisions := []imcallback.ResultItem{{ResultCode: 38001, ResultInfo: "spam"}}
@@ -291,19 +313,15 @@ func TestWorstCaseMemory(t *testing.T) {
 	runtime.ReadMemStats(&before)
 	r := New(DefaultSize)
 	for i := range 2 * DefaultSize {
-		cb := largestEvent(i)
+		cb := event(i)
 		jobs := []queue.Job{{CallbackID: cb.ID, Job: actions.Job{ID: cb.ID + "-0-0-0", Rule: "deny-loans", Action: "webhook"}}}
 		r.Record(set, cb, matches, nil, decisions, jobs, nil)
 	}
 	runtime.GC()
 	runtime.ReadMemStats(&after)
-	if e, _, _ := r.Get(2 * DefaultSize); e.Truncated || len(e.Data) < maxEventJSON-64 {
-		t.Fatalf("not the largest event kept: truncated %v, %d bytes", e.Truncated, len(e.Data))
-	}
-	held := after.HeapAlloc - before.HeapAlloc
-	t.Logf("%d events of the largest kind hold %.1f MiB (%d bytes each)", DefaultSize, float64(held)/(1<<20), held/DefaultSize)
-	if held > 40<<20 {
-		t.Fatalf("%d MiB for %d events", held>>20, DefaultSize)
+	if e, _, _ := r.Get(2 * DefaultSize); e.Truncated {
+		t.Fatal("a kept event was clipped")
 	}
 	runtime.KeepAlive(r)
+	return after.HeapAlloc - before.HeapAlloc
 }
