@@ -2,6 +2,7 @@ package admin
 
 import (
 	"bytes"
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -92,7 +93,7 @@ func eventQuery(r *http.Request) (record.Filter, uint64, int, error) {
 		if err != nil {
 			d, derr := time.ParseDuration(s)
 			if derr != nil || d < 0 {
-				return f, 0, 0, errorf("since must be an RFC 3339 time or a duration such as 15m, got %q", s)
+				return f, 0, 0, fmt.Errorf("since must be an RFC 3339 time or a duration such as 15m, got %q", s)
 			}
 			t = time.Now().Add(-d)
 		}
@@ -102,7 +103,7 @@ func eventQuery(r *http.Request) (record.Filter, uint64, int, error) {
 	if s := q.Get("before"); s != "" {
 		n, err := strconv.ParseUint(s, 10, 64)
 		if err != nil {
-			return f, 0, 0, errorf("before must be an event id, got %q", s)
+			return f, 0, 0, fmt.Errorf("before must be an event id, got %q", s)
 		}
 		before = n
 	}
@@ -110,7 +111,7 @@ func eventQuery(r *http.Request) (record.Filter, uint64, int, error) {
 	if s := q.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > maxEventsLimit {
-			return f, 0, 0, errorf("limit must be 1 to %d, got %q", maxEventsLimit, s)
+			return f, 0, 0, fmt.Errorf("limit must be 1 to %d, got %q", maxEventsLimit, s)
 		}
 		limit = n
 	}
@@ -132,11 +133,11 @@ type Trace struct {
 func trace(ring *record.Ring, src RuleSource, idText string) (*Trace, int, error) {
 	id, err := strconv.ParseUint(idText, 10, 64)
 	if err != nil {
-		return nil, http.StatusBadRequest, errorf("event id must be a number, got %q", idText)
+		return nil, http.StatusBadRequest, fmt.Errorf("event id must be a number, got %q", idText)
 	}
 	e, set, ok := ring.Get(id)
 	if !ok {
-		return nil, http.StatusNotFound, errorf("event %d is not recorded (evicted, or never was)", id)
+		return nil, http.StatusNotFound, fmt.Errorf("event %d is not recorded (evicted, or never was)", id)
 	}
 	ev, err := e.Decode()
 	if err != nil {

@@ -22,8 +22,6 @@ import (
 // maxRulesBody bounds a candidate rule set sent to POST /backtest.
 const maxRulesBody = 4 << 20
 
-func errorf(format string, a ...any) error { return fmt.Errorf(format, a...) }
-
 // RuleFile is one candidate rule file: a base name and its content.
 type RuleFile struct {
 	Name string `json:"name"`
