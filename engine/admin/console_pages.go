@@ -315,9 +315,11 @@ func secretKeys(reg *actions.Registry) map[string]bool {
 
 // redactSource hides the values written for secret keys in rule source
 // shown by the console: a value after the key, in block or flow style, or
-// the more indented lines under a key with none. Secrets belong in
-// env("…"), but a file may hold one literally. It may hide a little more
-// than needed (another key of the same name), never less.
+// the more indented lines under a key with none. The keys of a map stay,
+// so that the source still loads (Try a change starts from it; redacted
+// values render redacted, so the backtest diff is the same). Secrets
+// belong in env("…"), but a file may hold one literally. It may hide a
+// little more than needed (another key of the same name), never less.
 func redactSource(lines []string, keys map[string]bool) []string {
 	if len(keys) == 0 {
 		return lines
@@ -340,7 +342,7 @@ func redactSource(lines []string, keys map[string]bool) []string {
 			continue
 		}
 		if under >= 0 && indent > under {
-			out[i] = l[:indent] + actions.Redacted
+			out[i] = l[:indent] + redactBlockLine(trimmed)
 			continue
 		}
 		under = -1
@@ -351,11 +353,39 @@ func redactSource(lines []string, keys map[string]bool) []string {
 				empty = true
 				return m
 			}
-			return sub[1] + " " + actions.Redacted
+			return sub[1] + " " + redactValue(strings.TrimSpace(sub[2]))
 		})
 		if empty {
 			under = indent
 		}
 	}
 	return out
+}
+
+// redactValue hides a scalar, or the values of a flow map.
+func redactValue(v string) string {
+	inner, ok := strings.CutPrefix(v, "{")
+	if !ok {
+		return actions.Redacted
+	}
+	inner = strings.TrimSuffix(strings.TrimSpace(inner), "}")
+	var parts []string
+	for _, kv := range strings.Split(inner, ",") {
+		if k, _, ok := strings.Cut(kv, ":"); ok {
+			parts = append(parts, strings.TrimSpace(k)+": "+actions.Redacted)
+		}
+	}
+	return "{ " + strings.Join(parts, ", ") + " }"
+}
+
+// redactBlockLine hides the value of one line of a block under a secret
+// key: an entry keeps its key, a list item its dash.
+func redactBlockLine(l string) string {
+	if item, ok := strings.CutPrefix(l, "- "); ok {
+		return "- " + redactBlockLine(item)
+	}
+	if k, _, ok := strings.Cut(l, ":"); ok && !strings.ContainsAny(k, " \t\"'") {
+		return k + ": " + actions.Redacted
+	}
+	return actions.Redacted
 }

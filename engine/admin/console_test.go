@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"html"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -35,7 +36,7 @@ func TestConsolePagesEscapeCallersData(t *testing.T) {
 	f.signedPost(t, imcallback.CmdFriendAdd, string(callbacks.Must("friend_add_response.json")))
 	for path, want := range map[string][]string{
 		"/":                               {"Rules loaded", `id="rules-loaded">3<`},
-		"/ui/rules":                       {"deny-spam", "AddWording contains &#34;loan&#34;", "r.yaml", "headers: &lt;redacted&gt;"},
+		"/ui/rules":                       {"deny-spam", "AddWording contains &#34;loan&#34;", "r.yaml", "headers: { Authorization: &lt;redacted&gt; }"},
 		"/ui/events":                      {`href="/ui/events/1"`, "&lt;b&gt;m&lt;/b&gt; → a", "deny 38001"},
 		"/ui/events?outcome=denied":       {`href="/ui/events/2"`},
 		"/ui/events/1":                    {"&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;", "AddWording contains &#34;loan&#34;", "false"},
@@ -84,8 +85,22 @@ func TestConsoleTryAndDeadLetters(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
+	// The form starts from the serving files, secrets hidden; sent as it
+	// is, it loads and changes nothing.
+	_, page, _ := f.page(t, nil, "/ui/try")
+	start := strings.Index(page, `<textarea name="data0"`)
+	start += strings.Index(page[start:], ">") + 1
+	prefilled := html.UnescapeString(page[start : start+strings.Index(page[start:], "</textarea>")])
+	if strings.Contains(prefilled, "hunter") || !strings.Contains(prefilled, "Authorization: <redacted>") {
+		t.Fatalf("prefilled:\n%s", prefilled)
+	}
+	status, body := post("/ui/try", url.Values{"name0": {"r.yaml"}, "data0": {prefilled}}, f.admin.URL)
+	if status != 200 || !strings.Contains(body, `<span class="good">no change</span>`) {
+		t.Fatalf("try the prefilled files: %d\n%s", status, body)
+	}
+
 	candidate := strings.Replace(adminRules, "  - name: doomed\n", "  - name: doomed\n    when: From_Account == \"bob\"\n", 1)
-	status, body := post("/ui/try", url.Values{"name0": {"r.yaml"}, "data0": {candidate}, "name1": {""}, "data1": {""}}, f.admin.URL)
+	status, body = post("/ui/try", url.Values{"name0": {"r.yaml"}, "data0": {candidate}, "name1": {""}, "data1": {""}}, f.admin.URL)
 	if status != 200 || !strings.Contains(body, `<td>doomed</td>`) || !strings.Contains(body, `<a href="/ui/events/1">#1</a>`) || !strings.Contains(body, "changes") {
 		t.Fatalf("try: %d\n%s", status, body)
 	}
@@ -169,14 +184,17 @@ func TestRedactSource(t *testing.T) {
 
             X-Other: hunter5
           body: { k: v }
-      - webhook: { url: "https://y/", secret: hunter6 }`, "\n")
+      - webhook: { url: "https://y/", secret: hunter6 }
+      - webhook: { url: "https://z/", headers: { Authorization: "Bearer hunter7", X-Two: 'hunter8' } }`, "\n")
 	got := strings.Join(redactSource(src, map[string]bool{"secret": true, "headers": true}), "\n")
-	for _, s := range []string{"hunter2", "hunter3", "hunter5", "hunter6"} {
+	for _, s := range []string{"hunter2", "hunter3", "hunter5", "hunter6", "hunter7", "hunter8"} {
 		if strings.Contains(got, s) {
 			t.Errorf("%s shown:\n%s", s, got)
 		}
 	}
-	for _, s := range []string{"          secret: <redacted>", "          headers:\n            <redacted>", "          body: { k: v }", "url: https://x/", `- webhook: { url: "https://y/", secret: <redacted>}`} {
+	for _, s := range []string{"          secret: <redacted>", "          headers:\n            Authorization: <redacted>\n\n            X-Other: <redacted>",
+		"          body: { k: v }", "url: https://x/", `- webhook: { url: "https://y/", secret: <redacted>}`,
+		"headers: { Authorization: <redacted>, X-Two: <redacted> }"} {
 		if !strings.Contains(got, s) {
 			t.Errorf("lacks %q:\n%s", s, got)
 		}
