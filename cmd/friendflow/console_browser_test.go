@@ -88,13 +88,11 @@ func TestConsoleInBrowser(t *testing.T) {
 
 	s := serveForConsole(t)
 	writeRules(t, s.rulesDir, fmt.Sprintf(browserRules, crm.URL))
-	var reload map[string]any
 	resp, err := http.Post("http://"+s.admin+"/reload", "", nil)
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("reload: %v %v", resp, err)
 	}
 	resp.Body.Close()
-	_ = reload
 
 	s.post(t, "Sns.CallbackFriendAdd", `{"CallbackCommand":"Sns.CallbackFriendAdd","ClientCmd":"friend_response",
 	  "PairList":[{"From_Account":"alice","To_Account":"bob","Initiator_Account":"alice"},{"From_Account":"bob","To_Account":"alice","Initiator_Account":"alice"}]}`)

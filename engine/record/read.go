@@ -68,20 +68,33 @@ func (r *Ring) snapshot(before uint64) []entry {
 
 // List returns up to limit events matching f with IDs below before (0:
 // from the newest), newest first, and the before of the next page (0:
-// none).
+// none). Filtering reads only what the ring holds, under its lock: no
+// event is evaluated again.
 func (r *Ring) List(f Filter, before uint64, limit int) ([]Event, uint64) {
 	if r == nil {
 		return nil, 0
 	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	top := r.next
+	if before > 0 && before < top {
+		top = before
+	}
 	var out []Event
-	for _, e := range r.snapshot(before) {
-		if !f.matches(&e) {
+	for id := top - 1; id > 0; id-- {
+		e := r.at(id)
+		if e == nil {
+			break
+		}
+		if !f.matches(e) {
 			continue
 		}
 		if len(out) == limit {
 			return out, out[len(out)-1].ID
 		}
-		out = append(out, e.Event)
+		c := e.Event
+		c.Jobs = slices.Clone(e.Jobs)
+		out = append(out, c)
 	}
 	return out, 0
 }
