@@ -38,6 +38,8 @@ type Engine struct {
 	Logger  *slog.Logger
 	Metrics *Metrics        // nil: not counted
 	Tracer  *tracing.Tracer // nil: not traced
+	// Recorder, when set, keeps what each callback did (engine/record).
+	Recorder Recorder
 
 	// DecisionTimeout bounds the synchronous decision of a Prev callback,
 	// far inside Tencent's 2 s. When it passes, or a rule fails for a
@@ -53,9 +55,18 @@ type Engine struct {
 	scratch sync.Pool
 }
 
+// Recorder sees each callback once its jobs are stored, or failed to be
+// (storeErr). It must copy what it keeps: the engine reuses cb, matches
+// and jobs after it returns. It runs on the hot path: keep it cheap.
+type Recorder interface {
+	// errs[i] are the rules that failed for event i; errs is nil when no
+	// rule failed.
+	Record(set *rules.Set, cb *imcallback.Callback, matches [][]rules.Match, errs [][]rules.RuleError, decisions []imcallback.ResultItem, jobs []queue.Job, storeErr error)
+}
+
 // match matches ev against set, logging and counting the rules that failed
-// at run time; it says whether any did.
-func (e *Engine) match(set *rules.Set, ev *imcallback.Event) ([]rules.Match, bool) {
+// at run time; it returns them too.
+func (e *Engine) match(set *rules.Set, ev *imcallback.Event) ([]rules.Match, []rules.RuleError) {
 	ms, errs := set.Match(ev)
 	for _, re := range errs {
 		e.logger().Warn("rule failed at run time; counted as no match",
@@ -65,7 +76,20 @@ func (e *Engine) match(set *rules.Set, ev *imcallback.Event) ([]rules.Match, boo
 			e.Metrics.RuleErrors.WithLabelValues(re.Rule).Inc()
 		}
 	}
-	return ms, errs != nil
+	return ms, errs
+}
+
+// addErrs sets all[i] to the errors of event i of n, allocating all only
+// when an event has some: most callbacks have none.
+func addErrs(all [][]rules.RuleError, i, n int, errs []rules.RuleError) [][]rules.RuleError {
+	if errs == nil {
+		return all
+	}
+	if all == nil {
+		all = make([][]rules.RuleError, n)
+	}
+	all[i] = errs
+	return all
 }
 
 func (e *Engine) logger() *slog.Logger {
@@ -104,14 +128,19 @@ func (e *Engine) handle(ctx context.Context, cb *imcallback.Callback, tr *cbTrac
 	}
 	log := cbLogger{e.logger(), cb.ID}
 	reply := imcallback.OK()
-	var matches [][]rules.Match
+	var (
+		matches  [][]rules.Match
+		ruleErrs [][]rules.RuleError
+	)
 	span := tr.start("match")
 	if imcallback.IsPrev(cb.Command) {
-		matches, reply.ResultItem = e.decide(ctx, set, cb, log)
+		matches, ruleErrs, reply.ResultItem = e.decide(ctx, set, cb, log)
 	} else {
 		matches = make([][]rules.Match, len(cb.Events))
 		for i := range cb.Events {
-			matches[i], _ = e.match(set, &cb.Events[i])
+			var errs []rules.RuleError
+			matches[i], errs = e.match(set, &cb.Events[i])
+			ruleErrs = addErrs(ruleErrs, i, len(cb.Events), errs)
 		}
 	}
 	endSpan(span, nil)
@@ -129,6 +158,9 @@ func (e *Engine) handle(ctx context.Context, cb *imcallback.Callback, tr *cbTrac
 	}
 	endSpan(span, err)
 	tr.setJobs(len(jobs))
+	if e.Recorder != nil {
+		e.Recorder.Record(set, cb, matches, ruleErrs, reply.ResultItem, jobs, err)
+	}
 	if err != nil {
 		// Nothing of the callback was stored (one message per callback),
 		// so undo the once keys it claimed: a retried callback must not be
@@ -168,7 +200,7 @@ func countMatched(matches [][]rules.Match) int {
 // decide runs the rules of a Prev callback within DecisionTimeout and
 // returns one imcallback.ResultItem per target: the first matching rule (file order)
 // with a deny action denies; otherwise the target is allowed.
-func (e *Engine) decide(ctx context.Context, set *rules.Set, cb *imcallback.Callback, log cbLogger) ([][]rules.Match, []imcallback.ResultItem) {
+func (e *Engine) decide(ctx context.Context, set *rules.Set, cb *imcallback.Callback, log cbLogger) ([][]rules.Match, [][]rules.RuleError, []imcallback.ResultItem) {
 	start := time.Now()
 	timeout := e.DecisionTimeout
 	if timeout <= 0 {
@@ -180,13 +212,15 @@ func (e *Engine) decide(ctx context.Context, set *rules.Set, cb *imcallback.Call
 	// Rule errors found after the timeout are still logged and counted.
 	type result struct {
 		matches [][]rules.Match
-		failed  []bool // a rule failed for the event
+		errs    [][]rules.RuleError // nil: no rule failed
 	}
 	done := make(chan result, 1)
 	go func() {
-		res := result{matches: make([][]rules.Match, len(cb.Events)), failed: make([]bool, len(cb.Events))}
+		res := result{matches: make([][]rules.Match, len(cb.Events))}
 		for i := range cb.Events {
-			res.matches[i], res.failed[i] = e.match(set, &cb.Events[i])
+			var errs []rules.RuleError
+			res.matches[i], errs = e.match(set, &cb.Events[i])
+			res.errs = addErrs(res.errs, i, len(cb.Events), errs)
 		}
 		done <- res
 	}()
@@ -206,7 +240,7 @@ func (e *Engine) decide(ctx context.Context, set *rules.Set, cb *imcallback.Call
 	for i := range cb.Events {
 		ev := &cb.Events[i]
 		items[i] = imcallback.ResultItem{To_Account: ev.To_Account}
-		failed := timedOut || res.failed[i]
+		failed := timedOut || res.errs != nil && res.errs[i] != nil
 		decision := "allow"
 		if !timedOut {
 			if d := rules.DecisionOf(matches[i]); d.Deny {
@@ -234,7 +268,7 @@ func (e *Engine) decide(ctx context.Context, set *rules.Set, cb *imcallback.Call
 	if e.Metrics != nil {
 		e.Metrics.DecisionDuration.Observe(time.Since(start).Seconds())
 	}
-	return matches, items
+	return matches, res.errs, items
 }
 
 func (e *Engine) failCode() int {

@@ -19,6 +19,7 @@ import (
 	"github.com/friendflow/friendflow/actions"
 	"github.com/friendflow/friendflow/engine/imcallback"
 	"github.com/friendflow/friendflow/engine/queue"
+	"github.com/friendflow/friendflow/engine/record"
 	"github.com/friendflow/friendflow/examples/callbacks"
 	"github.com/friendflow/friendflow/rules"
 )
@@ -503,7 +504,7 @@ func BenchmarkDecide100Rules(b *testing.B) {
 	var samples []time.Duration
 	for b.Loop() {
 		start := time.Now()
-		_, items := e.decide(context.Background(), set, cb, log)
+		_, _, items := e.decide(context.Background(), set, cb, log)
 		samples = append(samples, time.Since(start))
 		if items[1].ResultCode != 38002 || items[0].ResultCode != 0 {
 			b.Fatalf("items %+v", items)
@@ -699,3 +700,59 @@ const (
 	testAppID = 1400000000
 	testToken = "s3cr3t-callback-token"
 )
+
+// TestEngineRecordsEachCallback: the Recorder sees every event with the
+// rules that matched and failed, the Prev decisions and the jobs (their
+// outcomes, reported by the queue's hooks, are engine/admin's tests').
+func TestEngineRecordsEachCallback(t *testing.T) {
+	ring := record.New(100)
+	h := newHarness(t, `
+rules:
+  - name: broken-after
+    when: int(From_Account) > 3
+    actions:
+      - record: { note: "never" }
+  - name: fine
+    actions:
+      - record: { note: "${ To_Account }" }
+  - name: deny-loans
+    on: [Sns.CallbackPrevFriendAdd]
+    when: AddWording contains "loan"
+    actions:
+      - deny: { code: 38001, reason: spam }
+      - record: { note: "denied ${ To_Account }" }
+`+strings.TrimPrefix(failingRules, "\nrules:\n"), true, func(e *Engine) { e.Recorder = ring })
+	if _, err := h.eng.Handle(context.Background(), h.callback(t, imcallback.CmdFriendAdd, "friend_add.json")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.eng.Handle(context.Background(), prevCallback(t, "cheap loan", "7")); err != nil {
+		t.Fatal(err)
+	}
+	all, _ := ring.List(record.Filter{}, 0, 100)
+	if len(all) != 5 {
+		t.Fatalf("%d events recorded, want 3 pairs + 2 targets", len(all))
+	}
+	count := func(f record.Filter) int {
+		got, _ := ring.List(f, 0, 100)
+		return len(got)
+	}
+	for f, want := range map[record.Filter]int{
+		{Outcome: "error", Rule: "broken-after"}:      3,
+		{Outcome: "matched", Rule: "fine"}:            3,
+		{Outcome: "error", Rule: "broken-at-runtime"}: 1, // int("cheap loan") fails; int("7") does not
+		{Outcome: "denied"}:                           2, // by deny-loans, and by broken-at-runtime for "7"
+		{Rule: "deny-loans"}:                          1,
+	} {
+		if got := count(f); got != want {
+			t.Errorf("%+v: %d events, want %d", f, got, want)
+		}
+	}
+	prev := all[0] // newest: the second target
+	if prev.To != "id2" || prev.Decision == nil || prev.Decision.ResultCode != 38001 || prev.Decision.ResultInfo != "number" {
+		t.Errorf("second target's decision: %+v", prev.Decision)
+	}
+	if j := all[1].Jobs; len(j) != 1 || j[0].Rule != "deny-loans" || j[0].Action != "record" || !strings.HasSuffix(j[0].ID, "-0-0-1") {
+		t.Errorf("first target's jobs: %+v", j)
+	}
+	h.rec.wait(t, 4)
+}

@@ -268,28 +268,7 @@ func disjuncts(n ast.Node) []ast.Node {
 // redactParams returns a copy of params with the values of secret
 // parameters (and secret fields of objects) replaced by "<redacted>".
 func redactParams(spec actions.Spec, params map[string]any) map[string]any {
-	return redactFields(spec.Params, params)
-}
-
-func redactFields(decl []actions.Param, in map[string]any) map[string]any {
-	out := make(map[string]any, len(in))
-	for k, v := range in {
-		out[k] = v
-		for _, p := range decl {
-			if p.Name != k {
-				continue
-			}
-			switch {
-			case p.Secret:
-				out[k] = redacted
-			case p.Type == actions.Object:
-				if m, ok := v.(map[string]any); ok {
-					out[k] = redactFields(p.Fields, m)
-				}
-			}
-		}
-	}
-	return out
+	return spec.Redact(params)
 }
 
 // isSecret reports whether the top-level parameter name is secret or holds

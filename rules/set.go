@@ -18,6 +18,9 @@ type Set struct {
 	exprOpts []expr.Option // to compile explain programs lazily
 	warnings []Problem     // lint warnings of the rules, in file order
 	scratch  sync.Pool     // *scratch: a VM and buffers per concurrent Match
+
+	byNameOnce sync.Once // builds byName on the first Outcomes
+	byName     map[string]int
 }
 
 // Match is one rule that matched an event.

@@ -104,3 +104,22 @@ func (c *Client) waitRecipients(ctx context.Context, n int) error {
 	}
 	return nil
 }
+
+// RateState is one REST API's budget as it stands: its limit in requests
+// per second, and the requests it may make at once right now (0 or less:
+// calls are waiting).
+type RateState struct {
+	API       string
+	Limit     float64
+	Available float64
+}
+
+// RateStates returns the budget of each API in APIs, in that order.
+func (c *Client) RateStates() []RateState {
+	out := make([]RateState, len(APIs))
+	for i, api := range APIs {
+		l := c.budgets.of(api)
+		out[i] = RateState{API: api, Limit: float64(l.Limit()), Available: l.Tokens()}
+	}
+	return out
+}

@@ -23,6 +23,7 @@ import (
 	"github.com/friendflow/friendflow/engine/admin"
 	"github.com/friendflow/friendflow/engine/imcallback"
 	"github.com/friendflow/friendflow/engine/queue"
+	"github.com/friendflow/friendflow/engine/record"
 	"github.com/friendflow/friendflow/internal/tracing"
 	"github.com/friendflow/friendflow/rules"
 )
@@ -59,6 +60,8 @@ type serveConfig struct {
 	DecisionFailCode int
 
 	Pprof bool
+
+	RecordEvents int
 
 	// The admin API's guard (adminguard.go).
 	AdminToken     []byte
@@ -172,6 +175,9 @@ func (f *serveFlags) config(pos []string, cmdline map[string]bool) (*serveConfig
 	if c.DecisionFailCode < 38000 || c.DecisionFailCode > 39000 {
 		return nil, usagef("%s must be in 38000-39000, got %d", flagRef("decision-fail-code"), c.DecisionFailCode)
 	}
+	if c.RecordEvents < 0 {
+		return nil, usagef("%s must be 0 (off) or more, got %d", flagRef("record-events"), c.RecordEvents)
+	}
 	if err := c.LogLevel.UnmarshalText([]byte(level)); err != nil {
 		return nil, usagef("%s must be debug, info, warn or error, got %q", flagRef("log-level"), level)
 	}
@@ -210,6 +216,7 @@ func (f *serveFlags) declare(fs *flag.FlagSet) {
 	fs.StringVar(&c.DecisionFail, "decision-fail", "open", "when a decision times out or a rule fails: open (allow) or closed (deny)")
 	fs.IntVar(&c.DecisionFailCode, "decision-fail-code", 38000, "ResultCode of a fail-closed denial (38000-39000)")
 	fs.BoolVar(&c.Pprof, "pprof", false, "serve net/http/pprof under /debug/pprof/ on the admin listener")
+	fs.IntVar(&c.RecordEvents, "record-events", record.DefaultSize, "recent events kept in memory for /events, backtests and the console; 0: off")
 	adminGuardFlags(fs, c)
 }
 
@@ -267,6 +274,7 @@ func serve(ctx context.Context, cfg *serveConfig, stdout, stderr io.Writer, gete
 		},
 	}
 
+	ring := record.New(cfg.RecordEvents)
 	q, err := queue.Open(ctx, queue.Config{
 		DataDir:    cfg.Data,
 		URL:        cfg.NatsURL,
@@ -275,7 +283,7 @@ func serve(ctx context.Context, cfg *serveConfig, stdout, stderr io.Writer, gete
 		Workers:    cfg.Workers,
 		Registry:   registry,
 		Logger:     log,
-		Hooks:      metrics.QueueHooks(),
+		Hooks:      ring.Hooks(metrics.QueueHooks()),
 		Tracer:     tracer,
 	})
 	if err != nil {
@@ -289,6 +297,7 @@ func serve(ctx context.Context, cfg *serveConfig, stdout, stderr io.Writer, gete
 		Logger:          log,
 		Metrics:         metrics,
 		Tracer:          tracer,
+		Recorder:        recorder(ring),
 		DecisionTimeout: cfg.DecisionTimeout,
 		FailClosed:      cfg.DecisionFail == "closed",
 		FailCode:        cfg.DecisionFailCode,
@@ -324,6 +333,16 @@ func serve(ctx context.Context, cfg *serveConfig, stdout, stderr io.Writer, gete
 	adm.Handle("GET /metrics", metrics.Handler())
 	admin.MountRules(adm, reloader, cfg.SdkAppid)
 	admin.MountDLQ(adm, q)
+	admin.MountEvents(adm, ring, reloader, registry)
+	console := &admin.Console{Version: version, Rules: reloader, Ring: ring, DLQ: q, Registry: registry,
+		Metrics: metrics.Registry, Queue: q.Stats, Logger: log, CheckToken: admin.TokenChecker(cfg.AdminToken)}
+	if imc != nil {
+		console.IMRate = imc.RateStates
+	}
+	if err := console.Mount(adm); err != nil {
+		_ = q.Stop(cfg.ShutdownTimeout)
+		return fmt.Errorf("console: %w", err)
+	}
 	if cfg.Pprof {
 		mountPprof(adm)
 	}
@@ -420,6 +439,15 @@ func shutdownTracer(t *tracing.Tracer, log *slog.Logger) {
 	if err := t.Shutdown(ctx); err != nil {
 		log.Warn("tracing: spans not exported at stop", "err", err)
 	}
+}
+
+// recorder is ring as an engine.Recorder: nil, not a nil *record.Ring,
+// when recording is off, so that the engine skips the call.
+func recorder(ring *record.Ring) engine.Recorder {
+	if ring == nil {
+		return nil
+	}
+	return ring
 }
 
 func queueDesc(cfg *serveConfig) string {

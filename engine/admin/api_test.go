@@ -19,6 +19,7 @@ import (
 	"github.com/friendflow/friendflow/engine"
 	"github.com/friendflow/friendflow/engine/imcallback"
 	"github.com/friendflow/friendflow/engine/queue"
+	"github.com/friendflow/friendflow/engine/record"
 	"github.com/friendflow/friendflow/examples/callbacks"
 	"github.com/friendflow/friendflow/rules"
 )
@@ -54,10 +55,12 @@ type adminFixture struct {
 	reloader *rules.Reloader
 	dir      string
 	q        *queue.Queue
+	ring     *record.Ring
+	console  *Console
 	srv      *Server
 }
 
-func newAdminFixture(t *testing.T) *adminFixture {
+func newAdminFixture(t testing.TB) *adminFixture {
 	t.Helper()
 	f := &adminFixture{dir: t.TempDir()}
 	if err := os.WriteFile(filepath.Join(f.dir, "r.yaml"), []byte(adminRules), 0o644); err != nil {
@@ -74,7 +77,8 @@ func newAdminFixture(t *testing.T) *adminFixture {
 	if err := f.reloader.Reload("start"); err != nil {
 		t.Fatal(err)
 	}
-	q, err := queue.Open(context.Background(), queue.Config{DataDir: filepath.Join(t.TempDir(), "data"), Registry: &reg, Logger: log})
+	f.ring = record.New(100)
+	q, err := queue.Open(context.Background(), queue.Config{DataDir: filepath.Join(t.TempDir(), "data"), Registry: &reg, Logger: log, Hooks: f.ring.Hooks(queue.Hooks{})})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,11 +87,16 @@ func newAdminFixture(t *testing.T) *adminFixture {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	go func() { _ = q.Run(ctx) }()
-	eng := &engine.Engine{Rules: f.reloader.Current, Queue: q, Logger: log, DecisionTimeout: time.Second}
+	eng := &engine.Engine{Rules: f.reloader.Current, Queue: q, Logger: log, DecisionTimeout: time.Second, Recorder: f.ring}
 
 	admin := New()
 	MountRules(admin, f.reloader, testAppID)
 	MountDLQ(admin, q)
+	MountEvents(admin, f.ring, f.reloader, &reg)
+	f.console = &Console{Version: "test", Rules: f.reloader, Ring: f.ring, DLQ: q, Registry: &reg, Queue: q.Stats, Logger: log}
+	if err := f.console.Mount(admin); err != nil {
+		t.Fatal(err)
+	}
 	f.srv = admin
 	f.admin = httptest.NewServer(admin)
 	t.Cleanup(f.admin.Close)

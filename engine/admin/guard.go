@@ -37,19 +37,28 @@ func newGuard(g Guard) *guard {
 	for _, h := range g.Hosts {
 		hosts[strings.ToLower(strings.TrimSuffix(h, "."))] = true
 	}
-	out := &guard{hosts: hosts, cop: http.NewCrossOriginProtection()}
-	if len(g.Token) > 0 {
-		sum := sha256.Sum256(g.Token)
-		out.token = sum[:]
+	return &guard{tokenOK: TokenChecker(g.Token), hosts: hosts, cop: http.NewCrossOriginProtection()}
+}
+
+// TokenChecker returns a constant-time check of a presented token against
+// token: both sides are hashed first, so that not even the token's length
+// shows in the timing. It is nil when token is empty: nothing to check.
+func TokenChecker(token []byte) func(string) bool {
+	if len(token) == 0 {
+		return nil
 	}
-	return out
+	want := sha256.Sum256(token)
+	return func(got string) bool {
+		sum := sha256.Sum256([]byte(got))
+		return subtle.ConstantTimeCompare(sum[:], want[:]) == 1
+	}
 }
 
 // guard is a Guard prepared for serving.
 type guard struct {
-	token []byte // sha256 of the token; nil: none required
-	hosts map[string]bool
-	cop   *http.CrossOriginProtection
+	tokenOK func(string) bool // nil: no token required
+	hosts   map[string]bool
+	cop     *http.CrossOriginProtection
 }
 
 // check returns the status and message that refuse r, or 0 to let it
@@ -64,14 +73,25 @@ func (g *guard) check(r *http.Request) (int, string) {
 		return http.StatusMisdirectedRequest, "Host " + quote(r.Host) +
 			" is not an address of this admin listener; a name in front of it must be allowed with --admin-host"
 	}
-	if g.token != nil && !g.authorized(r) {
+	if consolePage(r.URL.Path) {
+		// The console's pages check the token themselves (Console.CheckToken),
+		// from its sign-in cookie as well as a bearer token, and take
+		// same-origin form posts: a browser cannot send a bearer token or a
+		// JSON body from a plain HTML form.
+		if err := g.cop.Check(r); err != nil {
+			return http.StatusForbidden, "cross-origin write refused: " + err.Error()
+		}
+		return 0, ""
+	}
+	if g.tokenOK != nil && !g.authorized(r) {
 		return http.StatusUnauthorized, "missing or wrong bearer token: send Authorization: Bearer TOKEN, the content of --admin-token-file"
 	}
 	if err := g.cop.Check(r); err != nil {
 		return http.StatusForbidden, "cross-origin write refused: " + err.Error()
 	}
-	if !safeMethod(r.Method) && !jsonBody(r) {
-		return http.StatusUnsupportedMediaType, "a write takes no body or a JSON body (Content-Type: application/json)"
+	if !safeMethod(r.Method) && !preflighted(r) {
+		return http.StatusUnsupportedMediaType, "a write takes no body, or one whose Content-Type a browser cannot send across origins " +
+			"(application/json, application/x-tar, application/yaml), not a form or text/plain"
 	}
 	return 0, ""
 }
@@ -108,31 +128,38 @@ func (g *guard) hostAllowed(r *http.Request) bool {
 	return err == nil && net.ParseIP(lh).Equal(ip)
 }
 
-// authorized compares the bearer token in constant time; both sides are
-// hashed first so that not even the token's length shows in the timing.
+// authorized checks the bearer token (TokenChecker).
 func (g *guard) authorized(r *http.Request) bool {
 	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return false
-	}
-	sum := sha256.Sum256([]byte(strings.TrimSpace(tok)))
-	return subtle.ConstantTimeCompare(sum[:], g.token) == 1
+	return ok && strings.EqualFold(scheme, "Bearer") && g.tokenOK(strings.TrimSpace(tok))
 }
+
+// consolePage says whether path is one of the console's pages (Console.Mount).
+func consolePage(path string) bool { return path == "/" || strings.HasPrefix(path, "/ui/") }
 
 func safeMethod(m string) bool {
 	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions
 }
 
-// jsonBody says whether a write's body is JSON or absent: a browser can
-// send text/plain, form and multipart bodies across origins without a
-// preflight, never application/json.
-func jsonBody(r *http.Request) bool {
+// preflighted says whether a write's body is one a browser cannot send
+// to another origin without a CORS preflight, which this API never grants:
+// no body, or a Content-Type other than the three CORS-safelisted ones
+// (https://fetch.spec.whatwg.org/#cors-safelisted-request-header). A body
+// without a Content-Type is refused too: fetch sends a Blob without one.
+func preflighted(r *http.Request) bool {
 	ct := r.Header.Get("Content-Type")
 	if ct == "" {
 		return r.ContentLength == 0
 	}
 	mt, _, err := mime.ParseMediaType(ct)
-	return err == nil && mt == "application/json"
+	if err != nil {
+		return false
+	}
+	switch mt {
+	case "application/x-www-form-urlencoded", "multipart/form-data", "text/plain":
+		return false
+	}
+	return true
 }
 
 // quote shows a caller's value safely: escaped, and short.

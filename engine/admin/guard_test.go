@@ -187,6 +187,7 @@ func TestGuardCrossOrigin(t *testing.T) {
 		{"fetch marked same-site", "POST", "/dlq/replay", `{"all":true}`, map[string]string{"Sec-Fetch-Site": "same-site", "Content-Type": "application/json"}, 403},
 		{"text/plain body (no preflight)", "POST", "/dlq/drop", `{"all":true}`, map[string]string{"Content-Type": "text/plain"}, 415},
 		{"form body", "POST", "/explain", `a=b`, map[string]string{"Content-Type": "application/x-www-form-urlencoded"}, 415},
+		{"multipart body", "POST", "/backtest", `x`, map[string]string{"Content-Type": "multipart/form-data; boundary=x"}, 415},
 		{"body without a type", "POST", "/dlq/drop", `{"all":true}`, nil, 415},
 	}
 	for _, c := range refused {

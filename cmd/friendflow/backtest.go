@@ -1,0 +1,164 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+
+	"github.com/friendflow/friendflow/engine/record"
+	"github.com/friendflow/friendflow/rules"
+)
+
+// eventsExportCommand is `friendflow events export`: the recorded events
+// of a running instance as JSONL, for `backtest --events`.
+func eventsExportCommand(fs *flag.FlagSet) runFunc {
+	af := addAdminFlags(fs)
+	return func(ctx context.Context, inv *invocation) error {
+		if len(inv.args) > 0 {
+			return usagef("events export takes no arguments, got %q", inv.args)
+		}
+		client, err := af.client(inv.cmdline)
+		if err != nil {
+			return err
+		}
+		raw, err := client.call(ctx, http.MethodGet, "/events/export", nil)
+		if err != nil {
+			return err
+		}
+		_, err = inv.stdout.Write(raw)
+		return err
+	}
+}
+
+// backtestCommand runs candidate rules over recorded events, without side
+// effects, and prints what would change.
+func backtestCommand(fs *flag.FlagSet) runFunc {
+	af := addAdminFlags(fs)
+	eventsFile := fs.String("events", "", "recorded events as JSONL (friendflow events export) instead of --admin-url")
+	format := declareFormat(fs, formatText, formatJSON)
+	failOnChange := fs.Bool("fail-on-change", false, "exit 1 when anything would change")
+	return func(ctx context.Context, inv *invocation) error {
+		if err := checkFormat(*format, formatText, formatJSON); err != nil {
+			return err
+		}
+		if len(inv.args) == 0 {
+			return usagef("backtest needs PATH…: the candidate rules")
+		}
+		if *eventsFile != "" && inv.cmdline["admin-url"] {
+			return usagef("backtest reads --admin-url or --events, not both")
+		}
+		raw, err := recordedEvents(ctx, af, *eventsFile, inv.cmdline)
+		if err != nil {
+			return err
+		}
+		events, err := record.ReadJSONL(raw)
+		if err != nil {
+			return fmt.Errorf("recorded events: %w", err)
+		}
+		set, err := loadPaths(inv.args, inv.getenv, false)
+		if le := (*rules.LoadError)(nil); errors.As(err, &le) {
+			for _, p := range le.Problems {
+				writeProblem(inv.stdout, formatText, "error", p)
+			}
+			fmt.Fprintf(inv.stderr, "%d problems: the candidate rules do not load\n", len(le.Problems))
+			return &exitError{1}
+		}
+		if err != nil {
+			return err
+		}
+		d, err := record.Backtest(set, events)
+		if err != nil {
+			return err
+		}
+		if *format == formatJSON {
+			writeJSON(inv.stdout, d)
+		} else {
+			printDiff(inv.stdout, d)
+		}
+		if *failOnChange && d.Changed {
+			return &exitError{1}
+		}
+		return nil
+	}
+}
+
+// recordedEvents reads the JSONL of recorded events from file, or else
+// from the running instance af names.
+func recordedEvents(ctx context.Context, af *adminFlags, file string, cmdline map[string]bool) ([]byte, error) {
+	if file != "" {
+		return os.ReadFile(file)
+	}
+	client, err := af.client(cmdline)
+	if err != nil {
+		return nil, err
+	}
+	return client.call(ctx, http.MethodGet, "/events/export", nil)
+}
+
+func printDiff(w io.Writer, d *record.Diff) {
+	fmt.Fprintf(w, "backtest over %d recorded events", d.Events)
+	if d.Truncated > 0 {
+		fmt.Fprintf(w, " (%d had long strings clipped when recorded)", d.Truncated)
+	}
+	fmt.Fprintln(w)
+	for _, r := range d.Rules {
+		fmt.Fprintf(w, "  %s: %d newly matched%s, %d no longer matched%s, %d unchanged, %d with changed actions",
+			r.Rule, len(r.NewlyMatched), ids(r.NewlyMatched), len(r.NoLongerMatched), ids(r.NoLongerMatched), r.Unchanged, r.ActionsChanged)
+		if len(r.Errors) > 0 {
+			fmt.Fprintf(w, ", fails on %d%s", len(r.Errors), ids(r.Errors))
+		}
+		fmt.Fprintln(w)
+		for _, ch := range r.Changes {
+			fmt.Fprintf(w, "      event %d: %s\n        → %s\n", ch.Event, actionsText(ch.Old), actionsText(ch.New))
+		}
+	}
+	for _, f := range d.Decisions {
+		fmt.Fprintf(w, "  decision for %s (event %d): %s → %s\n", f.To, f.Event, decisionText(f.Old), decisionText(f.New))
+	}
+	if d.Changed {
+		fmt.Fprintln(w, "changed")
+	} else {
+		fmt.Fprintln(w, "no change")
+	}
+}
+
+// ids shows up to 10 event IDs.
+func ids(list []uint64) string {
+	if len(list) == 0 {
+		return ""
+	}
+	s := make([]string, 0, 10)
+	for i, id := range list {
+		if i == 10 {
+			s = append(s, "…")
+			break
+		}
+		s = append(s, fmt.Sprint(id))
+	}
+	return " [" + strings.Join(s, " ") + "]"
+}
+
+func actionsText(as []rules.ActionTrace) string {
+	if len(as) == 0 {
+		return "(no actions)"
+	}
+	parts := make([]string, len(as))
+	for i, a := range as {
+		p, _ := json.Marshal(a.Params)
+		parts[i] = a.Kind + " " + string(p)
+	}
+	return strings.Join(parts, "; ")
+}
+
+func decisionText(d rules.Decision) string {
+	if !d.Deny {
+		return "allow"
+	}
+	return fmt.Sprintf("deny %d %q", d.Code, d.Reason)
+}

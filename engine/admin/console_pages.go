@@ -1,0 +1,392 @@
+package admin
+
+import (
+	"encoding/json"
+
+	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/friendflow/friendflow/actions"
+
+	"github.com/friendflow/friendflow/engine/imcallback"
+	"github.com/friendflow/friendflow/engine/record"
+	"github.com/friendflow/friendflow/rules"
+)
+
+// sourceLine is one line of a rule file, with the problems at it.
+type sourceLine struct {
+	N        int
+	Text     string
+	Problems []string
+}
+
+type fileView struct {
+	rules.FileInfo
+	Lines []sourceLine
+	Error string
+}
+
+type ruleView struct {
+	rules.RuleInfo
+	Matches int
+	Tests   []rules.TestResult
+}
+
+func (c *Console) rulesPage(w http.ResponseWriter, r *http.Request) {
+	set := c.Rules.Current()
+	st := c.Rules.Status()
+	d := struct {
+		Loaded    bool
+		Hash      string
+		Status    rules.ReloadStatus
+		Files     []fileView
+		Rules     []ruleView
+		Recording bool
+	}{Loaded: set != nil, Status: st, Recording: c.Ring != nil}
+	if set == nil {
+		c.render(w, http.StatusOK, "rules", "Rules", d)
+		return
+	}
+	d.Hash = set.Hash()
+	// Problems by file and line: the set's warnings, and the last failed
+	// reload's errors (the files on disk may be that broken version).
+	at := map[string]map[int][]string{}
+	add := func(file string, line int, msg string) {
+		if at[file] == nil {
+			at[file] = map[int][]string{}
+		}
+		at[file][line] = append(at[file][line], msg)
+	}
+	for _, p := range set.Warnings() {
+		add(p.File, p.Line, "warning "+p.Code+": "+p.Msg)
+	}
+	for _, line := range strings.Split(st.LastError, "\n") {
+		if file, n, msg, ok := splitProblem(line); ok {
+			add(file, n, msg)
+		}
+	}
+	secrets := secretKeys(c.Registry)
+	for _, f := range set.Files() {
+		fv := fileView{FileInfo: f}
+		lines, err := readSource(f.Path)
+		if err != nil {
+			fv.Error = err.Error()
+		}
+		lines = redactSource(lines, secrets)
+		for i, l := range lines {
+			fv.Lines = append(fv.Lines, sourceLine{N: i + 1, Text: l, Problems: at[f.Path][i+1]})
+		}
+		d.Files = append(d.Files, fv)
+	}
+	counts := c.Ring.MatchCounts()
+	tests := set.RunTests()
+	for _, ri := range set.Rules() {
+		rv := ruleView{RuleInfo: ri, Matches: counts[ri.Name]}
+		for _, t := range tests {
+			if t.Rule == ri.Name {
+				rv.Tests = append(rv.Tests, t)
+			}
+		}
+		d.Rules = append(d.Rules, rv)
+	}
+	c.render(w, http.StatusOK, "rules", "Rules", d)
+}
+
+// splitProblem parses "file:line:col: message".
+func splitProblem(s string) (file string, line int, msg string, ok bool) {
+	parts := strings.SplitN(s, ":", 4)
+	if len(parts) < 4 {
+		return "", 0, "", false
+	}
+	n, err := strconv.Atoi(parts[1])
+	if err != nil {
+		return "", 0, "", false
+	}
+	return parts[0], n, strings.TrimSpace(parts[3]), true
+}
+
+func (c *Console) eventsPage(w http.ResponseWriter, r *http.Request) {
+	d := struct {
+		Recording bool
+		Query     url.Values
+		Error     string
+		Events    []record.Event
+		Older     string
+		Commands  []string
+		Outcomes  []string
+		Rules     []string
+		Recorded  int
+	}{Recording: c.Ring != nil, Query: r.URL.Query(), Commands: imcallback.Commands, Outcomes: record.Outcomes, Recorded: c.Ring.Len()}
+	if set := c.Rules.Current(); set != nil {
+		for _, ri := range set.Rules() {
+			d.Rules = append(d.Rules, ri.Name)
+		}
+	}
+	f, before, limit, err := eventQuery(r)
+	status := http.StatusOK
+	if err != nil {
+		d.Error, status = err.Error(), http.StatusBadRequest
+	} else {
+		var next uint64
+		d.Events, next = c.Ring.List(f, before, limit)
+		if next != 0 {
+			q := r.URL.Query()
+			q.Set("before", strconv.FormatUint(next, 10))
+			d.Older = "/ui/events?" + q.Encode()
+		}
+	}
+	c.render(w, status, "events", "Events", d)
+}
+
+func (c *Console) eventPage(w http.ResponseWriter, r *http.Request) {
+	tr, status, err := trace(c.Ring, c.Rules, r.PathValue("id"))
+	if err != nil {
+		c.render(w, status, "event", "Event", map[string]any{"Error": err.Error()})
+		return
+	}
+	// The event's fields in the field table's order, as JSON values.
+	var fields map[string]any
+	_ = json.Unmarshal(tr.Event.Data, &fields)
+	type kv struct{ Name, Value string }
+	var kvs []kv
+	for _, f := range imcallback.Fields {
+		switch v := fields[f.Name].(type) {
+		case string:
+			if v != "" {
+				kvs = append(kvs, kv{f.Name, v})
+			}
+		case float64:
+			kvs = append(kvs, kv{f.Name, strconv.FormatFloat(v, 'f', -1, 64)})
+		}
+	}
+	c.render(w, http.StatusOK, "event", "Event "+strconv.FormatUint(tr.Event.ID, 10), map[string]any{"Trace": tr, "Fields": kvs})
+}
+
+// ruleFilesOf reads the files of the active set for "Try a change".
+func (c *Console) ruleFilesOf() []RuleFile {
+	set := c.Rules.Current()
+	if set == nil {
+		return nil
+	}
+	var out []RuleFile
+	secrets := secretKeys(c.Registry)
+	for _, f := range set.Files() {
+		lines, err := readSource(f.Path)
+		if err != nil {
+			continue
+		}
+		// Redacted values render redacted in a backtest too, so hiding
+		// them changes no diff.
+		lines = redactSource(lines, secrets)
+		out = append(out, RuleFile{Name: baseName(f.Path), Data: strings.Join(lines, "\n") + "\n"})
+	}
+	return out
+}
+
+func baseName(p string) string {
+	if i := strings.LastIndexAny(p, `/\`); i >= 0 {
+		return p[i+1:]
+	}
+	return p
+}
+
+func (c *Console) tryPage(w http.ResponseWriter, r *http.Request) {
+	c.render(w, http.StatusOK, "try", "Try a change", map[string]any{"Files": append(c.ruleFilesOf(), RuleFile{}), "Recorded": c.Ring.Len()})
+}
+
+// try backtests the files of the form: name0/data0, name1/data1, …; an
+// empty name with empty data is an unused slot.
+func (c *Console) try(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxRulesBody)
+	if err := r.ParseForm(); err != nil {
+		http.Error(w, "the form is too large or malformed", http.StatusBadRequest)
+		return
+	}
+	var files []RuleFile
+	for i := 0; ; i++ {
+		k := strconv.Itoa(i)
+		if !r.PostForm.Has("name" + k) {
+			break
+		}
+		f := RuleFile{Name: strings.TrimSpace(r.PostForm.Get("name" + k)), Data: strings.ReplaceAll(r.PostForm.Get("data"+k), "\r\n", "\n")}
+		if f.Name == "" && strings.TrimSpace(f.Data) == "" {
+			continue
+		}
+		files = append(files, f)
+	}
+	res := tryRules(files, c.Registry, c.Ring)
+	c.render(w, http.StatusOK, "try", "Try a change", map[string]any{"Files": append(files, RuleFile{}), "Result": res, "Recorded": c.Ring.Len()})
+}
+
+// deadLetterView is a dead letter as the console shows it: parameters
+// redacted, the event as JSON.
+type deadLetterView struct {
+	DeadLetterView
+	Reason string
+	Params string
+	Event  string
+}
+
+func (c *Console) dlqPage(w http.ResponseWriter, r *http.Request) {
+	d := map[string]any{}
+	for _, k := range []string{"replayed", "dropped"} {
+		if v := r.URL.Query().Get(k); v != "" {
+			if n, err := strconv.Atoi(v); err == nil {
+				d["Done"], d["Count"] = k, n
+			}
+		}
+	}
+	dls, err := c.DLQ.DeadLetters(r.Context())
+	if err != nil {
+		d["Error"] = err.Error()
+		c.render(w, http.StatusServiceUnavailable, "dlq", "Dead letters", d)
+		return
+	}
+	views := make([]deadLetterView, 0, len(dls))
+	for _, dl := range slices.Backward(dls) {
+		v := deadLetterView{DeadLetterView: DeadLetterView{dl.ID, dl.Rule, dl.Action, dl.LastError, dl.Attempts, dl.FirstAttempt, dl.LastAttempt}, Reason: dl.Reason}
+		params := map[string]any{"": "<unknown action kind: parameters hidden>"}
+		if k, ok := c.Registry.Lookup(dl.Action); ok {
+			params = k.Spec().Redact(dl.Job.Params)
+		}
+		pj, _ := json.MarshalIndent(params, "", "  ")
+		v.Params, v.Event = string(pj), string(dl.Job.Event)
+		views = append(views, v)
+	}
+	d["DeadLetters"] = views
+	c.render(w, http.StatusOK, "dlq", "Dead letters", d)
+}
+
+func (c *Console) dlqOp(w http.ResponseWriter, r *http.Request) {
+	op := r.PathValue("op")
+	fn := map[string]func() (int, error){
+		"replay": func() (int, error) { return c.DLQ.Replay(r.Context(), dlqIDs(r)) },
+		"drop":   func() (int, error) { return c.DLQ.Drop(r.Context(), dlqIDs(r)) },
+	}[op]
+	if fn == nil {
+		http.NotFound(w, r)
+		return
+	}
+	if r.PostFormValue("all") != "1" && len(dlqIDs(r)) == 0 {
+		http.Error(w, "no dead letter chosen", http.StatusBadRequest)
+		return
+	}
+	n, err := fn()
+	if err != nil {
+		http.Error(w, op+": "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	past := map[string]string{"replay": "replayed", "drop": "dropped"}[op]
+	http.Redirect(w, r, "/ui/dlq?"+past+"="+strconv.Itoa(n), http.StatusSeeOther)
+}
+
+// dlqIDs is the form's ids; nil (every dead letter) with all=1.
+func dlqIDs(r *http.Request) []string {
+	if r.PostFormValue("all") == "1" {
+		return nil
+	}
+	_ = r.ParseForm()
+	return r.PostForm["id"]
+}
+
+// secretKeys are the names of the registered kinds' secret parameters
+// and secret object fields.
+func secretKeys(reg *actions.Registry) map[string]bool {
+	keys := map[string]bool{}
+	var walk func([]actions.Param)
+	walk = func(ps []actions.Param) {
+		for _, p := range ps {
+			if p.Secret {
+				keys[p.Name] = true
+			}
+			walk(p.Fields)
+		}
+	}
+	if reg != nil {
+		for _, k := range reg.Kinds() {
+			walk(k.Spec().Params)
+		}
+	}
+	return keys
+}
+
+// redactSource hides the values written for secret keys in rule source
+// shown by the console: a value after the key, in block or flow style, or
+// the more indented lines under a key with none. The keys of a map stay,
+// so that the source still loads (Try a change starts from it; redacted
+// values render redacted, so the backtest diff is the same). Secrets
+// belong in env("…"), but a file may hold one literally. It may hide a
+// little more than needed (another key of the same name), never less.
+func redactSource(lines []string, keys map[string]bool) []string {
+	if len(keys) == 0 {
+		return lines
+	}
+	names := make([]string, 0, len(keys))
+	for k := range keys {
+		names = append(names, regexp.QuoteMeta(k))
+	}
+	slices.Sort(names)
+	// key: value, where value is a flow map, a quoted string or plain text
+	// up to a flow separator or a comment.
+	re := regexp.MustCompile(`((?:^|[\s{,])["']?(?:` + strings.Join(names, "|") + `)["']?\s*:)(\s*(?:\{[^}]*\}?|"[^"]*"?|'[^']*'?|[^,}#]*))`)
+	out := make([]string, len(lines))
+	under := -1 // indentation of a secret key whose value is the lines below
+	for i, l := range lines {
+		trimmed := strings.TrimLeft(l, " ")
+		indent := len(l) - len(trimmed)
+		if under >= 0 && strings.TrimSpace(l) == "" {
+			out[i] = ""
+			continue
+		}
+		if under >= 0 && indent > under {
+			out[i] = l[:indent] + redactBlockLine(trimmed)
+			continue
+		}
+		under = -1
+		empty := false
+		out[i] = re.ReplaceAllStringFunc(l, func(m string) string {
+			sub := re.FindStringSubmatch(m)
+			if strings.TrimSpace(sub[2]) == "" {
+				empty = true
+				return m
+			}
+			return sub[1] + " " + redactValue(strings.TrimSpace(sub[2]))
+		})
+		if empty {
+			under = indent
+		}
+	}
+	return out
+}
+
+// redactValue hides a scalar, or the values of a flow map.
+func redactValue(v string) string {
+	inner, ok := strings.CutPrefix(v, "{")
+	if !ok {
+		return actions.Redacted
+	}
+	inner = strings.TrimSuffix(strings.TrimSpace(inner), "}")
+	var parts []string
+	for _, kv := range strings.Split(inner, ",") {
+		if k, _, ok := strings.Cut(kv, ":"); ok {
+			parts = append(parts, strings.TrimSpace(k)+": "+actions.Redacted)
+		}
+	}
+	return "{ " + strings.Join(parts, ", ") + " }"
+}
+
+// redactBlockLine hides the value of one line of a block under a secret
+// key: an entry keeps its key, a list item its dash.
+func redactBlockLine(l string) string {
+	if item, ok := strings.CutPrefix(l, "- "); ok {
+		return "- " + redactBlockLine(item)
+	}
+	if k, _, ok := strings.Cut(l, ":"); ok && !strings.ContainsAny(k, " \t\"'") {
+		return k + ": " + actions.Redacted
+	}
+	return actions.Redacted
+}

@@ -1,0 +1,238 @@
+package record
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"strconv"
+
+	"github.com/friendflow/friendflow/engine/imcallback"
+	"github.com/friendflow/friendflow/rules"
+)
+
+// maxExamples bounds the action changes a Diff shows per rule; the count
+// is always complete.
+const maxExamples = 20
+
+// Diff is what a candidate rule set would have done differently to
+// recorded events.
+type Diff struct {
+	Events int `json:"events"`
+	// Truncated events had strings clipped when recorded: a rule reading
+	// them may decide differently than it did.
+	Truncated int            `json:"truncated,omitempty"`
+	Changed   bool           `json:"changed"`
+	Rules     []RuleDiff     `json:"rules"`
+	Decisions []DecisionFlip `json:"decisions,omitempty"`
+}
+
+// RuleDiff is one rule's difference, by name: a rule only in the recorded
+// set or only in the candidate is all newly or no longer matched. A shadow
+// match counts as a match without actions.
+type RuleDiff struct {
+	Rule            string   `json:"rule"`
+	NewlyMatched    []uint64 `json:"newly_matched"`     // event IDs
+	NoLongerMatched []uint64 `json:"no_longer_matched"` // event IDs
+	Unchanged       int      `json:"unchanged"`         // matched both times with the same actions
+	// ActionsChanged counts events matched both times whose rendered
+	// actions differ; Changes shows the first maxExamples.
+	ActionsChanged int            `json:"actions_changed"`
+	Changes        []ActionChange `json:"changes,omitempty"`
+	// Errors are the events for which the candidate rule fails at run time.
+	Errors []uint64 `json:"errors,omitempty"`
+}
+
+func (d *RuleDiff) changed() bool {
+	return len(d.NewlyMatched)+len(d.NoLongerMatched)+d.ActionsChanged+len(d.Errors) > 0
+}
+
+// ActionChange is one event's rendered actions, recorded and candidate
+// (secret parameters redacted on both sides).
+type ActionChange struct {
+	Event uint64              `json:"event"`
+	Old   []rules.ActionTrace `json:"old"`
+	New   []rules.ActionTrace `json:"new"`
+}
+
+// DecisionFlip is a Prev target whose decision changes.
+type DecisionFlip struct {
+	Event uint64         `json:"event"`
+	To    string         `json:"to"`
+	Old   rules.Decision `json:"old"`
+	New   rules.Decision `json:"new"`
+}
+
+// Backtest evaluates candidate over events, which carry their recorded
+// Outcomes (Ring.Export), without side effects, and returns the
+// difference. Rules appear in the candidate's order, then rules only the
+// recording knew.
+func Backtest(candidate *rules.Set, events []Event) (*Diff, error) {
+	d := &Diff{Events: len(events)}
+	byRule := map[string]*RuleDiff{}
+	var order []string
+	ruleDiff := func(name string) *RuleDiff {
+		rd := byRule[name]
+		if rd == nil {
+			rd = &RuleDiff{Rule: name}
+			byRule[name] = rd
+			order = append(order, name)
+		}
+		return rd
+	}
+	for _, ri := range candidate.Rules() {
+		ruleDiff(ri.Name)
+	}
+	for i := range events {
+		e := &events[i]
+		if e.Truncated {
+			d.Truncated++
+		}
+		ev, err := e.Decode()
+		if err != nil {
+			return nil, err
+		}
+		now, dec := candidate.Outcomes(&ev)
+		compare(e.ID, e.Outcomes, now, ruleDiff)
+		if imcallback.IsPrev(ev.CallbackCommand) {
+			// Which rule decides is not a flip; the answer Tencent gets is.
+			if old := decisionOf(e.Outcomes); old.Deny != dec.Deny || old.Code != dec.Code || old.Reason != dec.Reason {
+				d.Decisions = append(d.Decisions, DecisionFlip{Event: e.ID, To: ev.To_Account, Old: old, New: dec})
+			}
+		}
+	}
+	d.Changed = len(d.Decisions) > 0
+	for _, name := range order {
+		rd := byRule[name]
+		d.Rules = append(d.Rules, *rd)
+		d.Changed = d.Changed || rd.changed()
+	}
+	return d, nil
+}
+
+// compare adds one event's recorded and candidate outcomes to the rule diffs.
+func compare(id uint64, old, now []rules.Outcome, ruleDiff func(string) *RuleDiff) {
+	matched := func(os []rules.Outcome) map[string]*rules.Outcome {
+		m := make(map[string]*rules.Outcome, len(os))
+		for i := range os {
+			if os[i].Status != rules.StatusError {
+				m[os[i].Rule] = &os[i]
+			}
+		}
+		return m
+	}
+	was, is := matched(old), matched(now)
+	for _, o := range now {
+		rd := ruleDiff(o.Rule)
+		prev := was[o.Rule]
+		switch {
+		case o.Status == rules.StatusError:
+			rd.Errors = append(rd.Errors, id)
+			if prev != nil {
+				rd.NoLongerMatched = append(rd.NoLongerMatched, id)
+			}
+		case prev == nil:
+			rd.NewlyMatched = append(rd.NewlyMatched, id)
+		case sameActions(prev.Actions, o.Actions):
+			rd.Unchanged++
+		default:
+			rd.ActionsChanged++
+			if len(rd.Changes) < maxExamples {
+				rd.Changes = append(rd.Changes, ActionChange{Event: id, Old: prev.Actions, New: o.Actions})
+			}
+		}
+	}
+	for _, o := range old {
+		if o.Status != rules.StatusError && is[o.Rule] == nil && !failed(now, o.Rule) {
+			rd := ruleDiff(o.Rule)
+			rd.NoLongerMatched = append(rd.NoLongerMatched, id)
+		}
+	}
+}
+
+func failed(os []rules.Outcome, rule string) bool {
+	for _, o := range os {
+		if o.Rule == rule && o.Status == rules.StatusError {
+			return true
+		}
+	}
+	return false
+}
+
+// sameActions compares as JSON where the values differ in type: recorded
+// outcomes read back from a JSONL file hold numbers as float64, fresh ones
+// as int.
+func sameActions(a, b []rules.ActionTrace) bool {
+	if reflect.DeepEqual(a, b) {
+		return true
+	}
+	ja, err1 := json.Marshal(a)
+	jb, err2 := json.Marshal(b)
+	return err1 == nil && err2 == nil && bytes.Equal(ja, jb)
+}
+
+// decisionOf is rules.DecisionOf for recorded outcomes: the first live
+// match with a synchronous (deny) action denies.
+func decisionOf(os []rules.Outcome) rules.Decision {
+	for _, o := range os {
+		if o.Status != rules.StatusMatched {
+			continue
+		}
+		for _, a := range o.Actions {
+			if !a.Sync {
+				continue
+			}
+			reason, _ := a.Params["reason"].(string)
+			return rules.Decision{Deny: true, Code: code(a.Params["code"]), Reason: reason, Rule: o.Rule}
+		}
+	}
+	return rules.Decision{}
+}
+
+func code(v any) int {
+	switch n := v.(type) {
+	case int:
+		return n
+	case float64:
+		return int(n)
+	case json.Number:
+		i, _ := n.Int64()
+		return int(i)
+	case string:
+		i, _ := strconv.Atoi(n)
+		return i
+	}
+	return 0
+}
+
+// ReadJSONL reads events as `friendflow events export` writes them: one
+// JSON Event per line.
+func ReadJSONL(data []byte) ([]Event, error) {
+	var out []Event
+	for n, line := range bytes.Split(data, []byte("\n")) {
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		var e Event
+		if err := json.Unmarshal(line, &e); err != nil {
+			return nil, fmt.Errorf("line %d: %w", n+1, err)
+		}
+		if len(e.Data) == 0 {
+			return nil, fmt.Errorf("line %d: no event", n+1)
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// WriteJSONL appends events to b as JSONL.
+func WriteJSONL(b *bytes.Buffer, events []Event) error {
+	enc := json.NewEncoder(b)
+	enc.SetEscapeHTML(false)
+	for i := range events {
+		if err := enc.Encode(&events[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
