@@ -60,13 +60,32 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func getJSON(t *testing.T, url string, v any) {
+// consoleToken is the admin token of the browser test's friendflow: the
+// console obeys it as the rest of the admin API does.
+const consoleToken = "browser-test-admin-token"
+
+// adminRequest sends a request to the admin API with consoleToken.
+func adminRequest(t *testing.T, method, url string) *http.Response {
 	t.Helper()
-	resp, err := http.Get(url)
+	req, err := http.NewRequest(method, url, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	req.Header.Set("Authorization", "Bearer "+consoleToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
+func getJSON(t *testing.T, url string, v any) {
+	t.Helper()
+	resp := adminRequest(t, http.MethodGet, url)
 	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s", url, resp.Status)
+	}
 	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
 		t.Fatal(err)
 	}
@@ -86,11 +105,15 @@ func TestConsoleInBrowser(t *testing.T) {
 	}))
 	defer crm.Close()
 
-	s := serveForConsole(t)
+	tokenFile := filepath.Join(t.TempDir(), "admin-token")
+	if err := os.WriteFile(tokenFile, []byte(consoleToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := serveForConsole(t, "--admin-token-file", tokenFile)
 	writeRules(t, s.rulesDir, "rules.yaml", fmt.Sprintf(browserRules, crm.URL))
-	resp, err := http.Post("http://"+s.admin+"/reload", "", nil)
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("reload: %v %v", resp, err)
+	resp := adminRequest(t, http.MethodPost, "http://"+s.admin+"/reload")
+	if resp.StatusCode != 200 {
+		t.Fatalf("reload: %v", resp.Status)
 	}
 	resp.Body.Close()
 
@@ -145,6 +168,18 @@ func TestConsoleInBrowser(t *testing.T) {
 		}
 	}
 
+	// The console obeys the admin token: a page sends the browser to sign
+	// in, a wrong token is refused, the right one opens the pages.
+	signIn := func(token, ready string) {
+		t.Helper()
+		if err := chromedp.Do(ctx, chromedp.SetValue(chromedp.CSS(`input[name="token"]`), token),
+			chromedp.Submit(chromedp.CSS(`input[name="token"]`)), chromedp.WaitVisible(chromedp.CSS(ready))); err != nil {
+			t.Fatalf("sign in: %v", err)
+		}
+	}
+	open("/ui/events", `input[name="token"]`)
+	signIn("not-the-token", "p.bad")
+	signIn(consoleToken, "#rules-loaded")
 	open("/", "#rules-loaded")
 	if got := text("#rules-loaded"); got != "2" {
 		t.Errorf("overview: %q rules loaded", got)
