@@ -118,7 +118,7 @@ func TestRetryAfterIsAFloor(t *testing.T) {
 	runTest(t, q)
 
 	job := mkJob("limited", "retryafter:300ms:1")
-	job.Retry = Retry{Backoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond}
+	job.Retry = Retry{Backoff: 10 * time.Millisecond, MaxBackoff: time.Second}
 	enqueue(t, q, "cb-limited", job)
 	eventually(t, 10*time.Second, "job done", func() bool { return s.doneCount("limited") == 1 })
 	times := s.callTimes("limited")
@@ -146,7 +146,8 @@ func TestBackoff(t *testing.T) {
 		{0.5, 3, 0, 2 * time.Second},
 		{0, 5, 0, 0},
 		{0, 5, 7 * time.Second, 7 * time.Second},
-		{1, 1, 10 * time.Minute, 10 * time.Minute}, // Retry-After beats max backoff
+		{1, 1, 10 * time.Minute, 5 * time.Minute},  // Retry-After is capped by max backoff
+		{0, 1, 10 * time.Minute, 5 * time.Minute},
 		{2, 1, 0, time.Second},                     // Rand out of range is clamped
 	} {
 		q := &Queue{cfg: Config{Rand: func() float64 { return tc.rand }}}
