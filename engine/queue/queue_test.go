@@ -146,9 +146,9 @@ func TestBackoff(t *testing.T) {
 		{0.5, 3, 0, 2 * time.Second},
 		{0, 5, 0, 0},
 		{0, 5, 7 * time.Second, 7 * time.Second},
-		{1, 1, 10 * time.Minute, 5 * time.Minute},  // Retry-After is capped by max backoff
+		{1, 1, 10 * time.Minute, 5 * time.Minute}, // Retry-After is capped by max backoff
 		{0, 1, 10 * time.Minute, 5 * time.Minute},
-		{2, 1, 0, time.Second},                     // Rand out of range is clamped
+		{2, 1, 0, time.Second}, // Rand out of range is clamped
 	} {
 		q := &Queue{cfg: Config{Rand: func() float64 { return tc.rand }}}
 		if got := q.backoff(p, tc.attempt, tc.retryAfter); got != tc.want {
