@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strconv"
 	"sync"
 	"time"
 
@@ -294,7 +293,7 @@ func (e *Engine) jobs(ctx context.Context, cb *imcallback.Callback, matches [][]
 				}
 				j := queue.Job{
 					Job: actions.Job{
-						ID:     cb.ID + "-" + strconv.Itoa(i) + "-" + strconv.Itoa(mi) + "-" + strconv.Itoa(ai),
+						ID:     actions.JobID(cb.ID, i, mi, ai),
 						Rule:   m.Rule,
 						Action: a.Kind,
 						Params: a.Params,
