@@ -78,3 +78,55 @@ func TestReplayedCallbackKeepsItsDeliveryID(t *testing.T) {
 		t.Fatalf("receiver saw %d requests with %d delivery ids, want 3 with 1", total, unique)
 	}
 }
+
+// metricValue reads one sample of the admin listener's /metrics; -1 when
+// it is absent.
+func metricValue(t *testing.T, admin, sample string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	for line := range strings.Lines(string(raw)) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), sample+" "); ok {
+			var f float64
+			if _, err := fmt.Sscan(v, &f); err != nil {
+				t.Fatalf("%s: %v", line, err)
+			}
+			return f
+		}
+	}
+	return -1
+}
+
+// TestServeWarnsAndCountsUnsignedCallbacks: without --callback-token the
+// start says callbacks are not authenticated and every accepted callback
+// is counted; with a token neither happens.
+func TestServeWarnsAndCountsUnsignedCallbacks(t *testing.T) {
+	for _, signed := range []bool{false, true} {
+		t.Run(fmt.Sprintf("token=%v", signed), func(t *testing.T) {
+			listen, admin := freePort(t), freePort(t)
+			env := []string{"FRIENDFLOW_SDKAPPID=1400000000"}
+			if signed {
+				env = append(env, "FRIENDFLOW_CALLBACK_TOKEN=tok-7c1e")
+			}
+			p := start(t, env, "serve", "--listen", listen, "--admin-listen", admin,
+				"--rules", "../../examples/rules", "--data", t.TempDir())
+			waitReady(t, admin)
+			status, _ := postCallback(t, http.DefaultClient, listen, "Sns.CallbackFriendAdd", []byte(`{"CallbackCommand":"Sns.CallbackFriendAdd","PairList":[{"From_Account":"a","To_Account":"b"}]}`))
+			warned := strings.Contains(p.logs(), "no --callback-token: callbacks are not authenticated")
+			unsigned := metricValue(t, admin, "friendflow_callbacks_unsigned_total")
+			if signed {
+				if status != http.StatusUnauthorized || warned || unsigned != 0 {
+					t.Fatalf("with a token: status %d, warned %v, unsigned %v; want 401, no warning, 0", status, warned, unsigned)
+				}
+				return
+			}
+			if status != 200 || !warned || unsigned != 1 {
+				t.Fatalf("without a token: status %d, warned %v, unsigned %v; want 200, a warning, 1\n%s", status, warned, unsigned, p.logs())
+			}
+		})
+	}
+}

@@ -21,6 +21,16 @@ import (
 	"github.com/friendflow/friendflow/engine/imcallback"
 	"github.com/friendflow/friendflow/engine/queue"
 	"github.com/friendflow/friendflow/rules"
+	"golang.org/x/net/netutil"
+	"golang.org/x/time/rate"
+)
+
+// Rejected callbacks are logged at most this often (per second), in bursts
+// of rejectLogBurst; the rest are counted in
+// friendflow_log_lines_suppressed_total.
+const (
+	rejectLogRate  = 10
+	rejectLogBurst = 20
 )
 
 // serveConfig is everything `friendflow serve` is configured with.
@@ -31,6 +41,7 @@ type serveConfig struct {
 	SdkAppid        int
 	CallbackToken   []byte
 	CallbackMaxSkew time.Duration
+	MaxConnections  int
 	ShutdownTimeout time.Duration
 	LogFormat       string
 	LogLevel        slog.Level
@@ -93,6 +104,9 @@ func parseServe(args []string, stdout io.Writer, getenv func(string) string) (*s
 	}
 	if err := positiveDuration("callback-max-skew", c.CallbackMaxSkew); err != nil {
 		return nil, err
+	}
+	if c.MaxConnections < 1 {
+		return nil, usagef("%s must be at least 1, got %d", flagRef("max-connections"), c.MaxConnections)
 	}
 	if err := positiveDuration("shutdown-timeout", c.ShutdownTimeout); err != nil {
 		return nil, err
@@ -162,6 +176,7 @@ func serveFlagSet(c *serveConfig, token *secretValue, tokenFile *string, imKey *
 	fs.Var(token, "callback-token", "callback authentication token; when set, Sign and RequestTime are required")
 	fs.StringVar(tokenFile, "callback-token-file", "", "file holding the callback token")
 	fs.DurationVar(&c.CallbackMaxSkew, "callback-max-skew", 60*time.Second, "largest accepted |now - RequestTime|")
+	fs.IntVar(&c.MaxConnections, "max-connections", 1024, "open connections the callback listener serves at once; more wait to be accepted")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long a stop waits for in-flight work")
 	fs.StringVar(&c.LogFormat, "log-format", "json", "log format: json or text")
 	fs.StringVar(level, "log-level", "info", "log level: debug, info, warn or error")
@@ -263,12 +278,19 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	}
 
 	receiver := &imcallback.Receiver{
-		SdkAppid: cfg.SdkAppid,
-		Token:    cfg.CallbackToken,
-		MaxSkew:  cfg.CallbackMaxSkew,
-		Handler:  eng,
-		Logger:   log,
-		Observe:  metrics.ObserveCallback,
+		SdkAppid:   cfg.SdkAppid,
+		Token:      cfg.CallbackToken,
+		MaxSkew:    cfg.CallbackMaxSkew,
+		Handler:    eng,
+		Logger:     log,
+		Observe:    metrics.ObserveCallback,
+		RejectLogs: rate.NewLimiter(rejectLogRate, rejectLogBurst),
+		Suppressed: metrics.LogsSuppressed.WithLabelValues("callback_rejected").Inc,
+	}
+	if len(cfg.CallbackToken) == 0 {
+		receiver.Unsigned = metrics.Unsigned.Inc
+		log.Warn("no --callback-token: callbacks are not authenticated, anyone who reaches the callback listener can inject events; set the token of Tencent's callback authentication (counted in friendflow_callbacks_unsigned_total)",
+			"listen", cfg.Listen)
 	}
 	adm := admin.New()
 	adm.AddCheck("rules", func() error {
@@ -298,6 +320,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		_ = q.Stop(cfg.ShutdownTimeout)
 		return fmt.Errorf("callback listener: %w", err)
 	}
+	// Beyond the limit, connections wait in the kernel's accept queue and
+	// hold no descriptor of ours: a flood cannot take the file descriptors
+	// the store and the admin listener need.
+	cbLn = netutil.LimitListener(cbLn, cfg.MaxConnections)
 	adminLn, err := net.Listen("tcp", cfg.AdminListen)
 	if err != nil {
 		cbLn.Close()
