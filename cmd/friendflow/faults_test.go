@@ -10,8 +10,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/friendflow/friendflow/engine/imcallback"
 )
 
 // writeRule writes one rule file into a new rules directory.
@@ -128,5 +133,131 @@ func TestServeWarnsAndCountsUnsignedCallbacks(t *testing.T) {
 				t.Fatalf("without a token: status %d, warned %v, unsigned %v; want 200, a warning, 1\n%s", status, warned, unsigned, p.logs())
 			}
 		})
+	}
+}
+
+// openFDs counts the file descriptors of process pid.
+func openFDs(t *testing.T, pid int) int {
+	t.Helper()
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		t.Skipf("cannot count descriptors: %v", err)
+	}
+	return len(ents)
+}
+
+// TestCallbackFloodLeavesAdminResponsive opens thousands of hostile
+// connections to the callback listener of the real binary, half of them
+// idle, half sending forged (401) requests and never reading the reply:
+// the process stays within its connection limit, far from running out of
+// descriptors, /readyz keeps answering, rejection logs are rate limited,
+// and once the flood ends a signed callback is accepted.
+func TestCallbackFloodLeavesAdminResponsive(t *testing.T) {
+	if testing.Short() {
+		t.Skip("opens thousands of connections")
+	}
+	const hostile, maxConns = 6000, 256
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	if lim.Cur < hostile+500 {
+		lim.Cur = min(lim.Max, hostile+500)
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Cur < hostile+500 {
+			t.Skipf("need %d descriptors, have %d (%v)", hostile+500, lim.Cur, err)
+		}
+	}
+	listen, admin := freePort(t), freePort(t)
+	const token = "flood-token-1"
+	p := start(t, []string{"FRIENDFLOW_CALLBACK_TOKEN=" + token}, "serve", "--sdkappid", "1400000000",
+		"--listen", listen, "--admin-listen", admin, "--max-connections", fmt.Sprint(maxConns),
+		"--rules", "../../examples/rules", "--data", t.TempDir())
+	waitReady(t, admin)
+	base := openFDs(t, p.cmd.Process.Pid)
+
+	forged := []byte("POST /callback?SdkAppid=1400000000&CallbackCommand=Sns.CallbackFriendAdd HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+	var (
+		mu     sync.Mutex
+		conns  []net.Conn
+		wg     sync.WaitGroup
+		sem    = make(chan struct{}, 128)
+		failed atomic.Int32
+	)
+	t.Cleanup(func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	for i := range hostile {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			c, err := net.DialTimeout("tcp", listen, 3*time.Second)
+			if err != nil {
+				failed.Add(1) // the kernel's accept queue is full: turned away before us
+				return
+			}
+			if i%2 == 0 {
+				_, _ = c.Write(forged)
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	t.Logf("%d hostile connections open, %d dials turned away", len(conns), failed.Load())
+	if len(conns) < hostile/2 {
+		t.Fatalf("only %d connections opened", len(conns))
+	}
+
+	// Under the flood: the admin listener answers at once, and the process
+	// holds about maxConns connections, not thousands.
+	fds := openFDs(t, p.cmd.Process.Pid)
+	client := &http.Client{Timeout: time.Second}
+	resp, err := client.Get("http://" + admin + "/readyz")
+	if err != nil {
+		t.Fatalf("/readyz under the flood: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("/readyz under the flood: %d", resp.StatusCode)
+	}
+	t.Logf("descriptors: %d before the flood, %d during it", base, fds)
+	if fds > base+maxConns+16 {
+		t.Errorf("%d descriptors during the flood (%d before): the connection limit of %d did not hold", fds, base, maxConns)
+	}
+
+	for _, c := range conns {
+		c.Close()
+	}
+	conns = nil
+	// The backlog drains (idle connections are dropped after the header
+	// timeout); then a signed callback is accepted again.
+	rt := fmt.Sprint(time.Now().Unix())
+	q := url.Values{"SdkAppid": {"1400000000"}, "CallbackCommand": {"Sns.CallbackFriendAdd"}, "RequestTime": {rt}, "Sign": {imcallback.Sign([]byte(token), rt)}}
+	var status int
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := (&http.Client{Timeout: 5 * time.Second}).Post("http://"+listen+"/callback?"+q.Encode(), "application/json",
+			strings.NewReader(`{"CallbackCommand":"Sns.CallbackFriendAdd","PairList":[{"From_Account":"a","To_Account":"b"}]}`))
+		if err == nil {
+			status = resp.StatusCode
+			resp.Body.Close()
+			break
+		}
+	}
+	if status != 200 {
+		t.Fatalf("signed callback after the flood: status %d", status)
+	}
+	logs := p.logs()
+	if strings.Contains(logs, "too many open files") {
+		t.Error("the process ran out of file descriptors")
+	}
+	if n := strings.Count(logs, `"msg":"callback rejected"`); n > 200 {
+		t.Errorf("%d rejection lines: not rate limited", n)
+	}
+	if s := metricValue(t, admin, `friendflow_log_lines_suppressed_total{line="callback_rejected"}`); s <= 0 {
+		t.Errorf("suppressed rejection lines not counted (%v)", s)
 	}
 }
