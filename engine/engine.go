@@ -44,6 +44,8 @@ type Engine struct {
 	FailClosed      bool
 	FailCode        int
 	Now             func() time.Time
+	// Budget bounds the rendered jobs of one callback; nil: unbounded.
+	Budget *JobBudget
 
 	// scratch holds job lists and event buffers between callbacks; they
 	// were a tenth of all the bytes a callback allocated.
@@ -93,13 +95,23 @@ func (e *Engine) Handle(ctx context.Context, cb *imcallback.Callback) (imcallbac
 	}
 	log := cbLogger{e.logger(), cb.ID}
 	reply := imcallback.OK()
-	var matches [][]rules.Match
+	var (
+		matches [][]rules.Match
+		err     error
+	)
 	if imcallback.IsPrev(cb.Command) {
-		matches, reply.ResultItem = e.decide(ctx, set, cb, log)
+		matches, reply.ResultItem, err = e.decide(ctx, set, cb, log)
 	} else {
 		matches = make([][]rules.Match, len(cb.Events))
+		spent := 0
 		for i := range cb.Events {
 			matches[i], _ = e.match(set, &cb.Events[i])
+			// Checked event by event: a callback over the budget stops
+			// rendering at the event that passed it.
+			if err = e.Budget.spend(matches[i], &spent); err != nil {
+				log.Warn("callback rejected before storing: its jobs pass a limit", "command", cb.Command, "events", len(cb.Events), "at_event", i, "error", err.Error())
+				return imcallback.Reply{}, err
+			}
 		}
 	}
 	e.countMatches(matches)
@@ -109,7 +121,13 @@ func (e *Engine) Handle(ctx context.Context, cb *imcallback.Callback) (imcallbac
 		sc = &jobScratch{}
 	}
 	defer e.putScratch(sc)
-	jobs, recorded, err := e.jobs(ctx, cb, matches, log, sc)
+	var (
+		jobs     []queue.Job
+		recorded []rules.Once
+	)
+	if err == nil {
+		jobs, recorded, err = e.jobs(ctx, cb, matches, log, sc)
+	}
 	if err == nil && len(jobs) > 0 {
 		err = e.Queue.Enqueue(ctx, cb.ID, jobs)
 	}
@@ -125,9 +143,13 @@ func (e *Engine) Handle(ctx context.Context, cb *imcallback.Callback) (imcallbac
 		if reply.ResultItem != nil {
 			// The decision is what Tencent waits for; losing it would turn
 			// a storage hiccup into blocked friend requests.
-			log.Error("jobs of a before-callback could not be stored; replying with the decisions, these jobs will not run", "error", err.Error(), "jobs", len(jobs))
+			n := len(jobs)
+			if n == 0 { // rejected before they were made
+				n, _ = queuedJobs(matches)
+			}
+			log.Error("jobs of a before-callback could not be stored; replying with the decisions, these jobs will not run", "error", err.Error(), "jobs", n)
 			if e.Metrics != nil {
-				e.Metrics.UnstoredJobs.WithLabelValues(cb.Command).Add(float64(len(jobs)))
+				e.Metrics.UnstoredJobs.WithLabelValues(cb.Command).Add(float64(n))
 			}
 			return reply, nil
 		}
@@ -142,7 +164,8 @@ func (e *Engine) Handle(ctx context.Context, cb *imcallback.Callback) (imcallbac
 // decide runs the rules of a Prev callback within DecisionTimeout and
 // returns one imcallback.ResultItem per target: the first matching rule (file order)
 // with a deny action denies; otherwise the target is allowed.
-func (e *Engine) decide(ctx context.Context, set *rules.Set, cb *imcallback.Callback, log cbLogger) ([][]rules.Match, []imcallback.ResultItem) {
+// Jobs over the budget are not stored (err), but the decisions are made.
+func (e *Engine) decide(ctx context.Context, set *rules.Set, cb *imcallback.Callback, log cbLogger) ([][]rules.Match, []imcallback.ResultItem, error) {
 	start := time.Now()
 	timeout := e.DecisionTimeout
 	if timeout <= 0 {
@@ -155,12 +178,17 @@ func (e *Engine) decide(ctx context.Context, set *rules.Set, cb *imcallback.Call
 	type result struct {
 		matches [][]rules.Match
 		failed  []bool // a rule failed for the event
+		over    error  // the jobs pass the budget
 	}
 	done := make(chan result, 1)
 	go func() {
 		res := result{matches: make([][]rules.Match, len(cb.Events)), failed: make([]bool, len(cb.Events))}
+		spent := 0
 		for i := range cb.Events {
 			res.matches[i], res.failed[i] = e.match(set, &cb.Events[i])
+			if res.over == nil {
+				res.over = e.Budget.spend(res.matches[i], &spent)
+			}
 		}
 		done <- res
 	}()
@@ -208,7 +236,7 @@ func (e *Engine) decide(ctx context.Context, set *rules.Set, cb *imcallback.Call
 	if e.Metrics != nil {
 		e.Metrics.DecisionDuration.Observe(time.Since(start).Seconds())
 	}
-	return matches, items
+	return matches, items, res.over
 }
 
 func (e *Engine) failCode() int {

@@ -261,3 +261,93 @@ func TestCallbackFloodLeavesAdminResponsive(t *testing.T) {
 		t.Errorf("suppressed rejection lines not counted (%v)", s)
 	}
 }
+
+// peakRSS is the peak resident memory of process pid, in MiB.
+func peakRSS(t *testing.T, pid int) int {
+	t.Helper()
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Skipf("cannot read the process status: %v", err)
+	}
+	for line := range strings.Lines(string(raw)) {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			var kb int
+			fmt.Sscan(strings.TrimSuffix(strings.TrimSpace(v), " kB"), &kb)
+			return kb >> 10
+		}
+	}
+	t.Skip("no VmHWM")
+	return 0
+}
+
+// pairs is a friend-add callback body with n pairs.
+func pairs(n int) []byte {
+	var b strings.Builder
+	b.WriteString(`{"CallbackCommand":"Sns.CallbackFriendAdd","EventTime":1700000000000,"PairList":[`)
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `{"From_Account":"u%d","To_Account":"v%d","Initiator_Account":"u%d"}`, i, i, i)
+	}
+	b.WriteString(`]}`)
+	return []byte(b.String())
+}
+
+// TestRenderedJobsBounded: 1000 pairs each rendering a megabyte would
+// need gigabytes; the callback fails at once with a reason that fits the
+// embedded store (no advice to raise a cluster's max_payload), memory
+// stays bounded, nothing is stored, and a small callback still passes.
+// An im.send text over IM's 8000 bytes fails the callback before the
+// reply instead of being dead-lettered later.
+func TestRenderedJobsBounded(t *testing.T) {
+	rules := writeRule(t, `rules:
+  - name: huge
+    on: Sns.CallbackFriendAdd
+    when: From_Account startsWith "u"
+    actions:
+      - log: { message: '${ repeat("x", 999000) }' }
+  - name: long-greeting
+    on: Sns.CallbackFriendAdd
+    when: From_Account == "long"
+    actions:
+      - im.send: { to: "${ To_Account }", text: '${ repeat("y", 8001) }' }
+  - name: greeting
+    on: Sns.CallbackFriendAdd
+    when: From_Account == "short"
+    actions:
+      - log: { message: "hello ${ To_Account }" }
+`)
+	listen, admin := freePort(t), freePort(t)
+	p := start(t, nil, "serve", "--sdkappid", "1400000000", "--listen", listen, "--admin-listen", admin,
+		"--rules", rules, "--data", t.TempDir(), "--log-level", "warn")
+	waitReady(t, admin)
+	client := &http.Client{Timeout: 10 * time.Second}
+
+	began := time.Now()
+	status, reply := postCallback(t, client, listen, "Sns.CallbackFriendAdd", pairs(1000))
+	took := time.Since(began)
+	if status == 200 || !strings.Contains(reply, `"FAIL"`) || !strings.Contains(reply, "embedded store") || strings.Contains(reply, "max_payload") {
+		t.Fatalf("1000 huge jobs: %d %s", status, reply)
+	}
+	rss := peakRSS(t, p.cmd.Process.Pid)
+	t.Logf("FAIL after %v, peak RSS %d MiB: %s", took, rss, reply)
+	if rss > 500 { // the race detector's shadow memory included; unbounded was gigabytes
+		t.Errorf("peak RSS %d MiB", rss)
+	}
+
+	status, reply = postCallback(t, client, listen, "Sns.CallbackFriendAdd",
+		[]byte(`{"CallbackCommand":"Sns.CallbackFriendAdd","PairList":[{"From_Account":"long","To_Account":"bob"}]}`))
+	if status == 200 || !strings.Contains(reply, "long-greeting") || !strings.Contains(reply, "8000-byte") {
+		t.Fatalf("an im.send text over 8000 bytes: %d %s", status, reply)
+	}
+
+	status, reply = postCallback(t, client, listen, "Sns.CallbackFriendAdd",
+		[]byte(`{"CallbackCommand":"Sns.CallbackFriendAdd","PairList":[{"From_Account":"short","To_Account":"bob"}]}`))
+	if status != 200 {
+		t.Fatalf("a small callback after: %d %s", status, reply)
+	}
+	if n := metricValue(t, admin, `friendflow_dead_letters`); n != 0 {
+		t.Errorf("%v dead letters: a rejected callback's jobs were stored", n)
+	}
+}

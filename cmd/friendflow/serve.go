@@ -260,7 +260,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	}
 	metrics.WatchQueue(q.Stats)
 
+	limit, advice := q.CallbackLimit()
 	eng := &engine.Engine{
+		Budget:          &engine.JobBudget{Bytes: limit, Advice: advice, Kinds: registry},
 		Rules:           reloader.Current,
 		Queue:           q,
 		Logger:          log,
