@@ -293,6 +293,22 @@ func (m *Metrics) WatchQueue(stats func(context.Context) (queue.Stats, error)) {
 	m.Registry.MustRegister(c)
 }
 
+// WatchStore exports whether the store can write, read once per scrape
+// from storeErr (nil: it can).
+func (m *Metrics) WatchStore(storeErr func() error) {
+	g := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "friendflow_store_writable",
+		Help: "1 while the queue's store can write; 0 after a write failed (a full disk), until it recovers by itself. The log and /readyz say why.",
+	}, func() float64 {
+		if storeErr() != nil {
+			return 0
+		}
+		return 1
+	})
+	m.own = append(m.own, g)
+	m.Registry.MustRegister(g)
+}
+
 var (
 	queueJobsDesc = prometheus.NewDesc("friendflow_queue_jobs",
 		"Jobs stored and not finished: waiting, delayed, retrying or running.", nil, nil)

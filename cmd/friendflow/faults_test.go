@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -349,5 +350,122 @@ func TestRenderedJobsBounded(t *testing.T) {
 	}
 	if n := metricValue(t, admin, `friendflow_dead_letters`); n != 0 {
 		t.Errorf("%v dead letters: a rejected callback's jobs were stored", n)
+	}
+}
+
+// TestFullDiskFailsFastAndRecovers runs the real binary with its embedded
+// store on a small tmpfs and fills it: callbacks get FAIL well inside
+// Tencent's 2 s, /readyz turns 503 and says why, the store gauge and a log
+// line too; when space is freed the process recovers by itself, /readyz
+// returns 200, callbacks are accepted and their jobs run, and the queue
+// gauge comes back to 0.
+func TestFullDiskFailsFastAndRecovers(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a small tmpfs (a real full filesystem); .ci/run runs as root")
+	}
+	mnt := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", mnt).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs: %v: %s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", "-l", mnt).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", mnt, err, out)
+		}
+	})
+	rules := writeRule(t, `rules:
+  - name: note
+    on: Sns.CallbackFriendAdd
+    actions:
+      - log: { level: warn, message: "added ${ To_Account }" }
+`)
+	listen, admin := freePort(t), freePort(t)
+	p := start(t, nil, "serve", "--sdkappid", "1400000000", "--listen", listen, "--admin-listen", admin,
+		"--rules", rules, "--data", filepath.Join(mnt, "data"), "--log-level", "warn")
+	waitReady(t, admin)
+	client := &http.Client{Timeout: 10 * time.Second}
+	callback := func(i int) (int, string, time.Duration) {
+		began := time.Now()
+		status, reply := postCallback(t, client, listen, "Sns.CallbackFriendAdd",
+			fmt.Appendf(nil, `{"CallbackCommand":"Sns.CallbackFriendAdd","PairList":[{"From_Account":"a","To_Account":"b%d"}]}`, i))
+		return status, reply, time.Since(began)
+	}
+	readyz := func() (int, string) {
+		resp, err := client.Get("http://" + admin + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(raw)
+	}
+	if status, reply, _ := callback(0); status != 200 {
+		t.Fatalf("before: %d %s", status, reply)
+	}
+
+	filler := filepath.Join(mnt, "filler")
+	f, err := os.Create(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4096)
+	for {
+		if _, err := f.Write(buf); err != nil {
+			break
+		}
+	}
+	f.Close()
+
+	// The first writes may still be taken (the store writes behind its
+	// ack); every reply comes within 2 s, and FAIL comes soon.
+	failed := false
+	for i := 1; i <= 50 && !failed; i++ {
+		status, reply, took := callback(i)
+		if took > 2*time.Second {
+			t.Fatalf("callback %d on a full disk answered after %v: %d %s", i, took, status, reply)
+		}
+		failed = status != 200
+		if failed && (!strings.Contains(reply, `"FAIL"`) || !strings.Contains(reply, "store cannot write")) {
+			t.Fatalf("callback %d on a full disk: %d %s", i, status, reply)
+		}
+	}
+	if !failed {
+		t.Fatal("50 callbacks on a full disk were all answered OK")
+	}
+	if status, body := readyz(); status != http.StatusServiceUnavailable || !strings.Contains(body, "no space left") {
+		t.Fatalf("/readyz on a full disk: %d %s", status, body)
+	}
+	if v := metricValue(t, admin, "friendflow_store_writable"); v != 0 {
+		t.Errorf("friendflow_store_writable %v on a full disk", v)
+	}
+	if !strings.Contains(p.logs(), "the store cannot write") {
+		t.Error("no log line says the store cannot write")
+	}
+
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for status, _ := readyz(); status != 200; status, _ = readyz() {
+		if time.Now().After(deadline) {
+			_, body := readyz()
+			t.Fatalf("not ready 20 s after space was freed: %s\n%s", body, p.logs())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if status, reply, _ := callback(100); status != 200 {
+		t.Fatalf("after recovery: %d %s", status, reply)
+	}
+	if v := metricValue(t, admin, "friendflow_store_writable"); v != 1 {
+		t.Errorf("friendflow_store_writable %v after recovery", v)
+	}
+	deadline = time.Now().Add(20 * time.Second)
+	for metricValue(t, admin, "friendflow_queue_jobs") != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("friendflow_queue_jobs stays %v after recovery", metricValue(t, admin, "friendflow_queue_jobs"))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !strings.Contains(p.logs(), "b100") {
+		t.Error("the job of the callback accepted after recovery did not run")
 	}
 }

@@ -259,6 +259,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		return fmt.Errorf("queue: %w", err)
 	}
 	metrics.WatchQueue(q.Stats)
+	metrics.WatchStore(q.StoreError)
 
 	limit, advice := q.CallbackLimit()
 	eng := &engine.Engine{

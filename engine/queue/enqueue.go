@@ -37,6 +37,10 @@ func (q *Queue) Enqueue(ctx context.Context, callbackID string, jobs []Job) erro
 	if q.closed.Load() {
 		return ErrStopped
 	}
+	if err := q.StoreError(); err != nil {
+		// Known before trying: fail now, while the caller can still say so.
+		return err
+	}
 	for i := range jobs {
 		if jobs[i].ID == "" {
 			return fmt.Errorf("queue: job %d of callback %s has no id", i, callbackID)
@@ -184,10 +188,16 @@ func (q *Queue) publishGroup(group []*commit, buf []byte) []byte {
 	for _, c := range group {
 		data = append(data, c.data...)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), defaultEnqueueTimeout)
+	// A store fault found while the publish waits (nats-server does not
+	// answer a publish it could not write) interrupts it.
+	st := q.store.Load()
+	ctx, cancel := context.WithTimeout(st.ctx, defaultEnqueueTimeout)
 	defer cancel()
 	msg := &nats.Msg{Subject: subjBatchPrefix + strconv.Itoa(jobs), Data: data}
 	ack, err := q.publish(ctx, msg, "cb:"+group[0].callbackID)
+	if serr := q.StoreError(); err != nil && serr != nil {
+		err = serr
+	}
 	for _, c := range group {
 		if err == nil {
 			c.duplicate = ack.Duplicate
