@@ -12,18 +12,29 @@ import (
 // templates render too much fails at once instead of growing memory
 // without bound (1000 pairs × a megabyte each) and failing at the store.
 type JobBudget struct {
-	// Bytes bounds the rendered parameters of a callback's queued jobs,
-	// plus a fixed share per job for its event and record; 0: no bound.
-	Bytes int
-	// Advice ends the error of a callback over Bytes: what the operator
-	// can change, which depends on the store (an embedded store's limit
-	// is fixed; a cluster's max_payload is the cluster's setting).
-	Advice string
-	// Kinds, when set, gives each action kind's Spec.Rendered check of
-	// its rendered parameters (the limits of its target, such as IM's
-	// 8000-byte messages), run before the callback is answered instead of
-	// dead-lettering the job later.
-	Kinds *actions.Registry
+	bytes  int
+	advice string
+	checks map[string]func(map[string]any) error // kind name → its Spec.Rendered
+}
+
+// NewJobBudget bounds the rendered parameters of a callback's queued jobs
+// to bytes, plus a fixed share per job for its event and record (0: no
+// bound); advice ends the error of a callback over it: what the operator
+// can change, which depends on the store (an embedded store's limit is
+// fixed; a cluster's max_payload is the cluster's setting). The kinds'
+// Spec.Rendered checks of their rendered parameters (the limits of their
+// targets, such as IM's 8000-byte messages) run too, before the callback
+// is answered instead of dead-lettering the job later; kinds may be nil.
+func NewJobBudget(bytes int, advice string, kinds *actions.Registry) *JobBudget {
+	b := &JobBudget{bytes: bytes, advice: advice, checks: map[string]func(map[string]any) error{}}
+	if kinds != nil {
+		for _, k := range kinds.Kinds() {
+			if spec := k.Spec(); spec.Rendered != nil {
+				b.checks[spec.Name] = spec.Rendered
+			}
+		}
+	}
+	return b
 }
 
 // jobOverhead is the share of a job's record besides its parameters:
@@ -62,33 +73,18 @@ func (b *JobBudget) spend(ms []rules.Match, spent *int) error {
 			if a.Sync {
 				continue
 			}
-			if err := b.rendered(m.Rule, &a); err != nil {
-				return err
+			if check := b.checks[a.Kind]; check != nil {
+				if err := check(a.Params); err != nil {
+					return &JobsRejectedError{Rule: m.Rule, Action: a.Kind, Err: err}
+				}
 			}
-			if b.Bytes <= 0 {
+			if b.bytes <= 0 {
 				continue
 			}
 			*spent += jobOverhead + valueSize(a.Params)
-			if *spent > b.Bytes {
-				return &JobsRejectedError{Err: fmt.Errorf("the rendered jobs of this callback pass %d bytes, the limit of one callback's stored jobs; %s", b.Bytes, b.Advice)}
+			if *spent > b.bytes {
+				return &JobsRejectedError{Err: fmt.Errorf("the rendered jobs of this callback pass %d bytes, the limit of one callback's stored jobs; %s", b.bytes, b.advice)}
 			}
-		}
-	}
-	return nil
-}
-
-// rendered runs the kind's check of its rendered parameters.
-func (b *JobBudget) rendered(rule string, a *rules.Action) error {
-	if b.Kinds == nil {
-		return nil
-	}
-	k, ok := b.Kinds.Lookup(a.Kind)
-	if !ok {
-		return nil // the worker dead-letters an unknown kind; rules reject it at load
-	}
-	if check := k.Spec().Rendered; check != nil {
-		if err := check(a.Params); err != nil {
-			return &JobsRejectedError{Rule: rule, Action: a.Kind, Err: err}
 		}
 	}
 	return nil

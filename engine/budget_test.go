@@ -6,7 +6,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/friendflow/friendflow/actions"
+	"github.com/friendflow/friendflow/actions/im"
 	"github.com/friendflow/friendflow/engine/imcallback"
+	"github.com/friendflow/friendflow/rules"
 )
 
 // TestBudgetStopsAfterCallback: an after-callback over the budget fails
@@ -19,7 +22,7 @@ func TestBudgetStopsAfterCallback(t *testing.T) {
     once: { key: 'From_Account + "-" + To_Account', for: 1h }
     actions:
       - record: { note: '${ repeat("x", 3000) }' }
-`, true, func(e *Engine) { e.Budget = &JobBudget{Bytes: 10000, Advice: "make templates render less"} })
+`, true, func(e *Engine) { e.Budget = NewJobBudget(10000, "make templates render less", nil) })
 	cb := newCB(imcallback.CmdFriendAdd)
 	cb.ID = imcallback.NewID()
 	for i := range 10 {
@@ -43,12 +46,38 @@ func TestBudgetStopsAfterCallback(t *testing.T) {
 // TestBudgetPrevStillDecides: a before-callback over the budget still gets
 // its decisions; its jobs are counted as not stored.
 func TestBudgetPrevStillDecides(t *testing.T) {
-	h := newHarness(t, denyRules, false, func(e *Engine) { e.Budget = &JobBudget{Bytes: 1} })
+	h := newHarness(t, denyRules, false, func(e *Engine) { e.Budget = NewJobBudget(1, "", nil) })
 	reply, err := h.eng.Handle(context.Background(), prevCallback(t, "hello", "cheap loan"))
 	if err != nil || reply.ActionStatus != "OK" || len(reply.ResultItem) != 2 || reply.ResultItem[1].ResultCode != 38001 {
 		t.Fatalf("reply %+v, %v", reply, err)
 	}
 	if !strings.Contains(scrape(t, h.eng.Metrics), `friendflow_prev_jobs_unstored_total{command="Sns.CallbackPrevFriendAdd"}`) {
 		t.Fatal("the unstored jobs were not counted")
+	}
+}
+
+// BenchmarkBudgetSpend is the budget's cost per event on the callback's
+// path, as serve configures it (a byte bound and the kinds' rendered
+// checks): one rule matching with a webhook and a log action, the usual
+// shapes of rendered parameters.
+func BenchmarkBudgetSpend(b *testing.B) {
+	var reg actions.Registry
+	for _, k := range []actions.Kind{&actions.Webhook{}, &actions.Log{}, im.NewSend(nil)} {
+		if err := reg.Register(k); err != nil {
+			b.Fatal(err)
+		}
+	}
+	budget := NewJobBudget(8<<20, "x", &reg)
+	ms := []rules.Match{{Rule: "welcome", Actions: []rules.Action{
+		{Kind: "im.send", Params: map[string]any{"to": "bob", "text": "welcome, bob! alice added you."}},
+		{Kind: "webhook", Params: map[string]any{"url": "https://crm.example.com/hooks/friend?token=abc", "headers": map[string]any{"Authorization": "Bearer xyz"}}},
+		{Kind: "log", Params: map[string]any{"message": "alice added bob", "fields": map[string]any{"from": "alice", "to": "bob"}}},
+	}}}
+	b.ReportAllocs()
+	for b.Loop() {
+		spent := 0
+		if err := budget.spend(ms, &spent); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

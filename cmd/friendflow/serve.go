@@ -263,7 +263,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 
 	limit, advice := q.CallbackLimit()
 	eng := &engine.Engine{
-		Budget:          &engine.JobBudget{Bytes: limit, Advice: advice, Kinds: registry},
+		Budget:          engine.NewJobBudget(limit, advice, registry),
 		Rules:           reloader.Current,
 		Queue:           q,
 		Logger:          log,
