@@ -492,3 +492,32 @@ func TestDueHeader(t *testing.T) {
 		t.Errorf("no header: %v", got)
 	}
 }
+
+// TestCallbackLimitAdviceFitsTheStore: with an external server the limit
+// is the server's max_payload, which the advice says to raise; the
+// embedded store's advice never mentions it.
+func TestCallbackLimitAdviceFitsTheStore(t *testing.T) {
+	listen := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	embedded := openTest(t, t.TempDir(), newScript(), func(c *Config) { c.Listen = listen })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	external, err := Open(ctx, Config{URL: "nats://" + listen, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer external.Stop(5 * time.Second)
+
+	n, advice := embedded.CallbackLimit()
+	if n <= 0 || strings.Contains(advice, "max_payload") {
+		t.Errorf("embedded: %d, %q", n, advice)
+	}
+	n, advice = external.CallbackLimit()
+	if n <= 0 || !strings.Contains(advice, "raise max_payload on the NATS cluster") {
+		t.Errorf("external: %d, %q", n, advice)
+	}
+	big := mkJob("big", "ok")
+	big.Params["pad"] = strings.Repeat("x", n)
+	if err := external.Enqueue(ctx, "cb-big", []Job{big}); err == nil || !strings.Contains(err.Error(), "raise max_payload") {
+		t.Errorf("external, over the limit: %v", err)
+	}
+}
