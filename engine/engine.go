@@ -101,18 +101,8 @@ func (e *Engine) Handle(ctx context.Context, cb *imcallback.Callback) (imcallbac
 	)
 	if imcallback.IsPrev(cb.Command) {
 		matches, reply.ResultItem, err = e.decide(ctx, set, cb, log)
-	} else {
-		matches = make([][]rules.Match, len(cb.Events))
-		spent := 0
-		for i := range cb.Events {
-			matches[i], _ = e.match(set, &cb.Events[i])
-			// Checked event by event: a callback over the budget stops
-			// rendering at the event that passed it.
-			if err = e.Budget.spend(matches[i], &spent); err != nil {
-				log.Warn("callback rejected before storing: its jobs pass a limit", "command", cb.Command, "events", len(cb.Events), "at_event", i, "error", err.Error())
-				return imcallback.Reply{}, err
-			}
-		}
+	} else if matches, err = e.matchAll(set, cb, log); err != nil {
+		return imcallback.Reply{}, err
 	}
 	e.countMatches(matches)
 
@@ -159,6 +149,23 @@ func (e *Engine) Handle(ctx context.Context, cb *imcallback.Callback) (imcallbac
 		log.Debug("callback accepted", "command", cb.Command, "events", len(cb.Events), "jobs", len(jobs))
 	}
 	return reply, nil
+}
+
+// matchAll matches every event of an after-callback, checking the
+// rendered jobs against the budget event by event: a callback over it
+// stops rendering at the event that passed it, and fails.
+func (e *Engine) matchAll(set *rules.Set, cb *imcallback.Callback, log cbLogger) ([][]rules.Match, error) {
+	matches := make([][]rules.Match, len(cb.Events))
+	spent := 0
+	for i := range cb.Events {
+		matches[i], _ = e.match(set, &cb.Events[i])
+		if err := e.Budget.spend(matches[i], &spent); err != nil {
+			log.Warn("callback rejected before storing: its jobs pass a limit", "command", cb.Command,
+				"events", len(cb.Events), "at_event", i, "error", err.Error())
+			return nil, err
+		}
+	}
+	return matches, nil
 }
 
 // decide runs the rules of a Prev callback within DecisionTimeout and
