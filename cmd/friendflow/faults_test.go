@@ -44,10 +44,11 @@ func postCallback(t *testing.T, client *http.Client, listen, command string, bod
 	return resp.StatusCode, string(raw)
 }
 
-// TestReplayedCallbackKeepsItsDeliveryID posts one callback three times,
-// as Tencent's replay or a proxy retrying would: the webhook receiver sees
-// three requests with one X-Friendflow-Delivery id, so it can drop the
-// copies.
+// TestReplayedCallbackKeepsItsDeliveryID posts one signed callback three
+// times, as a replay or a proxy retrying would: an after-callback, which
+// carries no EventTime, and a before-callback, which does. The webhook
+// receiver sees three requests of each with one X-Friendflow-Delivery id
+// per callback, so it can drop the copies.
 func TestReplayedCallbackKeepsItsDeliveryID(t *testing.T) {
 	d := &deliveries{seen: map[string]int{}}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -60,28 +61,45 @@ func TestReplayedCallbackKeepsItsDeliveryID(t *testing.T) {
 
 	rules := writeRule(t, fmt.Sprintf(`rules:
   - name: notify-crm
-    on: Sns.CallbackFriendAdd
+    on: [Sns.CallbackFriendAdd, Sns.CallbackPrevFriendAdd]
     actions:
       - webhook: { url: "http://%s/hook" }
 `, ln.Addr()))
 	listen, admin := freePort(t), freePort(t)
-	start(t, nil, "serve", "--sdkappid", "1400000000", "--listen", listen, "--admin-listen", admin,
+	const token = "replay-token-3"
+	start(t, []string{"FRIENDFLOW_CALLBACK_TOKEN=" + token}, "serve", "--sdkappid", "1400000000", "--listen", listen, "--admin-listen", admin,
 		"--rules", rules, "--data", t.TempDir(), "--log-level", "warn")
 	waitReady(t, admin)
 
-	body := []byte(`{"CallbackCommand":"Sns.CallbackFriendAdd","EventTime":1700000000123,"PairList":[{"From_Account":"alice","To_Account":"bob","Initiator_Account":"alice"}],"ClientCmd":"friend_add","Admin_Account":"","ForceFlag":0}`)
-	for range 3 {
-		if status, reply := postCallback(t, http.DefaultClient, listen, "Sns.CallbackFriendAdd", body); status != 200 || !strings.Contains(reply, `"OK"`) {
-			t.Fatalf("callback: %d %s", status, reply)
+	rt := fmt.Sprint(time.Now().Unix())
+	for _, tc := range []struct{ command, body string }{
+		{"Sns.CallbackFriendAdd", `{"CallbackCommand":"Sns.CallbackFriendAdd","PairList":[{"From_Account":"alice","To_Account":"bob","Initiator_Account":"alice"}],"ClientCmd":"friend_add","Admin_Account":"","ForceFlag":0}`},
+		{"Sns.CallbackPrevFriendAdd", `{"CallbackCommand":"Sns.CallbackPrevFriendAdd","Requester_Account":"carol","From_Account":"carol","FriendItem":[{"To_Account":"dave","AddSource":"AddSource_Type_Android"}],"AddType":"Add_Type_Both","ForceAddFlags":0,"EventTime":1631777344870}`},
+	} {
+		q := url.Values{"SdkAppid": {"1400000000"}, "CallbackCommand": {tc.command}, "contenttype": {"json"},
+			"RequestTime": {rt}, "Sign": {imcallback.Sign([]byte(token), rt)}}
+		for range 3 {
+			// A pause, so that the copies are received in different
+			// milliseconds: the id must not come from the receive time.
+			time.Sleep(5 * time.Millisecond)
+			resp, err := http.Post("http://"+listen+"/callback?"+q.Encode(), "application/json", strings.NewReader(tc.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || !strings.Contains(string(raw), `"OK"`) {
+				t.Fatalf("%s: %d %s", tc.command, resp.StatusCode, raw)
+			}
 		}
 	}
 	deadline := time.Now().Add(20 * time.Second)
-	for _, total := d.counts(); total < 3 && time.Now().Before(deadline); _, total = d.counts() {
+	for _, total := d.counts(); total < 6 && time.Now().Before(deadline); _, total = d.counts() {
 		time.Sleep(20 * time.Millisecond)
 	}
 	unique, total := d.counts()
-	if total != 3 || unique != 1 {
-		t.Fatalf("receiver saw %d requests with %d delivery ids, want 3 with 1", total, unique)
+	if total != 6 || unique != 2 {
+		t.Fatalf("receiver saw %d requests with %d delivery ids, want 6 with 2 (one per callback)", total, unique)
 	}
 }
 

@@ -147,6 +147,11 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cb.SdkAppid = rc.SdkAppid
+	if q.RequestTime != "" { // a failed parse allocates its error
+		if ts, err := strconv.ParseInt(q.RequestTime, 10, 64); err == nil && ts > 0 {
+			cb.RequestTime = time.Unix(ts, 0)
+		}
+	}
 	if len(rc.Token) == 0 && rc.Unsigned != nil {
 		rc.Unsigned()
 	}

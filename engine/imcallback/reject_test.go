@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/friendflow/friendflow/examples/callbacks"
 	"golang.org/x/time/rate"
@@ -100,5 +101,24 @@ func TestReceiverCountsUnsigned(t *testing.T) {
 		if n := unsigned.Load(); n != want {
 			t.Errorf("token %q: %d unsigned, want %d", token, n, want)
 		}
+	}
+}
+
+// An event without EventTime takes the request's RequestTime, the same in
+// every copy of the request, not the receive time.
+func TestEventTimeFallsBackToRequestTime(t *testing.T) {
+	f := newFixture(t)
+	sent := f.now
+	f.now = sent.Add(1500 * time.Millisecond) // received later, within the skew
+	q := f.query(CmdFriendAdd)
+	q.Set("RequestTime", strconv.FormatInt(sent.Unix(), 10))
+	q.Set("Sign", Sign([]byte(testToken), q.Get("RequestTime")))
+	if status, r := f.post(t, http.MethodPost, q, string(callbacks.Must("friend_add.json"))); status != 200 {
+		t.Fatalf("status %d %+v", status, r)
+	}
+	f.h.mu.Lock()
+	defer f.h.mu.Unlock()
+	if got := f.h.cbs[0].Events[0].EventTime; got != int(sent.UnixMilli()) {
+		t.Fatalf("EventTime %d, want the RequestTime %d", got, sent.UnixMilli())
 	}
 }
