@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // tmpfsDir mounts a tmpfs of size bytes on a new directory, unmounted when
@@ -108,4 +110,18 @@ func TestStoreFullFailsFastAndRecovers(t *testing.T) {
 	enqueue(t, q, "cb-after", mkJob("after", "ok"))
 	eventually(t, 10*time.Second, "job after", func() bool { return s.doneCount("after") == 1 })
 	eventually(t, 10*time.Second, "stats back to zero", func() bool { return drained(t, q) })
+}
+
+// JetStream refusing a write for want of storage is not retried: the
+// callback fails at once instead of waiting out the retries.
+func TestOutOfResourcesIsNotRetried(t *testing.T) {
+	for _, code := range []jetstream.ErrorCode{10023, 10047, 10028} {
+		err := fmt.Errorf("publish: %w", &jetstream.APIError{Code: 503, ErrorCode: code, Description: "insufficient resources"})
+		if !outOfResources(err) || retryable(err) {
+			t.Errorf("error code %d: out of resources %v, retryable %v", code, outOfResources(err), retryable(err))
+		}
+	}
+	if err := (&jetstream.APIError{Code: 503, ErrorCode: 10008}); outOfResources(err) || !retryable(err) {
+		t.Error("another 503 is not a full store, and is retried")
+	}
 }

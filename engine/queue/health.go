@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -97,8 +98,8 @@ func (q *Queue) watchStore() {
 		case <-t.C:
 		}
 		if q.store.Load().err == nil {
-			if h := q.ns.Healthz(nil); h.Error != "" {
-				q.faulted(h.Error)
+			if why := q.writeFault(); why != "" {
+				q.faulted(why)
 			}
 			continue
 		}
@@ -115,6 +116,21 @@ func (q *Queue) watchStore() {
 	}
 }
 
+// writeFault is why the embedded server cannot write, from its health
+// check, or "". Only write errors and JetStream turned off count: a
+// stream being created can be briefly "not recovered" in the check, which
+// a restart must not answer.
+func (q *Queue) writeFault() string {
+	notEnabled := server.NewJSNotEnabledError().Error()
+	var why []string
+	for _, e := range q.ns.Healthz(&server.HealthzOptions{Details: true}).Errors {
+		if e.Error == notEnabled || strings.Contains(e.Error, "write error") {
+			why = append(why, e.Error)
+		}
+	}
+	return strings.Join(why, "; ")
+}
+
 // recoverStore restarts JetStream in the embedded server once the data
 // directory takes a write again.
 func (q *Queue) recoverStore() error {
@@ -129,8 +145,8 @@ func (q *Queue) recoverStore() error {
 	if err := q.ns.EnableJetStream(jetStreamConfig(q.cfg)); err != nil {
 		return fmt.Errorf("restart JetStream: %w", err)
 	}
-	if h := q.ns.Healthz(nil); h.Error != "" {
-		return errors.New(h.Error)
+	if why := q.writeFault(); why != "" {
+		return errors.New(why)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), attemptTimeout)
 	defer cancel()
