@@ -195,7 +195,7 @@ func (q *Queue) publishGroup(group []*commit, buf []byte) []byte {
 	defer cancel()
 	msg := &nats.Msg{Subject: subjBatchPrefix + strconv.Itoa(jobs), Data: data}
 	ack, err := q.publish(ctx, msg, "cb:"+group[0].callbackID)
-	if q.ns != nil && outOfResources(err) {
+	if err != nil && q.ns != nil && outOfResources(err) {
 		q.faulted(err.Error()) // the watcher restarts JetStream once there is room
 	}
 	if serr := q.StoreError(); err != nil && serr != nil {
