@@ -78,7 +78,9 @@ func (q *Queue) faulted(why string) {
 		return
 	}
 	err := fmt.Errorf("%w: %s", ErrStoreFault, why)
-	q.store.Store(&storeState{err: err, ctx: st.ctx, cancel: st.cancel})
+	if !q.store.CompareAndSwap(st, &storeState{err: err, ctx: st.ctx, cancel: st.cancel}) {
+		return // found by another goroutine meanwhile
+	}
 	st.cancel()
 	q.log.Error("the store cannot write: callbacks get FAIL and /readyz is false until it recovers, which it does by itself once the cause is fixed (free disk space under --data)",
 		"error", why, "data", q.cfg.DataDir)
