@@ -73,6 +73,14 @@ type Spec struct {
 	// values HasDeferred reports), and again on the rendered values. Nil
 	// means nothing beyond the types.
 	Validate func(params map[string]any) error
+	// Rendered, when set, checks a job's rendered parameters against the
+	// limits of the kind's target (IM's message size) before its callback
+	// is answered, so a job that can never succeed fails the callback
+	// instead of being accepted and dead-lettered later. It sees the
+	// parameters as rendered (before Check's normalisation) and runs for
+	// every job on the callback's path: keep it a few comparisons, with
+	// no allocation when the parameters pass.
+	Rendered func(params map[string]any) error
 }
 
 // ParamType is the declared type of a parameter.

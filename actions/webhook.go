@@ -30,7 +30,7 @@ const (
 
 // Headers a webhook always sets.
 const (
-	HeaderDelivery  = "X-Friendflow-Delivery"  // the job id: the same on every attempt
+	HeaderDelivery  = "X-Friendflow-Delivery"  // Job.DeliveryID: the same on every attempt and every copy of the callback
 	HeaderSignature = "X-Friendflow-Signature" // sha256=<hex HMAC-SHA256(secret, body)>
 )
 
@@ -52,8 +52,10 @@ type Webhook struct {
 var webhookSpec = Spec{
 	Name: "webhook",
 	Doc: "Sends an HTTP request. Succeeds on 2xx; network errors, timeouts, 408, 429 and 5xx are retried " +
-		"(honouring Retry-After); other statuses are permanent failures. Every attempt carries the same " +
-		HeaderDelivery + " header (the job id) so the receiver can drop duplicates, and with a secret an " +
+		"(honouring Retry-After, up to max_backoff); other statuses are permanent failures. Every attempt carries the same " +
+		HeaderDelivery + " header, derived from the callback's content (command, SdkAppid, the pair, EventTime), the rule " +
+		"and the action's place in it, so the receiver can drop duplicates, also of a callback Tencent sent again; " +
+		"and with a secret an " +
 		HeaderSignature + ": sha256=<hex HMAC-SHA256 of the body> header.",
 	Params: []Param{
 		{Name: "url", Type: String, Example: `https://crm.internal/hooks/friend`, Required: true, Doc: "http or https URL"},
@@ -233,7 +235,7 @@ func (w *Webhook) build(job Job, p WebhookParams) (*hookCall, error) {
 		}
 		h.Set(k, v)
 	}
-	h.Set(HeaderDelivery, job.ID)
+	h.Set(HeaderDelivery, job.DeliveryID())
 	if p.Secret != "" {
 		m := hmac.New(sha256.New, []byte(p.Secret))
 		m.Write(body)

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strconv"
 	"sync"
 	"time"
 
@@ -49,6 +48,8 @@ type Engine struct {
 	FailClosed      bool
 	FailCode        int
 	Now             func() time.Time
+	// Budget bounds the rendered jobs of one callback; nil: unbounded.
+	Budget *JobBudget
 
 	// scratch holds job lists and event buffers between callbacks; they
 	// were a tenth of all the bytes a callback allocated.
@@ -131,17 +132,14 @@ func (e *Engine) handle(ctx context.Context, cb *imcallback.Callback, tr *cbTrac
 	var (
 		matches  [][]rules.Match
 		ruleErrs [][]rules.RuleError
+		err      error
 	)
 	span := tr.start("match")
 	if imcallback.IsPrev(cb.Command) {
-		matches, ruleErrs, reply.ResultItem = e.decide(ctx, set, cb, log)
-	} else {
-		matches = make([][]rules.Match, len(cb.Events))
-		for i := range cb.Events {
-			var errs []rules.RuleError
-			matches[i], errs = e.match(set, &cb.Events[i])
-			ruleErrs = addErrs(ruleErrs, i, len(cb.Events), errs)
-		}
+		matches, ruleErrs, reply.ResultItem, err = e.decide(ctx, set, cb, log)
+	} else if matches, ruleErrs, err = e.matchAll(set, cb, log); err != nil {
+		endSpan(span, err)
+		return imcallback.Reply{}, err
 	}
 	endSpan(span, nil)
 	e.countMatches(matches)
@@ -152,7 +150,13 @@ func (e *Engine) handle(ctx context.Context, cb *imcallback.Callback, tr *cbTrac
 	}
 	defer e.putScratch(sc)
 	span = tr.start("store")
-	jobs, recorded, err := e.jobs(ctx, cb, matches, log, sc, tr.traceParent())
+	var (
+		jobs     []queue.Job
+		recorded []rules.Once
+	)
+	if err == nil {
+		jobs, recorded, err = e.jobs(ctx, cb, matches, log, sc, tr.traceParent())
+	}
 	if err == nil && len(jobs) > 0 {
 		err = e.Queue.Enqueue(ctx, cb.ID, jobs)
 	}
@@ -173,9 +177,13 @@ func (e *Engine) handle(ctx context.Context, cb *imcallback.Callback, tr *cbTrac
 		if reply.ResultItem != nil {
 			// The decision is what Tencent waits for; losing it would turn
 			// a storage hiccup into blocked friend requests.
-			log.Error("jobs of a before-callback could not be stored; replying with the decisions, these jobs will not run", "err", err.Error(), "jobs", len(jobs))
+			n := len(jobs)
+			if n == 0 { // rejected before they were made
+				n, _ = queuedJobs(matches)
+			}
+			log.Error("jobs of a before-callback could not be stored; replying with the decisions, these jobs will not run", "err", err.Error(), "jobs", n)
 			if e.Metrics != nil {
-				e.Metrics.UnstoredJobs.WithLabelValues(cb.Command).Add(float64(len(jobs)))
+				e.Metrics.UnstoredJobs.WithLabelValues(cb.Command).Add(float64(n))
 			}
 			return reply, nil
 		}
@@ -186,6 +194,26 @@ func (e *Engine) handle(ctx context.Context, cb *imcallback.Callback, tr *cbTrac
 			"matches", countMatched(matches), "jobs", len(jobs))
 	}
 	return reply, nil
+}
+
+// matchAll matches every event of an after-callback, checking the
+// rendered jobs against the budget event by event: a callback over it
+// stops rendering at the event that passed it, and fails.
+func (e *Engine) matchAll(set *rules.Set, cb *imcallback.Callback, log cbLogger) ([][]rules.Match, [][]rules.RuleError, error) {
+	matches := make([][]rules.Match, len(cb.Events))
+	var ruleErrs [][]rules.RuleError
+	spent := 0
+	for i := range cb.Events {
+		var errs []rules.RuleError
+		matches[i], errs = e.match(set, &cb.Events[i])
+		ruleErrs = addErrs(ruleErrs, i, len(cb.Events), errs)
+		if err := e.Budget.spend(matches[i], &spent); err != nil {
+			log.Warn("callback rejected before storing: its jobs pass a limit", "command", cb.Command,
+				"events", len(cb.Events), "at_event", i, "err", err.Error())
+			return nil, nil, err
+		}
+	}
+	return matches, ruleErrs, nil
 }
 
 // countMatched counts the rule matches of all events, shadow rules included.
@@ -200,7 +228,8 @@ func countMatched(matches [][]rules.Match) int {
 // decide runs the rules of a Prev callback within DecisionTimeout and
 // returns one imcallback.ResultItem per target: the first matching rule (file order)
 // with a deny action denies; otherwise the target is allowed.
-func (e *Engine) decide(ctx context.Context, set *rules.Set, cb *imcallback.Callback, log cbLogger) ([][]rules.Match, [][]rules.RuleError, []imcallback.ResultItem) {
+// Jobs over the budget are not stored (err), but the decisions are made.
+func (e *Engine) decide(ctx context.Context, set *rules.Set, cb *imcallback.Callback, log cbLogger) ([][]rules.Match, [][]rules.RuleError, []imcallback.ResultItem, error) {
 	start := time.Now()
 	timeout := e.DecisionTimeout
 	if timeout <= 0 {
@@ -213,14 +242,19 @@ func (e *Engine) decide(ctx context.Context, set *rules.Set, cb *imcallback.Call
 	type result struct {
 		matches [][]rules.Match
 		errs    [][]rules.RuleError // nil: no rule failed
+		over    error               // the jobs pass the budget
 	}
 	done := make(chan result, 1)
 	go func() {
 		res := result{matches: make([][]rules.Match, len(cb.Events))}
+		spent := 0
 		for i := range cb.Events {
 			var errs []rules.RuleError
 			res.matches[i], errs = e.match(set, &cb.Events[i])
 			res.errs = addErrs(res.errs, i, len(cb.Events), errs)
+			if res.over == nil {
+				res.over = e.Budget.spend(res.matches[i], &spent)
+			}
 		}
 		done <- res
 	}()
@@ -268,7 +302,7 @@ func (e *Engine) decide(ctx context.Context, set *rules.Set, cb *imcallback.Call
 	if e.Metrics != nil {
 		e.Metrics.DecisionDuration.Observe(time.Since(start).Seconds())
 	}
-	return matches, res.errs, items
+	return matches, res.errs, items, res.over
 }
 
 func (e *Engine) failCode() int {
@@ -353,7 +387,7 @@ func (e *Engine) jobs(ctx context.Context, cb *imcallback.Callback, matches [][]
 				}
 				j := queue.Job{
 					Job: actions.Job{
-						ID:     cb.ID + "-" + strconv.Itoa(i) + "-" + strconv.Itoa(mi) + "-" + strconv.Itoa(ai),
+						ID:     actions.JobID(cb.ID, i, mi, ai),
 						Rule:   m.Rule,
 						Action: a.Kind,
 						Params: a.Params,

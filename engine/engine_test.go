@@ -504,7 +504,7 @@ func BenchmarkDecide100Rules(b *testing.B) {
 	var samples []time.Duration
 	for b.Loop() {
 		start := time.Now()
-		_, _, items := e.decide(context.Background(), set, cb, log)
+		_, _, items, _ := e.decide(context.Background(), set, cb, log)
 		samples = append(samples, time.Since(start))
 		if items[1].ResultCode != 38002 || items[0].ResultCode != 0 {
 			b.Fatalf("items %+v", items)

@@ -33,6 +33,8 @@ type Metrics struct {
 	Decisions        *prometheus.CounterVec   // command, decision
 	DecisionDuration prometheus.Histogram
 	UnstoredJobs     *prometheus.CounterVec   // command
+	Unsigned         prometheus.Counter       // callbacks accepted without a Sign check
+	LogsSuppressed   *prometheus.CounterVec   // line
 	Jobs             *prometheus.CounterVec   // action, outcome
 	Redelivered      *prometheus.CounterVec   // action
 	ActionDuration   *prometheus.HistogramVec // action
@@ -187,6 +189,14 @@ func NewMetrics(version, commit string) *Metrics {
 		Name: "friendflow_prev_jobs_unstored_total",
 		Help: "Jobs of Prev callbacks that could not be stored: the decisions were still sent, these actions never run.",
 	}, []string{"command"})
+	m.Unsigned = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "friendflow_callbacks_unsigned_total",
+		Help: "Callbacks accepted without a Sign check (no --callback-token): anyone reaching the listener can send them.",
+	})
+	m.LogsSuppressed = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "friendflow_log_lines_suppressed_total",
+		Help: "Log lines left out by rate limiting, by line (callback_rejected).",
+	}, []string{"line"})
 	m.Jobs = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "friendflow_jobs_total",
 		Help: "Job attempts finished, by action and outcome (done, retried, dead).",
@@ -234,7 +244,7 @@ func NewMetrics(version, commit string) *Metrics {
 	})
 	build.Set(1)
 	m.own = []prometheus.Collector{m.Callbacks, m.CallbackDuration, m.Events, &ruleCollector{m},
-		m.RuleErrors, m.OnceSkips, m.Decisions, m.DecisionDuration, m.UnstoredJobs, m.Jobs, m.Redelivered, m.ActionDuration, m.IMRequests, m.Reloads, m.ReloadSuccess, m.LastReload,
+		m.RuleErrors, m.OnceSkips, m.Decisions, m.DecisionDuration, m.UnstoredJobs, m.Unsigned, m.LogsSuppressed, m.Jobs, m.Redelivered, m.ActionDuration, m.IMRequests, m.Reloads, m.ReloadSuccess, m.LastReload,
 		m.ActiveRules, m.RulesInfo, build}
 	for _, c := range m.own {
 		f(c)
@@ -300,6 +310,22 @@ func (m *Metrics) WatchQueue(stats func(context.Context) (queue.Stats, error)) {
 	c := &queueCollector{stats: stats}
 	m.own = append(m.own, c)
 	m.Registry.MustRegister(c)
+}
+
+// WatchStore exports whether the store can write, read once per scrape
+// from storeErr (nil: it can).
+func (m *Metrics) WatchStore(storeErr func() error) {
+	g := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "friendflow_store_writable",
+		Help: "1 while the queue's store can write; 0 after a write failed (a full disk), until it recovers by itself. The log and /readyz say why.",
+	}, func() float64 {
+		if storeErr() != nil {
+			return 0
+		}
+		return 1
+	})
+	m.own = append(m.own, g)
+	m.Registry.MustRegister(g)
 }
 
 var (

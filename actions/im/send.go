@@ -61,6 +61,16 @@ var sendSpec = actions.Spec{
 		}},
 	},
 	Validate: validateSend,
+	Rendered: renderedSend,
+}
+
+// renderedSend checks, before the callback is answered, the limit a
+// rendered message can pass: IM's message size.
+func renderedSend(p map[string]any) error {
+	if n, path := contentSize(p); n > MaxContent {
+		return &actions.ParamError{Path: path, Msg: fmt.Sprintf("%d bytes is more than IM's %d-byte message limit", n, MaxContent)}
+	}
+	return nil
 }
 
 // Spec implements actions.Kind.
@@ -112,8 +122,8 @@ func validateSend(p map[string]any) error {
 	if t, ok := p["text"].(string); ok && t == "" {
 		return &actions.ParamError{Path: "text", Msg: "must not be empty"}
 	}
-	if n, path := contentSize(p); n > MaxContent {
-		return &actions.ParamError{Path: path, Msg: fmt.Sprintf("%d bytes is more than IM's %d-byte message limit", n, MaxContent)}
+	if err := renderedSend(p); err != nil {
+		return err
 	}
 	if v, ok := p["msg_lifetime"]; ok && !actions.HasDeferred(v) {
 		if _, err := lifetime(v); err != nil {

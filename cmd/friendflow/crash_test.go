@@ -72,7 +72,10 @@ func TestKill9LosesNoAcceptedJob(t *testing.T) {
 	q := url.Values{"SdkAppid": {"1400000000"}, "CallbackCommand": {"Sns.CallbackFriendAdd"}}
 	const sent = 150
 	accepted := 0
-	for range sent {
+	for i := range sent {
+		// Distinct events: the same body twice would be one event sent
+		// twice, whose jobs share their delivery ids.
+		body := bytes.ReplaceAll(body, []byte(`"From_Account":"id"`), fmt.Appendf(nil, `"From_Account":"id-%d"`, i))
 		resp, err := http.Post("http://"+listen+"/callback?"+q.Encode(), "application/json", bytes.NewReader(body))
 		if err != nil {
 			t.Fatal(err)

@@ -160,6 +160,7 @@ func exercisedFamilies(t *testing.T) map[string]*dto.MetricFamily {
 	m.Decisions.WithLabelValues(imcallback.CmdPrevFriendAdd, "allow").Inc()
 	m.DecisionDuration.Observe(0.001)
 	m.UnstoredJobs.WithLabelValues(imcallback.CmdPrevFriendAdd).Inc()
+	m.LogsSuppressed.WithLabelValues("callback_rejected").Inc()
 	job := &queue.Job{}
 	job.Action = "log"
 	hooks := m.QueueHooks()

@@ -26,6 +26,16 @@ import (
 	"github.com/friendflow/friendflow/engine/record"
 	"github.com/friendflow/friendflow/internal/tracing"
 	"github.com/friendflow/friendflow/rules"
+	"golang.org/x/net/netutil"
+	"golang.org/x/time/rate"
+)
+
+// Rejected callbacks are logged at most this often (per second), in bursts
+// of rejectLogBurst; the rest are counted in
+// friendflow_log_lines_suppressed_total.
+const (
+	rejectLogRate  = 10
+	rejectLogBurst = 20
 )
 
 // serveConfig is everything `friendflow serve` is configured with.
@@ -36,6 +46,7 @@ type serveConfig struct {
 	SdkAppid        int
 	CallbackToken   []byte
 	CallbackMaxSkew time.Duration
+	MaxConnections  int
 	ShutdownTimeout time.Duration
 	LogFormat       string
 	LogLevel        slog.Level
@@ -118,6 +129,9 @@ func (f *serveFlags) config(pos []string, cmdline map[string]bool) (*serveConfig
 	if err := positiveDuration("callback-max-skew", c.CallbackMaxSkew); err != nil {
 		return nil, err
 	}
+	if c.MaxConnections < 1 {
+		return nil, usagef("%s must be at least 1, got %d", flagRef("max-connections"), c.MaxConnections)
+	}
 	if err := positiveDuration("shutdown-timeout", c.ShutdownTimeout); err != nil {
 		return nil, err
 	}
@@ -195,6 +209,7 @@ func (f *serveFlags) declare(fs *flag.FlagSet) {
 	fs.Var(token, "callback-token", "callback authentication token; when set, Sign and RequestTime are required")
 	fs.StringVar(tokenFile, "callback-token-file", "", "file holding the callback token")
 	fs.DurationVar(&c.CallbackMaxSkew, "callback-max-skew", 60*time.Second, "largest accepted |now - RequestTime|")
+	fs.IntVar(&c.MaxConnections, "max-connections", 1024, "open connections the callback listener serves at once; more wait to be accepted")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long a stop waits for in-flight work")
 	fs.StringVar(&c.LogFormat, "log-format", "json", "log format: json or text")
 	fs.StringVar(level, "log-level", "info", "log level: debug, info, warn or error")
@@ -290,8 +305,11 @@ func serve(ctx context.Context, cfg *serveConfig, stdout, stderr io.Writer, gete
 		return fmt.Errorf("queue: %w", err)
 	}
 	metrics.WatchQueue(q.Stats)
+	metrics.WatchStore(q.StoreError)
 
+	limit, advice := q.CallbackLimit()
 	eng := &engine.Engine{
+		Budget:          engine.NewJobBudget(limit, advice, registry),
 		Rules:           reloader.Current,
 		Queue:           q,
 		Logger:          log,
@@ -311,12 +329,19 @@ func serve(ctx context.Context, cfg *serveConfig, stdout, stderr io.Writer, gete
 	}
 
 	receiver := &imcallback.Receiver{
-		SdkAppid: cfg.SdkAppid,
-		Token:    cfg.CallbackToken,
-		MaxSkew:  cfg.CallbackMaxSkew,
-		Handler:  eng,
-		Logger:   log,
-		Observe:  metrics.ObserveCallback,
+		SdkAppid:   cfg.SdkAppid,
+		Token:      cfg.CallbackToken,
+		MaxSkew:    cfg.CallbackMaxSkew,
+		Handler:    eng,
+		Logger:     log,
+		Observe:    metrics.ObserveCallback,
+		RejectLogs: rate.NewLimiter(rejectLogRate, rejectLogBurst),
+		Suppressed: metrics.LogsSuppressed.WithLabelValues("callback_rejected").Inc,
+	}
+	if len(cfg.CallbackToken) == 0 {
+		receiver.Unsigned = metrics.Unsigned.Inc
+		log.Warn("no --callback-token: callbacks are not authenticated, anyone who reaches the callback listener can inject events; set the token of Tencent's callback authentication (counted in friendflow_callbacks_unsigned_total)",
+			"listen", cfg.Listen)
 	}
 	adm := admin.New()
 	adm.SetGuard(admin.Guard{Token: cfg.AdminToken, Hosts: cfg.AdminHosts})
@@ -357,6 +382,10 @@ func serve(ctx context.Context, cfg *serveConfig, stdout, stderr io.Writer, gete
 		_ = q.Stop(cfg.ShutdownTimeout)
 		return fmt.Errorf("callback listener: %w", err)
 	}
+	// Beyond the limit, connections wait in the kernel's accept queue and
+	// hold no descriptor of ours: a flood cannot take the file descriptors
+	// the store and the admin listener need.
+	cbLn = netutil.LimitListener(cbLn, cfg.MaxConnections)
 	adminLn, err := net.Listen("tcp", cfg.AdminListen)
 	if err != nil {
 		cbLn.Close()

@@ -21,6 +21,10 @@ type Callback struct {
 	ClientIP    string
 	OptPlatform string
 	ReceivedAt  time.Time
+	// RequestTime is the query's RequestTime, when Tencent sent a valid
+	// one (it does with callback authentication on): when it sent the
+	// request, the same in a replay of it.
+	RequestTime time.Time
 	Events      []Event
 }
 
@@ -137,7 +141,13 @@ func (b *body) events(cb *Callback) error {
 	var base Event
 	b.shared(cb, &base)
 	if base.EventTime == 0 {
-		base.EventTime = int(cb.ReceivedAt.UnixMilli())
+		// Tencent's send time, the same in a replay, so that what is
+		// derived from the event (webhook delivery ids) is too.
+		t := cb.RequestTime
+		if t.IsZero() {
+			t = cb.ReceivedAt
+		}
+		base.EventTime = int(t.UnixMilli())
 	}
 	events := make([]Event, n)
 	b.elements(cb.Command, &base, events)

@@ -96,8 +96,9 @@ var Fields = []Field{
 	{Name: "ClientIP", Type: "string", From: all(FromQuery), Doc: "IP address of the client that caused the event."},
 	{Name: "OptPlatform", Type: "string", From: all(FromQuery), Doc: "Platform of the client that caused the event, such as RESTAPI or Android."},
 	// Only the Prev commands document EventTime; Decode reads it wherever
-	// it is and falls back to the receive time, so every event has one.
-	{Name: "EventTime", Type: "int", Wire: "int64", From: all(FromBody), Doc: "When the event happened, in Unix milliseconds; the time friendflow received the callback when the body has none."},
+	// it is and falls back to the request's RequestTime, then to the
+	// receive time, so every event has one.
+	{Name: "EventTime", Type: "int", Wire: "int64", From: all(FromBody), Doc: "When the event happened, in Unix milliseconds; when the body has none, the callback's RequestTime (whole seconds, sent with callback authentication on), else the time friendflow received it."},
 	{Name: "From_Account", Type: "string", From: on(FromElem, pairCmds...).and(FromBody, prevCmds...), Doc: "UserID whose friend list or blocklist changed; for a Prev command, who sends or answers the request."},
 	{Name: "To_Account", Type: "string", From: all(FromElem), Doc: "UserID added to or removed from From_Account's list, or whom the request or answer is for; never empty."},
 	{Name: "Initiator_Account", Type: "string", From: on(FromElem, CmdFriendAdd), Doc: "UserID that started the add."},

@@ -24,8 +24,9 @@ type Event struct {
 	// Platform of the client that caused the event, such as RESTAPI or Android.
 	// Set on every command from the query.
 	OptPlatform string `json:"OptPlatform"`
-	// When the event happened, in Unix milliseconds; the time friendflow received
-	// the callback when the body has none.
+	// When the event happened, in Unix milliseconds; when the body has none, the
+	// callback's RequestTime (whole seconds, sent with callback authentication
+	// on), else the time friendflow received it.
 	// Set on every command from the body.
 	EventTime int `json:"EventTime"`
 	// UserID whose friend list or blocklist changed; for a Prev command, who sends

@@ -15,7 +15,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // Handler is the engine seam: it gets every accepted callback and decides
@@ -75,6 +78,18 @@ type Receiver struct {
 	// Observe, when set, is told the outcome of every request: command is
 	// one of Commands or "other", reason is empty unless rejected.
 	Observe func(command, result, reason string, took time.Duration)
+	// Unsigned, when set, is called for each request accepted without a
+	// Sign check (Token empty): anyone who reaches the listener can send
+	// those.
+	Unsigned func()
+	// RejectLogs, when set, limits the "callback rejected" lines: a flood
+	// of forged requests must not become a flood of log. Rejections beyond
+	// it are not logged; Suppressed is called for each, and the next line
+	// written says how many were left out.
+	RejectLogs *rate.Limiter
+	Suppressed func()
+
+	suppressed atomic.Int64 // rejections not logged since the last line
 }
 
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
@@ -112,12 +127,13 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	log := rc.logger()
 	reject := func(rj rejection) {
-		log.LogAttrs(r.Context(), slog.LevelWarn, "callback rejected", slog.String("callback_id", cb.ID),
-			slog.String("reason", rj.reason), slog.String("err", rj.msg),
-			slog.String("command", cb.Command), slog.String("remote", r.RemoteAddr))
+		rc.logRejection(r, cb, rj)
 		if rj.status == http.StatusMethodNotAllowed {
 			w.Header().Set("Allow", http.MethodPost)
 		}
+		// Tencent's own requests are not rejected; whoever is, gets no
+		// idle connection to hold (and a body not read is not drained).
+		w.Header().Set("Connection", "close")
 		writeReply(w, rj.status, Fail(rj.msg))
 		rc.observe(cb.Command, ResultRejected, rj.reason, start)
 	}
@@ -131,6 +147,14 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cb.SdkAppid = rc.SdkAppid
+	if q.RequestTime != "" { // a failed parse allocates its error
+		if ts, err := strconv.ParseInt(q.RequestTime, 10, 64); err == nil && ts > 0 {
+			cb.RequestTime = time.Unix(ts, 0)
+		}
+	}
+	if len(rc.Token) == 0 && rc.Unsigned != nil {
+		rc.Unsigned()
+	}
 
 	buf := bufPool.Get().(*bytes.Buffer)
 	defer func() {
@@ -198,6 +222,24 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	writeReply(w, http.StatusOK, reply)
 	rc.observe(cb.Command, ResultOK, "", start)
+}
+
+// logRejection writes the "callback rejected" line, within RejectLogs.
+func (rc *Receiver) logRejection(r *http.Request, cb *Callback, rj rejection) {
+	if rc.RejectLogs != nil && !rc.RejectLogs.Allow() {
+		rc.suppressed.Add(1)
+		if rc.Suppressed != nil {
+			rc.Suppressed()
+		}
+		return
+	}
+	attrs := []slog.Attr{slog.String("callback_id", cb.ID),
+		slog.String("reason", rj.reason), slog.String("err", truncate(rj.msg, 200)),
+		slog.String("command", truncate(cb.Command, 64)), slog.String("remote", r.RemoteAddr)}
+	if n := rc.suppressed.Swap(0); n > 0 {
+		attrs = append(attrs, slog.Int64("suppressed_before", n))
+	}
+	rc.logger().LogAttrs(r.Context(), slog.LevelWarn, "callback rejected", attrs...)
 }
 
 // verify checks SdkAppid and, with a token configured, Sign and

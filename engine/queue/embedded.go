@@ -75,11 +75,29 @@ func retryable(err error) bool {
 		errors.Is(err, context.Canceled):
 		return false
 	}
+	if outOfResources(err) {
+		return false // the store is full: failing fast is what the caller can use
+	}
 	var apiErr *jetstream.APIError
 	if errors.As(err, &apiErr) {
 		return apiErr.Code >= 500 || apiErr.Code == 408
 	}
 	return true
+}
+
+// outOfResources tells whether err is JetStream refusing a write for want
+// of storage or memory ("insufficient resources", error codes 10023, 10047,
+// 10028 in https://github.com/nats-io/nats-server/blob/main/server/errors.json).
+func outOfResources(err error) bool {
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) {
+		return false
+	}
+	switch apiErr.ErrorCode {
+	case 10023, 10047, 10028:
+		return true
+	}
+	return false
 }
 
 // retrying runs op, with each attempt bounded by attemptTimeout, until it

@@ -37,6 +37,10 @@ func (q *Queue) Enqueue(ctx context.Context, callbackID string, jobs []Job) erro
 	if q.closed.Load() {
 		return ErrStopped
 	}
+	if err := q.StoreError(); err != nil {
+		// Known before trying: fail now, while the caller can still say so.
+		return err
+	}
 	for i := range jobs {
 		if jobs[i].ID == "" {
 			return fmt.Errorf("queue: job %d of callback %s has no id", i, callbackID)
@@ -60,11 +64,11 @@ func (q *Queue) Enqueue(ctx context.Context, callbackID string, jobs []Job) erro
 		return fmt.Errorf("queue: encode jobs of callback %s: %w", callbackID, err)
 	}
 	c := &commit{callbackID: callbackID, data: data, jobs: len(jobs), done: make(chan error, 1)}
-	if max := q.nc.MaxPayload(); int64(len(c.data))+64 > max {
+	if max, advice := q.CallbackLimit(); len(c.data) > max {
 		// Retrying cannot help, and splitting would break the callback's
 		// all-or-nothing storage: say what to change.
-		return fmt.Errorf("queue: the %d jobs of callback %s take %d bytes, more than the NATS server's max_payload of %d bytes (raise max_payload on the cluster)",
-			len(jobs), callbackID, len(c.data), max)
+		return fmt.Errorf("queue: the %d jobs of callback %s take %d bytes, more than the %d a callback may store; %s",
+			len(jobs), callbackID, len(c.data), max, advice)
 	}
 	select {
 	case q.commits <- c:
@@ -81,6 +85,21 @@ func (q *Queue) Enqueue(ctx context.Context, callbackID string, jobs []Job) erro
 	}
 	return nil
 }
+
+// CallbackLimit is the most bytes one callback's jobs may take (they are
+// stored in one message), and what an operator can do about a callback
+// over it, which depends on where the store is: the embedded server's limit
+// is this program's, a cluster's max_payload is the cluster's setting.
+func (q *Queue) CallbackLimit() (bytes int, advice string) {
+	bytes = int(q.nc.MaxPayload()) - groupHeaderRoom
+	if q.ns != nil {
+		return bytes, "the embedded store's limit is fixed: make the rules' templates render less"
+	}
+	return bytes, "raise max_payload on the NATS cluster, or make the rules' templates render less"
+}
+
+// groupHeaderRoom is room left in a message for the header of its group.
+const groupHeaderRoom = 64
 
 const (
 	// With an external cluster two committers publish concurrently: one
@@ -169,10 +188,19 @@ func (q *Queue) publishGroup(group []*commit, buf []byte) []byte {
 	for _, c := range group {
 		data = append(data, c.data...)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), defaultEnqueueTimeout)
+	// A store fault found while the publish waits (nats-server does not
+	// answer a publish it could not write) interrupts it.
+	st := q.store.Load()
+	ctx, cancel := context.WithTimeout(st.ctx, defaultEnqueueTimeout)
 	defer cancel()
 	msg := &nats.Msg{Subject: subjBatchPrefix + strconv.Itoa(jobs), Data: data}
 	ack, err := q.publish(ctx, msg, "cb:"+group[0].callbackID)
+	if err != nil && q.ns != nil && outOfResources(err) {
+		q.faulted(err.Error()) // the watcher restarts JetStream once there is room
+	}
+	if serr := q.StoreError(); err != nil && serr != nil {
+		err = serr
+	}
 	for _, c := range group {
 		if err == nil {
 			c.duplicate = ack.Duplicate

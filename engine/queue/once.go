@@ -103,6 +103,11 @@ func (q *Queue) bucket(ctx context.Context, ttl time.Duration) (*onceBucket, err
 // exactly one caller gets true. The key may be any string; it is stored as
 // its SHA-256.
 func (q *Queue) Once(ctx context.Context, key string, ttl time.Duration) (first bool, err error) {
+	ctx, done, err := q.storeContext(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer done()
 	b, err := q.bucket(ctx, ttl)
 	if err != nil {
 		return false, err
@@ -123,6 +128,11 @@ func (q *Queue) Once(ctx context.Context, key string, ttl time.Duration) (first 
 // marker, and a marker expiring between the two steps of a later Create is
 // the race that makes Create report a false "exists".
 func (q *Queue) Forget(ctx context.Context, key string, ttl time.Duration) error {
+	ctx, done, err := q.storeContext(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
 	b, err := q.bucket(ctx, ttl)
 	if err != nil {
 		return err

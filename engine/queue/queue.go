@@ -217,6 +217,8 @@ type Queue struct {
 
 	randMu sync.Mutex // math/rand/v2's top-level functions are safe; a Config.Rand may not be
 
+	store atomic.Pointer[storeState] // whether the store can write (health.go)
+
 	stopping     chan struct{} // closed when the workers' intake must stop (Stop, or Run's context)
 	stoppingOnce sync.Once
 	closed       atomic.Bool     // Stop was called: no more enqueues
@@ -296,6 +298,7 @@ func Open(ctx context.Context, cfg Config) (*Queue, error) {
 		commitStop:  make(chan struct{}),
 	}
 	q.jobCtx, q.cancelJobs = context.WithCancel(context.Background())
+	q.store.Store(newStoreState())
 
 	var err error
 	if cfg.URL == "" {
@@ -339,6 +342,10 @@ func Open(ctx context.Context, cfg Config) (*Queue, error) {
 	for range n {
 		q.committers.Add(1)
 		go q.commitLoop()
+	}
+	if q.ns != nil {
+		q.committers.Add(1)
+		go q.watchStore()
 	}
 	return q, nil
 }
@@ -396,6 +403,9 @@ func (q *Queue) setup(ctx context.Context) error {
 func (q *Queue) Ready() error {
 	if q.closed.Load() {
 		return ErrStopped
+	}
+	if err := q.StoreError(); err != nil {
+		return err
 	}
 	if !q.nc.IsConnected() {
 		return fmt.Errorf("queue: not connected to NATS (%s)", q.nc.Status())

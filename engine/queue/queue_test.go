@@ -67,7 +67,10 @@ func TestEnqueueRejectsBadInput(t *testing.T) {
 	}
 	big := mkJob("big", "ok")
 	big.Params["pad"] = strings.Repeat("x", embeddedMaxPayload)
-	if err := q.Enqueue(ctx, "cb-big", []Job{big}); err == nil || !strings.Contains(err.Error(), "max_payload") {
+	// The embedded server's limit is ours: the error must not send the
+	// operator to a cluster setting there is no cluster for.
+	if err := q.Enqueue(ctx, "cb-big", []Job{big}); err == nil || strings.Contains(err.Error(), "max_payload") ||
+		!strings.Contains(err.Error(), "embedded store's limit is fixed") {
 		t.Errorf("a message above the server's max payload: %v", err)
 	}
 }
@@ -118,7 +121,7 @@ func TestRetryAfterIsAFloor(t *testing.T) {
 	runTest(t, q)
 
 	job := mkJob("limited", "retryafter:300ms:1")
-	job.Retry = Retry{Backoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond}
+	job.Retry = Retry{Backoff: 10 * time.Millisecond, MaxBackoff: time.Second}
 	enqueue(t, q, "cb-limited", job)
 	eventually(t, 10*time.Second, "job done", func() bool { return s.doneCount("limited") == 1 })
 	times := s.callTimes("limited")
@@ -146,8 +149,9 @@ func TestBackoff(t *testing.T) {
 		{0.5, 3, 0, 2 * time.Second},
 		{0, 5, 0, 0},
 		{0, 5, 7 * time.Second, 7 * time.Second},
-		{1, 1, 10 * time.Minute, 10 * time.Minute}, // Retry-After beats max backoff
-		{2, 1, 0, time.Second},                     // Rand out of range is clamped
+		{1, 1, 10 * time.Minute, 5 * time.Minute}, // Retry-After is capped by max backoff
+		{0, 1, 10 * time.Minute, 5 * time.Minute},
+		{2, 1, 0, time.Second}, // Rand out of range is clamped
 	} {
 		q := &Queue{cfg: Config{Rand: func() float64 { return tc.rand }}}
 		if got := q.backoff(p, tc.attempt, tc.retryAfter); got != tc.want {
@@ -486,5 +490,34 @@ func TestDueHeader(t *testing.T) {
 	}
 	if got := dueHeader(nats.Header{}); !got.IsZero() {
 		t.Errorf("no header: %v", got)
+	}
+}
+
+// TestCallbackLimitAdviceFitsTheStore: with an external server the limit
+// is the server's max_payload, which the advice says to raise; the
+// embedded store's advice never mentions it.
+func TestCallbackLimitAdviceFitsTheStore(t *testing.T) {
+	listen := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	embedded := openTest(t, t.TempDir(), newScript(), func(c *Config) { c.Listen = listen })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	external, err := Open(ctx, Config{URL: "nats://" + listen, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer external.Stop(5 * time.Second)
+
+	n, advice := embedded.CallbackLimit()
+	if n <= 0 || strings.Contains(advice, "max_payload") {
+		t.Errorf("embedded: %d, %q", n, advice)
+	}
+	n, advice = external.CallbackLimit()
+	if n <= 0 || !strings.Contains(advice, "raise max_payload on the NATS cluster") {
+		t.Errorf("external: %d, %q", n, advice)
+	}
+	big := mkJob("big", "ok")
+	big.Params["pad"] = strings.Repeat("x", n)
+	if err := external.Enqueue(ctx, "cb-big", []Job{big}); err == nil || !strings.Contains(err.Error(), "raise max_payload") {
+		t.Errorf("external, over the limit: %v", err)
 	}
 }

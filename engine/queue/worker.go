@@ -500,13 +500,16 @@ func (q *Queue) do(job *Job, ctx *jobContext) (reason string, err error) {
 }
 
 // backoff is full jitter: uniform in [0, min(max, backoff·2^(attempt-1))],
-// and never less than the action's Retry-After.
+// and never less than the action's Retry-After, up to MaxBackoff: a
+// server asking for a day (or for 292 years) must not park the job past its
+// policy. The wait is one attempt like any other, so a job that is always
+// told to wait still ends in the dead letters after Attempts runs.
 func (q *Queue) backoff(p Retry, attempt int, retryAfter time.Duration) time.Duration {
 	ceil := p.MaxBackoff
 	if n := attempt - 1; n >= 0 && n < 63 && p.Backoff <= p.MaxBackoff>>n {
 		ceil = p.Backoff << n
 	}
-	return max(time.Duration(q.rand()*float64(ceil)), retryAfter)
+	return max(time.Duration(q.rand()*float64(ceil)), min(retryAfter, p.MaxBackoff))
 }
 
 func (q *Queue) finished(job *Job, res runResult) {

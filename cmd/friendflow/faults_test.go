@@ -1,0 +1,489 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/friendflow/friendflow/engine/imcallback"
+)
+
+// writeRule writes one rule file into a new rules directory.
+func writeRule(t *testing.T, rule string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "rules.yaml"), []byte(rule), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// postCallback posts body as an unsigned callback of command and returns
+// the status and the reply.
+func postCallback(t *testing.T, client *http.Client, listen, command string, body []byte) (int, string) {
+	t.Helper()
+	q := url.Values{"SdkAppid": {"1400000000"}, "CallbackCommand": {command}, "contenttype": {"json"}}
+	resp, err := client.Post("http://"+listen+"/callback?"+q.Encode(), "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(raw)
+}
+
+// TestReplayedCallbackKeepsItsDeliveryID posts one signed callback three
+// times, as a replay or a proxy retrying would: an after-callback, which
+// carries no EventTime, and a before-callback, which does. The webhook
+// receiver sees three requests of each with one X-Friendflow-Delivery id
+// per callback, so it can drop the copies.
+func TestReplayedCallbackKeepsItsDeliveryID(t *testing.T) {
+	d := &deliveries{seen: map[string]int{}}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: d, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Close()
+
+	rules := writeRule(t, fmt.Sprintf(`rules:
+  - name: notify-crm
+    on: [Sns.CallbackFriendAdd, Sns.CallbackPrevFriendAdd]
+    actions:
+      - webhook: { url: "http://%s/hook" }
+`, ln.Addr()))
+	listen, admin := freePort(t), freePort(t)
+	const token = "replay-token-3"
+	start(t, []string{"FRIENDFLOW_CALLBACK_TOKEN=" + token}, "serve", "--sdkappid", "1400000000", "--listen", listen, "--admin-listen", admin,
+		"--rules", rules, "--data", t.TempDir(), "--log-level", "warn")
+	waitReady(t, admin)
+
+	rt := fmt.Sprint(time.Now().Unix())
+	for _, tc := range []struct{ command, body string }{
+		{"Sns.CallbackFriendAdd", `{"CallbackCommand":"Sns.CallbackFriendAdd","PairList":[{"From_Account":"alice","To_Account":"bob","Initiator_Account":"alice"}],"ClientCmd":"friend_add","Admin_Account":"","ForceFlag":0}`},
+		{"Sns.CallbackPrevFriendAdd", `{"CallbackCommand":"Sns.CallbackPrevFriendAdd","Requester_Account":"carol","From_Account":"carol","FriendItem":[{"To_Account":"dave","AddSource":"AddSource_Type_Android"}],"AddType":"Add_Type_Both","ForceAddFlags":0,"EventTime":1631777344870}`},
+	} {
+		q := url.Values{"SdkAppid": {"1400000000"}, "CallbackCommand": {tc.command}, "contenttype": {"json"},
+			"RequestTime": {rt}, "Sign": {imcallback.Sign([]byte(token), rt)}}
+		for range 3 {
+			// A pause, so that the copies are received in different
+			// milliseconds: the id must not come from the receive time.
+			time.Sleep(5 * time.Millisecond)
+			resp, err := http.Post("http://"+listen+"/callback?"+q.Encode(), "application/json", strings.NewReader(tc.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || !strings.Contains(string(raw), `"OK"`) {
+				t.Fatalf("%s: %d %s", tc.command, resp.StatusCode, raw)
+			}
+		}
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for _, total := d.counts(); total < 6 && time.Now().Before(deadline); _, total = d.counts() {
+		time.Sleep(20 * time.Millisecond)
+	}
+	unique, total := d.counts()
+	if total != 6 || unique != 2 {
+		t.Fatalf("receiver saw %d requests with %d delivery ids, want 6 with 2 (one per callback)", total, unique)
+	}
+}
+
+// metricValue reads one sample of the admin listener's /metrics; -1 when
+// it is absent.
+func metricValue(t *testing.T, admin, sample string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	for line := range strings.Lines(string(raw)) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), sample+" "); ok {
+			var f float64
+			if _, err := fmt.Sscan(v, &f); err != nil {
+				t.Fatalf("%s: %v", line, err)
+			}
+			return f
+		}
+	}
+	return -1
+}
+
+// TestServeWarnsAndCountsUnsignedCallbacks: without --callback-token the
+// start says callbacks are not authenticated and every accepted callback
+// is counted; with a token neither happens.
+func TestServeWarnsAndCountsUnsignedCallbacks(t *testing.T) {
+	for _, signed := range []bool{false, true} {
+		t.Run(fmt.Sprintf("token=%v", signed), func(t *testing.T) {
+			listen, admin := freePort(t), freePort(t)
+			env := []string{"FRIENDFLOW_SDKAPPID=1400000000"}
+			if signed {
+				env = append(env, "FRIENDFLOW_CALLBACK_TOKEN=tok-7c1e")
+			}
+			p := start(t, env, "serve", "--listen", listen, "--admin-listen", admin,
+				"--rules", "../../examples/rules", "--data", t.TempDir())
+			waitReady(t, admin)
+			status, _ := postCallback(t, http.DefaultClient, listen, "Sns.CallbackFriendAdd", []byte(`{"CallbackCommand":"Sns.CallbackFriendAdd","PairList":[{"From_Account":"a","To_Account":"b"}]}`))
+			warned := strings.Contains(p.logs(), "no --callback-token: callbacks are not authenticated")
+			unsigned := metricValue(t, admin, "friendflow_callbacks_unsigned_total")
+			if signed {
+				if status != http.StatusUnauthorized || warned || unsigned != 0 {
+					t.Fatalf("with a token: status %d, warned %v, unsigned %v; want 401, no warning, 0", status, warned, unsigned)
+				}
+				return
+			}
+			if status != 200 || !warned || unsigned != 1 {
+				t.Fatalf("without a token: status %d, warned %v, unsigned %v; want 200, a warning, 1\n%s", status, warned, unsigned, p.logs())
+			}
+		})
+	}
+}
+
+// openFDs counts the file descriptors of process pid.
+func openFDs(t *testing.T, pid int) int {
+	t.Helper()
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		t.Skipf("cannot count descriptors: %v", err)
+	}
+	return len(ents)
+}
+
+// TestCallbackFloodLeavesAdminResponsive opens thousands of hostile
+// connections to the callback listener of the real binary, half of them
+// idle, half sending forged (401) requests and never reading the reply:
+// the process stays within its connection limit, far from running out of
+// descriptors, /readyz keeps answering, rejection logs are rate limited,
+// and once the flood ends a signed callback is accepted.
+func TestCallbackFloodLeavesAdminResponsive(t *testing.T) {
+	if testing.Short() {
+		t.Skip("opens thousands of connections")
+	}
+	const hostile, maxConns = 6000, 256
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	if lim.Cur < hostile+500 {
+		lim.Cur = min(lim.Max, hostile+500)
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Cur < hostile+500 {
+			t.Skipf("need %d descriptors, have %d (%v)", hostile+500, lim.Cur, err)
+		}
+	}
+	listen, admin := freePort(t), freePort(t)
+	const token = "flood-token-1"
+	p := start(t, []string{"FRIENDFLOW_CALLBACK_TOKEN=" + token}, "serve", "--sdkappid", "1400000000",
+		"--listen", listen, "--admin-listen", admin, "--max-connections", fmt.Sprint(maxConns),
+		"--rules", "../../examples/rules", "--data", t.TempDir())
+	waitReady(t, admin)
+	base := openFDs(t, p.cmd.Process.Pid)
+
+	forged := []byte("POST /callback?SdkAppid=1400000000&CallbackCommand=Sns.CallbackFriendAdd HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+	var (
+		mu     sync.Mutex
+		conns  []net.Conn
+		wg     sync.WaitGroup
+		sem    = make(chan struct{}, 128)
+		failed atomic.Int32
+	)
+	t.Cleanup(func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	for i := range hostile {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			c, err := net.DialTimeout("tcp", listen, 3*time.Second)
+			if err != nil {
+				failed.Add(1) // the kernel's accept queue is full: turned away before us
+				return
+			}
+			if i%2 == 0 {
+				_, _ = c.Write(forged)
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	t.Logf("%d hostile connections open, %d dials turned away", len(conns), failed.Load())
+	if len(conns) < hostile/2 {
+		t.Fatalf("only %d connections opened", len(conns))
+	}
+
+	// Under the flood: the admin listener answers at once, and the process
+	// holds about maxConns connections, not thousands.
+	fds := openFDs(t, p.cmd.Process.Pid)
+	client := &http.Client{Timeout: time.Second}
+	resp, err := client.Get("http://" + admin + "/readyz")
+	if err != nil {
+		t.Fatalf("/readyz under the flood: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("/readyz under the flood: %d", resp.StatusCode)
+	}
+	t.Logf("descriptors: %d before the flood, %d during it", base, fds)
+	if fds > base+maxConns+16 {
+		t.Errorf("%d descriptors during the flood (%d before): the connection limit of %d did not hold", fds, base, maxConns)
+	}
+
+	for _, c := range conns {
+		c.Close()
+	}
+	conns = nil
+	// The backlog drains (idle connections are dropped after the header
+	// timeout); then a signed callback is accepted again.
+	rt := fmt.Sprint(time.Now().Unix())
+	q := url.Values{"SdkAppid": {"1400000000"}, "CallbackCommand": {"Sns.CallbackFriendAdd"}, "RequestTime": {rt}, "Sign": {imcallback.Sign([]byte(token), rt)}}
+	var status int
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := (&http.Client{Timeout: 5 * time.Second}).Post("http://"+listen+"/callback?"+q.Encode(), "application/json",
+			strings.NewReader(`{"CallbackCommand":"Sns.CallbackFriendAdd","PairList":[{"From_Account":"a","To_Account":"b"}]}`))
+		if err == nil {
+			status = resp.StatusCode
+			resp.Body.Close()
+			break
+		}
+	}
+	if status != 200 {
+		t.Fatalf("signed callback after the flood: status %d", status)
+	}
+	logs := p.logs()
+	if strings.Contains(logs, "too many open files") {
+		t.Error("the process ran out of file descriptors")
+	}
+	if n := strings.Count(logs, `"msg":"callback rejected"`); n > 200 {
+		t.Errorf("%d rejection lines: not rate limited", n)
+	}
+	if s := metricValue(t, admin, `friendflow_log_lines_suppressed_total{line="callback_rejected"}`); s <= 0 {
+		t.Errorf("suppressed rejection lines not counted (%v)", s)
+	}
+}
+
+// peakRSS is the peak resident memory of process pid, in MiB.
+func peakRSS(t *testing.T, pid int) int {
+	t.Helper()
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Skipf("cannot read the process status: %v", err)
+	}
+	for line := range strings.Lines(string(raw)) {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			var kb int
+			fmt.Sscan(strings.TrimSuffix(strings.TrimSpace(v), " kB"), &kb)
+			return kb >> 10
+		}
+	}
+	t.Skip("no VmHWM")
+	return 0
+}
+
+// pairs is a friend-add callback body with n pairs.
+func pairs(n int) []byte {
+	var b strings.Builder
+	b.WriteString(`{"CallbackCommand":"Sns.CallbackFriendAdd","EventTime":1700000000000,"PairList":[`)
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `{"From_Account":"u%d","To_Account":"v%d","Initiator_Account":"u%d"}`, i, i, i)
+	}
+	b.WriteString(`]}`)
+	return []byte(b.String())
+}
+
+// TestRenderedJobsBounded: 1000 pairs each rendering a megabyte would
+// need gigabytes; the callback fails at once with a reason that fits the
+// embedded store (no advice to raise a cluster's max_payload), memory
+// stays bounded, nothing is stored, and a small callback still passes.
+// An im.send text over IM's 8000 bytes fails the callback before the
+// reply instead of being dead-lettered later.
+func TestRenderedJobsBounded(t *testing.T) {
+	rules := writeRule(t, `rules:
+  - name: huge
+    on: Sns.CallbackFriendAdd
+    when: From_Account startsWith "u"
+    actions:
+      - log: { message: '${ repeat("x", 999000) }' }
+  - name: long-greeting
+    on: Sns.CallbackFriendAdd
+    when: From_Account == "long"
+    actions:
+      - im.send: { to: "${ To_Account }", text: '${ repeat("y", 8001) }' }
+  - name: greeting
+    on: Sns.CallbackFriendAdd
+    when: From_Account == "short"
+    actions:
+      - log: { message: "hello ${ To_Account }" }
+`)
+	listen, admin := freePort(t), freePort(t)
+	p := start(t, nil, "serve", "--sdkappid", "1400000000", "--listen", listen, "--admin-listen", admin,
+		"--rules", rules, "--data", t.TempDir(), "--log-level", "warn")
+	waitReady(t, admin)
+	client := &http.Client{Timeout: 10 * time.Second}
+
+	began := time.Now()
+	status, reply := postCallback(t, client, listen, "Sns.CallbackFriendAdd", pairs(1000))
+	took := time.Since(began)
+	if status == 200 || !strings.Contains(reply, `"FAIL"`) || !strings.Contains(reply, "embedded store") || strings.Contains(reply, "max_payload") {
+		t.Fatalf("1000 huge jobs: %d %s", status, reply)
+	}
+	rss := peakRSS(t, p.cmd.Process.Pid)
+	t.Logf("FAIL after %v, peak RSS %d MiB: %s", took, rss, reply)
+	if rss > 500 { // the race detector's shadow memory included; unbounded was gigabytes
+		t.Errorf("peak RSS %d MiB", rss)
+	}
+
+	status, reply = postCallback(t, client, listen, "Sns.CallbackFriendAdd",
+		[]byte(`{"CallbackCommand":"Sns.CallbackFriendAdd","PairList":[{"From_Account":"long","To_Account":"bob"}]}`))
+	if status == 200 || !strings.Contains(reply, "long-greeting") || !strings.Contains(reply, "8000-byte") {
+		t.Fatalf("an im.send text over 8000 bytes: %d %s", status, reply)
+	}
+
+	status, reply = postCallback(t, client, listen, "Sns.CallbackFriendAdd",
+		[]byte(`{"CallbackCommand":"Sns.CallbackFriendAdd","PairList":[{"From_Account":"short","To_Account":"bob"}]}`))
+	if status != 200 {
+		t.Fatalf("a small callback after: %d %s", status, reply)
+	}
+	if n := metricValue(t, admin, `friendflow_dead_letters`); n != 0 {
+		t.Errorf("%v dead letters: a rejected callback's jobs were stored", n)
+	}
+}
+
+// TestFullDiskFailsFastAndRecovers runs the real binary with its embedded
+// store on a small tmpfs and fills it: callbacks get FAIL well inside
+// Tencent's 2 s, /readyz turns 503 and says why, the store gauge and a log
+// line too; when space is freed the process recovers by itself, /readyz
+// returns 200, callbacks are accepted and their jobs run, and the queue
+// gauge comes back to 0.
+func TestFullDiskFailsFastAndRecovers(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a small tmpfs (a real full filesystem); .ci/run runs as root")
+	}
+	mnt := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", mnt).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs: %v: %s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", "-l", mnt).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", mnt, err, out)
+		}
+	})
+	rules := writeRule(t, `rules:
+  - name: note
+    on: Sns.CallbackFriendAdd
+    actions:
+      - log: { level: warn, message: "added ${ To_Account }" }
+`)
+	listen, admin := freePort(t), freePort(t)
+	p := start(t, nil, "serve", "--sdkappid", "1400000000", "--listen", listen, "--admin-listen", admin,
+		"--rules", rules, "--data", filepath.Join(mnt, "data"), "--log-level", "warn")
+	waitReady(t, admin)
+	client := &http.Client{Timeout: 10 * time.Second}
+	callback := func(i int) (int, string, time.Duration) {
+		began := time.Now()
+		status, reply := postCallback(t, client, listen, "Sns.CallbackFriendAdd",
+			fmt.Appendf(nil, `{"CallbackCommand":"Sns.CallbackFriendAdd","PairList":[{"From_Account":"a","To_Account":"b%d"}]}`, i))
+		return status, reply, time.Since(began)
+	}
+	readyz := func() (int, string) {
+		resp, err := client.Get("http://" + admin + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(raw)
+	}
+	if status, reply, _ := callback(0); status != 200 {
+		t.Fatalf("before: %d %s", status, reply)
+	}
+
+	filler := filepath.Join(mnt, "filler")
+	f, err := os.Create(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4096)
+	for {
+		if _, err := f.Write(buf); err != nil {
+			break
+		}
+	}
+	f.Close()
+
+	// The first writes may still be taken (the store writes behind its
+	// ack); every reply comes within 2 s, and FAIL comes soon.
+	failed := false
+	for i := 1; i <= 50 && !failed; i++ {
+		status, reply, took := callback(i)
+		if took > 2*time.Second {
+			t.Fatalf("callback %d on a full disk answered after %v: %d %s", i, took, status, reply)
+		}
+		failed = status != 200
+		if failed && (!strings.Contains(reply, `"FAIL"`) || !strings.Contains(reply, "store cannot write")) {
+			t.Fatalf("callback %d on a full disk: %d %s", i, status, reply)
+		}
+	}
+	if !failed {
+		t.Fatal("50 callbacks on a full disk were all answered OK")
+	}
+	if status, body := readyz(); status != http.StatusServiceUnavailable || !strings.Contains(body, "no space left") {
+		t.Fatalf("/readyz on a full disk: %d %s", status, body)
+	}
+	if v := metricValue(t, admin, "friendflow_store_writable"); v != 0 {
+		t.Errorf("friendflow_store_writable %v on a full disk", v)
+	}
+	if !strings.Contains(p.logs(), "the store cannot write") {
+		t.Error("no log line says the store cannot write")
+	}
+
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for status, _ := readyz(); status != 200; status, _ = readyz() {
+		if time.Now().After(deadline) {
+			_, body := readyz()
+			t.Fatalf("not ready 20 s after space was freed: %s\n%s", body, p.logs())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if status, reply, _ := callback(100); status != 200 {
+		t.Fatalf("after recovery: %d %s", status, reply)
+	}
+	if v := metricValue(t, admin, "friendflow_store_writable"); v != 1 {
+		t.Errorf("friendflow_store_writable %v after recovery", v)
+	}
+	deadline = time.Now().Add(20 * time.Second)
+	for metricValue(t, admin, "friendflow_queue_jobs") != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("friendflow_queue_jobs stays %v after recovery", metricValue(t, admin, "friendflow_queue_jobs"))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !strings.Contains(p.logs(), "b100") {
+		t.Error("the job of the callback accepted after recovery did not run")
+	}
+}
