@@ -16,7 +16,7 @@ import (
 const (
 	defaultCommand     = imcallback.CmdFriendAdd
 	defaultOnceFor     = 24 * time.Hour
-	redacted           = "<redacted>"
+	redacted           = actions.Redacted
 	emptyFileMsg       = "file is empty; refusing to treat it as no rules (write `rules: []` for a file without rules)"
 	emptyRulesMsg      = "rules is empty; refusing to treat it as no rules (write `rules: []` for a file without rules)"
 	maxSuggestDistance = 2
