@@ -40,6 +40,12 @@ type serveConfig struct {
 	Data           string
 	NatsURL        string
 	NatsReplicas   int
+	NatsNamespace  string
+	NatsAuth       queue.Auth // the password read from NatsPassFile
+	NatsPassFile   string
+	NatsTLS        queue.TLS
+	DLQMaxAge      time.Duration
+	DLQMaxBytes    byteSize
 	Sync           string
 	Workers        int
 
@@ -115,6 +121,15 @@ func parseServe(args []string, stdout io.Writer, getenv func(string) string) (*s
 	if c.NatsReplicas > 1 && c.NatsURL == "" {
 		return nil, usagef("%s above 1 needs a cluster: set %s", flagRef("nats-replicas"), flagRef("nats-url"))
 	}
+	if err := checkNATS(&c, cmdline); err != nil {
+		return nil, err
+	}
+	if err := positiveDuration("dlq-max-age", c.DLQMaxAge); err != nil {
+		return nil, err
+	}
+	if c.DLQMaxBytes <= 0 {
+		return nil, usagef("%s must be positive, got %s", flagRef("dlq-max-bytes"), c.DLQMaxBytes)
+	}
 	if c.Sync != "default" && c.Sync != "always" {
 		return nil, usagef("%s must be default or always, got %q", flagRef("sync"), c.Sync)
 	}
@@ -170,6 +185,17 @@ func serveFlagSet(c *serveConfig, token *secretValue, tokenFile *string, imKey *
 	fs.StringVar(&c.Data, "data", "./data", "directory of the embedded queue store")
 	fs.StringVar(&c.NatsURL, "nats-url", "", "external NATS JetStream cluster URLs, comma-separated; empty: embedded store under --data")
 	fs.IntVar(&c.NatsReplicas, "nats-replicas", 1, "replicas of the queue streams and once buckets (with --nats-url)")
+	fs.StringVar(&c.NatsNamespace, "nats-namespace", queue.DefaultNamespace, "prefix of every JetStream stream, consumer, subject and bucket; one per app sharing a NATS account")
+	fs.StringVar(&c.NatsAuth.CredsFile, "nats-creds", "", "NATS credentials file (user JWT and NKey seed)")
+	fs.StringVar(&c.NatsAuth.NKeyFile, "nats-nkey", "", "file holding a NATS user NKey seed")
+	fs.StringVar(&c.NatsAuth.User, "nats-user", "", "NATS user (password from --nats-password-file)")
+	fs.StringVar(&c.NatsPassFile, "nats-password-file", "", "file holding the password of --nats-user")
+	fs.StringVar(&c.NatsTLS.CAFile, "nats-tls-ca", "", "CA certificates (PEM) that verify the NATS servers; empty: the system's")
+	fs.StringVar(&c.NatsTLS.CertFile, "nats-tls-cert", "", "client certificate (PEM) for NATS servers that verify clients")
+	fs.StringVar(&c.NatsTLS.KeyFile, "nats-tls-key", "", "key (PEM) of --nats-tls-cert")
+	c.DLQMaxBytes = queue.DefaultDeadMaxBytes
+	fs.DurationVar(&c.DLQMaxAge, "dlq-max-age", queue.DefaultDeadMaxAge, "dead letters older than this are discarded")
+	fs.Var(&c.DLQMaxBytes, "dlq-max-bytes", "the oldest dead letters are discarded beyond this size (e.g. 256MiB, 1GiB)")
 	fs.StringVar(&c.Sync, "sync", "default", "queue writes: default (survives kill -9) or always (fsync every write; survives power loss, ~20x slower)")
 	fs.IntVar(&c.Workers, "workers", 4, "jobs run at the same time")
 	fs.StringVar(&c.IMEndpoint, "im-endpoint", "https://console.tim.qq.com", "IM REST API: a URL or a region (china, singapore, seoul, tokyo, frankfurt, mumbai, usa, jakarta)")
@@ -231,15 +257,25 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	}
 
 	q, err := queue.Open(ctx, queue.Config{
-		DataDir:    cfg.Data,
-		URL:        cfg.NatsURL,
-		Replicas:   cfg.NatsReplicas,
-		SyncAlways: cfg.Sync == "always",
-		Workers:    cfg.Workers,
-		Registry:   registry,
-		Logger:     log,
-		Hooks:      metrics.QueueHooks(),
+		DataDir:      cfg.Data,
+		URL:          cfg.NatsURL,
+		Auth:         cfg.NatsAuth,
+		TLS:          cfg.NatsTLS,
+		Namespace:    cfg.NatsNamespace,
+		SdkAppid:     int64(cfg.SdkAppid),
+		DeadMaxAge:   cfg.DLQMaxAge,
+		DeadMaxBytes: int64(cfg.DLQMaxBytes),
+		Replicas:     cfg.NatsReplicas,
+		SyncAlways:   cfg.Sync == "always",
+		Workers:      cfg.Workers,
+		Registry:     registry,
+		Logger:       log,
+		Hooks:        metrics.QueueHooks(),
 	})
+	if owner := (*queue.OwnerError)(nil); errors.As(err, &owner) {
+		return usagef("%s is %d, but NATS namespace %q (stream %s) belongs to SdkAppid %s: give this app its own %s",
+			flagRef("sdkappid"), owner.SdkAppid, owner.Namespace, owner.Stream, owner.Owner, flagRef("nats-namespace"))
+	}
 	if err != nil {
 		return fmt.Errorf("queue: %w", err)
 	}
@@ -375,9 +411,61 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 
 func queueDesc(cfg *serveConfig) string {
 	if cfg.NatsURL != "" {
-		return fmt.Sprintf("external (replicas %d)", cfg.NatsReplicas)
+		return fmt.Sprintf("external %s (namespace %s, replicas %d)", queue.RedactURLs(cfg.NatsURL), cfg.NatsNamespace, cfg.NatsReplicas)
 	}
-	return "embedded in " + cfg.Data + " (sync " + cfg.Sync + ")"
+	return "embedded in " + cfg.Data + " (namespace " + cfg.NatsNamespace + ", sync " + cfg.Sync + ")"
+}
+
+// checkNATS checks the NATS namespace, credentials and TLS settings, and
+// reads the password file.
+func checkNATS(c *serveConfig, cmdline map[string]bool) error {
+	passFile := c.NatsPassFile
+	if err := queue.CheckNamespace(c.NatsNamespace); err != nil {
+		return usagef("%s: %v", flagRef("nats-namespace"), err)
+	}
+	if passFile != "" {
+		pass, err := readSecret("nats-password", &secretValue{}, passFile, cmdline)
+		if err != nil {
+			return err
+		}
+		c.NatsAuth.Password = string(pass)
+	}
+	var set []string
+	files := map[string]string{
+		"nats-creds": c.NatsAuth.CredsFile, "nats-nkey": c.NatsAuth.NKeyFile, "nats-password-file": passFile,
+		"nats-tls-ca": c.NatsTLS.CAFile, "nats-tls-cert": c.NatsTLS.CertFile, "nats-tls-key": c.NatsTLS.KeyFile,
+	}
+	for _, name := range []string{"nats-creds", "nats-nkey", "nats-user", "nats-password-file", "nats-tls-ca", "nats-tls-cert", "nats-tls-key"} {
+		if v := files[name]; v != "" {
+			if _, err := os.Stat(v); err != nil {
+				return usagef("%s: %v", flagRef(name), err)
+			}
+		}
+		if files[name] != "" || name == "nats-user" && c.NatsAuth.User != "" {
+			set = append(set, name)
+		}
+	}
+	if len(set) > 0 && c.NatsURL == "" {
+		return usagef("%s applies to an external cluster: set %s", flagRef(set[0]), flagRef("nats-url"))
+	}
+	a := c.NatsAuth
+	methods := 0
+	for _, on := range []bool{a.CredsFile != "", a.NKeyFile != "", a.User != "" || a.Password != ""} {
+		if on {
+			methods++
+		}
+	}
+	switch {
+	case methods > 1:
+		return usagef("use one of %s, %s, or %s with %s", flagRef("nats-creds"), flagRef("nats-nkey"), flagRef("nats-user"), flagRef("nats-password-file"))
+	case a.User != "" && a.Password == "":
+		return usagef("%s needs %s", flagRef("nats-user"), flagRef("nats-password-file"))
+	case a.User == "" && a.Password != "":
+		return usagef("%s needs %s", flagRef("nats-password-file"), flagRef("nats-user"))
+	case (c.NatsTLS.CertFile == "") != (c.NatsTLS.KeyFile == ""):
+		return usagef("%s and %s go together", flagRef("nats-tls-cert"), flagRef("nats-tls-key"))
+	}
+	return nil
 }
 
 func serveOn(srv *http.Server, ln net.Listener) error {

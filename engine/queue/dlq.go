@@ -337,8 +337,8 @@ type Stats struct {
 	OldestWait time.Duration
 	// DeadLetters is the number of dead letters.
 	DeadLetters int
-	// DeadDiscarded is how many dead letters the limits discarded since
-	// the previous Stats (also reported to Hooks.DeadDiscarded).
+	// DeadDiscarded is how many dead letters the limits (DeadMaxAge,
+	// DeadMaxBytes) discarded since Open: a counter.
 	DeadDiscarded int
 }
 
@@ -390,12 +390,7 @@ func (q *Queue) Stats(ctx context.Context) (Stats, error) {
 		return s, fmt.Errorf("queue: stats: %w", err)
 	}
 	s.DeadLetters = int(dinfo.State.Msgs)
-	if d := q.deadWatch.observe(dinfo.State); d > 0 {
-		s.DeadDiscarded = d
-		if h := q.cfg.Hooks.DeadDiscarded; h != nil {
-			h(d)
-		}
-	}
+	s.DeadDiscarded = q.deadWatch.observe(dinfo.State)
 	return s, nil
 }
 
@@ -414,7 +409,7 @@ type deadWatch struct {
 	looked   bool
 	base     uint64 // removals not made by this queue, at the first look
 	own      int64  // removals made by this queue
-	reported uint64 // discards reported so far
+	reported uint64 // discards reported so far (the counter)
 }
 
 // removing records n dead letters this queue is removing: before the
@@ -426,8 +421,8 @@ func (w *deadWatch) removing(n int64) {
 	w.own += n
 }
 
-// observe returns the discards since the previous call, from the dead
-// stream's state.
+// observe returns the discards since the first call, from the dead
+// stream's state; it never decreases.
 func (w *deadWatch) observe(s jetstream.StreamState) int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -441,12 +436,9 @@ func (w *deadWatch) observe(s jetstream.StreamState) int {
 	}
 	if !w.looked {
 		w.looked, w.base = true, other
-		return 0
 	}
-	if other <= w.base+w.reported {
-		return 0 // never negative: a removal of ours not yet counted, or already counted
-	}
-	d := other - w.base - w.reported
-	w.reported += d
-	return int(d)
+	// Never back: a look that raced a removal of ours may have counted
+	// it before it was recorded.
+	w.reported = max(w.reported, other-min(other, w.base))
+	return int(w.reported)
 }

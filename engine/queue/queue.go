@@ -157,7 +157,8 @@ type Config struct {
 	SdkAppid int64
 	// DeadMaxAge and DeadMaxBytes bound the dead-letter stream
 	// [DefaultDeadMaxAge, DefaultDeadMaxBytes]; the oldest dead letters go
-	// first. Open applies them to an existing stream too.
+	// first (Stats.DeadDiscarded counts them). Open applies them to an
+	// existing stream too.
 	DeadMaxAge   time.Duration
 	DeadMaxBytes int64
 	Listen       string // embedded server also listens on host:port (tests, debugging); empty: no TCP listener
@@ -189,10 +190,6 @@ type Hooks struct {
 	// an earlier delivery was never acknowledged (crash, ack timeout,
 	// failover, stop): the job may run a second time.
 	Redelivered func(job *Job, deliveries uint64)
-	// DeadDiscarded is called with the number of dead letters the server
-	// discarded under DeadMaxAge or DeadMaxBytes since the last call, as
-	// Stats finds out (see deadWatch).
-	DeadDiscarded func(n int)
 }
 
 // Job outcomes reported to Hooks.JobFinished.
@@ -369,6 +366,7 @@ func Open(ctx context.Context, cfg Config) (*Queue, error) {
 		q.shutdownServer()
 		return nil, err
 	}
+	q.deadWatch.observe(q.dead.CachedInfo().State) // the count starts here
 	n := embeddedCommitters
 	if q.ns == nil {
 		n = externalCommitters
