@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -20,16 +21,16 @@ import (
 // API, so it works the same against the embedded store and a cluster.
 func dlq(ctx context.Context, args []string, stdout io.Writer, getenv func(string) string) error {
 	if len(args) == 0 {
-		return usagef("dlq needs a subcommand: list, replay ID…|--all, drop ID…|--all")
+		return usagef("dlq needs a subcommand: list, show ID, replay ID…|--all, drop ID…|--all")
 	}
 	sub := args[0]
 	fs := newFlagSet("dlq " + sub)
 	adminAddr := fs.String("admin-listen", "127.0.0.1:9090", "admin address of the running friendflow")
 	all := fs.Bool("all", false, "replay or drop every dead letter")
-	asJSON := fs.Bool("json", false, "list: print JSON")
+	asJSON := fs.Bool("json", false, "list, show: print JSON")
 	ids, err := parseArgs(fs, args[1:], getenv)
 	if errors.Is(err, flag.ErrHelp) {
-		fmt.Fprint(stdout, "Usage: friendflow dlq list|replay ID…|--all|drop ID…|--all [flags]\n\nFlags:\n")
+		fmt.Fprint(stdout, "Usage: friendflow dlq list|show ID|replay ID…|--all|drop ID…|--all [flags]\n\nFlags:\n")
 		printDefaults(stdout, fs)
 		return err
 	}
@@ -71,6 +72,19 @@ func dlq(ctx context.Context, args []string, stdout io.Writer, getenv func(strin
 		}
 		fmt.Fprintf(stdout, "%d dead letters\n", len(out.DeadLetters))
 		return nil
+	case "show":
+		if len(ids) != 1 || *all {
+			return usagef("dlq show takes one job id")
+		}
+		raw, err := call(ctx, client, http.MethodGet, base+"/dlq/"+url.PathEscape(ids[0]), nil)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			_, err := stdout.Write(raw)
+			return err
+		}
+		return showDeadLetter(stdout, raw)
 	case "replay", "drop":
 		if len(ids) == 0 && !*all {
 			return usagef("dlq %s needs job ids or --all", sub)
@@ -92,7 +106,52 @@ func dlq(ctx context.Context, args []string, stdout io.Writer, getenv func(strin
 		fmt.Fprintf(stdout, "%v %s\n", out[past], past)
 		return nil
 	}
-	return usagef("unknown dlq subcommand %q (list, replay, drop)", sub)
+	return usagef("unknown dlq subcommand %q (list, show, replay, drop)", sub)
+}
+
+// showDeadLetter prints GET /dlq/{id}'s answer for people.
+func showDeadLetter(w io.Writer, raw []byte) error {
+	var d admin.DeadLetterDetail
+	if err := json.Unmarshal(raw, &d); err != nil {
+		return fmt.Errorf("reading /dlq/ID: %w", err)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, row := range [][2]string{
+		{"id", d.ID}, {"rule", d.Rule}, {"action", d.Action}, {"reason", d.Reason},
+		{"attempts", fmt.Sprint(d.Attempts)}, {"first attempt", stamp(d.FirstAttempt)},
+		{"last attempt", stamp(d.LastAttempt)}, {"dead at", stamp(d.DeadAt)},
+		{"callback", d.CallbackID}, {"once key", d.OnceKey}, {"last error", d.LastError},
+	} {
+		if row[1] != "" {
+			fmt.Fprintf(tw, "%s:\t%s\n", row[0], row[1])
+		}
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	params, _ := json.MarshalIndent(d.Params, "  ", "  ")
+	fmt.Fprintf(w, "parameters:\n  %s\n", params)
+	fmt.Fprintln(w, "errors:")
+	if len(d.Errors) == 0 {
+		fmt.Fprintln(w, "  (none recorded)")
+	}
+	for _, e := range d.Errors {
+		fmt.Fprintf(w, "  attempt %d at %s: %s\n", e.Attempt, stamp(e.At), e.Error)
+	}
+	if len(d.Event) > 0 {
+		var ev bytes.Buffer
+		if json.Indent(&ev, d.Event, "  ", "  ") == nil {
+			fmt.Fprintf(w, "event:\n  %s\n", ev.Bytes())
+		}
+	}
+	return nil
+}
+
+func stamp(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.Format(time.RFC3339Nano)
 }
 
 func call(ctx context.Context, client *http.Client, method, url string, body []byte) ([]byte, error) {
@@ -113,6 +172,10 @@ func call(ctx context.Context, client *http.Client, method, url string, body []b
 		return nil, err
 	}
 	if resp.StatusCode/100 != 2 {
+		var e struct{ Error string }
+		if json.Unmarshal(raw, &e) == nil && e.Error != "" {
+			return nil, fmt.Errorf("%s %s: %s: %s", method, url, resp.Status, oneLine(e.Error, 300))
+		}
 		return nil, fmt.Errorf("%s %s: %s: %s", method, url, resp.Status, oneLine(string(raw), 300))
 	}
 	return raw, nil

@@ -59,17 +59,20 @@ func (q *Queue) metadata(existing map[string]string) map[string]string {
 }
 
 // ensureStream creates the stream, or checks its owner and updates it (an
-// update applies changed limits). Two replicas creating it at once both
+// update applies changed limits). It also returns the state of the stream
+// before the update: the zero state for a stream it created. Two replicas creating it at once both
 // succeed when their configurations agree; otherwise the loser's create
 // fails with "name already in use", which is retried (retryable) and finds
 // the winner's stream.
-func (q *Queue) ensureStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+func (q *Queue) ensureStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, jetstream.StreamState, error) {
+	var before jetstream.StreamState
 	s, err := q.js.Stream(ctx, cfg.Name)
 	switch {
 	case err == nil:
+		before = s.CachedInfo().State
 		existing := s.CachedInfo().Config.Metadata
 		if err := q.checkOwner(cfg.Name, existing); err != nil {
-			return nil, err
+			return nil, before, err
 		}
 		cfg.Metadata = q.metadata(existing)
 		s, err = q.js.UpdateStream(ctx, cfg)
@@ -78,7 +81,7 @@ func (q *Queue) ensureStream(ctx context.Context, cfg jetstream.StreamConfig) (j
 		s, err = q.js.CreateStream(ctx, cfg)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("queue: stream %s: %w", cfg.Name, err)
+		return nil, before, fmt.Errorf("queue: stream %s: %w", cfg.Name, err)
 	}
-	return s, nil
+	return s, before, nil
 }

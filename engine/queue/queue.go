@@ -366,7 +366,6 @@ func Open(ctx context.Context, cfg Config) (*Queue, error) {
 		q.shutdownServer()
 		return nil, err
 	}
-	q.deadWatch.observe(q.dead.CachedInfo().State) // the count starts here
 	n := embeddedCommitters
 	if q.ns == nil {
 		n = externalCommitters
@@ -384,7 +383,7 @@ func Open(ctx context.Context, cfg Config) (*Queue, error) {
 func (q *Queue) setup(ctx context.Context) error {
 	n := q.names
 	var err error
-	q.jobs, err = q.ensureStream(ctx, jetstream.StreamConfig{
+	q.jobs, _, err = q.ensureStream(ctx, jetstream.StreamConfig{
 		Name:        n.jobsStream,
 		Description: "friendflow jobs: one message per group of accepted callbacks, one per waiting job",
 		Subjects:    []string{n.jobsSubjects},
@@ -398,7 +397,8 @@ func (q *Queue) setup(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	q.dead, err = q.ensureStream(ctx, jetstream.StreamConfig{
+	var before jetstream.StreamState
+	q.dead, before, err = q.ensureStream(ctx, jetstream.StreamConfig{
 		Name:              n.deadStream,
 		Description:       "friendflow dead letters: one subject per job id",
 		Subjects:          []string{n.deadSubjects},
@@ -406,7 +406,7 @@ func (q *Queue) setup(ctx context.Context) error {
 		Discard:           jetstream.DiscardOld,
 		Storage:           jetstream.FileStorage,
 		Replicas:          q.cfg.Replicas,
-		Duplicates:        deadDupWindow,
+		Duplicates:        min(deadDupWindow, q.cfg.DeadMaxAge), // JetStream: never above MaxAge
 		MaxMsgsPerSubject: 1,
 		MaxMsgs:           -1,
 		MaxAge:            q.cfg.DeadMaxAge,
@@ -415,6 +415,9 @@ func (q *Queue) setup(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// The discard count starts before the update: lowered limits discard
+	// at once, and those count too.
+	q.deadWatch.observe(before)
 	q.cons, err = q.jobs.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
 		Durable:       n.consumer,
 		Description:   "friendflow workers, shared by every replica",
