@@ -129,8 +129,13 @@ func showDeadLetter(w io.Writer, raw []byte) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	params, _ := json.MarshalIndent(d.Params, "  ", "  ")
-	fmt.Fprintf(w, "parameters:\n  %s\n", params)
+	fmt.Fprint(w, "parameters:\n  ")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("  ", "  ")
+	enc.SetEscapeHTML(false) // printed for people: <redacted> stays readable
+	if err := enc.Encode(d.Params); err != nil {
+		return err
+	}
 	fmt.Fprintln(w, "errors:")
 	if len(d.Errors) == 0 {
 		fmt.Fprintln(w, "  (none recorded)")
