@@ -66,8 +66,11 @@ func StartCluster(t testing.TB) *Cluster {
 			ns.WaitForShutdown()
 		})
 	}
+	// A bound, not a wait: it returns as soon as the listeners are up. On
+	// a loaded 2-core machine under -race, starting JetStream took more
+	// than 10 s (a TestClusterOnceBucketWhileLeaderIsElected run of 20).
 	for _, ns := range c.Servers {
-		if !ns.ReadyForConnections(10 * time.Second) {
+		if !ns.ReadyForConnections(60 * time.Second) {
 			t.Fatalf("%s not ready", ns.Name())
 		}
 	}
