@@ -34,7 +34,7 @@ Usage:
   friendflow explain [PATH] --event FILE [--command CMD]
                                                 evaluate a callback body or event against the rules,
                                                 without side effects: every rule, matched or not, and why
-  friendflow dlq list|replay ID…|--all|drop ID…|--all [--admin-listen ADDR]
+  friendflow dlq list|show ID|replay ID…|--all|drop ID…|--all [--admin-listen ADDR]
                                                 dead letters of a running instance
   friendflow actions                            print the action reference (Markdown)
   friendflow version                            print version, commit and Go version
