@@ -218,3 +218,31 @@ func TestStreamCreationTransientsAreRetried(t *testing.T) {
 		}
 	}
 }
+
+// TestOnceSettlesAnUnknownOutcome: after a create whose answer was lost,
+// Once reads whose token the key holds: its own means the create stored
+// it (first), another's means someone else was first, none means it was
+// not stored (created now).
+func TestOnceSettlesAnUnknownOutcome(t *testing.T) {
+	q := openTest(t, t.TempDir(), newScript(), nil)
+	ctx := context.Background()
+	b, err := q.bucket(ctx, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.kv.Create(ctx, onceKey("mine"), []byte("tok-1")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.kv.Create(ctx, onceKey("theirs"), []byte("tok-2")); err != nil {
+		t.Fatal(err)
+	}
+	for key, want := range map[string]bool{"mine": true, "theirs": false, "never-stored": true} {
+		first, err := q.settleOnce(ctx, b, onceKey(key), []byte("tok-1"))
+		if err != nil || first != want {
+			t.Errorf("%s: settleOnce = %v, %v; want %v", key, first, err, want)
+		}
+	}
+	if first, err := q.Once(ctx, "never-stored", time.Hour); err != nil || first {
+		t.Errorf("Once after settleOnce stored the key = %v, %v; want not first", first, err)
+	}
+}

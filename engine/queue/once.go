@@ -1,11 +1,14 @@
 package queue
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -124,20 +127,67 @@ func (q *Queue) createBucket(ctx context.Context, b *onceBucket, ttl time.Durati
 // first time it was seen within ttl. Across replicas sharing a cluster
 // exactly one caller gets true. The key may be any string; it is stored as
 // its SHA-256.
+//
+// A create whose outcome is unknown (a timeout, or no answer while the
+// bucket's leader fails over) may have stored the key all the same: then
+// an error here would fail the callback, and its retry would find the key
+// and skip the actions for good. So each call stores a token of its own,
+// and after an unknown outcome it retries within ctx (the callback's
+// deadline, or defaultEnqueueTimeout): finding its own token means the
+// earlier create did store the key.
 func (q *Queue) Once(ctx context.Context, key string, ttl time.Duration) (first bool, err error) {
 	b, err := q.bucket(ctx, ttl)
 	if err != nil {
 		return false, err
 	}
-	_, err = b.kv.Create(ctx, onceKey(key), nil)
+	k := onceKey(key)
+	token := strconv.AppendUint(nil, rand.Uint64(), 36)
+	_, err = b.kv.Create(ctx, k, token)
 	switch {
 	case err == nil:
 		return true, nil
 	case errors.Is(err, jetstream.ErrKeyExists):
 		return false, nil
-	default:
+	case !retryable(err):
 		return false, fmt.Errorf("queue: once: %w", err)
 	}
+	if first, err = q.settleOnce(ctx, b, k, token); err != nil {
+		return false, fmt.Errorf("queue: once: %w", err)
+	}
+	return first, nil
+}
+
+// settleOnce finds out whether a create of k with token whose outcome is
+// unknown stored it, creating k again if it did not.
+func (q *Queue) settleOnce(ctx context.Context, b *onceBucket, k string, token []byte) (first bool, err error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, defaultEnqueueTimeout)
+		defer cancel()
+	}
+	whose := func(ctx context.Context) error {
+		e, err := b.kv.Get(ctx, k)
+		if err == nil {
+			first = bytes.Equal(e.Value(), token)
+		}
+		return err
+	}
+	err = retrying(ctx, q.log, "once", func(ctx context.Context) error {
+		err := whose(ctx)
+		if !errors.Is(err, jetstream.ErrKeyNotFound) {
+			return err
+		}
+		_, err = b.kv.Create(ctx, k, token)
+		switch {
+		case err == nil:
+			first = true
+			return nil
+		case errors.Is(err, jetstream.ErrKeyExists): // stored meanwhile: by whom?
+			return whose(ctx)
+		}
+		return err
+	})
+	return first, err
 }
 
 // Forget undoes Once for key, for when the enqueue that followed it failed.
