@@ -419,36 +419,40 @@ func queueDesc(cfg *serveConfig) string {
 // checkNATS checks the NATS namespace, credentials and TLS settings, and
 // reads the password file.
 func checkNATS(c *serveConfig, cmdline map[string]bool) error {
-	passFile := c.NatsPassFile
 	if err := queue.CheckNamespace(c.NatsNamespace); err != nil {
 		return usagef("%s: %v", flagRef("nats-namespace"), err)
 	}
-	if passFile != "" {
-		pass, err := readSecret("nats-password", &secretValue{}, passFile, cmdline)
+	var set []string // the external-cluster flags given
+	for _, f := range []struct{ name, path string }{
+		{"nats-creds", c.NatsAuth.CredsFile}, {"nats-nkey", c.NatsAuth.NKeyFile}, {"nats-password-file", c.NatsPassFile},
+		{"nats-tls-ca", c.NatsTLS.CAFile}, {"nats-tls-cert", c.NatsTLS.CertFile}, {"nats-tls-key", c.NatsTLS.KeyFile},
+	} {
+		if f.path == "" {
+			continue
+		}
+		if _, err := os.Stat(f.path); err != nil {
+			return usagef("%s: %v", flagRef(f.name), err)
+		}
+		set = append(set, f.name)
+	}
+	if c.NatsAuth.User != "" {
+		set = append(set, "nats-user")
+	}
+	if len(set) > 0 && c.NatsURL == "" {
+		return usagef("%s applies to an external cluster: set %s", flagRef(set[0]), flagRef("nats-url"))
+	}
+	if c.NatsPassFile != "" {
+		pass, err := readSecret("nats-password", &secretValue{}, c.NatsPassFile, cmdline)
 		if err != nil {
 			return err
 		}
 		c.NatsAuth.Password = string(pass)
 	}
-	var set []string
-	files := map[string]string{
-		"nats-creds": c.NatsAuth.CredsFile, "nats-nkey": c.NatsAuth.NKeyFile, "nats-password-file": passFile,
-		"nats-tls-ca": c.NatsTLS.CAFile, "nats-tls-cert": c.NatsTLS.CertFile, "nats-tls-key": c.NatsTLS.KeyFile,
-	}
-	for _, name := range []string{"nats-creds", "nats-nkey", "nats-user", "nats-password-file", "nats-tls-ca", "nats-tls-cert", "nats-tls-key"} {
-		if v := files[name]; v != "" {
-			if _, err := os.Stat(v); err != nil {
-				return usagef("%s: %v", flagRef(name), err)
-			}
-		}
-		if files[name] != "" || name == "nats-user" && c.NatsAuth.User != "" {
-			set = append(set, name)
-		}
-	}
-	if len(set) > 0 && c.NatsURL == "" {
-		return usagef("%s applies to an external cluster: set %s", flagRef(set[0]), flagRef("nats-url"))
-	}
-	a := c.NatsAuth
+	return checkNATSAuth(c.NatsAuth, c.NatsTLS)
+}
+
+// checkNATSAuth names the flags of settings that cannot work together.
+func checkNATSAuth(a queue.Auth, t queue.TLS) error {
 	methods := 0
 	for _, on := range []bool{a.CredsFile != "", a.NKeyFile != "", a.User != "" || a.Password != ""} {
 		if on {
@@ -462,7 +466,7 @@ func checkNATS(c *serveConfig, cmdline map[string]bool) error {
 		return usagef("%s needs %s", flagRef("nats-user"), flagRef("nats-password-file"))
 	case a.User == "" && a.Password != "":
 		return usagef("%s needs %s", flagRef("nats-password-file"), flagRef("nats-user"))
-	case (c.NatsTLS.CertFile == "") != (c.NatsTLS.KeyFile == ""):
+	case (t.CertFile == "") != (t.KeyFile == ""):
 		return usagef("%s and %s go together", flagRef("nats-tls-cert"), flagRef("nats-tls-key"))
 	}
 	return nil

@@ -129,7 +129,7 @@ const (
 	DefaultJobTimeout = 2 * time.Minute
 	// DefaultDeadMaxAge and DefaultDeadMaxBytes bound the dead letters:
 	// past either, the oldest are discarded (and counted, see
-	// Hooks.DeadDiscarded).
+	// Stats.DeadDiscarded).
 	DefaultDeadMaxAge   = 14 * 24 * time.Hour
 	DefaultDeadMaxBytes = 256 << 20
 	defaultReplicas     = 1
