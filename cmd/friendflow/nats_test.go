@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"os/exec"
@@ -68,5 +69,18 @@ func TestByteSizeFlag(t *testing.T) {
 		if got := b.String(); got != want {
 			t.Errorf("%d.String() = %q, want %q", int64(b), got, want)
 		}
+	}
+}
+
+// TestNATSURLPasswordIsNeverShown: a password inside --nats-url appears
+// neither in the log nor in the error of a failed start.
+func TestNATSURLPasswordIsNeverShown(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"serve", "--sdkappid", "1", "--listen", freePort(t), "--admin-listen", freePort(t),
+		"--rules", t.TempDir(), "--nats-url", "nats://ff:hunter2-pw@" + freePort(t), "--log-level", "debug"},
+		&stdout, &stderr, func(string) string { return "" })
+	out := stdout.String() + stderr.String()
+	if code != 1 || strings.Contains(out, "hunter2-pw") || !strings.Contains(out, "nats://ff:xxxxx@127.0.0.1:") {
+		t.Fatalf("exit %d, want 1 with the URL redacted:\n%s", code, out)
 	}
 }
