@@ -198,6 +198,7 @@ func TestServeConfigErrors(t *testing.T) {
 		{nil, []string{"serve", "--sdkappid", "1", "--nats-url", "nats://127.0.0.1:1", "--nats-tls-cert", "main_test.go"}, "--nats-tls-cert (FRIENDFLOW_NATS_TLS_CERT) and --nats-tls-key (FRIENDFLOW_NATS_TLS_KEY) go together"},
 		{nil, []string{"serve", "--sdkappid", "1", "--nats-url", "nats://127.0.0.1:1", "--nats-tls-ca", "/nonexistent/ca.pem"}, "--nats-tls-ca (FRIENDFLOW_NATS_TLS_CA): stat /nonexistent/ca.pem"},
 		{nil, []string{"serve", "--sdkappid", "1", "--dlq-max-bytes", "12XB"}, `invalid value "12XB" for --dlq-max-bytes (FRIENDFLOW_DLQ_MAX_BYTES)`},
+		{nil, []string{"serve", "--sdkappid", "1", "--dlq-max-bytes", "1MiB"}, "--dlq-max-bytes (FRIENDFLOW_DLQ_MAX_BYTES) must be at least 16MiB, got 1MiB"},
 		{[]string{"FRIENDFLOW_DLQ_MAX_AGE=0s"}, []string{"serve", "--sdkappid", "1"}, "--dlq-max-age (FRIENDFLOW_DLQ_MAX_AGE) must be a positive duration"},
 	}
 	for _, tt := range tests {

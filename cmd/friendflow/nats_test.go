@@ -3,6 +3,11 @@ package main
 import (
 	"bytes"
 	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/friendflow/friendflow/examples/callbacks"
 )
 
 // TestServeRefusesANamespaceOfAnotherApp starts friendflow for one
@@ -82,5 +89,56 @@ func TestNATSURLPasswordIsNeverShown(t *testing.T) {
 	out := stdout.String() + stderr.String()
 	if code != 1 || strings.Contains(out, "hunter2-pw") || !strings.Contains(out, "nats://ff:xxxxx@127.0.0.1:") {
 		t.Fatalf("exit %d, want 1 with the URL redacted:\n%s", code, out)
+	}
+}
+
+// TestDeadLettersPastMaxAgeAreDiscardedAndCounted: with --dlq-max-age, a
+// dead letter goes after that age, and /metrics counts it.
+func TestDeadLettersPastMaxAgeAreDiscardedAndCounted(t *testing.T) {
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "no such customer", http.StatusBadRequest)
+	}))
+	defer target.Close()
+	rulesDir := t.TempDir()
+	rule := fmt.Sprintf("rules:\n  - name: crm\n    actions:\n      - webhook: { url: %q }\n", target.URL)
+	if err := os.WriteFile(filepath.Join(rulesDir, "crm.yaml"), []byte(rule), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	listen, admin := freePort(t), freePort(t)
+	start(t, nil, "serve", "--sdkappid", "1400000000", "--listen", listen, "--admin-listen", admin,
+		"--rules", rulesDir, "--data", t.TempDir(), "--log-level", "error", "--dlq-max-age", "2s")
+	waitReady(t, admin)
+	q := url.Values{"SdkAppid": {"1400000000"}, "CallbackCommand": {"Sns.CallbackFriendAdd"}}
+	resp, err := http.Post("http://"+listen+"/callback?"+q.Encode(), "application/json",
+		bytes.NewReader(callbacks.Must("friend_add_forced_by_admin.json")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	metric := func(name string) string {
+		resp, err := http.Get("http://" + admin + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		for line := range strings.Lines(string(raw)) {
+			if v, ok := strings.CutPrefix(line, name+" "); ok {
+				return strings.TrimSpace(v)
+			}
+		}
+		return ""
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if metric("friendflow_dead_letters_discarded_total") == "1" {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// The webhook's 400 made one dead letter; the age limit discarded it.
+	if got := metric("friendflow_dead_letters_discarded_total"); got != "1" || metric("friendflow_dead_letters") != "0" {
+		t.Fatalf("discarded %q, dead letters %q; want the dead letter discarded and counted",
+			got, metric("friendflow_dead_letters"))
 	}
 }

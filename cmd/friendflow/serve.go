@@ -23,6 +23,9 @@ import (
 	"github.com/friendflow/friendflow/rules"
 )
 
+// minDLQBytes is the smallest --dlq-max-bytes.
+const minDLQBytes byteSize = 16 << 20
+
 // serveConfig is everything `friendflow serve` is configured with.
 type serveConfig struct {
 	Listen          string
@@ -127,8 +130,10 @@ func parseServe(args []string, stdout io.Writer, getenv func(string) string) (*s
 	if err := positiveDuration("dlq-max-age", c.DLQMaxAge); err != nil {
 		return nil, err
 	}
-	if c.DLQMaxBytes <= 0 {
-		return nil, usagef("%s must be positive, got %s", flagRef("dlq-max-bytes"), c.DLQMaxBytes)
+	if c.DLQMaxBytes < minDLQBytes {
+		// One dead letter can be as large as a job message (8 MiB
+		// embedded): a smaller limit could refuse it for good.
+		return nil, usagef("%s must be at least %s, got %s", flagRef("dlq-max-bytes"), minDLQBytes, c.DLQMaxBytes)
 	}
 	if c.Sync != "default" && c.Sync != "always" {
 		return nil, usagef("%s must be default or always, got %q", flagRef("sync"), c.Sync)
