@@ -1,12 +1,15 @@
 package actions
 
-// Redacted stands for the value of a secret parameter wherever parameters
-// are shown (explain, recorded events, dead letters, the console).
+// Redacted replaces the value of a secret parameter wherever parameters
+// are shown: /rules, explain, recorded events, dead letters, the console.
 const Redacted = "<redacted>"
 
-// Redact returns a copy of params with the values of the kind's secret
-// parameters (and secret fields of objects) replaced by Redacted.
+// Redact returns a copy of params with the values of secret parameters (and
+// secret fields of objects) replaced by Redacted. nil stays nil.
 func (s Spec) Redact(params map[string]any) map[string]any {
+	if params == nil {
+		return nil
+	}
 	return redactFields(s.Params, params)
 }
 

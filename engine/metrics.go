@@ -304,8 +304,8 @@ func (m *Metrics) QueueHooks() queue.Hooks {
 	}
 }
 
-// WatchQueue exports the queue's depth, backlog age and dead letters, read
-// once per scrape.
+// WatchQueue exports the queue's depth, backlog age, dead letters and
+// dead letters discarded by the limits, read once per scrape.
 func (m *Metrics) WatchQueue(stats func(context.Context) (queue.Stats, error)) {
 	c := &queueCollector{stats: stats}
 	m.own = append(m.own, c)
@@ -337,6 +337,8 @@ var (
 		"How long the oldest due message no worker has taken yet has waited; 0 while workers keep up.", nil, nil)
 	deadLettersDesc = prometheus.NewDesc("friendflow_dead_letters",
 		"Jobs in the dead-letter stream, waiting to be replayed or dropped.", nil, nil)
+	deadDiscardedDesc = prometheus.NewDesc("friendflow_dead_letters_discarded_total",
+		"Dead letters the dead-letter stream's limits (--dlq-max-age, --dlq-max-bytes) discarded since this process started.", nil, nil)
 	queueUpDesc = prometheus.NewDesc("friendflow_queue_up",
 		"1 when the queue answered the last scrape's stats request.", nil, nil)
 )
@@ -346,7 +348,7 @@ type queueCollector struct {
 }
 
 func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{queueJobsDesc, queueInFlightDesc, queueOldestDesc, deadLettersDesc, queueUpDesc} {
+	for _, d := range []*prometheus.Desc{queueJobsDesc, queueInFlightDesc, queueOldestDesc, deadLettersDesc, deadDiscardedDesc, queueUpDesc} {
 		ch <- d
 	}
 }
@@ -364,6 +366,7 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(queueInFlightDesc, prometheus.GaugeValue, float64(s.InFlight))
 	ch <- prometheus.MustNewConstMetric(queueOldestDesc, prometheus.GaugeValue, s.OldestWait.Seconds())
 	ch <- prometheus.MustNewConstMetric(deadLettersDesc, prometheus.GaugeValue, float64(s.DeadLetters))
+	ch <- prometheus.MustNewConstMetric(deadDiscardedDesc, prometheus.CounterValue, float64(s.DeadDiscarded))
 }
 
 // ReloadFailed records a failed reload.

@@ -144,7 +144,7 @@ func (s *Set) explainRule(r *rule, ev *imcallback.Event, env map[string]any, sc 
 		for i, a := range acts {
 			t.Actions = append(t.Actions, ActionTrace{
 				Kind:   a.Kind,
-				Params: redactParams(r.actions[i].spec, a.Params),
+				Params: r.actions[i].spec.Redact(a.Params),
 				Delay:  durationText(a.Delay),
 				Retry:  RetryTrace{Attempts: a.Retry.Attempts, Backoff: a.Retry.Backoff.String(), MaxBackoff: a.Retry.MaxBackoff.String()},
 				Sync:   a.Sync,
@@ -263,12 +263,6 @@ func disjuncts(n ast.Node) []ast.Node {
 		return append(disjuncts(b.Left), disjuncts(b.Right)...)
 	}
 	return []ast.Node{n}
-}
-
-// redactParams returns a copy of params with the values of secret
-// parameters (and secret fields of objects) replaced by "<redacted>".
-func redactParams(spec actions.Spec, params map[string]any) map[string]any {
-	return spec.Redact(params)
 }
 
 // isSecret reports whether the top-level parameter name is secret or holds

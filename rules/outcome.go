@@ -52,7 +52,7 @@ func (s *Set) outcomeOf(m *Match) Outcome {
 	for i, a := range m.Actions {
 		o.Actions[i] = ActionTrace{
 			Kind:   a.Kind,
-			Params: redactParams(r.actions[i].spec, a.Params),
+			Params: r.actions[i].spec.Redact(a.Params),
 			Delay:  durationText(a.Delay),
 			Retry:  RetryTrace{Attempts: a.Retry.Attempts, Backoff: a.Retry.Backoff.String(), MaxBackoff: a.Retry.MaxBackoff.String()},
 			Sync:   a.Sync,

@@ -122,7 +122,7 @@ func TestCommandLineMistakes(t *testing.T) {
 		{nil, []string{"send", "--timeout", "5"}, "a duration needs a unit: use e.g. 5s"},
 		{nil, []string{"serve", "--callback-max-skew", "soon"}, `invalid value "soon" for --callback-max-skew (FRIENDFLOW_CALLBACK_MAX_SKEW): parse error`},
 		{nil, []string{"lnt"}, `unknown command "lnt"; did you mean "lint"?`},
-		{nil, []string{"dlq", "lst"}, `unknown dlq subcommand "lst"; did you mean "list"? (known: list, replay, drop)`},
+		{nil, []string{"dlq", "lst"}, `unknown dlq subcommand "lst"; did you mean "list"? (known: list, show, replay, drop)`},
 		{nil, []string{"help", "sned"}, `unknown command "sned"; did you mean "send"?`},
 	} {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -60,6 +62,81 @@ func printDeadLetters(w io.Writer, dls []admin.DeadLetterView) error {
 	}
 	_, err := fmt.Fprintf(w, "%d dead letters\n", len(dls))
 	return err
+}
+
+// dlqShowCommand prints one dead letter: the job, each attempt's error and
+// the event, with secret parameters redacted.
+func dlqShowCommand(fs *flag.FlagSet) runFunc {
+	af := addAdminFlags(fs)
+	asJSON := fs.Bool("json", false, "print the admin API's JSON")
+	return func(ctx context.Context, inv *invocation) error {
+		if len(inv.args) != 1 {
+			return usagef("dlq show takes one job id")
+		}
+		client, err := af.client(inv.cmdline)
+		if err != nil {
+			return err
+		}
+		raw, err := client.call(ctx, http.MethodGet, "/dlq/"+url.PathEscape(inv.args[0]), nil)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			_, err := inv.stdout.Write(raw)
+			return err
+		}
+		return showDeadLetter(inv.stdout, raw)
+	}
+}
+
+// showDeadLetter prints GET /dlq/{id}'s answer for people.
+func showDeadLetter(w io.Writer, raw []byte) error {
+	var d admin.DeadLetterDetail
+	if err := json.Unmarshal(raw, &d); err != nil {
+		return fmt.Errorf("reading /dlq/ID: %w", err)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, row := range [][2]string{
+		{"id", d.ID}, {"rule", d.Rule}, {"action", d.Action}, {"reason", d.Reason},
+		{"attempts", fmt.Sprint(d.Attempts)}, {"first attempt", stamp(d.FirstAttempt)},
+		{"last attempt", stamp(d.LastAttempt)}, {"dead at", stamp(d.DeadAt)},
+		{"callback", d.CallbackID}, {"once key", d.OnceKey}, {"last error", d.LastError},
+	} {
+		if row[1] != "" {
+			fmt.Fprintf(tw, "%s:\t%s\n", row[0], row[1])
+		}
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprint(w, "parameters:\n  ")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("  ", "  ")
+	enc.SetEscapeHTML(false) // printed for people: <redacted> stays readable
+	if err := enc.Encode(d.Params); err != nil {
+		return err
+	}
+	fmt.Fprintln(w, "errors:")
+	if len(d.Errors) == 0 {
+		fmt.Fprintln(w, "  (none recorded)")
+	}
+	for _, e := range d.Errors {
+		fmt.Fprintf(w, "  attempt %d at %s: %s\n", e.Attempt, stamp(e.At), e.Error)
+	}
+	if len(d.Event) > 0 {
+		var ev bytes.Buffer
+		if json.Indent(&ev, d.Event, "  ", "  ") == nil {
+			fmt.Fprintf(w, "event:\n  %s\n", ev.Bytes())
+		}
+	}
+	return nil
+}
+
+func stamp(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.Format(time.RFC3339Nano)
 }
 
 // dlqMoveCommand replays or drops dead letters (sub is replay or drop).

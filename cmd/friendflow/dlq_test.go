@@ -25,7 +25,7 @@ func TestDLQCommands(t *testing.T) {
 	}))
 	defer target.Close()
 	rulesDir := t.TempDir()
-	rule := fmt.Sprintf("rules:\n  - name: crm\n    actions:\n      - webhook: { url: %q }\n", target.URL+"/hook")
+	rule := fmt.Sprintf("rules:\n  - name: crm\n    actions:\n      - webhook: { url: %q, secret: hmac-hunter2, headers: { Authorization: Bearer crm-hunter3 } }\n", target.URL+"/hook")
 	if err := os.WriteFile(filepath.Join(rulesDir, "crm.yaml"), []byte(rule), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -59,6 +59,31 @@ func TestDLQCommands(t *testing.T) {
 		t.Fatalf("dlq list:\n%s", out)
 	}
 	id := strings.Fields(strings.Split(out, "\n")[1])[0]
+
+	// show: the job in full, secrets redacted.
+	code, out := dlq("show", id)
+	for _, want := range []string{"id:", id, "rule:", "crm", "action:", "webhook", "reason:", "permanent failure",
+		`"secret": "<redacted>"`, `"headers": "<redacted>"`, `"url": "` + target.URL + `/hook"`,
+		"attempt 1 at ", "400", "event:", `"CallbackCommand": "Sns.CallbackFriendAdd"`} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Fatalf("dlq show %s: exit %d, lacks %q:\n%s", id, code, want, out)
+		}
+	}
+	if strings.Contains(out, "hunter") {
+		t.Fatalf("dlq show shows a secret:\n%s", out)
+	}
+	if code, out := dlq("show", id, "--json"); code != 0 || !strings.Contains(out, `"errors": [`) || strings.Contains(out, "hunter") {
+		t.Fatalf("dlq show --json: %d %s", code, out)
+	}
+	// An unknown id: exit 1 naming it, nothing replayed or dropped.
+	for _, args := range [][]string{{"show", "no-such-job"}, {"replay", id, "no-such-job"}, {"drop", "no-such-job"}} {
+		if code, out := dlq(args...); code != 1 || !strings.Contains(out, `"no-such-job"`) {
+			t.Fatalf("dlq %v: exit %d, want 1 naming the id:\n%s", args, code, out)
+		}
+	}
+	if code, out := dlq("show"); code != 2 || !strings.Contains(out, "one job id") {
+		t.Fatalf("dlq show without an id: %d %s", code, out)
+	}
 	if code, out := dlq("replay"); code != 2 || !strings.Contains(out, "needs job ids or --all") {
 		t.Fatalf("dlq replay without ids: %d %s", code, out)
 	}

@@ -382,7 +382,7 @@ func TestFullDiskFailsFastAndRecovers(t *testing.T) {
 		t.Skip("needs root to mount a small tmpfs (a real full filesystem); .ci/run runs as root")
 	}
 	mnt := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", mnt).CombinedOutput(); err != nil {
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", mnt).CombinedOutput(); err != nil {
 		t.Skipf("cannot mount a tmpfs: %v: %s", err, out)
 	}
 	t.Cleanup(func() {
@@ -398,7 +398,8 @@ func TestFullDiskFailsFastAndRecovers(t *testing.T) {
 `)
 	listen, admin := freePort(t), freePort(t)
 	p := start(t, nil, "serve", "--sdkappid", "1400000000", "--listen", listen, "--admin-listen", admin,
-		"--rules", rules, "--data", filepath.Join(mnt, "data"), "--log-level", "warn")
+		"--rules", rules, "--data", filepath.Join(mnt, "data"), "--log-level", "warn",
+		"--dlq-max-bytes", "16MiB") // reserved from the store's room: 75% of the free space
 	waitReady(t, admin)
 	client := &http.Client{Timeout: 10 * time.Second}
 	callback := func(i int) (int, string, time.Duration) {

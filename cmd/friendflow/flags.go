@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -209,5 +210,42 @@ func positiveDuration(name string, d time.Duration) error {
 	if d <= 0 {
 		return usagef("%s must be a positive duration, got %s", flagRef(name), d)
 	}
+	return nil
+}
+
+// byteSize is a flag holding a size in bytes, written with an optional
+// binary or decimal unit: 268435456, 256MiB, 1GiB, 500MB.
+type byteSize int64
+
+var sizeUnits = []struct {
+	suffix string
+	n      int64
+}{
+	{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
+	{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"B", 1},
+}
+
+func (b byteSize) String() string {
+	for i := 3; i >= 0; i-- { // the largest binary unit that divides it
+		if u := sizeUnits[i]; b != 0 && int64(b)%u.n == 0 {
+			return strconv.FormatInt(int64(b)/u.n, 10) + u.suffix
+		}
+	}
+	return strconv.FormatInt(int64(b), 10)
+}
+
+func (b *byteSize) Set(s string) error {
+	num, mult := strings.TrimSpace(s), int64(1)
+	for _, u := range sizeUnits {
+		if strings.HasSuffix(num, u.suffix) {
+			num, mult = strings.TrimSpace(strings.TrimSuffix(num, u.suffix)), u.n
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 0 || n > math.MaxInt64/mult {
+		return fmt.Errorf("want a size such as 268435456, 256MiB or 1GiB")
+	}
+	*b = byteSize(n * mult)
 	return nil
 }

@@ -191,6 +191,15 @@ func TestServeConfigErrors(t *testing.T) {
 		{nil, []string{"serve", "--sdkappid", "1", "--callback-token-file", "/nonexistent/token"}, "--callback-token-file (FRIENDFLOW_CALLBACK_TOKEN_FILE)"},
 		{nil, []string{"serve", "--sdkappid", "1", "--listen", "nope"}, "--listen (FRIENDFLOW_LISTEN)"},
 		{nil, []string{"serve", "--bogus"}, "unknown flag --bogus"},
+		{nil, []string{"serve", "--sdkappid", "1", "--nats-namespace", "Team.A"}, `--nats-namespace (FRIENDFLOW_NATS_NAMESPACE): namespace "Team.A": want 1 to 32 of a-z`},
+		{nil, []string{"serve", "--sdkappid", "1", "--nats-creds", "main_test.go"}, "--nats-creds (FRIENDFLOW_NATS_CREDS) applies to an external cluster: set --nats-url (FRIENDFLOW_NATS_URL)"},
+		{nil, []string{"serve", "--sdkappid", "1", "--nats-url", "nats://127.0.0.1:1", "--nats-user", "ff"}, "--nats-user (FRIENDFLOW_NATS_USER) needs --nats-password-file (FRIENDFLOW_NATS_PASSWORD_FILE)"},
+		{nil, []string{"serve", "--sdkappid", "1", "--nats-url", "nats://127.0.0.1:1", "--nats-creds", "main_test.go", "--nats-nkey", "main_test.go"}, "use one of --nats-creds (FRIENDFLOW_NATS_CREDS)"},
+		{nil, []string{"serve", "--sdkappid", "1", "--nats-url", "nats://127.0.0.1:1", "--nats-tls-cert", "main_test.go"}, "--nats-tls-cert (FRIENDFLOW_NATS_TLS_CERT) and --nats-tls-key (FRIENDFLOW_NATS_TLS_KEY) go together"},
+		{nil, []string{"serve", "--sdkappid", "1", "--nats-url", "nats://127.0.0.1:1", "--nats-tls-ca", "/nonexistent/ca.pem"}, "--nats-tls-ca (FRIENDFLOW_NATS_TLS_CA): stat /nonexistent/ca.pem"},
+		{nil, []string{"serve", "--sdkappid", "1", "--dlq-max-bytes", "12XB"}, `invalid value "12XB" for --dlq-max-bytes (FRIENDFLOW_DLQ_MAX_BYTES)`},
+		{nil, []string{"serve", "--sdkappid", "1", "--dlq-max-bytes", "1MiB"}, "--dlq-max-bytes (FRIENDFLOW_DLQ_MAX_BYTES) must be at least 16MiB, got 1MiB"},
+		{[]string{"FRIENDFLOW_DLQ_MAX_AGE=0s"}, []string{"serve", "--sdkappid", "1"}, "--dlq-max-age (FRIENDFLOW_DLQ_MAX_AGE) must be a positive duration"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

@@ -38,6 +38,9 @@ const (
 	rejectLogBurst = 20
 )
 
+// minDLQBytes is the smallest --dlq-max-bytes.
+const minDLQBytes byteSize = 16 << 20
+
 // serveConfig is everything `friendflow serve` is configured with.
 type serveConfig struct {
 	Listen          string
@@ -56,6 +59,12 @@ type serveConfig struct {
 	Data           string
 	NatsURL        string
 	NatsReplicas   int
+	NatsNamespace  string
+	NatsAuth       queue.Auth // the password read from NatsPassFile
+	NatsPassFile   string
+	NatsTLS        queue.TLS
+	DLQMaxAge      time.Duration
+	DLQMaxBytes    byteSize
 	Sync           string
 	Workers        int
 
@@ -156,6 +165,17 @@ func (f *serveFlags) config(pos []string, cmdline map[string]bool) (*serveConfig
 	if c.NatsReplicas > 1 && c.NatsURL == "" {
 		return nil, usagef("%s above 1 needs a cluster: set %s", flagRef("nats-replicas"), flagRef("nats-url"))
 	}
+	if err := checkNATS(&c, cmdline); err != nil {
+		return nil, err
+	}
+	if err := positiveDuration("dlq-max-age", c.DLQMaxAge); err != nil {
+		return nil, err
+	}
+	if c.DLQMaxBytes < minDLQBytes {
+		// One dead letter can be as large as a job message (8 MiB
+		// embedded): a smaller limit could refuse it for good.
+		return nil, usagef("%s must be at least %s, got %s", flagRef("dlq-max-bytes"), minDLQBytes, c.DLQMaxBytes)
+	}
 	if c.Sync != "default" && c.Sync != "always" {
 		return nil, usagef("%s must be default or always, got %q", flagRef("sync"), c.Sync)
 	}
@@ -218,6 +238,17 @@ func (f *serveFlags) declare(fs *flag.FlagSet) {
 	fs.StringVar(&c.Data, "data", "./data", "directory of the embedded queue store")
 	fs.StringVar(&c.NatsURL, "nats-url", "", "external NATS JetStream cluster URLs, comma-separated; empty: embedded store under --data")
 	fs.IntVar(&c.NatsReplicas, "nats-replicas", 1, "replicas of the queue streams and once buckets (with --nats-url)")
+	fs.StringVar(&c.NatsNamespace, "nats-namespace", queue.DefaultNamespace, "prefix of every JetStream stream, consumer, subject and bucket; one per app sharing a NATS account")
+	fs.StringVar(&c.NatsAuth.CredsFile, "nats-creds", "", "NATS credentials file (user JWT and NKey seed)")
+	fs.StringVar(&c.NatsAuth.NKeyFile, "nats-nkey", "", "file holding a NATS user NKey seed")
+	fs.StringVar(&c.NatsAuth.User, "nats-user", "", "NATS user (password from --nats-password-file)")
+	fs.StringVar(&c.NatsPassFile, "nats-password-file", "", "file holding the password of --nats-user")
+	fs.StringVar(&c.NatsTLS.CAFile, "nats-tls-ca", "", "CA certificates (PEM) that verify the NATS servers; empty: the system's")
+	fs.StringVar(&c.NatsTLS.CertFile, "nats-tls-cert", "", "client certificate (PEM) for NATS servers that verify clients")
+	fs.StringVar(&c.NatsTLS.KeyFile, "nats-tls-key", "", "key (PEM) of --nats-tls-cert")
+	c.DLQMaxBytes = queue.DefaultDeadMaxBytes
+	fs.DurationVar(&c.DLQMaxAge, "dlq-max-age", queue.DefaultDeadMaxAge, "dead letters older than this are discarded")
+	fs.Var(&c.DLQMaxBytes, "dlq-max-bytes", "the oldest dead letters are discarded beyond this size (e.g. 256MiB, 1GiB)")
 	fs.StringVar(&c.Sync, "sync", "default", "queue writes: default (survives kill -9) or always (fsync every write; survives power loss, ~20x slower)")
 	fs.IntVar(&c.Workers, "workers", 4, "jobs run at the same time")
 	fs.StringVar(&c.IMEndpoint, "im-endpoint", "https://console.tim.qq.com", "IM REST API: a URL or a region (china, singapore, seoul, tokyo, frankfurt, mumbai, usa, jakarta)")
@@ -291,16 +322,26 @@ func serve(ctx context.Context, cfg *serveConfig, stdout, stderr io.Writer, gete
 
 	ring := record.New(cfg.RecordEvents)
 	q, err := queue.Open(ctx, queue.Config{
-		DataDir:    cfg.Data,
-		URL:        cfg.NatsURL,
-		Replicas:   cfg.NatsReplicas,
-		SyncAlways: cfg.Sync == "always",
-		Workers:    cfg.Workers,
-		Registry:   registry,
-		Logger:     log,
-		Hooks:      ring.Hooks(metrics.QueueHooks()),
-		Tracer:     tracer,
+		DataDir:      cfg.Data,
+		URL:          cfg.NatsURL,
+		Auth:         cfg.NatsAuth,
+		TLS:          cfg.NatsTLS,
+		Namespace:    cfg.NatsNamespace,
+		SdkAppid:     int64(cfg.SdkAppid),
+		DeadMaxAge:   cfg.DLQMaxAge,
+		DeadMaxBytes: int64(cfg.DLQMaxBytes),
+		Replicas:     cfg.NatsReplicas,
+		SyncAlways:   cfg.Sync == "always",
+		Workers:      cfg.Workers,
+		Registry:     registry,
+		Logger:       log,
+		Hooks:        ring.Hooks(metrics.QueueHooks()),
+		Tracer:       tracer,
 	})
+	if owner := (*queue.OwnerError)(nil); errors.As(err, &owner) {
+		return usagef("%s is %d, but NATS namespace %q (stream %s) belongs to SdkAppid %s: give this app its own %s",
+			flagRef("sdkappid"), owner.SdkAppid, owner.Namespace, owner.Stream, owner.Owner, flagRef("nats-namespace"))
+	}
 	if err != nil {
 		return fmt.Errorf("queue: %w", err)
 	}
@@ -481,9 +522,65 @@ func recorder(ring *record.Ring) engine.Recorder {
 
 func queueDesc(cfg *serveConfig) string {
 	if cfg.NatsURL != "" {
-		return fmt.Sprintf("external (replicas %d)", cfg.NatsReplicas)
+		return fmt.Sprintf("external %s (namespace %s, replicas %d)", queue.RedactURLs(cfg.NatsURL), cfg.NatsNamespace, cfg.NatsReplicas)
 	}
-	return "embedded in " + cfg.Data + " (sync " + cfg.Sync + ")"
+	return "embedded in " + cfg.Data + " (namespace " + cfg.NatsNamespace + ", sync " + cfg.Sync + ")"
+}
+
+// checkNATS checks the NATS namespace, credentials and TLS settings, and
+// reads the password file.
+func checkNATS(c *serveConfig, cmdline map[string]bool) error {
+	if err := queue.CheckNamespace(c.NatsNamespace); err != nil {
+		return usagef("%s: %v", flagRef("nats-namespace"), err)
+	}
+	var set []string // the external-cluster flags given
+	for _, f := range []struct{ name, path string }{
+		{"nats-creds", c.NatsAuth.CredsFile}, {"nats-nkey", c.NatsAuth.NKeyFile}, {"nats-password-file", c.NatsPassFile},
+		{"nats-tls-ca", c.NatsTLS.CAFile}, {"nats-tls-cert", c.NatsTLS.CertFile}, {"nats-tls-key", c.NatsTLS.KeyFile},
+	} {
+		if f.path == "" {
+			continue
+		}
+		if _, err := os.Stat(f.path); err != nil {
+			return usagef("%s: %v", flagRef(f.name), err)
+		}
+		set = append(set, f.name)
+	}
+	if c.NatsAuth.User != "" {
+		set = append(set, "nats-user")
+	}
+	if len(set) > 0 && c.NatsURL == "" {
+		return usagef("%s applies to an external cluster: set %s", flagRef(set[0]), flagRef("nats-url"))
+	}
+	if c.NatsPassFile != "" {
+		pass, err := readSecret("nats-password", &secretValue{}, c.NatsPassFile, cmdline)
+		if err != nil {
+			return err
+		}
+		c.NatsAuth.Password = string(pass)
+	}
+	return checkNATSAuth(c.NatsAuth, c.NatsTLS)
+}
+
+// checkNATSAuth names the flags of settings that cannot work together.
+func checkNATSAuth(a queue.Auth, t queue.TLS) error {
+	methods := 0
+	for _, on := range []bool{a.CredsFile != "", a.NKeyFile != "", a.User != "" || a.Password != ""} {
+		if on {
+			methods++
+		}
+	}
+	switch {
+	case methods > 1:
+		return usagef("use one of %s, %s, or %s with %s", flagRef("nats-creds"), flagRef("nats-nkey"), flagRef("nats-user"), flagRef("nats-password-file"))
+	case a.User != "" && a.Password == "":
+		return usagef("%s needs %s", flagRef("nats-user"), flagRef("nats-password-file"))
+	case a.User == "" && a.Password != "":
+		return usagef("%s needs %s", flagRef("nats-password-file"), flagRef("nats-user"))
+	case (t.CertFile == "") != (t.KeyFile == ""):
+		return usagef("%s and %s go together", flagRef("nats-tls-cert"), flagRef("nats-tls-key"))
+	}
+	return nil
 }
 
 func serveOn(srv *http.Server, ln net.Listener) error {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"maps"
 	"net/http"
 	"time"
 
@@ -24,6 +25,9 @@ type RuleSource interface {
 // DeadLetterStore is what the /dlq endpoints operate on (queue.Queue).
 type DeadLetterStore interface {
 	DeadLetters(ctx context.Context) ([]queue.DeadLetter, error)
+	// DeadLetter is one dead letter, secret parameters redacted; an
+	// unknown id is a *queue.UnknownIDsError.
+	DeadLetter(ctx context.Context, id string) (queue.DeadLetter, error)
 	Replay(ctx context.Context, ids []string) (int, error)
 	Drop(ctx context.Context, ids []string) (int, error)
 }
@@ -88,7 +92,51 @@ type DeadLetterView struct {
 	LastAttempt  time.Time `json:"last_attempt"`
 }
 
-// MountDLQ serves GET /dlq, POST /dlq/replay and POST /dlq/drop.
+// DeadLetterDetail is one dead letter as GET /dlq/{id} shows it: the job
+// with its secret parameters redacted, every failed attempt's error, and
+// the event it was made for.
+type DeadLetterDetail struct {
+	DeadLetterView
+	Reason     string               `json:"reason"`
+	DeadAt     time.Time            `json:"dead_at"`
+	CallbackID string               `json:"callback_id,omitempty"`
+	OnceKey    string               `json:"once_key,omitempty"`
+	Params     map[string]any       `json:"params"`
+	Errors     []queue.AttemptError `json:"errors"`
+	Event      json.RawMessage      `json:"event,omitempty"`
+}
+
+func detail(d queue.DeadLetter) DeadLetterDetail {
+	out := DeadLetterDetail{
+		DeadLetterView: view(d), Reason: d.Reason, DeadAt: d.DeadAt,
+		CallbackID: d.Job.CallbackID, OnceKey: d.Job.OnceKey, Params: d.Job.Params, Errors: d.Job.Errors,
+	}
+	if out.Errors == nil {
+		out.Errors = []queue.AttemptError{}
+	}
+	if json.Valid(d.Job.Event) {
+		out.Event = json.RawMessage(d.Job.Event)
+	}
+	return out
+}
+
+func view(d queue.DeadLetter) DeadLetterView {
+	return DeadLetterView{d.ID, d.Rule, d.Action, d.LastError, d.Attempts, d.FirstAttempt, d.LastAttempt}
+}
+
+// dlqError answers a failed dead-letter operation: 404 naming unknown ids,
+// else 503 (the store did not answer).
+func dlqError(w http.ResponseWriter, err error, extra map[string]any) {
+	out := map[string]any{"error": err.Error()}
+	maps.Copy(out, extra)
+	status := http.StatusServiceUnavailable
+	if unknown := (*queue.UnknownIDsError)(nil); errors.As(err, &unknown) {
+		status, out["unknown_ids"] = http.StatusNotFound, unknown.IDs
+	}
+	writeJSON(w, status, out)
+}
+
+// MountDLQ serves GET /dlq, GET /dlq/{id}, POST /dlq/replay and POST /dlq/drop.
 func MountDLQ(a *Server, store DeadLetterStore) {
 	a.Handle("GET /dlq", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		dls, err := store.DeadLetters(r.Context())
@@ -98,9 +146,17 @@ func MountDLQ(a *Server, store DeadLetterStore) {
 		}
 		out := make([]DeadLetterView, len(dls))
 		for i, d := range dls {
-			out[i] = DeadLetterView{d.ID, d.Rule, d.Action, d.LastError, d.Attempts, d.FirstAttempt, d.LastAttempt}
+			out[i] = view(d)
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"dead_letters": out, "count": len(out)})
+	}))
+	a.Handle("GET /dlq/{id}", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		d, err := store.DeadLetter(r.Context(), r.PathValue("id"))
+		if err != nil {
+			dlqError(w, err, nil)
+			return
+		}
+		writeJSON(w, http.StatusOK, detail(d))
 	}))
 	op := func(name, past string, fn func(context.Context, []string) (int, error)) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -123,6 +179,10 @@ func MountDLQ(a *Server, store DeadLetterStore) {
 				ids = nil // the queue's "every dead letter"
 			}
 			n, err := fn(r.Context(), ids)
+			if unknown := (*queue.UnknownIDsError)(nil); errors.As(err, &unknown) {
+				dlqError(w, err, map[string]any{past: n})
+				return
+			}
 			if err != nil {
 				writeJSON(w, http.StatusInternalServerError, map[string]any{"error": err.Error(), past: n})
 				return

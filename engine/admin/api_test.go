@@ -241,6 +241,30 @@ func TestAdminDeadLetters(t *testing.T) {
 	if d.Rule != "doomed" || d.Action != "fail" || d.Attempts != 1 || !strings.Contains(d.LastError, "unexpected EOF") || d.FirstAttempt.IsZero() || d.LastAttempt.IsZero() {
 		t.Fatalf("dead letter %+v", d)
 	}
+	// One dead letter in full: the job, each attempt's error, the event.
+	status, body := f.do(t, http.MethodGet, "/dlq/"+d.ID, "")
+	var detail DeadLetterDetail
+	if err := json.Unmarshal([]byte(body), &detail); status != 200 || err != nil {
+		t.Fatalf("GET /dlq/%s: %d %s", d.ID, status, body)
+	}
+	if detail.ID != d.ID || detail.Rule != "doomed" || detail.Action != "fail" || detail.Reason != "permanent failure" ||
+		len(detail.Errors) != 1 || detail.Errors[0].Attempt != 1 || !strings.Contains(detail.Errors[0].Error, "unexpected EOF") ||
+		!strings.Contains(string(detail.Event), `"From_Account"`) || detail.CallbackID == "" {
+		t.Errorf("GET /dlq/%s: %s", d.ID, body)
+	}
+	// Unknown ids: 404 naming them, and nothing replayed or dropped.
+	if status, body := f.do(t, http.MethodGet, "/dlq/no-such-job", ""); status != 404 || !strings.Contains(body, `no dead letter with id \"no-such-job\"`) {
+		t.Errorf("GET /dlq/no-such-job: %d %s", status, body)
+	}
+	for _, op := range []string{"replay", "drop"} {
+		status, body := f.do(t, http.MethodPost, "/dlq/"+op, `{"ids":["`+d.ID+`","no-such-job"]}`)
+		if status != 404 || !strings.Contains(body, `"unknown_ids": [`) || !strings.Contains(body, `"no-such-job"`) {
+			t.Errorf("%s with an unknown id: %d %s", op, status, body)
+		}
+	}
+	if _, body := f.do(t, http.MethodGet, "/dlq", ""); !strings.Contains(body, `"count": 4`) {
+		t.Fatalf("after refused operations: %s", body)
+	}
 	if status, body := f.do(t, http.MethodPost, "/dlq/drop", `{}`); status != 400 {
 		t.Fatalf("drop without ids or all: %d %s", status, body)
 	}

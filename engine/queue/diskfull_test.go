@@ -66,9 +66,11 @@ func fill(t *testing.T, dir string) string {
 // and once space is freed the store recovers without a restart, the jobs
 // accepted before and after run, and the stats are true again.
 func TestStoreFullFailsFastAndRecovers(t *testing.T) {
-	dir := tmpfsDir(t, "16m")
+	// The dead letters' byte limit is reserved from the store's room (75%
+	// of the free space): the smallest limit fits in 48 MiB.
+	dir := tmpfsDir(t, "48m")
 	s := newScript()
-	q := openTest(t, filepath.Join(dir, "data"), s, nil)
+	q := openTest(t, filepath.Join(dir, "data"), s, func(c *Config) { c.DeadMaxBytes = 16 << 20 })
 	runTest(t, q)
 
 	enqueue(t, q, "cb-before", mkJob("before", "ok"))

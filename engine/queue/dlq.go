@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -71,7 +72,7 @@ func (q *Queue) publishDead(dl DeadLetter, msgID string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), handoffTimeout)
 	defer cancel()
-	_, err = q.publish(ctx, &nats.Msg{Subject: deadSubject(dl.ID), Data: data}, msgID)
+	_, err = q.publish(ctx, &nats.Msg{Subject: q.names.deadSubject(dl.ID), Data: data}, msgID)
 	return err
 }
 
@@ -81,11 +82,11 @@ type deadEntry struct {
 	dl  DeadLetter
 }
 
-func decodeDead(raw *jetstream.RawStreamMsg) deadEntry {
+func (q *Queue) decodeDead(raw *jetstream.RawStreamMsg) deadEntry {
 	e := deadEntry{seq: raw.Sequence}
 	if err := json.Unmarshal(raw.Data, &e.dl); err != nil {
 		e.dl = DeadLetter{
-			ID:        strings.TrimPrefix(raw.Subject, subjDeadPrefix),
+			ID:        strings.TrimPrefix(raw.Subject, q.names.deadPrefix),
 			LastError: "undecodable dead letter: " + err.Error(),
 			Raw:       raw.Data,
 		}
@@ -118,42 +119,84 @@ func (q *Queue) scanDead(ctx context.Context) ([]deadEntry, error) {
 	}
 	out := make([]deadEntry, 0, info.State.Msgs)
 	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; {
-		raw, err := q.dead.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(deadSubjects))
+		raw, err := q.dead.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(q.names.deadSubjects))
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			break
 		}
 		if err != nil {
 			return nil, fmt.Errorf("queue: dead letters: %w", err)
 		}
-		out = append(out, decodeDead(raw))
+		out = append(out, q.decodeDead(raw))
 		seq = raw.Sequence + 1
 	}
 	return out, nil
 }
 
+// UnknownIDsError names the ids a Replay or Drop was given that are not
+// dead letters; it replayed or dropped nothing.
+type UnknownIDsError struct{ IDs []string }
+
+func (e *UnknownIDsError) Error() string {
+	q := make([]string, len(e.IDs))
+	for i, id := range e.IDs {
+		q[i] = strconv.Quote(id)
+	}
+	if len(q) == 1 {
+		return "no dead letter with id " + q[0]
+	}
+	return "no dead letters with ids " + strings.Join(q, ", ")
+}
+
 // pickDead returns the dead letters with the given ids (all when ids is
-// nil); ids not in the store are skipped.
+// nil), or an *UnknownIDsError naming those not in the store.
 func (q *Queue) pickDead(ctx context.Context, ids []string) ([]deadEntry, error) {
 	if ids == nil {
 		return q.scanDead(ctx)
 	}
 	out := make([]deadEntry, 0, len(ids))
+	var unknown []string
 	for _, id := range ids {
-		raw, err := q.dead.GetLastMsgForSubject(ctx, deadSubject(id))
+		raw, err := q.dead.GetLastMsgForSubject(ctx, q.names.deadSubject(id))
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			unknown = append(unknown, id)
 			continue
 		}
 		if err != nil {
 			return nil, fmt.Errorf("queue: dead letter %s: %w", id, err)
 		}
-		out = append(out, decodeDead(raw))
+		out = append(out, q.decodeDead(raw))
+	}
+	if unknown != nil {
+		return nil, &UnknownIDsError{IDs: unknown}
 	}
 	return out, nil
 }
 
+// DeadLetter returns the dead letter with the given id, for people to read:
+// the values of secret parameters (those the action kind declares secret)
+// read "<redacted>". An unknown id is an *UnknownIDsError.
+func (q *Queue) DeadLetter(ctx context.Context, id string) (DeadLetter, error) {
+	entries, err := q.pickDead(ctx, []string{id})
+	if err != nil {
+		return DeadLetter{}, err
+	}
+	dl := entries[0].dl
+	dl.Raw = nil // an undecodable message's parameters cannot be told apart: not shown
+	if kind, ok := q.registryLookup(dl.Job.Action); ok {
+		dl.Job.Params = kind.Spec().Redact(dl.Job.Params)
+	} else if dl.Job.Params != nil {
+		// Without the kind's declaration nothing tells which values are
+		// secret: show none.
+		dl.Job.Params = map[string]any{"<hidden>": "unknown action kind " + strconv.Quote(dl.Job.Action) + ": parameters not shown"}
+	}
+	return dl, nil
+}
+
 // deleteDead removes one dead letter. Another replica removing it first is
-// not an error: deleted is then false.
+// not an error: deleted is then false. Either way the removal is friendflow's,
+// not a limit's (deadWatch).
 func (q *Queue) deleteDead(ctx context.Context, seq uint64) (deleted bool, err error) {
+	q.deadWatch.removing(1)
 	err = q.dead.DeleteMsg(ctx, seq)
 	if err == nil {
 		return true, nil
@@ -161,13 +204,16 @@ func (q *Queue) deleteDead(ctx context.Context, seq uint64) (deleted bool, err e
 	if _, gerr := q.dead.GetMsg(ctx, seq); errors.Is(gerr, jetstream.ErrMsgNotFound) {
 		return false, nil
 	}
+	q.deadWatch.removing(-1)
 	return false, err
 }
 
 // Replay re-enqueues the dead letters with the given ids (all when ids is
 // nil; an empty non-nil slice replays nothing), each in a message of its
-// own, with attempts, attempt times and last error reset, and removes them
-// from the dead letters. It returns how many were replayed. An undecodable
+// own, with attempts, attempt times and errors reset, and removes them
+// from the dead letters. It returns how many were replayed. Given an id
+// that is not a dead letter, it replays nothing and returns an
+// *UnknownIDsError naming it. An undecodable
 // message is replayed as it was if this release can read it (see
 // replayRaw); others cannot be replayed: Drop them.
 func (q *Queue) Replay(ctx context.Context, ids []string) (int, error) {
@@ -190,7 +236,7 @@ func (q *Queue) Replay(ctx context.Context, ids []string) (int, error) {
 		job := e.dl.Job
 		job.Attempt = 0
 		job.Due, job.FirstAttempt, job.LastAttempt = time.Time{}, time.Time{}, time.Time{}
-		job.LastError = ""
+		job.LastError, job.Errors = "", nil
 		msg, err := q.jobMsg(job)
 		if err != nil {
 			return n, fmt.Errorf("queue: replay %s: %w", job.ID, err)
@@ -226,7 +272,7 @@ func (q *Queue) replayRaw(ctx context.Context, e deadEntry) (bool, error) {
 	if err != nil {
 		return false, nil
 	}
-	msg := &nats.Msg{Subject: subjBatchPrefix + strconv.Itoa(len(jobs)), Data: e.dl.Raw}
+	msg := &nats.Msg{Subject: q.names.batchPrefix + strconv.Itoa(len(jobs)), Data: e.dl.Raw}
 	ack, err := q.publish(ctx, msg, fmt.Sprintf("p:%d:%s", e.seq, e.dl.ID))
 	if err != nil {
 		return false, fmt.Errorf("queue: replay %s: %w", e.dl.ID, err)
@@ -238,7 +284,9 @@ func (q *Queue) replayRaw(ctx context.Context, e deadEntry) (bool, error) {
 }
 
 // Drop deletes the dead letters with the given ids (all when ids is nil; an
-// empty non-nil slice drops nothing) and returns how many it deleted.
+// empty non-nil slice drops nothing) and returns how many it deleted. Given
+// an id that is not a dead letter, it drops nothing and returns an
+// *UnknownIDsError naming it.
 func (q *Queue) Drop(ctx context.Context, ids []string) (int, error) {
 	if ids == nil {
 		info, err := q.dead.Info(ctx)
@@ -250,7 +298,9 @@ func (q *Queue) Drop(ctx context.Context, ids []string) (int, error) {
 		}
 		// Up to the last one seen: a job dying meanwhile is not dropped
 		// unseen.
+		q.deadWatch.removing(int64(info.State.Msgs))
 		if err := q.dead.Purge(ctx, jetstream.WithPurgeSequence(info.State.LastSeq+1)); err != nil {
+			q.deadWatch.removing(-int64(info.State.Msgs))
 			return 0, fmt.Errorf("queue: drop dead letters: %w", err)
 		}
 		return int(info.State.Msgs), nil
@@ -287,24 +337,28 @@ type Stats struct {
 	OldestWait time.Duration
 	// DeadLetters is the number of dead letters.
 	DeadLetters int
+	// DeadDiscarded is how many dead letters the limits (DeadMaxAge,
+	// DeadMaxBytes) discarded since Open: a counter.
+	DeadDiscarded int
 }
 
 // Stats returns the queue depth, how far behind the workers are, and the
 // number of dead letters.
 func (q *Queue) Stats(ctx context.Context) (Stats, error) {
 	var s Stats
-	info, err := q.jobs.Info(ctx, jetstream.WithSubjectFilter(jobsSubjects))
+	n := q.names
+	info, err := q.jobs.Info(ctx, jetstream.WithSubjectFilter(n.jobsSubjects))
 	if err != nil {
 		return s, fmt.Errorf("queue: stats: %w", err)
 	}
 	s.Messages = int(info.State.Msgs)
-	for subj, n := range info.State.Subjects {
+	for subj, c := range info.State.Subjects {
 		switch {
-		case subj == subjOne:
-			s.Jobs += int(n)
-		case strings.HasPrefix(subj, subjBatchPrefix):
-			if k, err := strconv.Atoi(subj[len(subjBatchPrefix):]); err == nil {
-				s.Jobs += k * int(n)
+		case subj == n.one:
+			s.Jobs += int(c)
+		case strings.HasPrefix(subj, n.batchPrefix):
+			if k, err := strconv.Atoi(subj[len(n.batchPrefix):]); err == nil {
+				s.Jobs += k * int(c)
 			}
 		}
 	}
@@ -318,7 +372,7 @@ func (q *Queue) Stats(ctx context.Context) (Stats, error) {
 		// the last delivered is the oldest that no worker has taken. (The
 		// consumer's NumPending is not consulted: it is updated
 		// asynchronously and can lag a message just stored.)
-		raw, err := q.jobs.GetMsg(ctx, ci.Delivered.Stream+1, jetstream.WithGetMsgSubject(jobsSubjects))
+		raw, err := q.jobs.GetMsg(ctx, ci.Delivered.Stream+1, jetstream.WithGetMsgSubject(n.jobsSubjects))
 		if err == nil {
 			since := raw.Time
 			if due := dueHeader(raw.Header); due.After(since) {
@@ -336,5 +390,55 @@ func (q *Queue) Stats(ctx context.Context) (Stats, error) {
 		return s, fmt.Errorf("queue: stats: %w", err)
 	}
 	s.DeadLetters = int(dinfo.State.Msgs)
+	s.DeadDiscarded = q.deadWatch.observe(dinfo.State)
 	return s, nil
+}
+
+// deadWatch finds out how many dead letters the stream's limits (MaxAge,
+// MaxBytes) discarded. JetStream announces no such discard (no advisory;
+// its delete markers cover MaxAge only, and are messages in the stream), but
+// its state tells how many messages ever left the stream: every sequence
+// up to LastSeq was a dead letter, Msgs of them are left, so LastSeq-Msgs
+// were removed. Removals by this queue (replay, drop) are counted as they
+// are made; the rest went under the limits. It counts from the first
+// look after Open; with several replicas sharing the stream, a replica
+// also counts as discards the dead letters another replica's replay or
+// drop removed (docs/operations.md says so).
+type deadWatch struct {
+	mu       sync.Mutex
+	looked   bool
+	base     uint64 // removals not made by this queue, at the first look
+	own      int64  // removals made by this queue
+	reported uint64 // discards reported so far (the counter)
+}
+
+// removing records n dead letters this queue is removing: before the
+// removal, so that a look in between does not take it for a discard; a
+// failed removal takes it back (negative n).
+func (w *deadWatch) removing(n int64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.own += n
+}
+
+// observe returns the discards since the first call, from the dead
+// stream's state; it never decreases.
+func (w *deadWatch) observe(s jetstream.StreamState) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var gone uint64
+	if s.LastSeq > s.Msgs {
+		gone = s.LastSeq - s.Msgs
+	}
+	other := uint64(0)
+	if own := uint64(max(w.own, 0)); gone > own {
+		other = gone - own
+	}
+	if !w.looked {
+		w.looked, w.base = true, other
+	}
+	// Never back: a look that raced a removal of ours may have counted
+	// it before it was recorded.
+	w.reported = max(w.reported, other-min(other, w.base))
+	return int(w.reported)
 }

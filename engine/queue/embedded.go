@@ -66,14 +66,23 @@ func (a slogAdapter) Tracef(format string, v ...any)  {}
 
 // retryable tells whether an operation that failed with err may succeed if
 // repeated: timeouts, no responders and server-side 5xx (no leader, no
-// quorum) are; a closed connection, an oversized message or a 4xx are not.
+// quorum) are; a closed connection, an oversized message, another app's
+// namespace or a 4xx are not, except the two a cluster still electing
+// leaders answers while streams are being created: "stream not found" for
+// a stream that was just created (or is being recovered), and "name
+// already in use" for one another replica created meanwhile.
 func retryable(err error) bool {
+	var owner *OwnerError
 	switch {
 	case errors.Is(err, nats.ErrConnectionClosed),
 		errors.Is(err, nats.ErrMaxPayload),
 		errors.Is(err, nats.ErrBadSubject),
-		errors.Is(err, context.Canceled):
+		errors.Is(err, context.Canceled),
+		errors.As(err, &owner):
 		return false
+	case errors.Is(err, jetstream.ErrStreamNotFound),
+		errors.Is(err, jetstream.ErrStreamNameAlreadyInUse):
+		return true
 	}
 	if outOfResources(err) {
 		return false // the store is full: failing fast is what the caller can use

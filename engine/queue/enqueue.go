@@ -2,8 +2,8 @@ package queue
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -193,7 +193,7 @@ func (q *Queue) publishGroup(group []*commit, buf []byte) []byte {
 	st := q.store.Load()
 	ctx, cancel := context.WithTimeout(st.ctx, defaultEnqueueTimeout)
 	defer cancel()
-	msg := &nats.Msg{Subject: subjBatchPrefix + strconv.Itoa(jobs), Data: data}
+	msg := &nats.Msg{Subject: q.names.batchPrefix + strconv.Itoa(jobs), Data: data}
 	ack, err := q.publish(ctx, msg, "cb:"+group[0].callbackID)
 	if err != nil && q.ns != nil && outOfResources(err) {
 		q.faulted(err.Error()) // the watcher restarts JetStream once there is room
@@ -249,9 +249,16 @@ func (q *Queue) jobMsg(job Job) (*nats.Msg, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode job %s: %w", job.ID, err)
 	}
-	msg := &nats.Msg{Subject: subjOne, Data: data, Header: nats.Header{}}
+	msg := &nats.Msg{Subject: q.names.one, Data: data, Header: nats.Header{}}
 	if job.Due.After(q.now()) {
 		msg.Header.Set(hdrDue, strconv.FormatInt(job.Due.UnixNano(), 10))
+	}
+	if len(job.Errors) > 0 {
+		h, err := json.Marshal(job.Errors)
+		if err != nil {
+			return nil, fmt.Errorf("encode errors of job %s: %w", job.ID, err)
+		}
+		msg.Header.Set(hdrErrors, string(h))
 	}
 	return msg, nil
 }
@@ -267,10 +274,4 @@ func dueHeader(h nats.Header) time.Time {
 		return time.Time{}
 	}
 	return time.Unix(0, ns)
-}
-
-// deadSubject is the dead-letter subject of a job id. Base64url keeps any
-// id a single valid subject token, and is reversible for debugging.
-func deadSubject(id string) string {
-	return subjDeadPrefix + base64.RawURLEncoding.EncodeToString([]byte(id))
 }

@@ -34,13 +34,13 @@ func TestFormat1MessagesRunAfterUpgrade(t *testing.T) {
 		`{"id":"v1-a","rule":"test-rule","action":"script","params":{"plan":"ok"},"event":{"CallbackCommand":"Sns.CallbackFriendAdd","From_Account":"alice"},"attempt":0,"once_key":"alice|bob","callback_id":"cb-v1"},` +
 		`{"id":"v1-b","rule":"test-rule","action":"script","params":{"plan":"transient:1"},"event":{"CallbackCommand":"Sns.CallbackFriendAdd"},"attempt":0,"retry":{"attempts":3,"backoff":10000000,"max_backoff":20000000},"callback_id":"cb-v1"},` +
 		`{"id":"v1-c","rule":"other-rule","action":"script","params":{"plan":"ok"},"event":null,"attempt":0,"callback_id":"cb-v1-2"}]}`
-	if _, err := q.js.Publish(ctx, subjBatchPrefix+"3", []byte(group)); err != nil {
+	if _, err := q.js.Publish(ctx, q.names.batchPrefix+"3", []byte(group)); err != nil {
 		t.Fatal(err)
 	}
 	// A job that was waiting in a message of its own.
 	due := time.Now().Add(300 * time.Millisecond)
 	dueJSON, _ := due.MarshalJSON()
-	one := &nats.Msg{Subject: subjOne, Header: nats.Header{}, Data: []byte(`{"v":1,"jobs":[` +
+	one := &nats.Msg{Subject: q.names.one, Header: nats.Header{}, Data: []byte(`{"v":1,"jobs":[` +
 		`{"id":"v1-d","rule":"test-rule","action":"script","params":{"plan":"ok"},"event":{"CallbackCommand":"Sns.CallbackFriendAdd"},"attempt":0,"due":` + string(dueJSON) + `,"callback_id":"cb-v1-3"}]}`)}
 	one.Header.Set(hdrDue, strconv.FormatInt(due.UnixNano(), 10))
 	if _, err := q.js.PublishMsg(ctx, one); err != nil {
@@ -98,7 +98,7 @@ func TestDamagedMessagesAreDeadLettered(t *testing.T) {
 		string(append(whole[:len(whole):len(whole)], 1)): "1 bytes after the last job",
 	}
 	for data := range damaged {
-		if _, err := q.js.Publish(ctx, subjBatchPrefix+"2", []byte(data)); err != nil {
+		if _, err := q.js.Publish(ctx, q.names.batchPrefix+"2", []byte(data)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -166,7 +166,7 @@ func TestReplayOfAMessageAnOlderReplicaCouldNotRead(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := q.js.Publish(ctx, deadSubject(id), dl); err != nil {
+		if _, err := q.js.Publish(ctx, q.names.deadSubject(id), dl); err != nil {
 			t.Fatal(err)
 		}
 	}

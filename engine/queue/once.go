@@ -1,11 +1,13 @@
 package queue
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"time"
 
@@ -17,18 +19,6 @@ type onceBucket struct {
 	name   string
 	kv     jetstream.KeyValue
 	stream jetstream.Stream // the bucket's stream, for Forget
-}
-
-// onceBucketName names the bucket for ttl: one bucket per distinct ttl.
-func onceBucketName(ttl time.Duration) string {
-	switch {
-	case ttl == 0:
-		return "friendflow_once_forever"
-	case ttl%time.Second == 0:
-		return "friendflow_once_" + strconv.FormatInt(int64(ttl/time.Second), 10) + "s"
-	default:
-		return "friendflow_once_" + strconv.FormatInt(int64(ttl/time.Millisecond), 10) + "ms"
-	}
 }
 
 // onceKey turns any key into a valid KV key ([-/_=.a-zA-Z0-9]) of fixed
@@ -54,54 +44,97 @@ func normaliseTTL(ttl time.Duration) (time.Duration, error) {
 
 // bucket returns the bucket for ttl, creating it on first use. Creation is
 // idempotent, so replicas racing to create the same bucket all succeed.
-// bucketCreateTimeout bounds creating a once bucket.
-const bucketCreateTimeout = 5 * time.Second
-
+// One bucket is created at a time; a caller waits for that, and retries the
+// creation (a cluster electing leaders answers "stream not found" or not
+// at all for a while), within its own context: the callback's deadline, or
+// defaultEnqueueTimeout when it has none.
 func (q *Queue) bucket(ctx context.Context, ttl time.Duration) (*onceBucket, error) {
 	ttl, err := normaliseTTL(ttl)
 	if err != nil {
 		return nil, err
 	}
-	q.onceMu.Lock()
-	defer q.onceMu.Unlock()
-	if b, ok := q.onceBuckets[ttl]; ok {
+	if b := q.cachedBucket(ttl); b != nil {
 		return b, nil
 	}
-	b := &onceBucket{name: onceBucketName(ttl)}
-	// Bounded: the lock is held meanwhile, and every Once waits for it.
-	ctx, cancel := context.WithTimeout(ctx, bucketCreateTimeout)
-	defer cancel()
-	err = retrying(ctx, q.log, "create once bucket", func(ctx context.Context) error {
-		var err error
-		// Bucket-level TTL only: with per-key TTL, a delete marker that
-		// expires between Create's two internal calls makes Create fail
-		// with "wrong last sequence", which matches ErrKeyExists: a false
-		// duplicate.
-		b.kv, err = q.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket:      b.name,
-			Description: "friendflow once keys, expiring after " + ttl.String(),
-			History:     1,
-			TTL:         ttl,
-			Storage:     jetstream.FileStorage,
-			Replicas:    q.cfg.Replicas,
-		})
-		if err != nil {
-			return err
-		}
-		b.stream, err = q.js.Stream(ctx, "KV_"+b.name)
-		return err
-	})
-	if err != nil {
+	name := q.names.onceBucket(ttl)
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, defaultEnqueueTimeout)
+		defer cancel()
+	}
+	select {
+	case q.onceCreate <- struct{}{}:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("queue: once bucket %s: waiting for another bucket's creation: %w", name, ctx.Err())
+	}
+	defer func() { <-q.onceCreate }()
+	if b := q.cachedBucket(ttl); b != nil {
+		return b, nil // created while this caller waited
+	}
+	b := &onceBucket{name: name}
+	if err := retrying(ctx, q.log, "create once bucket", func(ctx context.Context) error {
+		return q.createBucket(ctx, b, ttl)
+	}); err != nil {
 		return nil, fmt.Errorf("queue: once bucket %s: %w", b.name, err)
 	}
+	q.onceMu.Lock()
 	q.onceBuckets[ttl] = b
+	q.onceMu.Unlock()
 	return b, nil
+}
+
+func (q *Queue) cachedBucket(ttl time.Duration) *onceBucket {
+	q.onceMu.Lock()
+	defer q.onceMu.Unlock()
+	return q.onceBuckets[ttl]
+}
+
+// createBucket creates or updates b's bucket, refusing one created for
+// another SdkAppid.
+func (q *Queue) createBucket(ctx context.Context, b *onceBucket, ttl time.Duration) error {
+	stream := "KV_" + b.name // a bucket's stream (https://github.com/nats-io/nats-architecture-and-design/blob/main/adr/ADR-8.md)
+	var existing map[string]string
+	s, err := q.js.Stream(ctx, stream)
+	switch {
+	case err == nil:
+		existing = s.CachedInfo().Config.Metadata
+		if err := q.checkOwner(stream, existing); err != nil {
+			return err
+		}
+	case !errors.Is(err, jetstream.ErrStreamNotFound):
+		return err
+	}
+	// Bucket-level TTL only: with per-key TTL, a delete marker that
+	// expires between Create's two internal calls makes Create fail with
+	// "wrong last sequence", which matches ErrKeyExists: a false duplicate.
+	b.kv, err = q.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      b.name,
+		Description: "friendflow once keys, expiring after " + ttl.String(),
+		History:     1,
+		TTL:         ttl,
+		Storage:     jetstream.FileStorage,
+		Replicas:    q.cfg.Replicas,
+		Metadata:    q.metadata(existing),
+	})
+	if err != nil {
+		return err
+	}
+	b.stream, err = q.js.Stream(ctx, stream)
+	return err
 }
 
 // Once records key for ttl (0: forever) and reports whether this is the
 // first time it was seen within ttl. Across replicas sharing a cluster
 // exactly one caller gets true. The key may be any string; it is stored as
 // its SHA-256.
+//
+// A create whose outcome is unknown (a timeout, or no answer while the
+// bucket's leader fails over) may have stored the key all the same: then
+// an error here would fail the callback, and its retry would find the key
+// and skip the actions for good. So each call stores a token of its own,
+// and after an unknown outcome it retries within ctx (the callback's
+// deadline, or defaultEnqueueTimeout): finding its own token means the
+// earlier create did store the key.
 func (q *Queue) Once(ctx context.Context, key string, ttl time.Duration) (first bool, err error) {
 	ctx, done, err := q.storeContext(ctx)
 	if err != nil {
@@ -112,15 +145,54 @@ func (q *Queue) Once(ctx context.Context, key string, ttl time.Duration) (first 
 	if err != nil {
 		return false, err
 	}
-	_, err = b.kv.Create(ctx, onceKey(key), nil)
+	k := onceKey(key)
+	token := strconv.AppendUint(nil, rand.Uint64(), 36)
+	_, err = b.kv.Create(ctx, k, token)
 	switch {
 	case err == nil:
 		return true, nil
 	case errors.Is(err, jetstream.ErrKeyExists):
 		return false, nil
-	default:
+	case !retryable(err):
 		return false, fmt.Errorf("queue: once: %w", err)
 	}
+	if first, err = q.settleOnce(ctx, b, k, token); err != nil {
+		return false, fmt.Errorf("queue: once: %w", err)
+	}
+	return first, nil
+}
+
+// settleOnce finds out whether a create of k with token whose outcome is
+// unknown stored it, creating k again if it did not.
+func (q *Queue) settleOnce(ctx context.Context, b *onceBucket, k string, token []byte) (first bool, err error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, defaultEnqueueTimeout)
+		defer cancel()
+	}
+	whose := func(ctx context.Context) error {
+		e, err := b.kv.Get(ctx, k)
+		if err == nil {
+			first = bytes.Equal(e.Value(), token)
+		}
+		return err
+	}
+	err = retrying(ctx, q.log, "once", func(ctx context.Context) error {
+		err := whose(ctx)
+		if !errors.Is(err, jetstream.ErrKeyNotFound) {
+			return err
+		}
+		_, err = b.kv.Create(ctx, k, token)
+		switch {
+		case err == nil:
+			first = true
+			return nil
+		case errors.Is(err, jetstream.ErrKeyExists): // stored meanwhile: by whom?
+			return whose(ctx)
+		}
+		return err
+	})
+	return first, err
 }
 
 // Forget undoes Once for key, for when the enqueue that followed it failed.

@@ -4,7 +4,11 @@
 //
 // Two streams and one consumer, the same whether the server is embedded in
 // the process (file storage under Config.DataDir) or an external cluster
-// (Config.URL, replicated streams):
+// (Config.URL, replicated streams). Their names below are those of the
+// default namespace, "friendflow"; Config.Namespace replaces that prefix in
+// every stream, consumer, subject and bucket, so that deployments sharing a
+// NATS account stay apart. Each stream and bucket records the SdkAppid
+// that created it, and Open refuses a namespace created for another app:
 //
 //   - FRIENDFLOW_JOBS, a work-queue stream. Enqueue stores all of one
 //     callback's jobs in ONE message on friendflow.jobs.cb.<n> (n = how many
@@ -73,22 +77,21 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Names in the JetStream account. They are fixed so that every replica,
-// whatever its version, finds the same streams.
+// Names in the JetStream account derive from Config.Namespace (names.go).
 const (
-	jobsStream   = "FRIENDFLOW_JOBS"
-	deadStream   = "FRIENDFLOW_DEAD"
-	consumerName = "friendflow-workers"
-
-	jobsSubjects    = "friendflow.jobs.>"
-	subjBatchPrefix = "friendflow.jobs.cb." // + number of jobs in the message
-	subjOne         = "friendflow.jobs.one" // a job in a message of its own
-	deadSubjects    = "friendflow.dead.>"
-	subjDeadPrefix  = "friendflow.dead." // + base64url(job id)
-
 	// hdrDue carries a job's due time (Unix nanoseconds) on a message of its
 	// own that must wait, so the consumer can nak it without decoding it.
 	hdrDue = "Friendflow-Due"
+	// hdrErrors carries the errors of a job's earlier attempts (JSON, see
+	// Job.Errors) on the message of its own a retry travels in. A header,
+	// not a field of the job record: only retries carry it, the format of
+	// job messages stays as it is, and a release that does not know it
+	// runs the job all the same.
+	hdrErrors = "Friendflow-Errors"
+	// maxErrors and maxErrorLen bound a job's error history: the most
+	// recent attempts, each error cut to its start.
+	maxErrors   = 20
+	maxErrorLen = 1024
 
 	// ackWait is how long the server waits for an ack before redelivering.
 	// Messages waiting for a worker and running jobs extend it (InProgress)
@@ -123,10 +126,15 @@ const (
 // Defaults for zero Config fields. A zero Retry field takes
 // actions.DefaultRetry's.
 const (
-	DefaultWorkers     = 4
-	DefaultJobTimeout  = 2 * time.Minute
-	defaultReplicas    = 1
-	defaultOpenTimeout = 30 * time.Second
+	DefaultWorkers    = 4
+	DefaultJobTimeout = 2 * time.Minute
+	// DefaultDeadMaxAge and DefaultDeadMaxBytes bound the dead letters:
+	// past either, the oldest are discarded (and counted, see
+	// Stats.DeadDiscarded).
+	DefaultDeadMaxAge   = 14 * 24 * time.Hour
+	DefaultDeadMaxBytes = 256 << 20
+	defaultReplicas     = 1
+	defaultOpenTimeout  = 30 * time.Second
 )
 
 // ErrStopped is returned by operations on a queue that is stopping or stopped.
@@ -135,12 +143,29 @@ var ErrStopped = errors.New("queue: stopped")
 // Config configures a Queue. The zero value of every field but DataDir (or
 // URL) is usable.
 type Config struct {
-	DataDir    string // embedded store directory; used when URL is empty
-	URL        string // external NATS cluster URLs, comma-separated; empty: embedded server
-	Listen     string // embedded server also listens on host:port (tests, debugging); empty: no TCP listener
-	Replicas   int    // stream and bucket replicas [1]; more than 1 needs URL
-	SyncAlways bool   // embedded: fsync every write (power-loss safe, ~20× slower); default survives kill -9 only
-	Workers    int    // worker pool size [4]
+	DataDir string // embedded store directory; used when URL is empty
+	URL     string // external NATS cluster URLs, comma-separated; empty: embedded server
+	// Auth authenticates to an external cluster (URL), and TLS secures
+	// the connection; both unused by the embedded server.
+	Auth Auth
+	TLS  TLS
+	// Namespace prefixes every stream, consumer, subject and bucket
+	// [DefaultNamespace]; see CheckNamespace.
+	Namespace string
+	// SdkAppid is recorded in every stream and bucket the queue creates,
+	// and Open fails with an *OwnerError when the namespace's streams
+	// were created for another one. 0: neither recorded nor checked.
+	SdkAppid int64
+	// DeadMaxAge and DeadMaxBytes bound the dead-letter stream
+	// [DefaultDeadMaxAge, DefaultDeadMaxBytes]; the oldest dead letters go
+	// first (Stats.DeadDiscarded counts them). Open applies them to an
+	// existing stream too.
+	DeadMaxAge   time.Duration
+	DeadMaxBytes int64
+	Listen       string // embedded server also listens on host:port (tests, debugging); empty: no TCP listener
+	Replicas     int    // stream and bucket replicas [1]; more than 1 needs URL
+	SyncAlways   bool   // embedded: fsync every write (power-loss safe, ~20× slower); default survives kill -9 only
+	Workers      int    // worker pool size [4]
 	// JobTimeout caps one run of one action [2m], so a hung action cannot
 	// hold a worker forever; hitting it is a transient failure.
 	JobTimeout time.Duration
@@ -193,10 +218,20 @@ type Job struct {
 	FirstAttempt time.Time `json:"first_attempt,omitzero"`
 	LastAttempt  time.Time `json:"last_attempt,omitzero"`
 	LastError    string    `json:"last_error,omitempty"`
-	CallbackID   string    `json:"callback_id,omitempty"`
+	// Errors are the errors of the failed attempts, oldest first: the last
+	// maxErrors of them, each cut to maxErrorLen bytes.
+	Errors     []AttemptError `json:"errors,omitempty"`
+	CallbackID string         `json:"callback_id,omitempty"`
 	// TraceParent is the W3C traceparent of the callback's span when
 	// tracing is on: the job's own span links to it.
 	TraceParent string `json:"traceparent,omitempty"`
+}
+
+// AttemptError is one failed attempt of a job.
+type AttemptError struct {
+	Attempt int       `json:"attempt"`
+	At      time.Time `json:"at"`
+	Error   string    `json:"error"`
 }
 
 // Queue is a durable job queue with a worker pool. Its methods are safe for
@@ -205,6 +240,7 @@ type Queue struct {
 	cfg      Config
 	ownClock bool // Config.Now was given, not defaulted to time.Now
 	log      *slog.Logger
+	names    names
 	ns       *server.Server // embedded server; nil with Config.URL
 	nc       *nats.Conn
 	js       jetstream.JetStream
@@ -212,8 +248,11 @@ type Queue struct {
 	dead     jetstream.Stream
 	cons     jetstream.Consumer
 
-	onceMu      sync.Mutex
+	onceMu      sync.Mutex // guards onceBuckets
 	onceBuckets map[time.Duration]*onceBucket
+	onceCreate  chan struct{} // held while creating a bucket; waited for under the caller's context
+
+	deadWatch deadWatch
 
 	randMu sync.Mutex // math/rand/v2's top-level functions are safe; a Config.Rand may not be
 
@@ -250,6 +289,18 @@ func Open(ctx context.Context, cfg Config) (*Queue, error) {
 	if cfg.JobTimeout <= 0 {
 		cfg.JobTimeout = DefaultJobTimeout
 	}
+	if cfg.Namespace == "" {
+		cfg.Namespace = DefaultNamespace
+	}
+	if err := CheckNamespace(cfg.Namespace); err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	if cfg.DeadMaxAge <= 0 {
+		cfg.DeadMaxAge = DefaultDeadMaxAge
+	}
+	if cfg.DeadMaxBytes <= 0 {
+		cfg.DeadMaxBytes = DefaultDeadMaxBytes
+	}
 	ownClock := cfg.Now != nil
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -272,6 +323,9 @@ func Open(ctx context.Context, cfg Config) (*Queue, error) {
 		if cfg.Replicas > 1 {
 			return nil, fmt.Errorf("queue: %d replicas need an external cluster (URL)", cfg.Replicas)
 		}
+		if cfg.Auth != (Auth{}) || cfg.TLS != (TLS{}) {
+			return nil, errors.New("queue: NATS credentials and TLS apply to an external cluster (URL) only")
+		}
 	} else {
 		if cfg.SyncAlways {
 			log.Warn("sync-always is a setting of the external NATS servers (jetstream { sync_interval: always }); ignored here")
@@ -288,7 +342,9 @@ func Open(ctx context.Context, cfg Config) (*Queue, error) {
 
 	q := &Queue{
 		cfg:         cfg,
+		names:       newNames(cfg.Namespace),
 		ownClock:    ownClock,
+		onceCreate:  make(chan struct{}, 1),
 		log:         log,
 		onceBuckets: make(map[time.Duration]*onceBucket),
 		stopping:    make(chan struct{}),
@@ -308,19 +364,7 @@ func Open(ctx context.Context, cfg Config) (*Queue, error) {
 		}
 		q.nc, err = nats.Connect("", nats.InProcessServer(q.ns), nats.Name("friendflow"))
 	} else {
-		q.nc, err = nats.Connect(cfg.URL,
-			nats.Name("friendflow"),
-			nats.MaxReconnects(-1),
-			nats.ReconnectWait(250*time.Millisecond),
-			nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-				if err != nil {
-					log.Warn("disconnected from NATS", "err", err)
-				}
-			}),
-			nats.ReconnectHandler(func(c *nats.Conn) {
-				log.Info("reconnected to NATS", "server", c.ConnectedUrlRedacted())
-			}),
-		)
+		q.nc, err = connect(cfg, log)
 	}
 	if err != nil {
 		q.shutdownServer()
@@ -351,13 +395,15 @@ func Open(ctx context.Context, cfg Config) (*Queue, error) {
 }
 
 // setup creates or updates the streams and the consumer. It is idempotent,
-// so every replica runs it at start.
+// so every replica runs it at start; it also applies changed limits to
+// existing streams.
 func (q *Queue) setup(ctx context.Context) error {
+	n := q.names
 	var err error
-	q.jobs, err = q.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:        jobsStream,
+	q.jobs, _, err = q.ensureStream(ctx, jetstream.StreamConfig{
+		Name:        n.jobsStream,
 		Description: "friendflow jobs: one message per group of accepted callbacks, one per waiting job",
-		Subjects:    []string{jobsSubjects},
+		Subjects:    []string{n.jobsSubjects},
 		Retention:   jetstream.WorkQueuePolicy,
 		Storage:     jetstream.FileStorage,
 		Replicas:    q.cfg.Replicas,
@@ -366,25 +412,37 @@ func (q *Queue) setup(ctx context.Context) error {
 		MaxBytes:    -1,
 	})
 	if err != nil {
-		return fmt.Errorf("queue: stream %s: %w", jobsStream, err)
+		return err
 	}
-	q.dead, err = q.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:              deadStream,
+	var before jetstream.StreamState
+	q.dead, before, err = q.ensureStream(ctx, jetstream.StreamConfig{
+		Name:              n.deadStream,
 		Description:       "friendflow dead letters: one subject per job id",
-		Subjects:          []string{deadSubjects},
+		Subjects:          []string{n.deadSubjects},
 		Retention:         jetstream.LimitsPolicy,
+		Discard:           jetstream.DiscardOld,
 		Storage:           jetstream.FileStorage,
 		Replicas:          q.cfg.Replicas,
-		Duplicates:        deadDupWindow,
+		Duplicates:        min(deadDupWindow, q.cfg.DeadMaxAge), // JetStream: never above MaxAge
 		MaxMsgsPerSubject: 1,
 		MaxMsgs:           -1,
-		MaxBytes:          -1,
+		MaxAge:            q.cfg.DeadMaxAge,
+		MaxBytes:          q.cfg.DeadMaxBytes,
 	})
-	if err != nil {
-		return fmt.Errorf("queue: stream %s: %w", deadStream, err)
+	if apiErr := (*jetstream.APIError)(nil); errors.As(err, &apiErr) && apiErr.ErrorCode == 10047 {
+		// JetStream reserves a stream's MaxBytes up front, against the
+		// store's room (embedded: 75% of the free space under DataDir).
+		return fmt.Errorf("queue: the dead letters' byte limit (%d MiB) does not fit in the store's free space: "+
+			"lower the dead-letter limit or give the store more room: %w", q.cfg.DeadMaxBytes>>20, err)
 	}
+	if err != nil {
+		return err
+	}
+	// The discard count starts before the update: lowered limits discard
+	// at once, and those count too.
+	q.deadWatch.observe(before)
 	q.cons, err = q.jobs.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
-		Durable:       consumerName,
+		Durable:       n.consumer,
 		Description:   "friendflow workers, shared by every replica",
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       ackWait,
@@ -393,7 +451,7 @@ func (q *Queue) setup(ctx context.Context) error {
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 	})
 	if err != nil {
-		return fmt.Errorf("queue: consumer %s: %w", consumerName, err)
+		return fmt.Errorf("queue: consumer %s: %w", n.consumer, err)
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime"
 	"slices"
@@ -317,15 +318,27 @@ func TestReplayAndDrop(t *testing.T) {
 	if n, err := q.Replay(ctx, []string{}); err != nil || n != 0 {
 		t.Errorf("Replay(empty) = %d, %v; want 0", n, err)
 	}
-	if n, err := q.Replay(ctx, []string{"d1", "missing"}); err != nil || n != 1 {
-		t.Fatalf("Replay(d1, missing) = %d, %v; want 1", n, err)
+	// An unknown id is named, and nothing is replayed or dropped.
+	for name, op := range map[string]func(context.Context, []string) (int, error){"Replay": q.Replay, "Drop": q.Drop} {
+		n, err := op(ctx, []string{"d1", "missing", "gone"})
+		var unknown *UnknownIDsError
+		if n != 0 || !errors.As(err, &unknown) || !slices.Equal(unknown.IDs, []string{"missing", "gone"}) ||
+			err.Error() != `no dead letters with ids "missing", "gone"` {
+			t.Fatalf("%s(d1, missing, gone) = %d, %v; want 0 and both named", name, n, err)
+		}
+	}
+	if dls, _ := q.DeadLetters(ctx); len(dls) != 4 {
+		t.Fatalf("%d dead letters after refused operations, want 4", len(dls))
+	}
+	if n, err := q.Replay(ctx, []string{"d1"}); err != nil || n != 1 {
+		t.Fatalf("Replay(d1) = %d, %v; want 1", n, err)
 	}
 	eventually(t, 10*time.Second, "d1 replayed", func() bool { return s.doneCount("d1") == 1 })
 	if got := s.attemptNumbers("d1"); !slices.Equal(got, []int{1, 1}) {
 		t.Errorf("d1 attempts %v, want [1 1]: a replay starts over", got)
 	}
-	if n, err := q.Drop(ctx, []string{"d2", "missing"}); err != nil || n != 1 {
-		t.Fatalf("Drop(d2, missing) = %d, %v; want 1", n, err)
+	if n, err := q.Drop(ctx, []string{"d2"}); err != nil || n != 1 {
+		t.Fatalf("Drop(d2) = %d, %v; want 1", n, err)
 	}
 	eventually(t, time.Second, "two dead letters left", deadCount(2))
 	if n, err := q.Replay(ctx, nil); err != nil || n != 2 {
@@ -359,7 +372,7 @@ func TestUndecodableMessageIsDeadLettered(t *testing.T) {
 	q := openTest(t, t.TempDir(), s, nil)
 	runTest(t, q)
 	ctx := context.Background()
-	if _, err := q.js.Publish(ctx, subjOne, []byte("not json")); err != nil {
+	if _, err := q.js.Publish(ctx, q.names.one, []byte("not json")); err != nil {
 		t.Fatal(err)
 	}
 	enqueue(t, q, "cb-after", mkJob("after", "ok"))
@@ -467,14 +480,42 @@ func TestOnce(t *testing.T) {
 	}
 }
 
-func TestOnceBucketNames(t *testing.T) {
-	for ttl, want := range map[time.Duration]string{
-		0:                       "friendflow_once_forever",
-		720 * time.Hour:         "friendflow_once_2592000s",
-		1500 * time.Millisecond: "friendflow_once_1500ms",
+// TestDefaultNamespaceKeepsTheNames: the default namespace's names are
+// those of every release before namespaces, so existing streams, pending
+// jobs, dead letters and once keys are found after an upgrade.
+func TestDefaultNamespaceKeepsTheNames(t *testing.T) {
+	n := newNames(DefaultNamespace)
+	for got, want := range map[string]string{
+		n.jobsStream:                            "FRIENDFLOW_JOBS",
+		n.deadStream:                            "FRIENDFLOW_DEAD",
+		n.consumer:                              "friendflow-workers",
+		n.jobsSubjects:                          "friendflow.jobs.>",
+		n.batchPrefix + "3":                     "friendflow.jobs.cb.3",
+		n.one:                                   "friendflow.jobs.one",
+		n.deadSubjects:                          "friendflow.dead.>",
+		n.deadSubject("j1"):                     "friendflow.dead.ajE",
+		n.onceBucket(0):                         "friendflow_once_forever",
+		n.onceBucket(720 * time.Hour):           "friendflow_once_2592000s",
+		n.onceBucket(1500 * time.Millisecond):   "friendflow_once_1500ms",
+		newNames("app-b").jobsStream:            "APP-B_JOBS",
+		newNames("app-b").deadSubject("j1"):     "app-b.dead.ajE",
+		newNames("app_b").onceBucket(time.Hour): "app_b_once_3600s",
 	} {
-		if got := onceBucketName(ttl); got != want {
-			t.Errorf("onceBucketName(%v) = %q, want %q", ttl, got, want)
+		if got != want {
+			t.Errorf("name %q, want %q", got, want)
+		}
+	}
+}
+
+func TestCheckNamespace(t *testing.T) {
+	for _, ns := range []string{"friendflow", "app-b", "a", "team_7"} {
+		if err := CheckNamespace(ns); err != nil {
+			t.Errorf("%q: %v", ns, err)
+		}
+	}
+	for _, ns := range []string{"", "App", "a.b", "a*", "a>", "a b", "7up", "-x", "a/b", strings.Repeat("a", 33)} {
+		if err := CheckNamespace(ns); err == nil {
+			t.Errorf("%q accepted", ns)
 		}
 	}
 }

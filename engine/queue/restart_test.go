@@ -205,7 +205,7 @@ func TestEmbeddedListenerIsOptIn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := js.Stream(context.Background(), jobsStream)
+	st, err := js.Stream(context.Background(), newNames(DefaultNamespace).jobsStream)
 	if err != nil {
 		t.Fatalf("jobs stream over TCP: %v", err)
 	}

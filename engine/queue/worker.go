@@ -2,10 +2,13 @@ package queue
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -183,6 +186,13 @@ func (q *Queue) handle(m jetstream.Msg) (verdict, time.Duration) {
 	if err != nil {
 		return q.poison(m, seq, err), 0
 	}
+	if h := m.Headers().Get(hdrErrors); h != "" && len(jobs) == 1 {
+		if err := json.Unmarshal([]byte(h), &jobs[0].Errors); err != nil {
+			// The history is for people; the job runs without it.
+			q.log.Warn("unreadable error history of a job", "job_id", jobs[0].ID, "err", err)
+			jobs[0].Errors = nil
+		}
+	}
 	// A message postponed until its one job was due (vWait below) comes
 	// back by design; only a delivery that was never acknowledged is a
 	// redelivery.
@@ -293,14 +303,15 @@ type attemptState struct {
 	attempt          int
 	due, first, last time.Time
 	lastError        string
+	errors           []AttemptError
 }
 
 func (s *attemptState) save(j *Job) {
-	*s = attemptState{j.Attempt, j.Due, j.FirstAttempt, j.LastAttempt, j.LastError}
+	*s = attemptState{j.Attempt, j.Due, j.FirstAttempt, j.LastAttempt, j.LastError, j.Errors}
 }
 
 func (s *attemptState) restore(j *Job) {
-	j.Attempt, j.Due, j.FirstAttempt, j.LastAttempt, j.LastError = s.attempt, s.due, s.first, s.last, s.lastError
+	j.Attempt, j.Due, j.FirstAttempt, j.LastAttempt, j.LastError, j.Errors = s.attempt, s.due, s.first, s.last, s.lastError, s.errors
 }
 
 // runAll runs due and returns their runs once all have returned. The
@@ -457,6 +468,7 @@ func (q *Queue) settle(job *Job, reason string, err error, t0 time.Time) runResu
 		return res
 	}
 	job.LastError = err.Error()
+	job.Errors = appendError(job.Errors, AttemptError{Attempt: job.Attempt, At: job.LastAttempt, Error: job.LastError})
 	if rem := actions.Remaining(err); rem != nil {
 		// The action did part of the job: what follows (the retry, or
 		// the dead letter and its replay) covers only the rest.
@@ -478,10 +490,24 @@ func (q *Queue) settle(job *Job, reason string, err error, t0 time.Time) runResu
 	return res
 }
 
+// appendError adds e to a job's error history, keeping the last maxErrors
+// and at most maxErrorLen bytes of each: the history travels in a header.
+func appendError(errs []AttemptError, e AttemptError) []AttemptError {
+	if len(e.Error) > maxErrorLen {
+		e.Error = strings.ToValidUTF8(e.Error[:maxErrorLen], "") + "…"
+	}
+	if len(errs) >= maxErrors {
+		errs = slices.Clone(errs[len(errs)-maxErrors+1:])
+	} else {
+		errs = slices.Clip(errs) // never written into a slice an interrupted attempt restores
+	}
+	return append(errs, e)
+}
+
 // do runs the action. A non-empty reason means the job cannot run at all
 // (unknown kind, invalid parameters): a dead letter without retries.
 func (q *Queue) do(job *Job, ctx *jobContext) (reason string, err error) {
-	kind, ok := q.cfg.Registry.Lookup(job.Action)
+	kind, ok := q.registryLookup(job.Action)
 	if !ok {
 		return "unknown action", fmt.Errorf("unknown action kind %q", job.Action)
 	}
@@ -608,4 +634,11 @@ func (k *keeper) stop() {
 	defer k.mu.Unlock()
 	k.msg = nil
 	k.t.Stop()
+}
+
+func (q *Queue) registryLookup(kind string) (actions.Kind, bool) {
+	if q.cfg.Registry == nil {
+		return nil, false
+	}
+	return q.cfg.Registry.Lookup(kind)
 }

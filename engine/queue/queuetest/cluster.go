@@ -33,8 +33,27 @@ func freePort(t testing.TB) int {
 
 // StartCluster runs three clustered JetStream servers on loopback, each
 // with its own store, shut down when the test ends.
+//
+// Their ports are picked free and then bound by the servers, so another
+// process can take one in between (several test binaries run at once on
+// a CI machine): a server that cannot listen never becomes ready, and the
+// cluster is started again on other ports.
 func StartCluster(t testing.TB) *Cluster {
 	t.Helper()
+	const attempts = 3
+	for i := 1; ; i++ {
+		c, err := startCluster(t)
+		if err == nil {
+			return c
+		}
+		if i == attempts {
+			t.Fatalf("cluster: %v (%d attempts)", err, attempts)
+		}
+		t.Logf("cluster: %v; starting again on other ports", err)
+	}
+}
+
+func startCluster(t testing.TB) (*Cluster, error) {
 	const n = 3
 	var clientPorts, routePorts [n]int
 	var routes, urls []string
@@ -43,7 +62,13 @@ func StartCluster(t testing.TB) *Cluster {
 		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", routePorts[i]))
 		urls = append(urls, fmt.Sprintf("nats://127.0.0.1:%d", clientPorts[i]))
 	}
-	c := &Cluster{Servers: make([]*server.Server, n), URLs: strings.Join(urls, ",")}
+	c := &Cluster{Servers: make([]*server.Server, 0, n), URLs: strings.Join(urls, ",")}
+	stop := func() {
+		for _, ns := range c.Servers {
+			ns.Shutdown()
+			ns.WaitForShutdown()
+		}
+	}
 	for i := range n {
 		ns, err := server.NewServer(&server.Options{
 			ServerName: fmt.Sprintf("n%d", i+1),
@@ -57,21 +82,23 @@ func StartCluster(t testing.TB) *Cluster {
 			NoSigs:     true,
 		})
 		if err != nil {
-			t.Fatal(err)
+			stop()
+			return nil, err
 		}
 		ns.Start()
-		c.Servers[i] = ns
-		t.Cleanup(func() {
-			ns.Shutdown()
-			ns.WaitForShutdown()
-		})
+		c.Servers = append(c.Servers, ns)
 	}
+	// A bound, not a wait: it returns as soon as the listeners are up
+	// (starting JetStream on a loaded 2-core machine under -race can take
+	// seconds).
 	for _, ns := range c.Servers {
-		if !ns.ReadyForConnections(10 * time.Second) {
-			t.Fatalf("%s not ready", ns.Name())
+		if !ns.ReadyForConnections(30 * time.Second) {
+			stop()
+			return nil, fmt.Errorf("%s not ready (a port taken meanwhile?)", ns.Name())
 		}
 	}
-	return c
+	t.Cleanup(stop)
+	return c, nil
 }
 
 // KillStreamLeader shuts down the server leading stream and returns its
