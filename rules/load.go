@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -26,6 +27,18 @@ type Options struct {
 	// uses it to load once and report every case through RunTests; anything
 	// that serves rules must leave it false.
 	SkipTests bool
+
+	// Limits of the rule files; 0 (or less) takes the Default… constant.
+	MaxFileBytes  int64 // size of one rule file: DefaultMaxFileBytes
+	MaxSetBytes   int64 // total size of the files of one Load: DefaultMaxSetBytes
+	MaxNodes      int   // YAML nodes of one file with its aliases expanded: DefaultMaxNodes
+	MaxAliasDepth int   // aliases nested in aliased values: DefaultMaxAliasDepth
+
+	// Budget of one rule's evaluation for one event (when, once.key and
+	// the templates together); over it, the rule fails for that event
+	// with an error wrapping ErrEvalBudget. 0 takes the default.
+	EvalSteps  int  // loop iterations weighted by body size: DefaultEvalSteps
+	EvalMemory uint // expr's memory budget (vm.VM.MemoryBudget): DefaultEvalMemory
 }
 
 // Problem is one thing wrong with the rule files. Line and Col are 1-based;
@@ -91,12 +104,13 @@ func Load(path string, opts Options) (*Set, error) {
 	if getenv == nil {
 		getenv = os.Getenv
 	}
-	srcs, problems := readSources(path)
+	lim := opts.limits()
+	srcs, problems := readSources(path, lim)
 	if len(problems) > 0 {
 		return nil, &LoadError{Problems: problems}
 	}
 
-	l := newLoader(opts.Registry, getenv)
+	l := newLoader(opts.Registry, getenv, lim)
 	var all []*rule
 	files := make([]FileInfo, 0, len(srcs))
 	for _, src := range srcs {
@@ -109,7 +123,7 @@ func Load(path string, opts Options) (*Set, error) {
 		r.idx = i
 	}
 
-	s := newSet(all, files, hashSources(srcs), l.exprOpts)
+	s := newSet(all, files, hashSources(srcs), l.exprOpts, lim)
 	if !opts.SkipTests {
 		for _, res := range s.RunTests() {
 			if !res.Pass {
@@ -131,21 +145,22 @@ func Load(path string, opts Options) (*Set, error) {
 // without parsing anything: a cheap way for a watcher to notice that the
 // files changed.
 func SourceHash(path string) (string, error) {
-	srcs, problems := readSources(path)
+	srcs, problems := readSources(path, (&Options{}).limits())
 	if len(problems) > 0 {
 		return "", &LoadError{Problems: problems}
 	}
 	return hashSources(srcs), nil
 }
 
-// readSources returns the rule files at path sorted by name.
-func readSources(path string) ([]*source, []Problem) {
+// readSources returns the rule files at path sorted by name. No file is
+// read past the size limits: a huge file is refused, not loaded.
+func readSources(path string, lim limits) ([]*source, []Problem) {
 	fi, err := os.Stat(path)
 	if err != nil {
 		return nil, []Problem{{File: path, Msg: ioMsg(err)}}
 	}
 	if !fi.IsDir() {
-		data, err := os.ReadFile(path)
+		data, err := readLimited(path, lim.fileBytes)
 		if err != nil {
 			return nil, []Problem{{File: path, Msg: ioMsg(err)}}
 		}
@@ -158,6 +173,7 @@ func readSources(path string) ([]*source, []Problem) {
 	var (
 		srcs     []*source
 		problems []Problem
+		total    int64
 	)
 	for _, e := range entries { // ReadDir sorts by name
 		name := e.Name()
@@ -184,10 +200,14 @@ func readSources(path string) ([]*source, []Problem) {
 			problems = append(problems, Problem{File: full, Msg: "not a regular file"})
 			continue
 		}
-		data, err := os.ReadFile(full)
+		data, err := readLimited(full, lim.fileBytes)
 		if err != nil {
 			problems = append(problems, Problem{File: full, Msg: ioMsg(err)})
 			continue
+		}
+		if total += int64(len(data)); total > lim.setBytes {
+			return nil, []Problem{{File: path, Msg: fmt.Sprintf(
+				"the rule files add up to more than %s (the limit of one rule set); split the rules over fewer, smaller files or instances", byteSize(lim.setBytes))}}
 		}
 		srcs = append(srcs, &source{path: full, name: name, data: data})
 	}
@@ -199,6 +219,46 @@ func readSources(path string) ([]*source, []Problem) {
 			Msg: "no *.yaml or *.yml files in the directory; refusing to treat it as no rules (write a file with `rules: []` for that)"})
 	}
 	return srcs, problems
+}
+
+// errTooLarge is a rule file over the size limit.
+type errTooLarge int64
+
+func (e errTooLarge) Error() string {
+	return fmt.Sprintf("file is larger than %s, the limit of one rule file; split it", byteSize(int64(e)))
+}
+
+// readLimited reads the file at path, failing without reading it whole when
+// it holds more than max bytes (checked while reading too: it may grow
+// between the stat and the read).
+func readLimited(path string, max int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err == nil && fi.Size() > max {
+		return nil, errTooLarge(max)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > max {
+		return nil, errTooLarge(max)
+	}
+	return data, nil
+}
+
+// byteSize writes n in MiB or KiB when it is a whole number of them.
+func byteSize(n int64) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d bytes", n)
 }
 
 func ioMsg(err error) string {

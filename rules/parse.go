@@ -47,21 +47,23 @@ type loader struct {
 	warnings []Problem         // lint warnings, not ignored by their rules
 	names    map[string]string // rule name -> where it was first defined
 	proto    map[string]any
+	lim      limits
 }
 
-func newLoader(reg *actions.Registry, getenv func(string) string) *loader {
+func newLoader(reg *actions.Registry, getenv func(string) string, lim limits) *loader {
 	proto := EnvPrototype()
 	envFn := expr.Function("env",
 		func(params ...any) (any, error) { return getenv(params[0].(string)), nil },
 		new(func(string) string), // typed: env(1) or env() is a compile error
 	)
-	opts := []expr.Option{expr.Env(proto), envFn, expr.Optimize(true)}
+	opts := append([]expr.Option{expr.Env(proto), envFn, expr.Optimize(true)}, budgetOptions()...)
 	return &loader{
 		reg:      reg,
 		exprOpts: opts,
 		compiler: newExprCompiler(opts),
 		names:    make(map[string]string),
 		proto:    proto,
+		lim:      lim,
 	}
 }
 
@@ -74,6 +76,14 @@ type fileParser struct {
 	// pending are the lint warnings of the rule being parsed, kept until
 	// its lint: ignore is known.
 	pending []Problem
+	// templates are the parameter strings compiled so far, by node: a
+	// string reached through many aliases is compiled once.
+	templates map[*yaml.Node]tmplResult
+}
+
+type tmplResult struct {
+	pv *pval
+	ok bool
 }
 
 func (p *fileParser) problem(line, col int, format string, args ...any) {
@@ -114,6 +124,11 @@ func (l *loader) parseFile(src *source) []*rule {
 		p.yamlError(src.data, err)
 	}
 
+	// Before anything walks the tree, which expands aliases as it goes.
+	if be := checkYAMLBounds(&doc, l.lim.nodes, l.lim.aliasDepth); be != nil {
+		p.errAt(be.at, "%s", be.msg)
+		return nil
+	}
 	root := resolve(doc.Content[0])
 	fields, ok := p.mapping(root, "file", ruleFileKeys)
 	if !ok {
@@ -617,7 +632,15 @@ func (p *fileParser) value(n *yaml.Node, what string) (*pval, bool) {
 		return pv, ok
 	case yaml.ScalarNode:
 		if n.ShortTag() == "!!str" {
-			return p.templateValue(n, what)
+			if r, seen := p.templates[n]; seen {
+				return r.pv, r.ok
+			}
+			pv, ok := p.templateValue(n, what)
+			if p.templates == nil {
+				p.templates = make(map[*yaml.Node]tmplResult)
+			}
+			p.templates[n] = tmplResult{pv, ok}
+			return pv, ok
 		}
 		v, err := scalarValue(n)
 		if err != nil {
