@@ -132,7 +132,7 @@ func TestEvalBudgetKeepsTypeChecks(t *testing.T) {
 func TestLintCostlyLoops(t *testing.T) {
 	s := mustLoad(t, oneRule(`
   - name: issue
-    when: '` + issueLoop + `'
+    when: '`+issueLoop+`'
   - name: long-range
     when: 'any(1..5000, # == EventTime)'
   - name: fine

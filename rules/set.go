@@ -75,9 +75,9 @@ type scratch struct {
 	vm     vm.VM
 	budget evalBudget     // of the rule being evaluated
 	env    map[string]any // the current event's environment
-	lists [][]int32      // candidate lists of one event
-	cand  []int32        // merged candidates
-	bits  []uint64       // mergeBits's bitmap, all zero between uses
+	lists  [][]int32      // candidate lists of one event
+	cand   []int32        // merged candidates
+	bits   []uint64       // mergeBits's bitmap, all zero between uses
 }
 
 // envOf returns ev's environment in the scratch's reused map.
