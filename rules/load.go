@@ -160,6 +160,11 @@ func readSources(path string, lim limits) ([]*source, []Problem) {
 		return nil, []Problem{{File: path, Msg: ioMsg(err)}}
 	}
 	if !fi.IsDir() {
+		if !fi.Mode().IsRegular() {
+			// Reading a FIFO or a device would block the loader, and with
+			// it every reload, forever.
+			return nil, []Problem{{File: path, Msg: "not a regular file"}}
+		}
 		data, err := readLimited(path, lim.fileBytes)
 		if err != nil {
 			return nil, []Problem{{File: path, Msg: ioMsg(err)}}
