@@ -70,6 +70,10 @@ const (
 	Map                        // string to any value (log fields); normalised to map[string]any
 	Object                     // a nested object with declared Fields; normalised to map[string]any
 	Any                        // any JSON value, passed through (a webhook body)
+	// URL is a string holding a URL. A rule's ${ } values inserted into
+	// it after its first literal text are escaped for where they land
+	// (path or query), so a value cannot change the URL's shape.
+	URL
 
 	numParamTypes // the length of paramTypes
 )

@@ -166,6 +166,7 @@ func init() {
 		Map:       {"map", reflect.TypeFor[map[string]any](), normMap},
 		Object:    {"object", reflect.TypeFor[map[string]any](), normObject},
 		Any:       {"any", reflect.TypeFor[any](), normAny},
+		URL:       {"URL", reflect.TypeFor[string](), normString},
 	}
 }
 

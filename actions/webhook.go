@@ -54,7 +54,7 @@ var webhookSpec = Spec{
 		HeaderDelivery + " header (the job id) so the receiver can drop duplicates, and with a secret an " +
 		HeaderSignature + ": sha256=<hex HMAC-SHA256 of the body> header.",
 	Params: []Param{
-		{Name: "url", Type: String, Required: true, Doc: "http or https URL"},
+		{Name: "url", Type: URL, Required: true, Doc: "http or https URL; values a template inserts after its first literal text are escaped for the path or the query (`raw(...)` inserts one as it is)"},
 		{Name: "method", Type: String, Default: "POST", Enum: []string{"POST", "PUT", "PATCH", "GET", "DELETE"}, Doc: "HTTP method"},
 		{Name: "headers", Type: StringMap, Secret: true, Doc: "extra request headers (values often carry credentials, so they are redacted like secrets)"},
 		{Name: "body", Type: Any, Doc: `request body: a string is sent as it is, any other value as JSON; default {"event": the event, "rule": the rule's name, "job_id": the job id}`},

@@ -56,7 +56,7 @@ func newLoader(reg *actions.Registry, getenv func(string) string, lim limits) *l
 		func(params ...any) (any, error) { return getenv(params[0].(string)), nil },
 		new(func(string) string), // typed: env(1) or env() is a compile error
 	)
-	opts := append([]expr.Option{expr.Env(proto), envFn, expr.Optimize(true)}, budgetOptions()...)
+	opts := append([]expr.Option{expr.Env(proto), envFn, rawOption(), expr.Optimize(true)}, budgetOptions()...)
 	return &loader{
 		reg:      reg,
 		exprOpts: opts,
@@ -515,6 +515,7 @@ func (p *fileParser) parseAction(item *yaml.Node, r *rule, what string) *action 
 	default:
 		// Even with a broken template, the Spec still checks the rest.
 		a.params, paramsOK = p.value(pn, what)
+		escapeURLParams(spec.Params, a.params)
 	}
 	if _, err := spec.Check(a.params.loadValue().(map[string]any)); err != nil {
 		var pe *actions.ParamError
@@ -670,15 +671,18 @@ func (p *fileParser) templateValue(n *yaml.Node, what string) (*pval, bool) {
 			t.parts = append(t.parts, tmplPart{lit: sp.lit})
 		}
 		src := s[sp.start:sp.end]
-		var fast fexpr // kind 0: the VM
-		prog, err := p.l.compiler.compile(src, "", func(n ast.Node) { fast, _ = fastCompile(n) })
+		var (
+			fast fexpr // kind 0: the VM
+			raw  bool
+		)
+		prog, err := p.l.compiler.compile(src, "", func(n ast.Node) { fast, _ = fastCompile(n); raw = isRawCall(n) })
 		if err != nil {
 			line, col := p.exprPos(n, sp.start, err)
 			p.problem(line, col, "%s: ${ %s }: %s", what, strings.TrimSpace(src), exprMessage(err))
 			ok = false
 			continue
 		}
-		t.parts = append(t.parts, tmplPart{src: strings.TrimSpace(src), prog: prog, fast: fast})
+		t.parts = append(t.parts, tmplPart{src: strings.TrimSpace(src), prog: prog, fast: fast, raw: raw})
 	}
 	if tail != "" {
 		t.parts = append(t.parts, tmplPart{lit: tail})
