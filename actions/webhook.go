@@ -212,7 +212,7 @@ func (w *Webhook) build(job Job, p WebhookParams) (*hookCall, error) {
 	if err != nil {
 		return nil, fmt.Errorf("webhook: url: %w", err)
 	}
-	call := &hookCall{where: p.Method + " " + redactURL(u), timeout: p.Timeout, follow: p.FollowRedirects}
+	call := &hookCall{where: p.Method + " " + RedactURL(u), timeout: p.Timeout, follow: p.FollowRedirects}
 	body, err := hookBody(job, p.Body)
 	if err != nil {
 		return nil, fmt.Errorf("webhook %s: %w", call.where, err)
@@ -309,7 +309,7 @@ func (call *hookCall) verdict(resp *http.Response, body []byte) error {
 	err = fmt.Errorf("webhook %s: %w", call.where, err)
 	if loc := resp.Header.Get("Location"); loc != "" && resp.StatusCode >= 300 && resp.StatusCode < 400 {
 		if lu, perr := call.req.URL.Parse(loc); perr == nil {
-			loc = redactURL(lu)
+			loc = RedactURL(lu)
 		}
 		err = fmt.Errorf("%w (redirect to %s not followed; set follow_redirects)", err, loc)
 	}
@@ -324,17 +324,4 @@ func unwrapURLError(err error) error {
 		return ue.Err
 	}
 	return err
-}
-
-// redactURL is u for messages: no user info, and the query (which often
-// carries a token) elided.
-func redactURL(u *url.URL) string {
-	r := *u
-	r.User = nil
-	r.Fragment, r.RawFragment = "", ""
-	s := r.String()
-	if base, _, ok := strings.Cut(s, "?"); ok {
-		s = base + "?…"
-	}
-	return s
 }

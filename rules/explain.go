@@ -2,6 +2,7 @@ package rules
 
 import (
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 
@@ -283,6 +284,8 @@ func redactFields(decl []actions.Param, in map[string]any) map[string]any {
 			switch {
 			case p.Secret:
 				out[k] = redacted
+			case p.Type == actions.URL:
+				out[k] = redactURL(v)
 			case p.Type == actions.Object:
 				if m, ok := v.(map[string]any); ok {
 					out[k] = redactFields(p.Fields, m)
@@ -291,6 +294,20 @@ func redactFields(decl []actions.Param, in map[string]any) map[string]any {
 		}
 	}
 	return out
+}
+
+// redactURL shows a URL parameter as the logs do (actions.RedactURL: the
+// query, which often carries a token, elided).
+func redactURL(v any) any {
+	s, ok := v.(string)
+	if !ok {
+		return v
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return redacted // unparsable: nothing says where a token would end
+	}
+	return actions.RedactURL(u)
 }
 
 // isSecret reports whether the top-level parameter name is secret or holds

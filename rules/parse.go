@@ -52,11 +52,10 @@ type loader struct {
 
 func newLoader(reg *actions.Registry, getenv func(string) string, lim limits) *loader {
 	proto := EnvPrototype()
-	envFn := expr.Function("env",
-		func(params ...any) (any, error) { return getenv(params[0].(string)), nil },
+	envOpt := expr.Function(envFn, readEnv(getenv),
 		new(func(string) string), // typed: env(1) or env() is a compile error
 	)
-	opts := append([]expr.Option{expr.Env(proto), envFn, rawOption(), expr.Optimize(true)}, budgetOptions()...)
+	opts := append([]expr.Option{expr.Env(proto), envOpt, rawOption(), expr.Optimize(true)}, budgetOptions()...)
 	return &loader{
 		reg:      reg,
 		exprOpts: opts,

@@ -65,3 +65,23 @@ func TestWebhookURLValuesAreEscaped(t *testing.T) {
 		}
 	}
 }
+
+// explain shows a URL parameter as the logs do: its query elided.
+func TestExplainRedactsURLQuery(t *testing.T) {
+	var reg actions.Registry
+	if err := reg.Register(&actions.Webhook{}); err != nil {
+		t.Fatal(err)
+	}
+	dir := writeFiles(t, oneRule(`
+  - name: hook
+    actions: [{webhook: {url: 'https://user:pw@crm.example/hook/${ To_Account }?token=tok-55e1&to=${ To_Account }#frag'}}]
+`))
+	s, err := Load(dir, Options{Registry: &reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := s.Explain(&imcallback.Event{CallbackCommand: imcallback.CmdFriendAdd, To_Account: "bob"})
+	if got, want := tr[0].Actions[0].Params["url"], "https://crm.example/hook/bob?…"; got != want {
+		t.Errorf("explain url %q; want %q", got, want)
+	}
+}
