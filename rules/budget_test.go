@@ -158,3 +158,15 @@ func TestLintCostlyLoops(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkEvalBudgetExhausted is the cost of a rule that uses up its
+// whole default budget: the longest one rule can hold an event.
+func BenchmarkEvalBudgetExhausted(b *testing.B) {
+	s := mustLoad(b, budgetRules(imcallback.CmdFriendAdd))
+	ev := &imcallback.Event{CallbackCommand: imcallback.CmdFriendAdd, From_Account: "a", To_Account: "b"}
+	for b.Loop() {
+		if _, errs := s.Match(ev); len(errs) != 1 {
+			b.Fatal(errs)
+		}
+	}
+}
