@@ -3,14 +3,19 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/friendflow/friendflow/examples/callbacks"
 )
 
 // maxRSS is the peak resident memory of a finished child, in bytes (Linux
@@ -106,4 +111,78 @@ func TestServeAliasBomb(t *testing.T) {
 	if rss := maxRSS(t, p.cmd.ProcessState); rss > 100<<20 {
 		t.Errorf("serve peaked at %d MiB; want < 100 MiB", rss>>20)
 	}
+}
+
+// A rule whose when is issue 13's billion-step loop fails for each event
+// within its budget, on the before- and the after-callback path alike; the
+// other rules decide and match as before, and the failure is counted.
+func TestServeLoopingRule(t *testing.T) {
+	dir := t.TempDir()
+	rulesYAML := `rules:
+  - name: loops
+    on: [Sns.CallbackPrevFriendAdd, Sns.CallbackFriendAdd]
+    when: 'let r = 1..999; all(r, {let x = #; all(r, {let y = #; all(r, {x + y + # >= 0})})})'
+    lint: {ignore: [FF005]}
+    actions: [{log: {message: never}}]
+  - name: deny-id1
+    on: Sns.CallbackPrevFriendAdd
+    when: To_Account == "id1"
+    actions: [{deny: {code: 38005, reason: no}}]
+`
+	if err := os.WriteFile(filepath.Join(dir, "r.yaml"), []byte(rulesYAML), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	listen, admin := freePort(t), freePort(t)
+	p := start(t, []string{"FRIENDFLOW_SDKAPPID=1400000000"},
+		"serve", "--listen", listen, "--admin-listen", admin, "--rules", dir, "--data", t.TempDir(), "--log-level", "error")
+	waitReady(t, admin)
+	// Without the budget the after-callback took minutes: the client's
+	// timeout turns that into a failure rather than a hung test.
+	client := &http.Client{Timeout: 20 * time.Second}
+	post := func(cmd, file string) map[string]any {
+		t.Helper()
+		q := url.Values{"SdkAppid": {"1400000000"}, "CallbackCommand": {cmd}, "contenttype": {"json"}, "ClientIP": {"127.0.0.1"}, "OptPlatform": {"RESTAPI"}}
+		resp, err := client.Post("http://"+listen+"/callback?"+q.Encode(), "application/json", bytes.NewReader(callbacks.Must(file)))
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", cmd, err, p.logs())
+		}
+		defer resp.Body.Close()
+		var r map[string]any
+		if err := json.NewDecoder(resp.Body).Decode(&r); err != nil || r["ActionStatus"] != "OK" {
+			t.Fatalf("%s: reply %v (%v)", cmd, r, err)
+		}
+		return r
+	}
+	r := post("Sns.CallbackPrevFriendAdd", "prev_friend_add.json")
+	items, _ := r["ResultItem"].([]any)
+	codes := map[string]float64{}
+	for _, it := range items {
+		m, _ := it.(map[string]any)
+		code, _ := m["ResultCode"].(float64)
+		codes[m["To_Account"].(string)] = code
+	}
+	if codes["id1"] != 38005 || codes["id2"] != 0 || len(codes) != 2 {
+		t.Errorf("decisions %v; want id1 denied with 38005 by deny-id1, id2 allowed", r["ResultItem"])
+	}
+	post("Sns.CallbackFriendAdd", "friend_add.json")
+
+	resp, err := http.Get("http://" + admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !regexp.MustCompile(`(?m)^friendflow_rule_errors_total\{rule="loops"\} 5$`).Match(metrics) {
+		t.Errorf("no rule errors counted for loops:\n%s", grepLines(string(metrics), "rule_errors"))
+	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for line := range strings.SplitSeq(s, "\n") {
+		if strings.Contains(line, sub) {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "\n")
 }
