@@ -96,6 +96,10 @@ const (
 	Object                      // a nested object with declared Fields; normalised to map[string]any
 	Any                         // any JSON value, passed through (a webhook body)
 	StringList                  // a list of strings (accounts); normalised to []string
+	// URL is a string holding a URL. A rule's ${ } values inserted into
+	// it after its first literal text are escaped for where they land
+	// (path or query), so a value cannot change the URL's shape.
+	URL
 
 	numParamTypes // the length of paramTypes
 )

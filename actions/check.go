@@ -167,6 +167,7 @@ func init() {
 		Object:     {"object", reflect.TypeFor[map[string]any](), normObject},
 		Any:        {"any", reflect.TypeFor[any](), normAny},
 		StringList: {"list of strings", reflect.TypeFor[[]string](), normStringList},
+		URL:        {"URL", reflect.TypeFor[string](), normString},
 	}
 }
 

@@ -58,7 +58,7 @@ var webhookSpec = Spec{
 		"and with a secret an " +
 		HeaderSignature + ": sha256=<hex HMAC-SHA256 of the body> header.",
 	Params: []Param{
-		{Name: "url", Type: String, Example: `https://crm.internal/hooks/friend`, Required: true, Doc: "http or https URL"},
+		{Name: "url", Type: URL, Example: `https://crm.internal/hooks/friend/${ To_Account }`, Required: true, Doc: "http or https URL; values a template inserts after its first literal text are escaped for the path or the query (`raw(...)` inserts one as it is)"},
 		{Name: "method", Type: String, Example: `PUT`, Default: "POST", Enum: []string{"POST", "PUT", "PATCH", "GET", "DELETE"}, Doc: "HTTP method"},
 		{Name: "headers", Type: StringMap, Example: `{Authorization: "Bearer ${ env(\"CRM_TOKEN\") }"}`, Secret: true, Doc: "extra request headers (values often carry credentials, so they are redacted like secrets)"},
 		{Name: "body", Type: Any, Example: `{user: "${ From_Account }", source: friendflow}`, Doc: `request body: a string is sent as it is, any other value as JSON; default {"event": the event, "rule": the rule's name, "job_id": the job id}`},
@@ -216,7 +216,7 @@ func (w *Webhook) build(job Job, p WebhookParams) (*hookCall, error) {
 	if err != nil {
 		return nil, fmt.Errorf("webhook: url: %w", err)
 	}
-	call := &hookCall{where: p.Method + " " + redactURL(u), timeout: p.Timeout, follow: p.FollowRedirects}
+	call := &hookCall{where: p.Method + " " + RedactURL(u), timeout: p.Timeout, follow: p.FollowRedirects}
 	body, err := hookBody(job, p.Body)
 	if err != nil {
 		return nil, fmt.Errorf("webhook %s: %w", call.where, err)
@@ -317,7 +317,7 @@ func (call *hookCall) verdict(resp *http.Response, body []byte) error {
 	err = fmt.Errorf("webhook %s: %w", call.where, err)
 	if loc := resp.Header.Get("Location"); loc != "" && resp.StatusCode >= 300 && resp.StatusCode < 400 {
 		if lu, perr := call.req.URL.Parse(loc); perr == nil {
-			loc = redactURL(lu)
+			loc = RedactURL(lu)
 		}
 		err = fmt.Errorf("%w (redirect to %s not followed; set follow_redirects)", err, loc)
 	}
@@ -332,17 +332,4 @@ func unwrapURLError(err error) error {
 		return ue.Err
 	}
 	return err
-}
-
-// redactURL is u for messages: no user info, and the query (which often
-// carries a token) elided.
-func redactURL(u *url.URL) string {
-	r := *u
-	r.User = nil
-	r.Fragment, r.RawFragment = "", ""
-	s := r.String()
-	if base, _, ok := strings.Cut(s, "?"); ok {
-		s = base + "?…"
-	}
-	return s
 }

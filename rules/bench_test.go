@@ -15,10 +15,23 @@ import (
 // genRules writes n rules; indexed rules each test a distinct
 // From_Account == "userN" conjunct, unindexed ones hide the same test
 // behind an ||, so every rule is evaluated for every event.
-func genRules(n int, indexed bool) string {
+func genRules(n int, indexed bool) string { return genRulesFrom(0, n, indexed) }
+
+// genRuleFiles is genRules split into files of at most 1000 rules (about
+// 200 KiB, 21 000 YAML nodes), as a large rule set must be under the
+// per-file limits (DefaultMaxFileBytes, DefaultMaxNodes).
+func genRuleFiles(n int, indexed bool) map[string]string {
+	files := make(map[string]string)
+	for from := 0; from < n; from += 1000 {
+		files[fmt.Sprintf("r%05d.yaml", from)] = genRulesFrom(from, min(n, from+1000), indexed)
+	}
+	return files
+}
+
+func genRulesFrom(from, to int, indexed bool) string {
 	var b strings.Builder
 	b.WriteString("rules:\n")
-	for i := range n {
+	for i := from; i < to; i++ {
 		fmt.Fprintf(&b, "  - name: rule-%d\n", i)
 		if indexed {
 			fmt.Fprintf(&b, "    when: 'From_Account == \"user%d\" && ClientCmd in [\"friend_add\", \"friend_response\"]'\n", i)
@@ -39,7 +52,7 @@ func BenchmarkMatch(b *testing.B) {
 				name = fmt.Sprintf("unindexed/rules=%d", n)
 			}
 			b.Run(name, func(b *testing.B) {
-				s := mustLoad(b, map[string]string{"r.yaml": genRules(n, indexed)})
+				s := mustLoad(b, genRuleFiles(n, indexed))
 				ev := &imcallback.Event{CallbackCommand: imcallback.CmdFriendAdd, ClientCmd: "friend_add", From_Account: "user0", To_Account: "bob"}
 				if got := mustMatch(b, s, ev); len(got) != 1 {
 					b.Fatalf("matches = %d", len(got))
@@ -57,7 +70,7 @@ func BenchmarkMatch(b *testing.B) {
 func BenchmarkMatchNoMatch(b *testing.B) {
 	for _, n := range []int{100, 10000} {
 		b.Run(fmt.Sprintf("indexed/rules=%d", n), func(b *testing.B) {
-			s := mustLoad(b, map[string]string{"r.yaml": genRules(n, true)})
+			s := mustLoad(b, genRuleFiles(n, true))
 			ev := &imcallback.Event{CallbackCommand: imcallback.CmdFriendAdd, ClientCmd: "friend_add", From_Account: "nobody", To_Account: "bob"}
 			b.ReportAllocs()
 			for b.Loop() {
@@ -81,7 +94,7 @@ func BenchmarkMatchParallel(b *testing.B) {
 func BenchmarkLoad(b *testing.B) {
 	for _, n := range []int{1000, 10000} {
 		b.Run(fmt.Sprintf("rules=%d", n), func(b *testing.B) {
-			dir := writeFiles(b, map[string]string{"r.yaml": genRules(n, true)})
+			dir := writeFiles(b, genRuleFiles(n, true))
 			reg := testRegistry(b)
 			b.ReportAllocs()
 			for b.Loop() {

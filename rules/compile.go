@@ -53,6 +53,9 @@ func (c *exprCompiler) compile(src, key string, inspect func(ast.Node), extra ..
 	if err != nil {
 		return nil, err
 	}
+	if err := checkEnvNames(tree); err != nil {
+		return nil, err
+	}
 	if inspect != nil {
 		inspect(tree.Node)
 	}

@@ -99,11 +99,12 @@ type operand struct {
 // evaluates every rule (not only the index's candidates); a runtime error
 // is a trace's StatusError, not an error of its own.
 func (s *Set) Explain(ev *imcallback.Event) []RuleTrace {
-	env := envOf(ev)
 	sc := s.scratch.Get().(*scratch)
 	defer s.scratch.Put(sc)
+	env := withBudget(envOf(ev), &sc.budget)
 	out := make([]RuleTrace, 0, len(s.rules))
 	for _, r := range s.rules {
+		sc.budget.used = 0
 		out = append(out, s.explainRule(r, ev, env, sc))
 	}
 	return out

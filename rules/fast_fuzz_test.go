@@ -24,7 +24,7 @@ func FuzzFastValueMatchesVM(f *testing.F) {
 	} {
 		f.Add(src, "alice", "bob", "friend_add", int64(math.MinInt64), int64(math.MaxInt64))
 	}
-	l := newLoader(nil, func(string) string { return "" })
+	l := newLoader(nil, func(string) string { return "" }, (&Options{}).limits())
 	f.Fuzz(func(t *testing.T, src, a, b, c string, n, m int64) {
 		var fast fexpr
 		prog, err := l.compiler.compile(src, "", func(node ast.Node) { fast, _ = fastCompile(node) })

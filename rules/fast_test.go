@@ -112,7 +112,7 @@ var trickyWhens = []struct {
 // whenCompiler compiles conditions as Load does, for the VM and for the
 // fast path.
 func whenCompiler() func(src string) (*vm.Program, func(*imcallback.Event) bool, error) {
-	l := newLoader(nil, func(string) string { return "" })
+	l := newLoader(nil, func(string) string { return "" }, (&Options{}).limits())
 	return func(src string) (*vm.Program, func(*imcallback.Event) bool, error) {
 		prog, cond, _, err := l.compileWhen(src)
 		return prog, cond, err

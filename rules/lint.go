@@ -32,10 +32,14 @@ const (
 	// CodeConstant: a when that is always true or always false on every
 	// command of on.
 	CodeConstant = "FF004"
+	// CodeCostlyLoop: loops (all, any, filter, map, …) nested in another
+	// loop's predicate, or over a long constant range: the cost is the
+	// product of the lengths, and an evaluation over budget fails.
+	CodeCostlyLoop = "FF005"
 )
 
 // lintCodes lists the codes lint: ignore accepts.
-var lintCodes = []string{CodeOutsideDomain, CodeOneSpelling, CodeNotCarried, CodeConstant}
+var lintCodes = []string{CodeOutsideDomain, CodeOneSpelling, CodeNotCarried, CodeConstant, CodeCostlyLoop}
 
 // finding is one warning inside a when; at is the rune offset in the
 // expression where it points, as expr's nodes locate themselves.
@@ -70,6 +74,7 @@ func lintWhen(root ast.Node, on []string) []finding {
 	if v, ok := constantOn(root, on); ok {
 		l.add(CodeConstant, 0, constantMsg(v, on))
 	}
+	l.found = append(l.found, lintLoops(root)...)
 	slices.SortStableFunc(l.found, func(a, b finding) int { return a.at - b.at })
 	return l.found
 }

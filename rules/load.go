@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -26,6 +27,18 @@ type Options struct {
 	// uses it to load once and report every case through RunTests; anything
 	// that serves rules must leave it false.
 	SkipTests bool
+
+	// Limits of the rule files; 0 (or less) takes the Default… constant.
+	MaxFileBytes  int64 // size of one rule file: DefaultMaxFileBytes
+	MaxSetBytes   int64 // total size of the files of one Load: DefaultMaxSetBytes
+	MaxNodes      int   // YAML nodes of one file with its aliases expanded: DefaultMaxNodes
+	MaxAliasDepth int   // aliases nested in aliased values: DefaultMaxAliasDepth
+
+	// Budget of one rule's evaluation for one event (when, once.key and
+	// the templates together); over it, the rule fails for that event
+	// with an error wrapping ErrEvalBudget. 0 takes the default.
+	EvalSteps  int  // loop iterations weighted by body size: DefaultEvalSteps
+	EvalMemory uint // expr's memory budget (vm.VM.MemoryBudget): DefaultEvalMemory
 }
 
 // Problem is one thing wrong with the rule files. Line and Col are 1-based;
@@ -99,12 +112,13 @@ func LoadPaths(paths []string, opts Options) (*Set, error) {
 	if getenv == nil {
 		getenv = os.Getenv
 	}
-	srcs, problems := readPaths(paths)
+	lim := opts.limits()
+	srcs, problems := readPaths(paths, lim)
 	if len(problems) > 0 {
 		return nil, &LoadError{Problems: problems}
 	}
 
-	l := newLoader(opts.Registry, getenv)
+	l := newLoader(opts.Registry, getenv, lim)
 	var all []*rule
 	files := make([]FileInfo, 0, len(srcs))
 	for _, src := range srcs {
@@ -117,7 +131,7 @@ func LoadPaths(paths []string, opts Options) (*Set, error) {
 		r.idx = i
 	}
 
-	s := newSet(all, files, hashSources(srcs), l.exprOpts)
+	s := newSet(all, files, hashSources(srcs), l.exprOpts, lim)
 	if !opts.SkipTests {
 		for _, res := range s.RunTests() {
 			if !res.Pass {
@@ -135,45 +149,62 @@ func LoadPaths(paths []string, opts Options) (*Set, error) {
 	return s, nil
 }
 
+func setTooLarge(path string, lim limits) Problem {
+	return Problem{File: path, Msg: fmt.Sprintf(
+		"the rule files add up to more than %s (the limit of one rule set); split the rules over fewer, smaller files or instances", byteSize(lim.setBytes))}
+}
+
 // SourceHash returns the hash Load would report as Set.Hash for path,
 // without parsing anything: a cheap way for a watcher to notice that the
 // files changed.
 func SourceHash(path string) (string, error) {
-	srcs, problems := readSources(path)
+	srcs, problems := readSources(path, (&Options{}).limits())
 	if len(problems) > 0 {
 		return "", &LoadError{Problems: problems}
 	}
 	return hashSources(srcs), nil
 }
 
-// readPaths returns the rule files of every path, each file once.
-func readPaths(paths []string) ([]*source, []Problem) {
+// readPaths returns the rule files of every path, each file once. The
+// set-size limit counts the files of all paths together.
+func readPaths(paths []string, lim limits) ([]*source, []Problem) {
 	var (
 		all      []*source
 		problems []Problem
 		seen     = make(map[string]bool)
+		total    int64
 	)
 	for _, path := range paths {
-		srcs, ps := readSources(path)
+		srcs, ps := readSources(path, lim)
 		problems = append(problems, ps...)
 		for _, s := range srcs {
 			if key := filepath.Clean(s.path); !seen[key] {
 				seen[key] = true
 				all = append(all, s)
+				total += int64(len(s.data))
 			}
+		}
+		if total > lim.setBytes {
+			return nil, []Problem{setTooLarge(path, lim)}
 		}
 	}
 	return all, problems
 }
 
-// readSources returns the rule files at path sorted by name.
-func readSources(path string) ([]*source, []Problem) {
+// readSources returns the rule files at path sorted by name. No file is
+// read past the size limits: a huge file is refused, not loaded.
+func readSources(path string, lim limits) ([]*source, []Problem) {
 	fi, err := os.Stat(path)
 	if err != nil {
 		return nil, []Problem{{File: path, Msg: ioMsg(err)}}
 	}
 	if !fi.IsDir() {
-		data, err := os.ReadFile(path)
+		if !fi.Mode().IsRegular() {
+			// Reading a FIFO or a device would block the loader, and with
+			// it every reload, forever.
+			return nil, []Problem{{File: path, Msg: "not a regular file"}}
+		}
+		data, err := readLimited(path, lim.fileBytes)
 		if err != nil {
 			return nil, []Problem{{File: path, Msg: ioMsg(err)}}
 		}
@@ -186,6 +217,7 @@ func readSources(path string) ([]*source, []Problem) {
 	var (
 		srcs     []*source
 		problems []Problem
+		total    int64
 	)
 	for _, e := range entries { // ReadDir sorts by name
 		name := e.Name()
@@ -212,10 +244,13 @@ func readSources(path string) ([]*source, []Problem) {
 			problems = append(problems, Problem{File: full, Msg: "not a regular file"})
 			continue
 		}
-		data, err := os.ReadFile(full)
+		data, err := readLimited(full, lim.fileBytes)
 		if err != nil {
 			problems = append(problems, Problem{File: full, Msg: ioMsg(err)})
 			continue
+		}
+		if total += int64(len(data)); total > lim.setBytes {
+			return nil, []Problem{setTooLarge(path, lim)}
 		}
 		srcs = append(srcs, &source{path: full, name: name, data: data})
 	}
@@ -227,6 +262,46 @@ func readSources(path string) ([]*source, []Problem) {
 			Msg: "no *.yaml or *.yml files in the directory; refusing to treat it as no rules (write a file with `rules: []` for that)"})
 	}
 	return srcs, problems
+}
+
+// errTooLarge is a rule file over the size limit.
+type errTooLarge int64
+
+func (e errTooLarge) Error() string {
+	return fmt.Sprintf("file is larger than %s, the limit of one rule file; split it", byteSize(int64(e)))
+}
+
+// readLimited reads the file at path, failing without reading it whole when
+// it holds more than max bytes (checked while reading too: it may grow
+// between the stat and the read).
+func readLimited(path string, max int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err == nil && fi.Size() > max {
+		return nil, errTooLarge(max)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > max {
+		return nil, errTooLarge(max)
+	}
+	return data, nil
+}
+
+// byteSize writes n in MiB or KiB when it is a whole number of them.
+func byteSize(n int64) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d bytes", n)
 }
 
 func ioMsg(err error) string {

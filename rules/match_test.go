@@ -200,7 +200,7 @@ func TestMatchRuntimeErrorIsolated(t *testing.T) {
 
 func TestIndexKeys(t *testing.T) {
 	proto := EnvPrototype()
-	l := newLoader(nil, func(string) string { return "" })
+	l := newLoader(nil, func(string) string { return "" }, (&Options{}).limits())
 	cases := []struct {
 		when string
 		want *indexKey

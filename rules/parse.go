@@ -39,21 +39,22 @@ type loader struct {
 	warnings []Problem         // lint warnings, not ignored by their rules
 	names    map[string]string // rule name -> where it was first defined
 	proto    map[string]any
+	lim      limits
 }
 
-func newLoader(reg *actions.Registry, getenv func(string) string) *loader {
+func newLoader(reg *actions.Registry, getenv func(string) string, lim limits) *loader {
 	proto := EnvPrototype()
-	envFn := expr.Function("env",
-		func(params ...any) (any, error) { return getenv(params[0].(string)), nil },
+	envOpt := expr.Function(envFn, readEnv(getenv),
 		new(func(string) string), // typed: env(1) or env() is a compile error
 	)
-	opts := []expr.Option{expr.Env(proto), envFn, expr.Optimize(true)}
+	opts := append([]expr.Option{expr.Env(proto), envOpt, rawOption(), expr.Optimize(true)}, budgetOptions()...)
 	return &loader{
 		reg:      reg,
 		exprOpts: opts,
 		compiler: newExprCompiler(opts),
 		names:    make(map[string]string),
 		proto:    proto,
+		lim:      lim,
 	}
 }
 
@@ -66,6 +67,14 @@ type fileParser struct {
 	// pending are the lint warnings of the rule being parsed, kept until
 	// its lint: ignore is known.
 	pending []Problem
+	// templates are the parameter strings compiled so far, by node: a
+	// string reached through many aliases is compiled once.
+	templates map[*yaml.Node]tmplResult
+}
+
+type tmplResult struct {
+	pv *pval
+	ok bool
 }
 
 func (p *fileParser) problem(line, col int, format string, args ...any) {
@@ -106,6 +115,11 @@ func (l *loader) parseFile(src *source) []*rule {
 		p.yamlError(src.data, err)
 	}
 
+	// Before anything walks the tree, which expands aliases as it goes.
+	if be := checkYAMLBounds(&doc, l.lim.nodes, l.lim.aliasDepth); be != nil {
+		p.errAt(be.at, "%s", be.msg)
+		return nil
+	}
 	root := resolve(doc.Content[0])
 	fields, ok := p.mapping(root, "file", ruleFileKeys)
 	if !ok {
@@ -490,6 +504,7 @@ func (p *fileParser) parseAction(item *yaml.Node, r *rule, what string) *action 
 	default:
 		// Even with a broken template, the Spec still checks the rest.
 		a.params, paramsOK = p.value(pn, what)
+		escapeURLParams(spec.Params, a.params)
 	}
 	if _, err := spec.Check(a.params.loadValue().(map[string]any)); err != nil {
 		var pe *actions.ParamError
@@ -607,7 +622,15 @@ func (p *fileParser) value(n *yaml.Node, what string) (*pval, bool) {
 		return pv, ok
 	case yaml.ScalarNode:
 		if n.ShortTag() == "!!str" {
-			return p.templateValue(n, what)
+			if r, seen := p.templates[n]; seen {
+				return r.pv, r.ok
+			}
+			pv, ok := p.templateValue(n, what)
+			if p.templates == nil {
+				p.templates = make(map[*yaml.Node]tmplResult)
+			}
+			p.templates[n] = tmplResult{pv, ok}
+			return pv, ok
 		}
 		v, err := scalarValue(n)
 		if err != nil {
@@ -637,15 +660,18 @@ func (p *fileParser) templateValue(n *yaml.Node, what string) (*pval, bool) {
 			t.parts = append(t.parts, tmplPart{lit: sp.lit})
 		}
 		src := s[sp.start:sp.end]
-		var fast fexpr // kind 0: the VM
-		prog, err := p.l.compiler.compile(src, "", func(n ast.Node) { fast, _ = fastCompile(n) })
+		var (
+			fast fexpr // kind 0: the VM
+			raw  bool
+		)
+		prog, err := p.l.compiler.compile(src, "", func(n ast.Node) { fast, _ = fastCompile(n); raw = isRawCall(n) })
 		if err != nil {
 			line, col := p.exprPos(n, sp.start, err)
 			p.problem(line, col, "%s: ${ %s }: %s", what, strings.TrimSpace(src), exprMessage(err))
 			ok = false
 			continue
 		}
-		t.parts = append(t.parts, tmplPart{src: strings.TrimSpace(src), prog: prog, fast: fast})
+		t.parts = append(t.parts, tmplPart{src: strings.TrimSpace(src), prog: prog, fast: fast, raw: raw})
 	}
 	if tail != "" {
 		t.parts = append(t.parts, tmplPart{lit: tail})

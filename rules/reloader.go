@@ -23,9 +23,12 @@ type Reloader struct {
 	OnReload func(set *Set, err error, took time.Duration)
 
 	current atomic.Pointer[Set]
-	mu      sync.Mutex // serialises reloads and guards status and seen
-	status  ReloadStatus
-	seen    string // Fingerprint taken before the last load attempt
+	loading sync.Mutex // serialises reloads; held for a whole load
+	// mu guards status and seen, and is never held during a load: /rules
+	// and /readyz read the status while a large or hostile file loads.
+	mu     sync.Mutex
+	status ReloadStatus
+	seen   string // Fingerprint taken before the last load attempt
 }
 
 // ReloadStatus is what GET /rules shows about reloading.
@@ -54,15 +57,18 @@ func (r *Reloader) Status() ReloadStatus {
 // set stays as it was and the error (every problem, file:line:col) is kept
 // in Status and returned.
 func (r *Reloader) Reload(reason string) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	r.loading.Lock()
+	defer r.loading.Unlock()
 	start := time.Now()
 	// Taken before the load: if the files change while it runs, the
 	// watcher sees a difference and reloads again.
-	r.seen, _ = Fingerprint(r.Path)
+	seen, _ := Fingerprint(r.Path)
 	set, err := Load(r.Path, r.Options)
 	took := time.Since(start)
 	log := r.logger()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.seen = seen
 	r.status.LastReason = reason
 	if err != nil {
 		r.status.Failures++

@@ -219,3 +219,57 @@ func TestLoadRefusesAFIFOInsteadOfBlocking(t *testing.T) {
 		t.Fatalf("err %v", err)
 	}
 }
+
+// slowKind's Spec, once armed, reports that a load has reached it and
+// waits for release: a load held in progress.
+type slowKind struct {
+	armed            atomic.Bool
+	reached, release chan struct{}
+}
+
+func (k *slowKind) Spec() actions.Spec {
+	if k.armed.Load() {
+		k.reached <- struct{}{}
+		<-k.release
+	}
+	return actions.Spec{Name: "test.slow"}
+}
+
+func (k *slowKind) Do(context.Context, actions.Job, map[string]any) error { return nil }
+
+// Status and Current answer while a load is in progress: GET /rules and
+// /readyz read them.
+func TestReloaderStatusDuringLoad(t *testing.T) {
+	k := &slowKind{reached: make(chan struct{}), release: make(chan struct{})}
+	var reg actions.Registry
+	if err := reg.Register(k); err != nil {
+		t.Fatal(err)
+	}
+	dir := writeFiles(t, map[string]string{"r.yaml": "rules:\n  - name: a\n    actions: [{test.slow: {}}]\n"})
+	r := &Reloader{Path: dir, Options: Options{Registry: &reg}, Logger: slog.New(slog.DiscardHandler)}
+	if err := r.Reload("start"); err != nil {
+		t.Fatal(err)
+	}
+	k.armed.Store(true)
+	done := make(chan error, 1)
+	go func() { done <- r.Reload("test") }()
+	<-k.reached // the load is in progress, and stays so until release
+	answered := make(chan ReloadStatus, 1)
+	go func() { answered <- r.Status() }()
+	select {
+	case st := <-answered:
+		if st.Reloads != 1 || r.Current() == nil {
+			t.Errorf("status during the load: %+v", st)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("Status waited for the load in progress")
+	}
+	k.armed.Store(false)
+	close(k.release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if st := r.Status(); st.Reloads != 2 {
+		t.Errorf("status after the load: %+v", st)
+	}
+}

@@ -113,7 +113,8 @@ func (s *Set) RunTestsMatching(keep func(rule, test string) bool) []TestResult {
 // runTest returns "" when the case passes, else what went wrong.
 func (s *Set) runTest(r *rule, tc *testCase, sc *scratch) string {
 	ev := tc.event
-	env := envOf(&ev)
+	sc.budget.used = 0
+	env := withBudget(envOf(&ev), &sc.budget)
 	matched := false
 	if r.covers(ev.CallbackCommand) {
 		ok, err := r.evalWhen(&sc.vm, env)

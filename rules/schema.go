@@ -245,6 +245,8 @@ func paramSchema(p actions.Param) jsonSchema {
 		} else {
 			alts = append(alts, jsonSchema{"type": []string{"string", "number", "boolean"}})
 		}
+	case actions.URL: // a template in a URL is a string too
+		alts = append(alts, jsonSchema{"type": []string{"string", "number", "boolean"}})
 	case actions.Int:
 		alts = append(alts, jsonSchema{"type": "integer"}, template)
 	case actions.Bool:

@@ -75,17 +75,18 @@ type Action struct {
 // scratch is what one Match needs besides the event: reused through a pool
 // because expr's VM keeps its stack between runs.
 type scratch struct {
-	vm    vm.VM
-	env   map[string]any // the current event's environment
-	lists [][]int32      // candidate lists of one event
-	cand  []int32        // merged candidates
-	bits  []uint64       // mergeBits's bitmap, all zero between uses
+	vm     vm.VM
+	budget evalBudget     // of the rule being evaluated
+	env    map[string]any // the current event's environment
+	lists  [][]int32      // candidate lists of one event
+	cand   []int32        // merged candidates
+	bits   []uint64       // mergeBits's bitmap, all zero between uses
 }
 
 // envOf returns ev's environment in the scratch's reused map.
 func (sc *scratch) envOf(ev *imcallback.Event) map[string]any {
 	if sc.env == nil {
-		sc.env = envOf(ev)
+		sc.env = withBudget(envOf(ev), &sc.budget)
 	} else {
 		fillEnv(ev, sc.env)
 	}
@@ -111,14 +112,18 @@ func (c *evalCtx) envMap() map[string]any {
 	return c.env
 }
 
-func newSet(rules []*rule, files []FileInfo, hash string, opts []expr.Option) *Set {
+func newSet(rules []*rule, files []FileInfo, hash string, opts []expr.Option, lim limits) *Set {
 	s := &Set{
 		rules:    rules,
 		files:    files,
 		hash:     hash,
 		exprOpts: opts,
 	}
-	s.scratch.New = func() any { return new(scratch) }
+	s.scratch.New = func() any {
+		sc := &scratch{budget: evalBudget{max: lim.evalSteps}}
+		sc.vm.MemoryBudget = lim.evalMemory
+		return sc
+	}
 	s.byCmd = buildIndex(rules)
 	return s
 }
@@ -142,6 +147,7 @@ func (s *Set) Match(ev *imcallback.Event) (matches []Match, errs []RuleError) {
 
 	for _, i := range cr.candidates(ev, sc) {
 		r := s.rules[i]
+		sc.budget.used = 0 // each rule has the whole budget
 		ok := true
 		var err error
 		switch {

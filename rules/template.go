@@ -29,6 +29,8 @@ type tmplPart struct {
 	src  string      // the expression as written, trimmed (for messages)
 	prog *vm.Program // compiled expression
 	fast fexpr       // prog on the fast path, when fast.kind is not 0
+	raw  bool        // the expression is a raw(...) call
+	esc  urlEsc      // how the value is escaped (URL parameters)
 }
 
 // value returns the fast part's value as the VM would: a string, int or
@@ -159,6 +161,12 @@ func (t *template) render(x *evalCtx) (any, error) {
 			b.WriteString(p.lit)
 			continue
 		}
+		if p.esc != escNone {
+			if err := p.appendEscaped(&b, x); err != nil {
+				return nil, fmt.Errorf("${ %s }: %w", p.src, err)
+			}
+			continue
+		}
 		if p.fast.kind != 0 {
 			p.appendFast(&b, x.ev)
 			continue
@@ -172,6 +180,30 @@ func (t *template) render(x *evalCtx) (any, error) {
 		}
 	}
 	return b.String(), nil
+}
+
+// appendEscaped writes the part's value escaped for its place in a URL.
+func (p *tmplPart) appendEscaped(b *strings.Builder, x *evalCtx) error {
+	var s string
+	if p.fast.kind == fkString {
+		s = p.fast.s(x.ev)
+	} else {
+		var text strings.Builder
+		if p.fast.kind != 0 {
+			p.appendFast(&text, x.ev)
+		} else {
+			v, err := x.vm.Run(p.prog, x.envMap())
+			if err != nil {
+				return err
+			}
+			if err := appendText(&text, v); err != nil {
+				return err
+			}
+		}
+		s = text.String()
+	}
+	b.WriteString(escapeURLValue(p.esc, s))
+	return nil
 }
 
 // appendText writes v as it reads inside a sentence: strings as they are,

@@ -362,13 +362,6 @@ func serve(ctx context.Context, cfg *serveConfig, stdout, stderr io.Writer, gete
 		FailCode:        cfg.DecisionFailCode,
 	}
 
-	// A start with broken rules does not exit: the process stays up, not
-	// ready, and loads the rules as soon as they are fixed; the error is in
-	// the log, /rules and /readyz.
-	if err := reloader.Reload("start"); err != nil {
-		log.Error("rules did not load at start; not ready until they do", "path", cfg.Rules)
-	}
-
 	receiver := &imcallback.Receiver{
 		SdkAppid:   cfg.SdkAppid,
 		Token:      cfg.CallbackToken,
@@ -449,6 +442,14 @@ func serve(ctx context.Context, cfg *serveConfig, stdout, stderr io.Writer, gete
 		}
 	}()
 	go func() {
+		// The first load runs once the listeners are open: however long
+		// the files take to load (or to be refused), /healthz, /readyz
+		// and /rules answer. A start with broken rules does not exit: the
+		// process stays up, not ready, and loads the rules as soon as they
+		// are fixed; the error is in the log, /rules and /readyz.
+		if err := reloader.Reload("start"); err != nil {
+			log.Error("rules did not load at start; not ready until they do", "path", cfg.Rules)
+		}
 		if err := reloader.Watch(bg); err != nil {
 			log.Error("rule watcher stopped; reload with SIGHUP or POST /reload", "err", err)
 		}

@@ -150,9 +150,9 @@ func TestBacktestEndpoint(t *testing.T) {
 		t.Fatalf("broken rules: %d %+v", status, res)
 	}
 	// A backtest reads no secret from the server's environment.
-	t.Setenv("FRIENDFLOW_TEST_SECRET", "hunter4")
-	leak := "rules:\n  - name: x\n    on: [Sns.CallbackPrevFriendAdd]\n    when: env(\"FRIENDFLOW_TEST_SECRET\") == \"hunter4\"\n    actions: [{webhook: {url: 'http://h/'}}]\n" +
-		"  - name: y\n    on: [Sns.CallbackPrevFriendAdd]\n    when: env(\"FRIENDFLOW_TEST_SECRET\") == \"\"\n    actions: [{webhook: {url: 'http://h/'}}]\n"
+	t.Setenv("CRM_TEST_SECRET", "hunter4")
+	leak := "rules:\n  - name: x\n    on: [Sns.CallbackPrevFriendAdd]\n    when: env(\"CRM_TEST_SECRET\") == \"hunter4\"\n    actions: [{webhook: {url: 'http://h/'}}]\n" +
+		"  - name: y\n    on: [Sns.CallbackPrevFriendAdd]\n    when: env(\"CRM_TEST_SECRET\") == \"\"\n    actions: [{webhook: {url: 'http://h/'}}]\n"
 	status, res = post("application/yaml", []byte(leak))
 	if out := mustJSON(t, res); status != 200 || len(res.Diff.Rules) < 2 || len(res.Diff.Rules[0].NewlyMatched) != 0 || len(res.Diff.Rules[1].NewlyMatched) != 2 {
 		t.Fatalf("a backtest with env(): %d %s", status, out)
