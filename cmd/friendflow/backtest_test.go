@@ -1,16 +1,13 @@
 package main
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -88,24 +85,6 @@ func (s *served) sendTraffic(t *testing.T) {
 	  "PairList":[{"From_Account":"alice","To_Account":"bob","Initiator_Account":"alice"},{"From_Account":"bob","To_Account":"alice","Initiator_Account":"alice"}]}`)
 	s.post(t, "Sns.CallbackPrevFriendAdd", `{"CallbackCommand":"Sns.CallbackPrevFriendAdd","From_Account":"mallory","Requester_Account":"mallory",
 	  "FriendItem":[{"To_Account":"carol","AddWording":"cheap loan"},{"To_Account":"dave","AddWording":"crypto deal"}],"EventTime":1700000000000}`)
-}
-
-// cli runs the real binary and returns its stdout and exit code.
-func cli(t *testing.T, args ...string) (string, int) {
-	t.Helper()
-	cmd := exec.Command(binary, args...)
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-		return out.String(), 0
-	case errors.As(err, &ee):
-		return out.String() + errOut.String(), ee.ExitCode()
-	}
-	t.Fatal(err)
-	return "", -1
 }
 
 func TestBacktestAgainstARunningInstance(t *testing.T) {

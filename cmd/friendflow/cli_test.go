@@ -10,13 +10,35 @@ import (
 	"testing"
 )
 
-// runBin runs the real binary in dir with env added and returns its exit
-// code and output.
+// runBin runs the friendflow binary in dir with the test's environment
+// plus env, and returns its exit code and output.
 func runBin(t *testing.T, dir string, env []string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
+	return runIn(t, dir, append(os.Environ(), env...), args...)
+}
+
+// runBinary runs the friendflow binary with only PATH and env in its
+// environment, so that no FRIENDFLOW_* variable of the test's leaks in.
+func runBinary(t *testing.T, env []string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	return runIn(t, "", append([]string{"PATH=" + os.Getenv("PATH")}, env...), args...)
+}
+
+// cli runs the friendflow binary and returns its exit code with stdout,
+// stderr appended when it failed.
+func cli(t *testing.T, args ...string) (string, int) {
+	t.Helper()
+	code, out, errOut := runBin(t, "", nil, args...)
+	if code != 0 {
+		out += errOut
+	}
+	return out, code
+}
+
+func runIn(t *testing.T, dir string, environ []string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
 	cmd := exec.Command(binary, args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Dir, cmd.Env = dir, environ
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()
