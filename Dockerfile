@@ -27,7 +27,7 @@ LABEL org.opencontainers.image.title="friendflow" \
       org.opencontainers.image.revision="${COMMIT}" \
       org.opencontainers.image.created="${CREATED}"
 COPY --from=build /out/friendflow /usr/local/bin/friendflow
-# No rules in the image: a forgotten mount must fail the start ("mount a
+# No rules in the image (TestImageShipsNoRules): a forgotten mount must fail the start ("mount a
 # directory of rule files"), not serve example rules to real users. Mount
 # them at /etc/friendflow/rules (a ConfigMap in Kubernetes).
 # Queue data (embedded JetStream) lives here; mount a volume over it.
