@@ -191,9 +191,9 @@ wait_for 30 curl -fsS -o /dev/null "$ADMIN_URL/readyz" ||
 n=$(curl -fsS "$ADMIN_URL/rules" | jq '.rules | length')
 [[ $n == "$RULES" ]] || die "friendflow loaded $n rules, want $RULES: $(curl -sS "$ADMIN_URL/rules" | jq -c .status)"
 # Each of the sample's three events matches exactly one rule, none errs.
-per_event=$(curl -fsS --data-binary @"$BODY" "$ADMIN_URL/explain" |
+per_event=$(curl -fsS -H 'Content-Type: application/json' --data-binary @"$BODY" "$ADMIN_URL/explain" |
 	jq -c '[.[] | [.rules[] | select(.status == "matched")] | length]')
-errs=$(curl -fsS --data-binary @"$BODY" "$ADMIN_URL/explain" | jq '[.[].rules[] | select(.status == "error")] | length')
+errs=$(curl -fsS -H 'Content-Type: application/json' --data-binary @"$BODY" "$ADMIN_URL/explain" | jq '[.[].rules[] | select(.status == "error")] | length')
 [[ $per_event == "[1,1,1]" && $errs == 0 ]] ||
 	die "explain: matches per event $per_event (want [1,1,1]), rule errors $errs (want 0)"
 for url in "$FF_URL" "$RAW_URL"; do
