@@ -223,8 +223,9 @@ func usage() string {
 	b.WriteString(commandList("  "))
 	b.WriteString("\n" + pathHelp + "\n\n")
 	b.WriteString(`Run "friendflow help COMMAND" or "friendflow COMMAND --help" for a command's flags
-and an example. dlq, reload and rules call the admin API of a running instance:
---admin-url [http://127.0.0.1:9090] and --admin-token-file (when serve has one).
+and an example. dlq, reload, rules, backtest and events export call the admin API
+of a running instance: --admin-url [http://127.0.0.1:9090] and --admin-token-file
+(when serve has one).
 
 Every serve flag has an environment twin: --im-secret-key is
 FRIENDFLOW_IM_SECRET_KEY; so do --admin-url and --admin-token-file. Other
