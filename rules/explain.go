@@ -46,7 +46,8 @@ type RuleTrace struct {
 	Once       *OnceTrace  `json:"once,omitempty"`
 	// Actions are the rendered actions, for matched rules (also in shadow
 	// mode, where they are not run) and for disabled rules that would
-	// match. Secret parameters read "<redacted>".
+	// match. Secret parameters read "<redacted>"; URL parameters are
+	// shown as actions.RedactURL shows them.
 	Actions []ActionTrace `json:"actions,omitempty"`
 	Error   string        `json:"error,omitempty"`
 }
@@ -143,13 +144,7 @@ func (s *Set) explainRule(r *rule, ev *imcallback.Event, env map[string]any, sc 
 			break
 		}
 		for i, a := range acts {
-			t.Actions = append(t.Actions, ActionTrace{
-				Kind:   a.Kind,
-				Params: r.actions[i].spec.Redact(a.Params),
-				Delay:  durationText(a.Delay),
-				Retry:  RetryTrace{Attempts: a.Retry.Attempts, Backoff: a.Retry.Backoff.String(), MaxBackoff: a.Retry.MaxBackoff.String()},
-				Sync:   a.Sync,
-			})
+			t.Actions = append(t.Actions, r.actionTrace(i, a))
 		}
 	}
 	if !r.enabled {
@@ -161,6 +156,18 @@ func (s *Set) explainRule(r *rule, ev *imcallback.Event, env map[string]any, sc 
 		t.Status, t.Reason = StatusDisabled, "enabled: false; "+would
 	}
 	return t
+}
+
+// actionTrace is the i-th rendered action of r as explain and outcomes
+// show it, secret and URL parameters redacted.
+func (r *rule) actionTrace(i int, a Action) ActionTrace {
+	return ActionTrace{
+		Kind:   a.Kind,
+		Params: r.actions[i].spec.Redact(a.Params),
+		Delay:  durationText(a.Delay),
+		Retry:  RetryTrace{Attempts: a.Retry.Attempts, Backoff: a.Retry.Backoff.String(), MaxBackoff: a.Retry.MaxBackoff.String()},
+		Sync:   a.Sync,
+	}
 }
 
 func durationText(d time.Duration) string {

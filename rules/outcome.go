@@ -50,13 +50,7 @@ func (s *Set) outcomeOf(m *Match) Outcome {
 	r := s.rules[s.ruleIndex(m.Rule)]
 	o.Actions = make([]ActionTrace, len(m.Actions))
 	for i, a := range m.Actions {
-		o.Actions[i] = ActionTrace{
-			Kind:   a.Kind,
-			Params: r.actions[i].spec.Redact(a.Params),
-			Delay:  durationText(a.Delay),
-			Retry:  RetryTrace{Attempts: a.Retry.Attempts, Backoff: a.Retry.Backoff.String(), MaxBackoff: a.Retry.MaxBackoff.String()},
-			Sync:   a.Sync,
-		}
+		o.Actions[i] = r.actionTrace(i, a)
 	}
 	return o
 }
