@@ -335,9 +335,11 @@ func normStringList(p *Param, v any, path string) (any, error) {
 		return nil, err
 	}
 	out := make([]string, 0, len(items))
+	deferred := false
 	for i, x := range items {
-		if _, deferred := x.(Deferred); deferred {
-			return normDeferredList(p, items, path)
+		if _, ok := x.(Deferred); ok {
+			deferred = true
+			continue
 		}
 		s, ok := scalarText(x)
 		if !ok {
@@ -345,21 +347,12 @@ func normStringList(p *Param, v any, path string) (any, error) {
 		}
 		out = append(out, s)
 	}
-	return out, nil
-}
-
-// normDeferredList checks the items known at load of a list holding a
-// template, and keeps the list as it is for the render to fill in.
-func normDeferredList(p *Param, items []any, path string) (any, error) {
-	for i, x := range items {
-		if _, deferred := x.(Deferred); deferred {
-			continue
-		}
-		if _, ok := scalarText(x); !ok {
-			return nil, &ParamError{Path: path, Msg: fmt.Sprintf("item %d: want string, got %s", i+1, describe(x))}
-		}
+	if deferred {
+		// A template's items are filled in by the render: keep the list
+		// as it is.
+		return items, nil
 	}
-	return items, nil
+	return out, nil
 }
 
 func listLength(p *Param, n int, path string) error {
