@@ -9,20 +9,26 @@ import (
 	"github.com/friendflow/friendflow/actions"
 	"github.com/friendflow/friendflow/actions/im"
 	"github.com/friendflow/friendflow/engine/imcallback"
+	"github.com/friendflow/friendflow/engine/record"
 	"github.com/friendflow/friendflow/rules"
 )
 
 // TestBudgetStopsAfterCallback: an after-callback over the budget fails
-// before anything is stored, naming the advice it was given; its once keys
-// are not claimed, so the same event in a smaller callback still runs.
+// before anything is stored, naming the advice it was given, and is
+// recorded with that error; its once keys are not claimed, so the same
+// event in a smaller callback still runs.
 func TestBudgetStopsAfterCallback(t *testing.T) {
+	ring := record.New(100)
 	h := newHarness(t, `rules:
   - name: big
     on: Sns.CallbackFriendAdd
     once: { key: 'From_Account + "-" + To_Account', for: 1h }
     actions:
       - record: { note: '${ repeat("x", 3000) }' }
-`, true, func(e *Engine) { e.Budget = NewJobBudget(10000, "make templates render less", nil) })
+`, true, func(e *Engine) {
+		e.Budget = NewJobBudget(10000, "make templates render less", nil)
+		e.Recorder = ring
+	})
 	cb := newCB(imcallback.CmdFriendAdd)
 	cb.ID = imcallback.NewID()
 	for i := range 10 {
@@ -35,6 +41,9 @@ func TestBudgetStopsAfterCallback(t *testing.T) {
 	}
 	if st, _ := h.q.Stats(context.Background()); st.Jobs != 0 {
 		t.Fatalf("%d jobs stored", st.Jobs)
+	}
+	if got, _ := ring.List(record.Filter{}, 0, 100); len(got) != 10 || !strings.Contains(got[0].StoreError, "pass 10000 bytes") || len(got[9].Matched) != 1 {
+		t.Fatalf("the rejected callback was not recorded with its error and matches: %+v", got)
 	}
 	cb.ID, cb.Events = imcallback.NewID(), cb.Events[:2]
 	if _, err := h.eng.Handle(context.Background(), cb); err != nil {

@@ -137,30 +137,38 @@ func (e *Engine) handle(ctx context.Context, cb *imcallback.Callback, tr *cbTrac
 	span := tr.start("match")
 	if imcallback.IsPrev(cb.Command) {
 		matches, ruleErrs, reply.ResultItem, err = e.decide(ctx, set, cb, log)
-	} else if matches, ruleErrs, err = e.matchAll(set, cb, log); err != nil {
-		endSpan(span, err)
+	} else {
+		matches, ruleErrs, err = e.matchAll(set, cb, log)
+	}
+	endSpan(span, err) // err here: the jobs pass the budget
+	if err != nil && reply.ResultItem == nil {
+		// An after-callback over the budget fails and stores nothing; it
+		// is recorded like one whose store failed, with the rules that
+		// matched and failed up to the event that passed the budget.
+		if e.Recorder != nil {
+			e.Recorder.Record(set, cb, matches, ruleErrs, nil, nil, err)
+		}
 		return imcallback.Reply{}, err
 	}
-	endSpan(span, nil)
 	e.countMatches(matches)
 
-	sc, _ := e.scratch.Get().(*jobScratch)
-	if sc == nil {
-		sc = &jobScratch{}
-	}
-	defer e.putScratch(sc)
-	span = tr.start("store")
 	var (
 		jobs     []queue.Job
 		recorded []rules.Once
 	)
 	if err == nil {
+		sc, _ := e.scratch.Get().(*jobScratch)
+		if sc == nil {
+			sc = &jobScratch{}
+		}
+		defer e.putScratch(sc) // after Record and the reply: jobs live in sc
+		span = tr.start("store")
 		jobs, recorded, err = e.jobs(ctx, cb, matches, log, sc, tr.traceParent())
+		if err == nil && len(jobs) > 0 {
+			err = e.Queue.Enqueue(ctx, cb.ID, jobs)
+		}
+		endSpan(span, err)
 	}
-	if err == nil && len(jobs) > 0 {
-		err = e.Queue.Enqueue(ctx, cb.ID, jobs)
-	}
-	endSpan(span, err)
 	tr.setJobs(len(jobs))
 	if e.Recorder != nil {
 		e.Recorder.Record(set, cb, matches, ruleErrs, reply.ResultItem, jobs, err)
@@ -198,7 +206,8 @@ func (e *Engine) handle(ctx context.Context, cb *imcallback.Callback, tr *cbTrac
 
 // matchAll matches every event of an after-callback, checking the
 // rendered jobs against the budget event by event: a callback over it
-// stops rendering at the event that passed it, and fails.
+// stops rendering at the event that passed it, and fails, with what was
+// matched up to there.
 func (e *Engine) matchAll(set *rules.Set, cb *imcallback.Callback, log cbLogger) ([][]rules.Match, [][]rules.RuleError, error) {
 	matches := make([][]rules.Match, len(cb.Events))
 	var ruleErrs [][]rules.RuleError
@@ -210,7 +219,7 @@ func (e *Engine) matchAll(set *rules.Set, cb *imcallback.Callback, log cbLogger)
 		if err := e.Budget.spend(matches[i], &spent); err != nil {
 			log.Warn("callback rejected before storing: its jobs pass a limit", "command", cb.Command,
 				"events", len(cb.Events), "at_event", i, "err", err.Error())
-			return nil, nil, err
+			return matches, ruleErrs, err
 		}
 	}
 	return matches, ruleErrs, nil
