@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 
 	"github.com/friendflow/friendflow/actions"
 )
@@ -60,19 +61,15 @@ func validateAddToGroup(p map[string]any) error {
 // nonEmptyItems reports an empty string in the list p[key] (items still
 // to be rendered are skipped).
 func nonEmptyItems(p map[string]any, key string) error {
+	i := -1
 	switch l := p[key].(type) {
 	case []string:
-		for i, s := range l {
-			if s == "" {
-				return &actions.ParamError{Path: key, Msg: fmt.Sprintf("item %d is empty", i+1)}
-			}
-		}
+		i = slices.Index(l, "")
 	case []any:
-		for i, s := range l {
-			if s == "" {
-				return &actions.ParamError{Path: key, Msg: fmt.Sprintf("item %d is empty", i+1)}
-			}
-		}
+		i = slices.IndexFunc(l, func(x any) bool { return x == "" })
+	}
+	if i >= 0 {
+		return &actions.ParamError{Path: key, Msg: fmt.Sprintf("item %d is empty", i+1)}
 	}
 	return nil
 }
