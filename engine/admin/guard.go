@@ -130,8 +130,17 @@ func (g *guard) hostAllowed(r *http.Request) bool {
 
 // authorized checks the bearer token (TokenChecker).
 func (g *guard) authorized(r *http.Request) bool {
+	tok, ok := bearerToken(r)
+	return ok && g.tokenOK(tok)
+}
+
+// bearerToken is the token of an Authorization: Bearer header.
+func bearerToken(r *http.Request) (string, bool) {
 	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	return ok && strings.EqualFold(scheme, "Bearer") && g.tokenOK(strings.TrimSpace(tok))
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	return strings.TrimSpace(tok), true
 }
 
 // consolePage says whether path is one of the console's pages (Console.Mount).
