@@ -204,25 +204,48 @@ func (e *Engine) handle(ctx context.Context, cb *imcallback.Callback, tr *cbTrac
 	return reply, nil
 }
 
-// matchAll matches every event of an after-callback, checking the
-// rendered jobs against the budget event by event: a callback over it
-// stops rendering at the event that passed it, and fails, with what was
-// matched up to there.
-func (e *Engine) matchAll(set *rules.Set, cb *imcallback.Callback, log cbLogger) ([][]rules.Match, [][]rules.RuleError, error) {
-	matches := make([][]rules.Match, len(cb.Events))
-	var ruleErrs [][]rules.RuleError
+// matched is what matching a callback's events found.
+type matched struct {
+	matches [][]rules.Match
+	errs    [][]rules.RuleError // nil: no rule failed
+	over    error               // the jobs pass the budget
+	at      int                 // the event at which they did
+}
+
+// matchEvents matches the events of cb in order, checking the jobs they
+// render against the budget event by event. With stop, matching ends at
+// the event that passed it; otherwise it goes on (decisions are still
+// needed) without checking further.
+func (e *Engine) matchEvents(set *rules.Set, cb *imcallback.Callback, stop bool) matched {
+	res := matched{matches: make([][]rules.Match, len(cb.Events))}
 	spent := 0
 	for i := range cb.Events {
 		var errs []rules.RuleError
-		matches[i], errs = e.match(set, &cb.Events[i])
-		ruleErrs = addErrs(ruleErrs, i, len(cb.Events), errs)
-		if err := e.Budget.spend(matches[i], &spent); err != nil {
-			log.Warn("callback rejected before storing: its jobs pass a limit", "command", cb.Command,
-				"events", len(cb.Events), "at_event", i, "err", err.Error())
-			return matches, ruleErrs, err
+		res.matches[i], errs = e.match(set, &cb.Events[i])
+		res.errs = addErrs(res.errs, i, len(cb.Events), errs)
+		if res.over != nil {
+			continue
+		}
+		if res.over = e.Budget.spend(res.matches[i], &spent); res.over != nil {
+			res.at = i
+			if stop {
+				break
+			}
 		}
 	}
-	return matches, ruleErrs, nil
+	return res
+}
+
+// matchAll matches every event of an after-callback: a callback over the
+// budget stops matching at the event that passed it, and fails, with what
+// was matched up to there.
+func (e *Engine) matchAll(set *rules.Set, cb *imcallback.Callback, log cbLogger) ([][]rules.Match, [][]rules.RuleError, error) {
+	res := e.matchEvents(set, cb, true)
+	if res.over != nil {
+		log.Warn("callback rejected before storing: its jobs pass a limit", "command", cb.Command,
+			"events", len(cb.Events), "at_event", res.at, "err", res.over.Error())
+	}
+	return res.matches, res.errs, res.over
 }
 
 // countMatched counts the rule matches of all events, shadow rules included.
@@ -248,26 +271,9 @@ func (e *Engine) decide(ctx context.Context, set *rules.Set, cb *imcallback.Call
 	// instead of sharing state with this one: after a timeout nobody reads
 	// the result, and the buffered channel lets the goroutine end anyway.
 	// Rule errors found after the timeout are still logged and counted.
-	type result struct {
-		matches [][]rules.Match
-		errs    [][]rules.RuleError // nil: no rule failed
-		over    error               // the jobs pass the budget
-	}
-	done := make(chan result, 1)
-	go func() {
-		res := result{matches: make([][]rules.Match, len(cb.Events))}
-		spent := 0
-		for i := range cb.Events {
-			var errs []rules.RuleError
-			res.matches[i], errs = e.match(set, &cb.Events[i])
-			res.errs = addErrs(res.errs, i, len(cb.Events), errs)
-			if res.over == nil {
-				res.over = e.Budget.spend(res.matches[i], &spent)
-			}
-		}
-		done <- res
-	}()
-	var res result
+	done := make(chan matched, 1)
+	go func() { done <- e.matchEvents(set, cb, false) }()
+	var res matched
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	timedOut := false
