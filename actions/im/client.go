@@ -298,9 +298,10 @@ type envelope struct {
 
 // Call POSTs body as JSON to {endpoint}/v4/{path} and decodes the response
 // into out (when not nil): on success, and as far as it goes when IM
-// answered with an error code (batch APIs list per-item results there). path is "service/command", e.g.
-// "openim/sendmsg" (a leading "/" or "v4/" is tolerated). A nil body sends
-// "{}"; []byte and json.RawMessage are sent as they are.
+// answered with an error code (batch APIs list per-item results there).
+// path is "service/command", e.g. "openim/sendmsg" (a leading "/" or "v4/"
+// is tolerated). A nil body sends "{}"; []byte and json.RawMessage are
+// sent as they are.
 //
 // The error, when not nil, is already classified with actions.Permanent or
 // actions.Transient and wraps an *Error when the API answered. A rejected
@@ -384,11 +385,7 @@ func (c *Client) call(ctx context.Context, svc string, payload []byte, sig strin
 			// MemberList) with a failure too.
 			_ = json.Unmarshal(raw, out)
 		}
-		info := env.ErrorInfo
-		if sig != "" {
-			info = strings.ReplaceAll(info, sig, "<redacted>")
-		}
-		return classify(&Error{Path: svc, HTTPStatus: status, Code: env.ErrorCode, Info: info})
+		return classify(&Error{Path: svc, HTTPStatus: status, Code: env.ErrorCode, Info: redactSig(env.ErrorInfo, sig)})
 	}
 	if out != nil {
 		if err := json.Unmarshal(raw, out); err != nil {
@@ -512,14 +509,7 @@ func isResign(code int) bool { return code == 70001 || code == 20002 }
 // snippet is a short printable excerpt of a body for error messages.
 func snippet(b []byte, secret string) string {
 	const max = 200
-	s := string(b)
-	if secret != "" {
-		// Also as the request URL carried it: a UserSig's '*' travels as
-		// %2A, and servers quote the URL they got.
-		for _, form := range [...]string{secret, url.QueryEscape(secret)} {
-			s = strings.ReplaceAll(s, form, "<redacted>")
-		}
-	}
+	s := redactSig(string(b), secret)
 	s = strings.Join(strings.Fields(strings.ToValidUTF8(s, "?")), " ")
 	if len(s) > max {
 		cut := max
@@ -527,6 +517,19 @@ func snippet(b []byte, secret string) string {
 			cut--
 		}
 		s = s[:cut] + "…"
+	}
+	return s
+}
+
+// redactSig replaces the UserSig sig in s with actions.Redacted, also as
+// the request URL carried it: a UserSig's '*' travels as %2A, and servers
+// quote the URL they got.
+func redactSig(s, sig string) string {
+	if sig == "" {
+		return s
+	}
+	for _, form := range [...]string{sig, url.QueryEscape(sig)} {
+		s = strings.ReplaceAll(s, form, actions.Redacted)
 	}
 	return s
 }
