@@ -13,8 +13,8 @@ import (
 
 // Retry is an action's retry policy: at most Attempts runs, the n-th retry
 // waiting a jittered Backoff·2ⁿ⁻¹ capped at MaxBackoff (and never less
-// than the action's own Retry-After, which MaxBackoff caps too). Rules carry it from the rule file to
-// the queue, which stores it with each job.
+// than the action's own Retry-After, which MaxBackoff caps too). Rules
+// carry it from the rule file to the queue, which stores it with each job.
 //
 // The JSON names are those of queued jobs in the previous release's message
 // format: changing them would lose the policy of jobs stored by it.
