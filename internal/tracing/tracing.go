@@ -5,7 +5,7 @@
 //
 // Tracing is off unless the standard OpenTelemetry environment variables
 // turn it on (see FromEnv). Off, there is no *Tracer at all: callers hold a
-// nil *Tracer, every method of which does nothing, so the callback path
+// nil *Tracer and check it before starting a span, so the callback path
 // pays one nil check.
 package tracing
 
@@ -23,7 +23,8 @@ import (
 // scope is the instrumentation scope name of friendflow's spans.
 const scope = "github.com/friendflow/friendflow"
 
-// Tracer starts friendflow's spans. A nil *Tracer traces nothing.
+// Tracer starts friendflow's spans. Only Shutdown may be called on a nil
+// *Tracer; its other methods need one.
 type Tracer struct {
 	t        trace.Tracer
 	shutdown func(context.Context) error
