@@ -9,21 +9,18 @@ import (
 	"strings"
 )
 
-// adminGuardFlags declares serve's flags that protect the admin API.
-func adminGuardFlags(fs *flag.FlagSet, c *serveConfig) {
-	fs.Var(&c.adminTokenIn, "admin-token", "admin API token: every endpoint but /healthz, /readyz and /metrics then needs Authorization: Bearer TOKEN")
-	fs.StringVar(&c.adminTokenFile, "admin-token-file", "", "file holding the admin API token")
+// declareAdminGuard declares serve's flags that protect the admin API.
+func (f *serveFlags) declareAdminGuard(fs *flag.FlagSet) {
+	c := &f.c
+	fs.Var(&f.adminToken, "admin-token", "admin API token: every endpoint but /healthz, /readyz and /metrics then needs Authorization: Bearer TOKEN")
+	fs.StringVar(&f.adminTokenFile, "admin-token-file", "", "file holding the admin API token")
 	fs.BoolVar(&c.AdminInsecure, "admin-insecure", false, "allow a non-loopback --admin-listen without a token (anyone who reaches it can reload and drop dead letters)")
 	fs.Var(&c.AdminHosts, "admin-host", "names, comma-separated, a request's Host may carry besides loopback and the listener's IP (a Service in front of the admin port)")
 }
 
-// resolveAdminGuard reads the admin token and refuses an admin API that
-// anyone on the network could write to, unless asked for explicitly.
-func (c *serveConfig) resolveAdminGuard(cmdline map[string]bool) error {
-	var err error
-	if c.AdminToken, err = readSecret("admin-token", &c.adminTokenIn, c.adminTokenFile, cmdline); err != nil {
-		return err
-	}
+// checkAdminGuard refuses an admin API that anyone on the network could
+// write to, unless asked for explicitly.
+func (c *serveConfig) checkAdminGuard() error {
 	if len(c.AdminToken) == 0 && !c.AdminInsecure && !loopbackAddr(c.AdminListen) {
 		return usagef("%s %s is not a loopback address: set %s so the admin API needs a token, or %s to serve it to anyone who reaches it",
 			flagRef("admin-listen"), c.AdminListen, flagRef("admin-token-file"), flagRef("admin-insecure"))

@@ -84,21 +84,21 @@ type serveConfig struct {
 	RecordEvents int
 
 	// The admin API's guard (adminguard.go).
-	AdminToken     []byte
-	AdminInsecure  bool
-	AdminHosts     stringList
-	adminTokenIn   secretValue
-	adminTokenFile string
+	AdminToken    []byte
+	AdminInsecure bool
+	AdminHosts    stringList
 }
 
 // serveFlags are serve's flags as given, before config checks them.
 type serveFlags struct {
-	c         serveConfig
-	token     secretValue
-	tokenFile string
-	imKey     secretValue
-	imKeyFile string
-	level     string
+	c              serveConfig
+	token          secretValue
+	tokenFile      string
+	imKey          secretValue
+	imKeyFile      string
+	adminToken     secretValue
+	adminTokenFile string
+	level          string
 }
 
 // serveCommand runs the service.
@@ -116,7 +116,7 @@ func serveCommand(fs *flag.FlagSet) runFunc {
 
 // config checks the parsed flags and returns the configuration.
 func (f *serveFlags) config(pos []string, cmdline map[string]bool) (*serveConfig, error) {
-	c, token, tokenFile, imKey, imKeyFile, level := f.c, &f.token, f.tokenFile, &f.imKey, f.imKeyFile, f.level
+	c := f.c
 	var err error
 	if len(pos) > 0 {
 		return nil, usagef("unexpected argument %q", pos[0])
@@ -124,7 +124,7 @@ func (f *serveFlags) config(pos []string, cmdline map[string]bool) (*serveConfig
 	if c.SdkAppid <= 0 {
 		return nil, usagef("%s is required: the SDKAppID of your IM app", flagRef("sdkappid"))
 	}
-	if c.CallbackToken, err = readSecret("callback-token", token, tokenFile, cmdline); err != nil {
+	if c.CallbackToken, err = readSecret("callback-token", &f.token, f.tokenFile, cmdline); err != nil {
 		return nil, err
 	}
 	if !strings.HasPrefix(c.CallbackPath, "/") {
@@ -147,10 +147,13 @@ func (f *serveFlags) config(pos []string, cmdline map[string]bool) (*serveConfig
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		return nil, usagef("%s must be json or text, got %q", flagRef("log-format"), c.LogFormat)
 	}
-	if c.IMSecretKey, err = readSecret("im-secret-key", imKey, imKeyFile, cmdline); err != nil {
+	if c.IMSecretKey, err = readSecret("im-secret-key", &f.imKey, f.imKeyFile, cmdline); err != nil {
 		return nil, err
 	}
-	if err := c.resolveAdminGuard(cmdline); err != nil {
+	if c.AdminToken, err = readSecret("admin-token", &f.adminToken, f.adminTokenFile, cmdline); err != nil {
+		return nil, err
+	}
+	if err := c.checkAdminGuard(); err != nil {
 		return nil, err
 	}
 	if c.Rules == "" {
@@ -212,8 +215,8 @@ func (f *serveFlags) config(pos []string, cmdline map[string]bool) (*serveConfig
 	if c.RecordEvents < 0 {
 		return nil, usagef("%s must be 0 (off) or more, got %d", flagRef("record-events"), c.RecordEvents)
 	}
-	if err := c.LogLevel.UnmarshalText([]byte(level)); err != nil {
-		return nil, usagef("%s must be debug, info, warn or error, got %q", flagRef("log-level"), level)
+	if err := c.LogLevel.UnmarshalText([]byte(f.level)); err != nil {
+		return nil, usagef("%s must be debug, info, warn or error, got %q", flagRef("log-level"), f.level)
 	}
 	return &c, nil
 }
@@ -221,18 +224,18 @@ func (f *serveFlags) config(pos []string, cmdline map[string]bool) (*serveConfig
 // declare declares serve's flags on fs; docs/operations.md's configuration
 // table is checked against them.
 func (f *serveFlags) declare(fs *flag.FlagSet) {
-	c, token, tokenFile, imKey, imKeyFile, level := &f.c, &f.token, &f.tokenFile, &f.imKey, &f.imKeyFile, &f.level
+	c := &f.c
 	fs.StringVar(&c.Listen, "listen", ":8080", "address of the callback listener")
 	fs.StringVar(&c.CallbackPath, "callback-path", "/callback", "URL path Tencent IM posts callbacks to")
 	fs.StringVar(&c.AdminListen, "admin-listen", "127.0.0.1:9090", "address of the admin listener (health, metrics, rules)")
 	fs.IntVar(&c.SdkAppid, "sdkappid", 0, "your app's SDKAppID; callbacks for any other app are refused (required)")
-	fs.Var(token, "callback-token", "callback authentication token; when set, Sign and RequestTime are required")
-	fs.StringVar(tokenFile, "callback-token-file", "", "file holding the callback token")
+	fs.Var(&f.token, "callback-token", "callback authentication token; when set, Sign and RequestTime are required")
+	fs.StringVar(&f.tokenFile, "callback-token-file", "", "file holding the callback token")
 	fs.DurationVar(&c.CallbackMaxSkew, "callback-max-skew", 60*time.Second, "largest accepted |now - RequestTime|")
 	fs.IntVar(&c.MaxConnections, "max-connections", 1024, "open connections the callback listener serves at once; more wait to be accepted")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long a stop waits for in-flight work")
 	fs.StringVar(&c.LogFormat, "log-format", "json", "log format: json or text")
-	fs.StringVar(level, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&f.level, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&c.Rules, "rules", "./rules", "rule files: a directory of *.yaml/*.yml, or one file")
 	fs.DurationVar(&c.ReloadInterval, "reload-interval", 5*time.Second, "periodic content check of the rule files (besides fsnotify)")
 	fs.StringVar(&c.Data, "data", "./data", "directory of the embedded queue store")
@@ -253,8 +256,8 @@ func (f *serveFlags) declare(fs *flag.FlagSet) {
 	fs.IntVar(&c.Workers, "workers", 4, "jobs run at the same time")
 	fs.StringVar(&c.IMEndpoint, "im-endpoint", "https://console.tim.qq.com", "IM REST API: a URL or a region (china, singapore, seoul, tokyo, frankfurt, mumbai, usa, jakarta)")
 	fs.StringVar(&c.IMAdmin, "im-admin", "administrator", "IM app admin account the REST API is called as")
-	fs.Var(imKey, "im-secret-key", "IM secret key (console: app info, key); needed by im.send")
-	fs.StringVar(imKeyFile, "im-secret-key-file", "", "file holding the IM secret key")
+	fs.Var(&f.imKey, "im-secret-key", "IM secret key (console: app info, key); needed by im.send")
+	fs.StringVar(&f.imKeyFile, "im-secret-key-file", "", "file holding the IM secret key")
 	fs.Float64Var(&c.IMRate, "im-rate", im.DefaultRate, "requests/s to each IM REST API (Tencent counts each API on its own)")
 	fs.Var(&c.IMRateAPI, "im-rate-api", "requests/s of single IM REST APIs, overriding --im-rate: api=N pairs, comma-separated (openim/batchsendmsg=50,sns/friend_update=20)")
 	fs.IntVar(&c.IMBatchRecipients, "im-batch-recipients", im.DefaultBatchRecipients, "recipients per minute of openim/batchsendmsg (Tencent's own limit besides the requests/s)")
@@ -263,7 +266,7 @@ func (f *serveFlags) declare(fs *flag.FlagSet) {
 	fs.IntVar(&c.DecisionFailCode, "decision-fail-code", 38000, "ResultCode of a fail-closed denial (38000-39000)")
 	fs.BoolVar(&c.Pprof, "pprof", false, "serve net/http/pprof under /debug/pprof/ on the admin listener")
 	fs.IntVar(&c.RecordEvents, "record-events", record.DefaultSize, "recent events kept in memory for /events, backtests and the console; 0: off")
-	adminGuardFlags(fs, c)
+	f.declareAdminGuard(fs)
 }
 
 func newLogger(w io.Writer, format string, level slog.Level) *slog.Logger {
