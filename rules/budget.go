@@ -159,21 +159,26 @@ func (loopPatcher) Visit(node *ast.Node) {
 }
 
 // isLoopCall reports whether n is a collection loopPatcher wrapped.
-func isLoopCall(n ast.Node) bool {
-	c, ok := n.(*ast.CallNode)
-	if !ok {
-		return false
-	}
-	id, ok := c.Callee.(*ast.IdentifierNode)
-	return ok && id.Value == loopFn
-}
+func isLoopCall(n ast.Node) bool { return callTo(n, loopFn) != nil }
 
 // unwrapLoop returns the collection a loopFn call wraps, or n.
 func unwrapLoop(n ast.Node) ast.Node {
-	if isLoopCall(n) {
-		return n.(*ast.CallNode).Arguments[1]
+	if c := callTo(n, loopFn); c != nil {
+		return c.Arguments[1]
 	}
 	return n
+}
+
+// callTo returns n when it is a call of the function named name, else nil.
+func callTo(n ast.Node, name string) *ast.CallNode {
+	c, ok := n.(*ast.CallNode)
+	if !ok {
+		return nil
+	}
+	if id, ok := c.Callee.(*ast.IdentifierNode); !ok || id.Value != name {
+		return nil
+	}
+	return c
 }
 
 type counter int

@@ -55,11 +55,8 @@ func checkEnvNames(tree *parser.Tree) error {
 type envNames struct{ bad *ast.StringNode }
 
 func (v *envNames) Visit(node *ast.Node) {
-	c, ok := (*node).(*ast.CallNode)
-	if !ok || v.bad != nil || len(c.Arguments) != 1 {
-		return
-	}
-	if id, ok := c.Callee.(*ast.IdentifierNode); !ok || id.Value != envFn {
+	c := callTo(*node, envFn)
+	if c == nil || v.bad != nil || len(c.Arguments) != 1 {
 		return
 	}
 	if s, ok := c.Arguments[0].(*ast.StringNode); ok && envDenied(s.Value) {

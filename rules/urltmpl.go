@@ -28,14 +28,7 @@ func rawOption() expr.Option {
 }
 
 // isRawCall reports whether a part's checked tree is a raw(...) call.
-func isRawCall(n ast.Node) bool {
-	c, ok := n.(*ast.CallNode)
-	if !ok {
-		return false
-	}
-	id, ok := c.Callee.(*ast.IdentifierNode)
-	return ok && id.Value == rawFn
-}
+func isRawCall(n ast.Node) bool { return callTo(n, rawFn) != nil }
 
 // escapeURLParams marks the templates of the URL parameters (declared by
 // the kind's Params, also inside objects) for escaping.
