@@ -58,7 +58,8 @@ type Engine struct {
 
 // Recorder sees each callback once its jobs are stored, or failed to be
 // (storeErr). It must copy what it keeps: the engine reuses cb, matches
-// and jobs after it returns. It runs on the hot path: keep it cheap.
+// and jobs after it returns. jobs are in the order of their events. It
+// runs on the hot path: keep it cheap.
 type Recorder interface {
 	// errs[i] are the rules that failed for event i; errs is nil when no
 	// rule failed.

@@ -122,6 +122,7 @@ func (r *Ring) Record(set *rules.Set, cb *imcallback.Callback, matches [][]rules
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	first := r.next
+	rest := jobs
 	for i := range cb.Events {
 		ev := &cb.Events[i]
 		e := r.slot()
@@ -149,7 +150,7 @@ func (r *Ring) Record(set *rules.Set, cb *imcallback.Callback, matches [][]rules
 			d.To_Account = e.To
 			e.Decision = &d
 		}
-		e.Jobs = jobsOf(jobs, cb.ID, i)
+		e.Jobs, rest = jobsOf(rest, cb.ID, i)
 	}
 	if len(jobs) > 0 && storeErr == nil {
 		r.byCallback[cb.ID] = first
@@ -192,18 +193,24 @@ func names(ms []rules.Match) (matched, shadow []string) {
 	return all[:len(ms):len(ms)], all[len(ms):]
 }
 
-// jobsOf returns the jobs of event i: the engine names a job
-// callbackID-event-match-action.
-func jobsOf(jobs []queue.Job, cbID string, i int) []Job {
-	var out []Job
-	for k := range jobs {
-		j := &jobs[k]
-		if eventOfJob(j.ID, cbID) != i {
-			continue
-		}
-		out = append(out, Job{ID: j.ID, Rule: j.Rule, Action: j.Action, Outcome: JobQueued})
+// jobsOf returns the jobs of event i, which start jobs, and the jobs
+// after them: the engine makes a callback's jobs in event order and names
+// each callbackID-event-match-action. One pass over a callback's jobs,
+// not one per event: a 1000-pair callback can have thousands.
+func jobsOf(jobs []queue.Job, cbID string, i int) ([]Job, []queue.Job) {
+	n := 0
+	for n < len(jobs) && eventOfJob(jobs[n].ID, cbID) == i {
+		n++
 	}
-	return out
+	if n == 0 {
+		return nil, jobs
+	}
+	out := make([]Job, n)
+	for k := range out {
+		j := &jobs[k]
+		out[k] = Job{ID: j.ID, Rule: j.Rule, Action: j.Action, Outcome: JobQueued}
+	}
+	return out, jobs[n:]
 }
 
 // eventOfJob is the event index in a job ID, -1 when it has none.

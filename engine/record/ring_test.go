@@ -82,7 +82,7 @@ func handle(set *rules.Set, cb *imcallback.Callback) ([][]rules.Match, [][]rules
 					continue
 				}
 				jobs = append(jobs, queue.Job{CallbackID: cb.ID, Job: actions.Job{
-					ID: cb.ID + "-" + strconv.Itoa(i) + "-" + strconv.Itoa(mi) + "-" + strconv.Itoa(ai), Rule: m.Rule, Action: a.Kind, Params: a.Params}})
+					ID: actions.JobID(cb.ID, i, mi, ai), Rule: m.Rule, Action: a.Kind, Params: a.Params}})
 			}
 		}
 	}
