@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -41,13 +42,9 @@ func benchEngine(b *testing.B) (*Engine, []byte) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	log := slog.New(slog.NewJSONHandler(discard{}, nil))
+	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
 	return &Engine{Rules: func() *rules.Set { return set }, Queue: memQueue{}, Logger: log}, callbacks.Must("friend_add.json")
 }
-
-type discard struct{}
-
-func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
 // BenchmarkHandleCallback is the engine's part of the callback path
 // (receiver -> decode -> match -> store), tracing off: its allocations
