@@ -136,10 +136,8 @@ func (loopPatcher) Visit(node *ast.Node) {
 		return
 	}
 	weight := 0
-	for _, a := range b.Arguments[1:] {
-		if p, ok := a.(*ast.PredicateNode); ok {
-			weight += nodeCount(p.Node)
-		}
+	for _, p := range predicates(b) {
+		weight += nodeCount(p.Node)
 	}
 	if weight == 0 {
 		return
