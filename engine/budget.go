@@ -41,22 +41,22 @@ func NewJobBudget(bytes int, advice string, kinds *actions.Registry) *JobBudget 
 // ids, names and its part of the event, which jobs of one event share.
 const jobOverhead = 256
 
-// JobsRejectedError is a callback whose rendered jobs cannot be stored:
+// jobsRejectedError is a callback whose rendered jobs cannot be stored:
 // over the budget, or over a limit of an action's target. Nothing of the
 // callback was stored.
-type JobsRejectedError struct {
+type jobsRejectedError struct {
 	Rule, Action string // the rule and kind that passed a limit; empty for the budget
 	Err          error
 }
 
-func (e *JobsRejectedError) Error() string {
+func (e *jobsRejectedError) Error() string {
 	if e.Rule == "" {
 		return e.Err.Error()
 	}
 	return fmt.Sprintf("rule %s, action %s: %v", e.Rule, e.Action, e.Err)
 }
 
-func (e *JobsRejectedError) Unwrap() error { return e.Err }
+func (e *jobsRejectedError) Unwrap() error { return e.Err }
 
 // spend checks the queued actions of one event's matches against the
 // budget, adding their size to *spent. Its work is a walk of each queued
@@ -75,7 +75,7 @@ func (b *JobBudget) spend(ms []rules.Match, spent *int) error {
 			}
 			if check := b.checks[a.Kind]; check != nil {
 				if err := check(a.Params); err != nil {
-					return &JobsRejectedError{Rule: m.Rule, Action: a.Kind, Err: err}
+					return &jobsRejectedError{Rule: m.Rule, Action: a.Kind, Err: err}
 				}
 			}
 			if b.bytes <= 0 {
@@ -83,7 +83,7 @@ func (b *JobBudget) spend(ms []rules.Match, spent *int) error {
 			}
 			*spent += jobOverhead + valueSize(a.Params)
 			if *spent > b.bytes {
-				return &JobsRejectedError{Err: fmt.Errorf("the rendered jobs of this callback pass %d bytes, the limit of one callback's stored jobs; %s", b.bytes, b.advice)}
+				return &jobsRejectedError{Err: fmt.Errorf("the rendered jobs of this callback pass %d bytes, the limit of one callback's stored jobs; %s", b.bytes, b.advice)}
 			}
 		}
 	}

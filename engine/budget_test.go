@@ -35,7 +35,7 @@ func TestBudgetStopsAfterCallback(t *testing.T) {
 		cb.Events = append(cb.Events, imcallback.Event{CallbackCommand: cb.Command, From_Account: "a", To_Account: string(rune('b' + i)), PairIndex: i, PairCount: 10})
 	}
 	_, err := h.eng.Handle(context.Background(), cb)
-	var rej *JobsRejectedError
+	var rej *jobsRejectedError
 	if !errors.As(err, &rej) || !strings.Contains(err.Error(), "pass 10000 bytes") || !strings.Contains(err.Error(), "make templates render less") {
 		t.Fatalf("over the budget: %v", err)
 	}
