@@ -259,7 +259,7 @@ func paramSchema(p actions.Param) jsonSchema {
 		alts = append(alts, jsonSchema{"type": "object"}, template)
 	case actions.Object:
 		alts = append(alts, paramObject(p.Fields), template)
-	default: // Any
+	default: // Any; also StringList, which the schema does not yet describe as a list
 		alts = append(alts, jsonSchema{})
 	}
 	if !p.Required && p.Type != actions.Any {
