@@ -41,19 +41,20 @@ func addAdminFlags(fs *flag.FlagSet) *adminFlags {
 // client resolves the flags into a client; cmdline says which flags the
 // command line set (parseArgsFrom).
 func (f *adminFlags) client(cmdline map[string]bool) (*adminClient, error) {
-	raw := f.url
+	given := f.url
 	if f.legacy != "" {
 		if cmdline["admin-url"] {
 			return nil, usagef("--admin-listen is the old spelling of --admin-url; give only --admin-url")
 		}
-		raw = f.legacy
+		given = f.legacy
 	}
+	raw := given
 	if !strings.Contains(raw, "://") {
 		raw = "http://" + raw
 	}
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, usagef("%s: %q is not an http(s) URL of friendflow's admin listener", flagRef("admin-url"), f.url)
+		return nil, usagef("%s: %q is not an http(s) URL of friendflow's admin listener", flagRef("admin-url"), given)
 	}
 	u.Path = strings.TrimSuffix(u.Path, "/")
 	token, err := readSecret("admin-token", &f.token, f.tokenFile, cmdline)
@@ -64,8 +65,8 @@ func (f *adminFlags) client(cmdline map[string]bool) (*adminClient, error) {
 }
 
 // adminClient calls a running friendflow's admin API: every command that
-// does (dlq, reload, rules) goes through it, so they all authenticate,
-// time out and explain failures the same way.
+// does (dlq, reload, rules, backtest, events export) goes through it, so
+// they all authenticate, time out and explain failures the same way.
 type adminClient struct {
 	base  string // scheme://host[:port][/prefix], no trailing slash
 	token []byte

@@ -23,11 +23,7 @@ func eventsExportCommand(fs *flag.FlagSet) runFunc {
 		if len(inv.args) > 0 {
 			return usagef("events export takes no arguments, got %q", inv.args)
 		}
-		client, err := af.client(inv.cmdline)
-		if err != nil {
-			return err
-		}
-		raw, err := client.call(ctx, http.MethodGet, "/events/export", nil)
+		raw, err := recordedEvents(ctx, af, "", inv.cmdline)
 		if err != nil {
 			return err
 		}
