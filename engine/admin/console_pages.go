@@ -1,8 +1,8 @@
 package admin
 
 import (
+	"context"
 	"encoding/json"
-
 	"net/http"
 	"net/url"
 	"regexp"
@@ -11,7 +11,6 @@ import (
 	"strings"
 
 	"github.com/friendflow/friendflow/actions"
-
 	"github.com/friendflow/friendflow/engine/imcallback"
 	"github.com/friendflow/friendflow/engine/record"
 	"github.com/friendflow/friendflow/rules"
@@ -248,7 +247,7 @@ func (c *Console) dlqPage(w http.ResponseWriter, r *http.Request) {
 	}
 	views := make([]deadLetterView, 0, len(dls))
 	for _, dl := range slices.Backward(dls) {
-		v := deadLetterView{DeadLetterView: DeadLetterView{dl.ID, dl.Rule, dl.Action, dl.LastError, dl.Attempts, dl.FirstAttempt, dl.LastAttempt}, Reason: dl.Reason}
+		v := deadLetterView{DeadLetterView: view(dl), Reason: dl.Reason}
 		params := map[string]any{"": "<unknown action kind: parameters hidden>"}
 		if k, ok := c.Registry.Lookup(dl.Action); ok {
 			params = k.Spec().Redact(dl.Job.Params)
@@ -262,35 +261,30 @@ func (c *Console) dlqPage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *Console) dlqOp(w http.ResponseWriter, r *http.Request) {
-	op := r.PathValue("op")
-	fn := map[string]func() (int, error){
-		"replay": func() (int, error) { return c.DLQ.Replay(r.Context(), dlqIDs(r)) },
-		"drop":   func() (int, error) { return c.DLQ.Drop(r.Context(), dlqIDs(r)) },
-	}[op]
-	if fn == nil {
+	var fn func(context.Context, []string) (int, error)
+	var past string
+	switch r.PathValue("op") {
+	case "replay":
+		fn, past = c.DLQ.Replay, "replayed"
+	case "drop":
+		fn, past = c.DLQ.Drop, "dropped"
+	default:
 		http.NotFound(w, r)
 		return
 	}
-	if r.PostFormValue("all") != "1" && len(dlqIDs(r)) == 0 {
-		http.Error(w, "no dead letter chosen", http.StatusBadRequest)
-		return
+	var ids []string // nil: every dead letter (all=1)
+	if r.PostFormValue("all") != "1" {
+		if ids = r.PostForm["id"]; len(ids) == 0 {
+			http.Error(w, "no dead letter chosen", http.StatusBadRequest)
+			return
+		}
 	}
-	n, err := fn()
+	n, err := fn(r.Context(), ids)
 	if err != nil {
-		http.Error(w, op+": "+err.Error(), http.StatusInternalServerError)
+		http.Error(w, r.PathValue("op")+": "+err.Error(), http.StatusInternalServerError)
 		return
 	}
-	past := map[string]string{"replay": "replayed", "drop": "dropped"}[op]
 	http.Redirect(w, r, "/ui/dlq?"+past+"="+strconv.Itoa(n), http.StatusSeeOther)
-}
-
-// dlqIDs is the form's ids; nil (every dead letter) with all=1.
-func dlqIDs(r *http.Request) []string {
-	if r.PostFormValue("all") == "1" {
-		return nil
-	}
-	_ = r.ParseForm()
-	return r.PostForm["id"]
 }
 
 // secretKeys are the names of the registered kinds' secret parameters
