@@ -187,7 +187,7 @@ func (e *Engine) handle(ctx context.Context, cb *imcallback.Callback, tr *cbTrac
 			// The decision is what Tencent waits for; losing it would turn
 			// a storage hiccup into blocked friend requests.
 			n := len(jobs)
-			if n == 0 { // rejected before they were made
+			if n == 0 { // not made: over the budget, or a once key failed
 				n, _ = queuedJobs(matches)
 			}
 			log.Error("jobs of a before-callback could not be stored; replying with the decisions, these jobs will not run", "err", err.Error(), "jobs", n)
