@@ -221,11 +221,7 @@ func readSources(path string, lim limits) ([]*source, []Problem) {
 	)
 	for _, e := range entries { // ReadDir sorts by name
 		name := e.Name()
-		if strings.HasPrefix(name, ".") {
-			continue
-		}
-		ext := strings.ToLower(filepath.Ext(name))
-		if ext != ".yaml" && ext != ".yml" {
+		if !isRuleFileName(name) {
 			continue
 		}
 		full := filepath.Join(path, name)

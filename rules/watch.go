@@ -329,7 +329,7 @@ func watchTargets(path string) map[string]map[string]bool {
 		return t
 	}
 	for _, e := range entries {
-		if e.Type()&os.ModeSymlink != 0 && fingerprintRuleName(e.Name()) {
+		if e.Type()&os.ModeSymlink != 0 && isRuleFileName(e.Name()) {
 			t.follow(final, e.Name())
 		}
 	}
@@ -428,7 +428,7 @@ func Fingerprint(path string) (string, error) {
 	}
 	for _, e := range entries {
 		name := e.Name()
-		if !fingerprintRuleName(name) {
+		if !isRuleFileName(name) {
 			continue
 		}
 		p := filepath.Join(path, name)
@@ -441,9 +441,10 @@ func Fingerprint(path string) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// fingerprintRuleName reports whether a directory entry is a rule file by
-// the loader's rule: not hidden, extension .yaml or .yml in any case.
-func fingerprintRuleName(name string) bool {
+// isRuleFileName reports whether a directory entry is a rule file, for
+// the loader and Fingerprint alike: not hidden, extension .yaml or .yml in
+// any case.
+func isRuleFileName(name string) bool {
 	ext := strings.ToLower(filepath.Ext(name))
 	return !strings.HasPrefix(name, ".") && (ext == ".yaml" || ext == ".yml")
 }
