@@ -59,9 +59,7 @@ func (r *Ring) snapshot(before uint64) []entry {
 		if e == nil {
 			break
 		}
-		c := *e
-		c.Jobs = slices.Clone(e.Jobs)
-		out = append(out, c)
+		out = append(out, entry{Event: e.copy(), set: e.set})
 	}
 	return out
 }
@@ -92,9 +90,7 @@ func (r *Ring) List(f Filter, before uint64, limit int) ([]Event, uint64) {
 		if len(out) == limit {
 			return out, out[len(out)-1].ID
 		}
-		c := e.Event
-		c.Jobs = slices.Clone(e.Jobs)
-		out = append(out, c)
+		out = append(out, e.copy())
 	}
 	return out, 0
 }
@@ -167,9 +163,15 @@ func (r *Ring) Get(id uint64) (Event, *rules.Set, bool) {
 	if e == nil {
 		return Event{}, nil, false
 	}
-	ev := e.Event
-	ev.Jobs = slices.Clone(e.Jobs)
-	return ev, e.set, true
+	return e.copy(), e.set, true
+}
+
+// copy returns the event of e sharing nothing the ring changes later (the
+// outcomes of its jobs).
+func (e *entry) copy() Event {
+	c := e.Event
+	c.Jobs = slices.Clone(e.Jobs)
+	return c
 }
 
 // Export returns every event held, oldest first, each with its Outcomes
