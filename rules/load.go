@@ -199,14 +199,9 @@ func readSources(path string, lim limits) ([]*source, []Problem) {
 		return nil, []Problem{{File: path, Msg: ioMsg(err)}}
 	}
 	if !fi.IsDir() {
-		if !fi.Mode().IsRegular() {
-			// Reading a FIFO or a device would block the loader, and with
-			// it every reload, forever.
-			return nil, []Problem{{File: path, Msg: "not a regular file"}}
-		}
-		data, err := readLimited(path, lim.fileBytes)
-		if err != nil {
-			return nil, []Problem{{File: path, Msg: ioMsg(err)}}
+		data, p := readRuleFile(path, fi, lim.fileBytes)
+		if p != nil {
+			return nil, []Problem{*p}
 		}
 		return []*source{{path: path, name: filepath.Base(path), data: data}}, nil
 	}
@@ -234,15 +229,9 @@ func readSources(path string, lim limits) ([]*source, []Problem) {
 		if fi.IsDir() {
 			continue
 		}
-		if !fi.Mode().IsRegular() {
-			// Reading a FIFO or a device would block the loader, and with
-			// it every reload, forever.
-			problems = append(problems, Problem{File: full, Msg: "not a regular file"})
-			continue
-		}
-		data, err := readLimited(full, lim.fileBytes)
-		if err != nil {
-			problems = append(problems, Problem{File: full, Msg: ioMsg(err)})
+		data, p := readRuleFile(full, fi, lim.fileBytes)
+		if p != nil {
+			problems = append(problems, *p)
 			continue
 		}
 		if total += int64(len(data)); total > lim.setBytes {
@@ -258,6 +247,20 @@ func readSources(path string, lim limits) ([]*source, []Problem) {
 			Msg: "no *.yaml or *.yml files in the directory; refusing to treat it as no rules (write a file with `rules: []` for that)"})
 	}
 	return srcs, problems
+}
+
+// readRuleFile reads the rule file at path, whose FileInfo is fi: a
+// regular file (reading a FIFO or a device would block the loader, and
+// with it every reload, forever) of at most max bytes.
+func readRuleFile(path string, fi os.FileInfo, max int64) ([]byte, *Problem) {
+	if !fi.Mode().IsRegular() {
+		return nil, &Problem{File: path, Msg: "not a regular file"}
+	}
+	data, err := readLimited(path, max)
+	if err != nil {
+		return nil, &Problem{File: path, Msg: ioMsg(err)}
+	}
+	return data, nil
 }
 
 // errTooLarge is a rule file over the size limit.
