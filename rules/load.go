@@ -154,9 +154,10 @@ func setTooLarge(path string, lim limits) Problem {
 		"the rule files add up to more than %s (the limit of one rule set); split the rules over fewer, smaller files or instances", byteSize(lim.setBytes))}
 }
 
-// SourceHash returns the hash Load would report as Set.Hash for path,
-// without parsing anything: a cheap way for a watcher to notice that the
-// files changed.
+// SourceHash returns the hash Load would report as Set.Hash for path (read
+// within the default size limits), without parsing anything. The watcher
+// does not use it: it compares Fingerprints, which also cover unreadable
+// entries.
 func SourceHash(path string) (string, error) {
 	srcs, problems := readSources(path, (&Options{}).limits())
 	if len(problems) > 0 {
