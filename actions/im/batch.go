@@ -123,7 +123,7 @@ type batchOutcome struct {
 // long after the 120-second dedup window it runs.
 func (b *BatchSend) Do(ctx context.Context, job actions.Job, params map[string]any) error {
 	if b.c == nil {
-		return actions.Permanent(errors.New("im.batch_send: IM is not configured (--im-secret-key, --sdkappid)"))
+		return notConfigured("im.batch_send")
 	}
 	if job.ID == "" {
 		return actions.Permanent(errors.New("im.batch_send: job has no id"))

@@ -2,7 +2,6 @@ package im
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -207,7 +206,7 @@ func (f *FriendUpdate) DoMerged(ctx context.Context, jobs []actions.Job, params 
 	errs := make([]error, len(jobs))
 	if f.c == nil {
 		for i := range errs {
-			errs[i] = actions.Permanent(errors.New("im.friend_update: IM is not configured (--im-secret-key, --sdkappid)"))
+			errs[i] = notConfigured("im.friend_update")
 		}
 		return errs
 	}

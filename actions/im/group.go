@@ -3,7 +3,6 @@ package im
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -106,7 +105,7 @@ type addGroupMemberResponse struct {
 // out of the next attempt's params (actions.WithRemaining).
 func (a *AddToGroup) Do(ctx context.Context, job actions.Job, params map[string]any) error {
 	if a.c == nil {
-		return actions.Permanent(errors.New("im.add_to_group: IM is not configured (--im-secret-key, --sdkappid)"))
+		return notConfigured("im.add_to_group")
 	}
 	p, err := actions.Decode[AddToGroupParams](addToGroupSpec, params)
 	if err != nil {

@@ -260,7 +260,7 @@ func MsgIDs(jobID string) (msgRandom, msgSeq uint32) {
 // Do implements actions.Kind.
 func (s *Send) Do(ctx context.Context, job actions.Job, params map[string]any) error {
 	if s.c == nil {
-		return actions.Permanent(errors.New("im.send: IM is not configured (--im-secret-key, --sdkappid)"))
+		return notConfigured("im.send")
 	}
 	if job.ID == "" {
 		// Without an id every message would share one dedup key.
