@@ -185,7 +185,7 @@ type page struct {
 func (c *Console) render(w http.ResponseWriter, status int, name, title string, data any) {
 	var b bytes.Buffer
 	if err := c.pages[name].Execute(&b, page{Title: title, Nav: name, Version: c.Version, Data: data}); err != nil {
-		c.logger().Error("console page failed", "page", name, "err", err.Error())
+		c.logger().Error("console page failed", "page", name, "err", err)
 		http.Error(w, "the page could not be rendered", http.StatusInternalServerError)
 		return
 	}
