@@ -278,11 +278,7 @@ func groupHelp(w io.Writer, group string) {
 
 // help is `friendflow help [COMMAND]`.
 func help(args []string, stdout io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprint(stdout, usage())
-		return nil
-	}
-	if args[0] == "help" {
+	if len(args) == 0 || args[0] == "help" {
 		fmt.Fprint(stdout, usage())
 		return nil
 	}
