@@ -3,7 +3,8 @@ package im
 import (
 	"context"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/friendflow/friendflow/actions"
@@ -104,12 +105,7 @@ func checkGroupNames(v any) error {
 // and the console's length limit, and their values' size. A value still to
 // be rendered is "" here (see actions.StringMap) and passes.
 func checkCustom(m map[string]string) error {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		if !validCustomKey(k) {
 			return &actions.ParamError{Path: "custom." + k, Msg: fmt.Sprintf("custom field name %q: want 1 to %d letters, digits or _ (without the %s prefix)", k, MaxCustomKey, customTagPrefix)}
 		}
@@ -175,12 +171,8 @@ func (p FriendUpdateParams) item() updateItem {
 	if p.Groups != nil {
 		it.SnsItem = append(it.SnsItem, snsItem{Tag: tagGroup, Value: p.Groups})
 	}
-	keys := make([]string, 0, len(p.Custom))
-	for k := range p.Custom {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys) // a stable body: the same job sends the same bytes
-	for _, k := range keys {
+	// In key order: a stable body, the same job sends the same bytes.
+	for _, k := range slices.Sorted(maps.Keys(p.Custom)) {
 		it.SnsItem = append(it.SnsItem, snsItem{Tag: customTagPrefix + k, Value: p.Custom[k]})
 	}
 	return it
