@@ -59,11 +59,7 @@ func backtestCommand(fs *flag.FlagSet) runFunc {
 		}
 		set, err := loadPaths(inv.args, inv.getenv, false)
 		if le := (*rules.LoadError)(nil); errors.As(err, &le) {
-			for _, p := range le.Problems {
-				writeProblem(inv.stdout, formatText, "error", p)
-			}
-			fmt.Fprintf(inv.stderr, "%d problems: the candidate rules do not load\n", len(le.Problems))
-			return &exitError{1}
+			return notLoaded(inv, le, "the candidate rules")
 		}
 		if err != nil {
 			return err

@@ -251,13 +251,8 @@ func explainCommand(fs *flag.FlagSet) runFunc {
 			return fmt.Errorf("%s: %w", *eventFile, err)
 		}
 		set, err := loadPaths(paths, inv.getenv, true)
-		var le *rules.LoadError
-		if errors.As(err, &le) {
-			for _, p := range le.Problems {
-				fmt.Fprintln(inv.stdout, p.String())
-			}
-			fmt.Fprintf(inv.stderr, "%d problems: the rules do not load\n", len(le.Problems))
-			return &exitError{1}
+		if le := (*rules.LoadError)(nil); errors.As(err, &le) {
+			return notLoaded(inv, le, "the rules")
 		}
 		if err != nil {
 			return err
@@ -270,6 +265,16 @@ func explainCommand(fs *flag.FlagSet) runFunc {
 		printExplain(inv.stdout, out)
 		return nil
 	}
+}
+
+// notLoaded prints every problem of rules that do not load (what names
+// them) and ends the command with exit 1.
+func notLoaded(inv *invocation, le *rules.LoadError, what string) error {
+	for _, p := range le.Problems {
+		fmt.Fprintln(inv.stdout, p.String())
+	}
+	fmt.Fprintf(inv.stderr, "%d problems: %s do not load\n", len(le.Problems), what)
+	return &exitError{1}
 }
 
 // readInput reads a file, or stdin for "-".
