@@ -117,9 +117,8 @@ func tryRules(files []RuleFile, reg *actions.Registry, ring *record.Ring) *TryRe
 		res.Warnings[i].File = filepath.Base(res.Warnings[i].File)
 	}
 	for i := range res.Tests {
-		res.Tests[i].File = filepath.Base(res.Tests[i].File)
-	}
-	for _, t := range res.Tests {
+		t := &res.Tests[i]
+		t.File = filepath.Base(t.File)
 		if !t.Pass {
 			res.Problems = append(res.Problems, rules.Problem{File: t.File, Line: t.Line, Col: t.Col,
 				Msg: fmt.Sprintf("test %q of rule %q failed: %s", t.Test, t.Rule, t.Failure)})
