@@ -3,7 +3,6 @@ package imtest
 import (
 	"encoding/json"
 	"fmt"
-	"hash/crc32"
 	"slices"
 	"sort"
 	"strings"
@@ -443,28 +442,14 @@ func (s *Server) checkBatchSendMsg(m map[string]any) (int, string) {
 
 func (s *Server) batchSendMsg(req *Request, reply Reply, resp map[string]any) (int, string) {
 	var raw struct {
-		From_Account string
-		To_Account   []string
-		MsgSeq       uint32
-		MsgRandom    uint32
-		MsgBody      []struct {
-			MsgType    string
-			MsgContent json.RawMessage
-		}
+		To_Account []string
+		MsgRandom  uint32
 	}
 	if err := json.Unmarshal(req.Body, &raw); err != nil {
 		return 90001, "JSON format error: " + err.Error()
 	}
 	// The message as sendmsg would see it, for deliver's checks.
 	one, _ := decode(req.Body).(map[string]any)
-	crc := crc32.NewIEEE()
-	for _, e := range raw.MsgBody {
-		crc.Write(e.MsgContent)
-	}
-	from := raw.From_Account
-	if from == "" {
-		from = s.opts.Admin
-	}
 	var errList []map[string]any
 	sent := 0
 	for _, to := range raw.To_Account {
@@ -472,7 +457,7 @@ func (s *Server) batchSendMsg(req *Request, reply Reply, resp map[string]any) (i
 			errList = append(errList, map[string]any{"To_Account": to, "ErrorCode": code})
 			continue
 		}
-		if code, info := s.deliverTo(req, one, to, fmt.Sprintf("%s|%d|%d|%08x|%s", from, raw.MsgSeq, raw.MsgRandom, crc.Sum32(), to)); code != 0 {
+		if code, info := s.deliverTo(req, one, to); code != 0 {
 			return code, info
 		}
 		sent++
@@ -492,10 +477,10 @@ func (s *Server) batchSendMsg(req *Request, reply Reply, resp map[string]any) (i
 
 // deliverTo delivers one recipient's copy of a batch message through
 // deliver's checks, with a dedup key per recipient.
-func (s *Server) deliverTo(req *Request, one map[string]any, to, key string) (int, string) {
+func (s *Server) deliverTo(req *Request, one map[string]any, to string) (int, string) {
 	one["To_Account"] = to
 	body, _ := json.Marshal(one)
 	r := *req
 	r.Body = body
-	return s.deliverKeyed(&r, map[string]any{}, key, true)
+	return s.deliverMsg(&r, map[string]any{}, true)
 }

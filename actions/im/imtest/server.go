@@ -714,12 +714,12 @@ func uint32Of(v any) (uint32, bool) {
 // deliver applies a checked sendmsg: the size limit, MsgLifeTime, and the
 // dedup window. It fills IM's success fields into resp.
 func (s *Server) deliver(req *Request, resp map[string]any) (int, string) {
-	return s.deliverKeyed(req, resp, "", false)
+	return s.deliverMsg(req, resp, false)
 }
 
-// deliverKeyed is deliver with the dedup key given (batchsendmsg: per
-// recipient), or "" for sendmsg's.
-func (s *Server) deliverKeyed(req *Request, resp map[string]any, key string, batch bool) (int, string) {
+// deliverMsg is deliver for sendmsg, or for one recipient's copy of a
+// batchsendmsg (batch), whose dedup key is per recipient.
+func (s *Server) deliverMsg(req *Request, resp map[string]any, batch bool) (int, string) {
 	var raw struct {
 		SyncOtherMachine      int
 		From_Account          string
@@ -785,8 +785,9 @@ func (s *Server) deliverKeyed(req *Request, resp map[string]any, key string, bat
 	if from == "" {
 		from = s.opts.Admin
 	}
-	if key == "" {
-		key = fmt.Sprintf("%s|%d|%d|%08x", from, raw.MsgSeq, raw.MsgRandom, crc.Sum32())
+	key := fmt.Sprintf("%s|%d|%d|%08x", from, raw.MsgSeq, raw.MsgRandom, crc.Sum32())
+	if batch {
+		key += "|" + raw.To_Account
 	}
 	msg.Batch = batch
 	now := s.opts.Clock()
