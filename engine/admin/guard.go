@@ -73,23 +73,18 @@ func (g *guard) check(r *http.Request) (int, string) {
 		return http.StatusMisdirectedRequest, "Host " + quote(r.Host) +
 			" is not an address of this admin listener; a name in front of it must be allowed with --admin-host"
 	}
-	if consolePage(r.URL.Path) {
-		// The console's pages check the token themselves (Console.CheckToken),
-		// from its sign-in cookie as well as a bearer token, and take
-		// same-origin form posts: a browser cannot send a bearer token or a
-		// JSON body from a plain HTML form.
-		if err := g.cop.Check(r); err != nil {
-			return http.StatusForbidden, "cross-origin write refused: " + err.Error()
-		}
-		return 0, ""
-	}
-	if g.tokenOK != nil && !g.authorized(r) {
+	// The console's pages check the token themselves (Console.CheckToken),
+	// from its sign-in cookie as well as a bearer token, and take
+	// same-origin form posts: a browser cannot send a bearer token or a
+	// JSON body from a plain HTML form.
+	console := consolePage(r.URL.Path)
+	if !console && g.tokenOK != nil && !g.authorized(r) {
 		return http.StatusUnauthorized, "missing or wrong bearer token: send Authorization: Bearer TOKEN, the content of --admin-token-file"
 	}
 	if err := g.cop.Check(r); err != nil {
 		return http.StatusForbidden, "cross-origin write refused: " + err.Error()
 	}
-	if !safeMethod(r.Method) && !preflighted(r) {
+	if !console && !safeMethod(r.Method) && !preflighted(r) {
 		return http.StatusUnsupportedMediaType, "a write takes no body, or one whose Content-Type a browser cannot send across origins " +
 			"(application/json, application/x-tar, application/yaml), not a form or text/plain"
 	}
