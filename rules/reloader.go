@@ -98,18 +98,19 @@ func (r *Reloader) Reload(reason string) error {
 	r.status.Hash = set.Hash()
 	r.status.LastError = ""
 	r.status.LastErrorAt = time.Time{}
+	changed := old == nil || old.Hash() != set.Hash()
 	attrs := []any{"reason", reason, "rules", set.Len(), "hash", set.Hash(), "took", took.String()}
 	switch {
 	case recovered:
 		// Said at info even when the rules are unchanged: whoever saw the
 		// failure needs to see it is over.
 		log.Info("rules reloaded; the previous reload had failed", attrs...)
-	case old != nil && old.Hash() == set.Hash():
+	case !changed:
 		log.Debug("rules reloaded, unchanged", attrs...)
 	default:
 		log.Info("rules loaded", attrs...)
 	}
-	if old == nil || old.Hash() != set.Hash() {
+	if changed {
 		// Once per change of the files, not per unchanged reload: a
 		// warning names a rule that may never match as meant.
 		for _, w := range set.Warnings() {
