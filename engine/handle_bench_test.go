@@ -51,6 +51,11 @@ func benchEngine(b *testing.B) (*Engine, []byte) {
 // must not rise with features that are off.
 func BenchmarkHandleCallback(b *testing.B) {
 	e, data := benchEngine(b)
+	benchHandle(b, e, data)
+}
+
+// benchHandle measures e.Handle of the callback body data.
+func benchHandle(b *testing.B, e *Engine, data []byte) {
 	cb := newCB(imcallback.CmdFriendAdd)
 	if err := imcallback.Decode(data, cb); err != nil {
 		b.Fatal(err)

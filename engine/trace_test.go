@@ -124,16 +124,5 @@ func TestTracingCallbackJobAndWebhook(t *testing.T) {
 func BenchmarkHandleCallbackTraced(b *testing.B) {
 	e, data := benchEngine(b)
 	e.Tracer = tracing.New(sdktrace.NewTracerProvider())
-	cb := newCB(imcallback.CmdFriendAdd)
-	if err := imcallback.Decode(data, cb); err != nil {
-		b.Fatal(err)
-	}
-	cb.ID = "bench"
-	ctx := context.Background()
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := e.Handle(ctx, cb); err != nil {
-			b.Fatal(err)
-		}
-	}
+	benchHandle(b, e, data)
 }

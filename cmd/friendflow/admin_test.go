@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -205,12 +203,9 @@ func TestEnvTwinsServeOnly(t *testing.T) {
 	start(t, nil, "serve", "--sdkappid", "1400000000", "--listen", listen, "--admin-listen", adminAddr,
 		"--rules", rulesDir, "--data", t.TempDir(), "--log-level", "error")
 	waitReady(t, adminAddr)
-	q := url.Values{"SdkAppid": {"1400000000"}, "CallbackCommand": {"Sns.CallbackFriendAdd"}}
-	resp, err := http.Post("http://"+listen+"/callback?"+q.Encode(), "application/json", bytes.NewReader(callbacks.Must("friend_add_forced_by_admin.json")))
-	if err != nil {
-		t.Fatal(err)
+	if status, reply := postCallback(t, http.DefaultClient, listen, "Sns.CallbackFriendAdd", callbacks.Must("friend_add_forced_by_admin.json")); status != 200 {
+		t.Fatalf("callback: %d %s", status, reply)
 	}
-	resp.Body.Close()
 	env := []string{"FRIENDFLOW_ADMIN_URL=http://" + adminAddr}
 	var out string
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {

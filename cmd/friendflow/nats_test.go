@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -108,13 +107,9 @@ func TestDeadLettersPastMaxAgeAreDiscardedAndCounted(t *testing.T) {
 	start(t, nil, "serve", "--sdkappid", "1400000000", "--listen", listen, "--admin-listen", admin,
 		"--rules", rulesDir, "--data", t.TempDir(), "--log-level", "error", "--dlq-max-age", "2s")
 	waitReady(t, admin)
-	q := url.Values{"SdkAppid": {"1400000000"}, "CallbackCommand": {"Sns.CallbackFriendAdd"}}
-	resp, err := http.Post("http://"+listen+"/callback?"+q.Encode(), "application/json",
-		bytes.NewReader(callbacks.Must("friend_add_forced_by_admin.json")))
-	if err != nil {
-		t.Fatal(err)
+	if status, reply := postCallback(t, http.DefaultClient, listen, "Sns.CallbackFriendAdd", callbacks.Must("friend_add_forced_by_admin.json")); status != 200 {
+		t.Fatalf("callback: %d %s", status, reply)
 	}
-	resp.Body.Close()
 	metric := func(name string) string {
 		resp, err := http.Get("http://" + admin + "/metrics")
 		if err != nil {

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -93,15 +92,8 @@ func runTraced(t *testing.T, env []string) (traceparent string) {
 	p := start(t, env, "serve", "--sdkappid", "1400000000", "--listen", listen, "--admin-listen", admin,
 		"--rules", rulesDir, "--data", t.TempDir())
 	waitReady(t, admin)
-	q := url.Values{"SdkAppid": {"1400000000"}, "CallbackCommand": {"Sns.CallbackFriendAdd"}}
-	resp, err := http.Post("http://"+listen+"/callback?"+q.Encode(), "application/json",
-		bytes.NewReader(callbacks.Must("friend_add_forced_by_admin.json")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("callback: %d", resp.StatusCode)
+	if status, reply := postCallback(t, http.DefaultClient, listen, "Sns.CallbackFriendAdd", callbacks.Must("friend_add_forced_by_admin.json")); status != 200 {
+		t.Fatalf("callback: %d %s", status, reply)
 	}
 	select {
 	case traceparent = <-got:
