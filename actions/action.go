@@ -61,11 +61,9 @@ type Spec struct {
 	Name   string
 	Doc    string
 	Params []Param
-	// Commands, when non-empty, are the only callback commands the kind may
-	// be used on (deny: the two Prev commands).
-	Commands []string
 	// Sync kinds are decided while the callback waits for its reply instead
-	// of being queued (deny).
+	// of being queued (deny). Only a before-callback's reply decides
+	// anything, so rules refuses a Sync kind on any other command.
 	Sync bool
 	// Validate checks relations between parameters (text xor custom, code
 	// ranges, size limits). It runs after the type checks, at load time with

@@ -3,8 +3,6 @@ package actions
 import (
 	"context"
 	"fmt"
-
-	"github.com/friendflow/friendflow/engine/imcallback"
 )
 
 // Deny is the deny kind. It only declares the decision: the engine reads
@@ -15,20 +13,28 @@ type Deny struct{}
 var denySpec = Spec{
 	Name: "deny",
 	Doc: fmt.Sprintf("Refuses the friend request (or response) in the before-callback's reply: the target's "+
-		"ResultItem carries `code` (%d–%d) and `reason`. Decided synchronously, never queued.", imcallback.MinDenyCode, imcallback.MaxDenyCode),
-	Commands: []string{imcallback.CmdPrevFriendAdd, imcallback.CmdPrevFriendResponse},
-	Sync:     true,
+		"ResultItem carries `code` (%d–%d) and `reason`. Decided synchronously, never queued.", MinDenyCode, MaxDenyCode),
+	Sync: true,
 	Params: []Param{
-		{Name: "code", Type: Int, Example: `38001`, Required: true, Doc: fmt.Sprintf("the ResultCode, %d to %d", imcallback.MinDenyCode, imcallback.MaxDenyCode)},
+		{Name: "code", Type: Int, Example: `38001`, Required: true, Doc: fmt.Sprintf("the ResultCode, %d to %d", MinDenyCode, MaxDenyCode)},
 		{Name: "reason", Type: String, Example: `requests from test accounts are closed`, Default: "", Doc: "the ResultInfo shown to the requester's app"},
 	},
 	Validate: func(p map[string]any) error {
-		if c, ok := p["code"].(int64); ok && (c < imcallback.MinDenyCode || c > imcallback.MaxDenyCode) {
-			return &ParamError{Path: "code", Msg: fmt.Sprintf("%d is outside %d to %d", c, imcallback.MinDenyCode, imcallback.MaxDenyCode)}
+		if c, ok := p["code"].(int64); ok && (c < MinDenyCode || c > MaxDenyCode) {
+			return &ParamError{Path: "code", Msg: fmt.Sprintf("%d is outside %d to %d", c, MinDenyCode, MaxDenyCode)}
 		}
 		return nil
 	},
 }
+
+// The result codes IM accepts from a before-callback to refuse a friend
+// request or response: ResultCode in ResultItem, documented on the pages of
+// Sns.CallbackPrevFriendAdd (https://www.tencentcloud.com/document/product/1047/43468)
+// and Sns.CallbackPrevFriendResponse (https://www.tencentcloud.com/document/product/1047/43467).
+const (
+	MinDenyCode = 38000
+	MaxDenyCode = 39000
+)
 
 // Spec implements Kind.
 func (Deny) Spec() Spec { return denySpec }

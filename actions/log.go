@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strings"
 )
 
 // Log writes one structured log record per job. It fails only on
@@ -13,6 +14,12 @@ import (
 // nowhere better to go.
 type Log struct {
 	Logger *slog.Logger // nil: slog.Default()
+	// Accounts are the event fields that say who an event is about, shown
+	// in each line as attributes named after them (From_Account is
+	// "from"); the rest of the event is noise in a log line. The
+	// composition root passes the field table's accounts: this package
+	// knows nothing of the event but that it is JSON.
+	Accounts []string
 }
 
 var logSpec = Spec{
@@ -33,17 +40,6 @@ type LogParams struct {
 	Message string         `param:"message"`
 	Level   string         `param:"level"` // one of the Enum: slog's level names
 	Fields  map[string]any `param:"fields"`
-}
-
-// eventAccounts are the fields that say who an event is about; the rest of
-// the event is noise in a log line.
-type eventAccounts struct {
-	CallbackCommand   string `json:"CallbackCommand"`
-	From_Account      string `json:"From_Account"`
-	To_Account        string `json:"To_Account"`
-	Initiator_Account string `json:"Initiator_Account"`
-	Requester_Account string `json:"Requester_Account"`
-	Admin_Account     string `json:"Admin_Account"`
 }
 
 // Do implements Kind.
@@ -67,7 +63,7 @@ func (l *Log) Do(ctx context.Context, job Job, params map[string]any) error {
 		slog.String("rule", job.Rule),
 		slog.String("job_id", job.ID),
 	}
-	attrs = append(attrs, accountAttrs(job.Event)...)
+	attrs = append(attrs, l.accountAttrs(job.Event)...)
 	if len(p.Fields) > 0 {
 		attrs = append(attrs, fieldsGroup(p.Fields))
 	}
@@ -77,19 +73,16 @@ func (l *Log) Do(ctx context.Context, job Job, params map[string]any) error {
 
 // accountAttrs are the event's command and the accounts it is about;
 // none for an event that does not decode.
-func accountAttrs(event json.RawMessage) []slog.Attr {
-	var acc eventAccounts
-	if len(event) == 0 || json.Unmarshal(event, &acc) != nil {
+func (l *Log) accountAttrs(event json.RawMessage) []slog.Attr {
+	var ev map[string]any
+	if len(event) == 0 || json.Unmarshal(event, &ev) != nil {
 		return nil
 	}
-	attrs := []slog.Attr{slog.String("command", acc.CallbackCommand)}
-	for _, a := range []struct{ k, v string }{
-		{"from", acc.From_Account}, {"to", acc.To_Account},
-		{"initiator", acc.Initiator_Account}, {"requester", acc.Requester_Account},
-		{"admin", acc.Admin_Account},
-	} {
-		if a.v != "" {
-			attrs = append(attrs, slog.String(a.k, a.v))
+	cmd, _ := ev["CallbackCommand"].(string)
+	attrs := []slog.Attr{slog.String("command", cmd)}
+	for _, name := range l.Accounts {
+		if v, _ := ev[name].(string); v != "" {
+			attrs = append(attrs, slog.String(strings.ToLower(strings.TrimSuffix(name, "_Account")), v))
 		}
 	}
 	return attrs

@@ -17,7 +17,7 @@ func jsonLogger(buf *bytes.Buffer, level slog.Level) *slog.Logger {
 
 func TestLogDo(t *testing.T) {
 	var buf bytes.Buffer
-	l := &actions.Log{Logger: jsonLogger(&buf, slog.LevelDebug)}
+	l := &actions.Log{Logger: jsonLogger(&buf, slog.LevelDebug), Accounts: []string{"From_Account", "To_Account", "Initiator_Account", "Requester_Account", "Admin_Account"}}
 	p, err := l.Spec().Check(map[string]any{
 		"message": "welcomed alice", "level": "warn",
 		"fields": map[string]any{"z": 1, "a": "x", "m": map[string]any{"k": true}},

@@ -6,6 +6,10 @@ import (
 	"time"
 )
 
+// syncOnly says where a Sync kind may be used, in the reference; rules
+// enforces it at load.
+const syncOnly = "Only on the before-callbacks (the Prev commands), whose reply it decides."
+
 // Reference renders the kinds' declarations as Markdown: the README's
 // action reference is this text, so documentation cannot drift from what
 // the loader enforces.
@@ -14,8 +18,8 @@ func Reference(reg *Registry) string {
 	for _, k := range reg.Kinds() {
 		s := k.Spec()
 		fmt.Fprintf(&b, "#### `%s`\n\n%s\n", s.Name, s.Doc)
-		if len(s.Commands) > 0 {
-			fmt.Fprintf(&b, "\nOnly on: `%s`.\n", strings.Join(s.Commands, "`, `"))
+		if s.Sync {
+			b.WriteString("\n" + syncOnly + "\n")
 		}
 		if len(s.Params) > 0 {
 			b.WriteString("\n| parameter | type | default | example | meaning |\n| --- | --- | --- | --- | --- |\n")

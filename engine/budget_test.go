@@ -11,6 +11,7 @@ import (
 	"github.com/friendflow/friendflow/engine/imcallback"
 	"github.com/friendflow/friendflow/engine/record"
 	"github.com/friendflow/friendflow/rules"
+	"github.com/friendflow/friendflow/rules/imevent"
 )
 
 // TestBudgetStopsAfterCallback: an after-callback over the budget fails
@@ -29,10 +30,10 @@ func TestBudgetStopsAfterCallback(t *testing.T) {
 		e.Budget = NewJobBudget(10000, "make templates render less", nil)
 		e.Recorder = ring
 	})
-	cb := newCB(imcallback.CmdFriendAdd)
+	cb := newCB(imevent.CmdFriendAdd)
 	cb.ID = imcallback.NewID()
 	for i := range 10 {
-		cb.Events = append(cb.Events, imcallback.Event{CallbackCommand: cb.Command, From_Account: "a", To_Account: string(rune('b' + i)), PairIndex: i, PairCount: 10})
+		cb.Events = append(cb.Events, imevent.Event{CallbackCommand: cb.Command, From_Account: "a", To_Account: string(rune('b' + i)), PairIndex: i, PairCount: 10})
 	}
 	_, err := h.eng.Handle(context.Background(), cb)
 	var rej *jobsRejectedError

@@ -17,6 +17,7 @@ import (
 	"github.com/friendflow/friendflow/engine/queue"
 	"github.com/friendflow/friendflow/engine/queue/queuetest"
 	"github.com/friendflow/friendflow/rules"
+	"github.com/friendflow/friendflow/rules/imevent"
 )
 
 // TestTwoEnginesShareAClusterThroughFailover is the several-replicas
@@ -67,7 +68,7 @@ func TestTwoEnginesShareAClusterThroughFailover(t *testing.T) {
 			{"From_Account":"b%d","To_Account":"a%d","Initiator_Account":"a%d"}]}`, f, f, f, f, f, f)
 		deadline := time.Now().Add(30 * time.Second)
 		for {
-			cb := newCB(imcallback.CmdFriendAdd)
+			cb := newCB(imevent.CmdFriendAdd)
 			cb.ID = imcallback.NewID()
 			if err := imcallback.Decode([]byte(body), cb); err != nil {
 				t.Error(err)

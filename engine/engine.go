@@ -15,6 +15,7 @@ import (
 	"github.com/friendflow/friendflow/engine/queue"
 	"github.com/friendflow/friendflow/internal/tracing"
 	"github.com/friendflow/friendflow/rules"
+	"github.com/friendflow/friendflow/rules/imevent"
 )
 
 // Queue is what the engine needs of the durable queue.
@@ -68,7 +69,7 @@ type Recorder interface {
 
 // match matches ev against set, logging and counting the rules that failed
 // at run time; it returns them too.
-func (e *Engine) match(set *rules.Set, ev *imcallback.Event) ([]rules.Match, []rules.RuleError) {
+func (e *Engine) match(set *rules.Set, ev *imevent.Event) ([]rules.Match, []rules.RuleError) {
 	ms, errs := set.Match(ev)
 	for _, re := range errs {
 		e.logger().Warn("rule failed at run time; counted as no match",
@@ -136,7 +137,7 @@ func (e *Engine) handle(ctx context.Context, cb *imcallback.Callback, tr *cbTrac
 		err      error
 	)
 	span := tr.start("match")
-	if imcallback.IsPrev(cb.Command) {
+	if imevent.IsPrev(cb.Command) {
 		matches, ruleErrs, reply.ResultItem, err = e.decide(ctx, set, cb, log)
 	} else {
 		matches, ruleErrs, err = e.matchAll(set, cb, log)
@@ -325,7 +326,7 @@ func (e *Engine) failCode() int {
 	if e.FailCode != 0 {
 		return e.FailCode
 	}
-	return imcallback.MinDenyCode
+	return actions.MinDenyCode
 }
 
 func (e *Engine) countMatches(matches [][]rules.Match) {
@@ -394,7 +395,7 @@ func (e *Engine) jobs(ctx context.Context, cb *imcallback.Callback, matches [][]
 				// The callback's events share one buffer: a slice stays
 				// valid when a later append moves the buffer.
 				start := len(evbuf)
-				evbuf = imcallback.AppendEventJSON(evbuf, &cb.Events[i])
+				evbuf = imevent.AppendEventJSON(evbuf, &cb.Events[i])
 				event = evbuf[start:len(evbuf):len(evbuf)]
 			}
 			for ai, a := range m.Actions {

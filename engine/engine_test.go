@@ -22,6 +22,7 @@ import (
 	"github.com/friendflow/friendflow/engine/record"
 	"github.com/friendflow/friendflow/examples/callbacks"
 	"github.com/friendflow/friendflow/rules"
+	"github.com/friendflow/friendflow/rules/imevent"
 )
 
 // recordKind is a test action that records every job it runs.
@@ -85,7 +86,7 @@ func newHarness(t *testing.T, yaml string, run bool, opts ...func(*Engine)) *har
 	h := &harness{rec: &recordKind{}, logs: logFile(logs.Name())}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	var reg actions.Registry
-	for _, k := range []actions.Kind{h.rec, &actions.Log{Logger: log}, &actions.Deny{}} {
+	for _, k := range []actions.Kind{h.rec, &actions.Log{Logger: log, Accounts: imevent.AccountFields()}, &actions.Deny{}} {
 		if err := reg.Register(k); err != nil {
 			t.Fatal(err)
 		}
@@ -165,7 +166,7 @@ rules:
 
 func TestEngineQueuesMatchedActionsAndRunsThem(t *testing.T) {
 	h := newHarness(t, welcomeRules, true)
-	cb := h.callback(t, imcallback.CmdFriendAdd, "friend_add_response.json")
+	cb := h.callback(t, imevent.CmdFriendAdd, "friend_add_response.json")
 	reply, err := h.eng.Handle(context.Background(), cb)
 	if err != nil || reply.ActionStatus != "OK" || reply.ResultItem != nil {
 		t.Fatalf("reply %+v, %v", reply, err)
@@ -184,8 +185,8 @@ func TestEngineQueuesMatchedActionsAndRunsThem(t *testing.T) {
 		if !strings.HasPrefix(j.ID, cb.ID+"-") {
 			t.Errorf("job id %q not derived from callback id %q", j.ID, cb.ID)
 		}
-		var ev imcallback.Event
-		if err := json.Unmarshal(j.Event, &ev); err != nil || ev.CallbackCommand != imcallback.CmdFriendAdd {
+		var ev imevent.Event
+		if err := json.Unmarshal(j.Event, &ev); err != nil || ev.CallbackCommand != imevent.CmdFriendAdd {
 			t.Errorf("job event %s: %v", j.Event, err)
 		}
 	}
@@ -197,7 +198,7 @@ func TestEngineQueuesMatchedActionsAndRunsThem(t *testing.T) {
 	}
 
 	// The same friendship again within the once window: no second welcome.
-	cb2 := h.callback(t, imcallback.CmdFriendAdd, "friend_add_response.json")
+	cb2 := h.callback(t, imevent.CmdFriendAdd, "friend_add_response.json")
 	if _, err := h.eng.Handle(context.Background(), cb2); err != nil {
 		t.Fatal(err)
 	}
@@ -223,7 +224,7 @@ func failingStore(e *Engine) { e.Queue = failingQueue{e.Queue.(*queue.Queue)} }
 
 func TestEngineFailedEnqueueReleasesOnceKeys(t *testing.T) {
 	h := newHarness(t, welcomeRules, false, failingStore)
-	cb := h.callback(t, imcallback.CmdFriendAdd, "friend_add_response.json")
+	cb := h.callback(t, imevent.CmdFriendAdd, "friend_add_response.json")
 	if _, err := h.eng.Handle(context.Background(), cb); err == nil || !strings.Contains(err.Error(), "stream unavailable") {
 		t.Fatalf("err %v", err)
 	}
@@ -292,12 +293,12 @@ func prevCallback(t *testing.T, wordings ...string) *imcallback.Callback {
 		Requester_Account string `json:"Requester_Account"`
 		From_Account      string `json:"From_Account"`
 		FriendItem        []item `json:"FriendItem"`
-	}{CallbackCommand: imcallback.CmdPrevFriendAdd, Requester_Account: "mallory", From_Account: "mallory"}
+	}{CallbackCommand: imevent.CmdPrevFriendAdd, Requester_Account: "mallory", From_Account: "mallory"}
 	for i, w := range wordings {
 		body.FriendItem = append(body.FriendItem, item{To_Account: "id" + string(rune('1'+i)), AddWording: w})
 	}
 	data, _ := json.Marshal(body)
-	cb := newCB(imcallback.CmdPrevFriendAdd)
+	cb := newCB(imevent.CmdPrevFriendAdd)
 	cb.ID = imcallback.NewID()
 	cb.OptPlatform = "Android"
 	if err := imcallback.Decode(data, cb); err != nil {
@@ -414,7 +415,7 @@ rules:
     actions:
       - record: { note: "${ To_Account }" }
 `+strings.TrimPrefix(failingRules, "\nrules:\n"), true)
-	if _, err := h.eng.Handle(context.Background(), h.callback(t, imcallback.CmdFriendAdd, "friend_add.json")); err != nil {
+	if _, err := h.eng.Handle(context.Background(), h.callback(t, imevent.CmdFriendAdd, "friend_add.json")); err != nil {
 		t.Fatal(err)
 	}
 	h.rec.wait(t, 3) // the other rule of the same events still runs
@@ -461,7 +462,7 @@ rules:
 
 func TestEngineNoRules(t *testing.T) {
 	e := &Engine{Rules: func() *rules.Set { return nil }}
-	if _, err := e.Handle(context.Background(), newCB(imcallback.CmdFriendAdd)); !errors.Is(err, ErrNoRules) {
+	if _, err := e.Handle(context.Background(), newCB(imevent.CmdFriendAdd)); !errors.Is(err, ErrNoRules) {
 		t.Fatalf("err %v", err)
 	}
 }
@@ -494,7 +495,7 @@ func BenchmarkDecide100Rules(b *testing.B) {
 		b.Fatal(err)
 	}
 	e := &Engine{Rules: func() *rules.Set { return set }, Logger: slog.New(slog.DiscardHandler), DecisionTimeout: time.Second}
-	cb := newCB(imcallback.CmdPrevFriendAdd)
+	cb := newCB(imevent.CmdPrevFriendAdd)
 	if err := imcallback.Decode(callbacks.Must("prev_friend_add.json"), cb); err != nil {
 		b.Fatal(err)
 	}
@@ -537,11 +538,11 @@ func TestEngineMetrics(t *testing.T) {
 	h := newHarness(t, welcomeRules, true)
 	h.eng.Metrics.WatchQueue(h.q.Stats)
 	for range 2 {
-		if _, err := h.eng.Handle(context.Background(), h.callback(t, imcallback.CmdFriendAdd, "friend_add_response.json")); err != nil {
+		if _, err := h.eng.Handle(context.Background(), h.callback(t, imevent.CmdFriendAdd, "friend_add_response.json")); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := h.eng.Handle(context.Background(), h.callback(t, imcallback.CmdFriendAdd, "friend_add.json")); err != nil {
+	if _, err := h.eng.Handle(context.Background(), h.callback(t, imevent.CmdFriendAdd, "friend_add.json")); err != nil {
 		t.Fatal(err)
 	}
 	h.rec.wait(t, 1+2+2+3) // welcome once, audit for every pair
@@ -613,7 +614,7 @@ func BenchmarkEnqueueToExecution(b *testing.B) {
 	data := callbacks.Must("friend_add_forced_by_admin.json")
 	var reply, exec []time.Duration
 	for b.Loop() {
-		cb := newCB(imcallback.CmdFriendAdd)
+		cb := newCB(imevent.CmdFriendAdd)
 		cb.ID = imcallback.NewID()
 		if err := imcallback.Decode(data, cb); err != nil {
 			b.Fatal(err)
@@ -653,7 +654,7 @@ func TestEngineStoresTheLargestCallback(t *testing.T) {
 		fmt.Fprintf(&sb, `{"From_Account":"user_with_a_long_name_%d","To_Account":"another_long_account_%d","Initiator_Account":"user_%d"}`, i, i, i)
 	}
 	sb.WriteString("]}")
-	cb := newCB(imcallback.CmdFriendAdd)
+	cb := newCB(imevent.CmdFriendAdd)
 	cb.ID = imcallback.NewID()
 	if err := imcallback.Decode([]byte(sb.String()), cb); err != nil {
 		t.Fatal(err)
@@ -722,7 +723,7 @@ rules:
       - deny: { code: 38001, reason: spam }
       - record: { note: "denied ${ To_Account }" }
 `+strings.TrimPrefix(failingRules, "\nrules:\n"), true, func(e *Engine) { e.Recorder = ring })
-	if _, err := h.eng.Handle(context.Background(), h.callback(t, imcallback.CmdFriendAdd, "friend_add.json")); err != nil {
+	if _, err := h.eng.Handle(context.Background(), h.callback(t, imevent.CmdFriendAdd, "friend_add.json")); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := h.eng.Handle(context.Background(), prevCallback(t, "cheap loan", "7")); err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/friendflow/friendflow/engine/queue"
 	"github.com/friendflow/friendflow/examples/callbacks"
 	"github.com/friendflow/friendflow/rules"
+	"github.com/friendflow/friendflow/rules/imevent"
 )
 
 // memQueue stores nothing: it isolates the engine's own work on the
@@ -56,7 +57,7 @@ func BenchmarkHandleCallback(b *testing.B) {
 
 // benchHandle measures e.Handle of the callback body data.
 func benchHandle(b *testing.B, e *Engine, data []byte) {
-	cb := newCB(imcallback.CmdFriendAdd)
+	cb := newCB(imevent.CmdFriendAdd)
 	if err := imcallback.Decode(data, cb); err != nil {
 		b.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/friendflow/friendflow/engine/imcallback"
 	"github.com/friendflow/friendflow/engine/queue"
 	"github.com/friendflow/friendflow/rules"
+	"github.com/friendflow/friendflow/rules/imevent"
 )
 
 // Metrics are friendflow's Prometheus metrics, on a registry of their own
@@ -53,14 +54,8 @@ type Metrics struct {
 	// can be derived at scrape time from the events of the rule's commands:
 	// counting every non-match on the hot path would cost a counter
 	// increment per rule per event, and the index skips most rules anyway.
-	events [6]atomic.Uint64 // by commandIndex
+	events [imevent.NumCommands]atomic.Uint64 // by imevent.CommandIndex
 	rules  atomic.Pointer[map[string]*ruleCounts]
-}
-
-// commandIndex numbers the six commands for the per-command event counts.
-var commandIndex = map[string]int{
-	imcallback.CmdFriendAdd: 0, imcallback.CmdFriendDelete: 1, imcallback.CmdBlackListAdd: 2,
-	imcallback.CmdBlackListDelete: 3, imcallback.CmdPrevFriendAdd: 4, imcallback.CmdPrevFriendResponse: 5,
 }
 
 // ruleCounts is one rule's matches, and the event counts of its commands
@@ -74,7 +69,7 @@ type ruleCounts struct {
 // CountEvents records n events of command cmd.
 func (m *Metrics) CountEvents(cmd string, n int) {
 	m.Events.WithLabelValues(cmd).Add(float64(n))
-	if i, ok := commandIndex[cmd]; ok {
+	if i, ok := imevent.CommandIndex(cmd); ok {
 		m.events[i].Add(uint64(n))
 	}
 }
@@ -96,7 +91,7 @@ func (m *Metrics) trackRules(infos []rules.RuleInfo) {
 	for _, ri := range infos {
 		on := make([]int, 0, len(ri.On))
 		for _, c := range ri.On {
-			if i, ok := commandIndex[c]; ok {
+			if i, ok := imevent.CommandIndex(c); ok {
 				on = append(on, i)
 			}
 		}

@@ -21,6 +21,7 @@ import (
 	"github.com/friendflow/friendflow/engine/queue"
 	"github.com/friendflow/friendflow/internal/tracing"
 	"github.com/friendflow/friendflow/rules"
+	"github.com/friendflow/friendflow/rules/imevent"
 )
 
 // spanNamed returns the ended span called name, waiting for it: a job's
@@ -79,7 +80,7 @@ func TestTracingCallbackJobAndWebhook(t *testing.T) {
 	go func() { _ = q.Run(ctx) }()
 	e := &Engine{Rules: func() *rules.Set { return set }, Queue: q, Logger: log, Tracer: tracer}
 
-	cb := newCB(imcallback.CmdFriendAdd)
+	cb := newCB(imevent.CmdFriendAdd)
 	cb.ID = imcallback.NewID()
 	cb.ReceivedAt = time.Now().Add(-time.Millisecond)
 	if err := imcallback.Decode([]byte(`{"CallbackCommand":"Sns.CallbackFriendAdd","PairList":[{"From_Account":"a","To_Account":"b","Initiator_Account":"a"}],"ClientCmd":"friend_add","AdminForceFlag":0,"EventTime":1}`), cb); err != nil {

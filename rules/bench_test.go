@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/friendflow/friendflow/engine/imcallback"
 	"github.com/friendflow/friendflow/examples/callbacks"
+	"github.com/friendflow/friendflow/rules/imevent"
 )
 
 // genRules writes n rules; indexed rules each test a distinct
@@ -53,7 +53,7 @@ func BenchmarkMatch(b *testing.B) {
 			}
 			b.Run(name, func(b *testing.B) {
 				s := mustLoad(b, genRuleFiles(n, indexed))
-				ev := &imcallback.Event{CallbackCommand: imcallback.CmdFriendAdd, ClientCmd: "friend_add", From_Account: "user0", To_Account: "bob"}
+				ev := &imevent.Event{CallbackCommand: imevent.CmdFriendAdd, ClientCmd: "friend_add", From_Account: "user0", To_Account: "bob"}
 				if got := mustMatch(b, s, ev); len(got) != 1 {
 					b.Fatalf("matches = %d", len(got))
 				}
@@ -71,7 +71,7 @@ func BenchmarkMatchNoMatch(b *testing.B) {
 	for _, n := range []int{100, 10000} {
 		b.Run(fmt.Sprintf("indexed/rules=%d", n), func(b *testing.B) {
 			s := mustLoad(b, genRuleFiles(n, true))
-			ev := &imcallback.Event{CallbackCommand: imcallback.CmdFriendAdd, ClientCmd: "friend_add", From_Account: "nobody", To_Account: "bob"}
+			ev := &imevent.Event{CallbackCommand: imevent.CmdFriendAdd, ClientCmd: "friend_add", From_Account: "nobody", To_Account: "bob"}
 			b.ReportAllocs()
 			for b.Loop() {
 				s.Match(ev)
@@ -82,7 +82,7 @@ func BenchmarkMatchNoMatch(b *testing.B) {
 
 func BenchmarkMatchParallel(b *testing.B) {
 	s := mustLoad(b, map[string]string{"r.yaml": genRules(100, false)})
-	ev := &imcallback.Event{CallbackCommand: imcallback.CmdFriendAdd, ClientCmd: "friend_add", From_Account: "user0", To_Account: "bob"}
+	ev := &imevent.Event{CallbackCommand: imevent.CmdFriendAdd, ClientCmd: "friend_add", From_Account: "user0", To_Account: "bob"}
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
@@ -120,17 +120,17 @@ func benchRules(tb testing.TB) string {
 
 // sampleEvents returns the events of examples/callbacks/friend_add.json as
 // the receiver builds them: one per pair, sharing the callback's fields.
-func sampleEvents(tb testing.TB) []*imcallback.Event {
+func sampleEvents(tb testing.TB) []*imevent.Event {
 	tb.Helper()
 	data := callbacks.Must("friend_add.json")
 	var cb struct {
-		imcallback.Event
-		PairList []imcallback.Event
+		imevent.Event
+		PairList []imevent.Event
 	}
 	if err := json.Unmarshal(data, &cb); err != nil {
 		tb.Fatal(err)
 	}
-	out := make([]*imcallback.Event, len(cb.PairList))
+	out := make([]*imevent.Event, len(cb.PairList))
 	for i, p := range cb.PairList {
 		ev := cb.Event
 		ev.From_Account, ev.To_Account, ev.Initiator_Account = p.From_Account, p.To_Account, p.Initiator_Account

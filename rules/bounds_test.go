@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/friendflow/friendflow/engine/imcallback"
+	"github.com/friendflow/friendflow/rules/imevent"
 )
 
 // testdata/aliasbomb-N.yaml nest N levels of nine aliases each ("billion
@@ -69,7 +69,7 @@ func TestYAMLAliasesWithinLimits(t *testing.T) {
   - name: b
     actions: [{log: {message: y, fields: *f}}]
 `))
-	ms, errs := s.Match(&imcallback.Event{CallbackCommand: imcallback.CmdFriendAdd, From_Account: "alice", To_Account: "bob"})
+	ms, errs := s.Match(&imevent.Event{CallbackCommand: imevent.CmdFriendAdd, From_Account: "alice", To_Account: "bob"})
 	if len(errs) != 0 || len(ms) != 2 || ms[0].Actions[1].Params["message"] != "hi bob" ||
 		ms[1].Actions[0].Params["fields"].(map[string]any)["c"] != "alice" {
 		t.Fatalf("matches %+v errors %v", ms, errs)

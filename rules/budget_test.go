@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/friendflow/friendflow/engine/imcallback"
+	"github.com/friendflow/friendflow/rules/imevent"
 )
 
 // issueLoop is the condition of issue 13: a billion steps, which held a
@@ -32,10 +32,10 @@ func budgetRules(cmd string) map[string]string {
 }
 
 func TestEvalBudgetFailsOnlyTheLoopingRule(t *testing.T) {
-	for _, cmd := range []string{imcallback.CmdFriendAdd, imcallback.CmdPrevFriendAdd} {
+	for _, cmd := range []string{imevent.CmdFriendAdd, imevent.CmdPrevFriendAdd} {
 		t.Run(cmd, func(t *testing.T) {
 			s := mustLoad(t, budgetRules(cmd))
-			ev := &imcallback.Event{CallbackCommand: cmd, From_Account: "a", To_Account: "b"}
+			ev := &imevent.Event{CallbackCommand: cmd, From_Account: "a", To_Account: "b"}
 			ms, errs := s.Match(ev)
 			if len(errs) != 1 || errs[0].Rule != "loops" || !errors.Is(errs[0], ErrEvalBudget) {
 				t.Fatalf("errors = %v; want one ErrEvalBudget of rule loops", errs)
@@ -59,7 +59,7 @@ func TestEvalBudgetFailsOnlyTheLoopingRule(t *testing.T) {
 					t.Fatalf("errors = %v", errs)
 				}
 			}
-			if cmd == imcallback.CmdPrevFriendAdd {
+			if cmd == imevent.CmdPrevFriendAdd {
 				if d := s.Decide(ev); d.Deny {
 					t.Fatalf("decision %+v", d)
 				}
@@ -69,8 +69,8 @@ func TestEvalBudgetFailsOnlyTheLoopingRule(t *testing.T) {
 }
 
 func TestEvalBudgetExplainShowsTheError(t *testing.T) {
-	s := mustLoad(t, budgetRules(imcallback.CmdFriendAdd))
-	tr := s.Explain(&imcallback.Event{CallbackCommand: imcallback.CmdFriendAdd, From_Account: "a"})
+	s := mustLoad(t, budgetRules(imevent.CmdFriendAdd))
+	tr := s.Explain(&imevent.Event{CallbackCommand: imevent.CmdFriendAdd, From_Account: "a"})
 	if tr[0].Status != StatusError || !strings.Contains(tr[0].Error, ErrEvalBudget.Error()) {
 		t.Fatalf("loops: %+v", tr[0])
 	}
@@ -89,7 +89,7 @@ func TestEvalBudgetInTemplatesAndOnce(t *testing.T) {
   - name: ok
     actions: [{log: {message: hi}}]
 `))
-	ms, errs := s.Match(&imcallback.Event{CallbackCommand: imcallback.CmdFriendAdd})
+	ms, errs := s.Match(&imevent.Event{CallbackCommand: imevent.CmdFriendAdd})
 	if len(errs) != 2 || !errors.Is(errs[0], ErrEvalBudget) || !errors.Is(errs[1], ErrEvalBudget) {
 		t.Fatalf("errors = %v", errs)
 	}
@@ -103,7 +103,7 @@ func TestEvalMemoryBudget(t *testing.T) {
   - name: big
     when: 'len(1..2000000) > 0'
 `))
-	_, errs := s.Match(&imcallback.Event{CallbackCommand: imcallback.CmdFriendAdd})
+	_, errs := s.Match(&imevent.Event{CallbackCommand: imevent.CmdFriendAdd})
 	if len(errs) != 1 || !strings.Contains(errs[0].Error(), "memory budget exceeded") {
 		t.Fatalf("errors = %v", errs)
 	}
@@ -112,7 +112,7 @@ func TestEvalMemoryBudget(t *testing.T) {
   - name: big
     when: 'len(1..2000000) > 0'
 `), func(o *Options) { o.EvalMemory = 3_000_000 })
-	if ms, errs := s.Match(&imcallback.Event{CallbackCommand: imcallback.CmdFriendAdd}); len(errs) != 0 || len(ms) != 1 {
+	if ms, errs := s.Match(&imevent.Event{CallbackCommand: imevent.CmdFriendAdd}); len(errs) != 0 || len(ms) != 1 {
 		t.Fatalf("with EvalMemory 3e6: %v %v", ms, errs)
 	}
 }
@@ -162,8 +162,8 @@ func TestLintCostlyLoops(t *testing.T) {
 // BenchmarkEvalBudgetExhausted is the cost of a rule that uses up its
 // whole default budget: the longest one rule can hold an event.
 func BenchmarkEvalBudgetExhausted(b *testing.B) {
-	s := mustLoad(b, budgetRules(imcallback.CmdFriendAdd))
-	ev := &imcallback.Event{CallbackCommand: imcallback.CmdFriendAdd, From_Account: "a", To_Account: "b"}
+	s := mustLoad(b, budgetRules(imevent.CmdFriendAdd))
+	ev := &imevent.Event{CallbackCommand: imevent.CmdFriendAdd, From_Account: "a", To_Account: "b"}
 	for b.Loop() {
 		if _, errs := s.Match(ev); len(errs) != 1 {
 			b.Fatal(errs)

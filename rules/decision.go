@@ -3,7 +3,7 @@ package rules
 import (
 	"strconv"
 
-	"github.com/friendflow/friendflow/engine/imcallback"
+	"github.com/friendflow/friendflow/rules/imevent"
 )
 
 // Decision is the outcome of a before-callback (Prev command) for one
@@ -56,7 +56,7 @@ func intParam(v any) int {
 // is decided. A rule that fails at run time counts as not matched: the
 // fail-open or fail-closed answer to such a failure is the engine's, which
 // calls Match to see the errors.
-func (s *Set) Decide(ev *imcallback.Event) Decision {
+func (s *Set) Decide(ev *imevent.Event) Decision {
 	matches, _ := s.Match(ev)
 	return DecisionOf(matches)
 }

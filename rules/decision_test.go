@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/friendflow/friendflow/engine/imcallback"
+	"github.com/friendflow/friendflow/rules/imevent"
 )
 
 const decisionRules = `rules:
@@ -47,12 +47,12 @@ const decisionRules = `rules:
 func TestDecide(t *testing.T) {
 	s := mustLoad(t, map[string]string{"d.yaml": decisionRules})
 	for _, tc := range []struct {
-		ev   imcallback.Event
+		ev   imevent.Event
 		want Decision
 	}{
-		{imcallback.Event{CallbackCommand: imcallback.CmdPrevFriendAdd, AddWording: "loan", From_Account: "mallory"}, Decision{Deny: true, Code: 38001, Rule: "deny-spam"}},
-		{imcallback.Event{CallbackCommand: imcallback.CmdPrevFriendAdd, From_Account: "mallory"}, Decision{Deny: true, Code: 38002, Rule: "deny-mallory"}},
-		{imcallback.Event{CallbackCommand: imcallback.CmdPrevFriendAdd, From_Account: "alice"}, Decision{}},
+		{imevent.Event{CallbackCommand: imevent.CmdPrevFriendAdd, AddWording: "loan", From_Account: "mallory"}, Decision{Deny: true, Code: 38001, Rule: "deny-spam"}},
+		{imevent.Event{CallbackCommand: imevent.CmdPrevFriendAdd, From_Account: "mallory"}, Decision{Deny: true, Code: 38002, Rule: "deny-mallory"}},
+		{imevent.Event{CallbackCommand: imevent.CmdPrevFriendAdd, From_Account: "alice"}, Decision{}},
 	} {
 		if got := s.Decide(&tc.ev); got != tc.want {
 			t.Errorf("%+v: got %+v, want %+v", tc.ev, got, tc.want)

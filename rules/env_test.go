@@ -6,14 +6,14 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/friendflow/friendflow/engine/imcallback"
+	"github.com/friendflow/friendflow/rules/imevent"
 )
 
 // TestFillEnvMatchesEnv sets every event field to a distinct value and
 // checks that fillEnv, over a map holding another event, yields Env.
 func TestFillEnvMatchesEnv(t *testing.T) {
 	ev := distinctEvent(t)
-	m := envOf(&imcallback.Event{From_Account: "other"})
+	m := envOf(&imevent.Event{From_Account: "other"})
 	fillEnv(&ev, m)
 	if want := envOf(&ev); !maps.Equal(m, want) {
 		t.Fatalf("fillEnv:\n got  %v\n want %v", m, want)
@@ -22,9 +22,9 @@ func TestFillEnvMatchesEnv(t *testing.T) {
 
 // distinctEvent returns an event whose every field holds a value no other
 // field has, so a reader that mixes up two fields is caught.
-func distinctEvent(t *testing.T) imcallback.Event {
+func distinctEvent(t *testing.T) imevent.Event {
 	t.Helper()
-	var ev imcallback.Event
+	var ev imevent.Event
 	v := reflect.ValueOf(&ev).Elem()
 	for i := range v.NumField() {
 		switch f := v.Field(i); f.Kind() {

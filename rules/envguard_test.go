@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/friendflow/friendflow/engine/imcallback"
+	"github.com/friendflow/friendflow/rules/imevent"
 )
 
 const secretValue = "s3cret-im-key-7d1f"
@@ -55,7 +55,7 @@ func TestEnvDeniedAtRunTime(t *testing.T) {
     when: env(From_Account) != ""
     actions: [{log: {message: '${ env(To_Account) }'}}]
 `), func(o *Options) { o.Getenv = secretEnv })
-	ev := &imcallback.Event{CallbackCommand: imcallback.CmdFriendAdd, From_Account: "HOME", To_Account: "FRIENDFLOW_IM_SECRET_KEY"}
+	ev := &imevent.Event{CallbackCommand: imevent.CmdFriendAdd, From_Account: "HOME", To_Account: "FRIENDFLOW_IM_SECRET_KEY"}
 	ms, errs := s.Match(ev)
 	if len(ms) != 0 || len(errs) != 1 || !strings.Contains(errs[0].Error(), "rules cannot read FRIENDFLOW_* variables") {
 		t.Fatalf("matches %v errors %v", ms, errs)

@@ -7,8 +7,8 @@ import (
 	"path/filepath"
 
 	"github.com/friendflow/friendflow/actions"
-	"github.com/friendflow/friendflow/engine/imcallback"
 	"github.com/friendflow/friendflow/rules"
+	"github.com/friendflow/friendflow/rules/imevent"
 )
 
 // A rule file is loaded with the action kinds it may use; matching an
@@ -46,8 +46,8 @@ func ExampleSet_Match() {
 
 	// PairCount 0 makes the second rule divide by zero: it fails for this
 	// event and counts as not matched, without affecting the first.
-	ev := &imcallback.Event{
-		CallbackCommand: imcallback.CmdFriendAdd,
+	ev := &imevent.Event{
+		CallbackCommand: imevent.CmdFriendAdd,
 		ClientCmd:       "friend_response",
 		From_Account:    "alice",
 		To_Account:      "bob",

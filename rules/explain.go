@@ -11,7 +11,7 @@ import (
 	"github.com/expr-lang/expr/vm"
 
 	"github.com/friendflow/friendflow/actions"
-	"github.com/friendflow/friendflow/engine/imcallback"
+	"github.com/friendflow/friendflow/rules/imevent"
 )
 
 // Status is what Explain found for one rule.
@@ -99,7 +99,7 @@ type operand struct {
 // effects, and says for each what happened and why. Unlike Match it
 // evaluates every rule (not only the index's candidates); a runtime error
 // is a trace's StatusError, not an error of its own.
-func (s *Set) Explain(ev *imcallback.Event) []RuleTrace {
+func (s *Set) Explain(ev *imevent.Event) []RuleTrace {
 	sc := s.scratch.Get().(*scratch)
 	defer s.scratch.Put(sc)
 	env := withBudget(envOf(ev), &sc.budget)
@@ -111,7 +111,7 @@ func (s *Set) Explain(ev *imcallback.Event) []RuleTrace {
 	return out
 }
 
-func (s *Set) explainRule(r *rule, ev *imcallback.Event, env map[string]any, sc *scratch) RuleTrace {
+func (s *Set) explainRule(r *rule, ev *imevent.Event, env map[string]any, sc *scratch) RuleTrace {
 	t := RuleTrace{Rule: r.name, File: r.file, Line: r.line, On: r.on, Shadow: r.shadow, When: r.whenSrc, Warnings: r.warnings}
 	if !r.covers(ev.CallbackCommand) {
 		t.Status = StatusNotApplicable

@@ -8,7 +8,7 @@ import (
 
 	"github.com/friendflow/friendflow/actions"
 	"github.com/friendflow/friendflow/actions/im"
-	"github.com/friendflow/friendflow/engine/imcallback"
+	"github.com/friendflow/friendflow/rules/imevent"
 )
 
 func TestExplain(t *testing.T) {
@@ -38,7 +38,7 @@ func TestExplain(t *testing.T) {
 `), func(o *Options) {
 		o.Getenv = func(string) string { return "top-secret" }
 	})
-	ev := &imcallback.Event{CallbackCommand: imcallback.CmdFriendAdd, ClientCmd: "friend_response", From_Account: "alice", To_Account: "bob"}
+	ev := &imevent.Event{CallbackCommand: imevent.CmdFriendAdd, ClientCmd: "friend_response", From_Account: "alice", To_Account: "bob"}
 	tr := s.Explain(ev)
 	if len(tr) != 7 {
 		t.Fatalf("%d traces", len(tr))
@@ -180,8 +180,8 @@ func TestExamples(t *testing.T) {
 		}
 	}
 	// The welcome key is the same whichever side is From.
-	a := mustMatch(t, s, &imcallback.Event{CallbackCommand: imcallback.CmdFriendAdd, ClientCmd: "friend_response", From_Account: "alice", To_Account: "bob"})
-	b := mustMatch(t, s, &imcallback.Event{CallbackCommand: imcallback.CmdFriendAdd, ClientCmd: "friend_response", From_Account: "bob", To_Account: "alice"})
+	a := mustMatch(t, s, &imevent.Event{CallbackCommand: imevent.CmdFriendAdd, ClientCmd: "friend_response", From_Account: "alice", To_Account: "bob"})
+	b := mustMatch(t, s, &imevent.Event{CallbackCommand: imevent.CmdFriendAdd, ClientCmd: "friend_response", From_Account: "bob", To_Account: "alice"})
 	if len(a) != 1 || len(b) != 1 || a[0].Once.Key != b[0].Once.Key {
 		t.Fatalf("welcome matches: %+v / %+v", a, b)
 	}

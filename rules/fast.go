@@ -5,7 +5,7 @@ import (
 	"strings"
 
 	"github.com/expr-lang/expr/ast"
-	"github.com/friendflow/friendflow/engine/imcallback"
+	"github.com/friendflow/friendflow/rules/imevent"
 )
 
 // The fast path: expressions of a small subset of expr compiled to Go
@@ -30,9 +30,9 @@ const (
 // fexpr is a compiled fast expression: the closure of its kind is set.
 type fexpr struct {
 	kind fkind
-	b    func(*imcallback.Event) bool
-	i    func(*imcallback.Event) int
-	s    func(*imcallback.Event) string
+	b    func(*imevent.Event) bool
+	i    func(*imevent.Event) int
+	s    func(*imevent.Event) string
 	// konst: a literal (or a negated one); its value is cb, ci or cs.
 	// Operators whose operand must be constant (the list of in) need it.
 	konst bool
@@ -45,12 +45,12 @@ type fexpr struct {
 // eventFieldOf, generated into fields_gen.go, gives each field's reader.
 type eventField struct {
 	kind fkind
-	str  func(*imcallback.Event) string
-	num  func(*imcallback.Event) int
+	str  func(*imevent.Event) string
+	num  func(*imevent.Event) int
 }
 
 // fastCond compiles a when; nil when it must run in the VM.
-func fastCond(n ast.Node) func(*imcallback.Event) bool {
+func fastCond(n ast.Node) func(*imevent.Event) bool {
 	x, ok := fastCompile(n)
 	if !ok || x.kind != fkBool {
 		return nil
@@ -85,18 +85,18 @@ func fastCompile(n ast.Node) (fexpr, bool) {
 }
 
 func constString(v string) fexpr {
-	return fexpr{kind: fkString, konst: true, cs: v, s: func(*imcallback.Event) string { return v }}
+	return fexpr{kind: fkString, konst: true, cs: v, s: func(*imevent.Event) string { return v }}
 }
 
 func constInt(v int) fexpr {
-	return fexpr{kind: fkInt, konst: true, ci: v, i: func(*imcallback.Event) int { return v }}
+	return fexpr{kind: fkInt, konst: true, ci: v, i: func(*imevent.Event) int { return v }}
 }
 
 func constBool(v bool) fexpr {
-	return fexpr{kind: fkBool, konst: true, cb: v, b: func(*imcallback.Event) bool { return v }}
+	return fexpr{kind: fkBool, konst: true, cb: v, b: func(*imevent.Event) bool { return v }}
 }
 
-func boolExpr(f func(*imcallback.Event) bool) (fexpr, bool) { return fexpr{kind: fkBool, b: f}, true }
+func boolExpr(f func(*imevent.Event) bool) (fexpr, bool) { return fexpr{kind: fkBool, b: f}, true }
 
 func fastUnary(n *ast.UnaryNode) (fexpr, bool) {
 	x, ok := fastCompile(n.Node)
@@ -109,14 +109,14 @@ func fastUnary(n *ast.UnaryNode) (fexpr, bool) {
 			return constBool(!x.cb), true
 		}
 		b := x.b
-		return boolExpr(func(e *imcallback.Event) bool { return !b(e) })
+		return boolExpr(func(e *imevent.Event) bool { return !b(e) })
 	case n.Operator == "-" && x.kind == fkInt:
 		// Go's wrapping negation, as runtime.Negate does for an int.
 		if x.konst {
 			return constInt(-x.ci), true
 		}
 		i := x.i
-		return fexpr{kind: fkInt, i: func(e *imcallback.Event) int { return -i(e) }}, true
+		return fexpr{kind: fkInt, i: func(e *imevent.Event) int { return -i(e) }}, true
 	case n.Operator == "+" && x.kind == fkInt:
 		return x, true
 	}
@@ -144,7 +144,7 @@ func fastBinary(n *ast.BinaryNode) (fexpr, bool) {
 			return fexpr{}, false
 		}
 		s := l.s
-		return boolExpr(func(e *imcallback.Event) bool { return re.MatchString(s(e)) })
+		return boolExpr(func(e *imevent.Event) bool { return re.MatchString(s(e)) })
 	}
 	r, ok := fastCompile(n.Right)
 	if !ok {
@@ -156,13 +156,13 @@ func fastBinary(n *ast.BinaryNode) (fexpr, bool) {
 			return fexpr{}, false
 		}
 		lb, rb := l.b, r.b
-		return boolExpr(func(e *imcallback.Event) bool { return lb(e) && rb(e) })
+		return boolExpr(func(e *imevent.Event) bool { return lb(e) && rb(e) })
 	case "||", "or":
 		if l.kind != fkBool || r.kind != fkBool {
 			return fexpr{}, false
 		}
 		lb, rb := l.b, r.b
-		return boolExpr(func(e *imcallback.Event) bool { return lb(e) || rb(e) })
+		return boolExpr(func(e *imevent.Event) bool { return lb(e) || rb(e) })
 	case "==":
 		return fastEqual(l, r, false)
 	case "!=":
@@ -179,7 +179,7 @@ func fastBinary(n *ast.BinaryNode) (fexpr, bool) {
 			return fexpr{}, false
 		}
 		ls, rs := l.s, r.s
-		return fexpr{kind: fkString, s: func(e *imcallback.Event) string { return ls(e) + rs(e) }}, true
+		return fexpr{kind: fkString, s: func(e *imevent.Event) string { return ls(e) + rs(e) }}, true
 	case "contains", "startsWith", "endsWith":
 		if l.kind != fkString || r.kind != fkString {
 			return fexpr{}, false
@@ -203,21 +203,21 @@ func fastEqual(l, r fexpr, neg bool) (fexpr, bool) {
 		ls := l.s
 		if r.konst {
 			c := r.cs
-			return boolExpr(func(e *imcallback.Event) bool { return (ls(e) == c) != neg })
+			return boolExpr(func(e *imevent.Event) bool { return (ls(e) == c) != neg })
 		}
 		rs := r.s
-		return boolExpr(func(e *imcallback.Event) bool { return (ls(e) == rs(e)) != neg })
+		return boolExpr(func(e *imevent.Event) bool { return (ls(e) == rs(e)) != neg })
 	case fkInt:
 		li := l.i
 		if r.konst {
 			c := r.ci
-			return boolExpr(func(e *imcallback.Event) bool { return (li(e) == c) != neg })
+			return boolExpr(func(e *imevent.Event) bool { return (li(e) == c) != neg })
 		}
 		ri := r.i
-		return boolExpr(func(e *imcallback.Event) bool { return (li(e) == ri(e)) != neg })
+		return boolExpr(func(e *imevent.Event) bool { return (li(e) == ri(e)) != neg })
 	case fkBool:
 		lb, rb := l.b, r.b
-		return boolExpr(func(e *imcallback.Event) bool { return (lb(e) == rb(e)) != neg })
+		return boolExpr(func(e *imevent.Event) bool { return (lb(e) == rb(e)) != neg })
 	}
 	return fexpr{}, false
 }
@@ -228,26 +228,26 @@ func fastCompare(op string, l, r fexpr) (fexpr, bool) {
 		c := r.ci
 		switch op {
 		case "<":
-			return boolExpr(func(e *imcallback.Event) bool { return li(e) < c })
+			return boolExpr(func(e *imevent.Event) bool { return li(e) < c })
 		case "<=":
-			return boolExpr(func(e *imcallback.Event) bool { return li(e) <= c })
+			return boolExpr(func(e *imevent.Event) bool { return li(e) <= c })
 		case ">":
-			return boolExpr(func(e *imcallback.Event) bool { return li(e) > c })
+			return boolExpr(func(e *imevent.Event) bool { return li(e) > c })
 		case ">=":
-			return boolExpr(func(e *imcallback.Event) bool { return li(e) >= c })
+			return boolExpr(func(e *imevent.Event) bool { return li(e) >= c })
 		}
 		return fexpr{}, false
 	}
 	ri := r.i
 	switch op {
 	case "<":
-		return boolExpr(func(e *imcallback.Event) bool { return li(e) < ri(e) })
+		return boolExpr(func(e *imevent.Event) bool { return li(e) < ri(e) })
 	case "<=":
-		return boolExpr(func(e *imcallback.Event) bool { return li(e) <= ri(e) })
+		return boolExpr(func(e *imevent.Event) bool { return li(e) <= ri(e) })
 	case ">":
-		return boolExpr(func(e *imcallback.Event) bool { return li(e) > ri(e) })
+		return boolExpr(func(e *imevent.Event) bool { return li(e) > ri(e) })
 	case ">=":
-		return boolExpr(func(e *imcallback.Event) bool { return li(e) >= ri(e) })
+		return boolExpr(func(e *imevent.Event) bool { return li(e) >= ri(e) })
 	}
 	return fexpr{}, false
 }
@@ -267,10 +267,10 @@ func fastStringOp(op string, l, r fexpr) (fexpr, bool) {
 	ls := l.s
 	if r.konst {
 		c := r.cs
-		return boolExpr(func(e *imcallback.Event) bool { return f(ls(e), c) })
+		return boolExpr(func(e *imevent.Event) bool { return f(ls(e), c) })
 	}
 	rs := r.s
-	return boolExpr(func(e *imcallback.Event) bool { return f(ls(e), rs(e)) })
+	return boolExpr(func(e *imevent.Event) bool { return f(ls(e), rs(e)) })
 }
 
 // smallList is the longest in-list searched by scanning: below it a scan
@@ -302,9 +302,9 @@ func fastIn(l fexpr, list ast.Node) (fexpr, bool) {
 			for _, v := range strs {
 				set[v] = struct{}{}
 			}
-			return boolExpr(func(e *imcallback.Event) bool { _, ok := set[ls(e)]; return ok })
+			return boolExpr(func(e *imevent.Event) bool { _, ok := set[ls(e)]; return ok })
 		}
-		return boolExpr(func(e *imcallback.Event) bool {
+		return boolExpr(func(e *imevent.Event) bool {
 			v := ls(e)
 			for _, c := range strs {
 				if v == c {
@@ -320,9 +320,9 @@ func fastIn(l fexpr, list ast.Node) (fexpr, bool) {
 		for _, v := range nums {
 			set[v] = struct{}{}
 		}
-		return boolExpr(func(e *imcallback.Event) bool { _, ok := set[li(e)]; return ok })
+		return boolExpr(func(e *imevent.Event) bool { _, ok := set[li(e)]; return ok })
 	}
-	return boolExpr(func(e *imcallback.Event) bool {
+	return boolExpr(func(e *imevent.Event) bool {
 		v := li(e)
 		for _, c := range nums {
 			if v == c {

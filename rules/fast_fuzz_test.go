@@ -6,7 +6,7 @@ import (
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
-	"github.com/friendflow/friendflow/engine/imcallback"
+	"github.com/friendflow/friendflow/rules/imevent"
 )
 
 // FuzzFastValueMatchesVM does for values what FuzzFastMatchesVM does for
@@ -31,7 +31,7 @@ func FuzzFastValueMatchesVM(f *testing.F) {
 		if err != nil || fast.kind == 0 {
 			return
 		}
-		ev := &imcallback.Event{
+		ev := &imevent.Event{
 			CallbackCommand: c, From_Account: a, To_Account: b, ClientCmd: c, AddWording: a + b,
 			Initiator_Account: a, ForceFlag: int(n), PairCount: int(m), PairIndex: int(n - m), EventTime: int(n * m),
 			SdkAppid: int(m - n),

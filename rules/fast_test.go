@@ -13,7 +13,7 @@ import (
 	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/parser"
 	"github.com/expr-lang/expr/vm"
-	"github.com/friendflow/friendflow/engine/imcallback"
+	"github.com/friendflow/friendflow/rules/imevent"
 	"gopkg.in/yaml.v3"
 )
 
@@ -111,9 +111,9 @@ var trickyWhens = []struct {
 
 // whenCompiler compiles conditions as Load does, for the VM and for the
 // fast path.
-func whenCompiler() func(src string) (*vm.Program, func(*imcallback.Event) bool, error) {
+func whenCompiler() func(src string) (*vm.Program, func(*imevent.Event) bool, error) {
 	l := newLoader(nil, func(string) string { return "" }, (&Options{}).limits())
-	return func(src string) (*vm.Program, func(*imcallback.Event) bool, error) {
+	return func(src string) (*vm.Program, func(*imevent.Event) bool, error) {
 		prog, cond, _, err := l.compileWhen(src)
 		return prog, cond, err
 	}
@@ -207,8 +207,8 @@ func (g *eventGen) num() int {
 }
 
 // event fills every field of an Event.
-func (g *eventGen) event() *imcallback.Event {
-	var ev imcallback.Event
+func (g *eventGen) event() *imevent.Event {
+	var ev imevent.Event
 	v := reflect.ValueOf(&ev).Elem()
 	for i := range v.NumField() {
 		switch f := v.Field(i); f.Kind() {
@@ -224,7 +224,7 @@ func (g *eventGen) event() *imcallback.Event {
 // checkWhen evaluates src on the fast path and in the VM for n random
 // events and fails on the first difference. It reports whether src is on
 // the fast path.
-func checkWhen(t *testing.T, compile func(string) (*vm.Program, func(*imcallback.Event) bool, error), rng *rand.Rand, src string, n int) bool {
+func checkWhen(t *testing.T, compile func(string) (*vm.Program, func(*imevent.Event) bool, error), rng *rand.Rand, src string, n int) bool {
 	t.Helper()
 	prog, cond, err := compile(src)
 	if err != nil {
@@ -325,7 +325,7 @@ func TestFastFallsBackToVM(t *testing.T) {
 	if fast.cond == nil || fast.once.fast == nil || fast.actions[0].params.vals[0].tmpl.parts[0].fast.kind == 0 {
 		t.Fatal("fast: a fast-path expression is left to the VM")
 	}
-	ms := mustMatch(t, s, &imcallback.Event{CallbackCommand: imcallback.CmdFriendAdd, From_Account: "alice", To_Account: "bob", PairIndex: 2})
+	ms := mustMatch(t, s, &imevent.Event{CallbackCommand: imevent.CmdFriendAdd, From_Account: "alice", To_Account: "bob", PairIndex: 2})
 	if len(ms) != 2 {
 		t.Fatalf("matches = %+v", ms)
 	}
@@ -335,7 +335,7 @@ func TestFastFallsBackToVM(t *testing.T) {
 	if got := ms[1].Actions[0].Params["message"]; got != "alice 2" || ms[1].Once.Key != "alice|bob" {
 		t.Errorf("fast: message %q, once %q", got, ms[1].Once.Key)
 	}
-	if ms := mustMatch(t, s, &imcallback.Event{CallbackCommand: imcallback.CmdFriendAdd, From_Account: "bob"}); len(ms) != 0 {
+	if ms := mustMatch(t, s, &imevent.Event{CallbackCommand: imevent.CmdFriendAdd, From_Account: "bob"}); len(ms) != 0 {
 		t.Errorf("bob: matches = %+v", ms)
 	}
 }
@@ -438,7 +438,7 @@ func TestFastSetMatchesVMSet(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			fast, slow := loadFastAndVM(t, dir)
 			g := newEventGen(rand.New(rand.NewPCG(3, 5)), whensOf(t, dir)...)
-			cmds := []string{imcallback.CmdFriendAdd, imcallback.CmdFriendAdd, imcallback.CmdFriendDelete, imcallback.CmdBlackListAdd}
+			cmds := []string{imevent.CmdFriendAdd, imevent.CmdFriendAdd, imevent.CmdFriendDelete, imevent.CmdBlackListAdd}
 			matched := 0
 			for i := range 3000 {
 				ev := g.event()
@@ -473,7 +473,7 @@ func FuzzFastMatchesVM(f *testing.F) {
 		if err != nil || cond == nil {
 			return
 		}
-		ev := &imcallback.Event{
+		ev := &imevent.Event{
 			CallbackCommand: c, From_Account: a, To_Account: b, ClientCmd: c, AddWording: a + b,
 			Initiator_Account: a, ForceFlag: int(n), PairCount: int(m), PairIndex: int(n - m), EventTime: int(n * m),
 		}

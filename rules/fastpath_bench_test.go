@@ -8,6 +8,7 @@ import (
 	"github.com/friendflow/friendflow/bench/benchcpu"
 	"github.com/friendflow/friendflow/engine/imcallback"
 	"github.com/friendflow/friendflow/examples/callbacks"
+	"github.com/friendflow/friendflow/rules/imevent"
 )
 
 // BenchmarkGainMatch is the gain of the fast path (fast.go) per callback of
@@ -25,7 +26,7 @@ import (
 func BenchmarkGainMatch(b *testing.B) {
 	fast, lib := loadFastAndVM(b, benchRules(b))
 	data := callbacks.Must("friend_add.json")
-	cb := &imcallback.Callback{Command: imcallback.CmdFriendAdd, SdkAppid: 1400000000,
+	cb := &imcallback.Callback{Command: imevent.CmdFriendAdd, SdkAppid: 1400000000,
 		ClientIP: "127.0.0.1", OptPlatform: "RESTAPI", ReceivedAt: time.UnixMilli(1764115200000)}
 	if err := imcallback.Decode(data, cb); err != nil {
 		b.Fatal(err)

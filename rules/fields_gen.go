@@ -2,13 +2,13 @@
 
 package rules
 
-import "github.com/friendflow/friendflow/engine/imcallback"
+import "github.com/friendflow/friendflow/rules/imevent"
 
 // envOf returns the event as the map expr evaluates against. expr reads a
 // map[string]any with a plain lookup but struct fields through reflection;
 // measured about 3x faster, so conditions are compiled against the typed
 // map prototype of EnvPrototype and evaluated against this map.
-func envOf(e *imcallback.Event) map[string]any {
+func envOf(e *imevent.Event) map[string]any {
 	return map[string]any{
 		"CallbackCommand":   e.CallbackCommand,
 		"SdkAppid":          e.SdkAppid,
@@ -39,7 +39,7 @@ func envOf(e *imcallback.Event) map[string]any {
 // event: the same keys, so every write is an update and nothing grows.
 // Match keeps one such map per concurrent caller instead of building a new
 // one per event, which halves the garbage of a match.
-func fillEnv(e *imcallback.Event, m map[string]any) {
+func fillEnv(e *imevent.Event, m map[string]any) {
 	m["CallbackCommand"] = e.CallbackCommand
 	m["SdkAppid"] = e.SdkAppid
 	m["ClientIP"] = e.ClientIP
@@ -67,57 +67,57 @@ func fillEnv(e *imcallback.Event, m map[string]any) {
 // eventFieldOf returns the reader of the Event field named name, which is
 // also its key in the environment.
 func eventFieldOf(name string) (eventField, bool) {
-	s := func(f func(*imcallback.Event) string) (eventField, bool) {
+	s := func(f func(*imevent.Event) string) (eventField, bool) {
 		return eventField{kind: fkString, str: f}, true
 	}
-	n := func(f func(*imcallback.Event) int) (eventField, bool) {
+	n := func(f func(*imevent.Event) int) (eventField, bool) {
 		return eventField{kind: fkInt, num: f}, true
 	}
 	switch name {
 	case "CallbackCommand":
-		return s(func(e *imcallback.Event) string { return e.CallbackCommand })
+		return s(func(e *imevent.Event) string { return e.CallbackCommand })
 	case "SdkAppid":
-		return n(func(e *imcallback.Event) int { return e.SdkAppid })
+		return n(func(e *imevent.Event) int { return e.SdkAppid })
 	case "ClientIP":
-		return s(func(e *imcallback.Event) string { return e.ClientIP })
+		return s(func(e *imevent.Event) string { return e.ClientIP })
 	case "OptPlatform":
-		return s(func(e *imcallback.Event) string { return e.OptPlatform })
+		return s(func(e *imevent.Event) string { return e.OptPlatform })
 	case "EventTime":
-		return n(func(e *imcallback.Event) int { return e.EventTime })
+		return n(func(e *imevent.Event) int { return e.EventTime })
 	case "From_Account":
-		return s(func(e *imcallback.Event) string { return e.From_Account })
+		return s(func(e *imevent.Event) string { return e.From_Account })
 	case "To_Account":
-		return s(func(e *imcallback.Event) string { return e.To_Account })
+		return s(func(e *imevent.Event) string { return e.To_Account })
 	case "Initiator_Account":
-		return s(func(e *imcallback.Event) string { return e.Initiator_Account })
+		return s(func(e *imevent.Event) string { return e.Initiator_Account })
 	case "ClientCmd":
-		return s(func(e *imcallback.Event) string { return e.ClientCmd })
+		return s(func(e *imevent.Event) string { return e.ClientCmd })
 	case "Admin_Account":
-		return s(func(e *imcallback.Event) string { return e.Admin_Account })
+		return s(func(e *imevent.Event) string { return e.Admin_Account })
 	case "ForceFlag":
-		return n(func(e *imcallback.Event) int { return e.ForceFlag })
+		return n(func(e *imevent.Event) int { return e.ForceFlag })
 	case "Requester_Account":
-		return s(func(e *imcallback.Event) string { return e.Requester_Account })
+		return s(func(e *imevent.Event) string { return e.Requester_Account })
 	case "Remark":
-		return s(func(e *imcallback.Event) string { return e.Remark })
+		return s(func(e *imevent.Event) string { return e.Remark })
 	case "GroupName":
-		return s(func(e *imcallback.Event) string { return e.GroupName })
+		return s(func(e *imevent.Event) string { return e.GroupName })
 	case "AddSource":
-		return s(func(e *imcallback.Event) string { return e.AddSource })
+		return s(func(e *imevent.Event) string { return e.AddSource })
 	case "AddWording":
-		return s(func(e *imcallback.Event) string { return e.AddWording })
+		return s(func(e *imevent.Event) string { return e.AddWording })
 	case "AddType":
-		return s(func(e *imcallback.Event) string { return e.AddType })
+		return s(func(e *imevent.Event) string { return e.AddType })
 	case "ForceAddFlags":
-		return n(func(e *imcallback.Event) int { return e.ForceAddFlags })
+		return n(func(e *imevent.Event) int { return e.ForceAddFlags })
 	case "TagName":
-		return s(func(e *imcallback.Event) string { return e.TagName })
+		return s(func(e *imevent.Event) string { return e.TagName })
 	case "ResponseAction":
-		return s(func(e *imcallback.Event) string { return e.ResponseAction })
+		return s(func(e *imevent.Event) string { return e.ResponseAction })
 	case "PairIndex":
-		return n(func(e *imcallback.Event) int { return e.PairIndex })
+		return n(func(e *imevent.Event) int { return e.PairIndex })
 	case "PairCount":
-		return n(func(e *imcallback.Event) int { return e.PairCount })
+		return n(func(e *imevent.Event) int { return e.PairCount })
 	}
 	return eventField{}, false
 }

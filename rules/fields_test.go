@@ -4,7 +4,7 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/friendflow/friendflow/engine/imcallback"
+	"github.com/friendflow/friendflow/rules/imevent"
 )
 
 // TestEnvIsTable holds the generated environment and field readers to the
@@ -13,11 +13,11 @@ import (
 // then hold fillEnv and the readers' values to envOf.
 func TestEnvIsTable(t *testing.T) {
 	env := EnvPrototype()
-	if len(env) != len(imcallback.Fields) {
-		t.Errorf("the environment has %d keys, the table %d rows; run go generate ./...", len(env), len(imcallback.Fields))
+	if len(env) != len(imevent.Fields) {
+		t.Errorf("the environment has %d keys, the table %d rows; run go generate ./...", len(env), len(imevent.Fields))
 	}
 	kinds := map[string]fkind{"string": fkString, "int": fkInt}
-	for _, f := range imcallback.Fields {
+	for _, f := range imevent.Fields {
 		v, ok := env[f.Name]
 		if !ok {
 			t.Errorf("%s: not in the environment; run go generate ./...", f.Name)

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/friendflow/friendflow/actions"
-	"github.com/friendflow/friendflow/engine/imcallback"
 )
 
 // sendKind is a test-only kind with one parameter of every type, a secret
@@ -38,15 +37,14 @@ func (sendKind) Spec() actions.Spec {
 
 func (sendKind) Do(context.Context, actions.Job, map[string]any) error { return nil }
 
-// denyKind is a test-only synchronous kind restricted to the Prev commands.
+// denyKind is a test-only synchronous kind (so only on the Prev commands).
 type denyKind struct{}
 
 func (denyKind) Spec() actions.Spec {
 	return actions.Spec{
-		Name:     "test.deny",
-		Sync:     true,
-		Commands: []string{imcallback.CmdPrevFriendAdd, imcallback.CmdPrevFriendResponse},
-		Params:   []actions.Param{{Name: "code", Type: actions.Int, Required: true}},
+		Name:   "test.deny",
+		Sync:   true,
+		Params: []actions.Param{{Name: "code", Type: actions.Int, Required: true}},
 	}
 }
 

@@ -2,9 +2,10 @@ package rules
 
 import (
 	mathbits "math/bits"
+	"slices"
 
 	"github.com/expr-lang/expr/ast"
-	"github.com/friendflow/friendflow/engine/imcallback"
+	"github.com/friendflow/friendflow/rules/imevent"
 )
 
 // cmdRules are the enabled rules of one command, indexed so that Match
@@ -84,7 +85,7 @@ func appendOnce(l []int32, idx int32) []int32 {
 
 // candidates returns, in file order, the rules that may match ev. The
 // result may alias the index or sc: read it before sc is reused.
-func (c *cmdRules) candidates(ev *imcallback.Event, sc *scratch) []int32 {
+func (c *cmdRules) candidates(ev *imevent.Event, sc *scratch) []int32 {
 	if len(c.fields) == 0 {
 		return c.always
 	}
@@ -208,12 +209,10 @@ func indexKeyOf(n ast.Node, proto map[string]any) *indexKey {
 	return best
 }
 
+// isAccount reports whether field is a UserID (the field table's Account).
 func isAccount(field string) bool {
-	switch field {
-	case "From_Account", "To_Account", "Initiator_Account", "Admin_Account", "Requester_Account":
-		return true
-	}
-	return false
+	i := slices.IndexFunc(imevent.Fields, func(f imevent.Field) bool { return f.Name == field })
+	return i >= 0 && imevent.Fields[i].Account
 }
 
 // conjuncts splits the top-level && (and) chain of n.

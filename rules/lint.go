@@ -8,9 +8,8 @@ import (
 
 	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/file"
+	"github.com/friendflow/friendflow/rules/imevent"
 	"gopkg.in/yaml.v3"
-
-	"github.com/friendflow/friendflow/engine/imcallback"
 )
 
 // Lint: warnings about conditions that compile but cannot do what their
@@ -49,12 +48,12 @@ type finding struct {
 	msg  string
 }
 
-// tableFields indexes imcallback.Fields by name, once: lint looks a field
+// tableFields indexes imevent.Fields by name, once: lint looks a field
 // up for every identifier of every when.
-var tableFields = func() map[string]*imcallback.Field {
-	m := make(map[string]*imcallback.Field, len(imcallback.Fields))
-	for i := range imcallback.Fields {
-		m[imcallback.Fields[i].Name] = &imcallback.Fields[i]
+var tableFields = func() map[string]*imevent.Field {
+	m := make(map[string]*imevent.Field, len(imevent.Fields))
+	for i := range imevent.Fields {
+		m[imevent.Fields[i].Name] = &imevent.Fields[i]
 	}
 	return m
 }()
@@ -106,7 +105,7 @@ func (l *linter) carried(n *ast.IdentifierNode) {
 	}
 	l.reported[f.Name] = true
 	var carriers []string
-	for _, c := range imcallback.Commands {
+	for _, c := range imevent.Commands {
 		if f.Carries(c) {
 			carriers = append(carriers, c)
 		}
@@ -141,7 +140,7 @@ func (l *linter) comparison(n *ast.BinaryNode) {
 // fieldAndConst returns the table field x names and y as a literal, when x
 // is an identifier of a field with a documented domain and y (unless nil)
 // is a literal of the field's type.
-func fieldAndConst(x, y ast.Node) (*imcallback.Field, value) {
+func fieldAndConst(x, y ast.Node) (*imevent.Field, value) {
 	id, ok := x.(*ast.IdentifierNode)
 	if !ok {
 		return nil, value{}
@@ -171,7 +170,7 @@ type value struct {
 }
 
 // literal is n's value when n is a literal of f's type.
-func literal(f *imcallback.Field, n ast.Node) (value, bool) {
+func literal(f *imevent.Field, n ast.Node) (value, bool) {
 	switch n := n.(type) {
 	case *ast.StringNode:
 		return value{kind: fkString, s: n.Value, at: n.Location().From}, f.Type == "string"
@@ -182,7 +181,7 @@ func literal(f *imcallback.Field, n ast.Node) (value, bool) {
 }
 
 // equal checks f op v, op being == or !=.
-func (l *linter) equal(f *imcallback.Field, v value, op string) {
+func (l *linter) equal(f *imevent.Field, v value, op string) {
 	if l.outside(f, v) {
 		return
 	}
@@ -197,7 +196,7 @@ func (l *linter) equal(f *imcallback.Field, v value, op string) {
 }
 
 // in checks the literals of the list of f in [...].
-func (l *linter) in(f *imcallback.Field, list ast.Node) {
+func (l *linter) in(f *imevent.Field, list ast.Node) {
 	arr, ok := list.(*ast.ArrayNode)
 	if !ok {
 		return
@@ -236,7 +235,7 @@ func missingFrom(group []string, nodes []ast.Node) []string {
 }
 
 // startsWith checks f startsWith v against f's values or prefix.
-func (l *linter) startsWith(f *imcallback.Field, v value) {
+func (l *linter) startsWith(f *imevent.Field, v value) {
 	s := v.s
 	switch {
 	case f.Prefix != "":
@@ -253,7 +252,7 @@ func (l *linter) startsWith(f *imcallback.Field, v value) {
 }
 
 // outside reports a value f never takes, and says whether it did.
-func (l *linter) outside(f *imcallback.Field, v value) bool {
+func (l *linter) outside(f *imevent.Field, v value) bool {
 	if v.kind == fkInt {
 		if len(f.Ints) == 0 || slices.Contains(f.Ints, v.i) {
 			return false
@@ -277,7 +276,7 @@ func (l *linter) outside(f *imcallback.Field, v value) bool {
 }
 
 // equivalents is s's group of equivalent spellings, nil when it has none.
-func equivalents(f *imcallback.Field, s string) []string {
+func equivalents(f *imevent.Field, s string) []string {
 	for _, g := range f.Equivalent {
 		if slices.Contains(g, s) {
 			return g
@@ -312,7 +311,7 @@ func intList(vals []int) string {
 	return strings.Join(q, " or ")
 }
 
-func zeroText(f *imcallback.Field) string {
+func zeroText(f *imevent.Field) string {
 	if f.Type == "int" {
 		return "0"
 	}

@@ -10,7 +10,7 @@ import (
 
 	"github.com/friendflow/friendflow/actions"
 	"github.com/friendflow/friendflow/actions/im"
-	"github.com/friendflow/friendflow/engine/imcallback"
+	"github.com/friendflow/friendflow/rules/imevent"
 )
 
 // warnings loads the files, which must load, and returns the set's
@@ -136,7 +136,7 @@ func TestLintWarningsInRulesAndExplain(t *testing.T) {
 	if len(infos[1].Warnings) != 2 {
 		t.Errorf("Rules()[1].Warnings = %+v", infos[1].Warnings)
 	}
-	tr := s.Explain(&imcallback.Event{CallbackCommand: imcallback.CmdFriendAdd, ClientCmd: "FriendResponse", To_Account: "b"})
+	tr := s.Explain(&imevent.Event{CallbackCommand: imevent.CmdFriendAdd, ClientCmd: "FriendResponse", To_Account: "b"})
 	if len(tr[0].Warnings) != 1 || tr[0].Warnings[0].Code != CodeOneSpelling {
 		t.Errorf("Explain()[0].Warnings = %+v", tr[0].Warnings)
 	}

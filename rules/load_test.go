@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/friendflow/friendflow/engine/imcallback"
+	"github.com/friendflow/friendflow/rules/imevent"
 )
 
 func TestLoadProblemsArePositionExact(t *testing.T) {
@@ -357,7 +357,7 @@ func TestLoadEmptyListIsAllowed(t *testing.T) {
 	if s.Len() != 0 {
 		t.Fatalf("Len = %d", s.Len())
 	}
-	if m := mustMatch(t, s, &imcallback.Event{CallbackCommand: imcallback.CmdFriendAdd}); m != nil {
+	if m := mustMatch(t, s, &imevent.Event{CallbackCommand: imevent.CmdFriendAdd}); m != nil {
 		t.Fatalf("Match = %v", m)
 	}
 }
@@ -468,14 +468,14 @@ func TestLoadSchemaDefaultsAndValues(t *testing.T) {
 		t.Fatalf("rules = %+v", infos)
 	}
 	full, def := infos[0], infos[1]
-	if full.Description != "every key" || full.Line != 2 || strings.Join(full.On, ",") != imcallback.CmdFriendAdd+","+imcallback.CmdFriendDelete ||
+	if full.Description != "every key" || full.Line != 2 || strings.Join(full.On, ",") != imevent.CmdFriendAdd+","+imevent.CmdFriendDelete ||
 		full.When != `From_Account != ""` || !full.Enabled || full.Shadow || strings.Join(full.Actions, ",") != "log,test.send" {
 		t.Errorf("full = %+v", full)
 	}
-	if strings.Join(def.On, ",") != imcallback.CmdFriendAdd || def.When != "" || !def.Enabled || def.Shadow || len(def.Actions) != 0 {
+	if strings.Join(def.On, ",") != imevent.CmdFriendAdd || def.When != "" || !def.Enabled || def.Shadow || len(def.Actions) != 0 {
 		t.Errorf("defaults = %+v", def)
 	}
-	m := mustMatch(t, s, &imcallback.Event{CallbackCommand: imcallback.CmdFriendDelete, From_Account: "a"})
+	m := mustMatch(t, s, &imevent.Event{CallbackCommand: imevent.CmdFriendDelete, From_Account: "a"})
 	if len(m) != 1 || m[0].Rule != "full" {
 		t.Fatalf("match = %+v", m)
 	}
@@ -488,7 +488,7 @@ func TestLoadSchemaDefaultsAndValues(t *testing.T) {
 		t.Errorf("actions = %+v", a)
 	}
 	// The rule without when matches every event of its command.
-	m = mustMatch(t, s, &imcallback.Event{CallbackCommand: imcallback.CmdFriendAdd})
+	m = mustMatch(t, s, &imevent.Event{CallbackCommand: imevent.CmdFriendAdd})
 	if len(m) != 1 || m[0].Rule != "defaults" {
 		t.Fatalf("match = %+v", m)
 	}
@@ -504,7 +504,7 @@ func TestLoadAnchorsAndAliases(t *testing.T) {
     actions:
       - log: *params
 `))
-	m := mustMatch(t, s, &imcallback.Event{CallbackCommand: imcallback.CmdFriendAdd, ClientCmd: "friend_add", From_Account: "x"})
+	m := mustMatch(t, s, &imevent.Event{CallbackCommand: imevent.CmdFriendAdd, ClientCmd: "friend_add", From_Account: "x"})
 	if len(m) != 2 || m[1].Actions[0].Params["message"] != "hello x" || m[1].Actions[0].Params["level"] != "warn" {
 		t.Fatalf("match = %+v", m)
 	}

@@ -12,11 +12,11 @@ import (
 
 	"github.com/expr-lang/expr/file"
 	"github.com/expr-lang/expr/parser"
-	"github.com/friendflow/friendflow/engine/imcallback"
+	"github.com/friendflow/friendflow/rules/imevent"
 )
 
 // mustMatch is Match for events that no rule fails on.
-func mustMatch(t testing.TB, s *Set, ev *imcallback.Event) []Match {
+func mustMatch(t testing.TB, s *Set, ev *imevent.Event) []Match {
 	t.Helper()
 	ms, errs := s.Match(ev)
 	if errs != nil {
@@ -57,20 +57,20 @@ func TestMatchOrderShadowDisabled(t *testing.T) {
     on: Sns.CallbackFriendDelete
 `,
 	})
-	ms := mustMatch(t, s, &imcallback.Event{CallbackCommand: imcallback.CmdFriendAdd, From_Account: "alice"})
+	ms := mustMatch(t, s, &imevent.Event{CallbackCommand: imevent.CmdFriendAdd, From_Account: "alice"})
 	if got, want := matchNames(ms), "a1,b1,b2-shadow(shadow)"; got != want {
 		t.Fatalf("matches = %s, want %s", got, want)
 	}
 	if sh := ms[2]; sh.Actions != nil || sh.Once == nil || sh.Once.Key != "alice" {
 		t.Errorf("shadow match = %+v", sh)
 	}
-	if got, want := matchNames(mustMatch(t, s, &imcallback.Event{CallbackCommand: imcallback.CmdFriendAdd, From_Account: "bob"})), "a1,b2-shadow(shadow)"; got != want {
+	if got, want := matchNames(mustMatch(t, s, &imevent.Event{CallbackCommand: imevent.CmdFriendAdd, From_Account: "bob"})), "a1,b2-shadow(shadow)"; got != want {
 		t.Errorf("matches = %s, want %s", got, want)
 	}
-	if got := mustMatch(t, s, &imcallback.Event{CallbackCommand: "Sns.CallbackSomethingElse"}); got != nil {
+	if got := mustMatch(t, s, &imevent.Event{CallbackCommand: "Sns.CallbackSomethingElse"}); got != nil {
 		t.Errorf("unknown command matched %v", got)
 	}
-	if got := matchNames(mustMatch(t, s, &imcallback.Event{CallbackCommand: imcallback.CmdFriendDelete})); got != "a3-delete-only" {
+	if got := matchNames(mustMatch(t, s, &imevent.Event{CallbackCommand: imevent.CmdFriendDelete})); got != "a3-delete-only" {
 		t.Errorf("delete matches = %s", got)
 	}
 	if s.Len() != 5 {
@@ -99,7 +99,7 @@ func TestMatchRendersTemplates(t *testing.T) {
 `), func(o *Options) {
 		o.Getenv = func(name string) string { return "env:" + name }
 	})
-	ev := &imcallback.Event{CallbackCommand: imcallback.CmdFriendAdd, From_Account: "alice", To_Account: "bob", PairIndex: 3, PairCount: 4, ForceFlag: 1}
+	ev := &imevent.Event{CallbackCommand: imevent.CmdFriendAdd, From_Account: "alice", To_Account: "bob", PairIndex: 3, PairCount: 4, ForceFlag: 1}
 	ms := mustMatch(t, s, ev)
 	if len(ms) != 1 {
 		t.Fatalf("matches = %v", ms)
@@ -141,7 +141,7 @@ func TestMatchSyncFromSpec(t *testing.T) {
       - test.deny: {code: 38001}
       - log: {}
 `))
-	ms := mustMatch(t, s, &imcallback.Event{CallbackCommand: imcallback.CmdPrevFriendAdd})
+	ms := mustMatch(t, s, &imevent.Event{CallbackCommand: imevent.CmdPrevFriendAdd})
 	if len(ms) != 1 || !ms[0].Actions[0].Sync || ms[0].Actions[1].Sync {
 		t.Fatalf("matches = %+v", ms)
 	}
@@ -158,7 +158,7 @@ func TestMatchRuntimeErrorIsolated(t *testing.T) {
       - log: {message: "${ 10 % PairCount }"}
   - name: after
 `))
-	ev := &imcallback.Event{CallbackCommand: imcallback.CmdFriendAdd, PairCount: 0}
+	ev := &imevent.Event{CallbackCommand: imevent.CmdFriendAdd, PairCount: 0}
 	ms, errs := s.Match(ev)
 	if got := matchNames(ms); got != "before,after" {
 		t.Fatalf("matches = %s", got)
@@ -184,12 +184,12 @@ func TestMatchRuntimeErrorIsolated(t *testing.T) {
 	}
 	// With PairCount set, all five match, and no error is left over from
 	// the event before.
-	if got := matchNames(mustMatch(t, s, &imcallback.Event{CallbackCommand: imcallback.CmdFriendAdd, PairCount: 2})); got != "before,bad-when,bad-once,bad-template,after" {
+	if got := matchNames(mustMatch(t, s, &imevent.Event{CallbackCommand: imevent.CmdFriendAdd, PairCount: 2})); got != "before,bad-when,bad-once,bad-template,after" {
 		t.Fatalf("matches = %s", got)
 	}
 	// Decide counts a failed rule as not matched and says nothing more.
 	s = mustLoad(t, oneRule("  - name: bad\n    on: Sns.CallbackPrevFriendAdd\n    when: ForceFlag % PairCount == 0\n    actions: [{test.deny: {code: 38001}}]\n"))
-	prev := &imcallback.Event{CallbackCommand: imcallback.CmdPrevFriendAdd}
+	prev := &imevent.Event{CallbackCommand: imevent.CmdPrevFriendAdd}
 	if got := s.Decide(prev); got != (Decision{}) {
 		t.Fatalf("decision = %+v", got)
 	}
@@ -262,9 +262,9 @@ func TestIndexedMatchEqualsFullEvaluation(t *testing.T) {
 	for i := range 300 {
 		fmt.Fprintf(&b, "  - name: r%d\n", i)
 		if rng.IntN(5) == 0 {
-			fmt.Fprintf(&b, "    on: [%s, %s]\n", imcallback.CmdFriendAdd, imcallback.CmdFriendDelete)
+			fmt.Fprintf(&b, "    on: [%s, %s]\n", imevent.CmdFriendAdd, imevent.CmdFriendDelete)
 		} else if rng.IntN(5) == 0 {
-			fmt.Fprintf(&b, "    on: %s\n", imcallback.CmdFriendDelete)
+			fmt.Fprintf(&b, "    on: %s\n", imevent.CmdFriendDelete)
 		}
 		if rng.IntN(10) == 0 {
 			b.WriteString("    enabled: false\n")
@@ -279,8 +279,8 @@ func TestIndexedMatchEqualsFullEvaluation(t *testing.T) {
 	}
 	s := mustLoad(t, map[string]string{"r.yaml": b.String()})
 	for range 2000 {
-		ev := &imcallback.Event{
-			CallbackCommand: []string{imcallback.CmdFriendAdd, imcallback.CmdFriendDelete}[rng.IntN(2)],
+		ev := &imevent.Event{
+			CallbackCommand: []string{imevent.CmdFriendAdd, imevent.CmdFriendDelete}[rng.IntN(2)],
 			From_Account:    accounts[rng.IntN(4)],
 			To_Account:      accounts[rng.IntN(4)],
 			ClientCmd:       cmds[rng.IntN(3)],
@@ -315,7 +315,7 @@ func TestMatchConcurrent(t *testing.T) {
 		wg.Go(func() {
 			for i := range 500 {
 				to := fmt.Sprintf("u%d-%d", g, i)
-				ev := &imcallback.Event{CallbackCommand: imcallback.CmdFriendAdd, From_Account: "alice", To_Account: to, PairIndex: i, PairCount: 1 + i%2}
+				ev := &imevent.Event{CallbackCommand: imevent.CmdFriendAdd, From_Account: "alice", To_Account: to, PairIndex: i, PairCount: 1 + i%2}
 				ms, errs := s.Match(ev)
 				if len(ms) != 2 || errs != nil {
 					t.Errorf("matches = %v, errors = %v", ms, errs)

@@ -1,8 +1,6 @@
 package rules
 
-import (
-	"github.com/friendflow/friendflow/engine/imcallback"
-)
+import "github.com/friendflow/friendflow/rules/imevent"
 
 // StatusShadow is the Outcome of a shadow rule whose when is true: it
 // matched, and its actions were not run.
@@ -24,7 +22,7 @@ type Outcome struct {
 // failed, in file order, and the decision they make for a Prev command.
 // Unlike Explain it never evaluates a rule Match would skip, so a backtest
 // over many events costs what matching them costs.
-func (s *Set) Outcomes(ev *imcallback.Event) ([]Outcome, Decision) {
+func (s *Set) Outcomes(ev *imevent.Event) ([]Outcome, Decision) {
 	ms, errs := s.Match(ev)
 	decision := DecisionOf(ms)
 	out := make([]Outcome, 0, len(ms)+len(errs))

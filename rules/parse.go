@@ -22,8 +22,8 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/friendflow/friendflow/actions"
-	"github.com/friendflow/friendflow/engine/imcallback"
 	"github.com/friendflow/friendflow/internal/suggest"
+	"github.com/friendflow/friendflow/rules/imevent"
 )
 
 // The known keys of each mapping are in keys.go.
@@ -358,8 +358,8 @@ func (p *fileParser) parseOn(n *yaml.Node, what string) []string {
 		}
 		it = resolve(it)
 		switch {
-		case !imcallback.IsCommand(cmd):
-			p.errAt(it, "%s: unknown command %q%s", what, cmd, suggestion(cmd, imcallback.Commands))
+		case !imevent.IsCommand(cmd):
+			p.errAt(it, "%s: unknown command %q%s", what, cmd, suggestion(cmd, imevent.Commands))
 		case slices.Contains(out, cmd):
 			p.errAt(it, "%s: command %q is listed twice in on", what, cmd)
 		default:
@@ -393,14 +393,14 @@ func (p *fileParser) parseWhen(n *yaml.Node, r *rule, what string) {
 // compileWhen compiles a condition for the VM, for the fast path (cond is
 // nil when it must run in the VM) and for the index (key is nil when no
 // conjunct is indexable).
-func (l *loader) compileWhen(src string) (prog *vm.Program, cond func(*imcallback.Event) bool, key *indexKey, err error) {
+func (l *loader) compileWhen(src string) (prog *vm.Program, cond func(*imevent.Event) bool, key *indexKey, err error) {
 	return l.compileLinted(src, nil, nil)
 }
 
 // compileLinted is compileWhen that also lints the condition for the
 // commands on into *found, unless found is nil: the checked tree lint
 // reads exists only inside the compile.
-func (l *loader) compileLinted(src string, on []string, found *[]finding) (prog *vm.Program, cond func(*imcallback.Event) bool, key *indexKey, err error) {
+func (l *loader) compileLinted(src string, on []string, found *[]finding) (prog *vm.Program, cond func(*imevent.Event) bool, key *indexKey, err error) {
 	prog, err = l.compiler.compile(src, "bool", func(n ast.Node) {
 		cond, key = fastCond(n), indexKeyOf(n, l.proto)
 		if found != nil {
@@ -484,10 +484,11 @@ func (p *fileParser) parseAction(item *yaml.Node, r *rule, what string) *action 
 	}
 	spec := kind.Spec()
 	what = fmt.Sprintf("%s (%s)", what, spec.Name)
-	if len(spec.Commands) > 0 {
+	if spec.Sync {
+		// Only a before-callback's reply decides anything.
 		for _, cmd := range r.on {
-			if !slices.Contains(spec.Commands, cmd) {
-				p.errAt(kindKey, "%s: %s cannot be used on %s (only on %s)", what, spec.Name, cmd, strings.Join(spec.Commands, ", "))
+			if !imevent.IsPrev(cmd) {
+				p.errAt(kindKey, "%s: %s cannot be used on %s (only on %s)", what, spec.Name, cmd, strings.Join(prevCommands(), ", "))
 			}
 		}
 	}
@@ -800,7 +801,7 @@ func (p *fileParser) parseTest(item *yaml.Node, r *rule, what string) *testCase 
 	}
 	if kv, ok := fields["decision"]; ok {
 		d, ok := p.expectedDecision(kv.val, what+": decision")
-		if ok && !imcallback.IsPrev(tc.event.CallbackCommand) {
+		if ok && !imevent.IsPrev(tc.event.CallbackCommand) {
 			p.errAt(kv.val, "%s: decision: only before-callbacks (Sns.CallbackPrevFriendAdd, Sns.CallbackPrevFriendResponse) are decided; this test's event is %s", what, tc.event.CallbackCommand)
 			ok = false
 		}
@@ -851,8 +852,8 @@ func (p *fileParser) expectedDecision(n *yaml.Node, what string) (*expectedDecis
 
 // testEvent builds a test case's event from its partial mapping of event
 // fields, checked against the event's own field names and types.
-func (p *fileParser) testEvent(fields map[string]kv, r *rule, what string) (imcallback.Event, bool) {
-	var ev imcallback.Event
+func (p *fileParser) testEvent(fields map[string]kv, r *rule, what string) (imevent.Event, bool) {
+	var ev imevent.Event
 	vals := make(map[string]any)
 	ok := true
 	if kv, has := fields["event"]; has {
@@ -891,8 +892,8 @@ func (p *fileParser) testEvent(fields map[string]kv, r *rule, what string) (imca
 		}
 	}
 	if cmd, has := vals["CallbackCommand"].(string); has {
-		if !imcallback.IsCommand(cmd) {
-			p.errAt(resolve(fields["event"].val), "%s: event: unknown command %q%s", what, cmd, suggestion(cmd, imcallback.Commands))
+		if !imevent.IsCommand(cmd) {
+			p.errAt(resolve(fields["event"].val), "%s: event: unknown command %q%s", what, cmd, suggestion(cmd, imevent.Commands))
 			ok = false
 		}
 	} else if len(r.on) > 0 {
@@ -1160,4 +1161,15 @@ func sortedKeys(m map[string]any) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// prevCommands are the before-callbacks, for messages.
+func prevCommands() []string {
+	var cmds []string
+	for _, c := range imevent.Commands {
+		if imevent.IsPrev(c) {
+			cmds = append(cmds, c)
+		}
+	}
+	return cmds
 }

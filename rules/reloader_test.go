@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/friendflow/friendflow/actions"
-	"github.com/friendflow/friendflow/engine/imcallback"
+	"github.com/friendflow/friendflow/rules/imevent"
 )
 
 // version renders a rule file whose every rule carries v in its name, so a
@@ -89,7 +89,7 @@ func TestReloaderMatchesConsistentlyWhileReloading(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ev := &imcallback.Event{CallbackCommand: imcallback.CmdFriendAdd, From_Account: "a", To_Account: "b"}
+			ev := &imevent.Event{CallbackCommand: imevent.CmdFriendAdd, From_Account: "a", To_Account: "b"}
 			for !stop.Load() {
 				ms, _ := r.Current().Match(ev)
 				if len(ms) != 20 {

@@ -8,13 +8,13 @@ import (
 	"github.com/expr-lang/expr/vm"
 
 	"github.com/friendflow/friendflow/actions"
-	"github.com/friendflow/friendflow/engine/imcallback"
+	"github.com/friendflow/friendflow/rules/imevent"
 )
 
 // Defaults of the schema; an action's retry defaults are
 // actions.DefaultRetry, which the queue applies too.
 const (
-	defaultCommand     = imcallback.CmdFriendAdd
+	defaultCommand     = imevent.CmdFriendAdd
 	defaultOnceFor     = 24 * time.Hour
 	redacted           = actions.Redacted
 	emptyFileMsg       = "file is empty; refusing to treat it as no rules (write `rules: []` for a file without rules)"
@@ -47,7 +47,7 @@ type rule struct {
 	// cond is when compiled to the fast path; nil when when is nil or
 	// must run in the VM. Match uses it; Explain and rule tests, which
 	// also trace when's operands in the VM, keep to the VM.
-	cond    func(*imcallback.Event) bool
+	cond    func(*imevent.Event) bool
 	whenKey *indexKey // the index's conjunct of when; nil: none
 
 	explainOnce sync.Once
@@ -57,7 +57,7 @@ type rule struct {
 type onceSpec struct {
 	src  string
 	key  *vm.Program
-	fast func(*imcallback.Event) string // key on the fast path; nil: the VM
+	fast func(*imevent.Event) string // key on the fast path; nil: the VM
 	dur  time.Duration
 }
 

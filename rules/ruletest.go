@@ -9,14 +9,14 @@ import (
 	"strings"
 
 	"github.com/friendflow/friendflow/actions"
-	"github.com/friendflow/friendflow/engine/imcallback"
+	"github.com/friendflow/friendflow/rules/imevent"
 )
 
 // testCase is one item of a rule's tests:.
 type testCase struct {
 	name      string
 	line, col int
-	event     imcallback.Event
+	event     imevent.Event
 	match     bool
 	actions   []expectedAction
 	decision  *expectedDecision // nil: not checked
@@ -45,7 +45,7 @@ func (d *expectedDecision) String() string {
 }
 
 // checkDecision compares the set's decision for ev with the expected one.
-func (s *Set) checkDecision(want *expectedDecision, ev *imcallback.Event) string {
+func (s *Set) checkDecision(want *expectedDecision, ev *imevent.Event) string {
 	got := s.Decide(ev)
 	ok := got.Deny == want.deny &&
 		(!want.deny || want.code == 0 || want.code == got.Code) &&

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/friendflow/friendflow/actions"
-	"github.com/friendflow/friendflow/engine/imcallback"
+	"github.com/friendflow/friendflow/rules/imevent"
 )
 
 // jsonSchema is one JSON Schema object.
@@ -20,7 +20,7 @@ const SchemaDialect = "https://json-schema.org/draft/2020-12/schema"
 // Schema returns the JSON Schema of rule files (draft 2020-12), for editors
 // to complete and check them. It is generated from what the loader itself
 // reads: the rule-file keys (keys.go), the action kinds' declarations in
-// reg and the event's field table (imcallback.Fields). Every key, parameter
+// reg and the event's field table (imevent.Fields). Every key, parameter
 // and field carries its documentation as its description.
 //
 // The schema is never stricter than the loader: a file the loader accepts
@@ -60,7 +60,7 @@ func (b *schemaBuilder) defs() jsonSchema {
 		"retry":    b.object(retryKeyDecl),
 		"test":     b.object(testKeyDecl),
 		"lint":     b.object(lintKeyDecl),
-		"command":  jsonSchema{"enum": imcallback.Commands, "description": "A Tencent IM friend callback command."},
+		"command":  jsonSchema{"enum": imevent.Commands, "description": "A Tencent IM friend callback command."},
 		"on":       jsonSchema{"anyOf": []any{ref("command")(b), jsonSchema{"type": "array", "items": ref("command")(b), "minItems": 1, "uniqueItems": true}}},
 		"template": jsonSchema{"type": "string", "pattern": `\$\{`, "description": "A ${ expr } template, rendered when the rule fires."},
 		"duration": jsonSchema{
@@ -137,8 +137,8 @@ func boolean(*schemaBuilder) jsonSchema { return jsonSchema{"type": "boolean"} }
 // Tencent's documented values as examples (a test may use others).
 func (b *schemaBuilder) event() jsonSchema {
 	props := jsonSchema{}
-	for i := range imcallback.Fields {
-		f := &imcallback.Fields[i]
+	for i := range imevent.Fields {
+		f := &imevent.Fields[i]
 		s := jsonSchema{"description": f.Doc}
 		switch {
 		case f.Name == "CallbackCommand":
@@ -182,8 +182,8 @@ func (b *schemaBuilder) action() jsonSchema {
 
 func kindDoc(s actions.Spec) string {
 	doc := s.Doc
-	if len(s.Commands) > 0 {
-		doc += " Only on " + strings.Join(s.Commands, ", ") + "."
+	if s.Sync {
+		doc += " Only on " + strings.Join(prevCommands(), ", ") + "."
 	}
 	return doc + " Reference: docs/actions.md."
 }

@@ -6,7 +6,7 @@ import (
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/vm"
-	"github.com/friendflow/friendflow/engine/imcallback"
+	"github.com/friendflow/friendflow/rules/imevent"
 )
 
 // Set is a compiled, immutable rule set, safe for concurrent use.
@@ -84,7 +84,7 @@ type scratch struct {
 }
 
 // envOf returns ev's environment in the scratch's reused map.
-func (sc *scratch) envOf(ev *imcallback.Event) map[string]any {
+func (sc *scratch) envOf(ev *imevent.Event) map[string]any {
 	if sc.env == nil {
 		sc.env = withBudget(envOf(ev), &sc.budget)
 	} else {
@@ -99,7 +99,7 @@ func (sc *scratch) envOf(ev *imcallback.Event) map[string]any {
 // often never, when every candidate rule is on the fast path and nothing
 // matches.
 type evalCtx struct {
-	ev  *imcallback.Event
+	ev  *imevent.Event
 	vm  *vm.VM
 	sc  *scratch       // whose map env is filled into
 	env map[string]any // nil until envMap
@@ -136,7 +136,7 @@ func (s *Set) Len() int { return len(s.rules) }
 // whose evaluation failed at run time, in file order. A failed rule does
 // not match; the other rules are not affected. Both are nil when empty:
 // an event without errors costs no allocation for them.
-func (s *Set) Match(ev *imcallback.Event) (matches []Match, errs []RuleError) {
+func (s *Set) Match(ev *imevent.Event) (matches []Match, errs []RuleError) {
 	cr := s.byCmd[ev.CallbackCommand]
 	if cr == nil {
 		return nil, nil

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/expr-lang/expr/vm"
-	"github.com/friendflow/friendflow/engine/imcallback"
+	"github.com/friendflow/friendflow/rules/imevent"
 )
 
 // A template is a string action parameter holding ${ expr } parts. "$${"
@@ -35,7 +35,7 @@ type tmplPart struct {
 
 // value returns the fast part's value as the VM would: a string, int or
 // bool.
-func (p *tmplPart) value(ev *imcallback.Event) any {
+func (p *tmplPart) value(ev *imevent.Event) any {
 	switch p.fast.kind {
 	case fkString:
 		return p.fast.s(ev)
@@ -46,7 +46,7 @@ func (p *tmplPart) value(ev *imcallback.Event) any {
 }
 
 // appendFast writes the fast part's value as appendText writes the VM's.
-func (p *tmplPart) appendFast(b *strings.Builder, ev *imcallback.Event) {
+func (p *tmplPart) appendFast(b *strings.Builder, ev *imevent.Event) {
 	switch p.fast.kind {
 	case fkString:
 		b.WriteString(p.fast.s(ev))

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/friendflow/friendflow/actions"
-	"github.com/friendflow/friendflow/engine/imcallback"
+	"github.com/friendflow/friendflow/rules/imevent"
 )
 
 // A value inserted into a webhook URL cannot change its path or query
@@ -46,7 +46,7 @@ func TestWebhookURLValuesAreEscaped(t *testing.T) {
 		{"..", "?", "/friends/%2E%2E/add", "from=%3F&n=0", "/raw/.."},
 		{"ü x", "ü x", "/friends/%C3%BC%20x/add", "from=%C3%BC+x&n=0", "/raw/%C3%BC%20x"},
 	} {
-		ms, errs := s.Match(&imcallback.Event{CallbackCommand: imcallback.CmdFriendAdd, To_Account: tc.to, From_Account: tc.from})
+		ms, errs := s.Match(&imevent.Event{CallbackCommand: imevent.CmdFriendAdd, To_Account: tc.to, From_Account: tc.from})
 		if len(errs) != 0 || len(ms) != 1 {
 			t.Fatalf("%q: %v %v", tc.to, ms, errs)
 		}
@@ -80,7 +80,7 @@ func TestExplainRedactsURLQuery(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr := s.Explain(&imcallback.Event{CallbackCommand: imcallback.CmdFriendAdd, To_Account: "bob"})
+	tr := s.Explain(&imevent.Event{CallbackCommand: imevent.CmdFriendAdd, To_Account: "bob"})
 	if got, want := tr[0].Actions[0].Params["url"], "https://crm.example/hook/bob?…"; got != want {
 		t.Errorf("explain url %q; want %q", got, want)
 	}

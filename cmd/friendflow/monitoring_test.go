@@ -23,6 +23,7 @@ import (
 	"github.com/friendflow/friendflow/engine/imcallback"
 	"github.com/friendflow/friendflow/engine/queue"
 	"github.com/friendflow/friendflow/rules"
+	"github.com/friendflow/friendflow/rules/imevent"
 )
 
 const kubeDir = "../../examples/kubernetes"
@@ -152,14 +153,14 @@ func exercisedFamilies(t *testing.T) map[string]*dto.MetricFamily {
 	}
 	m.RulesLoaded(set)
 	m.ReloadFailed()
-	m.ObserveCallback(imcallback.CmdFriendAdd, imcallback.ResultOK, "", time.Millisecond)
-	m.CountEvents(imcallback.CmdFriendAdd, 1)
+	m.ObserveCallback(imevent.CmdFriendAdd, imcallback.ResultOK, "", time.Millisecond)
+	m.CountEvents(imevent.CmdFriendAdd, 1)
 	m.CountMatch("r")
 	m.RuleErrors.WithLabelValues("r").Inc()
 	m.OnceSkips.WithLabelValues("r").Inc()
-	m.Decisions.WithLabelValues(imcallback.CmdPrevFriendAdd, "allow").Inc()
+	m.Decisions.WithLabelValues(imevent.CmdPrevFriendAdd, "allow").Inc()
 	m.DecisionDuration.Observe(0.001)
-	m.UnstoredJobs.WithLabelValues(imcallback.CmdPrevFriendAdd).Inc()
+	m.UnstoredJobs.WithLabelValues(imevent.CmdPrevFriendAdd).Inc()
 	m.LogsSuppressed.WithLabelValues("callback_rejected").Inc()
 	job := &queue.Job{}
 	job.Action = "log"

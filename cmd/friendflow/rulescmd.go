@@ -18,13 +18,14 @@ import (
 	"github.com/friendflow/friendflow/engine"
 	"github.com/friendflow/friendflow/engine/imcallback"
 	"github.com/friendflow/friendflow/rules"
+	"github.com/friendflow/friendflow/rules/imevent"
 )
 
 // newRegistry registers every action kind. imc may be nil where no IM call
 // can happen (lint, test, explain): im.send then validates but cannot run.
 func newRegistry(log *slog.Logger, imc *im.Client) *actions.Registry {
 	var reg actions.Registry
-	kinds := []actions.Kind{&actions.Log{Logger: log}, &actions.Webhook{}, &actions.Deny{}}
+	kinds := []actions.Kind{&actions.Log{Logger: log, Accounts: imevent.AccountFields()}, &actions.Webhook{}, &actions.Deny{}}
 	for _, k := range append(kinds, im.Kinds(imc)...) {
 		if err := reg.Register(k); err != nil {
 			panic(err) // two built-in kinds with one name: a programming error

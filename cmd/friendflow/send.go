@@ -16,6 +16,7 @@ import (
 	"unicode"
 
 	"github.com/friendflow/friendflow/engine/imcallback"
+	"github.com/friendflow/friendflow/rules/imevent"
 )
 
 // tencentTimeout is how long Tencent IM waits for a callback's reply
@@ -67,7 +68,7 @@ func sendCommand(fs *flag.FlagSet) runFunc {
 
 // fieldFlag is a flag for one body field of the event table.
 type fieldFlag struct {
-	field *imcallback.Field
+	field *imevent.Field
 	flag  string
 	value any // string or int; nil when not given
 }
@@ -98,8 +99,8 @@ func (f *fieldFlag) Set(s string) error {
 // declared by send itself as it repeats.
 func declareFieldFlags(fs *flag.FlagSet) []*fieldFlag {
 	var out []*fieldFlag
-	for i := range imcallback.Fields {
-		fd := &imcallback.Fields[i]
+	for i := range imevent.Fields {
+		fd := &imevent.Fields[i]
 		if fd.Name == "To_Account" || !inBody(fd) {
 			continue
 		}
@@ -111,9 +112,9 @@ func declareFieldFlags(fs *flag.FlagSet) []*fieldFlag {
 }
 
 // inBody reports whether any command reads fd from the callback body.
-func inBody(fd *imcallback.Field) bool {
+func inBody(fd *imevent.Field) bool {
 	for _, src := range fd.From {
-		if src == imcallback.FromBody || src == imcallback.FromElem {
+		if src == imevent.FromBody || src == imevent.FromElem {
 			return true
 		}
 	}
@@ -208,10 +209,10 @@ func (f *sendFlags) body() ([]byte, string, error) {
 	}
 	command := f.command
 	if command == "" {
-		command = imcallback.CmdFriendAdd
+		command = imevent.CmdFriendAdd
 	}
-	if !imcallback.IsCommand(command) {
-		return nil, "", usagef("--command: unknown command %q%s", command, didYouMean(command, imcallback.Commands))
+	if !imevent.IsCommand(command) {
+		return nil, "", usagef("--command: unknown command %q%s", command, didYouMean(command, imevent.Commands))
 	}
 	if len(f.to) == 0 || !has(given, "From_Account") {
 		return nil, "", usagef("send needs --event FILE, or --from and --to to build a %s body", command)
@@ -266,9 +267,9 @@ func buildBody(command string, given []*fieldFlag, to []string) ([]byte, error) 
 	elem := map[string]any{}
 	for _, ff := range given {
 		switch ff.field.From[command] {
-		case imcallback.FromBody:
+		case imevent.FromBody:
 			body[ff.field.Name] = ff.value
-		case imcallback.FromElem:
+		case imevent.FromElem:
 			elem[ff.field.Name] = ff.value
 		default:
 			return nil, usagef("--%s: %s does not carry %s", ff.flag, command, ff.field.Name)
@@ -283,7 +284,7 @@ func buildBody(command string, given []*fieldFlag, to []string) ([]byte, error) 
 		e["To_Account"] = account
 		list[i] = e
 	}
-	body[imcallback.Lists[command]] = list
+	body[imevent.Lists[command]] = list
 	return json.Marshal(body)
 }
 

@@ -22,6 +22,7 @@ import (
 	"github.com/friendflow/friendflow/engine/record"
 	"github.com/friendflow/friendflow/examples/callbacks"
 	"github.com/friendflow/friendflow/rules"
+	"github.com/friendflow/friendflow/rules/imevent"
 )
 
 // failKind fails permanently: its jobs go straight to the dead letters.
@@ -145,12 +146,12 @@ func TestSignedPrevCallbacksEndToEnd(t *testing.T) {
 	f := newAdminFixture(t)
 	add := `{"CallbackCommand":"Sns.CallbackPrevFriendAdd","Requester_Account":"m","From_Account":"m",
 	  "FriendItem":[{"To_Account":"a","AddWording":"hello"},{"To_Account":"b","AddWording":"cheap loan"}],"EventTime":1}`
-	r := f.signedPost(t, imcallback.CmdPrevFriendAdd, add)
+	r := f.signedPost(t, imevent.CmdPrevFriendAdd, add)
 	want := []imcallback.ResultItem{{To_Account: "a"}, {To_Account: "b", ResultCode: 38001, ResultInfo: "spam"}}
 	if len(r.ResultItem) != 2 || r.ResultItem[0] != want[0] || r.ResultItem[1] != want[1] || r.ActionStatus != "OK" {
 		t.Fatalf("PrevFriendAdd reply %+v", r)
 	}
-	r = f.signedPost(t, imcallback.CmdPrevFriendResponse, string(callbacks.Must("prev_friend_response.json")))
+	r = f.signedPost(t, imevent.CmdPrevFriendResponse, string(callbacks.Must("prev_friend_response.json")))
 	want = []imcallback.ResultItem{{To_Account: "id1"}, {To_Account: "id2", ResultCode: 38001, ResultInfo: "spam"}}
 	if len(r.ResultItem) != 2 || r.ResultItem[0] != want[0] || r.ResultItem[1] != want[1] {
 		t.Fatalf("PrevFriendResponse reply %+v", r)
@@ -217,7 +218,7 @@ func TestAdminDeadLetters(t *testing.T) {
 	// Two callbacks: each stores a webhook job (target down: retried) and a
 	// doomed job (dead at once).
 	for range 2 {
-		f.signedPost(t, imcallback.CmdFriendAdd, string(callbacks.Must("friend_add_response.json")))
+		f.signedPost(t, imevent.CmdFriendAdd, string(callbacks.Must("friend_add_response.json")))
 	}
 	var list struct {
 		DeadLetters []DeadLetterView `json:"dead_letters"`

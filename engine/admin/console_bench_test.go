@@ -11,6 +11,7 @@ import (
 	"github.com/friendflow/friendflow/engine/queue"
 	"github.com/friendflow/friendflow/engine/record"
 	"github.com/friendflow/friendflow/rules"
+	"github.com/friendflow/friendflow/rules/imevent"
 )
 
 // fillRing records n events as the engine would: half Prev adds (some
@@ -19,10 +20,10 @@ func fillRing(f *adminFixture, n int) {
 	set := f.reloader.Current()
 	for i := range n {
 		id := strconv.Itoa(i)
-		cb := &imcallback.Callback{ID: "cb" + id, Command: imcallback.CmdFriendAdd, Events: []imcallback.Event{{
-			CallbackCommand: imcallback.CmdFriendAdd, ClientCmd: "friend_response", From_Account: "user_" + id, To_Account: "user_" + strconv.Itoa(i+1)}}}
+		cb := &imcallback.Callback{ID: "cb" + id, Command: imevent.CmdFriendAdd, Events: []imevent.Event{{
+			CallbackCommand: imevent.CmdFriendAdd, ClientCmd: "friend_response", From_Account: "user_" + id, To_Account: "user_" + strconv.Itoa(i+1)}}}
 		if i%2 == 0 {
-			cb.Command = imcallback.CmdPrevFriendAdd
+			cb.Command = imevent.CmdPrevFriendAdd
 			cb.Events[0].CallbackCommand, cb.Events[0].AddWording = cb.Command, "hello"
 			if i%10 == 0 {
 				cb.Events[0].AddWording = "cheap loan"
@@ -38,7 +39,7 @@ func fillRing(f *adminFixture, n int) {
 				}
 			}
 		}
-		if cb.Command == imcallback.CmdPrevFriendAdd {
+		if cb.Command == imevent.CmdPrevFriendAdd {
 			d := rules.DecisionOf(ms)
 			items = []imcallback.ResultItem{{ResultCode: d.Code, ResultInfo: d.Reason}}
 		}

@@ -11,9 +11,9 @@ import (
 	"strings"
 
 	"github.com/friendflow/friendflow/actions"
-	"github.com/friendflow/friendflow/engine/imcallback"
 	"github.com/friendflow/friendflow/engine/record"
 	"github.com/friendflow/friendflow/rules"
+	"github.com/friendflow/friendflow/rules/imevent"
 )
 
 // sourceLine is one line of a rule file, with the problems at it.
@@ -119,7 +119,7 @@ func (c *Console) eventsPage(w http.ResponseWriter, r *http.Request) {
 		Outcomes  []string
 		Rules     []string
 		Recorded  int
-	}{Recording: c.Ring != nil, Query: r.URL.Query(), Commands: imcallback.Commands, Outcomes: record.Outcomes, Recorded: c.Ring.Len()}
+	}{Recording: c.Ring != nil, Query: r.URL.Query(), Commands: imevent.Commands, Outcomes: record.Outcomes, Recorded: c.Ring.Len()}
 	if set := c.Rules.Current(); set != nil {
 		for _, ri := range set.Rules() {
 			d.Rules = append(d.Rules, ri.Name)
@@ -152,7 +152,7 @@ func (c *Console) eventPage(w http.ResponseWriter, r *http.Request) {
 	_ = json.Unmarshal(tr.Event.Data, &fields)
 	type kv struct{ Name, Value string }
 	var kvs []kv
-	for _, f := range imcallback.Fields {
+	for _, f := range imevent.Fields {
 		switch v := fields[f.Name].(type) {
 		case string:
 			if v != "" {

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/friendflow/friendflow/engine/imcallback"
 	"github.com/friendflow/friendflow/examples/callbacks"
+	"github.com/friendflow/friendflow/rules/imevent"
 )
 
 const scriptWording = `<script>alert("x")</script>`
@@ -31,9 +31,9 @@ func (f *adminFixture) page(t *testing.T, client *http.Client, path string) (int
 
 func TestConsolePagesEscapeCallersData(t *testing.T) {
 	f := newAdminFixture(t)
-	f.signedPost(t, imcallback.CmdPrevFriendAdd, `{"CallbackCommand":"Sns.CallbackPrevFriendAdd","Requester_Account":"m","From_Account":"<b>m</b>",
+	f.signedPost(t, imevent.CmdPrevFriendAdd, `{"CallbackCommand":"Sns.CallbackPrevFriendAdd","Requester_Account":"m","From_Account":"<b>m</b>",
 	  "FriendItem":[{"To_Account":"a","AddWording":"`+strings.ReplaceAll(scriptWording, `"`, `\"`)+`"},{"To_Account":"b","AddWording":"cheap loan"}],"EventTime":1}`)
-	f.signedPost(t, imcallback.CmdFriendAdd, string(callbacks.Must("friend_add_response.json")))
+	f.signedPost(t, imevent.CmdFriendAdd, string(callbacks.Must("friend_add_response.json")))
 	for path, want := range map[string][]string{
 		"/":                               {"Rules loaded", `id="rules-loaded">3<`},
 		"/ui/rules":                       {"deny-spam", "AddWording contains &#34;loan&#34;", "r.yaml", "headers: { Authorization: &lt;redacted&gt; }"},
@@ -68,7 +68,7 @@ func TestConsolePagesEscapeCallersData(t *testing.T) {
 
 func TestConsoleTryAndDeadLetters(t *testing.T) {
 	f := newAdminFixture(t)
-	f.signedPost(t, imcallback.CmdFriendAdd, string(callbacks.Must("friend_add_response.json")))
+	f.signedPost(t, imevent.CmdFriendAdd, string(callbacks.Must("friend_add_response.json")))
 	f.waitEvents(t, "?outcome=dead", 2)
 	post := func(path string, form url.Values, origin string) (int, string) {
 		t.Helper()

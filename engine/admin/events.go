@@ -9,8 +9,8 @@ import (
 
 	"github.com/friendflow/friendflow/actions"
 	"github.com/friendflow/friendflow/engine"
-	"github.com/friendflow/friendflow/engine/imcallback"
 	"github.com/friendflow/friendflow/engine/record"
+	"github.com/friendflow/friendflow/rules/imevent"
 )
 
 // Page sizes of GET /events.
@@ -143,7 +143,7 @@ func trace(ring *record.Ring, src RuleSource, idText string) (*Trace, int, error
 	if err != nil {
 		return nil, http.StatusInternalServerError, err
 	}
-	ex := engine.Explain(set, []imcallback.Event{ev})[0]
+	ex := engine.Explain(set, []imevent.Event{ev})[0]
 	cur := src.Current()
 	return &Trace{Event: e, Explanation: ex, CurrentRules: cur != nil && cur.Hash() == e.RulesHash}, 0, nil
 }

@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/friendflow/friendflow/engine/imcallback"
 	"github.com/friendflow/friendflow/engine/record"
 	"github.com/friendflow/friendflow/examples/callbacks"
 	"github.com/friendflow/friendflow/rules"
+	"github.com/friendflow/friendflow/rules/imevent"
 )
 
 type eventPage struct {
@@ -50,8 +50,8 @@ func (f *adminFixture) waitEvents(t *testing.T, query string, n int) eventPage {
 
 func TestEventsRecordedEndToEnd(t *testing.T) {
 	f := newAdminFixture(t)
-	f.signedPost(t, imcallback.CmdFriendAdd, string(callbacks.Must("friend_add_response.json")))
-	f.signedPost(t, imcallback.CmdPrevFriendAdd, `{"CallbackCommand":"Sns.CallbackPrevFriendAdd","Requester_Account":"m","From_Account":"m",
+	f.signedPost(t, imevent.CmdFriendAdd, string(callbacks.Must("friend_add_response.json")))
+	f.signedPost(t, imevent.CmdPrevFriendAdd, `{"CallbackCommand":"Sns.CallbackPrevFriendAdd","Requester_Account":"m","From_Account":"m",
 	  "FriendItem":[{"To_Account":"a","AddWording":"hello"},{"To_Account":"b","AddWording":"cheap loan"}],"EventTime":1}`)
 
 	all := f.events(t, "")
@@ -111,7 +111,7 @@ func TestEventsRecordedEndToEnd(t *testing.T) {
 
 func TestBacktestEndpoint(t *testing.T) {
 	f := newAdminFixture(t)
-	f.signedPost(t, imcallback.CmdPrevFriendAdd, `{"CallbackCommand":"Sns.CallbackPrevFriendAdd","Requester_Account":"m","From_Account":"m",
+	f.signedPost(t, imevent.CmdPrevFriendAdd, `{"CallbackCommand":"Sns.CallbackPrevFriendAdd","Requester_Account":"m","From_Account":"m",
 	  "FriendItem":[{"To_Account":"a","AddWording":"hello"},{"To_Account":"b","AddWording":"cheap loan"}],"EventTime":1}`)
 	candidate := strings.Replace(adminRules, `AddWording contains "loan"`, `AddWording contains "loan" || AddWording contains "hello"`, 1)
 

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/friendflow/friendflow/rules/imevent"
 )
 
 // MaxPairs caps the elements of one callback's pair list. Tencent's own
@@ -25,7 +27,7 @@ type Callback struct {
 	// one (it does with callback authentication on): when it sent the
 	// request, the same in a replay of it.
 	RequestTime time.Time
-	Events      []Event
+	Events      []imevent.Event
 }
 
 // Reply is the JSON body Tencent expects back. ResultItem is only sent for
@@ -45,13 +47,6 @@ type ResultItem struct {
 	ResultInfo string `json:"ResultInfo"`
 }
 
-// The result codes IM accepts from a before-callback to refuse a friend
-// request or response.
-const (
-	MinDenyCode = 38000
-	MaxDenyCode = 39000
-)
-
 // OK is the reply to every accepted after-callback.
 func OK() Reply { return Reply{ActionStatus: "OK"} }
 
@@ -63,7 +58,7 @@ func Fail(reason string) Reply {
 // AllowAll is the reply to a Prev callback that lets every target through.
 func AllowAll(cb *Callback) Reply {
 	r := OK()
-	if IsPrev(cb.Command) {
+	if imevent.IsPrev(cb.Command) {
 		r.ResultItem = make([]ResultItem, len(cb.Events))
 		for i := range cb.Events {
 			r.ResultItem[i] = ResultItem{To_Account: cb.Events[i].To_Account}
@@ -121,7 +116,7 @@ func unmarshalBody(data []byte, b *body) error {
 }
 
 // events checks a decoded body against cb and sets cb.Events. Which field
-// comes from where is the field table's (Fields): listLen, shared and
+// comes from where is the field table's (imevent.Fields): listLen, shared and
 // elements are generated from it; the checks and the derived fields are
 // here.
 func (b *body) events(cb *Callback) error {
@@ -138,7 +133,7 @@ func (b *body) events(cb *Callback) error {
 	if n > MaxPairs {
 		return decodeErr(ReasonPairs, "%s: %s has %d elements, more than %d", cb.Command, listName(cb.Command), n, MaxPairs)
 	}
-	var base Event
+	var base imevent.Event
 	b.shared(cb, &base)
 	if base.EventTime == 0 {
 		// Tencent's send time, the same in a replay, so that what is
@@ -149,7 +144,7 @@ func (b *body) events(cb *Callback) error {
 		}
 		base.EventTime = int(t.UnixMilli())
 	}
-	events := make([]Event, n)
+	events := make([]imevent.Event, n)
 	b.elements(cb.Command, &base, events)
 	for i := range events {
 		e := &events[i]
@@ -163,7 +158,7 @@ func (b *body) events(cb *Callback) error {
 }
 
 func listName(cmd string) string {
-	if l, ok := Lists[cmd]; ok {
+	if l, ok := imevent.Lists[cmd]; ok {
 		return l
 	}
 	return "PairList"

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/friendflow/friendflow/examples/callbacks"
+	"github.com/friendflow/friendflow/rules/imevent"
 )
 
 var received = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
@@ -17,90 +18,90 @@ func newCB(cmd string) *Callback {
 
 func TestDecodeSamples(t *testing.T) {
 	recv := int(received.UnixMilli())
-	base := Event{SdkAppid: 1400000000, ClientIP: "127.0.0.1", OptPlatform: "RESTAPI", EventTime: recv}
-	with := func(f func(e *Event)) Event { e := base; f(&e); return e }
+	base := imevent.Event{SdkAppid: 1400000000, ClientIP: "127.0.0.1", OptPlatform: "RESTAPI", EventTime: recv}
+	with := func(f func(e *imevent.Event)) imevent.Event { e := base; f(&e); return e }
 	tests := []struct {
 		file string
 		cmd  string
-		want []Event
+		want []imevent.Event
 	}{
-		{"friend_add.json", CmdFriendAdd, []Event{
-			with(func(e *Event) {
-				e.CallbackCommand, e.From_Account, e.To_Account, e.Initiator_Account = CmdFriendAdd, "id", "id1", "id"
+		{"friend_add.json", imevent.CmdFriendAdd, []imevent.Event{
+			with(func(e *imevent.Event) {
+				e.CallbackCommand, e.From_Account, e.To_Account, e.Initiator_Account = imevent.CmdFriendAdd, "id", "id1", "id"
 				e.ClientCmd, e.ForceFlag, e.PairIndex, e.PairCount = "friend_add", 1, 0, 3
 			}),
-			with(func(e *Event) {
-				e.CallbackCommand, e.From_Account, e.To_Account, e.Initiator_Account = CmdFriendAdd, "id", "id2", "id"
+			with(func(e *imevent.Event) {
+				e.CallbackCommand, e.From_Account, e.To_Account, e.Initiator_Account = imevent.CmdFriendAdd, "id", "id2", "id"
 				e.ClientCmd, e.ForceFlag, e.PairIndex, e.PairCount = "friend_add", 1, 1, 3
 			}),
-			with(func(e *Event) {
-				e.CallbackCommand, e.From_Account, e.To_Account, e.Initiator_Account = CmdFriendAdd, "id", "id3", "id"
+			with(func(e *imevent.Event) {
+				e.CallbackCommand, e.From_Account, e.To_Account, e.Initiator_Account = imevent.CmdFriendAdd, "id", "id3", "id"
 				e.ClientCmd, e.ForceFlag, e.PairIndex, e.PairCount = "friend_add", 1, 2, 3
 			}),
 		}},
-		{"friend_add_response.json", CmdFriendAdd, []Event{
-			with(func(e *Event) {
-				e.CallbackCommand, e.From_Account, e.To_Account, e.Initiator_Account = CmdFriendAdd, "alice", "bob", "alice"
+		{"friend_add_response.json", imevent.CmdFriendAdd, []imevent.Event{
+			with(func(e *imevent.Event) {
+				e.CallbackCommand, e.From_Account, e.To_Account, e.Initiator_Account = imevent.CmdFriendAdd, "alice", "bob", "alice"
 				e.ClientCmd, e.PairIndex, e.PairCount = "friend_response", 0, 2
 			}),
-			with(func(e *Event) {
-				e.CallbackCommand, e.From_Account, e.To_Account, e.Initiator_Account = CmdFriendAdd, "bob", "alice", "alice"
+			with(func(e *imevent.Event) {
+				e.CallbackCommand, e.From_Account, e.To_Account, e.Initiator_Account = imevent.CmdFriendAdd, "bob", "alice", "alice"
 				e.ClientCmd, e.PairIndex, e.PairCount = "friend_response", 1, 2
 			}),
 		}},
-		{"friend_add_forced_by_admin.json", CmdFriendAdd, []Event{
-			with(func(e *Event) {
-				e.CallbackCommand, e.From_Account, e.To_Account, e.Initiator_Account = CmdFriendAdd, "user_42", "support_bot", "user_42"
+		{"friend_add_forced_by_admin.json", imevent.CmdFriendAdd, []imevent.Event{
+			with(func(e *imevent.Event) {
+				e.CallbackCommand, e.From_Account, e.To_Account, e.Initiator_Account = imevent.CmdFriendAdd, "user_42", "support_bot", "user_42"
 				e.ClientCmd, e.Admin_Account, e.ForceFlag, e.PairCount = "friend_add", "administrator", 1, 1
 			}),
 		}},
-		{"friend_delete.json", CmdFriendDelete, []Event{
-			with(func(e *Event) {
-				e.CallbackCommand, e.From_Account, e.To_Account, e.PairIndex, e.PairCount = CmdFriendDelete, "id", "id1", 0, 2
+		{"friend_delete.json", imevent.CmdFriendDelete, []imevent.Event{
+			with(func(e *imevent.Event) {
+				e.CallbackCommand, e.From_Account, e.To_Account, e.PairIndex, e.PairCount = imevent.CmdFriendDelete, "id", "id1", 0, 2
 			}),
-			with(func(e *Event) {
-				e.CallbackCommand, e.From_Account, e.To_Account, e.PairIndex, e.PairCount = CmdFriendDelete, "id", "id2", 1, 2
-			}),
-		}},
-		{"blacklist_add.json", CmdBlackListAdd, []Event{
-			with(func(e *Event) {
-				e.CallbackCommand, e.From_Account, e.To_Account, e.PairIndex, e.PairCount = CmdBlackListAdd, "id", "id1", 0, 2
-			}),
-			with(func(e *Event) {
-				e.CallbackCommand, e.From_Account, e.To_Account, e.PairIndex, e.PairCount = CmdBlackListAdd, "id", "id2", 1, 2
+			with(func(e *imevent.Event) {
+				e.CallbackCommand, e.From_Account, e.To_Account, e.PairIndex, e.PairCount = imevent.CmdFriendDelete, "id", "id2", 1, 2
 			}),
 		}},
-		{"blacklist_delete.json", CmdBlackListDelete, []Event{
-			with(func(e *Event) {
-				e.CallbackCommand, e.From_Account, e.To_Account, e.PairIndex, e.PairCount = CmdBlackListDelete, "id", "id1", 0, 2
+		{"blacklist_add.json", imevent.CmdBlackListAdd, []imevent.Event{
+			with(func(e *imevent.Event) {
+				e.CallbackCommand, e.From_Account, e.To_Account, e.PairIndex, e.PairCount = imevent.CmdBlackListAdd, "id", "id1", 0, 2
 			}),
-			with(func(e *Event) {
-				e.CallbackCommand, e.From_Account, e.To_Account, e.PairIndex, e.PairCount = CmdBlackListDelete, "id", "id2", 1, 2
+			with(func(e *imevent.Event) {
+				e.CallbackCommand, e.From_Account, e.To_Account, e.PairIndex, e.PairCount = imevent.CmdBlackListAdd, "id", "id2", 1, 2
 			}),
 		}},
-		{"prev_friend_add.json", CmdPrevFriendAdd, []Event{
-			with(func(e *Event) {
-				e.CallbackCommand, e.EventTime = CmdPrevFriendAdd, 1631777344870
+		{"blacklist_delete.json", imevent.CmdBlackListDelete, []imevent.Event{
+			with(func(e *imevent.Event) {
+				e.CallbackCommand, e.From_Account, e.To_Account, e.PairIndex, e.PairCount = imevent.CmdBlackListDelete, "id", "id1", 0, 2
+			}),
+			with(func(e *imevent.Event) {
+				e.CallbackCommand, e.From_Account, e.To_Account, e.PairIndex, e.PairCount = imevent.CmdBlackListDelete, "id", "id2", 1, 2
+			}),
+		}},
+		{"prev_friend_add.json", imevent.CmdPrevFriendAdd, []imevent.Event{
+			with(func(e *imevent.Event) {
+				e.CallbackCommand, e.EventTime = imevent.CmdPrevFriendAdd, 1631777344870
 				e.Requester_Account, e.From_Account, e.To_Account = "id", "id", "id1"
 				e.Remark, e.GroupName, e.AddSource, e.AddWording = "remark1", "group1", "AddSource_Type_Android", "this is id1!"
 				e.AddType, e.PairIndex, e.PairCount = "Add_Type_Both", 0, 2
 			}),
-			with(func(e *Event) {
-				e.CallbackCommand, e.EventTime = CmdPrevFriendAdd, 1631777344870
+			with(func(e *imevent.Event) {
+				e.CallbackCommand, e.EventTime = imevent.CmdPrevFriendAdd, 1631777344870
 				e.Requester_Account, e.From_Account, e.To_Account = "id", "id", "id2"
 				e.Remark, e.GroupName, e.AddSource, e.AddWording = "remark2", "group1", "AddSource_Type_Android", "this is id2!"
 				e.AddType, e.PairIndex, e.PairCount = "Add_Type_Both", 1, 2
 			}),
 		}},
-		{"prev_friend_response.json", CmdPrevFriendResponse, []Event{
-			with(func(e *Event) {
-				e.CallbackCommand, e.EventTime = CmdPrevFriendResponse, 1631777645424
+		{"prev_friend_response.json", imevent.CmdPrevFriendResponse, []imevent.Event{
+			with(func(e *imevent.Event) {
+				e.CallbackCommand, e.EventTime = imevent.CmdPrevFriendResponse, 1631777645424
 				e.Requester_Account, e.From_Account, e.To_Account = "id", "id", "id1"
 				e.Remark, e.TagName, e.ResponseAction = "remark1", "group1", "Response_Action_AgreeAndAdd"
 				e.PairIndex, e.PairCount = 0, 2
 			}),
-			with(func(e *Event) {
-				e.CallbackCommand, e.EventTime = CmdPrevFriendResponse, 1631777645424
+			with(func(e *imevent.Event) {
+				e.CallbackCommand, e.EventTime = imevent.CmdPrevFriendResponse, 1631777645424
 				e.Requester_Account, e.From_Account, e.To_Account = "id", "id", "id2"
 				e.Remark, e.TagName, e.ResponseAction = "remark2", "group2", "Response_Action_Reject"
 				e.PairIndex, e.PairCount = 1, 2
@@ -136,7 +137,7 @@ func TestDecodeSamples(t *testing.T) {
 func TestDecodeToleratesUnknownFields(t *testing.T) {
 	body := `{"CallbackCommand":"Sns.CallbackFriendDelete","NewTopLevel":{"x":[1,2]},"EventTime":1700000000123,
 		"PairList":[{"From_Account":"a","To_Account":"b","Unknown":true}]}`
-	cb := newCB(CmdFriendDelete)
+	cb := newCB(imevent.CmdFriendDelete)
 	if err := Decode([]byte(body), cb); err != nil {
 		t.Fatal(err)
 	}
@@ -151,16 +152,16 @@ func TestDecodeRejects(t *testing.T) {
 	tests := []struct {
 		name, cmd, body, reason, msg string
 	}{
-		{"not json", CmdFriendAdd, `{"CallbackCommand":`, ReasonMalformed, "malformed JSON"},
-		{"wrong type", CmdFriendAdd, `{"CallbackCommand":"Sns.CallbackFriendAdd","ForceFlag":"yes","PairList":[{"From_Account":"a","To_Account":"b"}]}`, ReasonMalformed, "ForceFlag"},
-		{"trailing data", CmdFriendDelete, `{"CallbackCommand":"Sns.CallbackFriendDelete","PairList":[{"From_Account":"a","To_Account":"b"}]} {}`, ReasonMalformed, "after top-level value"},
-		{"command mismatch", CmdFriendAdd, `{"CallbackCommand":"Sns.CallbackFriendDelete","PairList":[{"From_Account":"a","To_Account":"b"}]}`, ReasonCommandMismatch, "differs"},
-		{"empty pairs", CmdFriendAdd, `{"CallbackCommand":"Sns.CallbackFriendAdd","PairList":[]}`, ReasonPairs, "PairList is empty"},
-		{"missing pairs", CmdBlackListAdd, `{"CallbackCommand":"Sns.CallbackBlackListAdd"}`, ReasonPairs, "PairList is empty"},
-		{"empty items", CmdPrevFriendAdd, `{"CallbackCommand":"Sns.CallbackPrevFriendAdd","FriendItem":[]}`, ReasonPairs, "FriendItem is empty"},
-		{"empty response items", CmdPrevFriendResponse, `{"CallbackCommand":"Sns.CallbackPrevFriendResponse"}`, ReasonPairs, "ResponseFriendItem is empty"},
-		{"too many pairs", CmdFriendDelete, many, ReasonPairs, "more than 1000"},
-		{"no target", CmdFriendDelete, `{"CallbackCommand":"Sns.CallbackFriendDelete","PairList":[{"From_Account":"a"}]}`, ReasonPairs, "To_Account is empty"},
+		{"not json", imevent.CmdFriendAdd, `{"CallbackCommand":`, ReasonMalformed, "malformed JSON"},
+		{"wrong type", imevent.CmdFriendAdd, `{"CallbackCommand":"Sns.CallbackFriendAdd","ForceFlag":"yes","PairList":[{"From_Account":"a","To_Account":"b"}]}`, ReasonMalformed, "ForceFlag"},
+		{"trailing data", imevent.CmdFriendDelete, `{"CallbackCommand":"Sns.CallbackFriendDelete","PairList":[{"From_Account":"a","To_Account":"b"}]} {}`, ReasonMalformed, "after top-level value"},
+		{"command mismatch", imevent.CmdFriendAdd, `{"CallbackCommand":"Sns.CallbackFriendDelete","PairList":[{"From_Account":"a","To_Account":"b"}]}`, ReasonCommandMismatch, "differs"},
+		{"empty pairs", imevent.CmdFriendAdd, `{"CallbackCommand":"Sns.CallbackFriendAdd","PairList":[]}`, ReasonPairs, "PairList is empty"},
+		{"missing pairs", imevent.CmdBlackListAdd, `{"CallbackCommand":"Sns.CallbackBlackListAdd"}`, ReasonPairs, "PairList is empty"},
+		{"empty items", imevent.CmdPrevFriendAdd, `{"CallbackCommand":"Sns.CallbackPrevFriendAdd","FriendItem":[]}`, ReasonPairs, "FriendItem is empty"},
+		{"empty response items", imevent.CmdPrevFriendResponse, `{"CallbackCommand":"Sns.CallbackPrevFriendResponse"}`, ReasonPairs, "ResponseFriendItem is empty"},
+		{"too many pairs", imevent.CmdFriendDelete, many, ReasonPairs, "more than 1000"},
+		{"no target", imevent.CmdFriendDelete, `{"CallbackCommand":"Sns.CallbackFriendDelete","PairList":[{"From_Account":"a"}]}`, ReasonPairs, "To_Account is empty"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -185,7 +186,7 @@ func FuzzDecode(f *testing.F) {
 		f.Add(callbacks.Must(name))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		for _, cmd := range Commands {
+		for _, cmd := range imevent.Commands {
 			cb := newCB(cmd)
 			err := Decode(data, cb)
 			if err != nil {
@@ -226,7 +227,7 @@ func BenchmarkDecode(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(c.data)))
 			for b.Loop() {
-				cb := newCB(CmdFriendAdd)
+				cb := newCB(imevent.CmdFriendAdd)
 				if err := Decode(c.data, cb); err != nil {
 					b.Fatal(err)
 				}

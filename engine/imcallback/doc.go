@@ -1,9 +1,8 @@
-// Package imcallback holds the Tencent Cloud IM callback protocol as
-// friendflow speaks it: the six friend-relationship commands, the Event
-// that one element of a callback becomes (its fields declared once, in the
-// field table), the wire bodies and their decoding, the
-// Sign/RequestTime check, the query string, and the replies (OK, FAIL and
-// the before-callbacks' ResultItem).
+// Package imcallback holds the Tencent Cloud IM callback protocol on the
+// wire as friendflow speaks it: the wire bodies and their decoding into
+// rules/imevent's Events (the body and its mapping generated from imevent's
+// command and field tables), the Sign/RequestTime check, the query string,
+// and the replies (OK, FAIL and the before-callbacks' ResultItem).
 //
 // Receiver is the http.Handler Tencent posts to. It checks everything that
 // can be checked before any work is accepted, decodes the body into a
@@ -15,6 +14,6 @@
 // https://www.tencentcloud.com/document/product/1047/34359 for
 // Sns.CallbackFriendAdd.
 //
-// The package imports nothing else of friendflow, so rules and actions can
-// name commands, events and reply codes without depending on the engine.
+// The vocabulary (commands, Event, fields) is rules/imevent's, one floor
+// down, so rules name it without depending on the engine.
 package imcallback

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/friendflow/friendflow/engine/imcallback"
+	"github.com/friendflow/friendflow/rules/imevent"
 )
 
 // A Receiver checks a callback's signature and body, then hands the decoded
@@ -38,7 +39,7 @@ func ExampleReceiver() {
 	rt := strconv.FormatInt(time.Now().Unix(), 10)
 	q := url.Values{
 		"SdkAppid":        {"1400000000"},
-		"CallbackCommand": {imcallback.CmdFriendAdd},
+		"CallbackCommand": {imevent.CmdFriendAdd},
 		"contenttype":     {"json"},
 		"ClientIP":        {"10.0.0.1"},
 		"OptPlatform":     {"RESTAPI"},
@@ -66,7 +67,7 @@ func ExampleReceiver() {
 // Decode turns a callback body into one event per pair; the query's
 // command and metadata must be set on the Callback first.
 func ExampleDecode() {
-	cb := &imcallback.Callback{Command: imcallback.CmdPrevFriendAdd, SdkAppid: 1400000000, ReceivedAt: time.Now()}
+	cb := &imcallback.Callback{Command: imevent.CmdPrevFriendAdd, SdkAppid: 1400000000, ReceivedAt: time.Now()}
 	body := `{"CallbackCommand":"Sns.CallbackPrevFriendAdd","Requester_Account":"alice","From_Account":"alice",` +
 		`"FriendItem":[{"To_Account":"bob","Remark":"","GroupName":"","AddSource":"AddSource_Type_Android","AddWording":"hi"}],` +
 		`"AddType":"Add_Type_Both","ForceAddFlags":0,"EventTime":1764072000000}`

@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/friendflow/friendflow/examples/callbacks"
+	"github.com/friendflow/friendflow/rules/imevent"
 )
 
 // sharedSamples are the team's reference bodies; absent outside the
@@ -71,7 +72,7 @@ func checkFast(t *testing.T, data []byte) bool {
 			t.Fatalf("fast path and json.Unmarshal differ on %q:\n fast %#v\n  ref %#v", data, fast, ref)
 		}
 	}
-	for _, cmd := range Commands {
+	for _, cmd := range imevent.Commands {
 		got, want := newCB(cmd), newCB(cmd)
 		gotErr, wantErr := Decode(data, got), oldDecode(data, want)
 		if fmt.Sprint(gotErr) != fmt.Sprint(wantErr) || reflect.TypeOf(gotErr) != reflect.TypeOf(wantErr) {
@@ -113,7 +114,7 @@ var valueAlts = func() []string {
 		`[{"GroupName":"g","AddSource":"s","AddWording":"w","To_Account":"z","Remark":"r"}]`,
 		`[{"Initiator_Account":"i","From_Account":"f","To_Account":"t"}]`,
 	}
-	for _, c := range Commands {
+	for _, c := range imevent.Commands {
 		alts = append(alts, `"`+c+`"`)
 	}
 	return alts

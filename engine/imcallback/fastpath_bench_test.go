@@ -8,6 +8,7 @@ import (
 
 	"github.com/friendflow/friendflow/bench/benchcpu"
 	"github.com/friendflow/friendflow/examples/callbacks"
+	"github.com/friendflow/friendflow/rules/imevent"
 )
 
 // The gain of this package's three hand-written fast paths per callback of
@@ -28,7 +29,7 @@ import (
 // body, once per callback.
 func BenchmarkGainDecode(b *testing.B) {
 	data := callbacks.Must("friend_add.json")
-	fast, lib := newCB(CmdFriendAdd), newCB(CmdFriendAdd)
+	fast, lib := newCB(imevent.CmdFriendAdd), newCB(imevent.CmdFriendAdd)
 	if err := Decode(data, fast); err != nil {
 		b.Fatal(err)
 	}
@@ -41,14 +42,14 @@ func BenchmarkGainDecode(b *testing.B) {
 	}
 	b.Run("impl=fast", func(b *testing.B) {
 		benchcpu.Loop(b, 1, func() {
-			if err := Decode(data, newCB(CmdFriendAdd)); err != nil {
+			if err := Decode(data, newCB(imevent.CmdFriendAdd)); err != nil {
 				b.Fatal(err)
 			}
 		})
 	})
 	b.Run("impl=lib", func(b *testing.B) {
 		benchcpu.Loop(b, 1, func() {
-			if err := oldDecode(data, newCB(CmdFriendAdd)); err != nil {
+			if err := oldDecode(data, newCB(imevent.CmdFriendAdd)); err != nil {
 				b.Fatal(err)
 			}
 		})
@@ -56,10 +57,10 @@ func BenchmarkGainDecode(b *testing.B) {
 }
 
 // BenchmarkGainEventJSON: the three events of the load benchmark's
-// callback encoded for their jobs, by AppendEventJSON into one reused
+// callback encoded for their jobs, by imevent.AppendEventJSON into one reused
 // buffer as the engine does, against json.Marshal of each.
 func BenchmarkGainEventJSON(b *testing.B) {
-	cb := newCB(CmdFriendAdd)
+	cb := newCB(imevent.CmdFriendAdd)
 	if err := Decode(callbacks.Must("friend_add.json"), cb); err != nil {
 		b.Fatal(err)
 	}
@@ -73,15 +74,15 @@ func BenchmarkGainEventJSON(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if got := AppendEventJSON(buf[:0], &evs[i]); !bytes.Equal(got, want) {
-			b.Fatalf("event %d: AppendEventJSON %s, json.Marshal %s", i, got, want)
+		if got := imevent.AppendEventJSON(buf[:0], &evs[i]); !bytes.Equal(got, want) {
+			b.Fatalf("event %d: imevent.AppendEventJSON %s, json.Marshal %s", i, got, want)
 		}
 	}
 	b.Run("impl=fast", func(b *testing.B) {
 		benchcpu.Loop(b, 1, func() {
 			buf = buf[:0]
 			for i := range evs {
-				buf = AppendEventJSON(buf, &evs[i])
+				buf = imevent.AppendEventJSON(buf, &evs[i])
 			}
 		})
 	})

@@ -11,11 +11,12 @@ import (
 	"testing"
 
 	"github.com/friendflow/friendflow/examples/callbacks"
+	"github.com/friendflow/friendflow/rules/imevent"
 )
 
-// The tests of this file hold every layer generated from Fields to the
-// table; TestAppendEventJSONIsMarshal (every Event field, so every row)
-// holds AppendEventJSON to encoding/json, and rules' TestEnvIsTable holds
+// The tests of this file hold every layer generated from imevent.Fields to the
+// table; TestAppendEventJSONIsMarshal (every imevent.Event field, so every row)
+// holds imevent.AppendEventJSON to encoding/json, and rules' TestEnvIsTable holds
 // the expression environment and field readers to it.
 
 // TestFieldsTable checks the table itself: what genfields refuses, said as
@@ -23,7 +24,7 @@ import (
 func TestFieldsTable(t *testing.T) {
 	seen := map[string]bool{}
 	cbType := reflect.TypeFor[Callback]()
-	for _, f := range Fields {
+	for _, f := range imevent.Fields {
 		if seen[f.Name] {
 			t.Errorf("%s: declared twice", f.Name)
 		}
@@ -38,39 +39,39 @@ func TestFieldsTable(t *testing.T) {
 			t.Errorf("%s: no command carries it", f.Name)
 		}
 		for cmd, src := range f.From {
-			if !IsCommand(cmd) {
+			if !imevent.IsCommand(cmd) {
 				t.Errorf("%s: From names %q, not a command", f.Name, cmd)
 			}
-			if src < FromQuery || src > Derived {
+			if src < imevent.FromQuery || src > imevent.Derived {
 				t.Errorf("%s: %s: unknown source %d", f.Name, cmd, src)
 			}
-			if src == FromQuery {
+			if src == imevent.FromQuery {
 				if cf, ok := cbType.FieldByName(f.CallbackField()); !ok || cf.Type.String() != f.Type {
 					t.Errorf("%s: from the query, but Callback has no %s %s", f.Name, f.CallbackField(), f.Type)
 				}
 			}
 		}
 	}
-	for _, cmd := range Commands {
-		if Lists[cmd] == "" {
+	for _, cmd := range imevent.Commands {
+		if imevent.Lists[cmd] == "" {
 			t.Errorf("%s: no list in Lists", cmd)
 		}
 	}
-	if len(Lists) != len(Commands) {
-		t.Errorf("Lists has %d commands, Commands %d", len(Lists), len(Commands))
+	if len(imevent.Lists) != len(imevent.Commands) {
+		t.Errorf("Lists has %d commands, imevent.Commands %d", len(imevent.Lists), len(imevent.Commands))
 	}
 }
 
-// TestEventIsTable: Event's fields are the table's rows, in order, with
+// TestEventIsTable: imevent.Event's fields are the table's rows, in order, with
 // their types and JSON keys.
 func TestEventIsTable(t *testing.T) {
-	typ := reflect.TypeFor[Event]()
+	typ := reflect.TypeFor[imevent.Event]()
 	var got, want []string
 	for i := range typ.NumField() {
 		f := typ.Field(i)
 		got = append(got, fmt.Sprintf("%s %s %s", f.Name, f.Type, f.Tag))
 	}
-	for _, f := range Fields {
+	for _, f := range imevent.Fields {
 		want = append(want, fmt.Sprintf("%s %s json:%q", f.Name, f.Type, f.Name))
 	}
 	if !slices.Equal(got, want) {
@@ -83,29 +84,29 @@ func TestEventIsTable(t *testing.T) {
 // command reads from its elements, with their wire types.
 func TestBodyIsTable(t *testing.T) {
 	field := func(name, typ string) string { return fmt.Sprintf("%s %s json:%q", name, typ, name) }
-	wire := func(f Field) string {
+	wire := func(f imevent.Field) string {
 		if f.Wire != "" {
 			return f.Wire
 		}
 		return f.Type
 	}
 	want := []string{field("CallbackCommand", "string")}
-	for _, f := range Fields {
-		if slices.Contains(slices.Collect(maps.Values(f.From)), FromBody) {
+	for _, f := range imevent.Fields {
+		if slices.Contains(slices.Collect(maps.Values(f.From)), imevent.FromBody) {
 			want = append(want, field(f.Name, wire(f)))
 		}
 	}
 	var lists []string
-	for _, cmd := range Commands {
-		if !slices.Contains(lists, Lists[cmd]) {
-			lists = append(lists, Lists[cmd])
+	for _, cmd := range imevent.Commands {
+		if !slices.Contains(lists, imevent.Lists[cmd]) {
+			lists = append(lists, imevent.Lists[cmd])
 		}
 	}
 	for _, l := range lists {
 		var elem []string
-		for _, f := range Fields {
-			for _, cmd := range Commands {
-				if Lists[cmd] == l && f.From[cmd] == FromElem {
+		for _, f := range imevent.Fields {
+			for _, cmd := range imevent.Commands {
+				if imevent.Lists[cmd] == l && f.From[cmd] == imevent.FromElem {
 					elem = append(elem, fmt.Sprintf("%s %s %q", f.Name, wire(f), fmt.Sprintf("json:%q", f.Name)))
 					break
 				}
@@ -141,7 +142,7 @@ func TestDecodeSamplesAsTable(t *testing.T) {
 			checkAsTable(t, data, head.CallbackCommand)
 		})
 	}
-	for _, cmd := range Commands {
+	for _, cmd := range imevent.Commands {
 		if !cmds[cmd] {
 			t.Errorf("no sample of %s in examples/callbacks", cmd)
 		}
@@ -155,7 +156,7 @@ func TestDecodeSamplesAsTable(t *testing.T) {
 // with every key (json.Unmarshal's path), once with the body's keys only
 // (decodeFast's).
 func TestDecodeReadsOnlyTableFields(t *testing.T) {
-	for _, cmd := range Commands {
+	for _, cmd := range imevent.Commands {
 		for _, tight := range []bool{false, true} {
 			bodyKeys := map[string]bool{}
 			elemKeys := map[string]bool{}
@@ -169,23 +170,23 @@ func TestDecodeReadsOnlyTableFields(t *testing.T) {
 					}
 				}
 			}
-			value := func(f Field, where string, k int) any {
+			value := func(f imevent.Field, where string, k int) any {
 				if f.Type == "int" {
-					return 1000*len(where) + 10*k + slices.IndexFunc(Fields, func(g Field) bool { return g.Name == f.Name })
+					return 1000*len(where) + 10*k + slices.IndexFunc(imevent.Fields, func(g imevent.Field) bool { return g.Name == f.Name })
 				}
 				return fmt.Sprintf("%s-%s-%d", where, f.Name, k)
 			}
 			top := map[string]any{"CallbackCommand": cmd}
-			for _, f := range Fields {
+			for _, f := range imevent.Fields {
 				if f.Name != "CallbackCommand" && (!tight || bodyKeys[f.Name]) {
 					top[f.Name] = value(f, "top", 0)
 				}
 			}
-			for _, l := range Lists {
+			for _, l := range imevent.Lists {
 				var elems []any
 				for k := range 2 {
 					e := map[string]any{}
-					for _, f := range Fields {
+					for _, f := range imevent.Fields {
 						if !tight || elemKeys[l+"."+f.Name] {
 							e[f.Name] = value(f, l, k+1)
 						}
@@ -225,15 +226,15 @@ func checkAsTable(t *testing.T, data []byte, cmd string) {
 	if err := dec.Decode(&top); err != nil {
 		t.Fatal(err)
 	}
-	list, _ := top[Lists[cmd]].([]any)
+	list, _ := top[imevent.Lists[cmd]].([]any)
 	if len(cb.Events) != len(list) {
-		t.Fatalf("%d events for %d elements of %s", len(cb.Events), len(list), Lists[cmd])
+		t.Fatalf("%d events for %d elements of %s", len(cb.Events), len(list), imevent.Lists[cmd])
 	}
 	cbv := reflect.ValueOf(cb).Elem()
 	for i := range cb.Events {
 		ev := reflect.ValueOf(&cb.Events[i]).Elem()
 		elem, _ := list[i].(map[string]any)
-		for _, f := range Fields {
+		for _, f := range imevent.Fields {
 			field := ev.FieldByName(f.Name)
 			if !field.IsValid() {
 				t.Fatalf("Event has no field %s; run go generate ./...", f.Name)
@@ -243,13 +244,13 @@ func checkAsTable(t *testing.T, data []byte, cmd string) {
 			switch f.From[cmd] {
 			case 0:
 				want = reflect.Zero(field.Type()).Interface()
-			case FromQuery:
+			case imevent.FromQuery:
 				want = cbv.FieldByName(f.CallbackField()).Interface()
-			case FromBody:
+			case imevent.FromBody:
 				want = jsonValue(t, f, top[f.Name])
-			case FromElem:
+			case imevent.FromElem:
 				want = jsonValue(t, f, elem[f.Name])
-			case Derived:
+			case imevent.Derived:
 				want = derived(t, f, i, len(list))
 			}
 			if f.Name == "EventTime" && want == 0 {
@@ -262,7 +263,7 @@ func checkAsTable(t *testing.T, data []byte, cmd string) {
 	}
 }
 
-func sourceName(f Field, cmd string) string {
+func sourceName(f imevent.Field, cmd string) string {
 	if s := f.From[cmd]; s != 0 {
 		return s.String()
 	}
@@ -271,7 +272,7 @@ func sourceName(f Field, cmd string) string {
 
 // jsonValue is v, read by encoding/json with UseNumber, as f's type; a
 // missing key is the zero value.
-func jsonValue(t *testing.T, f Field, v any) any {
+func jsonValue(t *testing.T, f imevent.Field, v any) any {
 	t.Helper()
 	switch f.Type {
 	case "string":
@@ -291,8 +292,8 @@ func jsonValue(t *testing.T, f Field, v any) any {
 	return nil
 }
 
-// derived is the value of a Derived field of element i of n.
-func derived(t *testing.T, f Field, i, n int) any {
+// derived is the value of a imevent.Derived field of element i of n.
+func derived(t *testing.T, f imevent.Field, i, n int) any {
 	t.Helper()
 	switch f.Name {
 	case "PairIndex":
@@ -307,30 +308,30 @@ func derived(t *testing.T, f Field, i, n int) any {
 // tableEvents is the reference for the generated mapping: cb's events
 // built from a decoded body by reflection, field by field as the table
 // says. cb's command must be known and its list within bounds.
-func tableEvents(t *testing.T, b *body, cb *Callback) []Event {
+func tableEvents(t *testing.T, b *body, cb *Callback) []imevent.Event {
 	t.Helper()
 	bv := reflect.ValueOf(b).Elem()
-	list := bv.FieldByName(Lists[cb.Command])
-	out := make([]Event, list.Len())
+	list := bv.FieldByName(imevent.Lists[cb.Command])
+	out := make([]imevent.Event, list.Len())
 	for i := range out {
 		ev := reflect.ValueOf(&out[i]).Elem()
-		for _, f := range Fields {
+		for _, f := range imevent.Fields {
 			var v reflect.Value
 			switch f.From[cb.Command] {
 			case 0:
 				continue
-			case FromQuery:
+			case imevent.FromQuery:
 				v = reflect.ValueOf(cb).Elem().FieldByName(f.CallbackField())
-			case FromBody:
+			case imevent.FromBody:
 				v = bv.FieldByName(f.Name)
-			case FromElem:
+			case imevent.FromElem:
 				v = list.Index(i).FieldByName(f.Name)
-			case Derived:
+			case imevent.Derived:
 				v = reflect.ValueOf(derived(t, f, i, len(out)))
 			}
 			dst := ev.FieldByName(f.Name)
 			if !dst.IsValid() || !v.IsValid() {
-				t.Fatalf("%s: no such field in Event or body; run go generate ./...", f.Name)
+				t.Fatalf("%s: no such field in imevent.Event or body; run go generate ./...", f.Name)
 			}
 			switch dst.Kind() {
 			case reflect.String:

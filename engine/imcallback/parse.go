@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
+
+	"github.com/friendflow/friendflow/rules/imevent"
 )
 
 // ParseEvents reads what a user hands explain: a callback body (with a
@@ -12,7 +14,7 @@ import (
 // as the receiver would decode it; anything else is taken as one event
 // written with the event's field names. command, when set, names the
 // command (otherwise the body's CallbackCommand, or Sns.CallbackFriendAdd).
-func ParseEvents(data []byte, command string, sdkappid int) ([]Event, error) {
+func ParseEvents(data []byte, command string, sdkappid int) ([]imevent.Event, error) {
 	var probe map[string]json.RawMessage
 	if err := json.Unmarshal(data, &probe); err != nil {
 		return nil, fmt.Errorf("the event is not a JSON object: %w", err)
@@ -23,10 +25,10 @@ func ParseEvents(data []byte, command string, sdkappid int) ([]Event, error) {
 		}
 	}
 	if command == "" {
-		command = CmdFriendAdd
+		command = imevent.CmdFriendAdd
 	}
-	if !IsCommand(command) {
-		return nil, fmt.Errorf("unknown command %q (one of %v)", command, Commands)
+	if !imevent.IsCommand(command) {
+		return nil, fmt.Errorf("unknown command %q (one of %v)", command, imevent.Commands)
 	}
 	if hasList(probe) {
 		if _, ok := probe["CallbackCommand"]; !ok {
@@ -39,7 +41,7 @@ func ParseEvents(data []byte, command string, sdkappid int) ([]Event, error) {
 		}
 		return cb.Events, nil
 	}
-	ev := Event{CallbackCommand: command, SdkAppid: sdkappid}
+	ev := imevent.Event{CallbackCommand: command, SdkAppid: sdkappid}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&ev); err != nil {
@@ -54,13 +56,13 @@ func ParseEvents(data []byte, command string, sdkappid int) ([]Event, error) {
 	if ev.PairCount == 0 {
 		ev.PairCount = 1
 	}
-	return []Event{ev}, nil
+	return []imevent.Event{ev}, nil
 }
 
 // hasList reports whether the object holds one of the callbacks' lists: it
 // is then a callback body rather than one event.
 func hasList(probe map[string]json.RawMessage) bool {
-	for _, name := range Lists {
+	for _, name := range imevent.Lists {
 		if _, ok := probe[name]; ok {
 			return true
 		}

@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/friendflow/friendflow/rules/imevent"
 	"golang.org/x/time/rate"
 )
 
@@ -76,7 +77,7 @@ type Receiver struct {
 	Logger  *slog.Logger
 	Now     func() time.Time // nil: time.Now
 	// Observe, when set, is told the outcome of every request: command is
-	// one of Commands or "other", reason is empty unless rejected.
+	// one of imevent.Commands or "other", reason is empty unless rejected.
 	Observe func(command, result, reason string, took time.Duration)
 	// Unsigned, when set, is called for each request accepted without a
 	// Sign check (Token empty): anyone who reaches the listener can send
@@ -188,7 +189,7 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		cb.Command = head.CallbackCommand
 	}
-	if !IsCommand(cb.Command) {
+	if !imevent.IsCommand(cb.Command) {
 		// A shared callback URL also gets message, group and profile
 		// callbacks; failing them would make Tencent report errors (or
 		// block messages) for events that are none of our business.
@@ -302,7 +303,7 @@ func (rc *Receiver) observe(command, result, reason string, start time.Time) {
 	if rc.Observe == nil {
 		return
 	}
-	if !IsCommand(command) {
+	if !imevent.IsCommand(command) {
 		command = "other" // the query is attacker-controlled: never an unbounded label
 	}
 	rc.Observe(command, result, reason, rc.now().Sub(start))

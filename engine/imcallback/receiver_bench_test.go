@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/friendflow/friendflow/examples/callbacks"
+	"github.com/friendflow/friendflow/rules/imevent"
 )
 
 // BenchmarkReceiver is the receiver's own work for an accepted signed
@@ -20,7 +21,7 @@ func BenchmarkReceiver(b *testing.B) {
 		Now:     func() time.Time { return now },
 		Handler: HandlerFunc(func(context.Context, *Callback) (Reply, error) { return OK(), nil })}
 	f := &fixture{now: now}
-	target := "/callback?" + f.query(CmdFriendAdd).Encode()
+	target := "/callback?" + f.query(imevent.CmdFriendAdd).Encode()
 	body := callbacks.Must("friend_add.json")
 	b.ReportAllocs()
 	for b.Loop() {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/friendflow/friendflow/examples/callbacks"
+	"github.com/friendflow/friendflow/rules/imevent"
 )
 
 func TestSignDocExample(t *testing.T) {
@@ -156,7 +157,7 @@ func (f *fixture) post(t *testing.T, method string, q url.Values, body string) (
 
 func TestReceiverAccepts(t *testing.T) {
 	f := newFixture(t)
-	status, r := f.post(t, http.MethodPost, f.query(CmdFriendAdd), string(callbacks.Must("friend_add.json")))
+	status, r := f.post(t, http.MethodPost, f.query(imevent.CmdFriendAdd), string(callbacks.Must("friend_add.json")))
 	if status != 200 || r.ActionStatus != "OK" || r.ErrorCode != 0 || r.ErrorInfo != "" || r.ResultItem != nil {
 		t.Fatalf("got %d %+v", status, r)
 	}
@@ -170,7 +171,7 @@ func TestReceiverAccepts(t *testing.T) {
 	if e := cb.Events[0]; e.SdkAppid != testAppID || e.ClientIP != "10.0.0.1" || e.EventTime != int(f.now.UnixMilli()) {
 		t.Fatalf("event %+v", e)
 	}
-	if got := f.last(); got != (observed{CmdFriendAdd, ResultOK, ""}) {
+	if got := f.last(); got != (observed{imevent.CmdFriendAdd, ResultOK, ""}) {
 		t.Fatalf("observed %+v", got)
 	}
 	if strings.Contains(f.logs.String(), testToken) {
@@ -180,7 +181,7 @@ func TestReceiverAccepts(t *testing.T) {
 
 func TestReceiverExactOKBody(t *testing.T) {
 	f := newFixture(t)
-	req, _ := http.NewRequest(http.MethodPost, f.srv.URL+"/callback?"+f.query(CmdFriendDelete).Encode(),
+	req, _ := http.NewRequest(http.MethodPost, f.srv.URL+"/callback?"+f.query(imevent.CmdFriendDelete).Encode(),
 		bytes.NewReader(callbacks.Must("friend_delete.json")))
 	resp, err := f.srv.Client().Do(req)
 	if err != nil {
@@ -195,8 +196,8 @@ func TestReceiverExactOKBody(t *testing.T) {
 
 func TestReceiverPrevAllowsEveryTarget(t *testing.T) {
 	for _, tc := range []struct{ cmd, file string }{
-		{CmdPrevFriendAdd, "prev_friend_add.json"},
-		{CmdPrevFriendResponse, "prev_friend_response.json"},
+		{imevent.CmdPrevFriendAdd, "prev_friend_add.json"},
+		{imevent.CmdPrevFriendResponse, "prev_friend_response.json"},
 	} {
 		f := newFixture(t)
 		status, r := f.post(t, http.MethodPost, f.query(tc.cmd), string(callbacks.Must(tc.file)))
@@ -241,45 +242,45 @@ func TestReceiverRejects(t *testing.T) {
 		{"too many pairs", "", nil, `{"CallbackCommand":"Sns.CallbackFriendAdd","PairList":[` +
 			strings.TrimSuffix(strings.Repeat(`{"From_Account":"a","To_Account":"b"},`, 1001), ",") + `]}`, 400, ReasonPairs, "more than 1000"},
 		{"wrong SdkAppid", "", func(f *fixture) url.Values {
-			q := f.query(CmdFriendAdd)
+			q := f.query(imevent.CmdFriendAdd)
 			q.Set("SdkAppid", "1400000001")
 			return q
 		}, friendAdd, 403, ReasonSdkAppid, "not this app"},
 		{"missing SdkAppid", "", func(f *fixture) url.Values {
-			q := f.query(CmdFriendAdd)
+			q := f.query(imevent.CmdFriendAdd)
 			q.Del("SdkAppid")
 			return q
 		}, friendAdd, 403, ReasonSdkAppid, "missing"},
 		{"missing Sign", "", func(f *fixture) url.Values {
-			q := f.query(CmdFriendAdd)
+			q := f.query(imevent.CmdFriendAdd)
 			q.Del("Sign")
 			return q
 		}, friendAdd, 401, ReasonSignMissing, "required"},
 		{"missing RequestTime", "", func(f *fixture) url.Values {
-			q := f.query(CmdFriendAdd)
+			q := f.query(imevent.CmdFriendAdd)
 			q.Del("RequestTime")
 			return q
 		}, friendAdd, 401, ReasonSignMissing, "required"},
 		{"bad Sign", "", func(f *fixture) url.Values {
-			q := f.query(CmdFriendAdd)
+			q := f.query(imevent.CmdFriendAdd)
 			q.Set("Sign", Sign([]byte("another-token"), q.Get("RequestTime")))
 			return q
 		}, friendAdd, 401, ReasonSignBad, "does not match"},
 		{"Sign for another time", "", func(f *fixture) url.Values {
-			q := f.query(CmdFriendAdd)
+			q := f.query(imevent.CmdFriendAdd)
 			q.Set("RequestTime", strconv.FormatInt(f.now.Unix()-1, 10))
 			return q
 		}, friendAdd, 401, ReasonSignBad, "does not match"},
 		{"stale", "", func(f *fixture) url.Values {
 			rt := strconv.FormatInt(f.now.Unix()-61, 10)
-			q := f.query(CmdFriendAdd)
+			q := f.query(imevent.CmdFriendAdd)
 			q.Set("RequestTime", rt)
 			q.Set("Sign", Sign([]byte(testToken), rt))
 			return q
 		}, friendAdd, 401, ReasonSignStale, "old"},
 		{"future", "", func(f *fixture) url.Values {
 			rt := strconv.FormatInt(f.now.Unix()+61, 10)
-			q := f.query(CmdFriendAdd)
+			q := f.query(imevent.CmdFriendAdd)
 			q.Set("RequestTime", rt)
 			q.Set("Sign", Sign([]byte(testToken), rt))
 			return q
@@ -292,7 +293,7 @@ func TestReceiverRejects(t *testing.T) {
 			if method == "" {
 				method = http.MethodPost
 			}
-			q := f.query(CmdFriendAdd)
+			q := f.query(imevent.CmdFriendAdd)
 			if tt.query != nil {
 				q = tt.query(f)
 			}
@@ -320,7 +321,7 @@ func TestReceiverRejects(t *testing.T) {
 func TestReceiverStaleWithinSkewAccepted(t *testing.T) {
 	f := newFixture(t)
 	rt := strconv.FormatInt(f.now.Unix()-60, 10)
-	q := f.query(CmdFriendAdd)
+	q := f.query(imevent.CmdFriendAdd)
 	q.Set("RequestTime", rt)
 	q.Set("Sign", Sign([]byte(testToken), rt))
 	if status, r := f.post(t, http.MethodPost, q, string(callbacks.Must("friend_add.json"))); status != 200 || r.ActionStatus != "OK" {
@@ -331,7 +332,7 @@ func TestReceiverStaleWithinSkewAccepted(t *testing.T) {
 func TestReceiverHandlerFailure(t *testing.T) {
 	f := newFixture(t)
 	f.h.err = errors.New("queue unavailable: store closed")
-	status, r := f.post(t, http.MethodPost, f.query(CmdFriendAdd), string(callbacks.Must("friend_add.json")))
+	status, r := f.post(t, http.MethodPost, f.query(imevent.CmdFriendAdd), string(callbacks.Must("friend_add.json")))
 	if status != http.StatusServiceUnavailable || r.ActionStatus != "FAIL" || r.ErrorCode != 1 || !strings.Contains(r.ErrorInfo, "queue unavailable") {
 		t.Fatalf("got %d %+v", status, r)
 	}
@@ -345,7 +346,7 @@ func TestReceiverWithoutToken(t *testing.T) {
 	rc := &Receiver{SdkAppid: testAppID, Handler: h, Logger: slog.New(slog.DiscardHandler)}
 	srv := httptest.NewServer(rc)
 	defer srv.Close()
-	q := url.Values{"SdkAppid": {strconv.Itoa(testAppID)}, "CallbackCommand": {CmdFriendAdd}}
+	q := url.Values{"SdkAppid": {strconv.Itoa(testAppID)}, "CallbackCommand": {imevent.CmdFriendAdd}}
 	resp, err := http.Post(srv.URL+"?"+q.Encode(), "application/json", bytes.NewReader(callbacks.Must("friend_add.json")))
 	if err != nil {
 		t.Fatal(err)

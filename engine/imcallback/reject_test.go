@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/friendflow/friendflow/examples/callbacks"
+	"github.com/friendflow/friendflow/rules/imevent"
 	"golang.org/x/time/rate"
 )
 
@@ -21,7 +22,7 @@ import (
 // client cannot keep it idle.
 func TestReceiverClosesRejectedConnections(t *testing.T) {
 	f := newFixture(t)
-	q := f.query(CmdFriendAdd)
+	q := f.query(imevent.CmdFriendAdd)
 	q.Set("Sign", strings.Repeat("0", 64))
 	req, _ := http.NewRequest(http.MethodPost, f.srv.URL+"/callback?"+q.Encode(), strings.NewReader("{}"))
 	resp, err := f.srv.Client().Do(req)
@@ -33,7 +34,7 @@ func TestReceiverClosesRejectedConnections(t *testing.T) {
 		t.Fatalf("status %d, close %v; want 401 with Connection: close", resp.StatusCode, resp.Close)
 	}
 	// An accepted callback keeps its connection alive (Tencent reuses it).
-	status, _ := f.post(t, http.MethodPost, f.query(CmdFriendAdd), string(callbacks.Must("friend_add.json")))
+	status, _ := f.post(t, http.MethodPost, f.query(imevent.CmdFriendAdd), string(callbacks.Must("friend_add.json")))
 	if status != 200 {
 		t.Fatalf("status %d", status)
 	}
@@ -87,7 +88,7 @@ func TestReceiverCountsUnsigned(t *testing.T) {
 		rc := &Receiver{SdkAppid: testAppID, Token: []byte(token), Handler: &recorder{},
 			Logger: slog.New(slog.DiscardHandler), Unsigned: func() { unsigned.Add(1) }}
 		srv := httptest.NewServer(rc)
-		q := url.Values{"SdkAppid": {strconv.Itoa(testAppID)}, "CallbackCommand": {CmdFriendAdd}}
+		q := url.Values{"SdkAppid": {strconv.Itoa(testAppID)}, "CallbackCommand": {imevent.CmdFriendAdd}}
 		resp, err := http.Post(srv.URL+"?"+q.Encode(), "application/json", bytes.NewReader(callbacks.Must("friend_add.json")))
 		if err != nil {
 			t.Fatal(err)
@@ -110,7 +111,7 @@ func TestEventTimeFallsBackToRequestTime(t *testing.T) {
 	f := newFixture(t)
 	sent := f.now
 	f.now = sent.Add(1500 * time.Millisecond) // received later, within the skew
-	q := f.query(CmdFriendAdd)
+	q := f.query(imevent.CmdFriendAdd)
 	q.Set("RequestTime", strconv.FormatInt(sent.Unix(), 10))
 	q.Set("Sign", Sign([]byte(testToken), q.Get("RequestTime")))
 	if status, r := f.post(t, http.MethodPost, q, string(callbacks.Must("friend_add.json"))); status != 200 {

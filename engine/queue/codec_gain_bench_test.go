@@ -11,6 +11,7 @@ import (
 	"github.com/friendflow/friendflow/bench/benchcpu"
 	"github.com/friendflow/friendflow/engine/imcallback"
 	"github.com/friendflow/friendflow/examples/callbacks"
+	"github.com/friendflow/friendflow/rules/imevent"
 )
 
 // The job codec's gain per callback of the load benchmark (bench/load.sh):
@@ -36,7 +37,7 @@ const gainGroup = 14
 func gainCallback(tb testing.TB, id string) []Job {
 	tb.Helper()
 	data := callbacks.Must("friend_add.json")
-	cb := &imcallback.Callback{ID: id, Command: imcallback.CmdFriendAdd, SdkAppid: 1400000000,
+	cb := &imcallback.Callback{ID: id, Command: imevent.CmdFriendAdd, SdkAppid: 1400000000,
 		ClientIP: "127.0.0.1", OptPlatform: "RESTAPI", ReceivedAt: time.UnixMilli(1764115200000)}
 	if err := imcallback.Decode(data, cb); err != nil {
 		tb.Fatal(err)
@@ -50,7 +51,7 @@ func gainCallback(tb testing.TB, id string) []Job {
 	for i := range cb.Events {
 		ev := &cb.Events[i]
 		start := len(evbuf)
-		evbuf = imcallback.AppendEventJSON(evbuf, ev)
+		evbuf = imevent.AppendEventJSON(evbuf, ev)
 		jobs[i] = Job{
 			Job: actions.Job{
 				ID:     id + "-" + strconv.Itoa(i) + "-0-0",

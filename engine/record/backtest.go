@@ -7,8 +7,8 @@ import (
 	"reflect"
 	"strconv"
 
-	"github.com/friendflow/friendflow/engine/imcallback"
 	"github.com/friendflow/friendflow/rules"
+	"github.com/friendflow/friendflow/rules/imevent"
 )
 
 // maxExamples bounds the action changes a Diff shows per rule; the count
@@ -94,7 +94,7 @@ func Backtest(candidate *rules.Set, events []Event) (*Diff, error) {
 		}
 		now, dec := candidate.Outcomes(&ev)
 		compare(e.ID, e.Outcomes, now, ruleDiff)
-		if imcallback.IsPrev(ev.CallbackCommand) {
+		if imevent.IsPrev(ev.CallbackCommand) {
 			// Which rule decides is not a flip; the answer Tencent gets is.
 			if old := decisionOf(e.Outcomes); old.Deny != dec.Deny || old.Code != dec.Code || old.Reason != dec.Reason {
 				d.Decisions = append(d.Decisions, DecisionFlip{Event: e.ID, To: ev.To_Account, Old: old, New: dec})

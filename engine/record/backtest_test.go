@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/friendflow/friendflow/engine/imcallback"
+	"github.com/friendflow/friendflow/rules/imevent"
 )
 
 // candidateRules changes testRules: greet now needs an accepted request
@@ -45,8 +46,8 @@ func TestBacktestDiff(t *testing.T) {
 	record(r, set, friendAdd("c2", "friend_response", "carol", "dave"))
 	record(r, set, friendAdd("c3", "friend_add", "erin", "frank"))
 	for _, w := range []string{"cheap loan", "buy crypto", "hi"} {
-		cb := &imcallback.Callback{ID: "p" + w, Command: imcallback.CmdPrevFriendAdd, Events: []imcallback.Event{
-			{CallbackCommand: imcallback.CmdPrevFriendAdd, From_Account: "ivan", To_Account: w, AddWording: w}}}
+		cb := &imcallback.Callback{ID: "p" + w, Command: imevent.CmdPrevFriendAdd, Events: []imevent.Event{
+			{CallbackCommand: imevent.CmdPrevFriendAdd, From_Account: "ivan", To_Account: w, AddWording: w}}}
 		record(r, set, cb)
 	}
 	// The JSONL round trip is what `events export | backtest --events` does.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/friendflow/friendflow/bench/benchcpu"
+	"github.com/friendflow/friendflow/rules/imevent"
 
 	"github.com/friendflow/friendflow/engine/imcallback"
 )
@@ -52,8 +53,8 @@ func BenchmarkBacktest(b *testing.B) {
 		id := strconv.Itoa(i)
 		var cb *imcallback.Callback
 		if i%4 == 0 {
-			cb = &imcallback.Callback{ID: "p" + id, Command: imcallback.CmdPrevFriendAdd, Events: []imcallback.Event{{
-				CallbackCommand: imcallback.CmdPrevFriendAdd, From_Account: "user_" + strconv.Itoa(i%150), To_Account: "user_" + id,
+			cb = &imcallback.Callback{ID: "p" + id, Command: imevent.CmdPrevFriendAdd, Events: []imevent.Event{{
+				CallbackCommand: imevent.CmdPrevFriendAdd, From_Account: "user_" + strconv.Itoa(i%150), To_Account: "user_" + id,
 				AddWording: "spam" + strconv.Itoa(i%120)}}}
 		} else {
 			cb = friendAdd("c"+id, "friend_response", "user_"+strconv.Itoa(i%150), "user_"+id)

@@ -6,8 +6,8 @@ import (
 	"slices"
 	"time"
 
-	"github.com/friendflow/friendflow/engine/imcallback"
 	"github.com/friendflow/friendflow/rules"
+	"github.com/friendflow/friendflow/rules/imevent"
 )
 
 // Outcome filter values: a rule's outcome (matched, not_matched, error,
@@ -222,11 +222,11 @@ func outcomesOf(e *entry) []rules.Outcome {
 }
 
 // Decode returns the recorded event.
-func (e *Event) Decode() (imcallback.Event, error) {
+func (e *Event) Decode() (imevent.Event, error) {
 	if e.decoded != nil {
 		return *e.decoded, nil
 	}
-	var ev imcallback.Event
+	var ev imevent.Event
 	if err := json.Unmarshal(e.Data, &ev); err != nil {
 		return ev, fmt.Errorf("recorded event %d: %w", e.ID, err)
 	}

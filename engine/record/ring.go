@@ -12,6 +12,7 @@ import (
 	"github.com/friendflow/friendflow/engine/imcallback"
 	"github.com/friendflow/friendflow/engine/queue"
 	"github.com/friendflow/friendflow/rules"
+	"github.com/friendflow/friendflow/rules/imevent"
 )
 
 // DefaultSize is --record-events' default.
@@ -73,7 +74,7 @@ type Event struct {
 	Jobs       []Job           `json:"jobs"`
 	Outcomes   []rules.Outcome `json:"outcomes,omitempty"`
 
-	decoded *imcallback.Event // Data decoded, when an Export already did
+	decoded *imevent.Event // Data decoded, when an Export already did
 }
 
 // entry is an Event in the ring, with the set that decided it.
@@ -133,7 +134,7 @@ func (r *Ring) Record(set *rules.Set, cb *imcallback.Callback, matches [][]rules
 		from, to := clip(ev.From_Account, clipBytes[0]), clip(ev.To_Account, clipBytes[0])
 		both := from + to
 		e.From, e.To = both[:len(from)], both[len(from):]
-		r.scratch = imcallback.AppendEventJSON(r.scratch[:0], ev)
+		r.scratch = imevent.AppendEventJSON(r.scratch[:0], ev)
 		e.Data, e.Truncated = eventJSON(r.scratch)
 		e.RulesHash, e.StoreError = hash, errText
 		if i < len(matches) {

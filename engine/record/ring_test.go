@@ -14,6 +14,7 @@ import (
 	"github.com/friendflow/friendflow/engine/imcallback"
 	"github.com/friendflow/friendflow/engine/queue"
 	"github.com/friendflow/friendflow/rules"
+	"github.com/friendflow/friendflow/rules/imevent"
 )
 
 const testRules = `rules:
@@ -90,9 +91,9 @@ func handle(set *rules.Set, cb *imcallback.Callback) ([][]rules.Match, [][]rules
 }
 
 func friendAdd(id, clientCmd string, pairs ...string) *imcallback.Callback {
-	cb := &imcallback.Callback{ID: id, Command: imcallback.CmdFriendAdd}
+	cb := &imcallback.Callback{ID: id, Command: imevent.CmdFriendAdd}
 	for i := 0; i+1 < len(pairs); i += 2 {
-		cb.Events = append(cb.Events, imcallback.Event{CallbackCommand: cb.Command, ClientCmd: clientCmd,
+		cb.Events = append(cb.Events, imevent.Event{CallbackCommand: cb.Command, ClientCmd: clientCmd,
 			From_Account: pairs[i], To_Account: pairs[i+1], PairIndex: i / 2, PairCount: len(pairs) / 2})
 	}
 	return cb
@@ -185,8 +186,8 @@ func TestRingFilters(t *testing.T) {
 	record(r, set, friendAdd("c2", "friend_add", "carol", "dave"))
 	record(r, set, friendAdd("c3", "1", "erin", "frank")) // int("1") > 0: fragile matches
 	record(r, set, friendAdd("c4", "x", "gina", "hal"))   // int("x") fails: fragile errs
-	prev := &imcallback.Callback{ID: "c5", Command: imcallback.CmdPrevFriendAdd, Events: []imcallback.Event{
-		{CallbackCommand: imcallback.CmdPrevFriendAdd, From_Account: "ivan", To_Account: "judy", AddWording: "cheap loan"}}}
+	prev := &imcallback.Callback{ID: "c5", Command: imevent.CmdPrevFriendAdd, Events: []imevent.Event{
+		{CallbackCommand: imevent.CmdPrevFriendAdd, From_Account: "ivan", To_Account: "judy", AddWording: "cheap loan"}}}
 	m, errs, jobs := handle(set, prev)
 	r.Record(set, prev, m, errs, []imcallback.ResultItem{{To_Account: "judy", ResultCode: 38001, ResultInfo: "spam"}}, jobs, nil)
 
@@ -207,7 +208,7 @@ func TestRingFilters(t *testing.T) {
 		want string
 	}{
 		{Filter{}, "5,4,3,2,1"},
-		{Filter{Command: imcallback.CmdPrevFriendAdd}, "5"},
+		{Filter{Command: imevent.CmdPrevFriendAdd}, "5"},
 		{Filter{Account: "bob"}, "1"},
 		{Filter{Account: "carol"}, "2"},
 		{Filter{Rule: "greet"}, "1"},
@@ -273,11 +274,11 @@ func TestHugeEventsAreClipped(t *testing.T) {
 // just under the clip limit of the whole event.
 func largestEvent(i int) *imcallback.Callback {
 	long := strings.Repeat("x", 110) // its JSON is just under maxEventJSON: the most kept
-	ev := imcallback.Event{CallbackCommand: imcallback.CmdPrevFriendAdd, ClientIP: long, OptPlatform: long,
+	ev := imevent.Event{CallbackCommand: imevent.CmdPrevFriendAdd, ClientIP: long, OptPlatform: long,
 		From_Account: long + strconv.Itoa(i), To_Account: long, Initiator_Account: long, ClientCmd: long, Admin_Account: long,
 		Requester_Account: long, Remark: long, GroupName: long, AddSource: long, AddWording: long, AddType: long,
 		TagName: long, ResponseAction: long}
-	return &imcallback.Callback{ID: imcallback.NewID(), Command: ev.CallbackCommand, Events: []imcallback.Event{ev}}
+	return &imcallback.Callback{ID: imcallback.NewID(), Command: ev.CallbackCommand, Events: []imevent.Event{ev}}
 }
 
 // typicalEvent is an accepted friend request between two short UserIDs.
@@ -292,7 +293,7 @@ func typicalEvent(i int) *imcallback.Callback {
 // holds; it reports typical events too.
 func TestWorstCaseMemory(t *testing.T) {
 	ev := &largestEvent(0).Events[0]
-	if b, clipped := eventJSON(imcallback.AppendEventJSON(nil, ev)); clipped || len(b) < maxEventJSON-64 {
+	if b, clipped := eventJSON(imevent.AppendEventJSON(nil, ev)); clipped || len(b) < maxEventJSON-64 {
 		t.Fatalf("not the largest event kept: clipped %v, %d bytes", clipped, len(b))
 	}
 	held := fill(t, largestEvent)

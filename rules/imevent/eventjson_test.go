@@ -1,4 +1,4 @@
-package imcallback
+package imevent
 
 import (
 	"bytes"

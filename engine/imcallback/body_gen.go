@@ -2,93 +2,10 @@
 
 package imcallback
 
-import "strconv"
-
-// Event is one friend relationship change: one element of a callback's
-// PairList, FriendItem or ResponseFriendItem together with the callback's
-// shared fields. Field names are Tencent's own, because operators write rule
-// conditions against them. Fields a callback does not carry are zero. The
-// fields are declared in Fields (fields.go), from which this struct is
-// generated.
-type Event struct {
-	// The callback's command, such as Sns.CallbackFriendAdd; the body repeats it
-	// and must agree.
-	// Set on every command from the query.
-	CallbackCommand string `json:"CallbackCommand"`
-	// The application's SDKAppID.
-	// Set on every command from the query.
-	SdkAppid int `json:"SdkAppid"`
-	// IP address of the client that caused the event.
-	// Set on every command from the query.
-	ClientIP string `json:"ClientIP"`
-	// Platform of the client that caused the event, such as RESTAPI or Android.
-	// Set on every command from the query.
-	OptPlatform string `json:"OptPlatform"`
-	// When the event happened, in Unix milliseconds; when the body has none, the
-	// callback's RequestTime (whole seconds, sent with callback authentication
-	// on), else the time friendflow received it.
-	// Set on every command from the body.
-	EventTime int `json:"EventTime"`
-	// UserID whose friend list or blocklist changed; for a Prev command, who sends
-	// or answers the request.
-	// Set on FriendAdd, FriendDelete, BlackListAdd, BlackListDelete from each
-	// PairList element; on PrevFriendAdd, PrevFriendResponse from the body.
-	From_Account string `json:"From_Account"`
-	// UserID added to or removed from From_Account's list, or whom the request or
-	// answer is for; never empty.
-	// Set on FriendAdd, FriendDelete, BlackListAdd, BlackListDelete from each
-	// PairList element; on PrevFriendAdd from each FriendItem element; on
-	// PrevFriendResponse from each ResponseFriendItem element.
-	To_Account string `json:"To_Account"`
-	// UserID that started the add.
-	// Set on FriendAdd from each PairList element.
-	Initiator_Account string `json:"Initiator_Account"`
-	// friend_add or FriendAdd for a request, friend_response or FriendResponse for
-	// an accepted one.
-	// Set on FriendAdd from the body.
-	ClientCmd string `json:"ClientCmd"`
-	// The admin account when the add came through the REST API, else empty.
-	// Set on FriendAdd from the body.
-	Admin_Account string `json:"Admin_Account"`
-	// 1 when an admin forced the add, else 0.
-	// Set on FriendAdd from the body.
-	ForceFlag int `json:"ForceFlag"`
-	// UserID that issued the friend request.
-	// Set on PrevFriendAdd, PrevFriendResponse from the body.
-	Requester_Account string `json:"Requester_Account"`
-	// Remark From_Account gives To_Account.
-	// Set on PrevFriendAdd from each FriendItem element; on PrevFriendResponse
-	// from each ResponseFriendItem element.
-	Remark string `json:"Remark"`
-	// Friend group From_Account puts To_Account in.
-	// Set on PrevFriendAdd from each FriendItem element.
-	GroupName string `json:"GroupName"`
-	// Where the request comes from, such as AddSource_Type_Android.
-	// Set on PrevFriendAdd from each FriendItem element.
-	AddSource string `json:"AddSource"`
-	// The request's message.
-	// Set on PrevFriendAdd from each FriendItem element.
-	AddWording string `json:"AddWording"`
-	// Add_Type_Single or Add_Type_Both.
-	// Set on PrevFriendAdd from the body.
-	AddType string `json:"AddType"`
-	// 1 when an admin forces the add, else 0.
-	// Set on PrevFriendAdd from the body.
-	ForceAddFlags int `json:"ForceAddFlags"`
-	// Friend group From_Account puts To_Account in when accepting.
-	// Set on PrevFriendResponse from each ResponseFriendItem element.
-	TagName string `json:"TagName"`
-	// Response_Action_AgreeAndAdd, Response_Action_Agree or
-	// Response_Action_Reject.
-	// Set on PrevFriendResponse from each ResponseFriendItem element.
-	ResponseAction string `json:"ResponseAction"`
-	// Position of the event's element in its list, from 0.
-	// Set on every command by Decode.
-	PairIndex int `json:"PairIndex"`
-	// Number of elements in the list: the callback's number of events.
-	// Set on every command by Decode.
-	PairCount int `json:"PairCount"`
-}
+import (
+	"github.com/friendflow/friendflow/rules/imevent"
+	"strconv"
+)
 
 // body holds every field of the callbacks' bodies; which ones are set
 // depends on the command. Unknown fields are ignored so that newer
@@ -128,11 +45,11 @@ type body struct {
 // command it does not know.
 func (b *body) listLen(cmd string) (int, bool) {
 	switch cmd {
-	case CmdFriendAdd, CmdFriendDelete, CmdBlackListAdd, CmdBlackListDelete:
+	case imevent.CmdFriendAdd, imevent.CmdFriendDelete, imevent.CmdBlackListAdd, imevent.CmdBlackListDelete:
 		return len(b.PairList), true
-	case CmdPrevFriendAdd:
+	case imevent.CmdPrevFriendAdd:
 		return len(b.FriendItem), true
-	case CmdPrevFriendResponse:
+	case imevent.CmdPrevFriendResponse:
 		return len(b.ResponseFriendItem), true
 	}
 	return 0, false
@@ -140,9 +57,9 @@ func (b *body) listLen(cmd string) (int, bool) {
 
 // shared sets the fields all of cb's events share: the query's and the
 // body's top level.
-func (b *body) shared(cb *Callback, e *Event) {
+func (b *body) shared(cb *Callback, e *imevent.Event) {
 	switch cb.Command {
-	case CmdFriendAdd:
+	case imevent.CmdFriendAdd:
 		e.CallbackCommand = cb.Command
 		e.SdkAppid = cb.SdkAppid
 		e.ClientIP = cb.ClientIP
@@ -151,13 +68,13 @@ func (b *body) shared(cb *Callback, e *Event) {
 		e.ClientCmd = b.ClientCmd
 		e.Admin_Account = b.Admin_Account
 		e.ForceFlag = b.ForceFlag
-	case CmdFriendDelete, CmdBlackListAdd, CmdBlackListDelete:
+	case imevent.CmdFriendDelete, imevent.CmdBlackListAdd, imevent.CmdBlackListDelete:
 		e.CallbackCommand = cb.Command
 		e.SdkAppid = cb.SdkAppid
 		e.ClientIP = cb.ClientIP
 		e.OptPlatform = cb.OptPlatform
 		e.EventTime = int(b.EventTime)
-	case CmdPrevFriendAdd:
+	case imevent.CmdPrevFriendAdd:
 		e.CallbackCommand = cb.Command
 		e.SdkAppid = cb.SdkAppid
 		e.ClientIP = cb.ClientIP
@@ -167,7 +84,7 @@ func (b *body) shared(cb *Callback, e *Event) {
 		e.Requester_Account = b.Requester_Account
 		e.AddType = b.AddType
 		e.ForceAddFlags = b.ForceAddFlags
-	case CmdPrevFriendResponse:
+	case imevent.CmdPrevFriendResponse:
 		e.CallbackCommand = cb.Command
 		e.SdkAppid = cb.SdkAppid
 		e.ClientIP = cb.ClientIP
@@ -182,9 +99,9 @@ func (b *body) shared(cb *Callback, e *Event) {
 // cmd's list at its index; events is as long as the list. Each event is
 // built in a local and stored once: stores into the slice, on the heap,
 // would each check for the write barrier.
-func (b *body) elements(cmd string, base *Event, events []Event) {
+func (b *body) elements(cmd string, base *imevent.Event, events []imevent.Event) {
 	switch cmd {
-	case CmdFriendAdd:
+	case imevent.CmdFriendAdd:
 		for i := range events {
 			e := *base
 			el := &b.PairList[i]
@@ -193,7 +110,7 @@ func (b *body) elements(cmd string, base *Event, events []Event) {
 			e.Initiator_Account = el.Initiator_Account
 			events[i] = e
 		}
-	case CmdFriendDelete, CmdBlackListAdd, CmdBlackListDelete:
+	case imevent.CmdFriendDelete, imevent.CmdBlackListAdd, imevent.CmdBlackListDelete:
 		for i := range events {
 			e := *base
 			el := &b.PairList[i]
@@ -201,7 +118,7 @@ func (b *body) elements(cmd string, base *Event, events []Event) {
 			e.To_Account = el.To_Account
 			events[i] = e
 		}
-	case CmdPrevFriendAdd:
+	case imevent.CmdPrevFriendAdd:
 		for i := range events {
 			e := *base
 			el := &b.FriendItem[i]
@@ -212,7 +129,7 @@ func (b *body) elements(cmd string, base *Event, events []Event) {
 			e.AddWording = el.AddWording
 			events[i] = e
 		}
-	case CmdPrevFriendResponse:
+	case imevent.CmdPrevFriendResponse:
 		for i := range events {
 			e := *base
 			el := &b.ResponseFriendItem[i]
@@ -349,56 +266,4 @@ func (b *body) decodeFast(data []byte) bool {
 	})
 	d.space()
 	return ok && d.i == len(d.s)
-}
-
-// AppendEventJSON appends the event as encoding/json would marshal it,
-// byte for byte (TestAppendEventJSONIsMarshal holds it to that). Every
-// queued job carries its event, and reflection-based marshalling of the
-// 22 fields was a measurable share of a callback's CPU.
-func AppendEventJSON(b []byte, e *Event) []byte {
-	b = append(b, `{"CallbackCommand":`...)
-	b = appendJSONString(b, e.CallbackCommand)
-	b = append(b, `,"SdkAppid":`...)
-	b = strconv.AppendInt(b, int64(e.SdkAppid), 10)
-	b = append(b, `,"ClientIP":`...)
-	b = appendJSONString(b, e.ClientIP)
-	b = append(b, `,"OptPlatform":`...)
-	b = appendJSONString(b, e.OptPlatform)
-	b = append(b, `,"EventTime":`...)
-	b = strconv.AppendInt(b, int64(e.EventTime), 10)
-	b = append(b, `,"From_Account":`...)
-	b = appendJSONString(b, e.From_Account)
-	b = append(b, `,"To_Account":`...)
-	b = appendJSONString(b, e.To_Account)
-	b = append(b, `,"Initiator_Account":`...)
-	b = appendJSONString(b, e.Initiator_Account)
-	b = append(b, `,"ClientCmd":`...)
-	b = appendJSONString(b, e.ClientCmd)
-	b = append(b, `,"Admin_Account":`...)
-	b = appendJSONString(b, e.Admin_Account)
-	b = append(b, `,"ForceFlag":`...)
-	b = strconv.AppendInt(b, int64(e.ForceFlag), 10)
-	b = append(b, `,"Requester_Account":`...)
-	b = appendJSONString(b, e.Requester_Account)
-	b = append(b, `,"Remark":`...)
-	b = appendJSONString(b, e.Remark)
-	b = append(b, `,"GroupName":`...)
-	b = appendJSONString(b, e.GroupName)
-	b = append(b, `,"AddSource":`...)
-	b = appendJSONString(b, e.AddSource)
-	b = append(b, `,"AddWording":`...)
-	b = appendJSONString(b, e.AddWording)
-	b = append(b, `,"AddType":`...)
-	b = appendJSONString(b, e.AddType)
-	b = append(b, `,"ForceAddFlags":`...)
-	b = strconv.AppendInt(b, int64(e.ForceAddFlags), 10)
-	b = append(b, `,"TagName":`...)
-	b = appendJSONString(b, e.TagName)
-	b = append(b, `,"ResponseAction":`...)
-	b = appendJSONString(b, e.ResponseAction)
-	b = append(b, `,"PairIndex":`...)
-	b = strconv.AppendInt(b, int64(e.PairIndex), 10)
-	b = append(b, `,"PairCount":`...)
-	b = strconv.AppendInt(b, int64(e.PairCount), 10)
-	return append(b, '}')
 }
