@@ -11,6 +11,7 @@ import (
 
 	"github.com/friendflow/friendflow/actions"
 	"github.com/friendflow/friendflow/rules"
+	"github.com/friendflow/friendflow/rules/reload"
 )
 
 // metricValue returns the value of the unlabelled sample name in a scrape.
@@ -43,7 +44,7 @@ func TestReloadHealthGauges(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := NewMetrics("test", "none")
-	r := &rules.Reloader{Path: dir, Options: rules.Options{Registry: &reg}, Logger: slog.New(slog.DiscardHandler),
+	r := &reload.Reloader{Path: dir, Options: rules.Options{Registry: &reg}, Logger: slog.New(slog.DiscardHandler),
 		OnReload: func(set *rules.Set, err error, _ time.Duration) {
 			if err != nil {
 				m.ReloadFailed()

@@ -1,7 +1,6 @@
 package rules
 
 import (
-	"bytes"
 	"os"
 	"path/filepath"
 	"slices"
@@ -172,23 +171,5 @@ func TestLintCodesAreDocumented(t *testing.T) {
 		if !strings.Contains(doc, "| `"+c+"` |") {
 			t.Errorf("docs/rules.md has no row for %s in its Lint warnings table", c)
 		}
-	}
-}
-
-// A load that changes the rules logs each warning once; the rules serve.
-func TestReloaderLogsWarnings(t *testing.T) {
-	dir := writeFiles(t, map[string]string{"r.yaml": issueRules})
-	var logs bytes.Buffer
-	r := newTestReloader(t, dir, &logs)
-	for range 2 {
-		if err := r.Reload("test"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if n := strings.Count(logs.String(), "level=WARN msg=\"rule warning: "); n != 5 {
-		t.Errorf("%d warning lines, want 5 (once, for the first load):\n%s", n, &logs)
-	}
-	if !strings.Contains(logs.String(), "warning FF001: rule \\\"impossible\\\"") {
-		t.Errorf("no FF001 line for impossible:\n%s", &logs)
 	}
 }

@@ -155,9 +155,9 @@ func setTooLarge(path string, lim limits) Problem {
 }
 
 // SourceHash returns the hash Load would report as Set.Hash for path (read
-// within the default size limits), without parsing anything. The watcher
-// does not use it: it compares Fingerprints, which also cover unreadable
-// entries.
+// within the default size limits), without parsing anything. The reload
+// package's watcher does not use it: it compares Fingerprints, which also
+// cover unreadable entries.
 func SourceHash(path string) (string, error) {
 	srcs, problems := readSources(path, (&Options{}).limits())
 	if len(problems) > 0 {
@@ -192,6 +192,14 @@ func readPaths(paths []string, lim limits) ([]*source, []Problem) {
 	return all, problems
 }
 
+// IsRuleFile reports whether a directory entry is a rule file, for the
+// loader and the reload package's Fingerprint alike: not hidden, extension
+// .yaml or .yml in any case.
+func IsRuleFile(name string) bool {
+	ext := strings.ToLower(filepath.Ext(name))
+	return !strings.HasPrefix(name, ".") && (ext == ".yaml" || ext == ".yml")
+}
+
 // readSources returns the rule files at path sorted by name. No file is
 // read past the size limits: a huge file is refused, not loaded.
 func readSources(path string, lim limits) ([]*source, []Problem) {
@@ -217,7 +225,7 @@ func readSources(path string, lim limits) ([]*source, []Problem) {
 	)
 	for _, e := range entries { // ReadDir sorts by name
 		name := e.Name()
-		if !isRuleFileName(name) {
+		if !IsRuleFile(name) {
 			continue
 		}
 		full := filepath.Join(path, name)

@@ -5,9 +5,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/friendflow/friendflow/actions"
 	"github.com/friendflow/friendflow/rules/imevent"
 )
 
@@ -507,5 +509,23 @@ func TestLoadAnchorsAndAliases(t *testing.T) {
 	m := mustMatch(t, s, &imevent.Event{CallbackCommand: imevent.CmdFriendAdd, ClientCmd: "friend_add", From_Account: "x"})
 	if len(m) != 2 || m[1].Actions[0].Params["message"] != "hello x" || m[1].Actions[0].Params["level"] != "warn" {
 		t.Fatalf("match = %+v", m)
+	}
+}
+
+// A FIFO named like a rule file is refused, not opened: opening it would
+// block the load (and the watcher) forever.
+func TestLoadRefusesAFIFOInsteadOfBlocking(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "a.yaml"), []byte("rules:\n  - name: a\n    actions:\n      - log: { message: m }\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(filepath.Join(dir, "b.yaml"), 0o644); err != nil {
+		t.Skip("no FIFOs here:", err)
+	}
+	var reg actions.Registry
+	_ = reg.Register(&actions.Log{})
+	_, err := Load(dir, Options{Registry: &reg})
+	if err == nil || !strings.Contains(err.Error(), "b.yaml: not a regular file") {
+		t.Fatalf("err %v", err)
 	}
 }

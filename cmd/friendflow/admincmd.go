@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/friendflow/friendflow/rules"
+	"github.com/friendflow/friendflow/rules/reload"
 )
 
 // reloadResult is POST /reload's answer, success or failure.
@@ -37,11 +38,12 @@ func reloadCommand(fs *flag.FlagSet) runFunc {
 		if err != nil {
 			return err
 		}
-		return reload(ctx, client, inv.stdout, inv.stderr)
+		return postReload(ctx, client, inv.stdout, inv.stderr)
 	}
 }
 
-func reload(ctx context.Context, client *adminClient, stdout, stderr io.Writer) error {
+// postReload asks the server to reload its rules and prints the outcome.
+func postReload(ctx context.Context, client *adminClient, stdout, stderr io.Writer) error {
 	status, raw, err := client.do(ctx, http.MethodPost, "/reload", nil)
 	if err != nil {
 		return err
@@ -73,10 +75,10 @@ func reload(ctx context.Context, client *adminClient, stdout, stderr io.Writer) 
 
 // rulesView is GET /rules's answer.
 type rulesView struct {
-	Status rules.ReloadStatus `json:"status"`
-	Hash   string             `json:"hash"`
-	Files  []rules.FileInfo   `json:"files"`
-	Rules  []rules.RuleInfo   `json:"rules"`
+	Status reload.Status    `json:"status"`
+	Hash   string           `json:"hash"`
+	Files  []rules.FileInfo `json:"files"`
+	Rules  []rules.RuleInfo `json:"rules"`
 }
 
 // rulesCommand prints the rule files and rules a running instance has

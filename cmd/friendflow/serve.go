@@ -26,6 +26,7 @@ import (
 	"github.com/friendflow/friendflow/engine/record"
 	"github.com/friendflow/friendflow/internal/tracing"
 	"github.com/friendflow/friendflow/rules"
+	"github.com/friendflow/friendflow/rules/reload"
 	"golang.org/x/net/netutil"
 	"golang.org/x/time/rate"
 )
@@ -309,7 +310,7 @@ func serve(ctx context.Context, cfg *serveConfig, stdout, stderr io.Writer, gete
 
 	// Each component is built from those before it and left alone after:
 	// the rules and the queue first, then the engine that uses them.
-	reloader := &rules.Reloader{
+	reloader := &reload.Reloader{
 		Path:     cfg.Rules,
 		Options:  rules.Options{Registry: registry},
 		Logger:   log,

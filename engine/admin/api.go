@@ -13,12 +13,13 @@ import (
 	"github.com/friendflow/friendflow/engine/imcallback"
 	"github.com/friendflow/friendflow/engine/queue"
 	"github.com/friendflow/friendflow/rules"
+	"github.com/friendflow/friendflow/rules/reload"
 )
 
-// RuleSource is the active rule set and its reloading (rules.Reloader).
+// RuleSource is the active rule set and its reloading (reload.Reloader).
 type RuleSource interface {
 	Current() *rules.Set
-	Status() rules.ReloadStatus
+	Status() reload.Status
 	Reload(reason string) error
 }
 

@@ -23,6 +23,7 @@ import (
 	"github.com/friendflow/friendflow/examples/callbacks"
 	"github.com/friendflow/friendflow/rules"
 	"github.com/friendflow/friendflow/rules/imevent"
+	"github.com/friendflow/friendflow/rules/reload"
 )
 
 // failKind fails permanently: its jobs go straight to the dead letters.
@@ -53,7 +54,7 @@ const adminRules = `rules:
 type adminFixture struct {
 	admin    *httptest.Server
 	callback *httptest.Server
-	reloader *rules.Reloader
+	reloader *reload.Reloader
 	dir      string
 	q        *queue.Queue
 	ring     *record.Ring
@@ -74,7 +75,7 @@ func newAdminFixture(t testing.TB) *adminFixture {
 			t.Fatal(err)
 		}
 	}
-	f.reloader = &rules.Reloader{Path: f.dir, Options: rules.Options{Registry: &reg}, Logger: log}
+	f.reloader = &reload.Reloader{Path: f.dir, Options: rules.Options{Registry: &reg}, Logger: log}
 	if err := f.reloader.Reload("start"); err != nil {
 		t.Fatal(err)
 	}

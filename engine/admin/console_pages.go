@@ -14,6 +14,7 @@ import (
 	"github.com/friendflow/friendflow/engine/record"
 	"github.com/friendflow/friendflow/rules"
 	"github.com/friendflow/friendflow/rules/imevent"
+	"github.com/friendflow/friendflow/rules/reload"
 )
 
 // sourceLine is one line of a rule file, with the problems at it.
@@ -41,7 +42,7 @@ func (c *Console) rulesPage(w http.ResponseWriter, r *http.Request) {
 	d := struct {
 		Loaded    bool
 		Hash      string
-		Status    rules.ReloadStatus
+		Status    reload.Status
 		Files     []fileView
 		Rules     []ruleView
 		Recording bool

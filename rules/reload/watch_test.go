@@ -1,4 +1,4 @@
-package rules
+package reload
 
 import (
 	"bytes"
@@ -15,8 +15,8 @@ import (
 	"time"
 )
 
-// Every helper here is prefixed "wt": package rules is shared with other
-// files (and their tests) written concurrently, and names must not clash.
+// Every helper here is prefixed "wt" (watcher test), apart from the
+// reloader tests' helpers in the same package.
 
 const (
 	// wtWait bounds every wait for the watcher; generous for -race on two cores.

@@ -1,4 +1,4 @@
-package rules
+package reload
 
 import (
 	"bytes"
@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/friendflow/friendflow/rules"
 )
 
 // jsonLines decodes every JSON log line written to buf.
@@ -41,7 +43,7 @@ func TestReloaderReportsFailureAndRecovery(t *testing.T) {
 	r := newTestReloader(t, dir, &logs)
 	r.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
 	var outcomes []bool
-	r.OnReload = func(_ *Set, err error, _ time.Duration) { outcomes = append(outcomes, err == nil) }
+	r.OnReload = func(_ *rules.Set, err error, _ time.Duration) { outcomes = append(outcomes, err == nil) }
 	if err := r.Reload("start"); err != nil {
 		t.Fatal(err)
 	}
@@ -78,5 +80,36 @@ func TestReloaderReportsFailureAndRecovery(t *testing.T) {
 	}
 	if recovered == nil || recovered["level"] != "INFO" || recovered["hash"] != r.Current().Hash() {
 		t.Fatalf("no info line for the recovery:\n%s", logs.String())
+	}
+}
+
+// warnRules load with five lint warnings (rules' lint tests check each).
+const warnRules = `rules:
+  - name: only-one-spelling
+    when: ClientCmd == "friend_response"
+  - name: prev-field-on-after
+    on: Sns.CallbackFriendAdd
+    when: TagName == "x"
+  - name: impossible
+    when: ForceFlag == 2
+  - name: typo-value
+    when: ClientCmd == "friend_ad"
+`
+
+// A load that changes the rules logs each warning once; the rules serve.
+func TestReloaderLogsWarnings(t *testing.T) {
+	dir := writeRules(t, warnRules)
+	var logs bytes.Buffer
+	r := newTestReloader(t, dir, &logs)
+	for range 2 {
+		if err := r.Reload("test"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := strings.Count(logs.String(), "level=WARN msg=\"rule warning: "); n != 5 {
+		t.Errorf("%d warning lines, want 5 (once, for the first load):\n%s", n, &logs)
+	}
+	if !strings.Contains(logs.String(), "warning FF001: rule \\\"impossible\\\"") {
+		t.Errorf("no FF001 line for impossible:\n%s", &logs)
 	}
 }

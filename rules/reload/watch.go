@@ -1,4 +1,4 @@
-package rules
+package reload
 
 import (
 	"cmp"
@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+
+	"github.com/friendflow/friendflow/rules"
 )
 
 const (
@@ -329,7 +331,7 @@ func watchTargets(path string) map[string]map[string]bool {
 		return t
 	}
 	for _, e := range entries {
-		if e.Type()&os.ModeSymlink != 0 && isRuleFileName(e.Name()) {
+		if e.Type()&os.ModeSymlink != 0 && rules.IsRuleFile(e.Name()) {
 			t.follow(final, e.Name())
 		}
 	}
@@ -428,7 +430,7 @@ func Fingerprint(path string) (string, error) {
 	}
 	for _, e := range entries {
 		name := e.Name()
-		if !isRuleFileName(name) {
+		if !rules.IsRuleFile(name) {
 			continue
 		}
 		p := filepath.Join(path, name)
@@ -439,14 +441,6 @@ func Fingerprint(path string) (string, error) {
 		fingerprintEntry(h, buf, name, p, fi, err)
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-// isRuleFileName reports whether a directory entry is a rule file, for
-// the loader and Fingerprint alike: not hidden, extension .yaml or .yml in
-// any case.
-func isRuleFileName(name string) bool {
-	ext := strings.ToLower(filepath.Ext(name))
-	return !strings.HasPrefix(name, ".") && (ext == ".yaml" || ext == ".yml")
 }
 
 // fingerprintEntry adds name NUL, then 0 and the content's SHA-256, or 1 and

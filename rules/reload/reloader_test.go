@@ -1,4 +1,4 @@
-package rules
+package reload
 
 import (
 	"bytes"
@@ -10,11 +10,11 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/friendflow/friendflow/actions"
+	"github.com/friendflow/friendflow/rules"
 	"github.com/friendflow/friendflow/rules/imevent"
 )
 
@@ -36,7 +36,7 @@ func newTestReloader(t testing.TB, dir string, logs *bytes.Buffer) *Reloader {
 	}
 	return &Reloader{
 		Path:     dir,
-		Options:  Options{Registry: &reg},
+		Options:  rules.Options{Registry: &reg},
 		Logger:   slog.New(slog.NewTextHandler(logs, nil)),
 		Interval: 200 * time.Millisecond,
 		Settle:   20 * time.Millisecond,
@@ -53,6 +53,17 @@ func save(t *testing.T, path, content string) {
 	if err := os.Rename(tmp, path); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// writeRules writes content as r.yaml into a new temporary directory and
+// returns the directory.
+func writeRules(t *testing.T, content string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "r.yaml"), []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -206,20 +217,6 @@ func BenchmarkReload1000Rules(b *testing.B) {
 	}
 }
 
-func TestLoadRefusesAFIFOInsteadOfBlocking(t *testing.T) {
-	dir := t.TempDir()
-	save(t, filepath.Join(dir, "a.yaml"), version(1))
-	if err := syscall.Mkfifo(filepath.Join(dir, "b.yaml"), 0o644); err != nil {
-		t.Skip("no FIFOs here:", err)
-	}
-	var reg actions.Registry
-	_ = reg.Register(&actions.Log{})
-	_, err := Load(dir, Options{Registry: &reg})
-	if err == nil || !strings.Contains(err.Error(), "b.yaml: not a regular file") {
-		t.Fatalf("err %v", err)
-	}
-}
-
 // slowKind's Spec, once armed, reports that a load has reached it and
 // waits for release: a load held in progress.
 type slowKind struct {
@@ -245,8 +242,8 @@ func TestReloaderStatusDuringLoad(t *testing.T) {
 	if err := reg.Register(k); err != nil {
 		t.Fatal(err)
 	}
-	dir := writeFiles(t, map[string]string{"r.yaml": "rules:\n  - name: a\n    actions: [{test.slow: {}}]\n"})
-	r := &Reloader{Path: dir, Options: Options{Registry: &reg}, Logger: slog.New(slog.DiscardHandler)}
+	dir := writeRules(t, "rules:\n  - name: a\n    actions: [{test.slow: {}}]\n")
+	r := &Reloader{Path: dir, Options: rules.Options{Registry: &reg}, Logger: slog.New(slog.DiscardHandler)}
 	if err := r.Reload("start"); err != nil {
 		t.Fatal(err)
 	}
@@ -254,7 +251,7 @@ func TestReloaderStatusDuringLoad(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- r.Reload("test") }()
 	<-k.reached // the load is in progress, and stays so until release
-	answered := make(chan ReloadStatus, 1)
+	answered := make(chan Status, 1)
 	go func() { answered <- r.Status() }()
 	select {
 	case st := <-answered:

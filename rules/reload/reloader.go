@@ -1,4 +1,4 @@
-package rules
+package reload
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/friendflow/friendflow/rules"
 )
 
 // Reloader holds the active rule set and replaces it, whole, when a reload
@@ -14,25 +16,25 @@ import (
 // reload changes nothing but Status.
 type Reloader struct {
 	Path     string
-	Options  Options
+	Options  rules.Options
 	Logger   *slog.Logger
 	Interval time.Duration // periodic content check of the watcher; 0: its default
 	Settle   time.Duration // settle delay of the watcher; 0: its default
 	// OnReload, when set, is told the outcome of every reload attempt
 	// (metrics); err is nil on success.
-	OnReload func(set *Set, err error, took time.Duration)
+	OnReload func(set *rules.Set, err error, took time.Duration)
 
-	current atomic.Pointer[Set]
+	current atomic.Pointer[rules.Set]
 	loading sync.Mutex // serialises reloads; held for a whole load
 	// mu guards status and seen, and is never held during a load: /rules
 	// and /readyz read the status while a large or hostile file loads.
 	mu     sync.Mutex
-	status ReloadStatus
+	status Status
 	seen   string // Fingerprint taken before the last load attempt
 }
 
-// ReloadStatus is what GET /rules shows about reloading.
-type ReloadStatus struct {
+// Status is what GET /rules shows about reloading.
+type Status struct {
 	LoadedAt    time.Time `json:"loaded_at"`
 	Hash        string    `json:"hash"`
 	Reloads     int       `json:"reloads"`
@@ -43,10 +45,10 @@ type ReloadStatus struct {
 }
 
 // Current returns the active rule set; nil before the first successful load.
-func (r *Reloader) Current() *Set { return r.current.Load() }
+func (r *Reloader) Current() *rules.Set { return r.current.Load() }
 
 // Status returns a copy of the reload status.
-func (r *Reloader) Status() ReloadStatus {
+func (r *Reloader) Status() Status {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.status
@@ -63,7 +65,7 @@ func (r *Reloader) Reload(reason string) error {
 	// Taken before the load: if the files change while it runs, the
 	// watcher sees a difference and reloads again.
 	seen, _ := Fingerprint(r.Path)
-	set, err := Load(r.Path, r.Options)
+	set, err := rules.Load(r.Path, r.Options)
 	took := time.Since(start)
 	log := r.logger()
 	r.mu.Lock()
@@ -74,7 +76,7 @@ func (r *Reloader) Reload(reason string) error {
 		r.status.Failures++
 		r.status.LastError = err.Error()
 		r.status.LastErrorAt = time.Now()
-		var le *LoadError
+		var le *rules.LoadError
 		attrs := []any{"reason", reason, "path", r.Path}
 		if errors.As(err, &le) {
 			attrs = append(attrs, "problems", len(le.Problems))
