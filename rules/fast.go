@@ -128,41 +128,42 @@ func fastBinary(n *ast.BinaryNode) (fexpr, bool) {
 	if !ok {
 		return fexpr{}, false
 	}
-	if n.Operator == "in" {
+	switch n.Operator {
+	case "in":
 		return fastIn(l, n.Right)
-	}
-	if n.Operator == "matches" {
-		// Only a literal pattern: expr compiles it once, at load, and a
-		// pattern computed per event could fail at run time.
-		p, ok := n.Right.(*ast.StringNode)
-		if !ok || l.kind != fkString {
-			return fexpr{}, false
-		}
-		// regexp.Compile, as expr's compiler does for a literal pattern.
-		re, err := regexp.Compile(p.Value)
-		if err != nil {
-			return fexpr{}, false
-		}
-		s := l.s
-		return boolExpr(func(e *imevent.Event) bool { return re.MatchString(s(e)) })
+	case "matches":
+		return fastMatches(l, n.Right)
 	}
 	r, ok := fastCompile(n.Right)
 	if !ok {
 		return fexpr{}, false
 	}
-	switch n.Operator {
-	case "&&", "and":
-		if l.kind != fkBool || r.kind != fkBool {
-			return fexpr{}, false
-		}
-		lb, rb := l.b, r.b
-		return boolExpr(func(e *imevent.Event) bool { return lb(e) && rb(e) })
-	case "||", "or":
-		if l.kind != fkBool || r.kind != fkBool {
-			return fexpr{}, false
-		}
-		lb, rb := l.b, r.b
-		return boolExpr(func(e *imevent.Event) bool { return lb(e) || rb(e) })
+	return fastOperator(n.Operator, l, r)
+}
+
+// fastMatches compiles `l matches "pattern"`. Only a literal pattern: expr
+// compiles it once, at load, and a pattern computed per event could fail
+// at run time.
+func fastMatches(l fexpr, pattern ast.Node) (fexpr, bool) {
+	p, ok := pattern.(*ast.StringNode)
+	if !ok || l.kind != fkString {
+		return fexpr{}, false
+	}
+	// regexp.Compile, as expr's compiler does for a literal pattern.
+	re, err := regexp.Compile(p.Value)
+	if err != nil {
+		return fexpr{}, false
+	}
+	s := l.s
+	return boolExpr(func(e *imevent.Event) bool { return re.MatchString(s(e)) })
+}
+
+// fastOperator compiles a binary operator other than in and matches, both
+// of whose operands compiled.
+func fastOperator(op string, l, r fexpr) (fexpr, bool) {
+	switch op {
+	case "&&", "and", "||", "or":
+		return fastLogic(op, l, r)
 	case "==":
 		return fastEqual(l, r, false)
 	case "!=":
@@ -171,22 +172,39 @@ func fastBinary(n *ast.BinaryNode) (fexpr, bool) {
 		if l.kind != fkInt || r.kind != fkInt {
 			return fexpr{}, false
 		}
-		return fastCompare(n.Operator, l, r)
+		return fastCompare(op, l, r)
 	case "+":
-		// Only strings (once keys join accounts); arithmetic is left to
-		// the VM with its overflow and int/float rules.
-		if l.kind != fkString || r.kind != fkString {
-			return fexpr{}, false
-		}
-		ls, rs := l.s, r.s
-		return fexpr{kind: fkString, s: func(e *imevent.Event) string { return ls(e) + rs(e) }}, true
+		return fastConcat(l, r)
 	case "contains", "startsWith", "endsWith":
 		if l.kind != fkString || r.kind != fkString {
 			return fexpr{}, false
 		}
-		return fastStringOp(n.Operator, l, r)
+		return fastStringOp(op, l, r)
 	}
 	return fexpr{}, false
+}
+
+// fastLogic compiles && (and) or || (or) between two booleans, each
+// short-circuiting as in expr.
+func fastLogic(op string, l, r fexpr) (fexpr, bool) {
+	if l.kind != fkBool || r.kind != fkBool {
+		return fexpr{}, false
+	}
+	lb, rb := l.b, r.b
+	if op == "&&" || op == "and" {
+		return boolExpr(func(e *imevent.Event) bool { return lb(e) && rb(e) })
+	}
+	return boolExpr(func(e *imevent.Event) bool { return lb(e) || rb(e) })
+}
+
+// fastConcat compiles + between strings only (once keys join accounts);
+// arithmetic is left to the VM with its overflow and int/float rules.
+func fastConcat(l, r fexpr) (fexpr, bool) {
+	if l.kind != fkString || r.kind != fkString {
+		return fexpr{}, false
+	}
+	ls, rs := l.s, r.s
+	return fexpr{kind: fkString, s: func(e *imevent.Event) string { return ls(e) + rs(e) }}, true
 }
 
 // fastEqual compiles == (neg false) or != (neg true) between operands of

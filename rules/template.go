@@ -278,6 +278,13 @@ func jsonValue(v any) (any, error) {
 		}
 		return out, nil
 	}
+	return jsonReflect(v)
+}
+
+// jsonReflect is jsonValue for the types it does not name: other integer
+// and float widths, named strings and bools, typed slices, arrays and maps
+// with string keys.
+func jsonReflect(v any) (any, error) {
 	rv := reflect.ValueOf(v)
 	switch rv.Kind() {
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
@@ -295,29 +302,36 @@ func jsonValue(v any) (any, error) {
 	case reflect.Bool:
 		return rv.Bool(), nil
 	case reflect.Slice, reflect.Array:
-		out := make([]any, rv.Len())
-		for i := range out {
-			ev, err := jsonValue(rv.Index(i).Interface())
-			if err != nil {
-				return nil, err
-			}
-			out[i] = ev
-		}
-		return out, nil
+		return jsonReflectList(rv)
 	case reflect.Map:
-		if rv.Type().Key().Kind() != reflect.String {
-			break
+		if rv.Type().Key().Kind() == reflect.String {
+			return jsonReflectMap(rv)
 		}
-		out := make(map[string]any, rv.Len())
-		it := rv.MapRange()
-		for it.Next() {
-			ev, err := jsonValue(it.Value().Interface())
-			if err != nil {
-				return nil, err
-			}
-			out[it.Key().String()] = ev
-		}
-		return out, nil
 	}
 	return nil, fmt.Errorf("value of type %T cannot be an action parameter", v)
+}
+
+func jsonReflectList(rv reflect.Value) (any, error) {
+	out := make([]any, rv.Len())
+	for i := range out {
+		ev, err := jsonValue(rv.Index(i).Interface())
+		if err != nil {
+			return nil, err
+		}
+		out[i] = ev
+	}
+	return out, nil
+}
+
+func jsonReflectMap(rv reflect.Value) (any, error) {
+	out := make(map[string]any, rv.Len())
+	it := rv.MapRange()
+	for it.Next() {
+		ev, err := jsonValue(it.Value().Interface())
+		if err != nil {
+			return nil, err
+		}
+		out[it.Key().String()] = ev
+	}
+	return out, nil
 }
