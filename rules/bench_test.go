@@ -2,9 +2,11 @@ package rules
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -118,27 +120,115 @@ func benchRules(tb testing.TB) string {
 	return dir
 }
 
+// sampleQuery is the query of the sample callbacks: what the receiver
+// reads from the callback URL, by event field name.
+var sampleQuery = map[string]any{"SdkAppid": 1400000000, "ClientIP": "127.0.0.1", "OptPlatform": "RESTAPI"}
+
+// sampleReceivedAt is the sample callbacks' receive time, in Unix
+// milliseconds: the EventTime of events whose body has none.
+const sampleReceivedAt = 1764115200000
+
 // sampleEvents returns the events of examples/callbacks/friend_add.json as
 // the receiver builds them: one per pair, sharing the callback's fields.
 func sampleEvents(tb testing.TB) []*imevent.Event {
 	tb.Helper()
-	data := callbacks.Must("friend_add.json")
-	var cb struct {
-		imevent.Event
-		PairList []imevent.Event
-	}
-	if err := json.Unmarshal(data, &cb); err != nil {
-		tb.Fatal(err)
-	}
-	out := make([]*imevent.Event, len(cb.PairList))
-	for i, p := range cb.PairList {
-		ev := cb.Event
-		ev.From_Account, ev.To_Account, ev.Initiator_Account = p.From_Account, p.To_Account, p.Initiator_Account
-		ev.EventTime = 1_764_000_000_000
-		ev.PairIndex, ev.PairCount = i, len(cb.PairList)
-		out[i] = &ev
+	evs := decodeSample(tb, "friend_add.json")
+	out := make([]*imevent.Event, len(evs))
+	for i := range evs {
+		out[i] = &evs[i]
 	}
 	return out
+}
+
+// decodeSample decodes the sample callback examples/callbacks/<name> into
+// its events the way the receiver (engine/imcallback, a floor above rules)
+// does, from the field table alone: one event per element of the command's
+// list, each field read where its row says (sampleQuery, the body's top
+// level or the element), PairIndex and PairCount derived, EventTime
+// falling back to the receive time.
+func decodeSample(tb testing.TB, name string) []imevent.Event {
+	tb.Helper()
+	var body map[string]json.RawMessage
+	if err := json.Unmarshal(callbacks.Must(name), &body); err != nil {
+		tb.Fatal(err)
+	}
+	var cmd string
+	if err := json.Unmarshal(body["CallbackCommand"], &cmd); err != nil || !imevent.IsCommand(cmd) {
+		tb.Fatalf("%s: CallbackCommand %q: %v", name, cmd, err)
+	}
+	var elems []map[string]json.RawMessage
+	if err := json.Unmarshal(body[imevent.Lists[cmd]], &elems); err != nil {
+		tb.Fatalf("%s: %s: %v", name, imevent.Lists[cmd], err)
+	}
+	evs := make([]imevent.Event, len(elems))
+	for i, elem := range elems {
+		ev := &evs[i]
+		for _, f := range imevent.Fields {
+			if err := sampleField(ev, f, cmd, body, elem); err != nil {
+				tb.Fatalf("%s: %s: %v", name, f.Name, err)
+			}
+		}
+		ev.PairIndex, ev.PairCount = i, len(elems)
+		if ev.EventTime == 0 {
+			ev.EventTime = sampleReceivedAt
+		}
+	}
+	return evs
+}
+
+// sampleField sets field f of ev, an event of cmd, as decodeSample says.
+func sampleField(ev *imevent.Event, f imevent.Field, cmd string, body, elem map[string]json.RawMessage) error {
+	dst := reflect.ValueOf(ev).Elem().FieldByName(f.Name)
+	var raw json.RawMessage
+	switch src := f.From[cmd]; src {
+	case 0:
+		return nil
+	case imevent.FromQuery:
+		if f.Name == "CallbackCommand" {
+			dst.SetString(cmd)
+		} else if v, ok := sampleQuery[f.Name]; ok {
+			dst.Set(reflect.ValueOf(v))
+		}
+		return nil
+	case imevent.FromBody:
+		raw = body[f.Name]
+	case imevent.FromElem:
+		raw = elem[f.Name]
+	case imevent.Derived:
+		if f.Name != "PairIndex" && f.Name != "PairCount" {
+			return errors.New("a derived field decodeSample does not know; derive it here as the decoder does")
+		}
+		return nil
+	default:
+		return fmt.Errorf("unknown source %v", src)
+	}
+	if raw == nil {
+		return nil
+	}
+	return json.Unmarshal(raw, dst.Addr().Interface())
+}
+
+// decodeSample reads every sample callback: each event has its command,
+// the query's fields, a target (To_Account is never empty), its place in
+// the list and a time; and it reads the fields of each list element and of
+// the body.
+func TestDecodeSampleEveryCallback(t *testing.T) {
+	for _, name := range callbacks.Names() {
+		evs := decodeSample(t, name)
+		if len(evs) == 0 {
+			t.Errorf("%s: no events", name)
+		}
+		for i, ev := range evs {
+			if !imevent.IsCommand(ev.CallbackCommand) || ev.SdkAppid != 1400000000 || ev.ClientIP == "" ||
+				ev.To_Account == "" || ev.From_Account == "" || ev.PairIndex != i || ev.PairCount != len(evs) || ev.EventTime == 0 {
+				t.Errorf("%s: event %d: %+v", name, i, ev)
+			}
+		}
+	}
+	prev := decodeSample(t, "prev_friend_add.json")
+	if ev := prev[1]; ev.AddWording != "this is id2!" || ev.AddType != "Add_Type_Both" || ev.EventTime != 1631777344870 {
+		t.Errorf("prev_friend_add.json: event 1: %+v", ev)
+	}
 }
 
 // BenchmarkMatchBenchRules matches the three events of one sample callback

@@ -3,19 +3,15 @@ package rules
 import (
 	"reflect"
 	"testing"
-	"time"
 
 	"github.com/friendflow/friendflow/bench/benchcpu"
-	"github.com/friendflow/friendflow/engine/imcallback"
-	"github.com/friendflow/friendflow/examples/callbacks"
-	"github.com/friendflow/friendflow/rules/imevent"
 )
 
 // BenchmarkGainMatch is the gain of the fast path (fast.go) per callback of
 // the load benchmark (bench/load.sh): the three events of
-// examples/callbacks/friend_add.json, decoded as the receiver decodes them,
-// matched against bench/genrules.sh's 100 rules, actions rendered. The
-// same rules are loaded twice; impl=lib has every expression (conditions,
+// examples/callbacks/friend_add.json, decoded as the receiver decodes them
+// (decodeSample), matched against bench/genrules.sh's 100 rules, actions
+// rendered. The same rules are loaded twice; impl=lib has every expression (conditions,
 // once keys, templates) left to expr's VM by stripFast, as before the fast
 // path; the index and everything else are the same. Besides ns/op it
 // reports cpu-ns/callback, the process's CPU time per callback (garbage
@@ -25,13 +21,7 @@ import (
 //	go test -run '^$' -bench Gain -benchmem -cpu 1 -count 8 ./rules/ | benchstat -col /impl -
 func BenchmarkGainMatch(b *testing.B) {
 	fast, lib := loadFastAndVM(b, benchRules(b))
-	data := callbacks.Must("friend_add.json")
-	cb := &imcallback.Callback{Command: imevent.CmdFriendAdd, SdkAppid: 1400000000,
-		ClientIP: "127.0.0.1", OptPlatform: "RESTAPI", ReceivedAt: time.UnixMilli(1764115200000)}
-	if err := imcallback.Decode(data, cb); err != nil {
-		b.Fatal(err)
-	}
-	evs := cb.Events
+	evs := decodeSample(b, "friend_add.json")
 	for i := range evs {
 		// Through reflection, to compare every result Match returns.
 		arg := []reflect.Value{reflect.ValueOf(&evs[i])}
