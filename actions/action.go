@@ -1,7 +1,8 @@
 // Package actions holds the action contract, the registry of action kinds
-// and the built-in kinds. Each kind declares its parameters once, in its
-// Spec; rule loading, lint errors, `friendflow test` output and the README
-// reference all come from that declaration. A kind decides whether its own
+// and the built-in kinds. Each kind declares its parameters once, as a
+// parameter struct (see Declarer); its Spec's Params derive from the
+// struct, and rule loading, lint errors, `friendflow test` output, the
+// action reference and the JSON schema all come from them. A kind decides whether its own
 // failure is worth a retry; the retry policy itself lives in the workers.
 package actions
 
@@ -32,7 +33,7 @@ type Kind interface {
 	Spec() Spec
 	// Do runs the action. params is job.Params after Spec.Check: defaults
 	// applied and values normalised to the declared types. A kind reads
-	// them with one call to Decode, into a struct of its own, and fails
+	// them with one call to Decode, into its parameter struct, and fails
 	// permanently when they do not decode. A nil error is success; see
 	// Permanent and Transient for failures. Do must tolerate being called
 	// twice for one job (at-least-once delivery).
@@ -81,7 +82,10 @@ type Spec struct {
 	Rendered func(params map[string]any) error
 }
 
-// ParamType is the declared type of a parameter.
+// ParamType is the declared type of a parameter. In a parameter struct
+// the field's Go type decides it, the type each comment below normalises
+// to (a string for String, any for Any, a struct implementing Declarer for
+// an Object); a string field is a URL when its Param says so.
 type ParamType int
 
 const (
@@ -91,7 +95,7 @@ const (
 	Duration                    // "1m30s"; normalised to time.Duration
 	StringMap                   // string to string (headers); normalised to map[string]string
 	Map                         // string to any value (log fields); normalised to map[string]any
-	Object                      // a nested object with declared Fields; normalised to map[string]any
+	Object                      // a nested object with declared Fields; normalised to map[string]any, decoded into its struct
 	Any                         // any JSON value, passed through (a webhook body)
 	StringList                  // a list of strings (accounts); normalised to []string
 	// URL is a string holding a URL. A rule's ${ } values inserted into
@@ -109,7 +113,9 @@ func (t ParamType) String() string {
 	return fmt.Sprintf("ParamType(%d)", int(t))
 }
 
-// Param declares one parameter of a kind.
+// Param declares one parameter of a kind. A kind's Params come from
+// ParamsOf, which binds each to a field of the kind's parameter struct;
+// a hand-written list serves Check, but Decode refuses it.
 type Param struct {
 	Name     string
 	Type     ParamType
@@ -125,6 +131,8 @@ type Param struct {
 	// Example is a value as a rule file would write it (YAML flow
 	// syntax), shown in the action reference.
 	Example string
+
+	decl *declaration // the struct declaring it, set by ParamsOf
 }
 
 // Deferred stands, at load time, for a value that is only known once the

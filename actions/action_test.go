@@ -16,24 +16,7 @@ import (
 	"github.com/friendflow/friendflow/actions"
 )
 
-var testSpec = actions.Spec{
-	Name: "test",
-	Params: []actions.Param{
-		{Name: "s", Type: actions.String},
-		{Name: "level", Type: actions.String, Default: "info", Enum: []string{"info", "warn"}},
-		{Name: "n", Type: actions.Int, Default: 10},
-		{Name: "b", Type: actions.Bool},
-		{Name: "d", Type: actions.Duration, Default: "5s"},
-		{Name: "h", Type: actions.StringMap},
-		{Name: "m", Type: actions.Map},
-		{Name: "any", Type: actions.Any},
-		{Name: "req", Type: actions.String, Required: true},
-		{Name: "obj", Type: actions.Object, Fields: []actions.Param{
-			{Name: "x", Type: actions.Int, Required: true},
-			{Name: "y", Type: actions.String, Default: "why"},
-		}},
-	},
-}
+var testSpec = actions.Spec{Name: "test", Params: actions.ParamsOf[testParams]()}
 
 func TestCheckNormalises(t *testing.T) {
 	in := map[string]any{

@@ -142,11 +142,8 @@ func suggest(decl []Param) string {
 // is adding its row to paramTypes.
 type paramType struct {
 	name string // in the reference and in errors
-	// goType is what normalise returns for the type: the type a Do reads
-	// from checked params, and the field type Decode assigns to.
-	goType reflect.Type
 	// normalise converts a given value (never nil, never Deferred) to
-	// goType, or reports why it cannot.
+	// the type's goTypes entry, or reports why it cannot.
 	normalise func(p *Param, v any, path string) (any, error)
 }
 
@@ -158,17 +155,35 @@ func init() {
 	// through checkFields and normalise back into this table, which a
 	// package-level initializer may not do.
 	paramTypes = [numParamTypes]paramType{
-		String:     {"string", reflect.TypeFor[string](), normString},
-		Int:        {"integer", reflect.TypeFor[int64](), normInt},
-		Bool:       {"bool", reflect.TypeFor[bool](), normBool},
-		Duration:   {"duration", reflect.TypeFor[time.Duration](), normDuration},
-		StringMap:  {"map of strings", reflect.TypeFor[map[string]string](), normStringMap},
-		Map:        {"map", reflect.TypeFor[map[string]any](), normMap},
-		Object:     {"object", reflect.TypeFor[map[string]any](), normObject},
-		Any:        {"any", reflect.TypeFor[any](), normAny},
-		StringList: {"list of strings", reflect.TypeFor[[]string](), normStringList},
-		URL:        {"URL", reflect.TypeFor[string](), normString},
+		String:     {"string", normString},
+		Int:        {"integer", normInt},
+		Bool:       {"bool", normBool},
+		Duration:   {"duration", normDuration},
+		StringMap:  {"map of strings", normStringMap},
+		Map:        {"map", normMap},
+		Object:     {"object", normObject},
+		Any:        {"any", normAny},
+		StringList: {"list of strings", normStringList},
+		URL:        {"URL", normString},
 	}
+}
+
+// goTypes, by ParamType, are what normalise returns for each type: the
+// type a Do reads from checked params, and the field type that holds the
+// parameter in a parameter struct. Apart from paramTypes, and initialised
+// where declared, because the kinds' ParamsOf read it while the package's
+// variables are initialised, before init runs.
+var goTypes = [numParamTypes]reflect.Type{
+	String:     reflect.TypeFor[string](),
+	Int:        reflect.TypeFor[int64](),
+	Bool:       reflect.TypeFor[bool](),
+	Duration:   reflect.TypeFor[time.Duration](),
+	StringMap:  reflect.TypeFor[map[string]string](),
+	Map:        reflect.TypeFor[map[string]any](),
+	Object:     reflect.TypeFor[map[string]any](),
+	Any:        reflect.TypeFor[any](),
+	StringList: reflect.TypeFor[[]string](),
+	URL:        reflect.TypeFor[string](),
 }
 
 func (t ParamType) declared() bool { return t >= 0 && t < numParamTypes }

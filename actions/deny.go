@@ -14,11 +14,8 @@ var denySpec = Spec{
 	Name: "deny",
 	Doc: fmt.Sprintf("Refuses the friend request (or response) in the before-callback's reply: the target's "+
 		"ResultItem carries `code` (%d–%d) and `reason`. Decided synchronously, never queued.", MinDenyCode, MaxDenyCode),
-	Sync: true,
-	Params: []Param{
-		{Name: "code", Type: Int, Example: `38001`, Required: true, Doc: fmt.Sprintf("the ResultCode, %d to %d", MinDenyCode, MaxDenyCode)},
-		{Name: "reason", Type: String, Example: `requests from test accounts are closed`, Default: "", Doc: "the ResultInfo shown to the requester's app"},
-	},
+	Sync:   true,
+	Params: ParamsOf[DenyParams](),
 	Validate: func(p map[string]any) error {
 		if c, ok := p["code"].(int64); ok && (c < MinDenyCode || c > MaxDenyCode) {
 			return &ParamError{Path: "code", Msg: fmt.Sprintf("%d is outside %d to %d", c, MinDenyCode, MaxDenyCode)}
@@ -39,10 +36,16 @@ const (
 // Spec implements Kind.
 func (Deny) Spec() Spec { return denySpec }
 
-// DenyParams are a deny action's parameters (see denySpec).
+// DenyParams are a deny action's parameters.
 type DenyParams struct {
-	Code   int64  `param:"code"` // the ResultCode, MinDenyCode to MaxDenyCode
-	Reason string `param:"reason"`
+	Code   int64 // the ResultCode, MinDenyCode to MaxDenyCode
+	Reason string
+}
+
+// DeclareParams implements Declarer.
+func (p *DenyParams) DeclareParams(d *Decl) {
+	d.Param(&p.Code, Param{Name: "code", Example: `38001`, Required: true, Doc: fmt.Sprintf("the ResultCode, %d to %d", MinDenyCode, MaxDenyCode)})
+	d.Param(&p.Reason, Param{Name: "reason", Example: `requests from test accounts are closed`, Default: "", Doc: "the ResultInfo shown to the requester's app"})
 }
 
 // Do implements Kind. The engine has already decided; Do only refuses

@@ -11,29 +11,33 @@ import (
 // greet is a tiny action kind: it prints greetings.
 type greet struct{}
 
-// greetSpec is the kind's one declaration: the loader checks rules
-// against it, and the reference, lint errors and Decode derive from it.
+// greetParams are the kind's parameters, one field each: the field's type
+// is the parameter's, and DeclareParams says the rest.
+type greetParams struct {
+	To    string
+	Times int64
+	Pause time.Duration
+}
+
+func (p *greetParams) DeclareParams(d *actions.Decl) {
+	d.Param(&p.To, actions.Param{Name: "to", Required: true, Doc: "whom to greet"})
+	d.Param(&p.Times, actions.Param{Name: "times", Default: 1, Doc: "how often"})
+	d.Param(&p.Pause, actions.Param{Name: "pause", Default: "0s", Doc: "wait between greetings"})
+}
+
+// greetSpec is the kind's declaration: the loader checks rules against
+// its Params, derived from greetParams, and the reference, lint errors
+// and Decode derive from it.
 var greetSpec = actions.Spec{
-	Name: "greet",
-	Doc:  "Prints a greeting.",
-	Params: []actions.Param{
-		{Name: "to", Type: actions.String, Required: true, Doc: "whom to greet"},
-		{Name: "times", Type: actions.Int, Default: 1, Doc: "how often"},
-		{Name: "pause", Type: actions.Duration, Default: "0s", Doc: "wait between greetings"},
-	},
+	Name:   "greet",
+	Doc:    "Prints a greeting.",
+	Params: actions.ParamsOf[greetParams](),
 	Validate: func(p map[string]any) error {
 		if n, ok := p["times"].(int64); ok && n < 1 {
 			return &actions.ParamError{Path: "times", Msg: "must be at least 1"}
 		}
 		return nil
 	},
-}
-
-// greetParams mirror greetSpec.Params, one tagged field each.
-type greetParams struct {
-	To    string        `param:"to"`
-	Times int64         `param:"times"`
-	Pause time.Duration `param:"pause"`
 }
 
 func (greet) Spec() actions.Spec { return greetSpec }

@@ -11,14 +11,16 @@ import (
 	"github.com/friendflow/friendflow/actions"
 )
 
-var listSpec = actions.Spec{Name: "lists", Params: []actions.Param{
-	{Name: "to", Type: actions.StringList, Required: true, MinItems: 1, MaxItems: 3},
-	{Name: "tags", Type: actions.StringList},
-}}
+var listSpec = actions.Spec{Name: "lists", Params: actions.ParamsOf[listParams]()}
 
 type listParams struct {
-	To   []string `param:"to"`
-	Tags []string `param:"tags"`
+	To   []string
+	Tags []string
+}
+
+func (p *listParams) DeclareParams(d *actions.Decl) {
+	d.Param(&p.To, actions.Param{Name: "to", Required: true, MinItems: 1, MaxItems: 3})
+	d.Param(&p.Tags, actions.Param{Name: "tags"})
 }
 
 func TestStringList(t *testing.T) {

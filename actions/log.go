@@ -23,23 +23,26 @@ type Log struct {
 }
 
 var logSpec = Spec{
-	Name: "log",
-	Doc:  "Writes one structured log record with the rule, the job id and the event's accounts.",
-	Params: []Param{
-		{Name: "message", Type: String, Example: `"welcomed ${ From_Account }"`, Default: "rule matched", Doc: "the log message"},
-		{Name: "level", Type: String, Example: `warn`, Default: "info", Enum: []string{"debug", "info", "warn", "error"}, Doc: "log level"},
-		{Name: "fields", Type: Map, Example: `{team: growth}`, Doc: "extra fields added to the record"},
-	},
+	Name:   "log",
+	Doc:    "Writes one structured log record with the rule, the job id and the event's accounts.",
+	Params: ParamsOf[LogParams](),
 }
 
 // Spec implements Kind.
 func (l *Log) Spec() Spec { return logSpec }
 
-// LogParams are a log job's parameters (see logSpec).
+// LogParams are a log job's parameters.
 type LogParams struct {
-	Message string         `param:"message"`
-	Level   string         `param:"level"` // one of the Enum: slog's level names
-	Fields  map[string]any `param:"fields"`
+	Message string
+	Level   string // one of the Enum: slog's level names
+	Fields  map[string]any
+}
+
+// DeclareParams implements Declarer.
+func (p *LogParams) DeclareParams(d *Decl) {
+	d.Param(&p.Message, Param{Name: "message", Example: `"welcomed ${ From_Account }"`, Default: "rule matched", Doc: "the log message"})
+	d.Param(&p.Level, Param{Name: "level", Example: `warn`, Default: "info", Enum: []string{"debug", "info", "warn", "error"}, Doc: "log level"})
+	d.Param(&p.Fields, Param{Name: "fields", Example: `{team: growth}`, Doc: "extra fields added to the record"})
 }
 
 // Do implements Kind.

@@ -57,30 +57,33 @@ var webhookSpec = Spec{
 		"and the action's place in it, so the receiver can drop duplicates, also of a callback Tencent sent again; " +
 		"and with a secret an " +
 		HeaderSignature + ": sha256=<hex HMAC-SHA256 of the body> header.",
-	Params: []Param{
-		{Name: "url", Type: URL, Example: `https://crm.internal/hooks/friend/${ To_Account }`, Required: true, Doc: "http or https URL; values a template inserts after its first literal text are escaped for the path or the query (`raw(...)` inserts one as it is)"},
-		{Name: "method", Type: String, Example: `PUT`, Default: "POST", Enum: []string{"POST", "PUT", "PATCH", "GET", "DELETE"}, Doc: "HTTP method"},
-		{Name: "headers", Type: StringMap, Example: `{Authorization: "Bearer ${ env(\"CRM_TOKEN\") }"}`, Secret: true, Doc: "extra request headers (values often carry credentials, so they are redacted like secrets)"},
-		{Name: "body", Type: Any, Example: `{user: "${ From_Account }", source: friendflow}`, Doc: `request body: a string is sent as it is, any other value as JSON; default {"event": the event, "rule": the rule's name, "job_id": the job id}`},
-		{Name: "timeout", Type: Duration, Example: `10s`, Default: 5 * time.Second, Doc: "time allowed for the whole request, at most 5m"},
-		{Name: "secret", Type: String, Example: `"${ env(\"HOOK_SECRET\") }"`, Secret: true, Doc: "signs the body: " + HeaderSignature + ": sha256=<hex HMAC-SHA256(secret, body)>"},
-		{Name: "follow_redirects", Type: Bool, Example: `true`, Default: false, Doc: "follow up to 5 redirects; otherwise a 3xx is a permanent failure"},
-	},
+	Params:   ParamsOf[WebhookParams](),
 	Validate: validateWebhook,
 }
 
 // Spec implements Kind.
 func (w *Webhook) Spec() Spec { return webhookSpec }
 
-// WebhookParams are a webhook job's parameters (see webhookSpec).
+// WebhookParams are a webhook job's parameters.
 type WebhookParams struct {
-	URL             string            `param:"url"`
-	Method          string            `param:"method"`
-	Headers         map[string]string `param:"headers"`
-	Body            any               `param:"body"` // nil: the default body, see hookEvent
-	Timeout         time.Duration     `param:"timeout"`
-	Secret          string            `param:"secret"` // empty: unsigned
-	FollowRedirects bool              `param:"follow_redirects"`
+	URL             string
+	Method          string
+	Headers         map[string]string
+	Body            any // nil: the default body, see hookEvent
+	Timeout         time.Duration
+	Secret          string // empty: unsigned
+	FollowRedirects bool
+}
+
+// DeclareParams implements Declarer.
+func (p *WebhookParams) DeclareParams(d *Decl) {
+	d.Param(&p.URL, Param{Name: "url", Type: URL, Example: `https://crm.internal/hooks/friend/${ To_Account }`, Required: true, Doc: "http or https URL; values a template inserts after its first literal text are escaped for the path or the query (`raw(...)` inserts one as it is)"})
+	d.Param(&p.Method, Param{Name: "method", Example: `PUT`, Default: "POST", Enum: []string{"POST", "PUT", "PATCH", "GET", "DELETE"}, Doc: "HTTP method"})
+	d.Param(&p.Headers, Param{Name: "headers", Example: `{Authorization: "Bearer ${ env(\"CRM_TOKEN\") }"}`, Secret: true, Doc: "extra request headers (values often carry credentials, so they are redacted like secrets)"})
+	d.Param(&p.Body, Param{Name: "body", Example: `{user: "${ From_Account }", source: friendflow}`, Doc: `request body: a string is sent as it is, any other value as JSON; default {"event": the event, "rule": the rule's name, "job_id": the job id}`})
+	d.Param(&p.Timeout, Param{Name: "timeout", Example: `10s`, Default: 5 * time.Second, Doc: "time allowed for the whole request, at most 5m"})
+	d.Param(&p.Secret, Param{Name: "secret", Example: `"${ env(\"HOOK_SECRET\") }"`, Secret: true, Doc: "signs the body: " + HeaderSignature + ": sha256=<hex HMAC-SHA256(secret, body)>"})
+	d.Param(&p.FollowRedirects, Param{Name: "follow_redirects", Example: `true`, Default: false, Doc: "follow up to 5 redirects; otherwise a 3xx is a permanent failure"})
 }
 
 // validateWebhook checks what the types cannot. A Deferred value fails the

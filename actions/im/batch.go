@@ -28,8 +28,6 @@ type BatchSend struct {
 // NewBatchSend returns the im.batch_send kind; c may be nil, as for NewSend.
 func NewBatchSend(c *Client) *BatchSend { return &BatchSend{c: c} }
 
-// batchSendSpec declares im.send's message parameters again, with `to` a
-// list and without no_callbacks (batchsendmsg triggers no callback).
 var batchSendSpec = actions.Spec{
 	Name: "im.batch_send",
 	Doc: "Sends one message to a list of users through the IM REST API (openim/batchsendmsg), at most " +
@@ -38,51 +36,30 @@ var batchSendSpec = actions.Spec{
 		"that cannot succeed (70107: no such account) are reported and dropped, and a job left with only " +
 		"them goes to the dead letters naming them. Requests keep to the API's own rate budget and to " +
 		"its recipients per minute (--im-batch-recipients).",
-	Params:   batchParams(sendSpec.Params),
+	Params:   actions.ParamsOf[BatchSendParams](),
 	Validate: validateSend,
-}
-
-func batchParams(send []actions.Param) []actions.Param {
-	out := make([]actions.Param, 0, len(send))
-	for _, p := range send {
-		switch p.Name {
-		case "to":
-			out = append(out, actions.Param{Name: "to", Type: actions.StringList, Required: true,
-				MinItems: 1, MaxItems: MaxBatchJob, Example: "[admin_anna, admin_bo]",
-				Doc: fmt.Sprintf("the receivers' UserIDs (To_Account), sent %d per request", MaxBatchRecipients)})
-		case "no_callbacks":
-			// batchsendmsg triggers no callback.
-		default:
-			out = append(out, p)
-		}
-	}
-	return out
 }
 
 // Spec implements actions.Kind.
 func (b *BatchSend) Spec() actions.Spec { return batchSendSpec }
 
-// BatchSendParams are an im.batch_send job's parameters (see batchSendSpec).
+// BatchSendParams are an im.batch_send job's parameters: im.send's, with
+// `to` a list and without no_callbacks.
 type BatchSendParams struct {
-	To               []string         `param:"to"`
-	From             string           `param:"from"`
-	Text             string           `param:"text"`
-	Custom           *SendCustom      `param:"custom"`
-	SyncOtherMachine bool             `param:"sync_other_machine"`
-	CloudCustomData  string           `param:"cloud_custom_data"`
-	MsgLifetime      any              `param:"msg_lifetime"`
-	NoUnread         bool             `param:"no_unread"`
-	NoLastMsg        bool             `param:"no_last_msg"`
-	OfflinePush      *SendOfflinePush `param:"offline_push"`
+	To []string
+	Message
+}
+
+// DeclareParams implements actions.Declarer.
+func (p *BatchSendParams) DeclareParams(d *actions.Decl) {
+	d.Param(&p.To, actions.Param{Name: "to", Required: true, MinItems: 1, MaxItems: MaxBatchJob, Example: "[admin_anna, admin_bo]",
+		Doc: fmt.Sprintf("the receivers' UserIDs (To_Account), sent %d per request", MaxBatchRecipients)})
+	p.Message.declare(d, nil)
 }
 
 // message is the one message every recipient gets, as im.send builds it.
 func (p BatchSendParams) message() SendParams {
-	return SendParams{
-		From: p.From, Text: p.Text, Custom: p.Custom, SyncOtherMachine: p.SyncOtherMachine,
-		CloudCustomData: p.CloudCustomData, MsgLifetime: p.MsgLifetime, NoUnread: p.NoUnread,
-		NoLastMsg: p.NoLastMsg, OfflinePush: p.OfflinePush,
-	}
+	return SendParams{Message: p.Message}
 }
 
 // batchSendMsg is the request body of openim/batchsendmsg: sendmsg's

@@ -48,18 +48,7 @@ var friendUpdateSpec = actions.Spec{
 		"custom fields that `from` keeps about `to`. Updates for the same `from` that are due together " +
 		"(the jobs of one stored callback, due at the same time) go to IM in one request, so they do not " +
 		"conflict; a write conflict with anything else (30008) is retried.",
-	Params: []actions.Param{
-		{Name: "from", Type: actions.String, Required: true, Example: "${ From_Account }",
-			Doc: "the UserID whose friend list is updated (From_Account)"},
-		{Name: "to", Type: actions.String, Required: true, Example: "${ To_Account }",
-			Doc: "the friend whose entry is updated (To_Account)"},
-		{Name: "remark", Type: actions.String, Example: "met at onboarding",
-			Doc: fmt.Sprintf("the remark (Tag_SNS_IM_Remark), at most %d bytes", MaxRemark)},
-		{Name: "groups", Type: actions.StringList, MaxItems: MaxFriendGroups, Example: "[new-users, vip]",
-			Doc: fmt.Sprintf("the friend groups (Tag_SNS_IM_Group), replacing the current ones: names of 1 to %d bytes; [] removes the friend from every group", MaxGroupName)},
-		{Name: "custom", Type: actions.StringMap, Example: "{source: official_account}",
-			Doc: fmt.Sprintf("custom friend fields, configured in the IM console first: each key becomes Tag_SNS_Custom_<key> (1 to %d letters, digits or _), each value a string of at most %d bytes", MaxCustomKey, MaxCustomValue)},
-	},
+	Params:   actions.ParamsOf[FriendUpdateParams](),
 	Validate: validateFriendUpdate,
 }
 
@@ -133,11 +122,25 @@ func (f *FriendUpdate) Spec() actions.Spec { return friendUpdateSpec }
 
 // FriendUpdateParams are an im.friend_update job's parameters.
 type FriendUpdateParams struct {
-	From   string            `param:"from"`
-	To     string            `param:"to"`
-	Remark *string           `param:"remark"` // nil: unchanged
-	Groups []string          `param:"groups"` // nil: unchanged
-	Custom map[string]string `param:"custom"`
+	From   string
+	To     string
+	Remark *string  // nil: unchanged
+	Groups []string // nil: unchanged
+	Custom map[string]string
+}
+
+// DeclareParams implements actions.Declarer.
+func (p *FriendUpdateParams) DeclareParams(d *actions.Decl) {
+	d.Param(&p.From, actions.Param{Name: "from", Required: true, Example: "${ From_Account }",
+		Doc: "the UserID whose friend list is updated (From_Account)"})
+	d.Param(&p.To, actions.Param{Name: "to", Required: true, Example: "${ To_Account }",
+		Doc: "the friend whose entry is updated (To_Account)"})
+	d.Param(&p.Remark, actions.Param{Name: "remark", Example: "met at onboarding",
+		Doc: fmt.Sprintf("the remark (%s), at most %d bytes", tagRemark, MaxRemark)})
+	d.Param(&p.Groups, actions.Param{Name: "groups", MaxItems: MaxFriendGroups, Example: "[new-users, vip]",
+		Doc: fmt.Sprintf("the friend groups (%s), replacing the current ones: names of 1 to %d bytes; [] removes the friend from every group", tagGroup, MaxGroupName)})
+	d.Param(&p.Custom, actions.Param{Name: "custom", Example: "{source: official_account}",
+		Doc: fmt.Sprintf("custom friend fields, configured in the IM console first: each key becomes %s<key> (1 to %d letters, digits or _), each value a string of at most %d bytes", customTagPrefix, MaxCustomKey, MaxCustomValue)})
 }
 
 type friendUpdate struct {

@@ -39,14 +39,7 @@ var addToGroupSpec = actions.Spec{
 		"per request (longer lists are split). A member added, already a member, or invited and awaiting " +
 		"their confirmation (logged) is done; members IM reports failed are retried alone. An unknown " +
 		"group and an AVChatRoom (10007), which takes no added members, are permanent failures.",
-	Params: []actions.Param{
-		{Name: "group", Type: actions.String, Required: true, Example: "onboarding-2026",
-			Doc: "the GroupId"},
-		{Name: "members", Type: actions.StringList, MinItems: 1, MaxItems: MaxGroupJob, Example: "[\"${ From_Account }\"]",
-			Doc: "the UserIDs to add; absent: the event's To_Account"},
-		{Name: "silence", Type: actions.Bool, Default: false, Example: "true",
-			Doc: "add without the group's system notice (Silence 1)"},
-	},
+	Params:   actions.ParamsOf[AddToGroupParams](),
 	Validate: validateAddToGroup,
 }
 
@@ -78,9 +71,19 @@ func (a *AddToGroup) Spec() actions.Spec { return addToGroupSpec }
 
 // AddToGroupParams are an im.add_to_group job's parameters.
 type AddToGroupParams struct {
-	Group   string   `param:"group"`
-	Members []string `param:"members"` // nil: the event's To_Account
-	Silence bool     `param:"silence"`
+	Group   string
+	Members []string // nil: the event's To_Account
+	Silence bool
+}
+
+// DeclareParams implements actions.Declarer.
+func (p *AddToGroupParams) DeclareParams(d *actions.Decl) {
+	d.Param(&p.Group, actions.Param{Name: "group", Required: true, Example: "onboarding-2026",
+		Doc: "the GroupId"})
+	d.Param(&p.Members, actions.Param{Name: "members", MinItems: 1, MaxItems: MaxGroupJob, Example: "[\"${ From_Account }\"]",
+		Doc: "the UserIDs to add; absent: the event's To_Account"})
+	d.Param(&p.Silence, actions.Param{Name: "silence", Default: false, Example: "true",
+		Doc: "add without the group's system notice (Silence 1)"})
 }
 
 type addGroupMember struct {

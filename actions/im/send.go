@@ -38,28 +38,7 @@ var sendSpec = actions.Spec{
 	Doc: "Sends a one-to-one message through the IM REST API (openim/sendmsg) as the admin account, " +
 		"or as `from`. A retried job is the same message to IM (MsgRandom and MsgSeq derive from the " +
 		"job id), so IM's 120-second dedup absorbs repeats. Requests keep to --im-rate.",
-	Params: []actions.Param{
-		{Name: "to", Type: actions.String, Example: `"${ From_Account }"`, Required: true, Doc: "the receiver's UserID (To_Account)"},
-		{Name: "from", Type: actions.String, Example: `welcome_bot`, Doc: "the UserID to send as (From_Account); absent or empty: the admin account"},
-		{Name: "text", Type: actions.String, Example: `"Hi ${ From_Account }, welcome!"`, Doc: "a text message (TIMTextElem), at most 8000 bytes; exactly one of text and custom"},
-		{Name: "custom", Type: actions.Object, Example: `{data: '{"kind":"welcome"}', desc: Welcome!}`, Doc: "a custom message (TIMCustomElem); exactly one of text and custom", Fields: []actions.Param{
-			{Name: "data", Type: actions.String, Example: `'{"kind":"welcome"}'`, Required: true, Doc: "the payload, not shown in push notifications"},
-			{Name: "desc", Type: actions.String, Example: `Welcome!`, Doc: "push notification text; without it (or offline_push.desc) there is no offline push"},
-			{Name: "ext", Type: actions.String, Example: `'{"k":1}'`, Doc: "APNs ext field"},
-			{Name: "sound", Type: actions.String, Example: `ding.caf`, Doc: "APNs sound"},
-		}},
-		{Name: "sync_other_machine", Type: actions.Bool, Example: `true`, Default: false, Doc: "also show the message on the sender's own devices (SyncOtherMachine 1; false sends 2)"},
-		{Name: "cloud_custom_data", Type: actions.String, Example: `'{"rule":"welcome-v1"}'`, Doc: "custom data stored with the message and delivered to the receiver (CloudCustomData)"},
-		{Name: "msg_lifetime", Type: actions.Any, Example: `24h`, Doc: "how long IM keeps the message for an offline receiver: a duration (\"24h\") or whole seconds; 0 = online only; at most 7 days (IM's default)"},
-		{Name: "no_callbacks", Type: actions.Bool, Example: `false`, Default: true, Doc: "keep the message from triggering the app's own C2C before/after-send callbacks (ForbidCallbackControl)"},
-		{Name: "no_unread", Type: actions.Bool, Example: `true`, Default: false, Doc: "do not count the message as unread (SendMsgControl NoUnread)"},
-		{Name: "no_last_msg", Type: actions.Bool, Example: `true`, Default: false, Doc: "do not move the conversation up the receiver's list (SendMsgControl NoLastMsg)"},
-		{Name: "offline_push", Type: actions.Object, Example: `{title: Welcome, desc: Say hi to your new friend}`, Doc: "offline push notification (OfflinePushInfo)", Fields: []actions.Param{
-			{Name: "title", Type: actions.String, Example: `Welcome`, Doc: "notification title"},
-			{Name: "desc", Type: actions.String, Example: `Say hi to your new friend`, Doc: "notification text"},
-			{Name: "ext", Type: actions.String, Example: `'{"screen":"chat"}'`, Doc: "pass-through data (JSON for Android vendor channels)"},
-		}},
-	},
+	Params:   actions.ParamsOf[SendParams](),
 	Validate: validateSend,
 	Rendered: renderedSend,
 }
@@ -76,34 +55,78 @@ func renderedSend(p map[string]any) error {
 // Spec implements actions.Kind.
 func (s *Send) Spec() actions.Spec { return sendSpec }
 
-// SendParams are an im.send job's parameters (see sendSpec).
+// SendParams are an im.send job's parameters.
 type SendParams struct {
-	To               string           `param:"to"`
-	From             string           `param:"from"` // empty: the admin account
-	Text             string           `param:"text"` // empty: Custom is set
-	Custom           *SendCustom      `param:"custom"`
-	SyncOtherMachine bool             `param:"sync_other_machine"`
-	CloudCustomData  string           `param:"cloud_custom_data"`
-	MsgLifetime      any              `param:"msg_lifetime"` // nil: IM's default; see lifetime
-	NoCallbacks      bool             `param:"no_callbacks"`
-	NoUnread         bool             `param:"no_unread"`
-	NoLastMsg        bool             `param:"no_last_msg"`
-	OfflinePush      *SendOfflinePush `param:"offline_push"`
+	To string
+	Message
+	NoCallbacks bool
 }
 
-// SendCustom is im.send's custom parameter: a TIMCustomElem.
+// DeclareParams implements actions.Declarer.
+func (p *SendParams) DeclareParams(d *actions.Decl) {
+	d.Param(&p.To, actions.Param{Name: "to", Example: `"${ From_Account }"`, Required: true, Doc: "the receiver's UserID (To_Account)"})
+	p.Message.declare(d, &p.NoCallbacks)
+}
+
+// Message is the message im.send and im.batch_send send: their parameters
+// but the receivers and, for im.send, no_callbacks.
+type Message struct {
+	From             string // empty: the admin account
+	Text             string // empty: Custom is set
+	Custom           *SendCustom
+	SyncOtherMachine bool
+	CloudCustomData  string
+	MsgLifetime      any // nil: IM's default; see lifetime
+	NoUnread         bool
+	NoLastMsg        bool
+	OfflinePush      *SendOfflinePush
+}
+
+// declare declares m's parameters, and no_callbacks in its place when
+// noCallbacks holds it (batchsendmsg triggers no callback to forbid).
+func (m *Message) declare(d *actions.Decl, noCallbacks *bool) {
+	d.Param(&m.From, actions.Param{Name: "from", Example: `welcome_bot`, Doc: "the UserID to send as (From_Account); absent or empty: the admin account"})
+	d.Param(&m.Text, actions.Param{Name: "text", Example: `"Hi ${ From_Account }, welcome!"`, Doc: fmt.Sprintf("a text message (TIMTextElem), at most %d bytes; exactly one of text and custom", MaxContent)})
+	d.Param(&m.Custom, actions.Param{Name: "custom", Example: `{data: '{"kind":"welcome"}', desc: Welcome!}`, Doc: "a custom message (TIMCustomElem); exactly one of text and custom"})
+	d.Param(&m.SyncOtherMachine, actions.Param{Name: "sync_other_machine", Example: `true`, Default: false, Doc: "also show the message on the sender's own devices (SyncOtherMachine 1; false sends 2)"})
+	d.Param(&m.CloudCustomData, actions.Param{Name: "cloud_custom_data", Example: `'{"rule":"welcome-v1"}'`, Doc: "custom data stored with the message and delivered to the receiver (CloudCustomData)"})
+	d.Param(&m.MsgLifetime, actions.Param{Name: "msg_lifetime", Example: `24h`, Doc: "how long IM keeps the message for an offline receiver: a duration (\"24h\") or whole seconds; 0 = online only; at most 7 days (IM's default)"})
+	if noCallbacks != nil {
+		d.Param(noCallbacks, actions.Param{Name: "no_callbacks", Example: `false`, Default: true, Doc: "keep the message from triggering the app's own C2C before/after-send callbacks (ForbidCallbackControl)"})
+	}
+	d.Param(&m.NoUnread, actions.Param{Name: "no_unread", Example: `true`, Default: false, Doc: "do not count the message as unread (SendMsgControl NoUnread)"})
+	d.Param(&m.NoLastMsg, actions.Param{Name: "no_last_msg", Example: `true`, Default: false, Doc: "do not move the conversation up the receiver's list (SendMsgControl NoLastMsg)"})
+	d.Param(&m.OfflinePush, actions.Param{Name: "offline_push", Example: `{title: Welcome, desc: Say hi to your new friend}`, Doc: "offline push notification (OfflinePushInfo)"})
+}
+
+// SendCustom is the messages' custom parameter: a TIMCustomElem.
 type SendCustom struct {
-	Data  string `param:"data"`
-	Desc  string `param:"desc"`
-	Ext   string `param:"ext"`
-	Sound string `param:"sound"`
+	Data  string
+	Desc  string
+	Ext   string
+	Sound string
 }
 
-// SendOfflinePush is im.send's offline_push parameter.
+// DeclareParams implements actions.Declarer.
+func (c *SendCustom) DeclareParams(d *actions.Decl) {
+	d.Param(&c.Data, actions.Param{Name: "data", Example: `'{"kind":"welcome"}'`, Required: true, Doc: "the payload, not shown in push notifications"})
+	d.Param(&c.Desc, actions.Param{Name: "desc", Example: `Welcome!`, Doc: "push notification text; without it (or offline_push.desc) there is no offline push"})
+	d.Param(&c.Ext, actions.Param{Name: "ext", Example: `'{"k":1}'`, Doc: "APNs ext field"})
+	d.Param(&c.Sound, actions.Param{Name: "sound", Example: `ding.caf`, Doc: "APNs sound"})
+}
+
+// SendOfflinePush is the messages' offline_push parameter.
 type SendOfflinePush struct {
-	Title string `param:"title"`
-	Desc  string `param:"desc"`
-	Ext   string `param:"ext"`
+	Title string
+	Desc  string
+	Ext   string
+}
+
+// DeclareParams implements actions.Declarer.
+func (o *SendOfflinePush) DeclareParams(d *actions.Decl) {
+	d.Param(&o.Title, actions.Param{Name: "title", Example: `Welcome`, Doc: "notification title"})
+	d.Param(&o.Desc, actions.Param{Name: "desc", Example: `Say hi to your new friend`, Doc: "notification text"})
+	d.Param(&o.Ext, actions.Param{Name: "ext", Example: `'{"screen":"chat"}'`, Doc: "pass-through data (JSON for Android vendor channels)"})
 }
 
 // validateSend checks what the types cannot; it skips Deferred values.
