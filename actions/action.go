@@ -1,9 +1,16 @@
 // Package actions holds the action contract, the registry of action kinds
-// and the built-in kinds. Each kind declares its parameters once, as a
-// parameter struct (see Declarer); its Spec's Params derive from the
-// struct, and rule loading, lint errors, `friendflow test` output, the
-// action reference and the JSON schema all come from them. A kind decides whether its own
-// failure is worth a retry; the retry policy itself lives in the workers.
+// and the log, webhook and deny kinds. Each kind declares its parameters
+// once, as a parameter struct (see Declarer); its Spec's Params derive
+// from the struct, and rule loading, lint errors, `friendflow test`
+// output, the action reference and the JSON schema all come from them. A
+// kind decides whether its own failure is worth a retry; the retry policy
+// itself lives in the workers.
+//
+// A new kind is a parameter struct with its DeclareParams, a Spec whose
+// Params are ParamsOf that struct, a Do that starts with Decode, and a
+// line in actions/builtin's Kinds; then regenerate the reference (go test
+// ./cmd/friendflow -run TestReadmeActionReference -update) and the schema
+// (go generate ./...). The Registry example shows a small one.
 package actions
 
 import (

@@ -6,8 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/friendflow/friendflow/actions"
-	"github.com/friendflow/friendflow/actions/im"
+	"github.com/friendflow/friendflow/actions/builtin"
 	"github.com/friendflow/friendflow/rules/imevent"
 )
 
@@ -143,13 +142,8 @@ func TestInfo(t *testing.T) {
 
 func TestExamples(t *testing.T) {
 	// The examples use the real kinds: the registry serve builds.
-	var reg actions.Registry
-	for _, k := range append([]actions.Kind{&actions.Log{}, &actions.Webhook{}, &actions.Deny{}}, im.Kinds(nil)...) {
-		if err := reg.Register(k); err != nil {
-			t.Fatal(err)
-		}
-	}
-	s, err := Load("../examples/rules", Options{Registry: &reg})
+	reg := builtin.Registry(builtin.Deps{})
+	s, err := Load("../examples/rules", Options{Registry: reg})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,8 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/friendflow/friendflow/actions"
-	"github.com/friendflow/friendflow/actions/im"
+	"github.com/friendflow/friendflow/actions/builtin"
 	"github.com/friendflow/friendflow/rules/imevent"
 )
 
@@ -144,14 +143,9 @@ func TestLintWarningsInRulesAndExplain(t *testing.T) {
 // TestLintExamplesAndFixturesAreClean holds the rule files operators copy
 // (examples/rules) and the benchmark's rule set to the checked forms.
 func TestLintExamplesAndFixturesAreClean(t *testing.T) {
-	var reg actions.Registry
-	for _, k := range append([]actions.Kind{&actions.Log{}, &actions.Webhook{}, &actions.Deny{}}, im.Kinds(nil)...) {
-		if err := reg.Register(k); err != nil {
-			t.Fatal(err)
-		}
-	}
+	reg := builtin.Registry(builtin.Deps{})
 	for _, dir := range []string{"../examples/rules", benchRules(t)} {
-		s, err := Load(dir, Options{Registry: &reg})
+		s, err := Load(dir, Options{Registry: reg})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -355,3 +355,8 @@ func offlinePushInfo(op *SendOfflinePush) *offlinePush {
 	}
 	return &offlinePush{Title: op.Title, Desc: op.Desc, Ext: op.Ext}
 }
+
+// notConfigured is the failure of a job of kind run without a Client.
+func notConfigured(kind string) error {
+	return actions.Permanent(errors.New(kind + ": IM is not configured (--im-secret-key, --sdkappid)"))
+}

@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/friendflow/friendflow/actions"
+	"github.com/friendflow/friendflow/actions/builtin"
 	"github.com/friendflow/friendflow/actions/im"
 	"github.com/friendflow/friendflow/engine"
 	"github.com/friendflow/friendflow/engine/imcallback"
@@ -21,17 +22,11 @@ import (
 	"github.com/friendflow/friendflow/rules/imevent"
 )
 
-// newRegistry registers every action kind. imc may be nil where no IM call
-// can happen (lint, test, explain): im.send then validates but cannot run.
+// newRegistry registers the built-in action kinds. imc may be nil where no
+// IM call can happen (lint, test, explain): the im.* kinds then validate
+// but cannot run.
 func newRegistry(log *slog.Logger, imc *im.Client) *actions.Registry {
-	var reg actions.Registry
-	kinds := []actions.Kind{&actions.Log{Logger: log, Accounts: imevent.AccountFields()}, &actions.Webhook{}, &actions.Deny{}}
-	for _, k := range append(kinds, im.Kinds(imc)...) {
-		if err := reg.Register(k); err != nil {
-			panic(err) // two built-in kinds with one name: a programming error
-		}
-	}
-	return &reg
+	return builtin.Registry(builtin.Deps{Logger: log, Accounts: imevent.AccountFields(), IM: imc})
 }
 
 // defaultRules is where lint, test and explain look without a PATH: serve's

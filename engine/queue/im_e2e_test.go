@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/friendflow/friendflow/actions"
+	"github.com/friendflow/friendflow/actions/builtin"
 	"github.com/friendflow/friendflow/actions/im"
 	"github.com/friendflow/friendflow/actions/im/imtest"
 )
@@ -31,12 +32,7 @@ func newIMHarness(t *testing.T) *imHarness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg := &actions.Registry{}
-	for _, k := range im.Kinds(c) {
-		if err := reg.Register(k); err != nil {
-			t.Fatal(err)
-		}
-	}
+	reg := builtin.Registry(builtin.Deps{IM: c})
 	hooks := newHookLog()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
