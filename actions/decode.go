@@ -192,12 +192,12 @@ func bindField(ft reflect.Type, p *Param) (setter, error) {
 	switch {
 	case !ok:
 		return nil, fmt.Errorf("no parameter type is held by a %v", ft)
+	case p.Fields != nil:
+		return nil, errors.New("only a struct declares Fields")
 	case p.Type == URL && t == String:
 		t = URL
 	case p.Type != t && p.Type != String: // String is the zero value: not set
 		return nil, fmt.Errorf("a %v holds a parameter of type %s, not %s", ft, t, p.Type)
-	case p.Fields != nil:
-		return nil, errors.New("only a struct declares Fields")
 	}
 	p.Type = t
 	if ptr {
@@ -262,9 +262,9 @@ func setPointer(f reflect.Value, v any, path string) error {
 // Declared reports whether s's parameters and the parameter struct that
 // declares them (see ParamsOf) agree: every parameter held by a field of
 // its type, every field of the struct holding one, and nested objects
-// alike. ParamsOf makes them so; a Spec whose Params were written by hand
-// or edited afterwards does not pass, and Decode fails its every job. The
-// tests of the registered kinds call it.
+// alike. ParamsOf makes them so; Params written by hand or edited
+// afterwards do not pass (and Decode fails every job of a kind whose
+// Params are not ParamsOf's). The tests of the registered kinds call it.
 func Declared(s Spec) error {
 	if len(s.Params) == 0 {
 		return nil
