@@ -225,39 +225,8 @@ func appendValue(dst []byte, v any, depth int) ([]byte, error) {
 		return append(dst, tagFalse), nil
 	case float64:
 		return appendFloat(dst, v)
-	case int:
-		return appendInt(dst, int64(v)), nil
-	case int64:
-		return appendInt(dst, v), nil
-	case int32:
-		return appendInt(dst, int64(v)), nil
-	case int16:
-		return appendInt(dst, int64(v)), nil
-	case int8:
-		return appendInt(dst, int64(v)), nil
-	case uint:
-		return appendUint(dst, uint64(v))
-	case uint64:
-		return appendUint(dst, v)
-	case uint32:
-		return appendInt(dst, int64(v)), nil
-	case uint16:
-		return appendInt(dst, int64(v)), nil
-	case uint8:
-		return appendInt(dst, int64(v)), nil
 	case []any:
-		if v == nil {
-			return append(dst, tagNil), nil
-		}
-		dst = append(dst, tagArray)
-		dst = binary.AppendUvarint(dst, uint64(len(v)))
-		var err error
-		for _, e := range v {
-			if dst, err = appendValue(dst, e, depth+1); err != nil {
-				return nil, err
-			}
-		}
-		return dst, nil
+		return appendArray(dst, v, depth)
 	case []string:
 		if v == nil {
 			return append(dst, tagNil), nil
@@ -274,9 +243,61 @@ func appendValue(dst []byte, v any, depth int) ([]byte, error) {
 		}
 		return appendMap(dst, v, depth)
 	}
+	if dst, ok, err := appendInteger(dst, v); ok {
+		return dst, err
+	}
 	// float32 (formatted with 32-bit precision), json.Number, []byte
 	// (base64), Marshalers, structs, other maps and slices, named types.
 	return appendJSON(dst, v)
+}
+
+// appendInteger appends a value of Go's integer types; ok is false for
+// any other type.
+func appendInteger(dst []byte, v any) (_ []byte, ok bool, _ error) {
+	var i int64
+	switch v := v.(type) {
+	case int:
+		i = int64(v)
+	case int64:
+		i = v
+	case int32:
+		i = int64(v)
+	case int16:
+		i = int64(v)
+	case int8:
+		i = int64(v)
+	case uint32:
+		i = int64(v)
+	case uint16:
+		i = int64(v)
+	case uint8:
+		i = int64(v)
+	case uint:
+		dst, err := appendUint(dst, uint64(v))
+		return dst, true, err
+	case uint64:
+		dst, err := appendUint(dst, v)
+		return dst, true, err
+	default:
+		return dst, false, nil
+	}
+	return appendInt(dst, i), true, nil
+}
+
+// appendArray appends a slice of values, nil as nil.
+func appendArray(dst []byte, a []any, depth int) ([]byte, error) {
+	if a == nil {
+		return append(dst, tagNil), nil
+	}
+	dst = append(dst, tagArray)
+	dst = binary.AppendUvarint(dst, uint64(len(a)))
+	var err error
+	for _, e := range a {
+		if dst, err = appendValue(dst, e, depth+1); err != nil {
+			return nil, err
+		}
+	}
+	return dst, nil
 }
 
 // appendMap appends a non-nil map.
@@ -578,58 +599,72 @@ func (d *decoder) value(depth int) (any, error) {
 		i, err := d.varint()
 		return float64(i), err
 	case tagFloat:
-		end, err := d.span(8)
-		if err != nil {
-			return nil, err
-		}
-		f := math.Float64frombits(binary.LittleEndian.Uint64(d.data[d.off:end]))
-		d.off = end
-		return f, nil
+		return d.float()
 	case tagArray, tagMap:
-		if depth >= maxNativeDepth {
-			return nil, errTooDeep
-		}
-		n, err := d.uvarint()
-		if err != nil {
-			return nil, err
-		}
-		if n > uint64(len(d.data)-d.off) { // every element takes a byte at least
-			return nil, errTruncated
-		}
-		if tag == tagArray {
-			a := make([]any, n)
-			for i := range a {
-				if a[i], err = d.value(depth + 1); err != nil {
-					return nil, err
-				}
-			}
-			return a, nil
-		}
-		m := make(map[string]any, n)
-		for range n {
-			k, err := d.string()
-			if err != nil {
-				return nil, err
-			}
-			if m[k], err = d.value(depth + 1); err != nil {
-				return nil, err
-			}
-		}
-		return m, nil
+		return d.composite(tag, depth)
 	case tagJSON:
-		n, err := d.uvarint()
-		if err != nil {
-			return nil, err
-		}
-		b, err := d.bytes(n)
-		if err != nil {
-			return nil, err
-		}
-		var v any
-		if err := json.Unmarshal(b, &v); err != nil {
-			return nil, fmt.Errorf("JSON value: %w", err)
-		}
-		return v, nil
+		return d.json()
 	}
 	return nil, fmt.Errorf("unknown value tag %d", tag)
+}
+
+func (d *decoder) float() (any, error) {
+	end, err := d.span(8)
+	if err != nil {
+		return nil, err
+	}
+	f := math.Float64frombits(binary.LittleEndian.Uint64(d.data[d.off:end]))
+	d.off = end
+	return f, nil
+}
+
+// composite reads an array or a map (tag) at depth.
+func (d *decoder) composite(tag byte, depth int) (any, error) {
+	if depth >= maxNativeDepth {
+		return nil, errTooDeep
+	}
+	n, err := d.uvarint()
+	if err != nil {
+		return nil, err
+	}
+	if n > uint64(len(d.data)-d.off) { // every element takes a byte at least
+		return nil, errTruncated
+	}
+	if tag == tagArray {
+		a := make([]any, n)
+		for i := range a {
+			if a[i], err = d.value(depth + 1); err != nil {
+				return nil, err
+			}
+		}
+		return a, nil
+	}
+	m := make(map[string]any, n)
+	for range n {
+		k, err := d.string()
+		if err != nil {
+			return nil, err
+		}
+		if m[k], err = d.value(depth + 1); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// json reads a value stored as JSON (appendJSON).
+func (d *decoder) json() (any, error) {
+	n, err := d.uvarint()
+	if err != nil {
+		return nil, err
+	}
+	b, err := d.bytes(n)
+	if err != nil {
+		return nil, err
+	}
+	var v any
+	if err := json.Unmarshal(b, &v); err != nil {
+		return nil, fmt.Errorf("JSON value: %w", err)
+	}
+	return v, nil
 }

@@ -280,33 +280,10 @@ type Queue struct {
 // server or cluster is not ready yet (a cluster electing its leaders), until
 // ctx is done or 30 s have passed.
 func Open(ctx context.Context, cfg Config) (*Queue, error) {
-	if cfg.Workers <= 0 {
-		cfg.Workers = DefaultWorkers
-	}
-	if cfg.Replicas <= 0 {
-		cfg.Replicas = defaultReplicas
-	}
-	if cfg.JobTimeout <= 0 {
-		cfg.JobTimeout = DefaultJobTimeout
-	}
-	if cfg.Namespace == "" {
-		cfg.Namespace = DefaultNamespace
-	}
+	ownClock := cfg.Now != nil
+	cfg.setDefaults()
 	if err := CheckNamespace(cfg.Namespace); err != nil {
 		return nil, fmt.Errorf("queue: %w", err)
-	}
-	if cfg.DeadMaxAge <= 0 {
-		cfg.DeadMaxAge = DefaultDeadMaxAge
-	}
-	if cfg.DeadMaxBytes <= 0 {
-		cfg.DeadMaxBytes = DefaultDeadMaxBytes
-	}
-	ownClock := cfg.Now != nil
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if cfg.Rand == nil {
-		cfg.Rand = rand.Float64
 	}
 	base := cfg.Logger
 	if base == nil {
@@ -316,23 +293,8 @@ func Open(ctx context.Context, cfg Config) (*Queue, error) {
 	// appends, so a component logger derived from another would carry
 	// two component keys.
 	log := base.With("component", "queue")
-	if cfg.URL == "" {
-		if cfg.DataDir == "" {
-			return nil, errors.New("queue: DataDir is required for the embedded server")
-		}
-		if cfg.Replicas > 1 {
-			return nil, fmt.Errorf("queue: %d replicas need an external cluster (URL)", cfg.Replicas)
-		}
-		if cfg.Auth != (Auth{}) || cfg.TLS != (TLS{}) {
-			return nil, errors.New("queue: NATS credentials and TLS apply to an external cluster (URL) only")
-		}
-	} else {
-		if cfg.SyncAlways {
-			log.Warn("sync-always is a setting of the external NATS servers (jetstream { sync_interval: always }); ignored here")
-		}
-		if cfg.Listen != "" {
-			return nil, errors.New("queue: Listen applies to the embedded server only, not with URL")
-		}
+	if err := cfg.checkServer(log); err != nil {
+		return nil, err
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -392,6 +354,58 @@ func Open(ctx context.Context, cfg Config) (*Queue, error) {
 		go q.watchStore()
 	}
 	return q, nil
+}
+
+// setDefaults fills in the zero fields of cfg that have a default.
+func (cfg *Config) setDefaults() {
+	if cfg.Workers <= 0 {
+		cfg.Workers = DefaultWorkers
+	}
+	if cfg.Replicas <= 0 {
+		cfg.Replicas = defaultReplicas
+	}
+	if cfg.JobTimeout <= 0 {
+		cfg.JobTimeout = DefaultJobTimeout
+	}
+	if cfg.Namespace == "" {
+		cfg.Namespace = DefaultNamespace
+	}
+	if cfg.DeadMaxAge <= 0 {
+		cfg.DeadMaxAge = DefaultDeadMaxAge
+	}
+	if cfg.DeadMaxBytes <= 0 {
+		cfg.DeadMaxBytes = DefaultDeadMaxBytes
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = rand.Float64
+	}
+}
+
+// checkServer refuses settings of the other kind of server: the embedded
+// one (no URL) or an external cluster.
+func (cfg *Config) checkServer(log *slog.Logger) error {
+	if cfg.URL != "" {
+		if cfg.SyncAlways {
+			log.Warn("sync-always is a setting of the external NATS servers (jetstream { sync_interval: always }); ignored here")
+		}
+		if cfg.Listen != "" {
+			return errors.New("queue: Listen applies to the embedded server only, not with URL")
+		}
+		return nil
+	}
+	if cfg.DataDir == "" {
+		return errors.New("queue: DataDir is required for the embedded server")
+	}
+	if cfg.Replicas > 1 {
+		return fmt.Errorf("queue: %d replicas need an external cluster (URL)", cfg.Replicas)
+	}
+	if cfg.Auth != (Auth{}) || cfg.TLS != (TLS{}) {
+		return errors.New("queue: NATS credentials and TLS apply to an external cluster (URL) only")
+	}
+	return nil
 }
 
 // setup creates or updates the streams and the consumer. It is idempotent,

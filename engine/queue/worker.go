@@ -182,25 +182,9 @@ func (q *Queue) handle(m jetstream.Msg) (verdict, time.Duration) {
 		return vRelease, 0
 	}
 	seq := meta.Sequence.Stream
-	jobs, err := decodeJobs(m.Data())
+	jobs, err := q.readJobs(m, meta)
 	if err != nil {
 		return q.poison(m, seq, err), 0
-	}
-	if h := m.Headers().Get(hdrErrors); h != "" && len(jobs) == 1 {
-		if err := json.Unmarshal([]byte(h), &jobs[0].Errors); err != nil {
-			// The history is for people; the job runs without it.
-			q.log.Warn("unreadable error history of a job", "job_id", jobs[0].ID, "err", err)
-			jobs[0].Errors = nil
-		}
-	}
-	// A message postponed until its one job was due (vWait below) comes
-	// back by design; only a delivery that was never acknowledged is a
-	// redelivery.
-	waited := len(jobs) == 1 && !jobs[0].Due.IsZero()
-	if h := q.cfg.Hooks.Redelivered; h != nil && meta.NumDelivered > 1 && dueHeader(m.Headers()).IsZero() && !waited {
-		for i := range jobs {
-			h(&jobs[i], meta.NumDelivered)
-		}
 	}
 	// Jobs not due yet leave first, each into a message of its own, all
 	// published at once; then the due ones run.
@@ -216,8 +200,52 @@ func (q *Queue) handle(m jetstream.Msg) (verdict, time.Duration) {
 			return vRelease, 0
 		}
 	}
-	b := q.runAll(due)
-	var rest []Job // not started, or interrupted by Stop: as they were before
+	rest, ok := q.conclude(seq, due, q.runAll(due))
+	if !ok {
+		return vRelease, 0
+	}
+	if len(rest) > 0 {
+		if len(jobs) == 1 {
+			return vRelease, 0
+		}
+		if !q.handOff(seq, "s", rest...) {
+			return vRelease, 0
+		}
+	}
+	return vAck, 0
+}
+
+// readJobs decodes a message's jobs with the error history its header
+// holds, and reports a redelivery to the Redelivered hook.
+func (q *Queue) readJobs(m jetstream.Msg, meta *jetstream.MsgMetadata) ([]Job, error) {
+	jobs, err := decodeJobs(m.Data())
+	if err != nil {
+		return nil, err
+	}
+	if h := m.Headers().Get(hdrErrors); h != "" && len(jobs) == 1 {
+		if err := json.Unmarshal([]byte(h), &jobs[0].Errors); err != nil {
+			// The history is for people; the job runs without it.
+			q.log.Warn("unreadable error history of a job", "job_id", jobs[0].ID, "err", err)
+			jobs[0].Errors = nil
+		}
+	}
+	// A message postponed until its one job was due (vWait in handle)
+	// comes back by design; only a delivery that was never acknowledged
+	// is a redelivery.
+	waited := len(jobs) == 1 && !jobs[0].Due.IsZero()
+	if h := q.cfg.Hooks.Redelivered; h != nil && meta.NumDelivered > 1 && dueHeader(m.Headers()).IsZero() && !waited {
+		for i := range jobs {
+			h(&jobs[i], meta.NumDelivered)
+		}
+	}
+	return jobs, nil
+}
+
+// conclude hands off the retried jobs of b, buries the dead ones and
+// records every finished one. It returns the jobs not started, or
+// interrupted by Stop, as they were before; ok is false when a hand-off
+// failed and the message must be released.
+func (q *Queue) conclude(seq uint64, due []Job, b *batch) (rest []Job, ok bool) {
 	for i := range b.runs {
 		r, job := &b.runs[i], &due[i]
 		if !r.started || r.res.outcome == outcomeInterrupted {
@@ -230,24 +258,16 @@ func (q *Queue) handle(m jetstream.Msg) (verdict, time.Duration) {
 		switch r.res.outcome {
 		case OutcomeRetried:
 			if !q.handOff(seq, "r", *job) {
-				return vRelease, 0
+				return nil, false
 			}
 		case OutcomeDead:
 			if !q.bury(seq, *job, r.res.reason) {
-				return vRelease, 0
+				return nil, false
 			}
 		}
 		q.finished(job, r.res)
 	}
-	if len(rest) > 0 {
-		if len(jobs) == 1 {
-			return vRelease, 0
-		}
-		if !q.handOff(seq, "s", rest...) {
-			return vRelease, 0
-		}
-	}
-	return vAck, 0
+	return rest, true
 }
 
 func countLater(jobs []Job, now time.Time) int {

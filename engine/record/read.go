@@ -96,6 +96,11 @@ func (r *Ring) List(f Filter, before uint64, limit int) ([]Event, uint64) {
 }
 
 func (f *Filter) matches(e *entry) bool {
+	return f.selects(e) && f.outcomeOf(e)
+}
+
+// selects checks the fields of f other than Outcome (and Rule with it).
+func (f *Filter) selects(e *entry) bool {
 	switch {
 	case f.Command != "" && e.Command != f.Command,
 		f.Account != "" && e.From != f.Account && e.To != f.Account,
@@ -103,6 +108,12 @@ func (f *Filter) matches(e *entry) bool {
 		f.Rule != "" && f.Outcome == "" && !slices.Contains(e.Matched, f.Rule) && !hasJobOf(e.Jobs, f.Rule):
 		return false
 	}
+	return true
+}
+
+// outcomeOf checks Outcome: the rule's (any rule's without Rule) outcome
+// or its jobs'.
+func (f *Filter) outcomeOf(e *entry) bool {
 	switch f.Outcome {
 	case "":
 		return true
