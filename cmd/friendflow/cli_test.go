@@ -6,26 +6,33 @@ import (
 	"flag"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
 
-// runBin runs the friendflow binary in dir with the test's environment
-// plus env, and returns its exit code and output.
+// runBin runs the command line args in process, as the binary run in dir
+// with the test's environment plus env would, and returns its exit code
+// and output. Only a dir other than the test's own ("" or ".") starts the
+// binary: run is all of main but os.Exit (TestProcessExitCodes holds the
+// process to it), and starting the race-built binary costs about a second.
 func runBin(t *testing.T, dir string, env []string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
-	return runIn(t, dir, append(os.Environ(), env...), args...)
+	if dir != "" && dir != "." {
+		return runIn(t, dir, append(os.Environ(), env...), args...)
+	}
+	return runHere(args, environ(env, os.Getenv))
 }
 
-// runBinary runs the friendflow binary with only PATH and env in its
-// environment, so that no FRIENDFLOW_* variable of the test's leaks in.
+// runBinary is runBin with only env in the environment, so that no
+// FRIENDFLOW_* variable of the test's leaks in.
 func runBinary(t *testing.T, env []string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
-	return runIn(t, "", append([]string{"PATH=" + os.Getenv("PATH")}, env...), args...)
+	return runHere(args, environ(env, func(string) string { return "" }))
 }
 
-// cli runs the friendflow binary and returns its exit code with stdout,
-// stderr appended when it failed.
+// cli runs a command line in process and returns its exit code with
+// stdout, stderr appended when it failed.
 func cli(t *testing.T, args ...string) (string, int) {
 	t.Helper()
 	code, out, errOut := runBin(t, "", nil, args...)
@@ -35,6 +42,29 @@ func cli(t *testing.T, args ...string) (string, int) {
 	return out, code
 }
 
+// runHere runs a command line through run, main's body.
+func runHere(args []string, getenv func(string) string) (code int, stdout, stderr string) {
+	var out, errOut bytes.Buffer
+	code = run(args, &out, &errOut, getenv)
+	return code, out.String(), errOut.String()
+}
+
+// environ is getenv for env (KEY=value lines) over base.
+func environ(env []string, base func(string) string) func(string) string {
+	m := map[string]string{}
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		m[k] = v
+	}
+	return func(k string) string {
+		if v, ok := m[k]; ok {
+			return v
+		}
+		return base(k)
+	}
+}
+
+// runIn runs the friendflow binary in dir with the environment environ.
 func runIn(t *testing.T, dir string, environ []string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	cmd := exec.Command(binary, args...)
@@ -122,6 +152,28 @@ func TestHelpEveryCommand(t *testing.T) {
 	}
 	if code, _, errOut := runBin(t, ".", nil, "dlq"); code != 2 || !strings.Contains(errOut, "friendflow dlq replay") {
 		t.Errorf("dlq alone: exit %d:\n%s", code, errOut)
+	}
+}
+
+// TestProcessExitCodes holds the binary to run: the process exits with
+// the code run returns (0, 2 for a usage mistake, 1 for a failure) and
+// prints what it prints. Every other command-line test calls run in
+// process.
+func TestProcessExitCodes(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		code int
+	}{
+		{[]string{"help", "lint"}, 0},
+		{[]string{"lnt"}, 2},
+		{[]string{"lint", filepath.Join(t.TempDir(), "none")}, 1},
+	} {
+		code, out, errOut := runIn(t, "", []string{"PATH=" + os.Getenv("PATH")}, tt.args...)
+		wantCode, wantOut, wantErr := runHere(tt.args, func(string) string { return "" })
+		if code != tt.code || code != wantCode || out != wantOut || errOut != wantErr {
+			t.Errorf("friendflow %s: the process exits %d, stdout %q, stderr %q; run returns %d, %q, %q; want exit %d",
+				strings.Join(tt.args, " "), code, out, errOut, wantCode, wantOut, wantErr, tt.code)
+		}
 	}
 }
 
