@@ -3,5 +3,6 @@
 // (cmd > engine > rules > actions > internal; a package's floor is the
 // first element of its path), no hand-written Go file is over 800 lines and
 // no hand-written function over cyclomatic complexity 20, counted as
-// gocyclo counts (https://github.com/fzipp/gocyclo).
+// gocyclo counts (https://github.com/fzipp/gocyclo). The how-tos of
+// docs/architecture.md name only files and identifiers that exist.
 package layers
