@@ -200,6 +200,27 @@ func TestServeConfigErrors(t *testing.T) {
 		{nil, []string{"serve", "--sdkappid", "1", "--dlq-max-bytes", "12XB"}, `invalid value "12XB" for --dlq-max-bytes (FRIENDFLOW_DLQ_MAX_BYTES)`},
 		{nil, []string{"serve", "--sdkappid", "1", "--dlq-max-bytes", "1MiB"}, "--dlq-max-bytes (FRIENDFLOW_DLQ_MAX_BYTES) must be at least 16MiB, got 1MiB"},
 		{[]string{"FRIENDFLOW_DLQ_MAX_AGE=0s"}, []string{"serve", "--sdkappid", "1"}, "--dlq-max-age (FRIENDFLOW_DLQ_MAX_AGE) must be a positive duration"},
+		// One row per check of each concern (serveflags.go), as they were worded.
+		{nil, []string{"serve", "--sdkappid", "1", "extra"}, `unexpected argument "extra"`},
+		{nil, []string{"serve", "--sdkappid", "1", "--admin-listen", "9090"}, `--admin-listen (FRIENDFLOW_ADMIN_LISTEN): "9090" is not host:port`},
+		{nil, []string{"serve", "--sdkappid", "1", "--max-connections", "0"}, "--max-connections (FRIENDFLOW_MAX_CONNECTIONS) must be at least 1, got 0"},
+		{nil, []string{"serve", "--sdkappid", "1", "--shutdown-timeout", "0s"}, "--shutdown-timeout (FRIENDFLOW_SHUTDOWN_TIMEOUT) must be a positive duration, got 0s"},
+		{nil, []string{"serve", "--sdkappid", "1", "--admin-listen", "0.0.0.0:9090"}, "--admin-listen (FRIENDFLOW_ADMIN_LISTEN) 0.0.0.0:9090 is not a loopback address"},
+		{nil, []string{"serve", "--sdkappid", "1", "--rules", ""}, "--rules (FRIENDFLOW_RULES) must name a directory or file"},
+		{nil, []string{"serve", "--sdkappid", "1", "--reload-interval", "0s"}, "--reload-interval (FRIENDFLOW_RELOAD_INTERVAL) must be a positive duration"},
+		{nil, []string{"serve", "--sdkappid", "1", "--data", ""}, "--data (FRIENDFLOW_DATA) must name a directory (or set --nats-url (FRIENDFLOW_NATS_URL))"},
+		{nil, []string{"serve", "--sdkappid", "1", "--nats-replicas", "6"}, "--nats-replicas (FRIENDFLOW_NATS_REPLICAS) must be 1 to 5, got 6"},
+		{nil, []string{"serve", "--sdkappid", "1", "--nats-replicas", "3"}, "--nats-replicas (FRIENDFLOW_NATS_REPLICAS) above 1 needs a cluster"},
+		{nil, []string{"serve", "--sdkappid", "1", "--sync", "never"}, `--sync (FRIENDFLOW_SYNC) must be default or always, got "never"`},
+		{nil, []string{"serve", "--sdkappid", "1", "--workers", "0"}, "--workers (FRIENDFLOW_WORKERS) must be at least 1, got 0"},
+		{nil, []string{"serve", "--sdkappid", "1", "--im-endpoint", "mars"}, "--im-endpoint (FRIENDFLOW_IM_ENDPOINT): "},
+		{nil, []string{"serve", "--sdkappid", "1", "--im-admin", ""}, "--im-admin (FRIENDFLOW_IM_ADMIN) must not be empty"},
+		{nil, []string{"serve", "--sdkappid", "1", "--im-rate", "0"}, "--im-rate (FRIENDFLOW_IM_RATE) must be positive, got 0"},
+		{nil, []string{"serve", "--sdkappid", "1", "--im-batch-recipients", "1"}, "--im-batch-recipients (FRIENDFLOW_IM_BATCH_RECIPIENTS) must be more than"},
+		{nil, []string{"serve", "--sdkappid", "1", "--decision-timeout", "2s"}, "--decision-timeout (FRIENDFLOW_DECISION_TIMEOUT) must stay below Tencent's 2s callback timeout, got 2s"},
+		{nil, []string{"serve", "--sdkappid", "1", "--decision-fail", "maybe"}, `--decision-fail (FRIENDFLOW_DECISION_FAIL) must be open or closed, got "maybe"`},
+		{nil, []string{"serve", "--sdkappid", "1", "--decision-fail-code", "40000"}, "--decision-fail-code (FRIENDFLOW_DECISION_FAIL_CODE) must be in 38000-39000, got 40000"},
+		{nil, []string{"serve", "--sdkappid", "1", "--record-events", "-1"}, "--record-events (FRIENDFLOW_RECORD_EVENTS) must be 0 (off) or more, got -1"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

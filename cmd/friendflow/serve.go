@@ -3,21 +3,17 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
-	"slices"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
+	"github.com/friendflow/friendflow/actions"
 	"github.com/friendflow/friendflow/actions/im"
 	"github.com/friendflow/friendflow/engine"
 	"github.com/friendflow/friendflow/engine/admin"
@@ -39,237 +35,6 @@ const (
 	rejectLogBurst = 20
 )
 
-// minDLQBytes is the smallest --dlq-max-bytes.
-const minDLQBytes byteSize = 16 << 20
-
-// serveConfig is everything `friendflow serve` is configured with.
-type serveConfig struct {
-	Listen          string
-	CallbackPath    string
-	AdminListen     string
-	SdkAppid        int
-	CallbackToken   []byte
-	CallbackMaxSkew time.Duration
-	MaxConnections  int
-	ShutdownTimeout time.Duration
-	LogFormat       string
-	LogLevel        slog.Level
-
-	Rules          string
-	ReloadInterval time.Duration
-	Data           string
-	NatsURL        string
-	NatsReplicas   int
-	NatsNamespace  string
-	NatsAuth       queue.Auth // the password read from NatsPassFile
-	NatsPassFile   string
-	NatsTLS        queue.TLS
-	DLQMaxAge      time.Duration
-	DLQMaxBytes    byteSize
-	Sync           string
-	Workers        int
-
-	IMEndpoint        string
-	IMAdmin           string
-	IMSecretKey       []byte
-	IMRate            float64
-	IMRateAPI         rateAPI // overrides IMRate for the APIs it names
-	IMBatchRecipients int
-
-	DecisionTimeout  time.Duration
-	DecisionFail     string
-	DecisionFailCode int
-
-	Pprof bool
-
-	RecordEvents int
-
-	// The admin API's guard (adminguard.go).
-	AdminToken    []byte
-	AdminInsecure bool
-	AdminHosts    stringList
-}
-
-// serveFlags are serve's flags as given, before config checks them.
-type serveFlags struct {
-	c              serveConfig
-	token          secretValue
-	tokenFile      string
-	imKey          secretValue
-	imKeyFile      string
-	adminToken     secretValue
-	adminTokenFile string
-	level          string
-}
-
-// serveCommand runs the service.
-func serveCommand(fs *flag.FlagSet) runFunc {
-	f := new(serveFlags)
-	f.declare(fs)
-	return func(ctx context.Context, inv *invocation) error {
-		cfg, err := f.config(inv.args, inv.cmdline)
-		if err != nil {
-			return err
-		}
-		return serve(ctx, cfg, inv.stdout, inv.stderr, inv.getenv)
-	}
-}
-
-// config checks the parsed flags and returns the configuration.
-func (f *serveFlags) config(pos []string, cmdline map[string]bool) (*serveConfig, error) {
-	c := f.c
-	var err error
-	if len(pos) > 0 {
-		return nil, usagef("unexpected argument %q", pos[0])
-	}
-	if c.SdkAppid <= 0 {
-		return nil, usagef("%s is required: the SDKAppID of your IM app", flagRef("sdkappid"))
-	}
-	if c.CallbackToken, err = readSecret("callback-token", &f.token, f.tokenFile, cmdline); err != nil {
-		return nil, err
-	}
-	if !strings.HasPrefix(c.CallbackPath, "/") {
-		return nil, usagef("%s must start with /, got %q", flagRef("callback-path"), c.CallbackPath)
-	}
-	for name, addr := range map[string]string{"listen": c.Listen, "admin-listen": c.AdminListen} {
-		if _, _, err := net.SplitHostPort(addr); err != nil {
-			return nil, usagef("%s: %q is not host:port", flagRef(name), addr)
-		}
-	}
-	if err := positiveDuration("callback-max-skew", c.CallbackMaxSkew); err != nil {
-		return nil, err
-	}
-	if c.MaxConnections < 1 {
-		return nil, usagef("%s must be at least 1, got %d", flagRef("max-connections"), c.MaxConnections)
-	}
-	if err := positiveDuration("shutdown-timeout", c.ShutdownTimeout); err != nil {
-		return nil, err
-	}
-	if c.LogFormat != "json" && c.LogFormat != "text" {
-		return nil, usagef("%s must be json or text, got %q", flagRef("log-format"), c.LogFormat)
-	}
-	if c.IMSecretKey, err = readSecret("im-secret-key", &f.imKey, f.imKeyFile, cmdline); err != nil {
-		return nil, err
-	}
-	if c.AdminToken, err = readSecret("admin-token", &f.adminToken, f.adminTokenFile, cmdline); err != nil {
-		return nil, err
-	}
-	if err := c.checkAdminGuard(); err != nil {
-		return nil, err
-	}
-	if c.Rules == "" {
-		return nil, usagef("%s must name a directory or file", flagRef("rules"))
-	}
-	if c.NatsURL == "" && c.Data == "" {
-		return nil, usagef("%s must name a directory (or set %s)", flagRef("data"), flagRef("nats-url"))
-	}
-	if c.NatsReplicas < 1 || c.NatsReplicas > 5 {
-		return nil, usagef("%s must be 1 to 5, got %d", flagRef("nats-replicas"), c.NatsReplicas)
-	}
-	if c.NatsReplicas > 1 && c.NatsURL == "" {
-		return nil, usagef("%s above 1 needs a cluster: set %s", flagRef("nats-replicas"), flagRef("nats-url"))
-	}
-	if err := checkNATS(&c, cmdline); err != nil {
-		return nil, err
-	}
-	if err := positiveDuration("dlq-max-age", c.DLQMaxAge); err != nil {
-		return nil, err
-	}
-	if c.DLQMaxBytes < minDLQBytes {
-		// One dead letter can be as large as a job message (8 MiB
-		// embedded): a smaller limit could refuse it for good.
-		return nil, usagef("%s must be at least %s, got %s", flagRef("dlq-max-bytes"), minDLQBytes, c.DLQMaxBytes)
-	}
-	if c.Sync != "default" && c.Sync != "always" {
-		return nil, usagef("%s must be default or always, got %q", flagRef("sync"), c.Sync)
-	}
-	if c.Workers < 1 {
-		return nil, usagef("%s must be at least 1, got %d", flagRef("workers"), c.Workers)
-	}
-	if _, err := im.ResolveEndpoint(c.IMEndpoint); err != nil {
-		return nil, usagef("%s: %v", flagRef("im-endpoint"), err)
-	}
-	if c.IMAdmin == "" {
-		return nil, usagef("%s must not be empty", flagRef("im-admin"))
-	}
-	if c.IMRate <= 0 {
-		return nil, usagef("%s must be positive, got %v", flagRef("im-rate"), c.IMRate)
-	}
-	if c.IMBatchRecipients <= im.MaxBatchRecipients {
-		return nil, usagef("%s must be more than %d (one request's recipients), got %d", flagRef("im-batch-recipients"), im.MaxBatchRecipients, c.IMBatchRecipients)
-	}
-	if err := positiveDuration("reload-interval", c.ReloadInterval); err != nil {
-		return nil, err
-	}
-	if err := positiveDuration("decision-timeout", c.DecisionTimeout); err != nil {
-		return nil, err
-	}
-	if c.DecisionTimeout >= 2*time.Second {
-		return nil, usagef("%s must stay below Tencent's 2s callback timeout, got %s", flagRef("decision-timeout"), c.DecisionTimeout)
-	}
-	if c.DecisionFail != "open" && c.DecisionFail != "closed" {
-		return nil, usagef("%s must be open or closed, got %q", flagRef("decision-fail"), c.DecisionFail)
-	}
-	if c.DecisionFailCode < 38000 || c.DecisionFailCode > 39000 {
-		return nil, usagef("%s must be in 38000-39000, got %d", flagRef("decision-fail-code"), c.DecisionFailCode)
-	}
-	if c.RecordEvents < 0 {
-		return nil, usagef("%s must be 0 (off) or more, got %d", flagRef("record-events"), c.RecordEvents)
-	}
-	if err := c.LogLevel.UnmarshalText([]byte(f.level)); err != nil {
-		return nil, usagef("%s must be debug, info, warn or error, got %q", flagRef("log-level"), f.level)
-	}
-	return &c, nil
-}
-
-// declare declares serve's flags on fs; docs/operations.md's configuration
-// table is checked against them.
-func (f *serveFlags) declare(fs *flag.FlagSet) {
-	c := &f.c
-	fs.StringVar(&c.Listen, "listen", ":8080", "address of the callback listener")
-	fs.StringVar(&c.CallbackPath, "callback-path", "/callback", "URL path Tencent IM posts callbacks to")
-	fs.StringVar(&c.AdminListen, "admin-listen", "127.0.0.1:9090", "address of the admin listener (health, metrics, rules)")
-	fs.IntVar(&c.SdkAppid, "sdkappid", 0, "your app's SDKAppID; callbacks for any other app are refused (required)")
-	fs.Var(&f.token, "callback-token", "callback authentication token; when set, Sign and RequestTime are required")
-	fs.StringVar(&f.tokenFile, "callback-token-file", "", "file holding the callback token")
-	fs.DurationVar(&c.CallbackMaxSkew, "callback-max-skew", 60*time.Second, "largest accepted |now - RequestTime|")
-	fs.IntVar(&c.MaxConnections, "max-connections", 1024, "open connections the callback listener serves at once; more wait to be accepted")
-	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long a stop waits for in-flight work")
-	fs.StringVar(&c.LogFormat, "log-format", "json", "log format: json or text")
-	fs.StringVar(&f.level, "log-level", "info", "log level: debug, info, warn or error")
-	fs.StringVar(&c.Rules, "rules", "./rules", "rule files: a directory of *.yaml/*.yml, or one file")
-	fs.DurationVar(&c.ReloadInterval, "reload-interval", 5*time.Second, "periodic content check of the rule files (besides fsnotify)")
-	fs.StringVar(&c.Data, "data", "./data", "directory of the embedded queue store")
-	fs.StringVar(&c.NatsURL, "nats-url", "", "external NATS JetStream cluster URLs, comma-separated; empty: embedded store under --data")
-	fs.IntVar(&c.NatsReplicas, "nats-replicas", 1, "replicas of the queue streams and once buckets (with --nats-url)")
-	fs.StringVar(&c.NatsNamespace, "nats-namespace", queue.DefaultNamespace, "prefix of every JetStream stream, consumer, subject and bucket; one per app sharing a NATS account")
-	fs.StringVar(&c.NatsAuth.CredsFile, "nats-creds", "", "NATS credentials file (user JWT and NKey seed)")
-	fs.StringVar(&c.NatsAuth.NKeyFile, "nats-nkey", "", "file holding a NATS user NKey seed")
-	fs.StringVar(&c.NatsAuth.User, "nats-user", "", "NATS user (password from --nats-password-file)")
-	fs.StringVar(&c.NatsPassFile, "nats-password-file", "", "file holding the password of --nats-user")
-	fs.StringVar(&c.NatsTLS.CAFile, "nats-tls-ca", "", "CA certificates (PEM) that verify the NATS servers; empty: the system's")
-	fs.StringVar(&c.NatsTLS.CertFile, "nats-tls-cert", "", "client certificate (PEM) for NATS servers that verify clients")
-	fs.StringVar(&c.NatsTLS.KeyFile, "nats-tls-key", "", "key (PEM) of --nats-tls-cert")
-	c.DLQMaxBytes = queue.DefaultDeadMaxBytes
-	fs.DurationVar(&c.DLQMaxAge, "dlq-max-age", queue.DefaultDeadMaxAge, "dead letters older than this are discarded")
-	fs.Var(&c.DLQMaxBytes, "dlq-max-bytes", "the oldest dead letters are discarded beyond this size (e.g. 256MiB, 1GiB)")
-	fs.StringVar(&c.Sync, "sync", "default", "queue writes: default (survives kill -9) or always (fsync every write; survives power loss, ~20x slower)")
-	fs.IntVar(&c.Workers, "workers", 4, "jobs run at the same time")
-	fs.StringVar(&c.IMEndpoint, "im-endpoint", "https://console.tim.qq.com", "IM REST API: a URL or a region (china, singapore, seoul, tokyo, frankfurt, mumbai, usa, jakarta)")
-	fs.StringVar(&c.IMAdmin, "im-admin", "administrator", "IM app admin account the REST API is called as")
-	fs.Var(&f.imKey, "im-secret-key", "IM secret key (console: app info, key); needed by im.send")
-	fs.StringVar(&f.imKeyFile, "im-secret-key-file", "", "file holding the IM secret key")
-	fs.Float64Var(&c.IMRate, "im-rate", im.DefaultRate, "requests/s to each IM REST API (Tencent counts each API on its own)")
-	fs.Var(&c.IMRateAPI, "im-rate-api", "requests/s of single IM REST APIs, overriding --im-rate: api=N pairs, comma-separated (openim/batchsendmsg=50,sns/friend_update=20)")
-	fs.IntVar(&c.IMBatchRecipients, "im-batch-recipients", im.DefaultBatchRecipients, "recipients per minute of openim/batchsendmsg (Tencent's own limit besides the requests/s)")
-	fs.DurationVar(&c.DecisionTimeout, "decision-timeout", 500*time.Millisecond, "deadline of a Prev callback's allow/deny decision")
-	fs.StringVar(&c.DecisionFail, "decision-fail", "open", "when a decision times out or a rule fails: open (allow) or closed (deny)")
-	fs.IntVar(&c.DecisionFailCode, "decision-fail-code", 38000, "ResultCode of a fail-closed denial (38000-39000)")
-	fs.BoolVar(&c.Pprof, "pprof", false, "serve net/http/pprof under /debug/pprof/ on the admin listener")
-	fs.IntVar(&c.RecordEvents, "record-events", record.DefaultSize, "recent events kept in memory for /events, backtests and the console; 0: off")
-	f.declareAdminGuard(fs)
-}
-
 func newLogger(w io.Writer, format string, level slog.Level) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: level}
 	if format == "text" {
@@ -278,43 +43,119 @@ func newLogger(w io.Writer, format string, level slog.Level) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, opts))
 }
 
+// serve runs the service: build it from the checked configuration, run it
+// until ctx ends (a signal) or a component fails, then stop it in order.
 func serve(ctx context.Context, cfg *serveConfig, stdout, stderr io.Writer, getenv func(string) string) error {
-	if err := rulesPresent(cfg.Rules); err != nil {
+	s, err := buildServer(ctx, cfg, stdout, stderr, getenv)
+	if err != nil {
 		return err
 	}
-	log := newLogger(stderr, cfg.LogFormat, cfg.LogLevel)
+	defer shutdownTracer(s.tracer, s.log)
+	err = s.run(ctx)
+	s.stop()
+	return err
+}
+
+// server is `friendflow serve`'s components. buildServer makes each from
+// the configuration and those made before it, and none changes after:
+// the rules and the queue first, then the engine that uses them, the admin
+// API over all of them, and last the listeners.
+type server struct {
+	cfg      *serveConfig
+	log      *slog.Logger
+	metrics  *engine.Metrics
+	tracer   *tracing.Tracer
+	reloader *reload.Reloader
+	queue    *queue.Queue
+	admin    *admin.Server
+
+	cbLn, adminLn   net.Listener
+	cbSrv, adminSrv *http.Server
+
+	// Set by run for stop.
+	stopBG      context.CancelFunc // ends the workers, the rule watcher and the SIGHUP loop
+	workersDone chan struct{}
+	hup         chan os.Signal
+}
+
+// buildServer makes every component and opens the listeners, so that a
+// taken port fails the start; nothing is served yet. On an error it
+// releases what it made.
+func buildServer(ctx context.Context, cfg *serveConfig, stdout, stderr io.Writer, getenv func(string) string) (_ *server, err error) {
+	if err := rulesPresent(cfg.Rules); err != nil {
+		return nil, err
+	}
+	s := &server{cfg: cfg, log: newLogger(stderr, cfg.LogFormat, cfg.LogLevel)}
 	if cfg.AdminInsecure && len(cfg.AdminToken) == 0 && !loopbackAddr(cfg.AdminListen) {
-		log.Warn("the admin API is open to anyone who reaches "+cfg.AdminListen+" (--admin-insecure): rules, reload, explain and dead letters", "admin_listen", cfg.AdminListen)
+		s.log.Warn("the admin API is open to anyone who reaches "+cfg.AdminListen+" (--admin-insecure): rules, reload, explain and dead letters", "admin_listen", cfg.AdminListen)
 	}
-	metrics := engine.NewMetrics(version, buildCommit())
-	tracer, err := tracing.FromEnv(ctx, getenv, version, stdout, log)
-	if err != nil {
-		return usagef("%v", err)
+	s.metrics = engine.NewMetrics(version, buildCommit())
+	if s.tracer, err = tracing.FromEnv(ctx, getenv, version, stdout, s.log); err != nil {
+		return nil, usagef("%v", err)
 	}
-	defer shutdownTracer(tracer, log)
-
-	var imc *im.Client
-	if len(cfg.IMSecretKey) > 0 {
-		imc, err = im.NewClient(im.Config{
-			Endpoint: cfg.IMEndpoint, SDKAppID: int64(cfg.SdkAppid), Admin: cfg.IMAdmin,
-			SecretKey: string(cfg.IMSecretKey), Rate: cfg.IMRate, APIRates: cfg.IMRateAPI,
-			BatchRecipients: cfg.IMBatchRecipients, Logger: log, Observe: metrics.ObserveIM,
-		})
+	defer func() {
 		if err != nil {
-			return usagef("IM client: %v", err)
+			s.release()
 		}
-	} else {
-		log.Warn("no --im-secret-key: im.send actions will fail permanently (dead letters) until it is set")
+	}()
+	imc, err := s.imClient()
+	if err != nil {
+		return nil, err
 	}
-	registry := newRegistry(log, imc)
+	registry := newRegistry(s.log, imc)
+	s.reloader = s.newReloader(registry)
+	ring := record.New(cfg.RecordEvents)
+	if err := s.openQueue(ctx, registry, ring); err != nil {
+		return nil, err
+	}
+	receiver := s.newReceiver(s.newEngine(registry, ring))
+	if err := s.mountAdmin(registry, ring, imc); err != nil {
+		return nil, err
+	}
+	if err := s.listen(receiver); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
 
-	// Each component is built from those before it and left alone after:
-	// the rules and the queue first, then the engine that uses them.
-	reloader := &reload.Reloader{
-		Path:     cfg.Rules,
+// release undoes a start that failed half way: the callback listener, if
+// open, then the queue, if open, then the tracer.
+func (s *server) release() {
+	if s.cbLn != nil {
+		s.cbLn.Close()
+	}
+	if s.queue != nil {
+		_ = s.queue.Stop(s.cfg.ShutdownTimeout)
+	}
+	shutdownTracer(s.tracer, s.log)
+}
+
+// imClient is the IM REST client, or nil without --im-secret-key.
+func (s *server) imClient() (*im.Client, error) {
+	cfg := s.cfg
+	if len(cfg.IMSecretKey) == 0 {
+		s.log.Warn("no --im-secret-key: im.send actions will fail permanently (dead letters) until it is set")
+		return nil, nil
+	}
+	imc, err := im.NewClient(im.Config{
+		Endpoint: cfg.IMEndpoint, SDKAppID: int64(cfg.SdkAppid), Admin: cfg.IMAdmin,
+		SecretKey: string(cfg.IMSecretKey), Rate: cfg.IMRate, APIRates: cfg.IMRateAPI,
+		BatchRecipients: cfg.IMBatchRecipients, Logger: s.log, Observe: s.metrics.ObserveIM,
+	})
+	if err != nil {
+		return nil, usagef("IM client: %v", err)
+	}
+	return imc, nil
+}
+
+// newReloader watches the rule files; run loads them first.
+func (s *server) newReloader(registry *actions.Registry) *reload.Reloader {
+	metrics := s.metrics
+	return &reload.Reloader{
+		Path:     s.cfg.Rules,
 		Options:  rules.Options{Registry: registry},
-		Logger:   log,
-		Interval: cfg.ReloadInterval,
+		Logger:   s.log,
+		Interval: s.cfg.ReloadInterval,
 		OnReload: func(set *rules.Set, err error, _ time.Duration) {
 			if err != nil {
 				metrics.ReloadFailed()
@@ -323,8 +164,11 @@ func serve(ctx context.Context, cfg *serveConfig, stdout, stderr io.Writer, gete
 			metrics.RulesLoaded(set)
 		},
 	}
+}
 
-	ring := record.New(cfg.RecordEvents)
+// openQueue opens the durable queue, embedded or on a NATS cluster.
+func (s *server) openQueue(ctx context.Context, registry *actions.Registry, ring *record.Ring) error {
+	cfg := s.cfg
 	q, err := queue.Open(ctx, queue.Config{
 		DataDir:      cfg.Data,
 		URL:          cfg.NatsURL,
@@ -338,9 +182,9 @@ func serve(ctx context.Context, cfg *serveConfig, stdout, stderr io.Writer, gete
 		SyncAlways:   cfg.Sync == "always",
 		Workers:      cfg.Workers,
 		Registry:     registry,
-		Logger:       log,
-		Hooks:        ring.Hooks(metrics.QueueHooks()),
-		Tracer:       tracer,
+		Logger:       s.log,
+		Hooks:        ring.Hooks(s.metrics.QueueHooks()),
+		Tracer:       s.tracer,
 	})
 	if owner := (*queue.OwnerError)(nil); errors.As(err, &owner) {
 		return usagef("%s is %d, but NATS namespace %q (stream %s) belongs to SdkAppid %s: give this app its own %s",
@@ -349,38 +193,56 @@ func serve(ctx context.Context, cfg *serveConfig, stdout, stderr io.Writer, gete
 	if err != nil {
 		return fmt.Errorf("queue: %w", err)
 	}
-	metrics.WatchQueue(q.Stats)
-	metrics.WatchStore(q.StoreError)
+	s.queue = q
+	s.metrics.WatchQueue(q.Stats)
+	s.metrics.WatchStore(q.StoreError)
+	return nil
+}
 
-	limit, advice := q.CallbackLimit()
-	eng := &engine.Engine{
+// newEngine is the engine that matches every event against the current
+// rules and stores the jobs in the queue.
+func (s *server) newEngine(registry *actions.Registry, ring *record.Ring) *engine.Engine {
+	cfg := s.cfg
+	limit, advice := s.queue.CallbackLimit()
+	return &engine.Engine{
 		Budget:          engine.NewJobBudget(limit, advice, registry),
-		Rules:           reloader.Current,
-		Queue:           q,
-		Logger:          log,
-		Metrics:         metrics,
-		Tracer:          tracer,
+		Rules:           s.reloader.Current,
+		Queue:           s.queue,
+		Logger:          s.log,
+		Metrics:         s.metrics,
+		Tracer:          s.tracer,
 		Recorder:        recorder(ring),
 		DecisionTimeout: cfg.DecisionTimeout,
 		FailClosed:      cfg.DecisionFail == "closed",
 		FailCode:        cfg.DecisionFailCode,
 	}
+}
 
+// newReceiver checks Tencent's callbacks and hands them to eng.
+func (s *server) newReceiver(eng *engine.Engine) *imcallback.Receiver {
+	cfg, metrics := s.cfg, s.metrics
 	receiver := &imcallback.Receiver{
 		SdkAppid:   cfg.SdkAppid,
 		Token:      cfg.CallbackToken,
 		MaxSkew:    cfg.CallbackMaxSkew,
 		Handler:    eng,
-		Logger:     log,
+		Logger:     s.log,
 		Observe:    metrics.ObserveCallback,
 		RejectLogs: rate.NewLimiter(rejectLogRate, rejectLogBurst),
 		Suppressed: metrics.LogsSuppressed.WithLabelValues("callback_rejected").Inc,
 	}
 	if len(cfg.CallbackToken) == 0 {
 		receiver.Unsigned = metrics.Unsigned.Inc
-		log.Warn("no --callback-token: callbacks are not authenticated, anyone who reaches the callback listener can inject events; set the token of Tencent's callback authentication (counted in friendflow_callbacks_unsigned_total)",
+		s.log.Warn("no --callback-token: callbacks are not authenticated, anyone who reaches the callback listener can inject events; set the token of Tencent's callback authentication (counted in friendflow_callbacks_unsigned_total)",
 			"listen", cfg.Listen)
 	}
+	return receiver
+}
+
+// mountAdmin builds the admin API: readiness, metrics, rules, dead
+// letters, recorded events, the console and, asked for, pprof.
+func (s *server) mountAdmin(registry *actions.Registry, ring *record.Ring, imc *im.Client) error {
+	cfg, reloader, q := s.cfg, s.reloader, s.queue
 	adm := admin.New()
 	adm.SetGuard(admin.Guard{Token: cfg.AdminToken, Hosts: cfg.AdminHosts})
 	adm.AddCheck("rules", func() error {
@@ -393,118 +255,137 @@ func serve(ctx context.Context, cfg *serveConfig, stdout, stderr io.Writer, gete
 		return nil
 	})
 	adm.AddCheck("queue", q.Ready)
-	adm.Handle("GET /metrics", metrics.Handler())
+	adm.Handle("GET /metrics", s.metrics.Handler())
 	admin.MountRules(adm, reloader, cfg.SdkAppid)
 	admin.MountDLQ(adm, q)
 	admin.MountEvents(adm, ring, reloader, registry)
 	console := &admin.Console{Version: version, Rules: reloader, Ring: ring, DLQ: q, Registry: registry,
-		Metrics: metrics.Registry, Queue: q.Stats, Logger: log, CheckToken: admin.TokenChecker(cfg.AdminToken)}
+		Metrics: s.metrics.Registry, Queue: q.Stats, Logger: s.log, CheckToken: admin.TokenChecker(cfg.AdminToken)}
 	if imc != nil {
 		console.IMRate = imc.RateStates
 	}
 	if err := console.Mount(adm); err != nil {
-		_ = q.Stop(cfg.ShutdownTimeout)
 		return fmt.Errorf("console: %w", err)
 	}
 	if cfg.Pprof {
 		mountPprof(adm)
 	}
+	s.admin = adm
+	return nil
+}
 
+// listen opens both listeners before anything reports ready, so a taken
+// port fails the start instead of a health check minutes later.
+func (s *server) listen(receiver http.Handler) error {
+	cfg := s.cfg
 	mux := http.NewServeMux()
 	mux.Handle(cfg.CallbackPath, receiver)
-
-	// Listen before anything reports ready, so a taken port fails the start
-	// instead of a health check minutes later.
 	cbLn, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
-		_ = q.Stop(cfg.ShutdownTimeout)
 		return fmt.Errorf("callback listener: %w", err)
 	}
 	// Beyond the limit, connections wait in the kernel's accept queue and
 	// hold no descriptor of ours: a flood cannot take the file descriptors
 	// the store and the admin listener need.
-	cbLn = netutil.LimitListener(cbLn, cfg.MaxConnections)
-	adminLn, err := net.Listen("tcp", cfg.AdminListen)
-	if err != nil {
-		cbLn.Close()
-		_ = q.Stop(cfg.ShutdownTimeout)
+	s.cbLn = netutil.LimitListener(cbLn, cfg.MaxConnections)
+	if s.adminLn, err = net.Listen("tcp", cfg.AdminListen); err != nil {
 		return fmt.Errorf("admin listener: %w", err)
 	}
-	cbSrv := newServer(mux, log)
-	adminSrv := newServer(adm, log)
+	s.cbSrv = httpServer(mux, s.log)
+	s.adminSrv = httpServer(s.admin, s.log)
+	return nil
+}
 
+// run serves callbacks and the admin API, runs the workers and loads and
+// watches the rules, until ctx ends (a signal) or a component fails; that
+// component's error is run's.
+func (s *server) run(ctx context.Context) error {
+	cfg, log := s.cfg, s.log
 	bg, stopBG := context.WithCancel(context.Background())
-	defer stopBG()
+	s.stopBG = stopBG
 	errc := make(chan error, 3)
-	go func() { errc <- serveOn(cbSrv, cbLn) }()
-	go func() { errc <- serveOn(adminSrv, adminLn) }()
-	workersDone := make(chan struct{})
+	go func() { errc <- serveOn(s.cbSrv, s.cbLn) }()
+	go func() { errc <- serveOn(s.adminSrv, s.adminLn) }()
+	s.workersDone = make(chan struct{})
 	go func() {
-		defer close(workersDone)
-		if err := q.Run(bg); err != nil {
+		defer close(s.workersDone)
+		if err := s.queue.Run(bg); err != nil {
 			errc <- fmt.Errorf("workers: %w", err)
 		}
 	}()
-	go func() {
-		// The first load runs once the listeners are open: however long
-		// the files take to load (or to be refused), /healthz, /readyz
-		// and /rules answer. A start with broken rules does not exit: the
-		// process stays up, not ready, and loads the rules as soon as they
-		// are fixed; the error is in the log, /rules and /readyz.
-		if err := reloader.Reload("start"); err != nil {
-			log.Error("rules did not load at start; not ready until they do", "path", cfg.Rules)
-		}
-		if err := reloader.Watch(bg); err != nil {
-			log.Error("rule watcher stopped; reload with SIGHUP or POST /reload", "err", err)
-		}
-	}()
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
+	go s.loadRules(bg)
+	// SIGHUP stays caught until stop has finished: a SIGHUP during the
+	// stop must not end the process by its default action.
+	s.hup = make(chan os.Signal, 1)
+	signal.Notify(s.hup, syscall.SIGHUP)
 	go func() {
 		for {
 			select {
-			case <-hup:
-				_ = reloader.Reload("signal: SIGHUP")
+			case <-s.hup:
+				_ = s.reloader.Reload("signal: SIGHUP")
 			case <-bg.Done():
 				return
 			}
 		}
 	}()
-	log.Info("friendflow started", "version", version, "listen", cbLn.Addr().String(),
-		"callback_path", cfg.CallbackPath, "admin_listen", adminLn.Addr().String(),
+	log.Info("friendflow started", "version", version, "listen", s.cbLn.Addr().String(),
+		"callback_path", cfg.CallbackPath, "admin_listen", s.adminLn.Addr().String(),
 		"sdkappid", cfg.SdkAppid, "sign_check", len(cfg.CallbackToken) > 0, "admin_token", len(cfg.AdminToken) > 0,
 		"rules", cfg.Rules, "queue", queueDesc(cfg), "workers", cfg.Workers)
 
-	var runErr error
 	select {
 	case <-ctx.Done():
 		log.Info("stopping: signal received")
-	case runErr = <-errc:
-		log.Error("stopping: a component failed", "err", runErr)
+		return nil
+	case err := <-errc:
+		log.Error("stopping: a component failed", "err", err)
+		return err
 	}
-	adm.SetDraining()
+}
+
+// loadRules loads the rules once the listeners are open, then watches
+// them until ctx ends: however long the files take to load (or to be
+// refused), /healthz, /readyz and /rules answer. A start with broken rules
+// does not exit: the process stays up, not ready, and loads the rules as
+// soon as they are fixed; the error is in the log, /rules and /readyz.
+func (s *server) loadRules(ctx context.Context) {
+	if err := s.reloader.Reload("start"); err != nil {
+		s.log.Error("rules did not load at start; not ready until they do", "path", s.cfg.Rules)
+	}
+	if err := s.reloader.Watch(ctx); err != nil {
+		s.log.Error("rule watcher stopped; reload with SIGHUP or POST /reload", "err", err)
+	}
+}
+
+// stop shuts down in order, within --shutdown-timeout: readiness off;
+// the callback listener closed and in-flight callbacks answered (their
+// jobs are stored before they are); running jobs finished or returned to
+// the queue, and the store closed; the background work ended; the admin
+// listener closed last, so probes and metrics answer to the end.
+func (s *server) stop() {
+	cfg, log := s.cfg, s.log
+	s.admin.SetDraining()
 	stopStart := time.Now()
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	// Shutdown closes the listener first, then waits for in-flight
 	// callbacks, whose jobs are stored before they are answered.
-	if err := cbSrv.Shutdown(sctx); err != nil {
+	if err := s.cbSrv.Shutdown(sctx); err != nil {
 		log.Warn("callback server did not stop cleanly", "err", err)
 	}
 	// Running jobs finish within what is left of the timeout, or go back
 	// to the queue for the next start; then the store closes.
 	left := max(cfg.ShutdownTimeout-time.Since(stopStart), time.Second)
-	if err := q.Stop(left); err != nil {
+	if err := s.queue.Stop(left); err != nil {
 		log.Warn("queue did not stop cleanly", "err", err)
 	}
-	stopBG()
-	<-workersDone
-	if err := adminSrv.Shutdown(sctx); err != nil {
+	s.stopBG()
+	<-s.workersDone
+	if err := s.adminSrv.Shutdown(sctx); err != nil {
 		log.Warn("admin server did not stop cleanly", "err", err)
 	}
 	log.Info("friendflow stopped", "took", time.Since(stopStart).String())
-	return runErr
+	signal.Stop(s.hup)
 }
 
 // shutdownTracer exports the spans still buffered before the process ends.
@@ -532,62 +413,6 @@ func queueDesc(cfg *serveConfig) string {
 	return "embedded in " + cfg.Data + " (namespace " + cfg.NatsNamespace + ", sync " + cfg.Sync + ")"
 }
 
-// checkNATS checks the NATS namespace, credentials and TLS settings, and
-// reads the password file.
-func checkNATS(c *serveConfig, cmdline map[string]bool) error {
-	if err := queue.CheckNamespace(c.NatsNamespace); err != nil {
-		return usagef("%s: %v", flagRef("nats-namespace"), err)
-	}
-	var set []string // the external-cluster flags given
-	for _, f := range []struct{ name, path string }{
-		{"nats-creds", c.NatsAuth.CredsFile}, {"nats-nkey", c.NatsAuth.NKeyFile}, {"nats-password-file", c.NatsPassFile},
-		{"nats-tls-ca", c.NatsTLS.CAFile}, {"nats-tls-cert", c.NatsTLS.CertFile}, {"nats-tls-key", c.NatsTLS.KeyFile},
-	} {
-		if f.path == "" {
-			continue
-		}
-		if _, err := os.Stat(f.path); err != nil {
-			return usagef("%s: %v", flagRef(f.name), err)
-		}
-		set = append(set, f.name)
-	}
-	if c.NatsAuth.User != "" {
-		set = append(set, "nats-user")
-	}
-	if len(set) > 0 && c.NatsURL == "" {
-		return usagef("%s applies to an external cluster: set %s", flagRef(set[0]), flagRef("nats-url"))
-	}
-	if c.NatsPassFile != "" {
-		pass, err := readSecret("nats-password", &secretValue{}, c.NatsPassFile, cmdline)
-		if err != nil {
-			return err
-		}
-		c.NatsAuth.Password = string(pass)
-	}
-	return checkNATSAuth(c.NatsAuth, c.NatsTLS)
-}
-
-// checkNATSAuth names the flags of settings that cannot work together.
-func checkNATSAuth(a queue.Auth, t queue.TLS) error {
-	methods := 0
-	for _, on := range []bool{a.CredsFile != "", a.NKeyFile != "", a.User != "" || a.Password != ""} {
-		if on {
-			methods++
-		}
-	}
-	switch {
-	case methods > 1:
-		return usagef("use one of %s, %s, or %s with %s", flagRef("nats-creds"), flagRef("nats-nkey"), flagRef("nats-user"), flagRef("nats-password-file"))
-	case a.User != "" && a.Password == "":
-		return usagef("%s needs %s", flagRef("nats-user"), flagRef("nats-password-file"))
-	case a.User == "" && a.Password != "":
-		return usagef("%s needs %s", flagRef("nats-password-file"), flagRef("nats-user"))
-	case (t.CertFile == "") != (t.KeyFile == ""):
-		return usagef("%s and %s go together", flagRef("nats-tls-cert"), flagRef("nats-tls-key"))
-	}
-	return nil
-}
-
 func serveOn(srv *http.Server, ln net.Listener) error {
 	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 		return err
@@ -595,9 +420,9 @@ func serveOn(srv *http.Server, ln net.Listener) error {
 	return nil
 }
 
-// newServer sets every timeout: a sidecar that can be held open by a slow
-// client is a sidecar that can be taken down by one.
-func newServer(h http.Handler, log *slog.Logger) *http.Server {
+// httpServer sets every timeout: a sidecar that can be held open by a
+// slow client is a sidecar that can be taken down by one.
+func httpServer(h http.Handler, log *slog.Logger) *http.Server {
 	return &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 5 * time.Second,
@@ -607,42 +432,4 @@ func newServer(h http.Handler, log *slog.Logger) *http.Server {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-}
-
-// rateAPI is --im-rate-api: api=N pairs, comma-separated, each api one
-// that friendflow calls (im.APIs), each N a positive number of requests/s.
-type rateAPI map[string]float64
-
-func (r rateAPI) String() string {
-	pairs := make([]string, 0, len(r))
-	for _, api := range im.APIs {
-		if n, ok := r[api]; ok {
-			pairs = append(pairs, api+"="+strconv.FormatFloat(n, 'g', -1, 64))
-		}
-	}
-	return strings.Join(pairs, ",")
-}
-
-func (r *rateAPI) Set(v string) error {
-	out := rateAPI{}
-	for _, pair := range strings.Split(v, ",") {
-		if strings.TrimSpace(pair) == "" {
-			continue
-		}
-		api, n, ok := strings.Cut(strings.TrimSpace(pair), "=")
-		api = im.CanonicalAPI(api)
-		if !ok || !slices.Contains(im.APIs, api) {
-			return fmt.Errorf("%q is not api=N with api one of %s", pair, strings.Join(im.APIs, ", "))
-		}
-		f, err := strconv.ParseFloat(strings.TrimSpace(n), 64)
-		if err != nil || !(f > 0) || math.IsInf(f, 0) {
-			return fmt.Errorf("%s=%s: want a positive number of requests/s", api, n)
-		}
-		if _, dup := out[api]; dup {
-			return fmt.Errorf("%s is named twice", api)
-		}
-		out[api] = f
-	}
-	*r = out
-	return nil
 }
