@@ -13,6 +13,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/friendflow/friendflow/engine/admin"
 )
 
 // adminClientFlags are the flags of every command that calls a running
@@ -132,11 +134,20 @@ func (c *adminClient) call(ctx context.Context, method, path string, body []byte
 
 // errorMessage is the "error" of a JSON error body, or the body on one line.
 func errorMessage(raw []byte) string {
-	var e struct {
-		Error string `json:"error"`
-	}
+	var e admin.ErrorBody
 	if json.Unmarshal(raw, &e) == nil && e.Error != "" {
 		return oneLine(e.Error, 300)
 	}
 	return oneLine(string(raw), 300)
+}
+
+// decodeAnswer reads an admin API answer (what names its request) into
+// the type the server encoded it from, declared in engine/admin's
+// answers.go.
+func decodeAnswer[T any](raw []byte, what string) (*T, error) {
+	v := new(T)
+	if err := json.Unmarshal(raw, v); err != nil {
+		return nil, fmt.Errorf("reading %s: %w", what, err)
+	}
+	return v, nil
 }

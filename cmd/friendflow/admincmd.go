@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -11,19 +10,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/friendflow/friendflow/engine/admin"
 	"github.com/friendflow/friendflow/rules"
-	"github.com/friendflow/friendflow/rules/reload"
 )
-
-// reloadResult is POST /reload's answer, success or failure.
-type reloadResult struct {
-	OK          bool            `json:"ok"`
-	Hash        string          `json:"hash"`
-	Rules       int             `json:"rules"`
-	Error       string          `json:"error"`
-	Problems    []rules.Problem `json:"problems"`
-	ServingHash string          `json:"serving_hash"`
-}
 
 // reloadCommand asks a running instance to reload its rules now, and
 // prints every problem as file:line:col: message when they do not load:
@@ -51,13 +40,17 @@ func postReload(ctx context.Context, client *adminClient, stdout, stderr io.Writ
 	if status != http.StatusOK && status != http.StatusUnprocessableEntity {
 		return &adminError{http.MethodPost, "/reload", status, errorMessage(raw)}
 	}
-	var res reloadResult
-	if err := json.Unmarshal(raw, &res); err != nil {
-		return fmt.Errorf("reading POST /reload: %w", err)
-	}
-	if res.OK {
+	if status == http.StatusOK {
+		res, err := decodeAnswer[admin.Reloaded](raw, "POST /reload")
+		if err != nil {
+			return err
+		}
 		fmt.Fprintf(stdout, "ok: %d rules loaded, hash %s\n", res.Rules, res.Hash)
 		return nil
+	}
+	res, err := decodeAnswer[admin.ReloadFailed](raw, "POST /reload")
+	if err != nil {
+		return err
 	}
 	if len(res.Problems) == 0 {
 		fmt.Fprintln(stdout, res.Error)
@@ -71,14 +64,6 @@ func postReload(ctx context.Context, client *adminClient, stdout, stderr io.Writ
 	}
 	fmt.Fprintf(stderr, "reload failed: %d problems; %s\n", len(res.Problems), serving)
 	return &exitError{1}
-}
-
-// rulesView is GET /rules's answer.
-type rulesView struct {
-	Status reload.Status    `json:"status"`
-	Hash   string           `json:"hash"`
-	Files  []rules.FileInfo `json:"files"`
-	Rules  []rules.RuleInfo `json:"rules"`
 }
 
 // rulesCommand prints the rule files and rules a running instance has
@@ -107,15 +92,15 @@ func showRules(ctx context.Context, client *adminClient, asJSON bool, stdout io.
 		_, err := stdout.Write(raw)
 		return err
 	}
-	var v rulesView
-	if err := json.Unmarshal(raw, &v); err != nil {
-		return fmt.Errorf("reading GET /rules: %w", err)
+	v, err := decodeAnswer[admin.RulesView](raw, "GET /rules")
+	if err != nil {
+		return err
 	}
-	printRules(stdout, &v)
+	printRules(stdout, v)
 	return nil
 }
 
-func printRules(w io.Writer, v *rulesView) {
+func printRules(w io.Writer, v *admin.RulesView) {
 	st := v.Status
 	if v.Hash == "" {
 		fmt.Fprintln(w, "no rules loaded: not ready")

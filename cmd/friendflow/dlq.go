@@ -40,11 +40,9 @@ func dlqListCommand(fs *flag.FlagSet) runFunc {
 			_, err := inv.stdout.Write(raw)
 			return err
 		}
-		var out struct {
-			DeadLetters []admin.DeadLetterView `json:"dead_letters"`
-		}
-		if err := json.Unmarshal(raw, &out); err != nil {
-			return fmt.Errorf("reading /dlq: %w", err)
+		out, err := decodeAnswer[admin.DeadLetterList](raw, "/dlq")
+		if err != nil {
+			return err
 		}
 		return printDeadLetters(inv.stdout, out.DeadLetters)
 	}
@@ -91,9 +89,9 @@ func dlqShowCommand(fs *flag.FlagSet) runFunc {
 
 // showDeadLetter prints GET /dlq/{id}'s answer for people.
 func showDeadLetter(w io.Writer, raw []byte) error {
-	var d admin.DeadLetterDetail
-	if err := json.Unmarshal(raw, &d); err != nil {
-		return fmt.Errorf("reading /dlq/ID: %w", err)
+	d, err := decodeAnswer[admin.DeadLetterDetail](raw, "/dlq/ID")
+	if err != nil {
+		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for _, row := range [][2]string{
@@ -156,17 +154,17 @@ func dlqMoveCommand(sub string) func(fs *flag.FlagSet) runFunc {
 			if err != nil {
 				return err
 			}
-			body, _ := json.Marshal(map[string]any{"ids": ids, "all": *all})
+			body, _ := json.Marshal(admin.DeadLetterSelection{All: *all, IDs: ids})
 			raw, err := client.call(ctx, http.MethodPost, "/dlq/"+sub, body)
 			if err != nil {
 				return err
 			}
-			var out map[string]any
-			if err := json.Unmarshal(raw, &out); err != nil {
-				return fmt.Errorf("reading /dlq/%s: %w", sub, err)
+			out, err := decodeAnswer[admin.DeadLettersMoved](raw, "/dlq/"+sub)
+			if err != nil {
+				return err
 			}
 			past := map[string]string{"replay": "replayed", "drop": "dropped"}[sub]
-			_, err = fmt.Fprintf(inv.stdout, "%v %s\n", out[past], past)
+			_, err = fmt.Fprintf(inv.stdout, "%d %s\n", out.Count(), past)
 			return err
 		}
 	}

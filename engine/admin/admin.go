@@ -28,7 +28,7 @@ func New() *Server {
 	a := &Server{mux: http.NewServeMux()}
 	a.SetGuard(Guard{})
 	a.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		writeJSON(w, http.StatusOK, Health{Status: "ok"})
 	})
 	a.mux.HandleFunc("GET /readyz", a.readyz)
 	return a
@@ -66,15 +66,20 @@ func (a *Server) Ready() map[string]string {
 
 func (a *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	if failing := a.Ready(); len(failing) > 0 {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "failing": failing})
+		writeJSON(w, http.StatusServiceUnavailable, Readiness{Failing: failing, Status: "not ready"})
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	writeJSON(w, http.StatusOK, Readiness{Status: "ready"})
 }
 
 // ServeHTTP implements http.Handler: every request passes the Guard
 // (guard.go) before its route.
 func (a *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.serveGuarded(w, r) }
+
+// writeError answers a failed request with an ErrorBody.
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, ErrorBody{Error: msg})
+}
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")

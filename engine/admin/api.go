@@ -5,9 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"maps"
 	"net/http"
-	"time"
 
 	"github.com/friendflow/friendflow/engine"
 	"github.com/friendflow/friendflow/engine/imcallback"
@@ -36,23 +34,17 @@ type DeadLetterStore interface {
 // MountRules serves GET /rules, POST /reload and POST /explain.
 func MountRules(a *Server, src RuleSource, sdkappid int) {
 	a.Handle("GET /rules", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		out := map[string]any{"status": src.Status()}
-		if set := src.Current(); set != nil {
-			out["hash"] = set.Hash()
-			out["files"] = set.Files()
-			out["rules"] = set.Rules()
-		}
-		writeJSON(w, http.StatusOK, out)
+		writeJSON(w, http.StatusOK, rulesView(src.Current(), src.Status()))
 	}))
 	a.Handle("POST /reload", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := src.Reload("admin: POST /reload"); err != nil {
-			out := map[string]any{"ok": false, "error": err.Error()}
+			out := ReloadFailed{Error: err.Error()}
 			var le *rules.LoadError
 			if errors.As(err, &le) {
-				out["problems"] = le.Problems
+				out.Problems = le.Problems
 			}
 			if set := src.Current(); set != nil {
-				out["serving_hash"] = set.Hash()
+				out.ServingHash = set.Hash()
 			}
 			// Not 200: a failed reload must never look like a success to a
 			// script or probe that only checks the status code.
@@ -60,51 +52,26 @@ func MountRules(a *Server, src RuleSource, sdkappid int) {
 			return
 		}
 		set := src.Current()
-		writeJSON(w, http.StatusOK, map[string]any{"ok": true, "hash": set.Hash(), "rules": set.Len()})
+		writeJSON(w, http.StatusOK, Reloaded{Hash: set.Hash(), OK: true, Rules: set.Len()})
 	}))
 	a.Handle("POST /explain", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		set := src.Current()
 		if set == nil {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": engine.ErrNoRules.Error()})
+			writeError(w, http.StatusServiceUnavailable, engine.ErrNoRules.Error())
 			return
 		}
 		data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, imcallback.DefaultMaxBody))
 		if err != nil {
-			writeJSON(w, http.StatusRequestEntityTooLarge, map[string]string{"error": err.Error()})
+			writeError(w, http.StatusRequestEntityTooLarge, err.Error())
 			return
 		}
 		events, err := imcallback.ParseEvents(data, r.URL.Query().Get("command"), sdkappid)
 		if err != nil {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			writeError(w, http.StatusBadRequest, err.Error())
 			return
 		}
 		writeJSON(w, http.StatusOK, engine.Explain(set, events))
 	}))
-}
-
-// DeadLetterView is one dead letter as GET /dlq shows it.
-type DeadLetterView struct {
-	ID           string    `json:"id"`
-	Rule         string    `json:"rule"`
-	Action       string    `json:"action"`
-	LastError    string    `json:"last_error"`
-	Attempts     int       `json:"attempts"`
-	FirstAttempt time.Time `json:"first_attempt"`
-	LastAttempt  time.Time `json:"last_attempt"`
-}
-
-// DeadLetterDetail is one dead letter as GET /dlq/{id} shows it: the job
-// with its secret parameters redacted, every failed attempt's error, and
-// the event it was made for.
-type DeadLetterDetail struct {
-	DeadLetterView
-	Reason     string               `json:"reason"`
-	DeadAt     time.Time            `json:"dead_at"`
-	CallbackID string               `json:"callback_id,omitempty"`
-	OnceKey    string               `json:"once_key,omitempty"`
-	Params     map[string]any       `json:"params"`
-	Errors     []queue.AttemptError `json:"errors"`
-	Event      json.RawMessage      `json:"event,omitempty"`
 }
 
 func detail(d queue.DeadLetter) DeadLetterDetail {
@@ -125,14 +92,23 @@ func view(d queue.DeadLetter) DeadLetterView {
 	return DeadLetterView{d.ID, d.Rule, d.Action, d.LastError, d.Attempts, d.FirstAttempt, d.LastAttempt}
 }
 
-// dlqError answers a failed dead-letter operation: 404 naming unknown ids,
+// rulesView is GET /rules's answer, for the set serving (nil: none) and
+// the reloads' status; the console's Rules page shows it too.
+func rulesView(set *rules.Set, st reload.Status) RulesView {
+	v := RulesView{Status: st}
+	if set != nil {
+		v.Files, v.Hash, v.Rules = set.Files(), set.Hash(), set.Rules()
+	}
+	return v
+}
+
+// dlqError answers GET /dlq/{id} when it fails: 404 naming unknown ids,
 // else 503 (the store did not answer).
-func dlqError(w http.ResponseWriter, err error, extra map[string]any) {
-	out := map[string]any{"error": err.Error()}
-	maps.Copy(out, extra)
+func dlqError(w http.ResponseWriter, err error) {
+	out := ErrorBody{Error: err.Error()}
 	status := http.StatusServiceUnavailable
 	if unknown := (*queue.UnknownIDsError)(nil); errors.As(err, &unknown) {
-		status, out["unknown_ids"] = http.StatusNotFound, unknown.IDs
+		status, out.UnknownIDs = http.StatusNotFound, unknown.IDs
 	}
 	writeJSON(w, status, out)
 }
@@ -142,37 +118,34 @@ func MountDLQ(a *Server, store DeadLetterStore) {
 	a.Handle("GET /dlq", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		dls, err := store.DeadLetters(r.Context())
 		if err != nil {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
+			writeError(w, http.StatusServiceUnavailable, err.Error())
 			return
 		}
 		out := make([]DeadLetterView, len(dls))
 		for i, d := range dls {
 			out[i] = view(d)
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"dead_letters": out, "count": len(out)})
+		writeJSON(w, http.StatusOK, DeadLetterList{Count: len(out), DeadLetters: out})
 	}))
 	a.Handle("GET /dlq/{id}", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		d, err := store.DeadLetter(r.Context(), r.PathValue("id"))
 		if err != nil {
-			dlqError(w, err, nil)
+			dlqError(w, err)
 			return
 		}
 		writeJSON(w, http.StatusOK, detail(d))
 	}))
-	op := func(name, past string, fn func(context.Context, []string) (int, error)) http.Handler {
+	op := func(name string, fn func(context.Context, []string) (int, error)) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			var req struct {
-				IDs []string `json:"ids"`
-				All bool     `json:"all"`
-			}
+			var req DeadLetterSelection
 			dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, imcallback.DefaultMaxBody))
 			dec.DisallowUnknownFields()
 			if err := dec.Decode(&req); err != nil {
-				writeJSON(w, http.StatusBadRequest, map[string]string{"error": "body must be {\"ids\":[…]} or {\"all\":true}: " + err.Error()})
+				writeError(w, http.StatusBadRequest, "body must be {\"ids\":[…]} or {\"all\":true}: "+err.Error())
 				return
 			}
 			if req.All == (len(req.IDs) > 0) {
-				writeJSON(w, http.StatusBadRequest, map[string]string{"error": name + " takes ids or all:true, exactly one of them"})
+				writeError(w, http.StatusBadRequest, name+" takes ids or all:true, exactly one of them")
 				return
 			}
 			ids := req.IDs
@@ -180,17 +153,30 @@ func MountDLQ(a *Server, store DeadLetterStore) {
 				ids = nil // the queue's "every dead letter"
 			}
 			n, err := fn(r.Context(), ids)
-			if unknown := (*queue.UnknownIDsError)(nil); errors.As(err, &unknown) {
-				dlqError(w, err, map[string]any{past: n})
-				return
-			}
-			if err != nil {
-				writeJSON(w, http.StatusInternalServerError, map[string]any{"error": err.Error(), past: n})
-				return
-			}
-			writeJSON(w, http.StatusOK, map[string]any{past: n})
+			status, out := moved(name, n, err)
+			writeJSON(w, status, out)
 		})
 	}
-	a.Handle("POST /dlq/replay", op("replay", "replayed", store.Replay))
-	a.Handle("POST /dlq/drop", op("drop", "dropped", store.Drop))
+	a.Handle("POST /dlq/replay", op("replay", store.Replay))
+	a.Handle("POST /dlq/drop", op("drop", store.Drop))
+}
+
+// moved is the answer of a replay or drop (name) that moved n dead
+// letters: 200; on err, 404 naming unknown ids, else 500.
+func moved(name string, n int, err error) (int, DeadLettersMoved) {
+	var out DeadLettersMoved
+	if name == "replay" {
+		out.Replayed = &n
+	} else {
+		out.Dropped = &n
+	}
+	if err == nil {
+		return http.StatusOK, out
+	}
+	out.Error = err.Error()
+	if unknown := (*queue.UnknownIDsError)(nil); errors.As(err, &unknown) {
+		out.UnknownIDs = unknown.IDs
+		return http.StatusNotFound, out
+	}
+	return http.StatusInternalServerError, out
 }

@@ -14,7 +14,6 @@ import (
 	"github.com/friendflow/friendflow/engine/record"
 	"github.com/friendflow/friendflow/rules"
 	"github.com/friendflow/friendflow/rules/imevent"
-	"github.com/friendflow/friendflow/rules/reload"
 )
 
 // sourceLine is one line of a rule file, with the problems at it.
@@ -38,20 +37,18 @@ type ruleView struct {
 
 func (c *Console) rulesPage(w http.ResponseWriter, r *http.Request) {
 	set := c.Rules.Current()
-	st := c.Rules.Status()
+	// The page is GET /rules's answer, each file with its source and each
+	// rule with its tests and matches.
 	d := struct {
-		Loaded    bool
-		Hash      string
-		Status    reload.Status
-		Files     []fileView
-		Rules     []ruleView
+		RulesView
+		Sources   []fileView
+		Rows      []ruleView
 		Recording bool
-	}{Loaded: set != nil, Status: st, Recording: c.Ring != nil}
+	}{RulesView: rulesView(set, c.Rules.Status()), Recording: c.Ring != nil}
 	if set == nil {
 		c.render(w, http.StatusOK, "rules", "Rules", d)
 		return
 	}
-	d.Hash = set.Hash()
 	// Problems by file and line: the set's warnings, and the last failed
 	// reload's errors (the files on disk may be that broken version).
 	at := map[string]map[int][]string{}
@@ -64,13 +61,13 @@ func (c *Console) rulesPage(w http.ResponseWriter, r *http.Request) {
 	for _, p := range set.Warnings() {
 		add(p.File, p.Line, "warning "+p.Code+": "+p.Msg)
 	}
-	for _, line := range strings.Split(st.LastError, "\n") {
+	for _, line := range strings.Split(d.Status.LastError, "\n") {
 		if file, n, msg, ok := splitProblem(line); ok {
 			add(file, n, msg)
 		}
 	}
 	secrets := secretKeys(c.Registry)
-	for _, f := range set.Files() {
+	for _, f := range d.Files {
 		fv := fileView{FileInfo: f}
 		lines, err := readSource(f.Path)
 		if err != nil {
@@ -80,18 +77,18 @@ func (c *Console) rulesPage(w http.ResponseWriter, r *http.Request) {
 		for i, l := range lines {
 			fv.Lines = append(fv.Lines, sourceLine{N: i + 1, Text: l, Problems: at[f.Path][i+1]})
 		}
-		d.Files = append(d.Files, fv)
+		d.Sources = append(d.Sources, fv)
 	}
 	counts := c.Ring.MatchCounts()
 	tests := set.RunTests()
-	for _, ri := range set.Rules() {
+	for _, ri := range d.Rules {
 		rv := ruleView{RuleInfo: ri, Matches: counts[ri.Name]}
 		for _, t := range tests {
 			if t.Rule == ri.Name {
 				rv.Tests = append(rv.Tests, t)
 			}
 		}
-		d.Rules = append(d.Rules, rv)
+		d.Rows = append(d.Rows, rv)
 	}
 	c.render(w, http.StatusOK, "rules", "Rules", d)
 }
@@ -110,17 +107,18 @@ func splitProblem(s string) (file string, line int, msg string, ok bool) {
 }
 
 func (c *Console) eventsPage(w http.ResponseWriter, r *http.Request) {
+	// The page is GET /events's answer, with the filters' choices.
 	d := struct {
+		EventList
 		Recording bool
 		Query     url.Values
 		Error     string
-		Events    []record.Event
 		Older     string
 		Commands  []string
 		Outcomes  []string
 		Rules     []string
-		Recorded  int
-	}{Recording: c.Ring != nil, Query: r.URL.Query(), Commands: imevent.Commands, Outcomes: record.Outcomes, Recorded: c.Ring.Len()}
+	}{EventList: EventList{Capacity: ringSize(c.Ring), Recorded: c.Ring.Len()}, Recording: c.Ring != nil,
+		Query: r.URL.Query(), Commands: imevent.Commands, Outcomes: record.Outcomes}
 	if set := c.Rules.Current(); set != nil {
 		for _, ri := range set.Rules() {
 			d.Rules = append(d.Rules, ri.Name)
@@ -131,11 +129,10 @@ func (c *Console) eventsPage(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		d.Error, status = err.Error(), http.StatusBadRequest
 	} else {
-		var next uint64
-		d.Events, next = c.Ring.List(f, before, limit)
-		if next != 0 {
+		d.EventList = listEvents(c.Ring, f, before, limit)
+		if d.NextBefore != 0 {
 			q := r.URL.Query()
-			q.Set("before", strconv.FormatUint(next, 10))
+			q.Set("before", strconv.FormatUint(d.NextBefore, 10))
 			d.Older = "/ui/events?" + q.Encode()
 		}
 	}

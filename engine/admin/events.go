@@ -27,23 +27,15 @@ func MountEvents(a *Server, ring *record.Ring, src RuleSource, reg *actions.Regi
 	a.Handle("GET /events", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f, before, limit, err := eventQuery(r)
 		if err != nil {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			writeError(w, http.StatusBadRequest, err.Error())
 			return
 		}
-		events, next := ring.List(f, before, limit)
-		if events == nil {
-			events = []record.Event{}
-		}
-		out := map[string]any{"events": events, "recorded": ring.Len(), "capacity": ringSize(ring)}
-		if next != 0 {
-			out["next_before"] = next
-		}
-		writeJSON(w, http.StatusOK, out)
+		writeJSON(w, http.StatusOK, listEvents(ring, f, before, limit))
 	}))
 	a.Handle("GET /events/export", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var b bytes.Buffer
 		if err := record.WriteJSONL(&b, ring.Export()); err != nil {
-			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+			writeError(w, http.StatusInternalServerError, err.Error())
 			return
 		}
 		w.Header().Set("Content-Type", "application/jsonl; charset=utf-8")
@@ -52,7 +44,7 @@ func MountEvents(a *Server, ring *record.Ring, src RuleSource, reg *actions.Regi
 	a.Handle("GET /events/{id}", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		tr, status, err := trace(ring, src, r.PathValue("id"))
 		if err != nil {
-			writeJSON(w, status, map[string]string{"error": err.Error()})
+			writeError(w, status, err.Error())
 			return
 		}
 		writeJSON(w, http.StatusOK, tr)
@@ -60,7 +52,7 @@ func MountEvents(a *Server, ring *record.Ring, src RuleSource, reg *actions.Regi
 	a.Handle("POST /backtest", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		files, err := readRuleFiles(w, r)
 		if err != nil {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			writeError(w, http.StatusBadRequest, err.Error())
 			return
 		}
 		res := tryRules(files, reg, ring)
@@ -70,6 +62,16 @@ func MountEvents(a *Server, ring *record.Ring, src RuleSource, reg *actions.Regi
 		}
 		writeJSON(w, status, res)
 	}))
+}
+
+// listEvents is GET /events's answer; the console's Events page shows it
+// too.
+func listEvents(ring *record.Ring, f record.Filter, before uint64, limit int) EventList {
+	events, next := ring.List(f, before, limit)
+	if events == nil {
+		events = []record.Event{}
+	}
+	return EventList{Capacity: ringSize(ring), Events: events, NextBefore: next, Recorded: ring.Len()}
 }
 
 func ringSize(ring *record.Ring) int {
@@ -116,18 +118,6 @@ func eventQuery(r *http.Request) (record.Filter, uint64, int, error) {
 		limit = n
 	}
 	return f, before, limit, nil
-}
-
-// Trace is GET /events/{id}: the recorded event with its jobs, and every
-// rule's outcome with the value of each &&/|| operand, evaluated again
-// against the rule set that decided it.
-type Trace struct {
-	Event record.Event `json:"event"`
-	// Explanation is explain's answer for the event against the rule set
-	// that decided it (RulesHash); CurrentRules says whether that set is
-	// still the active one.
-	Explanation  engine.EventExplanation `json:"explanation"`
-	CurrentRules bool                    `json:"current_rules"`
 }
 
 func trace(ring *record.Ring, src RuleSource, idText string) (*Trace, int, error) {

@@ -180,7 +180,7 @@ func (a *Server) serveGuarded(w http.ResponseWriter, r *http.Request) {
 		if status == http.StatusUnauthorized {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="friendflow admin"`)
 		}
-		writeJSON(w, status, map[string]string{"error": msg})
+		writeError(w, status, msg)
 		return
 	}
 	a.mux.ServeHTTP(w, r)

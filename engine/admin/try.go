@@ -22,12 +22,6 @@ import (
 // maxRulesBody bounds a candidate rule set sent to POST /backtest.
 const maxRulesBody = 4 << 20
 
-// RuleFile is one candidate rule file: a base name and its content.
-type RuleFile struct {
-	Name string `json:"name"`
-	Data string `json:"data"`
-}
-
 // readRuleFiles reads the candidate rule files of a request body: a tar
 // archive (Content-Type application/x-tar) of the files `friendflow lint`
 // would read in a directory, JSON {"files":[{"name","data"}]}
@@ -44,9 +38,7 @@ func readRuleFiles(w http.ResponseWriter, r *http.Request) ([]RuleFile, error) {
 	case "application/x-tar":
 		return untar(data)
 	case "application/json":
-		var req struct {
-			Files []RuleFile `json:"files"`
-		}
+		var req RuleFiles
 		if err := json.Unmarshal(data, &req); err != nil {
 			return nil, fmt.Errorf(`body must be {"files":[{"name":"x.yaml","data":"…"}]}: %w`, err)
 		}
@@ -83,19 +75,6 @@ func untar(data []byte) ([]RuleFile, error) {
 func isRuleFile(name string) bool {
 	ext := strings.ToLower(filepath.Ext(name))
 	return !strings.HasPrefix(name, ".") && (ext == ".yaml" || ext == ".yml")
-}
-
-// TryResult is what a candidate rule set would do: its problems (then
-// nothing else), its warnings and tests, and the backtest diff against the
-// recorded events.
-type TryResult struct {
-	OK       bool               `json:"ok"`
-	Problems []rules.Problem    `json:"problems,omitempty"`
-	Warnings []rules.Problem    `json:"warnings,omitempty"`
-	Tests    []rules.TestResult `json:"tests,omitempty"`
-	Diff     *record.Diff       `json:"diff,omitempty"`
-	// Note says what differs from serving these rules.
-	Note string `json:"note"`
 }
 
 // tryNote: env() must not let whoever posts rules read the server's

@@ -1,0 +1,171 @@
+package admin
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/friendflow/friendflow/engine"
+	"github.com/friendflow/friendflow/engine/queue"
+	"github.com/friendflow/friendflow/engine/record"
+	"github.com/friendflow/friendflow/rules"
+	"github.com/friendflow/friendflow/rules/reload"
+)
+
+// The admin API's JSON answers and request bodies, declared once: the
+// server encodes them, `friendflow`'s admin client (reload, rules, dlq)
+// decodes them, and the console renders them. POST /explain answers
+// []engine.EventExplanation and GET /events/export the JSONL of
+// record.Event.
+//
+// Answers that were maps keep their fields in the keys' alphabetical
+// order, the order encoding/json writes a map in: the bytes on the wire
+// did not change when they became types.
+
+// Health is GET /healthz's answer: the process is alive.
+type Health struct {
+	Status string `json:"status"` // "ok"
+}
+
+// Readiness is GET /readyz's answer: "ready" (200), or "not ready" (503)
+// with the failing conditions by name.
+type Readiness struct {
+	Failing map[string]string `json:"failing,omitempty"`
+	Status  string            `json:"status"`
+}
+
+// ErrorBody is the answer of a request that failed: what went wrong,
+// and, for the dead-letter operations, the ids that name none.
+type ErrorBody struct {
+	Error      string   `json:"error"`
+	UnknownIDs []string `json:"unknown_ids,omitempty"`
+}
+
+// RulesView is GET /rules's answer: how the reloads went, and the rule
+// set serving, if one is (Files, Hash and Rules are then set).
+type RulesView struct {
+	Files  []rules.FileInfo `json:"files,omitzero"`
+	Hash   string           `json:"hash,omitempty"`
+	Rules  []rules.RuleInfo `json:"rules,omitzero"`
+	Status reload.Status    `json:"status"`
+}
+
+// Reloaded is POST /reload's answer when the rules loaded (200).
+type Reloaded struct {
+	Hash  string `json:"hash"`
+	OK    bool   `json:"ok"` // true
+	Rules int    `json:"rules"`
+}
+
+// ReloadFailed is POST /reload's answer when they did not (422): the
+// error, each problem of the files, and the hash of the set that keeps
+// serving ("" when none does).
+type ReloadFailed struct {
+	Error       string          `json:"error"`
+	OK          bool            `json:"ok"` // false
+	Problems    []rules.Problem `json:"problems,omitempty"`
+	ServingHash string          `json:"serving_hash,omitempty"`
+}
+
+// DeadLetterList is GET /dlq's answer.
+type DeadLetterList struct {
+	Count       int              `json:"count"`
+	DeadLetters []DeadLetterView `json:"dead_letters"`
+}
+
+// DeadLetterView is one dead letter as GET /dlq shows it.
+type DeadLetterView struct {
+	ID           string    `json:"id"`
+	Rule         string    `json:"rule"`
+	Action       string    `json:"action"`
+	LastError    string    `json:"last_error"`
+	Attempts     int       `json:"attempts"`
+	FirstAttempt time.Time `json:"first_attempt"`
+	LastAttempt  time.Time `json:"last_attempt"`
+}
+
+// DeadLetterDetail is one dead letter as GET /dlq/{id} shows it: the job
+// with its secret parameters redacted, every failed attempt's error, and
+// the event it was made for.
+type DeadLetterDetail struct {
+	DeadLetterView
+	Reason     string               `json:"reason"`
+	DeadAt     time.Time            `json:"dead_at"`
+	CallbackID string               `json:"callback_id,omitempty"`
+	OnceKey    string               `json:"once_key,omitempty"`
+	Params     map[string]any       `json:"params"`
+	Errors     []queue.AttemptError `json:"errors"`
+	Event      json.RawMessage      `json:"event,omitempty"`
+}
+
+// DeadLetterSelection is the body of POST /dlq/replay and POST /dlq/drop:
+// the ids, or all, exactly one of them.
+type DeadLetterSelection struct {
+	All bool     `json:"all"`
+	IDs []string `json:"ids"`
+}
+
+// DeadLettersMoved is the answer of POST /dlq/replay (Replayed set) and
+// POST /dlq/drop (Dropped set): how many were, and when the operation
+// failed, why, and the ids that name no dead letter.
+type DeadLettersMoved struct {
+	Dropped    *int     `json:"dropped,omitempty"`
+	Error      string   `json:"error,omitempty"`
+	Replayed   *int     `json:"replayed,omitempty"`
+	UnknownIDs []string `json:"unknown_ids,omitempty"`
+}
+
+// Count is how many dead letters were replayed or dropped.
+func (m *DeadLettersMoved) Count() int {
+	switch {
+	case m.Replayed != nil:
+		return *m.Replayed
+	case m.Dropped != nil:
+		return *m.Dropped
+	}
+	return 0
+}
+
+// EventList is GET /events's answer: one page of the recorded events,
+// newest first; NextBefore, when not 0, is the before of the next page.
+type EventList struct {
+	Capacity   int            `json:"capacity"`
+	Events     []record.Event `json:"events"`
+	NextBefore uint64         `json:"next_before,omitempty"`
+	Recorded   int            `json:"recorded"`
+}
+
+// Trace is GET /events/{id}: the recorded event with its jobs, and every
+// rule's outcome with the value of each &&/|| operand, evaluated again
+// against the rule set that decided it.
+type Trace struct {
+	Event record.Event `json:"event"`
+	// Explanation is explain's answer for the event against the rule set
+	// that decided it (RulesHash); CurrentRules says whether that set is
+	// still the active one.
+	Explanation  engine.EventExplanation `json:"explanation"`
+	CurrentRules bool                    `json:"current_rules"`
+}
+
+// RuleFile is one candidate rule file: a base name and its content.
+type RuleFile struct {
+	Name string `json:"name"`
+	Data string `json:"data"`
+}
+
+// RuleFiles is a JSON body of POST /backtest.
+type RuleFiles struct {
+	Files []RuleFile `json:"files"`
+}
+
+// TryResult is what a candidate rule set would do (POST /backtest): its
+// problems (then nothing else), its warnings and tests, and the backtest
+// diff against the recorded events.
+type TryResult struct {
+	OK       bool               `json:"ok"`
+	Problems []rules.Problem    `json:"problems,omitempty"`
+	Warnings []rules.Problem    `json:"warnings,omitempty"`
+	Tests    []rules.TestResult `json:"tests,omitempty"`
+	Diff     *record.Diff       `json:"diff,omitempty"`
+	// Note says what differs from serving these rules.
+	Note string `json:"note"`
+}
