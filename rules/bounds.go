@@ -3,7 +3,7 @@ package rules
 import (
 	"fmt"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // Default limits of Options. A rule file is written by people, so these are

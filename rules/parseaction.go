@@ -8,7 +8,7 @@ import (
 	"strings"
 
 	"github.com/expr-lang/expr/ast"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/friendflow/friendflow/actions"
 	"github.com/friendflow/friendflow/rules/imevent"

@@ -13,7 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/expr-lang/expr/file"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/friendflow/friendflow/internal/suggest"
 )
@@ -28,7 +28,7 @@ func (p *fileParser) yamlError(data []byte, err error) {
 	p.problem(max(line, 1), 1, "invalid YAML: %s", msg)
 }
 
-// yamlMessage splits a yaml.v3 syntax error into its message and the line
+// yamlMessage splits a yaml/v3 syntax error into its message and the line
 // it names, if any.
 func yamlMessage(err error) (string, int) {
 	msg := err.Error()
@@ -39,7 +39,7 @@ func yamlMessage(err error) (string, int) {
 	return strings.TrimPrefix(msg, "yaml: "), 0
 }
 
-// yamlErrorLine finds the line of a syntax error: yaml.v3 names the line
+// yamlErrorLine finds the line of a syntax error: yaml/v3 names the line
 // where the enclosing block starts, or none at all. It is the shortest
 // prefix of the file, in whole lines, that fails with the same message;
 // found by bisection, so a few parses of a file that is broken anyway.
