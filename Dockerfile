@@ -33,7 +33,9 @@ COPY --from=build /out/friendflow /usr/local/bin/friendflow
 # Queue data (embedded JetStream) lives here; mount a volume over it.
 COPY --from=build --chown=65532:65532 /out/data /var/lib/friendflow
 WORKDIR /var/lib/friendflow
-USER nonroot:nonroot
+# Numeric, the distroless nonroot user: Kubernetes can verify runAsNonRoot
+# only for a numeric USER (the manifests set runAsUser: 65532 as well).
+USER 65532:65532
 EXPOSE 8080 9090
 # The admin API listens on every interface so the kubelet and Prometheus
 # reach /healthz, /readyz and /metrics; serve then refuses to start without

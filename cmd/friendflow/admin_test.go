@@ -28,7 +28,7 @@ const adminTestRules = "rules:\n  - name: greet\n    on: Sns.CallbackFriendAdd\n
 // real binary.
 func TestAdminTokenReloadRules(t *testing.T) {
 	dir, rulesDir := t.TempDir(), t.TempDir()
-	const token = "adm-7d1c0e5b2a"
+	const token = "adm-7d1c0e5b2a9f64c3"
 	tokenFile := filepath.Join(dir, "admin-token")
 	writeFile(t, tokenFile, token+"\n")
 	writeFile(t, filepath.Join(rulesDir, "greet.yaml"), adminTestRules)
@@ -84,7 +84,7 @@ func TestAdminHTTPGuard(t *testing.T) {
 	rulesDir := t.TempDir()
 	writeFile(t, filepath.Join(rulesDir, "greet.yaml"), adminTestRules)
 	listen, adminAddr := freePort(t), freePort(t)
-	start(t, []string{"FRIENDFLOW_ADMIN_TOKEN=tok-3b9f"}, "serve", "--sdkappid", "1400000000", "--listen", listen, "--admin-listen", adminAddr,
+	start(t, []string{"FRIENDFLOW_ADMIN_TOKEN=tok-3b9f-5e02c7d1a6"}, "serve", "--sdkappid", "1400000000", "--listen", listen, "--admin-listen", adminAddr,
 		"--rules", rulesDir, "--data", t.TempDir(), "--log-level", "warn", "--admin-host", "ff-admin.example")
 	waitReady(t, adminAddr)
 	do := func(method, path, host string, hdr ...string) (int, http.Header, string) {
@@ -112,7 +112,7 @@ func TestAdminHTTPGuard(t *testing.T) {
 	if status, hdr, body := do("GET", "/rules", ""); status != 401 || hdr.Get("WWW-Authenticate") == "" || !strings.Contains(body, `"error"`) {
 		t.Fatalf("GET /rules without a token: %d %v %s", status, hdr, body)
 	}
-	auth := []string{"Authorization", "Bearer tok-3b9f"}
+	auth := []string{"Authorization", "Bearer tok-3b9f-5e02c7d1a6"}
 	if status, _, body := do("GET", "/rules", "", auth...); status != 200 {
 		t.Fatalf("GET /rules with the token: %d %s", status, body)
 	}
@@ -128,7 +128,7 @@ func TestAdminHTTPGuard(t *testing.T) {
 }
 
 // TestServeRefusesOpenAdmin: a non-loopback admin listener needs a token
-// or an explicit --admin-insecure.
+// or an explicit --admin-insecure, and a token needs 16 bytes.
 func TestServeRefusesOpenAdmin(t *testing.T) {
 	rulesDir := t.TempDir()
 	writeFile(t, filepath.Join(rulesDir, "greet.yaml"), adminTestRules)
@@ -139,6 +139,22 @@ func TestServeRefusesOpenAdmin(t *testing.T) {
 			!strings.Contains(errOut, "--admin-token-file (FRIENDFLOW_ADMIN_TOKEN_FILE)") || !strings.Contains(errOut, "--admin-insecure (FRIENDFLOW_ADMIN_INSECURE)") {
 			t.Fatalf("serve with admin on %s and no token: exit %d %q", addr, code, errOut)
 		}
+	}
+	// A token too short to guard anything is refused, on loopback too, with
+	// its length and never its value; a file's trailing newline is no part
+	// of it (16 bytes pass).
+	tokenFile := filepath.Join(t.TempDir(), "admin-token")
+	for _, tok := range []string{"k3y9z", "q7w8e9r0t1y2u3i"} {
+		writeFile(t, tokenFile, tok+"\n")
+		code, _, errOut := runBinary(t, []string{"FRIENDFLOW_SDKAPPID=1", "FRIENDFLOW_ADMIN_TOKEN_FILE=" + tokenFile}, "serve", "--rules", rulesDir, "--data", t.TempDir())
+		want := fmt.Sprintf("--admin-token (FRIENDFLOW_ADMIN_TOKEN): the admin token is %d bytes; use at least 16", len(tok))
+		if code != 2 || strings.Count(errOut, "\n") != 1 || !strings.Contains(errOut, want) || strings.Contains(errOut, tok) {
+			t.Fatalf("serve with a %d-byte admin token: exit %d %q", len(tok), code, errOut)
+		}
+	}
+	writeFile(t, tokenFile, "0123456789abcdef\n")
+	if _, err := parseServe([]string{"--sdkappid", "1", "--admin-token-file", tokenFile}, func(string) string { return "" }); err != nil {
+		t.Fatalf("a 16-byte admin token: %v", err)
 	}
 	p := start(t, []string{"FRIENDFLOW_SDKAPPID=1", "FRIENDFLOW_ADMIN_INSECURE=true"}, "serve", "--listen", freePort(t),
 		"--admin-listen", "0.0.0.0:"+port, "--rules", rulesDir, "--data", t.TempDir())

@@ -18,9 +18,19 @@ func (f *serveFlags) declareAdminGuard(fs *flag.FlagSet) {
 	fs.Var(&c.AdminHosts, "admin-host", "names, comma-separated, a request's Host may carry besides loopback and the listener's IP (a Service in front of the admin port)")
 }
 
+// minAdminToken is the shortest admin token serve accepts, in bytes: 128
+// bits if random, and no word typed as a token ("admin", "secret") opens
+// an API that may listen on every interface.
+const minAdminToken = 16
+
 // checkAdminGuard refuses an admin API that anyone on the network could
-// write to, unless asked for explicitly.
+// write to, unless asked for explicitly, and a token too short to guard it.
 func (c *serveConfig) checkAdminGuard() error {
+	if n := len(c.AdminToken); n > 0 && n < minAdminToken {
+		// The length only, never the token: it is a secret even when weak.
+		return usagef("%s: the admin token is %d bytes; use at least %d random bytes (head -c 32 /dev/urandom | base64)",
+			flagRef("admin-token"), n, minAdminToken)
+	}
 	if len(c.AdminToken) == 0 && !c.AdminInsecure && !loopbackAddr(c.AdminListen) {
 		return usagef("%s %s is not a loopback address: set %s so the admin API needs a token, or %s to serve it to anyone who reaches it",
 			flagRef("admin-listen"), c.AdminListen, flagRef("admin-token-file"), flagRef("admin-insecure"))
