@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -13,6 +14,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -30,9 +32,26 @@ const (
 
 // Headers a webhook always sets.
 const (
-	HeaderDelivery  = "X-Friendflow-Delivery"  // Job.DeliveryID: the same on every attempt and every copy of the callback
-	HeaderSignature = "X-Friendflow-Signature" // sha256=<hex HMAC-SHA256(secret, body)>
+	HeaderDelivery = "X-Friendflow-Delivery" // Job.DeliveryID: the same on every attempt and every copy of the callback
+	// HeaderSignature is the deprecated signature, sent only with
+	// legacy_signature: sha256=<hex HMAC-SHA256(secret, body)>. It covers
+	// neither a time nor the delivery id, so a captured request verifies
+	// forever; it goes in the next release.
+	HeaderSignature = "X-Friendflow-Signature"
 )
+
+// The Standard Webhooks headers a webhook with a secret sets
+// (https://github.com/standard-webhooks/standard-webhooks/blob/main/spec/standard-webhooks.md,
+// "Webhook headers"), so receivers can verify with its libraries.
+const (
+	HeaderWebhookID        = "Webhook-Id"        // Job.DeliveryID, as HeaderDelivery
+	HeaderWebhookTimestamp = "Webhook-Timestamp" // the attempt's time, Unix seconds
+	HeaderWebhookSignature = "Webhook-Signature" // "v1,<base64 HMAC-SHA256 of id.timestamp.body>", one per secret, space-separated
+)
+
+// whsecPrefix marks a Standard Webhooks secret: the key is the base64
+// after it.
+const whsecPrefix = "whsec_"
 
 // Webhook is the webhook kind: one HTTP request per job. The zero value is
 // ready to use.
@@ -55,8 +74,8 @@ var webhookSpec = Spec{
 		"(honouring Retry-After, up to max_backoff); other statuses are permanent failures. Every attempt carries the same " +
 		HeaderDelivery + " header, derived from the callback's content (command, SdkAppid, the pair, EventTime), the rule " +
 		"and the action's place in it, so the receiver can drop duplicates, also of a callback Tencent sent again; " +
-		"and with a secret an " +
-		HeaderSignature + ": sha256=<hex HMAC-SHA256 of the body> header.",
+		"and with a secret the Standard Webhooks signature (https://www.standardwebhooks.com): webhook-id (the same id), " +
+		"webhook-timestamp (the attempt's Unix time) and webhook-signature: v1,<base64 HMAC-SHA256 of id.timestamp.body>.",
 	Params:   ParamsOf[WebhookParams](),
 	Validate: validateWebhook,
 }
@@ -71,7 +90,9 @@ type WebhookParams struct {
 	Headers         map[string]string
 	Body            any // nil: the default body, see hookEvent
 	Timeout         time.Duration
-	Secret          string // empty: unsigned
+	Secret          string // empty with no Secrets: unsigned
+	Secrets         []string
+	LegacySignature bool
 	FollowRedirects bool
 }
 
@@ -82,7 +103,9 @@ func (p *WebhookParams) DeclareParams(d *Decl) {
 	d.Param(&p.Headers, Param{Name: "headers", Example: `{Authorization: "Bearer ${ env(\"CRM_TOKEN\") }"}`, Secret: true, Doc: "extra request headers (values often carry credentials, so they are redacted like secrets)"})
 	d.Param(&p.Body, Param{Name: "body", Example: `{user: "${ From_Account }", source: friendflow}`, Doc: `request body: a string is sent as it is, any other value as JSON; default {"event": the event, "rule": the rule's name, "job_id": the job id}`})
 	d.Param(&p.Timeout, Param{Name: "timeout", Example: `10s`, Default: 5 * time.Second, Doc: "time allowed for the whole request, at most 5m"})
-	d.Param(&p.Secret, Param{Name: "secret", Example: `"${ env(\"HOOK_SECRET\") }"`, Secret: true, Doc: "signs the body: " + HeaderSignature + ": sha256=<hex HMAC-SHA256(secret, body)>"})
+	d.Param(&p.Secret, Param{Name: "secret", Example: `"${ env(\"HOOK_SECRET\") }"`, Secret: true, Doc: "signs each request the Standard Webhooks way (webhook-id, webhook-timestamp, webhook-signature); a whsec_ secret is the base64 of the key, as its libraries expect, any other is used as it is"})
+	d.Param(&p.Secrets, Param{Name: "secrets", Example: `["${ env(\"HOOK_SECRET\") }", "${ env(\"HOOK_SECRET_OLD\") }"]`, Secret: true, Doc: "more secrets, for a rotation: one signature each in webhook-signature, and the receiver accepts any"})
+	d.Param(&p.LegacySignature, Param{Name: "legacy_signature", Example: `true`, Default: false, Doc: "deprecated, removed in the next release: also send " + HeaderSignature + ": sha256=<hex HMAC-SHA256(secret, body)>, which covers no time or id and so can be replayed"})
 	d.Param(&p.FollowRedirects, Param{Name: "follow_redirects", Example: `true`, Default: false, Doc: "follow up to 5 redirects; otherwise a 3xx is a permanent failure"})
 }
 
@@ -104,10 +127,89 @@ func validateWebhook(p map[string]any) error {
 	if d, ok := p["timeout"].(time.Duration); ok && (d <= 0 || d > maxWebhookTimeout) {
 		return &ParamError{Path: "timeout", Msg: fmt.Sprintf("%v is outside (0, %v]", d, maxWebhookTimeout)}
 	}
+	if err := checkSecrets(p); err != nil {
+		return err
+	}
 	if b, ok := p["body"]; ok && !HasDeferred(b) {
 		if _, err := encodeHookBody(b); err != nil {
 			return &ParamError{Path: "body", Msg: err.Error()}
 		}
+	}
+	return nil
+}
+
+// checkSecrets refuses a whsec_ secret whose key is no base64, and a
+// legacy signature without a secret to make it with.
+func checkSecrets(p map[string]any) error {
+	if s, ok := p["secret"].(string); ok {
+		if _, err := signingKey(s); err != nil {
+			return &ParamError{Path: "secret", Msg: err.Error()}
+		}
+	}
+	if l, ok := p["secrets"].([]string); ok {
+		for i, s := range l {
+			if _, err := signingKey(s); err != nil {
+				return &ParamError{Path: "secrets", Msg: fmt.Sprintf("item %d: %v", i+1, err)}
+			}
+		}
+	}
+	if on, _ := p["legacy_signature"].(bool); on {
+		if _, ok := p["secret"]; !ok {
+			return &ParamError{Path: "legacy_signature", Msg: "needs secret, the key of the old signature"}
+		}
+	}
+	return nil
+}
+
+// signingKey is the HMAC key of a secret: the decoded base64 after whsec_
+// (the Standard Webhooks serialization), or the secret's own bytes. The
+// messages never quote the secret.
+func signingKey(secret string) ([]byte, error) {
+	b64, ok := strings.CutPrefix(secret, whsecPrefix)
+	if !ok {
+		return []byte(secret), nil
+	}
+	key, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil {
+		return nil, errors.New("a whsec_ secret must be base64 after the prefix")
+	}
+	if len(key) == 0 {
+		return nil, errors.New("a whsec_ secret has no key after the prefix")
+	}
+	return key, nil
+}
+
+// sign sets the Standard Webhooks headers for id and body at now: one v1
+// signature per secret, so a receiver holding either the old or the new
+// secret during a rotation verifies. id is a DeliveryID, hex and dashes:
+// it holds no '.', which the signed content uses as its separator.
+func sign(h http.Header, p WebhookParams, id string, body []byte, now time.Time) error {
+	secrets := p.Secrets
+	if p.Secret != "" {
+		secrets = append([]string{p.Secret}, secrets...)
+	}
+	if len(secrets) == 0 {
+		return nil
+	}
+	ts := strconv.FormatInt(now.Unix(), 10)
+	sigs := make([]string, 0, len(secrets))
+	for _, s := range secrets {
+		key, err := signingKey(s)
+		if err != nil {
+			return err
+		}
+		m := hmac.New(sha256.New, key)
+		m.Write([]byte(id + "." + ts + "."))
+		m.Write(body)
+		sigs = append(sigs, "v1,"+base64.StdEncoding.EncodeToString(m.Sum(nil)))
+	}
+	h.Set(HeaderWebhookID, id)
+	h.Set(HeaderWebhookTimestamp, ts)
+	h.Set(HeaderWebhookSignature, strings.Join(sigs, " "))
+	if p.LegacySignature && p.Secret != "" {
+		m := hmac.New(sha256.New, []byte(p.Secret))
+		m.Write(body)
+		h.Set(HeaderSignature, "sha256="+hex.EncodeToString(m.Sum(nil)))
 	}
 	return nil
 }
@@ -136,7 +238,8 @@ func checkHeader(name, value string) error {
 		}
 	}
 	switch http.CanonicalHeaderKey(name) {
-	case HeaderDelivery, HeaderSignature, "Content-Length", "Transfer-Encoding", "Connection":
+	case HeaderDelivery, HeaderSignature, HeaderWebhookID, HeaderWebhookTimestamp, HeaderWebhookSignature,
+		"Content-Length", "Transfer-Encoding", "Connection":
 		return fmt.Errorf("header %s is set by friendflow", name)
 	}
 	if strings.ContainsAny(value, "\r\n\x00") {
@@ -238,11 +341,10 @@ func (w *Webhook) build(job Job, p WebhookParams) (*hookCall, error) {
 		}
 		h.Set(k, v)
 	}
-	h.Set(HeaderDelivery, job.DeliveryID())
-	if p.Secret != "" {
-		m := hmac.New(sha256.New, []byte(p.Secret))
-		m.Write(body)
-		h.Set(HeaderSignature, "sha256="+hex.EncodeToString(m.Sum(nil)))
+	id := job.DeliveryID()
+	h.Set(HeaderDelivery, id)
+	if err := sign(h, p, id, body, time.Now()); err != nil {
+		return nil, fmt.Errorf("webhook %s: %w", call.where, err)
 	}
 	return call, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/friendflow/friendflow/actions"
+	"github.com/friendflow/friendflow/actions/webhooktest"
 )
 
 // received is what a test server saw of one request.
@@ -152,11 +154,12 @@ func TestWebhookDefaultRequest(t *testing.T) {
 	}
 	r := reqs[0]
 	checkDefaultRequest(t, r)
-	// A retry is the same delivery: same id, same body, same signature.
-	if reqs[1].Header.Get(actions.HeaderDelivery) != "job-42" || string(reqs[1].Body) != string(r.Body) ||
-		reqs[1].Header.Get(actions.HeaderSignature) != r.Header.Get(actions.HeaderSignature) {
+	// A retry is the same delivery: same id, same body, its own verified
+	// signature of its attempt's time.
+	if reqs[1].Header.Get(actions.HeaderDelivery) != "job-42" || reqs[1].Header.Get("webhook-id") != "job-42" || string(reqs[1].Body) != string(r.Body) {
 		t.Error("a retry differs from the first attempt")
 	}
+	verifyStandard(t, reqs[1], "whsec_"+base64.StdEncoding.EncodeToString([]byte("hook-secret")))
 	if n := srv.conns.Load(); n != 1 {
 		t.Errorf("%d connections for two requests, want 1 (keep-alive)", n)
 	}
@@ -166,8 +169,10 @@ func TestWebhookDefaultRequest(t *testing.T) {
 		t.Fatal(err)
 	}
 	r = srv.requests()[2]
-	if _, signed := r.Header[actions.HeaderSignature]; signed {
-		t.Error("signed without a secret")
+	for _, h := range []string{actions.HeaderSignature, actions.HeaderWebhookSignature, actions.HeaderWebhookID, actions.HeaderWebhookTimestamp} {
+		if _, signed := r.Header[h]; signed {
+			t.Errorf("%s without a secret", h)
+		}
 	}
 	if string(r.Body) != `{"event":null,"rule":"r","job_id":"j2"}` {
 		t.Errorf("body %s", r.Body)
@@ -192,11 +197,85 @@ func checkDefaultRequest(t *testing.T, r received) {
 	if string(r.Body) != want {
 		t.Errorf("body\n got %s\nwant %s", r.Body, want)
 	}
-	// The receiver's check: HMAC-SHA256 of the raw body with the secret.
-	m := hmac.New(sha256.New, []byte("hook-secret"))
+	// The receiver's check, as the specification says: a secret without
+	// whsec_ is its own bytes, which whsec_ and their base64 serialize.
+	if r.Header.Get("webhook-id") != "job-42" {
+		t.Errorf("webhook-id %q, want the delivery id", r.Header.Get("webhook-id"))
+	}
+	verifyStandard(t, r, "whsec_"+base64.StdEncoding.EncodeToString([]byte("hook-secret")))
+	if _, legacy := r.Header[actions.HeaderSignature]; legacy {
+		t.Error("the deprecated signature without legacy_signature")
+	}
+}
+
+// verifyStandard verifies r with the independent implementation of the
+// Standard Webhooks specification, holding secrets.
+func verifyStandard(t *testing.T, r received, secrets ...string) {
+	t.Helper()
+	v, err := webhooktest.NewVerifier(secrets...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Verify(r.Header, r.Body, time.Now()); err != nil {
+		t.Errorf("Standard Webhooks verification: %v (headers %v)", err, r.Header)
+	}
+}
+
+// TestWebhookStandardSignature: whsec_ secrets are base64 keys; during a
+// rotation (secret and secrets) a receiver holding either key verifies and
+// one holding neither does not; a changed body, id or an old timestamp
+// fails; the deprecated header comes only with legacy_signature.
+func TestWebhookStandardSignature(t *testing.T) {
+	srv := newHookServer(t, nil)
+	var w actions.Webhook
+	newKey, oldKey, otherKey := "whsec_"+base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef")),
+		"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whsec_"+base64.StdEncoding.EncodeToString([]byte("another key of 24 bytes!"))
+	params := map[string]any{"url": srv.URL, "secret": newKey, "secrets": []any{oldKey}, "legacy_signature": true}
+	if err := runHook(t, &w, testJob, params); err != nil {
+		t.Fatal(err)
+	}
+	r := srv.requests()[0]
+	if n := len(strings.Fields(r.Header.Get("webhook-signature"))); n != 2 {
+		t.Errorf("%d signatures for two secrets: %q", n, r.Header.Get("webhook-signature"))
+	}
+	verifyStandard(t, r, newKey)
+	verifyStandard(t, r, oldKey)
+	v, _ := webhooktest.NewVerifier(otherKey)
+	if err := v.Verify(r.Header, r.Body, time.Now()); err == nil {
+		t.Error("a third key verifies")
+	}
+	v, _ = webhooktest.NewVerifier(newKey)
+	tampered := r.Header.Clone()
+	tampered.Set("webhook-id", "job-43")
+	for name, c := range map[string]struct {
+		h    http.Header
+		body string
+		now  time.Time
+	}{
+		"body":           {r.Header, string(r.Body) + " ", time.Now()},
+		"id":             {tampered, string(r.Body), time.Now()},
+		"replayed later": {r.Header, string(r.Body), time.Now().Add(webhooktest.Tolerance + time.Minute)},
+	} {
+		if err := v.Verify(c.h, []byte(c.body), c.now); err == nil {
+			t.Errorf("a changed %s verifies", name)
+		}
+	}
+	m := hmac.New(sha256.New, []byte(newKey)) // the old scheme: the secret's bytes as they are
 	m.Write(r.Body)
 	if got, want := r.Header.Get(actions.HeaderSignature), "sha256="+hex.EncodeToString(m.Sum(nil)); got != want {
-		t.Errorf("signature %q, want %q", got, want)
+		t.Errorf("legacy signature %q, want %q", got, want)
+	}
+
+	spec := w.Spec()
+	for want, bad := range map[string]map[string]any{
+		"secret: a whsec_ secret must be base64":          {"url": "https://h", "secret": "whsec_not*base64"},
+		"secrets: item 2: a whsec_ secret must be base64": {"url": "https://h", "secrets": []any{newKey, "whsec_%"}},
+		"legacy_signature: needs secret":                  {"url": "https://h", "secrets": []any{newKey}, "legacy_signature": true},
+		"header webhook-signature is set by friendflow":   {"url": "https://h", "headers": map[string]any{"webhook-signature": "v1,x"}},
+	} {
+		if _, err := spec.Check(bad); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Check(%v) = %v, want an error containing %q", bad, err, want)
+		}
 	}
 }
 

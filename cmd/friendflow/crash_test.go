@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/friendflow/friendflow/actions/webhooktest"
 	"github.com/friendflow/friendflow/examples/callbacks"
 )
 
@@ -23,15 +24,32 @@ type deliveries struct {
 	mu    sync.Mutex
 	seen  map[string]int
 	total int
+	// verify, when set, checks every request's Standard Webhooks signature
+	// with the specification's independent implementation; failed says
+	// why requests did not pass, last is the last request that did.
+	verify *webhooktest.Verifier
+	failed []string
+	last   *http.Request
+	body   []byte
 }
 
 func (d *deliveries) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	_, _ = io.Copy(io.Discard, r.Body)
+	body, _ := io.ReadAll(r.Body)
 	id := r.Header.Get("X-Friendflow-Delivery")
 	d.mu.Lock()
+	defer d.mu.Unlock()
 	d.seen[id]++
 	d.total++
-	d.mu.Unlock()
+	if d.verify != nil {
+		switch err := d.verify.Verify(r.Header, body, time.Now()); {
+		case err != nil:
+			d.failed = append(d.failed, err.Error())
+		case r.Header.Get("webhook-id") != id:
+			d.failed = append(d.failed, "webhook-id "+r.Header.Get("webhook-id")+" is not the delivery id "+id)
+		default:
+			d.last, d.body = r, body
+		}
+	}
 	w.WriteHeader(http.StatusNoContent)
 }
 

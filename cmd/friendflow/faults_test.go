@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -17,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/friendflow/friendflow/actions/webhooktest"
 	"github.com/friendflow/friendflow/engine/imcallback"
 )
 
@@ -48,9 +50,17 @@ func postCallback(t *testing.T, client *http.Client, listen, command string, bod
 // times, as a replay or a proxy retrying would: an after-callback, which
 // carries no EventTime, and a before-callback, which does. The webhook
 // receiver sees three requests of each with one X-Friendflow-Delivery id
-// per callback, so it can drop the copies.
+// per callback, so it can drop the copies. Every request verifies with an
+// implementation of the Standard Webhooks specification independent of
+// friendflow's (actions/webhooktest), its webhook-id the delivery id, and
+// with the Python receiver of docs/actions.md where python3 is installed.
 func TestReplayedCallbackKeepsItsDeliveryID(t *testing.T) {
-	d := &deliveries{seen: map[string]int{}}
+	const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+	v, err := webhooktest.NewVerifier(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &deliveries{seen: map[string]int{}, verify: v}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -63,8 +73,8 @@ func TestReplayedCallbackKeepsItsDeliveryID(t *testing.T) {
   - name: notify-crm
     on: [Sns.CallbackFriendAdd, Sns.CallbackPrevFriendAdd]
     actions:
-      - webhook: { url: "http://%s/hook" }
-`, ln.Addr()))
+      - webhook: { url: "http://%s/hook", secret: %s }
+`, ln.Addr(), secret))
 	listen, admin := freePort(t), freePort(t)
 	const token = "replay-token-3"
 	start(t, []string{"FRIENDFLOW_CALLBACK_TOKEN=" + token}, "serve", "--sdkappid", "1400000000", "--listen", listen, "--admin-listen", admin,
@@ -100,6 +110,52 @@ func TestReplayedCallbackKeepsItsDeliveryID(t *testing.T) {
 	unique, total := d.counts()
 	if total != 6 || unique != 2 {
 		t.Fatalf("receiver saw %d requests with %d delivery ids, want 6 with 2 (one per callback)", total, unique)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(d.failed) > 0 || d.last == nil {
+		t.Fatalf("Standard Webhooks verification failed: %q", d.failed)
+	}
+	verifyWithDocsPython(t, secret, d.last.Header, d.body)
+}
+
+// verifyWithDocsPython runs the Python receiver of docs/actions.md on a
+// request friendflow sent; it is skipped without python3.
+func verifyWithDocsPython(t *testing.T, secret string, h http.Header, body []byte) {
+	t.Helper()
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		t.Log("no python3: the docs' Python receiver is not run")
+		return
+	}
+	doc, err := os.ReadFile("../../docs/actions.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, code, ok := strings.Cut(string(doc), "```python\n")
+	code, _, _ = strings.Cut(code, "```")
+	if !ok || !strings.Contains(code, "def verify(") {
+		t.Fatal("docs/actions.md has no Python verify function")
+	}
+	headers := map[string]string{}
+	for _, k := range []string{"webhook-id", "webhook-timestamp", "webhook-signature"} {
+		headers[k] = h.Get(k)
+	}
+	hj, _ := json.Marshal(headers)
+	script := code + "\nimport json, sys\nprint(verify(sys.argv[1], json.loads(sys.argv[2]), sys.stdin.buffer.read()))\n"
+	for _, c := range []struct {
+		body string
+		ok   bool
+	}{{string(body), true}, {string(body) + " ", false}} {
+		cmd := exec.Command(py, "-c", script, secret, string(hj))
+		cmd.Stdin = strings.NewReader(c.body)
+		out, err := cmd.CombinedOutput()
+		if c.ok && (err != nil || strings.TrimSpace(string(out)) != h.Get("webhook-id")) {
+			t.Fatalf("the docs' Python receiver refuses friendflow's request: %v\n%s", err, out)
+		}
+		if !c.ok && (err == nil || !strings.Contains(string(out), "no signature matches")) {
+			t.Fatalf("the docs' Python receiver accepts a changed body: %v\n%s", err, out)
+		}
 	}
 }
 
