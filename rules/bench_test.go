@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/friendflow/friendflow/examples"
 	"github.com/friendflow/friendflow/examples/callbacks"
 	"github.com/friendflow/friendflow/rules/imevent"
 )
@@ -127,6 +128,17 @@ var sampleQuery = map[string]any{"SdkAppid": 1400000000, "ClientIP": "127.0.0.1"
 // sampleReceivedAt is the sample callbacks' receive time, in Unix
 // milliseconds: the EventTime of events whose body has none.
 const sampleReceivedAt = 1764115200000
+
+// exampleRules returns a copy of the rule files the repository ships
+// (examples/rules): a file an operator added there cannot fail the tests.
+func exampleRules(tb testing.TB) string {
+	tb.Helper()
+	dir, err := examples.CopyRules(tb.TempDir())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return dir
+}
 
 // sampleEvents returns the events of examples/callbacks/friend_add.json as
 // the receiver builds them: one per pair, sharing the callback's fields.

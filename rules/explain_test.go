@@ -143,7 +143,7 @@ func TestInfo(t *testing.T) {
 func TestExamples(t *testing.T) {
 	// The examples use the real kinds: the registry serve builds.
 	reg := builtin.Registry(builtin.Deps{})
-	s, err := Load("../examples/rules", Options{Registry: reg})
+	s, err := Load(exampleRules(t), Options{Registry: reg})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -254,7 +254,7 @@ func checkWhen(t *testing.T, compile func(string) (*vm.Program, func(*imevent.Ev
 func TestFastMatchesVM(t *testing.T) {
 	compile := whenCompiler()
 	rng := rand.New(rand.NewPCG(7, 11))
-	for _, src := range whensOf(t, "../examples/rules") {
+	for _, src := range whensOf(t, exampleRules(t)) {
 		if !checkWhen(t, compile, rng, src, 2000) {
 			t.Errorf("example %s: not on the fast path", src)
 		}

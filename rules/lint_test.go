@@ -144,7 +144,7 @@ func TestLintWarningsInRulesAndExplain(t *testing.T) {
 // (examples/rules) and the benchmark's rule set to the checked forms.
 func TestLintExamplesAndFixturesAreClean(t *testing.T) {
 	reg := builtin.Registry(builtin.Deps{})
-	for _, dir := range []string{"../examples/rules", benchRules(t)} {
+	for _, dir := range []string{exampleRules(t), benchRules(t)} {
 		s, err := Load(dir, Options{Registry: reg})
 		if err != nil {
 			t.Fatal(err)

@@ -193,7 +193,7 @@ func TestServeWarnsAndCountsUnsignedCallbacks(t *testing.T) {
 				env = append(env, "FRIENDFLOW_CALLBACK_TOKEN=tok-7c1e")
 			}
 			p := start(t, env, "serve", "--listen", listen, "--admin-listen", admin,
-				"--rules", "../../examples/rules", "--data", t.TempDir())
+				"--rules", exampleRules(t), "--data", t.TempDir())
 			waitReady(t, admin)
 			status, _ := postCallback(t, http.DefaultClient, listen, "Sns.CallbackFriendAdd", []byte(`{"CallbackCommand":"Sns.CallbackFriendAdd","PairList":[{"From_Account":"a","To_Account":"b"}]}`))
 			warned := strings.Contains(p.logs(), "no --callback-token: callbacks are not authenticated")
@@ -246,7 +246,7 @@ func TestCallbackFloodLeavesAdminResponsive(t *testing.T) {
 	const token = "flood-token-1"
 	p := start(t, []string{"FRIENDFLOW_CALLBACK_TOKEN=" + token}, "serve", "--sdkappid", "1400000000",
 		"--listen", listen, "--admin-listen", admin, "--max-connections", fmt.Sprint(maxConns),
-		"--rules", "../../examples/rules", "--data", t.TempDir())
+		"--rules", exampleRules(t), "--data", t.TempDir())
 	waitReady(t, admin)
 	base := openFDs(t, p.cmd.Process.Pid)
 

@@ -41,7 +41,7 @@ func TestLintWarnings(t *testing.T) {
 // The examples lint clean even with --strict.
 func TestLintExamplesStrict(t *testing.T) {
 	var out, errOut bytes.Buffer
-	if code := run([]string{"lint", "--strict", "../../examples/rules"}, &out, &errOut, func(string) string { return "" }); code != 0 {
+	if code := run([]string{"lint", "--strict", exampleRules(t)}, &out, &errOut, func(string) string { return "" }); code != 0 {
 		t.Fatalf("lint --strict examples: exit %d\n%s%s", code, &out, &errOut)
 	}
 }
@@ -62,13 +62,14 @@ func writeRules(t *testing.T, dir, name, body string) string {
 // `lint examples/rules/*.yaml`; they load as one set, so a rule name must
 // be unique across all of them.
 func TestLintSeveralPaths(t *testing.T) {
-	examples, _ := filepath.Glob("../../examples/rules/*.yaml")
+	dir := exampleRules(t)
+	examples, _ := filepath.Glob(filepath.Join(dir, "*.yaml"))
 	code, out, errOut := runBin(t, ".", nil, append([]string{"lint", "--strict"}, examples...)...)
 	if code != 0 || out != "ok: 8 rules in 5 files\n" {
 		t.Fatalf("lint %v: exit %d\n%s%s", examples, code, out, errOut)
 	}
 	// A directory and a file in it: the file loads once.
-	code, out, _ = runBin(t, ".", nil, "lint", "../../examples/rules", examples[0])
+	code, out, _ = runBin(t, ".", nil, "lint", dir, examples[0])
 	if code != 0 || out != "ok: 8 rules in 5 files\n" {
 		t.Fatalf("lint DIR DIR/FILE: exit %d\n%s", code, out)
 	}
@@ -149,21 +150,21 @@ func TestLintWithoutPath(t *testing.T) {
 // test --run selects cases by RULE/TEST; --format json and github report
 // them for machines.
 func TestTestRunAndFormats(t *testing.T) {
-	code, out, _ := runBin(t, ".", nil, "test", "--run", "^welcome-on-accept/a plain", "../../examples/rules")
+	code, out, _ := runBin(t, ".", nil, "test", "--run", "^welcome-on-accept/a plain", exampleRules(t))
 	if code != 0 || out != "PASS welcome-on-accept / a plain add is not a response\n1 passed, 0 failed\n" {
 		t.Fatalf("test --run: exit %d\n%s", code, out)
 	}
-	code, out, errOut := runBin(t, ".", nil, "test", "--run", "no-such-rule", "../../examples/rules")
+	code, out, errOut := runBin(t, ".", nil, "test", "--run", "no-such-rule", exampleRules(t))
 	if code != 1 || !strings.Contains(errOut, `no test case matches --run "no-such-rule"`) {
 		t.Fatalf("test --run without a match: exit %d\n%s%s", code, out, errOut)
 	}
-	if code, _, errOut := runBin(t, ".", nil, "test", "--run", "(", "../../examples/rules"); code != 2 || !strings.Contains(errOut, "--run: error parsing regexp") {
+	if code, _, errOut := runBin(t, ".", nil, "test", "--run", "(", exampleRules(t)); code != 2 || !strings.Contains(errOut, "--run: error parsing regexp") {
 		t.Fatalf("test --run '(': exit %d %s", code, errOut)
 	}
 
 	dir := t.TempDir()
 	failing := writeRules(t, dir, "f.yaml", "rules:\n  - name: forced\n    when: ForceFlag == 1\n    tests:\n      - name: wrong expectation\n        event: { ForceFlag: 0 }\n        match: true\n      - name: right\n        event: { ForceFlag: 1 }\n        match: true\n")
-	code, out, _ = runBin(t, ".", nil, "test", "--format", "json", dir, "../../examples/rules/welcome.yaml")
+	code, out, _ = runBin(t, ".", nil, "test", "--format", "json", dir, filepath.Join(exampleRules(t), "welcome.yaml"))
 	var rep testReport
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("%v: %s", err, out)

@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/friendflow/friendflow/examples"
 	"github.com/friendflow/friendflow/examples/callbacks"
 )
 
@@ -122,7 +123,7 @@ func TestServeEndToEndSignedCallback(t *testing.T) {
 	const imKey = "im-secret-key-5bd2850fff3ecb11"
 	p := start(t, []string{"FRIENDFLOW_SDKAPPID=1400000000", "FRIENDFLOW_LOG_LEVEL=debug", "FRIENDFLOW_IM_SECRET_KEY=" + imKey},
 		"serve", "--listen", listen, "--admin-listen", admin, "--callback-token-file", tokenFile,
-		"--rules", "../../examples/rules", "--data", t.TempDir())
+		"--rules", exampleRules(t), "--data", t.TempDir())
 	waitReady(t, admin)
 
 	body := callbacks.Must("friend_add_forced_by_admin.json")
@@ -240,6 +241,18 @@ func TestServeConfigErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// exampleRules returns a copy of the rule files the repository ships
+// (examples/rules), so that a rule file an operator adds there, as the
+// quick start invites, cannot fail the tests.
+func exampleRules(t *testing.T) string {
+	t.Helper()
+	dir, err := examples.CopyRules(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
 
 // parseServe parses and checks serve's command line as `friendflow serve`

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -133,5 +134,38 @@ func TestReadmeTestCommandIsCIs(t *testing.T) {
 	const cmd = "go test -race -count=1 ./..."
 	if !strings.Contains(string(readme), cmd) || !strings.Contains(string(ci), cmd) {
 		t.Fatalf("README and .ci/run must both run %q", cmd)
+	}
+}
+
+// TestReadmeQuickStartIsTwoCommands: the quick start is two commands, the
+// service on its defaults (no file to write first, nothing but the rules
+// and the SDKAppID given) and the tests; serve accepts the first as written.
+func TestReadmeQuickStartIsTwoCommands(t *testing.T) {
+	readme, err := os.ReadFile(readmePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, quick, _ := strings.Cut(string(readme), "## Quick start")
+	_, block, _ := strings.Cut(quick, "```sh\n")
+	block, _, _ = strings.Cut(block, "```")
+	var cmds []string
+	for line := range strings.Lines(block) {
+		if l := strings.TrimSpace(line); l != "" && !strings.HasPrefix(l, "#") {
+			cmds = append(cmds, l)
+		}
+	}
+	if len(cmds) != 2 || cmds[1] != "go test -race -count=1 ./..." {
+		t.Fatalf("the quick start runs %q; want two commands, serve and the tests", cmds)
+	}
+	args, ok := strings.CutPrefix(cmds[0], "go run ./cmd/friendflow serve ")
+	if !ok {
+		t.Fatalf("the first command %q does not run serve", cmds[0])
+	}
+	cfg, err := parseServe(strings.Fields(args), func(string) string { return "" })
+	if err != nil {
+		t.Fatalf("serve refuses the quick start: %v", err)
+	}
+	if err := rulesPresent(filepath.Join("../..", cfg.Rules)); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -25,7 +25,7 @@ func TestSendEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := start(t, nil, "serve", "--sdkappid", "1400000000", "--listen", listen, "--admin-listen", admin,
-		"--callback-token-file", tokenFile, "--rules", "../../examples/rules", "--data", t.TempDir(), "--log-level", "debug")
+		"--callback-token-file", tokenFile, "--rules", exampleRules(t), "--data", t.TempDir(), "--log-level", "debug")
 	waitReady(t, admin)
 	url := "http://" + listen + "/callback"
 	send := func(args ...string) (int, string, string) {
