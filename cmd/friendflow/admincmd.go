@@ -70,16 +70,20 @@ func postReload(ctx context.Context, client *adminClient, stdout, stderr io.Writ
 // loaded, and how its last reload went.
 func rulesCommand(fs *flag.FlagSet) runFunc {
 	af := addAdminFlags(fs)
-	asJSON := fs.Bool("json", false, "print GET /rules as it came")
+	outputJSON := declareJSONOutput(fs)
 	return func(ctx context.Context, inv *invocation) error {
 		if len(inv.args) > 0 {
 			return usagef("rules takes no argument, got %q", inv.args[0])
+		}
+		asJSON, err := outputJSON()
+		if err != nil {
+			return err
 		}
 		client, err := af.client(inv.cmdline)
 		if err != nil {
 			return err
 		}
-		return showRules(ctx, client, *asJSON, inv.stdout)
+		return showRules(ctx, client, asJSON, inv.stdout)
 	}
 }
 

@@ -134,7 +134,7 @@ func TestHelpEveryCommand(t *testing.T) {
 				t.Errorf("the usage lacks %q", c.synopsis())
 			}
 			c.flagSet().VisitAll(func(f *flag.Flag) {
-				if !strings.Contains(viaHelp, "--"+f.Name+" ") {
+				if !strings.Contains(viaHelp, dashes(f.Name)+" ") {
 					t.Errorf("help %s lacks --%s", c.name, f.Name)
 				}
 			})

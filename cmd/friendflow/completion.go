@@ -40,7 +40,7 @@ func completionCommand(*flag.FlagSet) runFunc {
 // flagNames are a command's flags as typed: --name.
 func flagNames(c *command) []string {
 	var out []string
-	c.flagSet().VisitAll(func(f *flag.Flag) { out = append(out, "--"+f.Name) })
+	c.flagSet().VisitAll(func(f *flag.Flag) { out = append(out, dashes(f.Name)) })
 	return append(out, "--help")
 }
 
@@ -116,7 +116,11 @@ func writeFishCompletion(w io.Writer) {
 			fmt.Fprintf(w, "complete -c friendflow -f -n __fish_use_subcommand -a %s -d %s\n", c.name, fishQuote(c.summary))
 		}
 		c.flagSet().VisitAll(func(f *flag.Flag) {
-			fmt.Fprintf(w, "complete -c friendflow -n '%s' -l %s -d %s\n", cond, f.Name, fishQuote(f.Usage))
+			opt := "-l " + f.Name
+			if len(f.Name) == 1 {
+				opt = "-s " + f.Name
+			}
+			fmt.Fprintf(w, "complete -c friendflow -n '%s' %s -d %s\n", cond, opt, fishQuote(f.Usage))
 		})
 	}
 	fmt.Fprintln(w, "complete -c friendflow -f -n '__fish_seen_subcommand_from completion' -a 'bash zsh fish'")

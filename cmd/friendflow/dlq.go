@@ -23,10 +23,14 @@ import (
 // dlqListCommand lists the dead letters.
 func dlqListCommand(fs *flag.FlagSet) runFunc {
 	af := addAdminFlags(fs)
-	asJSON := fs.Bool("json", false, "print the admin API's JSON")
+	outputJSON := declareJSONOutput(fs)
 	return func(ctx context.Context, inv *invocation) error {
 		if len(inv.args) > 0 {
 			return usagef("dlq list takes no ids")
+		}
+		asJSON, err := outputJSON()
+		if err != nil {
+			return err
 		}
 		client, err := af.client(inv.cmdline)
 		if err != nil {
@@ -36,7 +40,7 @@ func dlqListCommand(fs *flag.FlagSet) runFunc {
 		if err != nil {
 			return err
 		}
-		if *asJSON {
+		if asJSON {
 			_, err := inv.stdout.Write(raw)
 			return err
 		}
@@ -66,10 +70,14 @@ func printDeadLetters(w io.Writer, dls []admin.DeadLetterView) error {
 // the event, with secret parameters redacted.
 func dlqShowCommand(fs *flag.FlagSet) runFunc {
 	af := addAdminFlags(fs)
-	asJSON := fs.Bool("json", false, "print the admin API's JSON")
+	outputJSON := declareJSONOutput(fs)
 	return func(ctx context.Context, inv *invocation) error {
 		if len(inv.args) != 1 {
 			return usagef("dlq show takes one job id")
+		}
+		asJSON, err := outputJSON()
+		if err != nil {
+			return err
 		}
 		client, err := af.client(inv.cmdline)
 		if err != nil {
@@ -79,7 +87,7 @@ func dlqShowCommand(fs *flag.FlagSet) runFunc {
 		if err != nil {
 			return err
 		}
-		if *asJSON {
+		if asJSON {
 			_, err := inv.stdout.Write(raw)
 			return err
 		}

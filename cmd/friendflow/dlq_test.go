@@ -72,8 +72,15 @@ func TestDLQCommands(t *testing.T) {
 	if strings.Contains(out, "hunter") {
 		t.Fatalf("dlq show shows a secret:\n%s", out)
 	}
-	if code, out := dlq("show", id, "--json"); code != 0 || !strings.Contains(out, `"errors": [`) || strings.Contains(out, "hunter") {
-		t.Fatalf("dlq show --json: %d %s", code, out)
+	_, asJSON := dlq("show", id, "--json")
+	for _, flags := range [][]string{{"-o", "json"}, {"--output=json"}, {"--json"}} {
+		code, out := dlq(append([]string{"show", id}, flags...)...)
+		if code != 0 || !strings.Contains(out, `"errors": [`) || strings.Contains(out, "hunter") || out != asJSON {
+			t.Fatalf("dlq show %v: %d %s", flags, code, out)
+		}
+	}
+	if code, out := dlq("show", id, "-o", "yaml"); code != 2 || !strings.Contains(out, `--output must be text or json, got "yaml"`) {
+		t.Fatalf("dlq show -o yaml: %d %s", code, out)
 	}
 	// An unknown id: exit 1 naming it, nothing replayed or dropped.
 	for _, args := range [][]string{{"show", "no-such-job"}, {"replay", id, "no-such-job"}, {"drop", "no-such-job"}} {

@@ -149,13 +149,22 @@ func valueHint(fs *flag.FlagSet, name, value string) string {
 }
 
 // printDefaults writes the flags with their env twins and defaults.
+// dashes is a flag as typed: -o for a one-letter flag, --name otherwise
+// (Go's flag package takes either for both).
+func dashes(name string) string {
+	if len(name) == 1 {
+		return "-" + name
+	}
+	return "--" + name
+}
+
 func printDefaults(w io.Writer, fs *flag.FlagSet) {
 	fs.VisitAll(func(f *flag.Flag) {
 		def := ""
 		if f.DefValue != "" && f.DefValue != "0" && f.DefValue != "0s" && f.DefValue != "false" {
 			def = fmt.Sprintf(" [%s]", f.DefValue)
 		}
-		fmt.Fprintf(w, "  --%-22s %s%s\n", f.Name, f.Usage, def)
+		fmt.Fprintf(w, "  %-24s %s%s\n", dashes(f.Name), f.Usage, def)
 		if hasEnvTwin(fs, f.Name) {
 			fmt.Fprintf(w, "  %-24s env %s\n", "", envName(f.Name))
 		}

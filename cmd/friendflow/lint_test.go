@@ -99,7 +99,14 @@ func TestLintFormats(t *testing.T) {
 		t.Fatalf("lint --format github (error): exit %d\n%s", code, out)
 	}
 
+	// -o and --output are the spelling every printing command takes;
+	// --format stays as the older one.
+	_, viaO, _ := runBin(t, ".", nil, "lint", "-o", "json", warn)
+	_, viaOutput, _ := runBin(t, ".", nil, "lint", "--output", "json", warn)
 	code, out, _ = runBin(t, ".", nil, "lint", "--format", "json", warn)
+	if viaO != out || viaOutput != out {
+		t.Errorf("lint -o json, --output json and --format json differ:\n%s\n%s\n%s", viaO, viaOutput, out)
+	}
 	var rep lintReport
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("%v: %s", err, out)
@@ -115,7 +122,7 @@ func TestLintFormats(t *testing.T) {
 	if code != 1 || rep.OK || len(rep.Problems) != 1 || rep.Problems[0].File != bad {
 		t.Fatalf("lint --format json (problem): exit %d: %+v", code, rep)
 	}
-	if code, _, errOut := runBin(t, ".", nil, "lint", "--format", "xml", dir); code != 2 || !strings.Contains(errOut, "--format must be text, json or github") {
+	if code, _, errOut := runBin(t, ".", nil, "lint", "--format", "xml", dir); code != 2 || !strings.Contains(errOut, "--output must be text, json or github") {
 		t.Fatalf("lint --format xml: exit %d %s", code, errOut)
 	}
 }

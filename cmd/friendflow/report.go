@@ -18,16 +18,37 @@ const (
 	formatGitHub = "github" // GitHub Actions workflow commands: annotations on the changed lines
 )
 
-// declareFormat declares --format with its allowed values.
+// declareFormat declares the output flag every printing command takes,
+// -o/--output, with its allowed values, and --format, the spelling lint,
+// test, explain and backtest had first: one value, the last given wins.
 func declareFormat(fs *flag.FlagSet, allowed ...string) *string {
-	return fs.String("format", formatText, "output: "+orList(allowed))
+	v := new(string)
+	fs.StringVar(v, "output", formatText, "output: "+orList(allowed))
+	fs.StringVar(v, "o", formatText, "short for --output")
+	fs.StringVar(v, "format", formatText, "the older spelling of --output")
+	return v
 }
 
 func checkFormat(format string, allowed ...string) error {
 	if !slices.Contains(allowed, format) {
-		return usagef("--format must be %s, got %q", orList(allowed), format)
+		return usagef("--output must be %s, got %q", orList(allowed), format)
 	}
 	return nil
+}
+
+// declareJSONOutput declares the output flags of a command that prints
+// text or the admin API's JSON as it came: -o/--output text|json, and
+// --json, the spelling it had first. The result says, once the flags are
+// parsed, whether to print JSON.
+func declareJSONOutput(fs *flag.FlagSet) func() (bool, error) {
+	format := declareFormat(fs, formatText, formatJSON)
+	old := fs.Bool("json", false, "the older spelling of --output json")
+	return func() (bool, error) {
+		if err := checkFormat(*format, formatText, formatJSON); err != nil {
+			return false, err
+		}
+		return *old || *format == formatJSON, nil
+	}
 }
 
 // orList is "a, b or c".
