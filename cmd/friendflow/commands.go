@@ -44,7 +44,7 @@ var commands = []*command{
 		flags:   serveCommand},
 	{name: "lint", args: "[PATH…] [--strict] [-o text|json|github]",
 		summary: "validate rule files; every problem and warning as file:line:col",
-		example: "friendflow lint --strict examples/rules/*.yaml\nfriendflow lint --format github rules/",
+		example: "friendflow lint --strict examples/rules/*.yaml\nfriendflow lint -o github rules/",
 		flags:   lintCommand},
 	{name: "test", args: "[PATH…] [--run REGEX] [-o text|json|github]",
 		summary: "run the rule files' tests: cases",
