@@ -13,7 +13,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -39,12 +38,6 @@ const (
 	// DefaultTimeout is above the 3 s the IM REST backend allows itself, so
 	// the client does not give up on requests the server is still finishing.
 	DefaultTimeout = 5 * time.Second
-)
-
-// Retry hints of transient API errors.
-const (
-	rateLimitBackoff = time.Second // the API's limits are per second
-	sigLockoutWait   = time.Minute // 70050: too many bad sigs, wait a minute
 )
 
 // maxResponse bounds what is read of a response. IM replies are small.
@@ -85,7 +78,7 @@ type Config struct {
 // Outcomes of one request, as told to Config.Observe.
 const (
 	ResultOK          = "ok"
-	ResultRateLimited = "rate_limited" // the API's frequency limits (60007, 60011, 60018, 60019)
+	ResultRateLimited = "rate_limited" // a rate-limited code of the table (CodeTable): 10006, 60007, 60011, 60018, 60019
 	ResultAPIError    = "api_error"    // any other ErrorCode
 	ResultHTTPError   = "http_error"   // an HTTP status other than 200
 	ResultFailed      = "failed"       // no response: network, timeout, or cancelled waiting for the rate limit
@@ -454,36 +447,18 @@ func encodeBody(body any) ([]byte, error) {
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
-// Classification of API error codes
-// (https://www.tencentcloud.com/document/product/1047/34348).
-//
-// Codes the documentation does not list are permanent: a retried send that
-// did reach the user would reach them again once Tencent's 120 s dedup
-// window has passed, and a message sent twice cannot be taken back, while a
-// dead letter can be inspected and replayed.
+// classify marks an API error with its retry class, from codeTable:
+// transient and rate-limited codes are worth a retry (after their wait),
+// every other code is permanent. An *Error's class also decides how the
+// batch kinds narrow a failed request (see Class).
 func classify(e *Error) error {
-	if slices.Contains(rateLimitCodes[:], e.Code) {
-		return actions.Transient(e, rateLimitBackoff)
-	}
-	switch e.Code {
-	case 20004, 20005, // network / internal error
-		60008, 60014, // service timeout, account exchange timeout
-		70169, 70202, 70500, // internal timeout / error
-		90992, 90994, 90995, 91000: // internal error
-		return actions.Transient(e, 0)
-	case 70050: // too many failed UserSig checks: locked out for a minute
-		return actions.Transient(e, sigLockoutWait)
-	case 10002, // group_open_http_svc: internal error, retry
-		30006, 30007, // sns: internal error, timeout: retry
-		30008: // sns: concurrent writes to one user's friends conflicted
-		return actions.Transient(e, 0)
+	c, _ := Lookup(e.Code)
+	switch c.Class {
+	case ClassTransient, ClassRateLimited:
+		return actions.Transient(e, c.Wait)
 	}
 	return actions.Permanent(e)
 }
-
-// rateLimitCodes are the API's frequency limits: too many requests per
-// second for the app, for a sender, or for a message type.
-var rateLimitCodes = [...]int{60007, 60011, 60018, 60019}
 
 // result names the outcome of one request for Config.Observe.
 func result(err error) string {
@@ -493,7 +468,7 @@ func result(err error) string {
 		return ResultOK
 	case !errors.As(err, &e):
 		return ResultFailed
-	case slices.Contains(rateLimitCodes[:], e.Code):
+	case classOf(e.Code) == ClassRateLimited && e.Code != 0:
 		return ResultRateLimited
 	case e.Code != 0:
 		return ResultAPIError
@@ -504,7 +479,7 @@ func result(err error) string {
 }
 
 // isResign reports codes that a fresh admin UserSig may cure.
-func isResign(code int) bool { return code == 70001 || code == 20002 }
+func isResign(code int) bool { return classOf(code) == ClassResign }
 
 // snippet is a short printable excerpt of a body for error messages.
 func snippet(b []byte, secret string) string {

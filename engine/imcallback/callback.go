@@ -50,9 +50,23 @@ type ResultItem struct {
 // OK is the reply to every accepted after-callback.
 func OK() Reply { return Reply{ActionStatus: "OK"} }
 
-// Fail is the reply to a callback friendflow could not accept.
-func Fail(reason string) Reply {
-	return Reply{ActionStatus: "FAIL", ErrorCode: 1, ErrorInfo: reason}
+// Error codes of a FAIL reply. The after-callback pages document 1 for a
+// failure; the Prev pages ask for a code in [38000, 39000] when the app
+// reports one (https://intl.cloud.tencent.com/document/product/1047/43468,
+// https://intl.cloud.tencent.com/document/product/1047/43467).
+const (
+	FailCode     = 1
+	PrevFailCode = 38000
+)
+
+// Fail is the reply to a callback of command cmd that friendflow could not
+// accept: ErrorCode PrevFailCode for a Prev callback, FailCode otherwise.
+func Fail(cmd, reason string) Reply {
+	code := FailCode
+	if imevent.IsPrev(cmd) {
+		code = PrevFailCode
+	}
+	return Reply{ActionStatus: "FAIL", ErrorCode: code, ErrorInfo: reason}
 }
 
 // AllowAll is the reply to a Prev callback that lets every target through.

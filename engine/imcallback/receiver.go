@@ -135,7 +135,7 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// Tencent's own requests are not rejected; whoever is, gets no
 		// idle connection to hold (and a body not read is not drained).
 		w.Header().Set("Connection", "close")
-		writeReply(w, rj.status, Fail(rj.msg))
+		writeReply(w, rj.status, Fail(cb.Command, rj.msg))
 		rc.observe(cb.Command, ResultRejected, rj.reason, start)
 	}
 
@@ -217,7 +217,7 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		log.LogAttrs(r.Context(), slog.LevelError, "callback failed", slog.String("callback_id", cb.ID),
 			slog.String("command", cb.Command), slog.Int("events", len(cb.Events)), slog.String("err", err.Error()))
-		writeReply(w, http.StatusServiceUnavailable, Fail(err.Error()))
+		writeReply(w, http.StatusServiceUnavailable, Fail(cb.Command, err.Error()))
 		rc.observe(cb.Command, ResultFailed, "", start)
 		return
 	}

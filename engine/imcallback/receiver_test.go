@@ -367,3 +367,31 @@ func TestOKReplyBodyIsEncodedOK(t *testing.T) {
 		t.Fatalf("okReplyBody = %s, json.Marshal(OK()) = %s", okReplyBody, want)
 	}
 }
+
+// A Prev callback answered FAIL carries a code in [38000, 39000], as the
+// Prev pages ask; an after-callback's FAIL carries 1.
+func TestReceiverPrevFailCode(t *testing.T) {
+	for _, tt := range []struct {
+		cmd, body string
+		code      int
+	}{
+		{imevent.CmdPrevFriendAdd, string(callbacks.Must("prev_friend_add.json")), PrevFailCode},
+		{imevent.CmdPrevFriendResponse, string(callbacks.Must("prev_friend_response.json")), PrevFailCode},
+		{imevent.CmdFriendAdd, string(callbacks.Must("friend_add.json")), FailCode},
+	} {
+		f := newFixture(t)
+		f.h.err = errors.New("queue unavailable")
+		status, r := f.post(t, http.MethodPost, f.query(tt.cmd), tt.body)
+		if status != http.StatusServiceUnavailable || r.ActionStatus != "FAIL" || r.ErrorCode != tt.code {
+			t.Fatalf("%s: got %d %+v, want FAIL %d", tt.cmd, status, r, tt.code)
+		}
+		// A rejected Prev callback too.
+		status, r = f.post(t, http.MethodPost, f.query(tt.cmd), `{"CallbackCommand":"`+tt.cmd+`",`)
+		if status != http.StatusBadRequest || r.ErrorCode != tt.code {
+			t.Fatalf("%s rejected: got %d %+v, want FAIL %d", tt.cmd, status, r, tt.code)
+		}
+	}
+	if PrevFailCode < 38000 || PrevFailCode > 39000 {
+		t.Fatalf("PrevFailCode %d outside [38000, 39000]", PrevFailCode)
+	}
+}
