@@ -172,6 +172,11 @@ type Failure struct {
 	// A kind that did part of a job (some recipients of a batch) names
 	// the part left, so no attempt repeats work that took effect.
 	Remaining map[string]any
+	// Abandoned, when not nil, is the part of the job that cannot succeed
+	// (the accounts IM refused for good) while Remaining is retried: the
+	// params of a dead letter of its own, written when this attempt ends,
+	// so the part is reported (and replayable) without waiting for the rest.
+	Abandoned map[string]any
 }
 
 func (f *Failure) Error() string { return f.Err.Error() }
@@ -211,6 +216,34 @@ func WithRemaining(err error, remaining map[string]any) error {
 		g.Err = f.Err
 	}
 	return &g
+}
+
+// WithAbandoned returns err, classified as before, with the params of the
+// job's part that cannot succeed (see Failure.Abandoned).
+func WithAbandoned(err error, abandoned map[string]any) error {
+	if err == nil {
+		return nil
+	}
+	var f *Failure
+	if !errors.As(err, &f) {
+		return &Failure{Err: err, Abandoned: abandoned}
+	}
+	g := *f
+	g.Err, g.Abandoned = err, abandoned
+	if err == error(f) {
+		g.Err = f.Err
+	}
+	return &g
+}
+
+// Abandoned returns the params of the part of a failed job that cannot
+// succeed, or nil.
+func Abandoned(err error) map[string]any {
+	var f *Failure
+	if errors.As(err, &f) {
+		return f.Abandoned
+	}
+	return nil
 }
 
 // Remaining returns the params a failed job continues with, or nil when

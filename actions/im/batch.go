@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
-	"strings"
 
 	"github.com/friendflow/friendflow/actions"
 )
@@ -31,11 +29,12 @@ func NewBatchSend(c *Client) *BatchSend { return &BatchSend{c: c} }
 var batchSendSpec = actions.Spec{
 	Name: "im.batch_send",
 	Doc: "Sends one message to a list of users through the IM REST API (openim/batchsendmsg), at most " +
-		"500 recipients per request (longer lists are split). Recipients that IM reports failed in " +
-		"`ErrorList` are retried alone, with the same MsgRandom and MsgSeq, so IM's dedup holds; those " +
-		"that cannot succeed (70107: no such account) are reported and dropped, and a job left with only " +
-		"them goes to the dead letters naming them. Requests keep to the API's own rate budget and to " +
-		"its recipients per minute (--im-batch-recipients).",
+		"500 recipients per request (longer lists are split, each part sent whatever became of the others). " +
+		"Each recipient's outcome is its own: those IM reports failed transiently are retried alone; " +
+		"those that cannot succeed (70107, 90012: no such account) go to a dead letter of their own naming " +
+		"each with its code; a request IM did not answer is not sent again (IM documents no dedup for " +
+		"batchsendmsg), its recipients dead-lettered as possibly sent. Requests keep to the API's own " +
+		"rate budget and to its recipients per minute (--im-batch-recipients).",
 	Params:   actions.ParamsOf[BatchSendParams](),
 	Validate: validateSend,
 }
@@ -86,18 +85,14 @@ type batchSendResponse struct {
 	} `json:"ErrorList"`
 }
 
-// batchOutcome collects the recipients of a job by what became of them.
-type batchOutcome struct {
-	retry  []string // failed transiently: the next attempt's list
-	failed []string // failed permanently: reported, not retried
-	codes  map[string]int
-}
-
 // Do implements actions.Kind. Each attempt sends to the recipients its
-// params name; when some fail, the error carries params naming only those
-// to retry (actions.WithRemaining), which the queue stores with the job,
-// so an attempt never sends again to a recipient that IM accepted, however
-// long after the 120-second dedup window it runs.
+// params name, every chunk of them, and sorts each recipient by IM's
+// answer (see send): done, retried, or failed for good. The error names
+// the ones to retry as the job's remaining params and those failed for
+// good as its abandoned part (a dead letter of its own), so no attempt
+// sends again to a recipient that IM accepted: the batch page documents no
+// dedup window for batchsendmsg (https://cloud.tencent.com/document/product/269/1612;
+// sendmsg's 120 s window is documented for sendmsg alone).
 func (b *BatchSend) Do(ctx context.Context, job actions.Job, params map[string]any) error {
 	if b.c == nil {
 		return notConfigured("im.batch_send")
@@ -114,34 +109,36 @@ func (b *BatchSend) Do(ctx context.Context, job actions.Job, params map[string]a
 		return actions.Permanent(fmt.Errorf("im.batch_send: %w", err))
 	}
 	to := uniq(p.To)
-	out := batchOutcome{codes: map[string]int{}}
+	out := newAccounts()
 	for i := 0; i < len(to); i += MaxBatchRecipients {
 		chunk := to[i:min(i+MaxBatchRecipients, len(to))]
-		if err := b.send(ctx, one, chunk, &out); err != nil {
-			// This chunk and those after it were not sent; retrying
-			// them (or burying them) is the whole chunk's error class.
-			rest := append(out.retry, to[i:]...)
-			b.reportFailed(ctx, job, &out)
-			return actions.WithRemaining(fmt.Errorf("im.batch_send: %d of %d recipients not sent: %w", len(rest), len(to), err), withList(job.Params, "to", rest))
+		if !b.send(ctx, one, chunk, out) {
+			// IM (or the way to it) asked for a pause: the chunks
+			// not sent yet go to the next attempt, unsent.
+			for _, a := range to[i+len(chunk):] {
+				out.again(a, noAnswer, 0)
+			}
+			break
 		}
 	}
-	b.reportFailed(ctx, job, &out)
-	switch {
-	case len(out.retry) > 0:
-		return actions.WithRemaining(actions.Transient(fmt.Errorf("im.batch_send: %d of %d recipients failed, retrying them: %s%s",
-			len(out.retry), len(to), accountCodes(out.retry, out.codes), failedNote(&out)), 0), withList(job.Params, "to", out.retry))
-	case len(out.failed) > 0:
-		return actions.WithRemaining(actions.Permanent(fmt.Errorf("im.batch_send: %d of %d recipients cannot be sent to: %s",
-			len(out.failed), len(to), accountCodes(out.failed, out.codes))), withList(job.Params, "to", out.failed))
-	}
-	return nil
+	out.report(ctx, b.c.log, "im.batch_send", job)
+	return out.result(fmt.Sprintf("im.batch_send: recipients: %d sent", len(to)-len(out.retry)-len(out.failed)), job, "to", len(to))
 }
 
-// send sends one request and sorts its recipients' results into out. An
-// error means the request as a whole failed: none of chunk was sent.
-func (b *BatchSend) send(ctx context.Context, one *sendMsg, chunk []string, out *batchOutcome) error {
+// send sends one request and sorts its recipients into out. It returns
+// false when the request failed transiently as a whole: the next chunks
+// should wait for the retry.
+//
+// The reply shapes (https://cloud.tencent.com/document/product/269/1612):
+// OK without ErrorList, every recipient sent; SomeError (an older version
+// of the page: FAIL) with ErrorList, the listed recipients failed with
+// their codes and the others were sent; FAIL with a non-zero ErrorCode and
+// no ErrorList, every recipient failed (ErrorCode is non-zero only when
+// all failed), e.g. 90012 when none of them is registered.
+func (b *BatchSend) send(ctx context.Context, one *sendMsg, chunk []string, out *accounts) bool {
 	if err := b.c.waitRecipients(ctx, len(chunk)); err != nil {
-		return actions.Transient(err, 0)
+		out.byError(chunk, actions.Transient(fmt.Errorf("%w: %w", ErrNotSent, err), 0))
+		return false
 	}
 	body := &batchSendMsg{
 		SyncOtherMachine: one.SyncOtherMachine, FromAccount: one.FromAccount, ToAccount: chunk,
@@ -152,61 +149,37 @@ func (b *BatchSend) send(ctx context.Context, one *sendMsg, chunk []string, out 
 	var resp batchSendResponse
 	err := b.c.Call(ctx, BatchSendPath, body, &resp)
 	var apiErr *Error
-	if err != nil && !(errors.As(err, &apiErr) && len(resp.ErrorList) > 0) {
-		return err
-	}
-	// OK, SomeError, or a FAIL that lists each recipient's error.
-	listed := make(map[string]bool, len(resp.ErrorList))
-	for _, e := range resp.ErrorList {
-		listed[e.ToAccount] = true
-		out.codes[e.ToAccount] = e.ErrorCode
-		if permanent, _ := actions.Classify(classify(&Error{Code: e.ErrorCode})); permanent {
-			out.failed = append(out.failed, e.ToAccount)
-		} else {
-			out.retry = append(out.retry, e.ToAccount)
+	// An IM envelope answered (not a proxy's page, not a gateway's status).
+	answered := errors.As(err, &apiErr) && apiErr.HTTPStatus == 200 && resp.ActionStatus != ""
+	switch {
+	case err == nil || answered && len(resp.ErrorList) > 0:
+		for _, e := range resp.ErrorList {
+			out.byCode(e.ToAccount, e.ErrorCode)
 		}
-	}
-	if err != nil {
-		// A FAIL whose list leaves some recipients out: their fate is
-		// unknown, and the same MsgRandom makes a retry safe for them.
+		return true
+	case answered:
+		// Every recipient failed with the reply's code.
 		for _, a := range chunk {
-			if !listed[a] {
-				out.retry = append(out.retry, a)
-			}
+			out.byCode(a, apiErr.Code)
 		}
+		c, _ := Lookup(apiErr.Code)
+		return c.Class != ClassTransient && c.Class != ClassRateLimited
+	case errors.Is(err, ErrNotSent):
+		out.byError(chunk, err)
+		return false
 	}
-	return nil
-}
-
-func (b *BatchSend) reportFailed(ctx context.Context, job actions.Job, out *batchOutcome) {
-	for _, a := range out.failed {
-		b.c.log.LogAttrs(ctx, slog.LevelWarn, "im.batch_send: recipient cannot be sent to",
-			slog.String("job_id", job.ID), slog.String("rule", job.Rule),
-			slog.String("to", a), slog.Int("code", out.codes[a]))
+	if permanent, _ := actions.Classify(err); permanent {
+		out.byError(chunk, err)
+		return true
 	}
-}
-
-func failedNote(out *batchOutcome) string {
-	if len(out.failed) == 0 {
-		return ""
+	// No answer (timeout, network, a gateway's error): IM may have sent
+	// the message, and it documents no dedup for batchsendmsg that a
+	// resend could count on, so the chunk is not sent again; each
+	// recipient is reported, for an operator to check and replay.
+	for _, a := range chunk {
+		out.fail(a, noAnswer, "no answer from IM, may have been sent: not resent")
 	}
-	return fmt.Sprintf("; %d cannot be sent to and are dropped: %s", len(out.failed), accountCodes(out.failed, out.codes))
-}
-
-// accountCodes lists accounts with their error codes, the first ten.
-func accountCodes(accounts []string, codes map[string]int) string {
-	var b strings.Builder
-	for i, a := range accounts {
-		if i == 10 {
-			fmt.Fprintf(&b, ", … (%d more)", len(accounts)-10)
-			break
-		}
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		fmt.Fprintf(&b, "%s (%d)", a, codes[a])
-	}
-	return b.String()
+	return false
 }
 
 // uniq drops repeated accounts, keeping the first of each.

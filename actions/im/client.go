@@ -282,6 +282,11 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("im %s: HTTP %d: %s", e.Path, e.HTTPStatus, e.Info)
 }
 
+// ErrNotSent is wrapped by the errors of a request that never left
+// friendflow (no connection, or cancelled while waiting for the rate
+// limit): unlike a request that got no answer, IM cannot have acted on it.
+var ErrNotSent = errors.New("request not sent")
+
 // envelope is the part every API response shares.
 type envelope struct {
 	ActionStatus string `json:"ActionStatus"`
@@ -335,7 +340,7 @@ func (c *Client) Call(ctx context.Context, path string, body, out any) error {
 
 func (c *Client) call(ctx context.Context, svc string, payload []byte, sig string, out any) error {
 	if err := c.budgets.of(svc).Wait(ctx); err != nil {
-		return actions.Transient(fmt.Errorf("im %s: waiting for the rate limit: %w", svc, err), 0)
+		return actions.Transient(fmt.Errorf("im %s: %w: waiting for the rate limit: %w", svc, ErrNotSent, err), 0)
 	}
 	rctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
@@ -345,7 +350,10 @@ func (c *Client) call(ctx context.Context, svc string, payload []byte, sig strin
 	resp, err := c.rc.R().SetContext(rctx).SetBody(payload).Post(u)
 	if err != nil {
 		err = redactURLError(err)
-		if ctx.Err() == nil && rctx.Err() != nil {
+		if op := (*net.OpError)(nil); errors.As(err, &op) && op.Op == "dial" {
+			// No connection, so no request: IM cannot have acted on it.
+			err = fmt.Errorf("%w: %w", ErrNotSent, err)
+		} else if ctx.Err() == nil && rctx.Err() != nil {
 			err = fmt.Errorf("timed out after %v: %w", c.timeout, err)
 		}
 		c.log.LogAttrs(ctx, slog.LevelDebug, "im: request failed", slog.String("path", svc),

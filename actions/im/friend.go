@@ -2,6 +2,7 @@ package im
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -261,6 +262,17 @@ func (f *FriendUpdate) update(ctx context.Context, from string, req []int, items
 	}
 	var resp friendUpdateResponse
 	if err := f.c.Call(ctx, FriendUpdatePath, body, &resp); err != nil && len(resp.ResultItem) == 0 {
+		var apiErr *Error
+		if len(req) > 1 && errors.As(err, &apiErr) && classOf(apiErr.Code) == ClassAccount {
+			// Refused as a whole for one account (which, the reply does
+			// not say): each half again, down to the items at fault, so
+			// the other friends are updated. An update sets the same
+			// values again, so sending one twice is harmless.
+			half := len(req) / 2
+			f.update(ctx, from, req[:half], items, errs)
+			f.update(ctx, from, req[half:], items, errs)
+			return
+		}
 		for _, i := range req {
 			errs[i] = fmt.Errorf("im.friend_update %s → %s: %w", from, items[i].ToAccount, err)
 		}

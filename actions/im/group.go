@@ -3,6 +3,7 @@ package im
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -37,8 +38,10 @@ var addToGroupSpec = actions.Spec{
 	Name: "im.add_to_group",
 	Doc: "Adds users to a group through the IM REST API (group_open_http_svc/add_group_member), at most 100 " +
 		"per request (longer lists are split). A member added, already a member, or invited and awaiting " +
-		"their confirmation (logged) is done; members IM reports failed are retried alone. An unknown " +
-		"group and an AVChatRoom (10007), which takes no added members, are permanent failures.",
+		"their confirmation (logged) is done; members IM reports failed are retried alone. A request " +
+		"refused for one account (10019: no such UserID) is narrowed to the members at fault, who go to a " +
+		"dead letter of their own with the code, and the others are added; a rate limit (10006) is retried. " +
+		"An unknown group and an AVChatRoom (10007), which takes no added members, are permanent failures.",
 	Params:   actions.ParamsOf[AddToGroupParams](),
 	Validate: validateAddToGroup,
 }
@@ -105,7 +108,9 @@ type addGroupMemberResponse struct {
 
 // Do implements actions.Kind. Adding is idempotent (2: already a member),
 // so a repeated attempt is harmless; still, members IM accepted are left
-// out of the next attempt's params (actions.WithRemaining).
+// out of the next attempt's params (actions.WithRemaining), and each member
+// IM refuses for good is reported by account, in a dead letter of its own
+// (actions.WithAbandoned), while the others are added.
 func (a *AddToGroup) Do(ctx context.Context, job actions.Job, params map[string]any) error {
 	if a.c == nil {
 		return notConfigured("im.add_to_group")
@@ -121,27 +126,32 @@ func (a *AddToGroup) Do(ctx context.Context, job actions.Job, params map[string]
 		}
 	}
 	members = uniq(members)
-	var retry []string
+	out := newAccounts()
 	for i := 0; i < len(members); i += MaxGroupAdd {
 		chunk := members[i:min(i+MaxGroupAdd, len(members))]
-		failed, err := a.add(ctx, job, p, chunk)
-		if err != nil {
-			rest := append(retry, members[i:]...)
-			return actions.WithRemaining(fmt.Errorf("im.add_to_group %s: %d of %d members not added: %w", p.Group, len(rest), len(members), err),
-				withList(job.Params, "members", rest))
+		if !a.add(ctx, job, p, chunk, out) {
+			// A pause asked for (a rate limit, IM's trouble): the
+			// chunks not sent yet go to the retry.
+			for _, m := range members[i+len(chunk):] {
+				out.again(m, noAnswer, 0)
+			}
+			break
 		}
-		retry = append(retry, failed...)
 	}
-	if len(retry) > 0 {
-		return actions.WithRemaining(actions.Transient(fmt.Errorf("im.add_to_group %s: IM failed to add %d of %d members, retrying them: %v",
-			p.Group, len(retry), len(members), retry), 0), withList(job.Params, "members", retry))
-	}
-	return nil
+	out.report(ctx, a.c.log, "im.add_to_group", job)
+	return out.result(fmt.Sprintf("im.add_to_group %s: members", p.Group), job, "members", len(members))
 }
 
-// add sends one request and returns the members IM reports failed (or
-// does not report at all). An error means the request failed as a whole.
-func (a *AddToGroup) add(ctx context.Context, job actions.Job, p AddToGroupParams, chunk []string) ([]string, error) {
+// add sends one request for chunk and sorts its members into out. It
+// returns false when the request failed transiently as a whole.
+//
+// A whole-request failure for a per-account reason (10019: a requested
+// UserID does not exist; the page says to check every Member_Account,
+// https://trtc.io/document/34921, and does not say which one or whether
+// the others were added) is narrowed: the chunk is split in halves and
+// each half sent again, down to the members at fault, so everyone else is
+// added. Adding is idempotent, so sending a member twice is harmless.
+func (a *AddToGroup) add(ctx context.Context, job actions.Job, p AddToGroupParams, chunk []string, out *accounts) bool {
 	body := &addGroupMember{GroupID: p.Group, MemberList: make([]groupMember, len(chunk))}
 	if p.Silence {
 		body.Silence = 1
@@ -151,13 +161,29 @@ func (a *AddToGroup) add(ctx context.Context, job actions.Job, p AddToGroupParam
 	}
 	var resp addGroupMemberResponse
 	if err := a.c.Call(ctx, AddToGroupPath, body, &resp); err != nil {
-		return nil, err
+		var apiErr *Error
+		if errors.As(err, &apiErr) && classOf(apiErr.Code) == ClassAccount {
+			if len(chunk) == 1 {
+				out.fail(chunk[0], apiErr.Code, "")
+				return true
+			}
+			half := len(chunk) / 2
+			if !a.add(ctx, job, p, chunk[:half], out) {
+				for _, m := range chunk[half:] {
+					out.again(m, noAnswer, 0)
+				}
+				return false
+			}
+			return a.add(ctx, job, p, chunk[half:], out)
+		}
+		out.byError(chunk, err)
+		permanent, _ := actions.Classify(err)
+		return permanent
 	}
 	result := make(map[string]int, len(resp.MemberList))
 	for _, m := range resp.MemberList {
 		result[m.MemberAccount] = m.Result
 	}
-	var failed []string
 	for _, m := range chunk {
 		switch r, ok := result[m]; {
 		case ok && (r == memberAdded || r == memberAlready):
@@ -165,10 +191,11 @@ func (a *AddToGroup) add(ctx context.Context, job actions.Job, p AddToGroupParam
 			a.c.log.LogAttrs(ctx, slog.LevelInfo, "im.add_to_group: invited, awaiting the member's confirmation",
 				slog.String("job_id", job.ID), slog.String("group", p.Group), slog.String("member", m))
 		default:
-			failed = append(failed, m)
+			// Result 0 (failed) carries no code; retried, as before.
+			out.again(m, 0, 0)
 		}
 	}
-	return failed, nil
+	return true
 }
 
 // eventAccount reads an account field of the job's event as a one-item list.

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -255,6 +256,9 @@ func (q *Queue) conclude(seq uint64, due []Job, b *batch) (rest []Job, ok bool) 
 			rest = append(rest, *job)
 			continue
 		}
+		if a := r.res.abandoned; a != nil && !q.bury(seq, *a, "permanent failure") {
+			return vRelease, 0
+		}
 		switch r.res.outcome {
 		case OutcomeRetried:
 			if !q.handOff(seq, "r", *job) {
@@ -441,8 +445,11 @@ type runResult struct {
 	outcome string
 	err     error
 	reason  string // for dead letters
-	took    time.Duration
-	delay   time.Duration // for retries
+	// abandoned is the part of the job that failed for good while the
+	// rest goes on (actions.Failure.Abandoned): a dead letter of its own.
+	abandoned *Job
+	took      time.Duration
+	delay     time.Duration // for retries
 }
 
 // runJob runs one attempt of job and updates its delivery state: attempt
@@ -489,6 +496,9 @@ func (q *Queue) settle(job *Job, reason string, err error, t0 time.Time) runResu
 	}
 	job.LastError = err.Error()
 	job.Errors = appendError(job.Errors, AttemptError{Attempt: job.Attempt, At: job.LastAttempt, Error: job.LastError})
+	if ab := actions.Abandoned(err); ab != nil {
+		res.abandoned = abandonedPart(job, ab)
+	}
 	if rem := actions.Remaining(err); rem != nil {
 		// The action did part of the job: what follows (the retry, or
 		// the dead letter and its replay) covers only the rest.
@@ -508,6 +518,19 @@ func (q *Queue) settle(job *Job, reason string, err error, t0 time.Time) runResu
 		job.Due = q.now().Add(res.delay)
 	}
 	return res
+}
+
+// abandonedPart is the dead letter's job of the part of job that failed for
+// good at this attempt: job's copy with params, its id job's with the
+// attempt appended (dead letters are one per id; the attempt keeps parts
+// dropped at different attempts apart, and a redelivered message writes
+// the same one again).
+func abandonedPart(job *Job, params map[string]any) *Job {
+	a := *job
+	a.ID = job.ID + "~" + strconv.Itoa(job.Attempt)
+	a.Params = params
+	a.Errors = slices.Clone(job.Errors)
+	return &a
 }
 
 // appendError adds e to a job's error history, keeping the last maxErrors
