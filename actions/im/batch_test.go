@@ -127,13 +127,14 @@ func TestBatchSendPermanentRecipients(t *testing.T) {
 	if rest := remaining(t, err, "to"); !slices.Equal(rest, []string{"ghost"}) {
 		t.Errorf("remaining %v", rest)
 	}
-	// Every recipient failing: IM answers FAIL with the list.
-	srv.Script(imtest.Reply{Accounts: map[string]int{"x": 70107, "y": 20004}})
+	// Every recipient unknown: IM answers FAIL 90012 without a list, and
+	// each recipient is reported with it.
+	srv.Unknown("x", "y")
 	err = run(t, k, "j2", map[string]any{"to": []any{"x", "y"}, "text": "Hi"})
-	if classOf(err) != "transient 0s" {
+	if classOf(err) != "permanent" || !strings.Contains(err.Error(), "x (90012), y (90012)") {
 		t.Fatalf("%s: %v", classOf(err), err)
 	}
-	if rest := remaining(t, err, "to"); !slices.Equal(rest, []string{"y"}) {
+	if rest := remaining(t, err, "to"); !slices.Equal(rest, []string{"x", "y"}) {
 		t.Errorf("remaining %v", rest)
 	}
 }

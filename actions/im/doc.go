@@ -25,35 +25,32 @@
 // # Lists
 //
 // The list kinds split their lists into requests as large as the API
-// takes (500 recipients, 100 members, 1000 friends) and report per item:
-// a job that did part of its work fails with actions.WithRemaining naming
-// the rest, which the queue stores, so no later attempt repeats work that
-// took effect.
+// takes (500 recipients, 100 members, 1000 friends), send every one of
+// them whatever became of the others, and keep each account's outcome its
+// own: a request refused as a whole for one account (90012 for a batch
+// whose every recipient failed, 10019 for a member that does not exist)
+// is narrowed to the accounts at fault; accounts that failed transiently
+// are retried alone (actions.WithRemaining, which the queue stores, so no
+// later attempt repeats work that took effect); accounts that failed for
+// good go to a dead letter of their own naming each with its code
+// (actions.WithAbandoned).
 //
 // # Failures
 //
 // Call returns errors classified for the workers' retry policy
 // (actions.Permanent / actions.Transient), wrapping an *Error when IM
-// answered:
-//
-//   - network errors, timeouts, HTTP 5xx, 408 and 429 (with Retry-After),
-//     and a 200 whose body is not an IM envelope (something in between
-//     answered): transient;
-//   - 20004, 20005, 60008, 60014, 70169, 70202, 70500, 90992, 90994,
-//     90995, 91000 (internal errors and timeouts): transient;
-//   - 60007, 60011, 60018, 60019 (rate limits): transient, retry after 1 s;
-//   - 10002 (group internal error), 30006, 30007 (friend internal error,
-//     timeout) and 30008 (friend write conflict): transient;
-//   - 70050 (locked out after failed UserSig checks): transient, after 60 s;
-//   - 70001, 20002 (UserSig expired or invalid): the cached sig is dropped
-//     and the request repeated once at once, inside the same call; if IM
-//     rejects the fresh sig too, permanent (the key, app id, admin account
-//     or clock is wrong, which no retry fixes);
-//   - every other code, documented permanent or not documented at all, and
-//     other HTTP statuses: permanent. For unknown codes this is the safer
-//     side: IM's dedup only lasts 120 s, so retrying a send that did reach
-//     the user can reach them twice, which cannot be undone, while a dead
-//     letter can be inspected and replayed.
+// answered. Network errors, timeouts, HTTP 5xx, 408 and 429 (with
+// Retry-After), and a 200 whose body is not an IM envelope (something in
+// between answered) are transient; other HTTP statuses permanent. An IM
+// error code is classified by one table, codeTable (CodeTable renders it
+// for docs/actions.md), each code with its class and the page documenting
+// it: transient (with its wait), rate-limited (retried after 1 s, counted
+// as rate_limited), re-sign (70001, 20002: the cached sig is dropped and
+// the request repeated once at once, inside the same call; if IM rejects
+// the fresh sig too, permanent), per-account permanent, whole-request
+// permanent. A code the table does not hold is whole-request permanent:
+// retrying a send that did reach the user can reach them twice, which
+// cannot be undone, while a dead letter can be inspected and replayed.
 //
 // The usersig never appears in errors or logs: URLs in errors have it
 // masked, and it is cut from anything IM echoes back. The secret key is

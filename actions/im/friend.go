@@ -139,7 +139,7 @@ func (p *FriendUpdateParams) DeclareParams(d *actions.Decl) {
 	d.Param(&p.Remark, actions.Param{Name: "remark", Example: "met at onboarding",
 		Doc: fmt.Sprintf("the remark (%s), at most %d bytes", tagRemark, MaxRemark)})
 	d.Param(&p.Groups, actions.Param{Name: "groups", MaxItems: MaxFriendGroups, Example: "[new-users, vip]",
-		Doc: fmt.Sprintf("the friend groups (%s), replacing the current ones: names of 1 to %d bytes; [] removes the friend from every group", tagGroup, MaxGroupName)})
+		Doc: fmt.Sprintf("the friend groups (%s), replacing the current ones: names of 1 to %d bytes", tagGroup, MaxGroupName)})
 	d.Param(&p.Custom, actions.Param{Name: "custom", Example: "{source: official_account}",
 		Doc: fmt.Sprintf("custom friend fields, configured in the IM console first: each key becomes %s<key> (1 to %d letters, digits or _), each value a string of at most %d bytes", customTagPrefix, MaxCustomKey, MaxCustomValue)})
 }

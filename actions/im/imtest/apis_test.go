@@ -141,18 +141,28 @@ func TestServerAnswersBatchAPIs(t *testing.T) {
 	if b, _ := json.Marshal(reply["ErrorList"]); reply["ActionStatus"] != "SomeError" || reply["ErrorCode"] != 0.0 || string(b) != `[{"ErrorCode":70107,"To_Account":"b"}]` {
 		t.Errorf("batchsendmsg SomeError: %v", reply)
 	}
-	srv.Script(imtest.Reply{Accounts: map[string]int{"a": 70107, "b": 70107}})
-	if reply = c.post(batchPath, validBatch); reply["ActionStatus"] != "FAIL" || reply["ErrorList"] == nil {
+	// Every recipient unknown: the current page's FAIL 90012 without an
+	// ErrorList.
+	srv.Unknown("a", "b")
+	if reply = c.post(batchPath, validBatch); reply["ActionStatus"] != "FAIL" || reply["ErrorCode"] != 90012.0 || reply["ErrorList"] != nil {
 		t.Errorf("batchsendmsg all failed: %v", reply)
 	}
-	// The same message again within the window: each recipient deduped.
-	if reply = c.post(batchPath, validBatch); reply["ActionStatus"] != "OK" {
-		t.Errorf("batchsendmsg: %v", reply)
+	if n := len(srv.Messages()); n != 1 {
+		t.Errorf("%d messages after the all-fail reply, want b's one", n)
 	}
-	if n, d := len(srv.Messages()), srv.Duplicates(); n != 2 || d != 1 {
-		t.Errorf("%d messages, %d duplicates; want a once, b once, a's repeat absorbed", n, d)
+	// The same message again: batchsendmsg documents no dedup, so the
+	// fake delivers again.
+	srv2 := imtest.NewServer(t, imtest.Options{})
+	c2 := &rawClient{t: t, srv: srv2}
+	for range 2 {
+		if reply = c2.post(batchPath, validBatch); reply["ActionStatus"] != "OK" {
+			t.Errorf("batchsendmsg: %v", reply)
+		}
 	}
-	if r := c.post(batchPath, strings.Replace(validBatch, `"hi"`, `"`+strings.Repeat("x", 8001)+`"`, 1)); r["ErrorCode"] != 93000.0 {
+	if n, d := len(srv2.Messages()), srv2.Duplicates(); n != 4 || d != 0 {
+		t.Errorf("%d messages, %d duplicates; want every copy delivered", n, d)
+	}
+	if r := c2.post(batchPath, strings.Replace(validBatch, `"hi"`, `"`+strings.Repeat("x", 8001)+`"`, 1)); r["ErrorCode"] != 93000.0 {
 		t.Errorf("oversized: %v", r)
 	}
 }
