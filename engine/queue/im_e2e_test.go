@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +22,16 @@ type imHarness struct {
 	srv   *imtest.Server
 	q     *Queue
 	hooks *hookLog
+	// observed counts the client's requests by result (im.Result*), as
+	// the metrics do.
+	mu       sync.Mutex
+	observed map[string]int
+}
+
+func (h *imHarness) results(result string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.observed[result]
 }
 
 func newIMHarness(t *testing.T) *imHarness {
@@ -28,6 +39,12 @@ func newIMHarness(t *testing.T) *imHarness {
 	srv := imtest.NewServer(t, imtest.Options{})
 	cfg := srv.Config()
 	cfg.Logger = testLogger(t)
+	h := &imHarness{srv: srv, observed: map[string]int{}}
+	cfg.Observe = func(_, result string) {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.observed[result]++
+	}
 	c, err := im.NewClient(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -42,7 +59,8 @@ func newIMHarness(t *testing.T) *imHarness {
 	}
 	t.Cleanup(func() { _ = q.Stop(5 * time.Second) })
 	runTest(t, q)
-	return &imHarness{srv: srv, q: q, hooks: hooks}
+	h.q, h.hooks = q, hooks
+	return h
 }
 
 // imJob is a job of kind with params, retried quickly.
