@@ -647,7 +647,7 @@ func TestEngineStoresTheLargestCallback(t *testing.T) {
 `, true)
 	var sb strings.Builder
 	sb.WriteString(`{"CallbackCommand":"Sns.CallbackFriendAdd","ClientCmd":"friend_add","PairList":[`)
-	for i := range imcallback.MaxPairs {
+	for i := range imcallback.DefaultMaxPairs {
 		if i > 0 {
 			sb.WriteString(",")
 		}
@@ -660,9 +660,9 @@ func TestEngineStoresTheLargestCallback(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := h.eng.Handle(context.Background(), cb); err != nil {
-		t.Fatalf("a callback of %d pairs x 3 actions was refused: %v", imcallback.MaxPairs, err)
+		t.Fatalf("a callback of %d pairs x 3 actions was refused: %v", imcallback.DefaultMaxPairs, err)
 	}
-	h.rec.wait(t, 3*imcallback.MaxPairs)
+	h.rec.wait(t, 3*imcallback.DefaultMaxPairs)
 }
 
 func TestEnginePrevDecidesEvenWhenJobsCannotBeStored(t *testing.T) {

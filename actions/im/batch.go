@@ -2,8 +2,11 @@ package im
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 
 	"github.com/friendflow/friendflow/actions"
 )
@@ -112,7 +115,7 @@ func (b *BatchSend) Do(ctx context.Context, job actions.Job, params map[string]a
 	out := newAccounts()
 	for i := 0; i < len(to); i += MaxBatchRecipients {
 		chunk := to[i:min(i+MaxBatchRecipients, len(to))]
-		if !b.send(ctx, one, chunk, out) {
+		if !b.claimAndSend(ctx, job.ID, one, chunk, out) {
 			// IM (or the way to it) asked for a pause: the chunks
 			// not sent yet go to the next attempt, unsent.
 			for _, a := range to[i+len(chunk):] {
@@ -125,9 +128,59 @@ func (b *BatchSend) Do(ctx context.Context, job actions.Job, params map[string]a
 	return out.result(fmt.Sprintf("im.batch_send: recipients: %d sent", len(to)-len(out.retry)-len(out.failed)), job, "to", len(to))
 }
 
-// send sends one request and sorts its recipients into out. It returns
-// false when the request failed transiently as a whole: the next chunks
-// should wait for the retry.
+// claimAndSend sends chunk through send, claimed in the queue's ledger
+// (actions.Ledger) first: a chunk whose claim is taken was sent, or may
+// have been, by an earlier run that stopped (a crash) before storing its
+// progress, and IM documents no dedup for batchsendmsg, so it is not sent
+// again: its recipients are reported, for an operator to check and replay.
+// The claim is kept only when the request delivered to someone.
+func (b *BatchSend) claimAndSend(ctx context.Context, jobID string, one *sendMsg, chunk []string, out *accounts) bool {
+	l := actions.LedgerFrom(ctx)
+	if l == nil {
+		ok, _ := b.send(ctx, one, chunk, out)
+		return ok
+	}
+	key := chunkKey(jobID, chunk)
+	first, err := l.Claim(ctx, key)
+	if err != nil {
+		out.byError(chunk, actions.Transient(fmt.Errorf("%w: claiming the request: %w", ErrNotSent, err), 0))
+		return false
+	}
+	if !first {
+		for _, a := range chunk {
+			out.fail(a, noAnswer, "an earlier run sent this request, or may have, before it stopped: not resent")
+		}
+		b.release(ctx, l, key)
+		return true
+	}
+	ok, delivered := b.send(ctx, one, chunk, out)
+	if !delivered {
+		b.release(ctx, l, key)
+	}
+	return ok
+}
+
+func (b *BatchSend) release(ctx context.Context, l actions.Ledger, key string) {
+	if err := l.Release(ctx, key); err != nil {
+		// The claim outlives its use: a replay of these recipients
+		// under this job id would be reported instead of sent.
+		b.c.log.LogAttrs(ctx, slog.LevelWarn, "im.batch_send: releasing a request's claim failed", slog.String("err", err.Error()))
+	}
+}
+
+// chunkKey names one request of a job: its recipients, in order.
+func chunkKey(jobID string, chunk []string) string {
+	h := sha256.New()
+	for _, a := range chunk {
+		h.Write([]byte(a))
+		h.Write([]byte{0})
+	}
+	return "im.batch_send:" + jobID + ":" + hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// send sends one request and sorts its recipients into out. ok is false
+// when the request failed transiently as a whole: the next chunks should
+// wait for the retry. delivered is false when IM surely sent to nobody.
 //
 // The reply shapes (https://cloud.tencent.com/document/product/269/1612):
 // OK without ErrorList, every recipient sent; SomeError (an older version
@@ -135,10 +188,10 @@ func (b *BatchSend) Do(ctx context.Context, job actions.Job, params map[string]a
 // their codes and the others were sent; FAIL with a non-zero ErrorCode and
 // no ErrorList, every recipient failed (ErrorCode is non-zero only when
 // all failed), e.g. 90012 when none of them is registered.
-func (b *BatchSend) send(ctx context.Context, one *sendMsg, chunk []string, out *accounts) bool {
+func (b *BatchSend) send(ctx context.Context, one *sendMsg, chunk []string, out *accounts) (ok, delivered bool) {
 	if err := b.c.waitRecipients(ctx, len(chunk)); err != nil {
 		out.byError(chunk, actions.Transient(fmt.Errorf("%w: %w", ErrNotSent, err), 0))
-		return false
+		return false, false
 	}
 	body := &batchSendMsg{
 		SyncOtherMachine: one.SyncOtherMachine, FromAccount: one.FromAccount, ToAccount: chunk,
@@ -156,21 +209,23 @@ func (b *BatchSend) send(ctx context.Context, one *sendMsg, chunk []string, out 
 		for _, e := range resp.ErrorList {
 			out.byCode(e.ToAccount, e.ErrorCode)
 		}
-		return true
+		return true, len(resp.ErrorList) < len(chunk)
 	case answered:
 		// Every recipient failed with the reply's code.
 		for _, a := range chunk {
 			out.byCode(a, apiErr.Code)
 		}
 		c, _ := Lookup(apiErr.Code)
-		return c.Class != ClassTransient && c.Class != ClassRateLimited
+		return c.Class != ClassTransient && c.Class != ClassRateLimited, false
 	case errors.Is(err, ErrNotSent):
 		out.byError(chunk, err)
-		return false
+		return false, false
 	}
 	if permanent, _ := actions.Classify(err); permanent {
+		// An HTTP status IM's gateway would not retry: reported; the
+		// claim goes with the report.
 		out.byError(chunk, err)
-		return true
+		return true, false
 	}
 	// No answer (timeout, network, a gateway's error): IM may have sent
 	// the message, and it documents no dedup for batchsendmsg that a
@@ -179,7 +234,7 @@ func (b *BatchSend) send(ctx context.Context, one *sendMsg, chunk []string, out 
 	for _, a := range chunk {
 		out.fail(a, noAnswer, "no answer from IM, may have been sent: not resent")
 	}
-	return false
+	return false, false
 }
 
 // uniq drops repeated accounts, keeping the first of each.

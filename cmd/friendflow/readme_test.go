@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/friendflow/friendflow/actions"
+	"github.com/friendflow/friendflow/actions/im"
 	"github.com/friendflow/friendflow/engine"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -46,6 +47,30 @@ func TestReadmeActionReference(t *testing.T) {
 			return
 		}
 		t.Fatal("the action reference in docs/actions.md differs from the declarations; run: go test ./cmd/friendflow -run TestReadmeActionReference -update")
+	}
+}
+
+// docs/actions.md shows the IM error code table as the code holds it.
+func TestReadmeIMErrorCodes(t *testing.T) {
+	raw, err := os.ReadFile(actionsPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(raw)
+	const begin, end = "<!-- im-codes:begin -->\n", "<!-- im-codes:end -->"
+	i, j := strings.Index(doc, begin), strings.Index(doc, end)
+	if i < 0 || j < i {
+		t.Fatal("docs/actions.md lacks the im-codes markers")
+	}
+	if want := im.CodeTable(); doc[i+len(begin):j] != want {
+		if *update {
+			doc = doc[:i+len(begin)] + want + doc[j:]
+			if err := os.WriteFile(actionsPath, []byte(doc), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			return
+		}
+		t.Fatal("the IM error code table in docs/actions.md differs from actions/im/codes.go; run: go test ./cmd/friendflow -run TestReadmeIMErrorCodes -update")
 	}
 }
 

@@ -225,6 +225,7 @@ func (s *server) newReceiver(eng *engine.Engine) *imcallback.Receiver {
 		SdkAppid:   cfg.SdkAppid,
 		Token:      cfg.CallbackToken,
 		MaxSkew:    cfg.CallbackMaxSkew,
+		MaxPairs:   cfg.MaxPairs,
 		Handler:    eng,
 		Logger:     s.log,
 		Observe:    metrics.ObserveCallback,

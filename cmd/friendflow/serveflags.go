@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/friendflow/friendflow/actions/im"
+	"github.com/friendflow/friendflow/engine/imcallback"
 	"github.com/friendflow/friendflow/engine/queue"
 	"github.com/friendflow/friendflow/engine/record"
 )
@@ -29,6 +30,7 @@ type serveConfig struct {
 	SdkAppid        int
 	CallbackToken   []byte
 	CallbackMaxSkew time.Duration
+	MaxPairs        int
 	MaxConnections  int
 	ShutdownTimeout time.Duration
 	LogFormat       string
@@ -132,7 +134,7 @@ func (f *serveFlags) config(pos []string, cmdline map[string]bool) (*serveConfig
 }
 
 // checkCallback checks what a callback is verified with: the app, the
-// token, the path and the clock skew.
+// token, the path, the pair bound and the clock skew.
 func (f *serveFlags) checkCallback(c *serveConfig, cmdline map[string]bool) error {
 	if c.SdkAppid <= 0 {
 		return usagef("%s is required: the SDKAppID of your IM app", flagRef("sdkappid"))
@@ -143,6 +145,9 @@ func (f *serveFlags) checkCallback(c *serveConfig, cmdline map[string]bool) erro
 	}
 	if !strings.HasPrefix(c.CallbackPath, "/") {
 		return usagef("%s must start with /, got %q", flagRef("callback-path"), c.CallbackPath)
+	}
+	if c.MaxPairs < 1 {
+		return usagef("%s must be at least 1, got %d", flagRef("max-pairs"), c.MaxPairs)
 	}
 	return positiveDuration("callback-max-skew", c.CallbackMaxSkew)
 }
@@ -275,6 +280,7 @@ func (f *serveFlags) declare(fs *flag.FlagSet) {
 	fs.Var(&f.token, "callback-token", "callback authentication token; when set, Sign and RequestTime are required")
 	fs.StringVar(&f.tokenFile, "callback-token-file", "", "file holding the callback token")
 	fs.DurationVar(&c.CallbackMaxSkew, "callback-max-skew", 60*time.Second, "largest accepted |now - RequestTime|")
+	fs.IntVar(&c.MaxPairs, "max-pairs", imcallback.DefaultMaxPairs, "most pairs one callback may carry; a callback over it is refused whole, before anything is stored")
 	fs.IntVar(&c.MaxConnections, "max-connections", 1024, "open connections the callback listener serves at once; more wait to be accepted")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long a stop waits for in-flight work")
 	fs.StringVar(&c.LogFormat, "log-format", "json", "log format: json or text")

@@ -9,9 +9,19 @@ import (
 	"github.com/friendflow/friendflow/rules/imevent"
 )
 
-// MaxPairs caps the elements of one callback's pair list. Tencent's own
-// batch APIs stop well below it; a larger list is an attack or a bug.
-const MaxPairs = 1000
+// DefaultMaxPairs is the default cap on the elements of one callback's
+// pair list (Receiver.MaxPairs, --max-pairs). No page states how many
+// pairs one Sns callback can carry; the largest list the documented limits
+// allow is one user's whole friend list, at most 3000 friends
+// (https://cloud.tencent.com/document/product/269/1501), in both
+// directions: 6000 pairs. A larger list is refused whole, before anything
+// of it is stored.
+const DefaultMaxPairs = 6000
+
+// PairBytes is the body room of one pair: the receiver's body limit grows
+// with MaxPairs, so a list of MaxPairs pairs of the longest UserIDs (32
+// bytes) always fits.
+const PairBytes = 256
 
 // Callback is one decoded Tencent IM callback: its query metadata and the
 // events it carries, one per element of PairList, FriendItem or
@@ -93,11 +103,21 @@ func decodeErr(reason, format string, a ...any) error {
 
 // Decode turns the body of one of the six Sns callbacks into events. cb's
 // Command and query fields must be set; Decode fills cb.Events. The body's
-// CallbackCommand must equal cb.Command.
+// CallbackCommand must equal cb.Command. A list of more than
+// DefaultMaxPairs elements is refused; see DecodeMax.
 func Decode(data []byte, cb *Callback) error {
+	return DecodeMax(data, cb, DefaultMaxPairs)
+}
+
+// DecodeMax is Decode with a list of more than maxPairs elements refused
+// (maxPairs ≤ 0 means DefaultMaxPairs).
+func DecodeMax(data []byte, cb *Callback, maxPairs int) error {
+	if maxPairs <= 0 {
+		maxPairs = DefaultMaxPairs
+	}
 	var b body
 	if b.decodeFast(data) {
-		return b.events(cb)
+		return b.events(cb, maxPairs)
 	}
 	// A body of its own: decodeFast may have filled part of b, and
 	// Unmarshal merges into what it finds. On the heap, as Unmarshal needs;
@@ -106,7 +126,7 @@ func Decode(data []byte, cb *Callback) error {
 	if err := unmarshalBody(data, slow); err != nil {
 		return err
 	}
-	return slow.events(cb)
+	return slow.events(cb, maxPairs)
 }
 
 // unmarshalBody is the general path, for whatever decodeFast refuses, and
@@ -133,7 +153,7 @@ func unmarshalBody(data []byte, b *body) error {
 // comes from where is the field table's (imevent.Fields): listLen, shared and
 // elements are generated from it; the checks and the derived fields are
 // here.
-func (b *body) events(cb *Callback) error {
+func (b *body) events(cb *Callback, maxPairs int) error {
 	if b.CallbackCommand != cb.Command {
 		return decodeErr(ReasonCommandMismatch, "CallbackCommand in query (%q) differs from body (%q)", cb.Command, b.CallbackCommand)
 	}
@@ -144,8 +164,8 @@ func (b *body) events(cb *Callback) error {
 	if n == 0 {
 		return decodeErr(ReasonPairs, "%s: %s is empty", cb.Command, listName(cb.Command))
 	}
-	if n > MaxPairs {
-		return decodeErr(ReasonPairs, "%s: %s has %d elements, more than %d", cb.Command, listName(cb.Command), n, MaxPairs)
+	if n > maxPairs {
+		return decodeErr(ReasonPairs, "%s: %s has %d elements, more than %d (--max-pairs)", cb.Command, listName(cb.Command), n, maxPairs)
 	}
 	var base imevent.Event
 	b.shared(cb, &base)

@@ -148,7 +148,7 @@ func TestDecodeToleratesUnknownFields(t *testing.T) {
 
 func TestDecodeRejects(t *testing.T) {
 	many := `{"CallbackCommand":"Sns.CallbackFriendDelete","PairList":[` +
-		strings.TrimSuffix(strings.Repeat(`{"From_Account":"a","To_Account":"b"},`, MaxPairs+1), ",") + `]}`
+		strings.TrimSuffix(strings.Repeat(`{"From_Account":"a","To_Account":"b"},`, DefaultMaxPairs+1), ",") + `]}`
 	tests := []struct {
 		name, cmd, body, reason, msg string
 	}{
@@ -160,7 +160,7 @@ func TestDecodeRejects(t *testing.T) {
 		{"missing pairs", imevent.CmdBlackListAdd, `{"CallbackCommand":"Sns.CallbackBlackListAdd"}`, ReasonPairs, "PairList is empty"},
 		{"empty items", imevent.CmdPrevFriendAdd, `{"CallbackCommand":"Sns.CallbackPrevFriendAdd","FriendItem":[]}`, ReasonPairs, "FriendItem is empty"},
 		{"empty response items", imevent.CmdPrevFriendResponse, `{"CallbackCommand":"Sns.CallbackPrevFriendResponse"}`, ReasonPairs, "ResponseFriendItem is empty"},
-		{"too many pairs", imevent.CmdFriendDelete, many, ReasonPairs, "more than 1000"},
+		{"too many pairs", imevent.CmdFriendDelete, many, ReasonPairs, "more than 6000"},
 		{"no target", imevent.CmdFriendDelete, `{"CallbackCommand":"Sns.CallbackFriendDelete","PairList":[{"From_Account":"a"}]}`, ReasonPairs, "To_Account is empty"},
 	}
 	for _, tt := range tests {
@@ -198,7 +198,7 @@ func FuzzDecode(f *testing.F) {
 				}
 				continue
 			}
-			if n := len(cb.Events); n == 0 || n > MaxPairs {
+			if n := len(cb.Events); n == 0 || n > DefaultMaxPairs {
 				t.Fatalf("%d events accepted", n)
 			}
 			for i, e := range cb.Events {

@@ -301,5 +301,5 @@ func oldDecode(data []byte, cb *Callback) error {
 	if err := unmarshalBody(data, b); err != nil {
 		return err
 	}
-	return b.events(cb)
+	return b.events(cb, DefaultMaxPairs)
 }

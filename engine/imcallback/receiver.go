@@ -58,8 +58,9 @@ const (
 	ReasonSignFuture      = "sign_future"
 )
 
-// DefaultMaxBody is the callback body limit: Tencent's friend callbacks
-// are a few hundred bytes, 1000 pairs stay far below it.
+// DefaultMaxBody is the least callback body limit: Tencent's friend
+// callbacks are a few hundred bytes. The limit is MaxPairs × PairBytes when
+// that is larger.
 const DefaultMaxBody = 1 << 20
 
 // Receiver is the http.Handler for Tencent IM callbacks. It checks
@@ -72,10 +73,14 @@ type Receiver struct {
 	// check. It is a secret: never logged.
 	Token   []byte
 	MaxSkew time.Duration // allowed |now - RequestTime|; 0 means 60s
-	MaxBody int64         // 0 means DefaultMaxBody
-	Handler Handler
-	Logger  *slog.Logger
-	Now     func() time.Time // nil: time.Now
+	MaxBody int64         // 0 means DefaultMaxBody; raised to MaxPairs × PairBytes
+	// MaxPairs caps a callback's pair list; 0 means DefaultMaxPairs. A
+	// callback over it is refused whole (FAIL, reason pairs) before any
+	// of it is stored.
+	MaxPairs int
+	Handler  Handler
+	Logger   *slog.Logger
+	Now      func() time.Time // nil: time.Now
 	// Observe, when set, is told the outcome of every request: command is
 	// one of imevent.Commands or "other", reason is empty unless rejected.
 	Observe func(command, result, reason string, took time.Duration)
@@ -169,6 +174,11 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if max <= 0 {
 		max = DefaultMaxBody
 	}
+	maxPairs := rc.MaxPairs
+	if maxPairs <= 0 {
+		maxPairs = DefaultMaxPairs
+	}
+	max = maxInt64(max, int64(maxPairs)*PairBytes)
 	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, max)); err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
@@ -198,7 +208,7 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rc.observe(cb.Command, ResultIgnored, "", start)
 		return
 	}
-	if err := Decode(buf.Bytes(), cb); err != nil {
+	if err := DecodeMax(buf.Bytes(), cb, maxPairs); err != nil {
 		de := &DecodeError{Reason: ReasonMalformed, Msg: err.Error()}
 		errors.As(err, &de)
 		reject(rejection{http.StatusBadRequest, de.Reason, de.Msg})
@@ -336,6 +346,8 @@ func writeReply(w http.ResponseWriter, status int, reply Reply) {
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
 }
+
+func maxInt64(a, b int64) int64 { return max(a, b) }
 
 // NewID returns a 128-bit random id: unique across restarts and replicas,
 // which job ids derived from it rely on.

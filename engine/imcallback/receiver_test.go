@@ -97,7 +97,10 @@ const (
 	testToken = "s3cr3t-callback-token"
 )
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T) *fixture { return newFixtureWith(t, nil) }
+
+// newFixtureWith is newFixture with the receiver changed by edit first.
+func newFixtureWith(t *testing.T, edit func(*Receiver)) *fixture {
 	f := &fixture{h: &recorder{}, logs: &syncBuffer{}, now: time.Unix(1764072000, 0)}
 	rc := &Receiver{
 		SdkAppid: testAppID,
@@ -110,6 +113,9 @@ func newFixture(t *testing.T) *fixture {
 			defer f.mu.Unlock()
 			f.results = append(f.results, observed{command, result, reason})
 		},
+	}
+	if edit != nil {
+		edit(rc)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/callback", rc)
@@ -235,12 +241,12 @@ func TestReceiverRejects(t *testing.T) {
 		info   string
 	}{
 		{"GET", http.MethodGet, nil, "", 405, ReasonMethod, "POST"},
-		{"too large", "", nil, `{"CallbackCommand":"Sns.CallbackFriendAdd","x":"` + strings.Repeat("a", DefaultMaxBody) + `"}`, 413, ReasonTooLarge, "larger than"},
+		{"too large", "", nil, `{"CallbackCommand":"Sns.CallbackFriendAdd","x":"` + strings.Repeat("a", DefaultMaxPairs*PairBytes) + `"}`, 413, ReasonTooLarge, "larger than"},
 		{"malformed", "", nil, `{"CallbackCommand":"Sns.CallbackFriendAdd",`, 400, ReasonMalformed, "malformed JSON"},
 		{"command mismatch", "", nil, strings.Replace(friendAdd, "Sns.CallbackFriendAdd", "Sns.CallbackFriendDelete", 1), 400, ReasonCommandMismatch, "differs"},
 		{"empty pairs", "", nil, `{"CallbackCommand":"Sns.CallbackFriendAdd","PairList":[]}`, 400, ReasonPairs, "empty"},
 		{"too many pairs", "", nil, `{"CallbackCommand":"Sns.CallbackFriendAdd","PairList":[` +
-			strings.TrimSuffix(strings.Repeat(`{"From_Account":"a","To_Account":"b"},`, 1001), ",") + `]}`, 400, ReasonPairs, "more than 1000"},
+			strings.TrimSuffix(strings.Repeat(`{"From_Account":"a","To_Account":"b"},`, DefaultMaxPairs+1), ",") + `]}`, 400, ReasonPairs, "more than 6000 (--max-pairs)"},
 		{"wrong SdkAppid", "", func(f *fixture) url.Values {
 			q := f.query(imevent.CmdFriendAdd)
 			q.Set("SdkAppid", "1400000001")
@@ -393,5 +399,31 @@ func TestReceiverPrevFailCode(t *testing.T) {
 	}
 	if PrevFailCode < 38000 || PrevFailCode > 39000 {
 		t.Fatalf("PrevFailCode %d outside [38000, 39000]", PrevFailCode)
+	}
+}
+
+// MaxPairs is the receiver's bound: a callback over it is refused whole,
+// before the handler (nothing of it stored), and the body limit grows
+// with it, so a list of MaxPairs long UserIDs always fits.
+func TestReceiverMaxPairs(t *testing.T) {
+	pairs := func(n int) string {
+		id := strings.Repeat("u", 32) // the longest UserID
+		return `{"CallbackCommand":"Sns.CallbackFriendAdd","PairList":[` + strings.TrimSuffix(strings.Repeat(
+			`{"From_Account":"`+id+`","To_Account":"`+id+`","Initiator_Account":"`+id+`"},`, n), ",") + `]}`
+	}
+	f := newFixtureWith(t, func(rc *Receiver) { rc.MaxPairs = 2 })
+	if status, r := f.post(t, http.MethodPost, f.query(imevent.CmdFriendAdd), pairs(3)); status != 400 || !strings.Contains(r.ErrorInfo, "more than 2") {
+		t.Fatalf("3 pairs over a bound of 2: %d %+v", status, r)
+	}
+	if f.h.count() != 0 {
+		t.Fatal("a callback over the bound reached the handler")
+	}
+	if status, r := f.post(t, http.MethodPost, f.query(imevent.CmdFriendAdd), pairs(2)); status != 200 || r.ActionStatus != "OK" {
+		t.Fatalf("2 pairs: %d %+v", status, r)
+	}
+	n := 2 * DefaultMaxBody / 150 // more long pairs than DefaultMaxBody holds
+	big := newFixtureWith(t, func(rc *Receiver) { rc.MaxPairs = n })
+	if status, r := big.post(t, http.MethodPost, big.query(imevent.CmdFriendAdd), pairs(n)); status != 200 || r.ActionStatus != "OK" {
+		t.Fatalf("%d pairs under a bound of %d: %d %+v", n, n, status, r)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/friendflow/friendflow/actions/im"
 	"github.com/friendflow/friendflow/actions/im/imtest"
@@ -140,5 +141,42 @@ func TestFriendUpdateNarrowedThroughQueue(t *testing.T) {
 	}
 	if d := h.deadByID(t)["label-gone"]; !strings.Contains(d.LastError, "30003") {
 		t.Errorf("dead letter %+v", d)
+	}
+}
+
+// A batch that runs again after it was sent (as after a crash between
+// IM's answer and the queue storing the job's progress) messages nobody
+// twice: the queue's ledger knows the request was made, and its
+// recipients are dead-lettered as possibly sent instead of sent again.
+// batchsendmsg documents no dedup that a resend could rely on.
+func TestBatchSendNotResentAfterCrashThroughQueue(t *testing.T) {
+	h := newIMHarness(t)
+	job := imJob("batch", "im.batch_send", map[string]any{"to": []any{"a", "b"}, "text": "hi"})
+	enqueue(t, h.q, "cb-crash", job)
+	h.settled(t, "batch")
+	h.outcomes(t, "batch", OutcomeDone)
+	// The same job, as its message would be delivered again.
+	again := imJob("batch-again", "im.batch_send", map[string]any{"to": []any{"a", "b"}, "text": "hi"})
+	again.ID = "batch"
+	enqueue(t, h.q, "cb-crash-2", again)
+	eventually(t, 20*time.Second, "the rerun to settle", func() bool {
+		_, ok := h.deadByID(t)["batch"]
+		return ok
+	})
+	if n := len(h.srv.Messages()); n != 2 {
+		t.Errorf("%d messages, want a and b once each", n)
+	}
+	d := h.deadByID(t)["batch"]
+	if !strings.Contains(d.LastError, "may have") || !slices.Equal(toStrings(d.Job.Params["to"]), []string{"a", "b"}) {
+		t.Errorf("dead letter %+v", d)
+	}
+	// The claim went with the report: a replay sends.
+	if n, err := h.q.Replay(context.Background(), []string{"batch"}); err != nil || n != 1 {
+		t.Fatalf("replay: %d, %v", n, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := h.srv.WaitMessages(ctx, 4); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -315,7 +315,7 @@ func Open(ctx context.Context, cfg Config) (*Queue, error) {
 		slots:       make(chan struct{}, cfg.Workers),
 		commitStop:  make(chan struct{}),
 	}
-	q.jobCtx, q.cancelJobs = context.WithCancel(context.Background())
+	q.jobCtx, q.cancelJobs = context.WithCancel(actions.WithLedger(context.Background(), ledger{q}))
 	q.store.Store(newStoreState())
 
 	var err error

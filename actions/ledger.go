@@ -1,0 +1,32 @@
+package actions
+
+import "context"
+
+// Ledger records, durably, requests that must not be made twice. A kind
+// whose request cannot be repeated without a duplicate effect (a batch
+// message: IM documents no dedup for openim/batchsendmsg) claims it before
+// making it. Finding the claim taken means an earlier run made the
+// request, or may have (it stopped before its progress was stored): the
+// kind then reports the request's accounts instead of making it again, and
+// releases the claim, so a replay by an operator can make it.
+type Ledger interface {
+	// Claim claims key; first is false when it was claimed before.
+	Claim(ctx context.Context, key string) (first bool, err error)
+	// Release gives key up: the request surely did not take effect, or
+	// its accounts were reported.
+	Release(ctx context.Context, key string) error
+}
+
+type ledgerKey struct{}
+
+// WithLedger returns ctx carrying l, for the kinds run under it.
+func WithLedger(ctx context.Context, l Ledger) context.Context {
+	return context.WithValue(ctx, ledgerKey{}, l)
+}
+
+// LedgerFrom returns the Ledger ctx carries, or nil (a kind run outside
+// the queue: no claims, requests made as asked).
+func LedgerFrom(ctx context.Context) Ledger {
+	l, _ := ctx.Value(ledgerKey{}).(Ledger)
+	return l
+}
