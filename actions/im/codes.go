@@ -207,6 +207,13 @@ func Lookup(code int) (Code, bool) {
 	return c, ok
 }
 
+// Codes returns the classification table, in code order.
+func Codes() []Code {
+	rows := append([]Code(nil), codeTable...)
+	sort.SliceStable(rows, func(i, j int) bool { return rows[i].Code < rows[j].Code })
+	return rows
+}
+
 // classOf is the class of code.
 func classOf(code int) Class {
 	c, _ := Lookup(code)
@@ -216,11 +223,9 @@ func classOf(code int) Class {
 // CodeTable renders the classification table as Markdown, for the
 // documentation (docs/actions.md, kept equal by a test).
 func CodeTable() string {
-	rows := append([]Code(nil), codeTable...)
-	sort.SliceStable(rows, func(i, j int) bool { return rows[i].Code < rows[j].Code })
 	var b strings.Builder
 	b.WriteString("| code | class | wait | meaning | source |\n| --- | --- | --- | --- | --- |\n")
-	for _, c := range rows {
+	for _, c := range Codes() {
 		wait := ""
 		if c.Wait > 0 {
 			wait = c.Wait.String()

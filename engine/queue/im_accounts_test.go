@@ -180,3 +180,44 @@ func TestBatchSendNotResentAfterCrashThroughQueue(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Every code of the classification table, answered by the fake IM to an
+// add_group_member request, ends the job as its class says: transient and
+// rate-limited codes are retried (and the member added), a re-sign code is
+// cured inside the call by a fresh UserSig, per-account codes dead-letter
+// the member with the code, whole-request codes the job.
+func TestIMCodeTableThroughQueue(t *testing.T) {
+	h := newIMHarness(t)
+	h.srv.AddGroup("g", imtest.Public)
+	for i, c := range im.Codes() {
+		if c.Code == 0 {
+			continue
+		}
+		id := fmt.Sprintf("code-%d", c.Code)
+		member := fmt.Sprintf("u%d", i)
+		h.srv.ScriptFor(im.AddToGroupPath, imtest.Reply{ErrorCode: c.Code, ErrorInfo: c.Meaning})
+		enqueue(t, h.q, "cb-"+id, imJob(id, "im.add_to_group", map[string]any{"group": "g", "members": []any{member}}))
+		h.settled(t, id)
+		added := slices.Contains(h.srv.GroupMembers("g"), member)
+		switch c.Class {
+		case im.ClassTransient, im.ClassRateLimited:
+			h.outcomes(t, id, OutcomeRetried, OutcomeDone)
+		case im.ClassResign:
+			h.outcomes(t, id, OutcomeDone)
+		default:
+			h.outcomes(t, id, OutcomeDead)
+			d := h.deadByID(t)[id]
+			if want := fmt.Sprintf("(%d)", c.Code); c.Class == im.ClassAccount && !strings.Contains(d.LastError, member+" "+want) {
+				t.Errorf("%d: dead letter %q does not name %s with the code", c.Code, d.LastError, member)
+			} else if !strings.Contains(d.LastError, fmt.Sprint(c.Code)) {
+				t.Errorf("%d: dead letter %q lacks the code", c.Code, d.LastError)
+			}
+		}
+		if want := c.Class != im.ClassRequest && c.Class != im.ClassAccount; added != want {
+			t.Errorf("%d (%s): member added %v, want %v", c.Code, c.Class, added, want)
+		}
+	}
+	if n := h.results(im.ResultRateLimited); n != 5 {
+		t.Errorf("%d requests counted rate-limited, want the 5 rate-limit codes once each", n)
+	}
+}
