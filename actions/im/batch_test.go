@@ -3,6 +3,7 @@ package im_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"math"
 	"slices"
 	"strings"
@@ -231,5 +232,32 @@ func TestBudgetsDoNotSlowEachOther(t *testing.T) {
 	}
 	if n := len(srv.Requests()); n != 4 {
 		t.Errorf("%d requests, want 4", n)
+	}
+}
+
+// A request IM did not answer may have been sent, and batchsendmsg has no
+// documented dedup: its recipients are reported, not sent again, while
+// the chunks not sent yet wait for the retry.
+func TestBatchSendNoAnswerNotResent(t *testing.T) {
+	srv := imtest.NewServer(t, imtest.Options{})
+	k := im.NewBatchSend(newClient(t, srv))
+	srv.Script(imtest.Reply{HTTPStatus: 502})
+	to := make([]any, im.MaxBatchRecipients+2)
+	for i := range to {
+		to[i] = fmt.Sprintf("u%03d", i)
+	}
+	err := run(t, k, "j", map[string]any{"to": to, "text": "Hi"})
+	if classOf(err) != "transient 0s" || !strings.Contains(err.Error(), "u000 (no answer from IM, may have been sent: not resent)") {
+		t.Fatalf("%s: %v", classOf(err), err)
+	}
+	if rest := remaining(t, err, "to"); !slices.Equal(rest, []string{"u500", "u501"}) {
+		t.Errorf("remaining %v, want the chunk not sent yet", rest)
+	}
+	ab, _ := actions.Abandoned(err)["to"].([]string)
+	if len(ab) != im.MaxBatchRecipients || ab[0] != "u000" {
+		t.Errorf("abandoned %d recipients", len(ab))
+	}
+	if n := len(srv.Requests()); n != 1 {
+		t.Errorf("%d requests, want 1", n)
 	}
 }
