@@ -170,15 +170,7 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	buf.Reset()
-	max := rc.MaxBody
-	if max <= 0 {
-		max = DefaultMaxBody
-	}
-	maxPairs := rc.MaxPairs
-	if maxPairs <= 0 {
-		maxPairs = DefaultMaxPairs
-	}
-	max = maxInt64(max, int64(maxPairs)*PairBytes)
+	max, maxPairs := rc.limits()
 	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, max)); err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
@@ -347,7 +339,18 @@ func writeReply(w http.ResponseWriter, status int, reply Reply) {
 	_, _ = w.Write(b)
 }
 
-func maxInt64(a, b int64) int64 { return max(a, b) }
+// limits are the body limit and the pair list bound: the body limit
+// raised to hold maxPairs pairs (PairBytes each).
+func (rc *Receiver) limits() (maxBody int64, maxPairs int) {
+	maxBody, maxPairs = rc.MaxBody, rc.MaxPairs
+	if maxBody <= 0 {
+		maxBody = DefaultMaxBody
+	}
+	if maxPairs <= 0 {
+		maxPairs = DefaultMaxPairs
+	}
+	return max(maxBody, int64(maxPairs)*PairBytes), maxPairs
+}
 
 // NewID returns a 128-bit random id: unique across restarts and replicas,
 // which job ids derived from it rely on.

@@ -256,7 +256,7 @@ func (q *Queue) conclude(seq uint64, due []Job, b *batch) (rest []Job, ok bool) 
 			rest = append(rest, *job)
 			continue
 		}
-		if a := r.res.abandoned; a != nil && !q.bury(seq, *a, "permanent failure") {
+		if !q.buryAbandoned(seq, r.res) {
 			return vRelease, 0
 		}
 		switch r.res.outcome {
@@ -518,6 +518,11 @@ func (q *Queue) settle(job *Job, reason string, err error, t0 time.Time) runResu
 		job.Due = q.now().Add(res.delay)
 	}
 	return res
+}
+
+// buryAbandoned dead-letters the abandoned part of a run, if it has one.
+func (q *Queue) buryAbandoned(seq uint64, res runResult) bool {
+	return res.abandoned == nil || q.bury(seq, *res.abandoned, "permanent failure")
 }
 
 // abandonedPart is the dead letter's job of the part of job that failed for
