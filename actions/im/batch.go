@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/friendflow/friendflow/actions"
 )
@@ -132,16 +133,17 @@ func (b *BatchSend) Do(ctx context.Context, job actions.Job, params map[string]a
 // (actions.Ledger) first: a chunk whose claim is taken was sent, or may
 // have been, by an earlier run that stopped (a crash) before storing its
 // progress, and IM documents no dedup for batchsendmsg, so it is not sent
-// again: its recipients are reported, for an operator to check and replay.
-// The claim is kept only when the request delivered to someone.
+// again: its recipients are reported, for an operator to check and replay
+// (a replay gives the job's claims up). A claim is given up at once only
+// when IM surely sent to nobody.
 func (b *BatchSend) claimAndSend(ctx context.Context, jobID string, one *sendMsg, chunk []string, out *accounts) bool {
 	l := actions.LedgerFrom(ctx)
 	if l == nil {
 		ok, _ := b.send(ctx, one, chunk, out)
 		return ok
 	}
-	key := chunkKey(jobID, chunk)
-	first, err := l.Claim(ctx, key)
+	key := chunkKey(chunk)
+	first, err := l.Claim(ctx, jobID, key)
 	if err != nil {
 		out.byError(chunk, actions.Transient(fmt.Errorf("%w: claiming the request: %w", ErrNotSent, err), 0))
 		return false
@@ -150,37 +152,45 @@ func (b *BatchSend) claimAndSend(ctx context.Context, jobID string, one *sendMsg
 		for _, a := range chunk {
 			out.fail(a, noAnswer, "an earlier run sent this request, or may have, before it stopped: not resent")
 		}
-		b.release(ctx, l, key)
 		return true
 	}
-	ok, delivered := b.send(ctx, one, chunk, out)
-	if !delivered {
-		b.release(ctx, l, key)
+	ok, sent := b.send(ctx, one, chunk, out)
+	if sent == sentNone {
+		// Released without the job's context, which a stop may have
+		// cancelled: nothing was sent, so a rerun may send.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := l.Release(rctx, jobID, key); err != nil {
+			// The claim outlives its use: the next run reports these
+			// recipients instead of sending (a replay sends).
+			b.c.log.LogAttrs(ctx, slog.LevelWarn, "im.batch_send: releasing a request's claim failed", slog.String("err", err.Error()))
+		}
 	}
 	return ok
 }
 
-func (b *BatchSend) release(ctx context.Context, l actions.Ledger, key string) {
-	if err := l.Release(ctx, key); err != nil {
-		// The claim outlives its use: a replay of these recipients
-		// under this job id would be reported instead of sent.
-		b.c.log.LogAttrs(ctx, slog.LevelWarn, "im.batch_send: releasing a request's claim failed", slog.String("err", err.Error()))
-	}
-}
-
 // chunkKey names one request of a job: its recipients, in order.
-func chunkKey(jobID string, chunk []string) string {
+func chunkKey(chunk []string) string {
 	h := sha256.New()
 	for _, a := range chunk {
 		h.Write([]byte(a))
 		h.Write([]byte{0})
 	}
-	return "im.batch_send:" + jobID + ":" + hex.EncodeToString(h.Sum(nil)[:16])
+	return hex.EncodeToString(h.Sum(nil)[:16])
 }
+
+// What a request did, as far as friendflow can tell.
+type sentState int
+
+const (
+	sentNone  sentState = iota // IM surely sent to nobody
+	sentSome                   // IM sent to some or all
+	sentMaybe                  // no answer: IM may have sent
+)
 
 // send sends one request and sorts its recipients into out. ok is false
 // when the request failed transiently as a whole: the next chunks should
-// wait for the retry. delivered is false when IM surely sent to nobody.
+// wait for the retry; sent is what the request did.
 //
 // The reply shapes (https://cloud.tencent.com/document/product/269/1612):
 // OK without ErrorList, every recipient sent; SomeError (an older version
@@ -188,10 +198,10 @@ func chunkKey(jobID string, chunk []string) string {
 // their codes and the others were sent; FAIL with a non-zero ErrorCode and
 // no ErrorList, every recipient failed (ErrorCode is non-zero only when
 // all failed), e.g. 90012 when none of them is registered.
-func (b *BatchSend) send(ctx context.Context, one *sendMsg, chunk []string, out *accounts) (ok, delivered bool) {
+func (b *BatchSend) send(ctx context.Context, one *sendMsg, chunk []string, out *accounts) (ok bool, sent sentState) {
 	if err := b.c.waitRecipients(ctx, len(chunk)); err != nil {
 		out.byError(chunk, actions.Transient(fmt.Errorf("%w: %w", ErrNotSent, err), 0))
-		return false, false
+		return false, sentNone
 	}
 	body := &batchSendMsg{
 		SyncOtherMachine: one.SyncOtherMachine, FromAccount: one.FromAccount, ToAccount: chunk,
@@ -209,23 +219,26 @@ func (b *BatchSend) send(ctx context.Context, one *sendMsg, chunk []string, out 
 		for _, e := range resp.ErrorList {
 			out.byCode(e.ToAccount, e.ErrorCode)
 		}
-		return true, len(resp.ErrorList) < len(chunk)
+		if len(resp.ErrorList) < len(chunk) {
+			return true, sentSome
+		}
+		return true, sentNone
 	case answered:
 		// Every recipient failed with the reply's code.
 		for _, a := range chunk {
 			out.byCode(a, apiErr.Code)
 		}
 		c, _ := Lookup(apiErr.Code)
-		return c.Class != ClassTransient && c.Class != ClassRateLimited, false
+		return c.Class != ClassTransient && c.Class != ClassRateLimited, sentNone
 	case errors.Is(err, ErrNotSent):
 		out.byError(chunk, err)
-		return false, false
+		return false, sentNone
 	}
 	if permanent, _ := actions.Classify(err); permanent {
-		// An HTTP status IM's gateway would not retry: reported; the
-		// claim goes with the report.
+		// An HTTP status IM's gateway would not retry: reported, and
+		// the claim kept (a gateway's answer says nothing of IM).
 		out.byError(chunk, err)
-		return true, false
+		return true, sentMaybe
 	}
 	// No answer (timeout, network, a gateway's error): IM may have sent
 	// the message, and it documents no dedup for batchsendmsg that a
@@ -234,7 +247,7 @@ func (b *BatchSend) send(ctx context.Context, one *sendMsg, chunk []string, out 
 	for _, a := range chunk {
 		out.fail(a, noAnswer, "no answer from IM, may have been sent: not resent")
 	}
-	return false, false
+	return false, sentMaybe
 }
 
 // uniq drops repeated accounts, keeping the first of each.

@@ -234,6 +234,11 @@ func (q *Queue) Replay(ctx context.Context, ids []string) (int, error) {
 			continue
 		}
 		job := e.dl.Job
+		// An operator's replay makes the requests the job held back as
+		// possibly made (actions.Ledger).
+		if err := q.releaseJob(ctx, job.ID); err != nil {
+			return n, fmt.Errorf("queue: replay %s: %w", job.ID, err)
+		}
 		job.Attempt = 0
 		job.Due, job.FirstAttempt, job.LastAttempt = time.Time{}, time.Time{}, time.Time{}
 		job.LastError, job.Errors = "", nil
