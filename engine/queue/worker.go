@@ -257,7 +257,7 @@ func (q *Queue) conclude(seq uint64, due []Job, b *batch) (rest []Job, ok bool) 
 			continue
 		}
 		if !q.buryAbandoned(seq, r.res) {
-			return vRelease, 0
+			return nil, false
 		}
 		switch r.res.outcome {
 		case OutcomeRetried:
