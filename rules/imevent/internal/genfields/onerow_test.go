@@ -67,7 +67,7 @@ func TestFakeCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	slowCB := &Callback{Command: cmd, SdkAppid: 1400000000}
-	if err := slow.events(slowCB); err != nil {
+	if err := slow.events(slowCB, DefaultMaxPairs); err != nil {
 		t.Fatal(err)
 	}
 	if len(cb.Events) != 2 || len(slowCB.Events) != 2 {
