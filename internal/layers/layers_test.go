@@ -37,8 +37,7 @@ const (
 // allowed are today's known offenders, each fixed on another branch of
 // issue 21; the lead deletes the entries as those branches merge (the test
 // fails on an entry that no longer offends, so none outlives its fix).
-var allowed = map[string]string{
-}
+var allowed = map[string]string{}
 
 // TestHouseRules checks the module this package is part of.
 func TestHouseRules(t *testing.T) {
