@@ -39,6 +39,10 @@ type body struct {
 		TagName        string `json:"TagName"`
 		ResponseAction string `json:"ResponseAction"`
 	} `json:"ResponseFriendItem"`
+	FollowList []struct {
+		To_Account string `json:"To_Account"`
+	} `json:"FollowList"`
+	To_Account []string `json:"To_Account"`
 }
 
 // listLen returns the number of elements of cmd's list, or false for a
@@ -51,6 +55,10 @@ func (b *body) listLen(cmd string) (int, bool) {
 		return len(b.FriendItem), true
 	case imevent.CmdPrevFriendResponse:
 		return len(b.ResponseFriendItem), true
+	case imevent.CmdFollowAdd:
+		return len(b.FollowList), true
+	case imevent.CmdFollowDelete:
+		return len(b.To_Account), true
 	}
 	return 0, false
 }
@@ -92,6 +100,13 @@ func (b *body) shared(cb *Callback, e *imevent.Event) {
 		e.EventTime = int(b.EventTime)
 		e.From_Account = b.From_Account
 		e.Requester_Account = b.Requester_Account
+	case imevent.CmdFollowAdd, imevent.CmdFollowDelete:
+		e.CallbackCommand = cb.Command
+		e.SdkAppid = cb.SdkAppid
+		e.ClientIP = cb.ClientIP
+		e.OptPlatform = cb.OptPlatform
+		e.EventTime = int(b.EventTime)
+		e.From_Account = b.From_Account
 	}
 }
 
@@ -137,6 +152,19 @@ func (b *body) elements(cmd string, base *imevent.Event, events []imevent.Event)
 			e.Remark = el.Remark
 			e.TagName = el.TagName
 			e.ResponseAction = el.ResponseAction
+			events[i] = e
+		}
+	case imevent.CmdFollowAdd:
+		for i := range events {
+			e := *base
+			el := &b.FollowList[i]
+			e.To_Account = el.To_Account
+			events[i] = e
+		}
+	case imevent.CmdFollowDelete:
+		for i := range events {
+			e := *base
+			e.To_Account = b.To_Account[i]
 			events[i] = e
 		}
 	}
@@ -260,6 +288,27 @@ func (b *body) decodeFast(data []byte) bool {
 					}
 					return 0, false
 				})
+			})
+		case "FollowList":
+			start(&b.FollowList)
+			return 1 << 12, d.array(func() bool {
+				el := grow(&b.FollowList)
+				return d.object(func(key string) (bit uint32, ok bool) {
+					switch key {
+					case "To_Account":
+						el.To_Account, ok = d.str()
+						return 1 << 0, ok
+					}
+					return 0, false
+				})
+			})
+		case "To_Account":
+			start(&b.To_Account)
+			return 1 << 13, d.array(func() bool {
+				el := grow(&b.To_Account)
+				var ok bool
+				*el, ok = d.str()
+				return ok
 			})
 		}
 		return 0, false

@@ -24,8 +24,8 @@ const DefaultMaxPairs = 6000
 const PairBytes = 256
 
 // Callback is one decoded Tencent IM callback: its query metadata and the
-// events it carries, one per element of PairList, FriendItem or
-// ResponseFriendItem.
+// events it carries, one per element of its command's list
+// (imevent.Lists).
 type Callback struct {
 	ID          string // ours, for logs: Tencent's callbacks carry no id
 	Command     string
@@ -101,7 +101,8 @@ func decodeErr(reason, format string, a ...any) error {
 	return &DecodeError{Reason: reason, Msg: fmt.Sprintf(format, a...)}
 }
 
-// Decode turns the body of one of the six Sns callbacks into events. cb's
+// Decode turns the body of one of the callbacks of imevent.Commands into
+// events. cb's
 // Command and query fields must be set; Decode fills cb.Events. The body's
 // CallbackCommand must equal cb.Command. A list of more than
 // DefaultMaxPairs elements is refused; see DecodeMax.
@@ -183,7 +184,13 @@ func (b *body) events(cb *Callback, maxPairs int) error {
 	for i := range events {
 		e := &events[i]
 		if e.To_Account == "" {
-			return decodeErr(ReasonPairs, "%s: %s[%d].To_Account is empty", cb.Command, listName(cb.Command), i)
+			elem := fmt.Sprintf("%s[%d]", listName(cb.Command), i)
+			if listName(cb.Command) != "To_Account" {
+				// An object; FollowDelete's list is the To_Account
+				// strings themselves (imevent.Command.Scalar).
+				elem += ".To_Account"
+			}
+			return decodeErr(ReasonPairs, "%s: %s is empty", cb.Command, elem)
 		}
 		e.PairIndex, e.PairCount = i, n
 	}

@@ -107,6 +107,28 @@ func TestDecodeSamples(t *testing.T) {
 				e.PairIndex, e.PairCount = 1, 2
 			}),
 		}},
+		// The official samples of both follow callbacks (trtc.io/document/70355
+		// and 70356): one event per followed or unfollowed account.
+		{"follow_add.json", imevent.CmdFollowAdd, []imevent.Event{
+			with(func(e *imevent.Event) {
+				e.CallbackCommand, e.EventTime, e.From_Account, e.To_Account = imevent.CmdFollowAdd, 1702018343678, "UserID_001", "UserID_002"
+				e.PairIndex, e.PairCount = 0, 2
+			}),
+			with(func(e *imevent.Event) {
+				e.CallbackCommand, e.EventTime, e.From_Account, e.To_Account = imevent.CmdFollowAdd, 1702018343678, "UserID_001", "UserID_003"
+				e.PairIndex, e.PairCount = 1, 2
+			}),
+		}},
+		{"follow_delete.json", imevent.CmdFollowDelete, []imevent.Event{
+			with(func(e *imevent.Event) {
+				e.CallbackCommand, e.EventTime, e.From_Account, e.To_Account = imevent.CmdFollowDelete, 1702018343678, "UserID_001", "UserID_002"
+				e.PairIndex, e.PairCount = 0, 2
+			}),
+			with(func(e *imevent.Event) {
+				e.CallbackCommand, e.EventTime, e.From_Account, e.To_Account = imevent.CmdFollowDelete, 1702018343678, "UserID_001", "UserID_003"
+				e.PairIndex, e.PairCount = 1, 2
+			}),
+		}},
 	}
 	seen := map[string]bool{}
 	for _, tt := range tests {

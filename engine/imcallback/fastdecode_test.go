@@ -113,6 +113,7 @@ var valueAlts = func() []string {
 		`[{"Remark":"r","TagName":"t","ResponseAction":"a","To_Account":"z"}]`,
 		`[{"GroupName":"g","AddSource":"s","AddWording":"w","To_Account":"z","Remark":"r"}]`,
 		`[{"Initiator_Account":"i","From_Account":"f","To_Account":"t"}]`,
+		`["a"]`, `["a","b"]`, `["a",1]`, `["a",null]`, `["a",]`, `["a"`, `[" a" , "é"]`, `["a\"b"]`, `["\u0041"]`, `[["a"]]`,
 	}
 	for _, c := range imevent.Commands {
 		alts = append(alts, `"`+c+`"`)
@@ -252,6 +253,9 @@ func TestDecodeFastTakesSamples(t *testing.T) {
 		[]byte(`{"CallbackCommand":"Sns.CallbackFriendDelete","PairList":[{}]}`),
 		[]byte(`{"EventTime":-9223372036854775808,"ForceFlag":9223372036854775807,"ForceAddFlags":-0}`),
 		[]byte(`{"CallbackCommand":"Sns.CallbackPrevFriendAdd","FriendItem":[{"To_Account":"用户_é","AddWording":"你好 👋 �"}]}`),
+		[]byte(`{"CallbackCommand":"Follow.CallbackAfterFollowDelete","To_Account":[]}`),
+		[]byte(`{"CallbackCommand":"Follow.CallbackAfterFollowDelete","To_Account":[""]}`),
+		[]byte(`{"To_Account":[ "用户_é" , "b" ],"FollowList":[{"To_Account":"c"}]}`),
 	)
 	for _, b := range bodies {
 		var fast body
@@ -284,6 +288,9 @@ func TestDecodeFastGivesUp(t *testing.T) {
 		`{"EventTime":1.5}`, `{"EventTime":1e3}`, `{"EventTime":01}`, `{"EventTime":-}`, `{"EventTime":+1}`,
 		`{"EventTime":"1"}`, `{"EventTime":true}`, `{"EventTime":9223372036854775808}`,
 		`{"ForceFlag":-9223372036854775809}`, `{"CallbackCommand":1}`,
+		`{"To_Account":"a"}`, `{"To_Account":null}`, `{"To_Account":[null]}`, `{"To_Account":[1]}`, `{"To_Account":[{}]}`,
+		`{"To_Account":[{"To_Account":"a"}]}`, `{"To_Account":["a",]}`, `{"To_Account":["a\"b"]}`, `{"to_account":["a"]}`,
+		`{"To_Account":["a"],"To_Account":["b"]}`, `{"FollowList":["a"]}`, `{"FollowList":[{"To_Account":"a","From_Account":"b"}]}`,
 	} {
 		var b body
 		if b.decodeFast([]byte(s)) {

@@ -10,7 +10,7 @@ import (
 )
 
 // ParseEvents reads what a user hands explain: a callback body (with a
-// PairList, FriendItem or ResponseFriendItem) becomes its events, exactly
+// PairList, FriendItem, … array: imevent.Lists) becomes its events, exactly
 // as the receiver would decode it; anything else is taken as one event
 // written with the event's field names. command, when set, names the
 // command (otherwise the body's CallbackCommand, or Sns.CallbackFriendAdd).
@@ -59,11 +59,13 @@ func ParseEvents(data []byte, command string, sdkappid int) ([]imevent.Event, er
 	return []imevent.Event{ev}, nil
 }
 
-// hasList reports whether the object holds one of the callbacks' lists: it
-// is then a callback body rather than one event.
+// hasList reports whether the object holds one of the callbacks' lists as
+// an array: it is then a callback body rather than one event. The array
+// test tells FollowDelete's list of strings, named To_Account, from one
+// event's To_Account string.
 func hasList(probe map[string]json.RawMessage) bool {
 	for _, name := range imevent.Lists {
-		if _, ok := probe[name]; ok {
+		if raw, ok := probe[name]; ok && len(bytes.TrimSpace(raw)) > 0 && bytes.TrimSpace(raw)[0] == '[' {
 			return true
 		}
 	}

@@ -10,6 +10,11 @@ type Command struct {
 	// List is the body's array holding the command's events, one event
 	// per element.
 	List string
+	// Scalar, when set, says List's elements are not objects but plain
+	// values, each the value of the field named Scalar (read FromElem,
+	// the only field an element has): Follow.CallbackAfterFollowDelete's
+	// To_Account is an array of strings. Empty means objects.
+	Scalar string
 	// Prev marks a before-callback: IM waits for its reply, whose
 	// ResultItem allows or denies each target.
 	Prev bool
@@ -34,4 +39,8 @@ var CommandTable = []Command{
 		Doc: "https://www.tencentcloud.com/document/product/1047/43468"},
 	{Name: "Sns.CallbackPrevFriendResponse", Const: "CmdPrevFriendResponse", List: "ResponseFriendItem", Prev: true,
 		Doc: "https://www.tencentcloud.com/document/product/1047/43467"},
+	{Name: "Follow.CallbackAfterFollowAdd", Const: "CmdFollowAdd", List: "FollowList",
+		Doc: "https://trtc.io/document/70355"},
+	{Name: "Follow.CallbackAfterFollowDelete", Const: "CmdFollowDelete", List: "To_Account", Scalar: "To_Account",
+		Doc: "https://trtc.io/document/70356"},
 }

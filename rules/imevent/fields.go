@@ -83,8 +83,8 @@ var Fields = []Field{
 	// it is and falls back to the request's RequestTime, then to the
 	// receive time, so every event has one.
 	{Name: "EventTime", Type: "int", Wire: "int64", From: all(FromBody), Doc: "When the event happened, in Unix milliseconds; when the body has none, the callback's RequestTime (whole seconds, sent with callback authentication on), else the time friendflow received it."},
-	{Name: "From_Account", Type: "string", Account: true, From: onList(FromElem, "PairList").and(FromBody, prevCmds()...), Doc: "UserID whose friend list or blocklist changed; for a Prev command, who sends or answers the request."},
-	{Name: "To_Account", Type: "string", Account: true, From: all(FromElem), Doc: "UserID added to or removed from From_Account's list, or whom the request or answer is for; never empty."},
+	{Name: "From_Account", Type: "string", Account: true, From: onList(FromElem, "PairList").and(FromBody, prevCmds()...).and(FromBody, followCmds...), Doc: "UserID whose friend list or blocklist changed; for a Prev command, who sends or answers the request; for a Follow command, who follows or unfollows."},
+	{Name: "To_Account", Type: "string", Account: true, From: all(FromElem), Doc: "UserID added to or removed from From_Account's list, whom the request or answer is for, or whom From_Account follows or unfollows; never empty."},
 	{Name: "Initiator_Account", Type: "string", Account: true, From: on(FromElem, "Sns.CallbackFriendAdd"), Doc: "UserID that started the add."},
 	{Name: "ClientCmd", Type: "string", From: on(FromBody, "Sns.CallbackFriendAdd"),
 		Values:     []string{"friend_add", "FriendAdd", "friend_response", "FriendResponse"},
@@ -134,6 +134,10 @@ func commandNames() []string {
 	}
 	return names
 }
+
+// followCmds are the follow callbacks, whose body's From_Account is the
+// follower of every element.
+var followCmds = []string{"Follow.CallbackAfterFollowAdd", "Follow.CallbackAfterFollowDelete"}
 
 // prevCmds are the before-callbacks' names.
 func prevCmds() []string {

@@ -12,10 +12,12 @@ const (
 	CmdBlackListDelete    = "Sns.CallbackBlackListDelete"
 	CmdPrevFriendAdd      = "Sns.CallbackPrevFriendAdd"
 	CmdPrevFriendResponse = "Sns.CallbackPrevFriendResponse"
+	CmdFollowAdd          = "Follow.CallbackAfterFollowAdd"
+	CmdFollowDelete       = "Follow.CallbackAfterFollowDelete"
 )
 
 // NumCommands is the number of commands: CommandIndex is below it.
-const NumCommands = 6
+const NumCommands = 8
 
 // Commands lists the commands in CommandTable's order (docs, validation).
 var Commands = []string{
@@ -25,6 +27,8 @@ var Commands = []string{
 	CmdBlackListDelete,
 	CmdPrevFriendAdd,
 	CmdPrevFriendResponse,
+	CmdFollowAdd,
+	CmdFollowDelete,
 }
 
 // Lists names, per command, the body's array that holds its events, one
@@ -36,6 +40,8 @@ var Lists = map[string]string{
 	CmdBlackListDelete:    "PairList",
 	CmdPrevFriendAdd:      "FriendItem",
 	CmdPrevFriendResponse: "ResponseFriendItem",
+	CmdFollowAdd:          "FollowList",
+	CmdFollowDelete:       "To_Account",
 }
 
 // CommandIndex numbers the commands densely in CommandTable's order, for
@@ -54,6 +60,10 @@ func CommandIndex(cmd string) (int, bool) {
 		return 4, true
 	case CmdPrevFriendResponse:
 		return 5, true
+	case CmdFollowAdd:
+		return 6, true
+	case CmdFollowDelete:
+		return 7, true
 	}
 	return 0, false
 }
@@ -75,11 +85,11 @@ func IsPrev(cmd string) bool {
 }
 
 // Event is one friend relationship change: one element of a callback's
-// PairList, FriendItem or ResponseFriendItem together with the callback's
-// shared fields. Field names are Tencent's own, because operators write rule
-// conditions against them. Fields a callback does not carry are zero. The
-// fields are declared in Fields (fields.go), from which this struct is
-// generated.
+// PairList, FriendItem, ResponseFriendItem, FollowList or To_Account together
+// with the callback's shared fields. Field names are Tencent's own, because
+// operators write rule conditions against them. Fields a callback does not
+// carry are zero. The fields are declared in Fields (fields.go), from which
+// this struct is generated.
 type Event struct {
 	// The callback's command, such as Sns.CallbackFriendAdd; the body repeats it
 	// and must agree.
@@ -100,15 +110,18 @@ type Event struct {
 	// Set on every command from the body.
 	EventTime int `json:"EventTime"`
 	// UserID whose friend list or blocklist changed; for a Prev command, who sends
-	// or answers the request.
+	// or answers the request; for a Follow command, who follows or unfollows.
 	// Set on FriendAdd, FriendDelete, BlackListAdd, BlackListDelete from each
-	// PairList element; on PrevFriendAdd, PrevFriendResponse from the body.
+	// PairList element; on PrevFriendAdd, PrevFriendResponse, FollowAdd,
+	// FollowDelete from the body.
 	From_Account string `json:"From_Account"`
-	// UserID added to or removed from From_Account's list, or whom the request or
-	// answer is for; never empty.
+	// UserID added to or removed from From_Account's list, whom the request or
+	// answer is for, or whom From_Account follows or unfollows; never empty.
 	// Set on FriendAdd, FriendDelete, BlackListAdd, BlackListDelete from each
 	// PairList element; on PrevFriendAdd from each FriendItem element; on
-	// PrevFriendResponse from each ResponseFriendItem element.
+	// PrevFriendResponse from each ResponseFriendItem element; on FollowAdd from
+	// each FollowList element; on FollowDelete from each string of the To_Account
+	// array.
 	To_Account string `json:"To_Account"`
 	// UserID that started the add.
 	// Set on FriendAdd from each PairList element.

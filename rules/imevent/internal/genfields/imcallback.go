@@ -47,6 +47,10 @@ type body struct {
 		g.p("%s %s `json:%q`", f.Name, wire(f), f.Name)
 	}
 	for _, l := range t.lists {
+		if l.scalar != "" {
+			g.p("%s []%s `json:%q`", l.name, wire(l.elem[0]), l.name)
+			continue
+		}
 		g.p("%s []struct {", l.name)
 		for _, f := range l.elem {
 			g.p("%s %s `json:%q`", f.Name, wire(f), f.Name)
@@ -104,7 +108,11 @@ func (b *body) elements(cmd string, base *imevent.Event, events []imevent.Event)
 				fmt.Fprintf(&from, "e.%s = %s\n", f.Name, convert(f, "el."+f.Name))
 			}
 		}
-		if from.Len() > 0 {
+		switch {
+		case t.byName[c].Scalar != "":
+			f := t.fields[slices.IndexFunc(t.fields, func(f imevent.Field) bool { return f.Name == t.byName[c].Scalar })]
+			fmt.Fprintf(&s, "e.%s = %s\n", f.Name, convert(f, "b."+t.byName[c].List+"[i]"))
+		case from.Len() > 0:
 			fmt.Fprintf(&s, "el := &b.%s[i]\n%s", t.byName[c].List, from.String())
 		}
 		s.WriteString("events[i] = e\n}\n")
@@ -168,6 +176,17 @@ func (b *body) decodeFast(data []byte) bool {
 		g.p("case %q:", l.name)
 		g.p("start(&b.%s)", l.name)
 		g.p("return 1 << %d, d.array(func() bool {", bit)
+		if l.scalar != "" {
+			// A plain value: the element is the field's value, read
+			// as an object member's would be.
+			g.p("el := grow(&b.%s)", l.name)
+			g.p("var ok bool")
+			readValue(g, l.elem[0], "*el")
+			g.p("return ok")
+			g.p("})")
+			bit++
+			continue
+		}
 		g.p("el := grow(&b.%s)", l.name)
 		g.p("return d.object(func(key string) (bit uint32, ok bool) {")
 		g.p("switch key {")

@@ -31,6 +31,9 @@ type list struct {
 	name string
 	cmds []string
 	elem []imevent.Field
+	// scalar is the field each element is, when the elements are plain
+	// values rather than objects (Command.Scalar).
+	scalar string
 }
 
 func newTable(fields []imevent.Field, cmds []imevent.Command) (*table, error) {
@@ -54,7 +57,28 @@ func newTable(fields []imevent.Field, cmds []imevent.Command) (*table, error) {
 			return nil, err
 		}
 	}
+	if err := t.checkScalars(); err != nil {
+		return nil, err
+	}
 	return t, t.checkKeyCounts()
+}
+
+// checkScalars: a list of plain values has one field per element, the
+// one its commands name, so the element is that field's value.
+func (t *table) checkScalars() error {
+	for _, l := range t.lists {
+		if l.scalar == "" {
+			continue
+		}
+		if len(l.elem) != 1 || l.elem[0].Name != l.scalar {
+			var names []string
+			for _, f := range l.elem {
+				names = append(names, f.Name)
+			}
+			return fmt.Errorf("%s holds plain values of field %s, but its commands read %v from an element: want exactly [%s]", l.name, l.scalar, names, l.scalar)
+		}
+	}
+	return nil
 }
 
 // addCommands checks the command table's rows and groups the commands by
@@ -82,8 +106,11 @@ func (t *table) addCommands(cmds []imevent.Command) error {
 		}
 		i := t.list(name)
 		if i < 0 {
-			t.lists = append(t.lists, list{name: name})
+			t.lists = append(t.lists, list{name: name, scalar: cmd.Scalar})
 			i = len(t.lists) - 1
+		}
+		if t.lists[i].scalar != cmd.Scalar {
+			return fmt.Errorf("command %s: Scalar %q, but another command's %s has Scalar %q: a list's elements are one shape", c, cmd.Scalar, name, t.lists[i].scalar)
 		}
 		t.lists[i].cmds = append(t.lists[i].cmds, c)
 	}
@@ -225,8 +252,14 @@ func convert(f imevent.Field, x string) string {
 	return x
 }
 
-// short is a command without its Sns.Callback prefix, for comments.
-func short(cmd string) string { return strings.TrimPrefix(cmd, "Sns.Callback") }
+// short is a command without its Sns.Callback or Follow.CallbackAfter
+// prefix, for comments.
+func short(cmd string) string {
+	if s, ok := strings.CutPrefix(cmd, "Follow.CallbackAfter"); ok {
+		return s
+	}
+	return strings.TrimPrefix(cmd, "Sns.Callback")
+}
 
 // origin says in a sentence where Decode reads f, command by command.
 func (t *table) origin(f imevent.Field) string {
@@ -248,6 +281,9 @@ func (t *table) origin(f imevent.Field) string {
 			from = "from the body"
 		case imevent.FromElem:
 			from = "from each " + t.byName[c].List + " element"
+			if t.byName[c].Scalar != "" {
+				from = "from each string of the " + t.byName[c].List + " array"
+			}
 		case imevent.Derived:
 			from = "by Decode"
 		}
