@@ -169,7 +169,16 @@ func decodeSample(tb testing.TB, name string) []imevent.Event {
 		tb.Fatalf("%s: CallbackCommand %q: %v", name, cmd, err)
 	}
 	var elems []map[string]json.RawMessage
-	if err := json.Unmarshal(body[imevent.Lists[cmd]], &elems); err != nil {
+	if scalar := scalarOf(cmd); scalar != "" {
+		// A list of plain values: each is the element's one field.
+		var values []json.RawMessage
+		if err := json.Unmarshal(body[imevent.Lists[cmd]], &values); err != nil {
+			tb.Fatalf("%s: %s: %v", name, imevent.Lists[cmd], err)
+		}
+		for _, v := range values {
+			elems = append(elems, map[string]json.RawMessage{scalar: v})
+		}
+	} else if err := json.Unmarshal(body[imevent.Lists[cmd]], &elems); err != nil {
 		tb.Fatalf("%s: %s: %v", name, imevent.Lists[cmd], err)
 	}
 	evs := make([]imevent.Event, len(elems))
@@ -186,6 +195,17 @@ func decodeSample(tb testing.TB, name string) []imevent.Event {
 		}
 	}
 	return evs
+}
+
+// scalarOf is the field each element of cmd's list is, when the list
+// holds plain values (imevent.Command.Scalar), else "".
+func scalarOf(cmd string) string {
+	for _, c := range imevent.CommandTable {
+		if c.Name == cmd {
+			return c.Scalar
+		}
+	}
+	return ""
 }
 
 // sampleField sets field f of ev, an event of cmd, as decodeSample says.

@@ -275,6 +275,11 @@ func buildBody(command string, given []*fieldFlag, to []string) ([]byte, error) 
 			return nil, usagef("--%s: %s does not carry %s", ff.flag, command, ff.field.Name)
 		}
 	}
+	if scalarList(command) {
+		// FollowDelete's list is the To_Account strings themselves.
+		body[imevent.Lists[command]] = to
+		return json.Marshal(body)
+	}
 	list := make([]map[string]any, len(to))
 	for i, account := range to {
 		e := make(map[string]any, len(elem)+1)
@@ -286,6 +291,17 @@ func buildBody(command string, given []*fieldFlag, to []string) ([]byte, error) 
 	}
 	body[imevent.Lists[command]] = list
 	return json.Marshal(body)
+}
+
+// scalarList reports whether command's list holds plain values rather
+// than objects (imevent.Command.Scalar).
+func scalarList(command string) bool {
+	for _, c := range imevent.CommandTable {
+		if c.Name == command {
+			return c.Scalar != ""
+		}
+	}
+	return false
 }
 
 // post sends req and prints the HTTP status and the reply. Only a 200 whose

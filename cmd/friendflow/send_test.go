@@ -48,6 +48,23 @@ func TestSendEndToEnd(t *testing.T) {
 	}
 	waitLog(t, p, "welcome queued for bob from alice")
 
+	// A follow callback listing two accounts gives two events (the
+	// official sample), and an unfollow built from flags writes its
+	// To_Account as the array of strings Tencent sends.
+	code, out, errOut = send("--sdkappid", "1400000000", "--callback-token-file", tokenFile, "--event", "../../examples/callbacks/follow_add.json")
+	if code != 0 || !strings.HasSuffix(out, okReply+"\n") {
+		t.Fatalf("send follow_add.json: exit %d\n%s%s", code, out, errOut)
+	}
+	waitLog(t, p, "UserID_001 follows UserID_002")
+	waitLog(t, p, "UserID_001 follows UserID_003")
+	code, out, errOut = send("--sdkappid", "1400000000", "--callback-token-file", tokenFile,
+		"--command", "Follow.CallbackAfterFollowDelete", "--from", "alice", "--to", "bob", "--to", "carol")
+	if code != 0 || !strings.HasSuffix(out, okReply+"\n") {
+		t.Fatalf("send follow delete: exit %d\n%s%s", code, out, errOut)
+	}
+	waitLog(t, p, "alice unfollowed bob")
+	waitLog(t, p, "alice unfollowed carol")
+
 	// A before-callback: the reply decides each target.
 	code, out, errOut = send("--sdkappid", "1400000000", "--callback-token-file", tokenFile, "--opt-platform", "Android",
 		"--command", "Sns.CallbackPrevFriendAdd", "--from", "spammer_1", "--requester", "spammer_1", "--to", "bob", "--to", "carol",

@@ -2,6 +2,7 @@ package imcallback
 
 import (
 	"bytes"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -255,5 +256,36 @@ func BenchmarkDecode(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestFollowDeleteListOfStrings: Follow.CallbackAfterFollowDelete's list is
+// an array of strings (trtc.io/document/70356), not of objects: an empty
+// string is refused by its index, an object in it is malformed, and
+// ParseEvents tells one event's To_Account string from the body's array.
+func TestFollowDeleteListOfStrings(t *testing.T) {
+	for body, want := range map[string]string{
+		`{"CallbackCommand":"Follow.CallbackAfterFollowDelete","From_Account":"a","To_Account":["b",""]}`:             "Follow.CallbackAfterFollowDelete: To_Account[1] is empty",
+		`{"CallbackCommand":"Follow.CallbackAfterFollowDelete","From_Account":"a","To_Account":[]}`:                   "Follow.CallbackAfterFollowDelete: To_Account is empty",
+		`{"CallbackCommand":"Follow.CallbackAfterFollowDelete","From_Account":"a","To_Account":[{"To_Account":"b"}]}`: "malformed JSON: field To_Account: want string, got object",
+		`{"CallbackCommand":"Follow.CallbackAfterFollowAdd","From_Account":"a","FollowList":[{"To_Account":"b"},{}]}`: "Follow.CallbackAfterFollowAdd: FollowList[1].To_Account is empty",
+	} {
+		var head struct{ CallbackCommand string }
+		if err := json.Unmarshal([]byte(body), &head); err != nil {
+			t.Fatal(err)
+		}
+		err := Decode([]byte(body), newCB(head.CallbackCommand))
+		if err == nil || err.Error() != want {
+			t.Errorf("%s: got %v, want %s", body, err, want)
+		}
+	}
+
+	events, err := ParseEvents([]byte(`{"From_Account":"a","To_Account":"b"}`), imevent.CmdFollowDelete, 1400000000)
+	if err != nil || len(events) != 1 || events[0].To_Account != "b" || events[0].From_Account != "a" {
+		t.Fatalf("one event: %+v, %v", events, err)
+	}
+	events, err = ParseEvents([]byte(`{"From_Account":"a","To_Account":["b","c"]}`), imevent.CmdFollowDelete, 1400000000)
+	if err != nil || len(events) != 2 || events[1].To_Account != "c" || events[1].PairCount != 2 {
+		t.Fatalf("a body: %+v, %v", events, err)
 	}
 }
