@@ -41,6 +41,7 @@ var batchSendSpec = actions.Spec{
 		"rate budget and to its recipients per minute (--im-batch-recipients).",
 	Params:   actions.ParamsOf[BatchSendParams](),
 	Validate: validateSend,
+	Rendered: renderedSend,
 }
 
 // Spec implements actions.Kind.

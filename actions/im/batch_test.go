@@ -34,6 +34,12 @@ func TestBatchSendSpec(t *testing.T) {
 		"one of text":                          {"to": []any{"a"}},
 		"8000-byte":                            {"to": []any{"a"}, "text": strings.Repeat("x", 8001)},
 		"no_callbacks: unknown parameter":      {"to": []any{"a"}, "text": "hi", "no_callbacks": true},
+		"more than the 3072 a push":            {"to": []any{"a"}, "text": "hi", "push": map[string]any{"text": strings.Repeat("x", im.MaxPush+1)}},
+		"either push or mute_notifications":    {"to": []any{"a"}, "text": "hi", "push": map[string]any{"title": "t"}, "mute_notifications": true},
+	}
+	// The push limit holds for rendered values too, before the reply.
+	if err := spec.Rendered(map[string]any{"to": []any{"a"}, "text": "hi", "push": map[string]any{"ext": strings.Repeat("x", im.MaxPush+1)}}); err == nil {
+		t.Error("Rendered takes a push over the limit")
 	}
 	for want, p := range bad {
 		if _, err := spec.Check(p); err == nil || !strings.Contains(err.Error(), want) {
@@ -77,6 +83,32 @@ func TestBatchSendSplits(t *testing.T) {
 		if strings.Contains(string(m.Body), "ForbidCallbackControl") {
 			t.Fatalf("batchsendmsg takes no ForbidCallbackControl: %s", m.Body)
 		}
+	}
+}
+
+// push and mute_notifications reach batchsendmsg's OfflinePushInfo as
+// they reach sendmsg's, for every recipient.
+func TestBatchSendPush(t *testing.T) {
+	srv := imtest.NewServer(t, imtest.Options{})
+	k := im.NewBatchSend(newClient(t, srv))
+	if err := run(t, k, "job-p", map[string]any{"to": []any{"a", "b"}, "text": "Hello",
+		"push": map[string]any{"title": "New friend", "text": "Say hi", "ext": `{"screen":"chat"}`}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := run(t, k, "job-m", map[string]any{"to": []any{"c"}, "text": "Hello", "mute_notifications": true}); err != nil {
+		t.Fatal(err)
+	}
+	msgs := srv.Messages()
+	if len(msgs) != 3 {
+		t.Fatalf("%d messages", len(msgs))
+	}
+	for _, m := range msgs[:2] {
+		if p := m.OfflinePush; p == nil || p.PushFlag != 0 || p.Title != "New friend" || p.Desc != "Say hi" || p.Ext != `{"screen":"chat"}` {
+			t.Errorf("%s: push %+v", m.To, p)
+		}
+	}
+	if p := msgs[2].OfflinePush; p == nil || p.PushFlag != 1 || p.Title != "" || p.Desc != "" {
+		t.Errorf("muted: push %+v", p)
 	}
 }
 

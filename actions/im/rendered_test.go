@@ -20,6 +20,8 @@ func TestSendRenderedLimit(t *testing.T) {
 		{map[string]any{"to": "bob", "text": strings.Repeat("x", MaxContent+1)}, false},
 		{map[string]any{"to": "bob", "custom": map[string]any{"data": strings.Repeat("x", 5000), "desc": strings.Repeat("y", 3000)}}, true},
 		{map[string]any{"to": "bob", "custom": map[string]any{"data": strings.Repeat("x", 5000), "ext": strings.Repeat("y", 3001)}}, false},
+		{map[string]any{"to": "bob", "text": "hi", "push": map[string]any{"title": "t", "text": strings.Repeat("x", MaxPush-1)}}, true},
+		{map[string]any{"to": "bob", "text": "hi", "push": map[string]any{"title": "t", "text": strings.Repeat("x", MaxPush-1), "ext": "{}"}}, false},
 	} {
 		if err := check(tc.params); (err == nil) != tc.ok {
 			t.Errorf("case %d: %v, want ok %v", i, err, tc.ok)

@@ -18,6 +18,14 @@ import (
 // custom element's data, desc, ext and sound together.
 const MaxContent = 8000
 
+// MaxPush is the most bytes push's title, text and ext may have together.
+// IM delivers the push through APNs, whose payload is at most 4 KB, and
+// Tencent's message format page asks to keep the push text (Desc) and Ext
+// under about 3 KB together
+// (https://cloud.tencent.com/document/product/269/2720). It gives no
+// per-field limit; the title travels in the same payload, so it counts too.
+const MaxPush = 3072
+
 // MaxMsgLifetime is the longest offline retention IM accepts.
 const MaxMsgLifetime = 7 * 24 * time.Hour
 
@@ -43,11 +51,14 @@ var sendSpec = actions.Spec{
 	Rendered: renderedSend,
 }
 
-// renderedSend checks, before the callback is answered, the limit a
-// rendered message can pass: IM's message size.
+// renderedSend checks, before the callback is answered, the limits a
+// rendered message can pass: IM's message size and the push payload's.
 func renderedSend(p map[string]any) error {
 	if n, path := contentSize(p); n > MaxContent {
 		return &actions.ParamError{Path: path, Msg: fmt.Sprintf("%d bytes is more than IM's %d-byte message limit", n, MaxContent)}
+	}
+	if n := pushSize(p); n > MaxPush {
+		return &actions.ParamError{Path: "push", Msg: fmt.Sprintf("title, text and ext have %d bytes together, more than the %d a push notification carries", n, MaxPush)}
 	}
 	return nil
 }
@@ -79,7 +90,9 @@ type Message struct {
 	MsgLifetime      any // nil: IM's default; see lifetime
 	NoUnread         bool
 	NoLastMsg        bool
-	OfflinePush      *SendOfflinePush
+	Push             *SendPush
+	// MuteNotifications sends no offline push at all (PushFlag 1).
+	MuteNotifications bool
 }
 
 // declare declares m's parameters, and no_callbacks in its place when
@@ -96,7 +109,10 @@ func (m *Message) declare(d *actions.Decl, noCallbacks *bool) {
 	}
 	d.Param(&m.NoUnread, actions.Param{Name: "no_unread", Example: `true`, Default: false, Doc: "do not count the message as unread (SendMsgControl NoUnread)"})
 	d.Param(&m.NoLastMsg, actions.Param{Name: "no_last_msg", Example: `true`, Default: false, Doc: "do not move the conversation up the receiver's list (SendMsgControl NoLastMsg)"})
-	d.Param(&m.OfflinePush, actions.Param{Name: "offline_push", Example: `{title: Welcome, desc: Say hi to your new friend}`, Doc: "offline push notification (OfflinePushInfo)"})
+	d.Param(&m.Push, actions.Param{Name: "push", Example: `{title: New friend, text: "Say hi to ${ From_Account }"}`,
+		Doc: fmt.Sprintf("the push notification a receiver whose app is offline gets (OfflinePushInfo): title, text and ext, at most %d bytes together; without it IM pushes the message's own text", MaxPush)})
+	d.Param(&m.MuteNotifications, actions.Param{Name: "mute_notifications", Example: `true`, Default: false,
+		Doc: "send no offline push notification at all (OfflinePushInfo.PushFlag 1); not with push"})
 }
 
 // SendCustom is the messages' custom parameter: a TIMCustomElem.
@@ -110,23 +126,25 @@ type SendCustom struct {
 // DeclareParams implements actions.Declarer.
 func (c *SendCustom) DeclareParams(d *actions.Decl) {
 	d.Param(&c.Data, actions.Param{Name: "data", Example: `'{"kind":"welcome"}'`, Required: true, Doc: "the payload, not shown in push notifications"})
-	d.Param(&c.Desc, actions.Param{Name: "desc", Example: `Welcome!`, Doc: "push notification text; without it (or offline_push.desc) there is no offline push"})
+	d.Param(&c.Desc, actions.Param{Name: "desc", Example: `Welcome!`, Doc: "push notification text; without it (or push.text) there is no offline push"})
 	d.Param(&c.Ext, actions.Param{Name: "ext", Example: `'{"k":1}'`, Doc: "APNs ext field"})
 	d.Param(&c.Sound, actions.Param{Name: "sound", Example: `ding.caf`, Doc: "APNs sound"})
 }
 
-// SendOfflinePush is the messages' offline_push parameter.
-type SendOfflinePush struct {
+// SendPush is the messages' push parameter: OfflinePushInfo's Title, Desc
+// and Ext.
+type SendPush struct {
 	Title string
-	Desc  string
+	Text  string
 	Ext   string
 }
 
 // DeclareParams implements actions.Declarer.
-func (o *SendOfflinePush) DeclareParams(d *actions.Decl) {
-	d.Param(&o.Title, actions.Param{Name: "title", Example: `Welcome`, Doc: "notification title"})
-	d.Param(&o.Desc, actions.Param{Name: "desc", Example: `Say hi to your new friend`, Doc: "notification text"})
-	d.Param(&o.Ext, actions.Param{Name: "ext", Example: `'{"screen":"chat"}'`, Doc: "pass-through data (JSON for Android vendor channels)"})
+func (o *SendPush) DeclareParams(d *actions.Decl) {
+	d.Param(&o.Title, actions.Param{Name: "title", Example: `New friend`, Doc: "the notification's title, on iOS and Android (Title)"})
+	d.Param(&o.Text, actions.Param{Name: "text", Example: `Say hi to your new friend`, Doc: "the notification's text, instead of the message's own (Desc)"})
+	d.Param(&o.Ext, actions.Param{Name: "ext", Example: `'{"screen":"chat"}'`,
+		Doc: "data passed through to the app (Ext): JSON, as Tencent asks, or some Android vendors' pushes do not arrive"})
 }
 
 // validateSend checks what the types cannot; it skips Deferred values.
@@ -148,12 +166,48 @@ func validateSend(p map[string]any) error {
 	if err := renderedSend(p); err != nil {
 		return err
 	}
+	if err := validatePush(p); err != nil {
+		return err
+	}
 	if v, ok := p["msg_lifetime"]; ok && !actions.HasDeferred(v) {
 		if _, err := lifetime(v); err != nil {
 			return &actions.ParamError{Path: "msg_lifetime", Msg: err.Error()}
 		}
 	}
 	return nil
+}
+
+// validatePush checks push beyond its size: not with mute_notifications,
+// and an ext given as a literal is JSON.
+func validatePush(p map[string]any) error {
+	push, ok := p["push"].(map[string]any)
+	if !ok {
+		return nil
+	}
+	if mute, _ := p["mute_notifications"].(bool); mute {
+		return &actions.ParamError{Path: "mute_notifications", Msg: "true sends no push notification; give either push or mute_notifications, not both"}
+	}
+	// Tencent: "please make sure Ext is JSON", else some Android vendors'
+	// pushes may not arrive (https://cloud.tencent.com/document/product/269/2720).
+	if ext, ok := push["ext"].(string); ok && ext != "" && !json.Valid([]byte(ext)) {
+		return &actions.ParamError{Path: "push.ext", Msg: "must be JSON (Tencent's push channels expect it)"}
+	}
+	return nil
+}
+
+// pushSize is the bytes of push's title, text and ext together.
+func pushSize(p map[string]any) int {
+	push, ok := p["push"].(map[string]any)
+	if !ok {
+		return 0
+	}
+	n := 0
+	for _, k := range []string{"title", "text", "ext"} {
+		if s, ok := push[k].(string); ok {
+			n += len(s)
+		}
+	}
+	return n
 }
 
 // contentSize is the message size IM limits, and the parameter to blame.
@@ -314,7 +368,7 @@ func buildSendMsg(jobID string, p SendParams) (*sendMsg, error) {
 		FromAccount:      p.From,
 		CloudCustomData:  p.CloudCustomData,
 		MsgBody:          []msgElem{msgBody(p)},
-		OfflinePushInfo:  offlinePushInfo(p.OfflinePush),
+		OfflinePushInfo:  offlinePushInfo(p.Push, p.MuteNotifications),
 	}
 	m.MsgRandom, m.MsgSeq = MsgIDs(jobID)
 	if p.SyncOtherMachine {
@@ -348,12 +402,16 @@ func msgBody(p SendParams) msgElem {
 	return msgElem{MsgType: "TIMTextElem", MsgContent: textContent{Text: p.Text}}
 }
 
-// offlinePushInfo is nil without offline_push, or with an empty one.
-func offlinePushInfo(op *SendOfflinePush) *offlinePush {
-	if op == nil || *op == (SendOfflinePush{}) {
+// offlinePushInfo is OfflinePushInfo: PushFlag 1 when muted, the push's
+// fields when given, else nil (IM's default push, from the message).
+func offlinePushInfo(op *SendPush, mute bool) *offlinePush {
+	switch {
+	case mute:
+		return &offlinePush{PushFlag: 1}
+	case op == nil || *op == (SendPush{}):
 		return nil
 	}
-	return &offlinePush{Title: op.Title, Desc: op.Desc, Ext: op.Ext}
+	return &offlinePush{Title: op.Title, Desc: op.Text, Ext: op.Ext}
 }
 
 // notConfigured is the failure of a job of kind run without a Client.

@@ -36,7 +36,11 @@ func TestSendSpec(t *testing.T) {
 		{"to": "alice", "text": "hi", "msg_lifetime": "168h"},
 		{"to": "alice", "text": "hi", "msg_lifetime": actions.Deferred{}},
 		{"to": "alice", "text": "hi", "from": "bot", "sync_other_machine": true, "cloud_custom_data": "x",
-			"no_callbacks": false, "no_unread": true, "no_last_msg": true, "offline_push": map[string]any{"title": "t"}},
+			"no_callbacks": false, "no_unread": true, "no_last_msg": true, "push": map[string]any{"title": "t"}},
+		{"to": "alice", "text": "hi", "push": map[string]any{"title": "t", "text": strings.Repeat("x", im.MaxPush-1-7), "ext": `{"a":1}`}},
+		{"to": "alice", "text": "hi", "push": map[string]any{"ext": actions.Deferred{}}},
+		{"to": "alice", "text": "hi", "mute_notifications": true},
+		{"to": "alice", "text": "hi", "push": map[string]any{"text": "x"}, "mute_notifications": false},
 	}
 	for _, p := range good {
 		if _, err := spec.Check(p); err != nil {
@@ -44,22 +48,26 @@ func TestSendSpec(t *testing.T) {
 		}
 	}
 	bad := map[string]map[string]any{
-		"to":                 {"text": "hi"},
-		"must not be empty":  {"to": "", "text": "hi"},
-		"one of text":        {"to": "alice"},
-		"not both":           {"to": "alice", "text": "hi", "custom": map[string]any{"data": "x"}},
-		"text: must not":     {"to": "alice", "text": ""},
-		"8000-byte":          {"to": "alice", "text": long},
-		"custom: 8":          {"to": "alice", "custom": map[string]any{"data": strings.Repeat("x", 5000), "desc": strings.Repeat("x", 3001)}},
-		"custom.data":        {"to": "alice", "custom": map[string]any{"desc": "x"}},
-		"custom.title":       {"to": "alice", "custom": map[string]any{"data": "x", "title": "x"}},
-		"invalid duration":   {"to": "alice", "text": "hi", "msg_lifetime": "8d"},
-		"outside 0 to 7":     {"to": "alice", "text": "hi", "msg_lifetime": "169h"},
-		"604800":             {"to": "alice", "text": "hi", "msg_lifetime": -1},
-		"whole":              {"to": "alice", "text": "hi", "msg_lifetime": 1.5},
-		"unknown parameter":  {"to": "alice", "text": "hi", "To_Account": "x"},
-		"want bool":          {"to": "alice", "text": "hi", "no_callbacks": "yes"},
-		"offline_push.sound": {"to": "alice", "text": "hi", "offline_push": map[string]any{"sound": "x"}},
+		"to":                     {"text": "hi"},
+		"must not be empty":      {"to": "", "text": "hi"},
+		"one of text":            {"to": "alice"},
+		"not both":               {"to": "alice", "text": "hi", "custom": map[string]any{"data": "x"}},
+		"text: must not":         {"to": "alice", "text": ""},
+		"8000-byte":              {"to": "alice", "text": long},
+		"custom: 8":              {"to": "alice", "custom": map[string]any{"data": strings.Repeat("x", 5000), "desc": strings.Repeat("x", 3001)}},
+		"custom.data":            {"to": "alice", "custom": map[string]any{"desc": "x"}},
+		"custom.title":           {"to": "alice", "custom": map[string]any{"data": "x", "title": "x"}},
+		"invalid duration":       {"to": "alice", "text": "hi", "msg_lifetime": "8d"},
+		"outside 0 to 7":         {"to": "alice", "text": "hi", "msg_lifetime": "169h"},
+		"604800":                 {"to": "alice", "text": "hi", "msg_lifetime": -1},
+		"whole":                  {"to": "alice", "text": "hi", "msg_lifetime": 1.5},
+		"unknown parameter":      {"to": "alice", "text": "hi", "To_Account": "x"},
+		"want bool":              {"to": "alice", "text": "hi", "no_callbacks": "yes"},
+		"push.sound":             {"to": "alice", "text": "hi", "push": map[string]any{"sound": "x"}},
+		"push.desc":              {"to": "alice", "text": "hi", "push": map[string]any{"desc": "x"}},
+		"3072 a push":            {"to": "alice", "text": "hi", "push": map[string]any{"title": "t", "text": strings.Repeat("x", im.MaxPush-1-6), "ext": `{"a":1}`}},
+		"push.ext: must be JSON": {"to": "alice", "text": "hi", "push": map[string]any{"ext": "screen=chat"}},
+		"either push or mute":    {"to": "alice", "text": "hi", "push": map[string]any{"text": "x"}, "mute_notifications": true},
 	}
 	for want, p := range bad {
 		_, err := spec.Check(p)
@@ -148,7 +156,7 @@ func TestSendCustomAndOptions(t *testing.T) {
 		"custom":             map[string]any{"data": `{"kind":"welcome"}`, "desc": "Welcome!"},
 		"sync_other_machine": true, "cloud_custom_data": `{"rule":"welcome"}`,
 		"msg_lifetime": "1h", "no_callbacks": false, "no_unread": true, "no_last_msg": true,
-		"offline_push": map[string]any{"title": "New friend", "desc": "Say hi", "ext": `{"a":1}`},
+		"push": map[string]any{"title": "New friend", "text": "Say hi", "ext": `{"a":1}`},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -179,6 +187,30 @@ func checkSendOptions(t *testing.T, m imtest.Message) {
 	}
 	if p := m.OfflinePush; p == nil || p.PushFlag != 0 || p.Title != "New friend" || p.Desc != "Say hi" || p.Ext != `{"a":1}` {
 		t.Errorf("push %+v", p)
+	}
+}
+
+// mute_notifications is OfflinePushInfo.PushFlag 1 and nothing else; a
+// message without push or mute_notifications has no OfflinePushInfo, so IM
+// pushes the message's own text.
+func TestSendMuteNotifications(t *testing.T) {
+	srv := imtest.NewServer(t, imtest.Options{})
+	k := im.NewSend(newClient(t, srv))
+	if err := doSend(t, k, "job-m", map[string]any{"to": "alice", "text": "hi", "mute_notifications": true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := doSend(t, k, "job-n", map[string]any{"to": "bob", "text": "hi"}); err != nil {
+		t.Fatal(err)
+	}
+	msgs := srv.Messages()
+	if p := msgs[0].OfflinePush; p == nil || p.PushFlag != 1 || p.Title != "" || p.Desc != "" || p.Ext != "" {
+		t.Errorf("muted: push %+v", p)
+	}
+	if !strings.Contains(string(msgs[0].Body), `"OfflinePushInfo":{"PushFlag":1}`) {
+		t.Errorf("muted body %s", msgs[0].Body)
+	}
+	if msgs[1].OfflinePush != nil {
+		t.Errorf("default: push %+v", msgs[1].OfflinePush)
 	}
 }
 
