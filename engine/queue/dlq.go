@@ -94,7 +94,8 @@ func (q *Queue) decodeDead(raw *jetstream.RawStreamMsg) deadEntry {
 	return e
 }
 
-// DeadLetters lists the dead letters, oldest first.
+// DeadLetters lists every dead letter, oldest first, in memory: for tests
+// and small stores; answers to people page with ListDead.
 func (q *Queue) DeadLetters(ctx context.Context) ([]DeadLetter, error) {
 	entries, err := q.scanDead(ctx)
 	if err != nil {
@@ -107,8 +108,8 @@ func (q *Queue) DeadLetters(ctx context.Context) ([]DeadLetter, error) {
 	return out, nil
 }
 
-// scanDead reads every dead letter, one direct lookup each: the dead-letter
-// store is meant to stay small, and this needs no consumer.
+// scanDead reads every dead letter, one direct lookup each, into memory:
+// for DeadLetters only (ListDead pages, ReplayWhere and DropWhere stream).
 func (q *Queue) scanDead(ctx context.Context) ([]deadEntry, error) {
 	info, err := q.dead.Info(ctx)
 	if err != nil {
@@ -147,12 +148,8 @@ func (e *UnknownIDsError) Error() string {
 	return "no dead letters with ids " + strings.Join(q, ", ")
 }
 
-// pickDead returns the dead letters with the given ids (all when ids is
-// nil), or an *UnknownIDsError naming those not in the store.
+// pickDead returns the dead letters with the given ids, or an *UnknownIDsError naming those not in the store.
 func (q *Queue) pickDead(ctx context.Context, ids []string) ([]deadEntry, error) {
-	if ids == nil {
-		return q.scanDead(ctx)
-	}
 	out := make([]deadEntry, 0, len(ids))
 	var unknown []string
 	for _, id := range ids {
@@ -217,55 +214,63 @@ func (q *Queue) deleteDead(ctx context.Context, seq uint64) (deleted bool, err e
 // message is replayed as it was if this release can read it (see
 // replayRaw); others cannot be replayed: Drop them.
 func (q *Queue) Replay(ctx context.Context, ids []string) (int, error) {
+	if ids == nil {
+		res, err := q.ReplayWhere(ctx, DeadSweep{})
+		return res.N, err
+	}
 	entries, err := q.pickDead(ctx, ids)
 	if err != nil {
 		return 0, err
 	}
 	n := 0
 	for _, e := range entries {
+		replay := q.replayOne
 		if e.dl.Job.ID == "" {
-			replayed, err := q.replayRaw(ctx, e)
-			if err != nil {
-				return n, err
-			}
-			if replayed {
-				n++
-			}
-			continue
+			replay = q.replayRaw
 		}
-		job := e.dl.Job
-		// An operator's replay makes the requests the job held back as
-		// possibly made (actions.Ledger).
-		if err := q.releaseJob(ctx, job.ID); err != nil {
-			return n, fmt.Errorf("queue: replay %s: %w", job.ID, err)
-		}
-		job.Attempt = 0
-		job.Due, job.FirstAttempt, job.LastAttempt = time.Time{}, time.Time{}, time.Time{}
-		job.LastError, job.Errors = "", nil
-		msg, err := q.jobMsg(job)
+		replayed, err := replay(ctx, e)
 		if err != nil {
-			return n, fmt.Errorf("queue: replay %s: %w", job.ID, err)
+			return n, err
 		}
-		// The id names this dead letter, not the job: a job that dies again
-		// after a replay is a new dead letter and can be replayed again
-		// within the duplicate window, while two replicas replaying the
-		// same dead letter store it once.
-		ack, err := q.publish(ctx, msg, fmt.Sprintf("p:%d:%s", e.seq, job.ID))
-		if err != nil {
-			return n, fmt.Errorf("queue: replay %s: %w", job.ID, err)
-		}
-		// Published first, deleted second: a failure in between leaves a
-		// dead letter that was also replayed, never a job that is neither.
-		// Not found is fine: another replica deleted it, or the replayed
-		// job already died again and replaced it.
-		if _, err := q.deleteDead(ctx, e.seq); err != nil {
-			return n, fmt.Errorf("queue: replay %s: remove dead letter: %w", job.ID, err)
-		}
-		if !ack.Duplicate {
+		if replayed {
 			n++
 		}
 	}
 	return n, nil
+}
+
+// replayOne re-enqueues one dead letter's job afresh and removes the dead
+// letter; false when another replica replayed it first.
+func (q *Queue) replayOne(ctx context.Context, e deadEntry) (bool, error) {
+	job := e.dl.Job
+	// An operator's replay makes the requests the job held back as
+	// possibly made (actions.Ledger).
+	if err := q.releaseJob(ctx, job.ID); err != nil {
+		return false, fmt.Errorf("queue: replay %s: %w", job.ID, err)
+	}
+	job.Attempt = 0
+	job.Due, job.FirstAttempt, job.LastAttempt = time.Time{}, time.Time{}, time.Time{}
+	job.LastError, job.Errors = "", nil
+	msg, err := q.jobMsg(job)
+	if err != nil {
+		return false, fmt.Errorf("queue: replay %s: %w", job.ID, err)
+	}
+	// The id names this dead letter, not the job: a job that dies again
+	// after a replay is a new dead letter and can be replayed again
+	// within the duplicate window, while two replicas replaying the
+	// same dead letter store it once.
+	ack, err := q.publish(ctx, msg, fmt.Sprintf("p:%d:%s", e.seq, job.ID))
+	if err != nil {
+		return false, fmt.Errorf("queue: replay %s: %w", job.ID, err)
+	}
+	// Published first, deleted second: a failure in between leaves a
+	// dead letter that was also replayed, never a job that is neither.
+	// Not found is fine: another replica deleted it, or the replayed
+	// job already died again and replaced it.
+	if _, err := q.deleteDead(ctx, e.seq); err != nil {
+		return false, fmt.Errorf("queue: replay %s: remove dead letter: %w", job.ID, err)
+	}
+	return !ack.Duplicate, nil
 }
 
 // replayRaw stores an undecodable message again, unchanged, if this

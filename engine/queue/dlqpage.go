@@ -1,0 +1,291 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Dead letters are read one stream message at a time, by sequence, and
+// never all at once: a listing, a replay or a drop of 100 000 dead letters
+// holds one page (or one message) in memory, whatever the store holds.
+
+// DeadFilter picks dead letters. Its zero value picks every one.
+type DeadFilter struct {
+	Rule  string    // the rule's name, exactly
+	Kind  string    // the action kind, exactly
+	Error string    // a part of the last error, in any case
+	Since time.Time // dead at or after (zero: no bound)
+	Until time.Time // dead before (zero: no bound)
+}
+
+// IsZero reports whether f picks every dead letter.
+func (f DeadFilter) IsZero() bool {
+	return f.Rule == "" && f.Kind == "" && f.Error == "" && f.Since.IsZero() && f.Until.IsZero()
+}
+
+func (f DeadFilter) match(dl *DeadLetter) bool {
+	switch {
+	case f.Rule != "" && dl.Rule != f.Rule,
+		f.Kind != "" && dl.Action != f.Kind,
+		!f.Since.IsZero() && dl.DeadAt.Before(f.Since),
+		!f.Until.IsZero() && !dl.DeadAt.Before(f.Until):
+		return false
+	case f.Error != "":
+		return strings.Contains(strings.ToLower(dl.LastError), strings.ToLower(f.Error))
+	}
+	return true
+}
+
+// MaxDeadPage is the most dead letters one page holds; MaxDeadScan the
+// most stream messages one page (or sweep step) reads, so that a filter
+// matching little answers in bounded time too: the page then holds fewer
+// than asked for, and its Next cursor goes on.
+const (
+	MaxDeadPage = 1000
+	MaxDeadScan = 20000
+)
+
+// DeadQuery asks for one page of dead letters.
+type DeadQuery struct {
+	DeadFilter
+	Limit  int    // at most this many (1 to MaxDeadPage; 0: 100)
+	Cursor string // a page's Next; "" starts at the first (or newest)
+	Newest bool   // newest first (a Cursor keeps the order it was made in)
+}
+
+// DeadPage is one page of dead letters.
+type DeadPage struct {
+	DeadLetters []DeadLetter
+	// Next is the cursor of the next page, "" after the last one.
+	Next string
+	// Total is how many dead letters the store holds, filtered or not.
+	Total int
+}
+
+// ErrBadCursor is a cursor this queue did not make.
+var ErrBadCursor = errors.New("queue: bad dead-letter cursor")
+
+// deadCursor is where a walk goes on: the next sequence to read and the
+// last one to read (the store's last sequence when the walk began, so
+// that dead letters made while it goes on, replayed jobs dying again
+// among them, are not met twice), forwards or backwards.
+type deadCursor struct {
+	next, end uint64
+	back      bool
+}
+
+func (c deadCursor) String() string {
+	dir := "f"
+	if c.back {
+		dir = "b"
+	}
+	return dir + strconv.FormatUint(c.next, 10) + "-" + strconv.FormatUint(c.end, 10)
+}
+
+func parseDeadCursor(s string) (deadCursor, error) {
+	var c deadCursor
+	if len(s) < 4 || (s[0] != 'f' && s[0] != 'b') {
+		return c, fmt.Errorf("%w %q", ErrBadCursor, s)
+	}
+	c.back = s[0] == 'b'
+	a, b, ok := strings.Cut(s[1:], "-")
+	var err1, err2 error
+	c.next, err1 = strconv.ParseUint(a, 10, 64)
+	c.end, err2 = strconv.ParseUint(b, 10, 64)
+	if !ok || err1 != nil || err2 != nil {
+		return c, fmt.Errorf("%w %q", ErrBadCursor, s)
+	}
+	return c, nil
+}
+
+// startCursor is cursor s, or the whole store's walk when s is "".
+func (q *Queue) startCursor(ctx context.Context, s string, back bool) (deadCursor, int, error) {
+	info, err := q.dead.Info(ctx)
+	if err != nil {
+		return deadCursor{}, 0, fmt.Errorf("queue: dead letters: %w", err)
+	}
+	total := int(info.State.Msgs)
+	if s != "" {
+		c, err := parseDeadCursor(s)
+		return c, total, err
+	}
+	st := info.State
+	if st.Msgs == 0 {
+		return deadCursor{next: 1, end: 0}, total, nil // nothing to walk
+	}
+	if back {
+		return deadCursor{next: st.LastSeq, end: st.FirstSeq, back: true}, total, nil
+	}
+	return deadCursor{next: st.FirstSeq, end: st.LastSeq}, total, nil
+}
+
+// done reports whether c has nothing left to read.
+func (c deadCursor) done() bool {
+	if c.back {
+		return c.next < c.end || c.next == 0
+	}
+	return c.next > c.end
+}
+
+// walkDead reads dead letters from c on, one message at a time, calling
+// fn with each until fn says stop or scan messages were read; it returns
+// where to go on (done when nothing is left).
+func (q *Queue) walkDead(ctx context.Context, c deadCursor, scan int, fn func(deadEntry) (bool, error)) (deadCursor, error) {
+	for read := 0; !c.done() && read < scan; read++ {
+		if err := ctx.Err(); err != nil {
+			return c, err
+		}
+		var raw *jetstream.RawStreamMsg
+		var err error
+		if c.back {
+			// Direct get has no "previous": each sequence is asked for;
+			// a removed one is a gap.
+			raw, err = q.dead.GetMsg(ctx, c.next)
+		} else {
+			raw, err = q.dead.GetMsg(ctx, c.next, jetstream.WithGetMsgSubject(q.names.deadSubjects))
+		}
+		switch {
+		case errors.Is(err, jetstream.ErrMsgNotFound) && c.back:
+			c.next--
+			continue
+		case errors.Is(err, jetstream.ErrMsgNotFound):
+			c.next = c.end + 1
+			return c, nil
+		case err != nil:
+			return c, fmt.Errorf("queue: dead letters: %w", err)
+		}
+		if !c.back && raw.Sequence > c.end {
+			c.next = c.end + 1
+			return c, nil
+		}
+		if c.back {
+			c.next = raw.Sequence - 1
+		} else {
+			c.next = raw.Sequence + 1
+		}
+		more, err := fn(q.decodeDead(raw))
+		if err != nil || !more {
+			return c, err
+		}
+	}
+	return c, nil
+}
+
+// ListDead returns one page of the dead letters q picks, oldest first
+// unless q.Newest.
+func (q *Queue) ListDead(ctx context.Context, dq DeadQuery) (DeadPage, error) {
+	limit := dq.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	limit = min(limit, MaxDeadPage)
+	c, total, err := q.startCursor(ctx, dq.Cursor, dq.Newest)
+	if err != nil {
+		return DeadPage{}, err
+	}
+	page := DeadPage{Total: total, DeadLetters: []DeadLetter{}}
+	c, err = q.walkDead(ctx, c, MaxDeadScan, func(e deadEntry) (bool, error) {
+		if dq.match(&e.dl) {
+			page.DeadLetters = append(page.DeadLetters, e.dl)
+		}
+		return len(page.DeadLetters) < limit, nil
+	})
+	if err != nil {
+		return DeadPage{}, err
+	}
+	if !c.done() {
+		page.Next = c.String()
+	}
+	return page, nil
+}
+
+// DeadSweep picks the dead letters a ReplayWhere or DropWhere acts on.
+type DeadSweep struct {
+	DeadFilter
+	Cursor string // a previous sweep's Next; "" starts at the first
+	Limit  int    // stop after this many matches (0: no bound)
+	DryRun bool   // count them only
+}
+
+// SweepResult says what a sweep did and where it stopped.
+type SweepResult struct {
+	N    int    // dead letters replayed or dropped (or that would be)
+	Next string // where to go on; "" when the sweep is complete
+}
+
+// ReplayWhere replays the dead letters s picks (see Replay), oldest
+// first, reading and replaying one at a time.
+func (q *Queue) ReplayWhere(ctx context.Context, s DeadSweep) (SweepResult, error) {
+	return q.sweep(ctx, s, func(e deadEntry) (bool, error) {
+		if e.dl.Job.ID == "" {
+			return q.replayRaw(ctx, e)
+		}
+		return q.replayOne(ctx, e)
+	})
+}
+
+// DropWhere deletes the dead letters s picks, oldest first. Without a
+// filter, cursor or limit it purges the stream in one request.
+func (q *Queue) DropWhere(ctx context.Context, s DeadSweep) (SweepResult, error) {
+	if s.IsZero() && s.Cursor == "" && s.Limit == 0 {
+		if s.DryRun {
+			info, err := q.dead.Info(ctx)
+			if err != nil {
+				return SweepResult{}, fmt.Errorf("queue: drop dead letters: %w", err)
+			}
+			return SweepResult{N: int(info.State.Msgs)}, nil
+		}
+		n, err := q.Drop(ctx, nil)
+		return SweepResult{N: n}, err
+	}
+	return q.sweep(ctx, s, func(e deadEntry) (bool, error) {
+		deleted, err := q.deleteDead(ctx, e.seq)
+		if err != nil {
+			return false, fmt.Errorf("queue: drop %s: %w", e.dl.ID, err)
+		}
+		return deleted, nil
+	})
+}
+
+// sweep calls act with each dead letter s picks until s.Limit of them,
+// or the whole store when s.Limit is 0.
+func (q *Queue) sweep(ctx context.Context, s DeadSweep, act func(deadEntry) (bool, error)) (SweepResult, error) {
+	c, _, err := q.startCursor(ctx, s.Cursor, false)
+	if err != nil {
+		return SweepResult{}, err
+	}
+	var res SweepResult
+	matched := 0
+	for !c.done() && (s.Limit == 0 || matched < s.Limit) {
+		c, err = q.walkDead(ctx, c, MaxDeadScan, func(e deadEntry) (bool, error) {
+			if !s.match(&e.dl) {
+				return true, nil
+			}
+			matched++
+			if s.DryRun {
+				res.N++
+			} else if done, err := act(e); err != nil {
+				return false, err
+			} else if done {
+				res.N++
+			}
+			return s.Limit == 0 || matched < s.Limit, nil
+		})
+		if err != nil {
+			return res, err
+		}
+		if s.Limit != 0 {
+			break // one step per call: the caller reports progress between them
+		}
+	}
+	if !c.done() {
+		res.Next = c.String()
+	}
+	return res, nil
+}
