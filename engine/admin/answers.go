@@ -66,10 +66,14 @@ type ReloadFailed struct {
 	ServingHash string          `json:"serving_hash,omitempty"`
 }
 
-// DeadLetterList is GET /dlq's answer.
+// DeadLetterList is GET /dlq's answer: one page of dead letters. Count is
+// the page's size, Total the store's; Next is the cursor of the next
+// page, "" after the last.
 type DeadLetterList struct {
 	Count       int              `json:"count"`
 	DeadLetters []DeadLetterView `json:"dead_letters"`
+	Next        string           `json:"next"`
+	Total       int              `json:"total"`
 }
 
 // DeadLetterView is one dead letter as GET /dlq shows it.
@@ -98,10 +102,28 @@ type DeadLetterDetail struct {
 }
 
 // DeadLetterSelection is the body of POST /dlq/replay and POST /dlq/drop:
-// the ids, or all, exactly one of them.
+// the ids, all, or a filter, exactly one of them. With all or a filter,
+// DryRun only counts, and Limit stops after that many, the answer's Next
+// saying where to go on (Cursor).
 type DeadLetterSelection struct {
-	All bool     `json:"all"`
-	IDs []string `json:"ids"`
+	All    bool            `json:"all"`
+	IDs    []string        `json:"ids"`
+	Filter *DeadFilterJSON `json:"filter,omitempty"`
+	DryRun bool            `json:"dry_run,omitempty"`
+	Cursor string          `json:"cursor,omitempty"`
+	Limit  int             `json:"limit,omitempty"`
+}
+
+// DeadFilterJSON is a dead-letter filter as POST /dlq/replay and
+// POST /dlq/drop take it; GET /dlq takes the same names as query
+// parameters. Since and Until are RFC 3339 times or Go durations
+// (https://pkg.go.dev/time#ParseDuration) meaning that long ago.
+type DeadFilterJSON struct {
+	Rule  string `json:"rule,omitempty"`
+	Kind  string `json:"kind,omitempty"`
+	Error string `json:"error,omitempty"`
+	Since string `json:"since,omitempty"`
+	Until string `json:"until,omitempty"`
 }
 
 // DeadLettersMoved is the answer of POST /dlq/replay (Replayed set) and
@@ -109,7 +131,9 @@ type DeadLetterSelection struct {
 // failed, why, and the ids that name no dead letter.
 type DeadLettersMoved struct {
 	Dropped    *int     `json:"dropped,omitempty"`
+	DryRun     bool     `json:"dry_run,omitempty"`
 	Error      string   `json:"error,omitempty"`
+	Next       string   `json:"next,omitempty"` // where a step by filter or all stopped; "" when done
 	Replayed   *int     `json:"replayed,omitempty"`
 	UnknownIDs []string `json:"unknown_ids,omitempty"`
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"time"
 
 	"github.com/friendflow/friendflow/engine"
 	"github.com/friendflow/friendflow/engine/imcallback"
@@ -23,12 +24,18 @@ type RuleSource interface {
 
 // DeadLetterStore is what the /dlq endpoints operate on (queue.Queue).
 type DeadLetterStore interface {
-	DeadLetters(ctx context.Context) ([]queue.DeadLetter, error)
+	// ListDead is one page of dead letters; a cursor it did not make is
+	// queue.ErrBadCursor.
+	ListDead(ctx context.Context, q queue.DeadQuery) (queue.DeadPage, error)
 	// DeadLetter is one dead letter, secret parameters redacted; an
 	// unknown id is a *queue.UnknownIDsError.
 	DeadLetter(ctx context.Context, id string) (queue.DeadLetter, error)
 	Replay(ctx context.Context, ids []string) (int, error)
 	Drop(ctx context.Context, ids []string) (int, error)
+	// ReplayWhere and DropWhere act on the dead letters a filter picks,
+	// one at a time, up to a limit from a cursor.
+	ReplayWhere(ctx context.Context, s queue.DeadSweep) (queue.SweepResult, error)
+	DropWhere(ctx context.Context, s queue.DeadSweep) (queue.SweepResult, error)
 }
 
 // MountRules serves GET /rules, POST /reload and POST /explain.
@@ -116,16 +123,25 @@ func dlqError(w http.ResponseWriter, err error) {
 // MountDLQ serves GET /dlq, GET /dlq/{id}, POST /dlq/replay and POST /dlq/drop.
 func MountDLQ(a *Server, store DeadLetterStore) {
 	a.Handle("GET /dlq", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		dls, err := store.DeadLetters(r.Context())
+		dq, err := deadQuery(r.URL.Query(), time.Now())
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		page, err := store.ListDead(r.Context(), dq)
+		if errors.Is(err, queue.ErrBadCursor) {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
 		if err != nil {
 			writeError(w, http.StatusServiceUnavailable, err.Error())
 			return
 		}
-		out := make([]DeadLetterView, len(dls))
-		for i, d := range dls {
+		out := make([]DeadLetterView, len(page.DeadLetters))
+		for i, d := range page.DeadLetters {
 			out[i] = view(d)
 		}
-		writeJSON(w, http.StatusOK, DeadLetterList{Count: len(out), DeadLetters: out})
+		writeJSON(w, http.StatusOK, DeadLetterList{Count: len(out), DeadLetters: out, Total: page.Total, Next: page.Next})
 	}))
 	a.Handle("GET /dlq/{id}", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		d, err := store.DeadLetter(r.Context(), r.PathValue("id"))
@@ -135,30 +151,8 @@ func MountDLQ(a *Server, store DeadLetterStore) {
 		}
 		writeJSON(w, http.StatusOK, detail(d))
 	}))
-	op := func(name string, fn func(context.Context, []string) (int, error)) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			var req DeadLetterSelection
-			dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, imcallback.DefaultMaxBody))
-			dec.DisallowUnknownFields()
-			if err := dec.Decode(&req); err != nil {
-				writeError(w, http.StatusBadRequest, "body must be {\"ids\":[…]} or {\"all\":true}: "+err.Error())
-				return
-			}
-			if req.All == (len(req.IDs) > 0) {
-				writeError(w, http.StatusBadRequest, name+" takes ids or all:true, exactly one of them")
-				return
-			}
-			ids := req.IDs
-			if req.All {
-				ids = nil // the queue's "every dead letter"
-			}
-			n, err := fn(r.Context(), ids)
-			status, out := moved(name, n, err)
-			writeJSON(w, status, out)
-		})
-	}
-	a.Handle("POST /dlq/replay", op("replay", store.Replay))
-	a.Handle("POST /dlq/drop", op("drop", store.Drop))
+	a.Handle("POST /dlq/replay", dlqOp("replay", store.Replay, store.ReplayWhere))
+	a.Handle("POST /dlq/drop", dlqOp("drop", store.Drop, store.DropWhere))
 }
 
 // moved is the answer of a replay or drop (name) that moved n dead

@@ -1,7 +1,6 @@
 package admin
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -217,72 +216,6 @@ func (c *Console) try(w http.ResponseWriter, r *http.Request) {
 	}
 	res := tryRules(files, c.Registry, c.Ring)
 	c.render(w, http.StatusOK, "try", "Try a change", map[string]any{"Files": append(files, RuleFile{}), "Result": res, "Recorded": c.Ring.Len()})
-}
-
-// deadLetterView is a dead letter as the console shows it: parameters
-// redacted, the event as JSON.
-type deadLetterView struct {
-	DeadLetterView
-	Reason string
-	Params string
-	Event  string
-}
-
-func (c *Console) dlqPage(w http.ResponseWriter, r *http.Request) {
-	d := map[string]any{}
-	for _, k := range []string{"replayed", "dropped"} {
-		if v := r.URL.Query().Get(k); v != "" {
-			if n, err := strconv.Atoi(v); err == nil {
-				d["Done"], d["Count"] = k, n
-			}
-		}
-	}
-	dls, err := c.DLQ.DeadLetters(r.Context())
-	if err != nil {
-		d["Error"] = err.Error()
-		c.render(w, http.StatusServiceUnavailable, "dlq", "Dead letters", d)
-		return
-	}
-	views := make([]deadLetterView, 0, len(dls))
-	for _, dl := range slices.Backward(dls) {
-		v := deadLetterView{DeadLetterView: view(dl), Reason: dl.Reason}
-		params := map[string]any{"": "<unknown action kind: parameters hidden>"}
-		if k, ok := c.Registry.Lookup(dl.Action); ok {
-			params = k.Spec().Redact(dl.Job.Params)
-		}
-		pj, _ := json.MarshalIndent(params, "", "  ")
-		v.Params, v.Event = string(pj), string(dl.Job.Event)
-		views = append(views, v)
-	}
-	d["DeadLetters"] = views
-	c.render(w, http.StatusOK, "dlq", "Dead letters", d)
-}
-
-func (c *Console) dlqOp(w http.ResponseWriter, r *http.Request) {
-	var fn func(context.Context, []string) (int, error)
-	var past string
-	switch r.PathValue("op") {
-	case "replay":
-		fn, past = c.DLQ.Replay, "replayed"
-	case "drop":
-		fn, past = c.DLQ.Drop, "dropped"
-	default:
-		http.NotFound(w, r)
-		return
-	}
-	var ids []string // nil: every dead letter (all=1)
-	if r.PostFormValue("all") != "1" {
-		if ids = r.PostForm["id"]; len(ids) == 0 {
-			http.Error(w, "no dead letter chosen", http.StatusBadRequest)
-			return
-		}
-	}
-	n, err := fn(r.Context(), ids)
-	if err != nil {
-		http.Error(w, r.PathValue("op")+": "+err.Error(), http.StatusInternalServerError)
-		return
-	}
-	http.Redirect(w, r, "/ui/dlq?"+past+"="+strconv.Itoa(n), http.StatusSeeOther)
 }
 
 // secretKeys are the names of the registered kinds' secret parameters
