@@ -29,10 +29,11 @@ type fakeDLQ struct {
 	letters []queue.DeadLetter
 }
 
-func (f *fakeDLQ) DeadLetters(context.Context) ([]queue.DeadLetter, error) {
+// ListDead answers every letter in one page: the fake ignores filters.
+func (f *fakeDLQ) ListDead(context.Context, queue.DeadQuery) (queue.DeadPage, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return slices.Clone(f.letters), nil
+	return queue.DeadPage{DeadLetters: slices.Clone(f.letters), Total: len(f.letters)}, nil
 }
 
 func (f *fakeDLQ) DeadLetter(_ context.Context, id string) (queue.DeadLetter, error) {
@@ -66,6 +67,25 @@ func (f *fakeDLQ) move(_ context.Context, ids []string) (int, error) {
 
 func (f *fakeDLQ) Replay(ctx context.Context, ids []string) (int, error) { return f.move(ctx, ids) }
 func (f *fakeDLQ) Drop(ctx context.Context, ids []string) (int, error)   { return f.move(ctx, ids) }
+
+// sweep moves every letter (the fake ignores filters and steps).
+func (f *fakeDLQ) sweep(ctx context.Context, s queue.DeadSweep) (queue.SweepResult, error) {
+	if s.DryRun {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return queue.SweepResult{N: len(f.letters)}, nil
+	}
+	n, err := f.move(ctx, nil)
+	return queue.SweepResult{N: n}, err
+}
+
+func (f *fakeDLQ) ReplayWhere(ctx context.Context, s queue.DeadSweep) (queue.SweepResult, error) {
+	return f.sweep(ctx, s)
+}
+
+func (f *fakeDLQ) DropWhere(ctx context.Context, s queue.DeadSweep) (queue.SweepResult, error) {
+	return f.sweep(ctx, s)
+}
 
 // answerTap keeps the body of the last answer to each path.
 type answerTap struct {
@@ -197,7 +217,7 @@ func TestAdminAnswersRoundTripThroughTheCLI(t *testing.T) {
 	if m := roundTrip[admin.DeadLettersMoved](t, tap, "POST /dlq/replay"); m.Count() != 1 || out != "1 replayed\n" {
 		t.Errorf("replay: %+v\n%s", m, out)
 	}
-	out = cli(0, "dlq", "drop", "--all")
+	out = cli(0, "dlq", "drop", "--all", "--yes")
 	if m := roundTrip[admin.DeadLettersMoved](t, tap, "POST /dlq/drop"); m.Dropped == nil || m.Count() != 1 || out != "1 dropped\n" {
 		t.Errorf("drop: %+v\n%s", m, out)
 	}

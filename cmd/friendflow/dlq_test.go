@@ -91,7 +91,7 @@ func TestDLQCommands(t *testing.T) {
 	if code, out := dlq("show"); code != 2 || !strings.Contains(out, "one job id") {
 		t.Fatalf("dlq show without an id: %d %s", code, out)
 	}
-	if code, out := dlq("replay"); code != 2 || !strings.Contains(out, "needs job ids or --all") {
+	if code, out := dlq("replay"); code != 2 || !strings.Contains(out, "needs job ids, a filter") {
 		t.Fatalf("dlq replay without ids: %d %s", code, out)
 	}
 	if code, out := dlq("replay", id); code != 0 || !strings.Contains(out, "1 replayed") {
@@ -107,10 +107,69 @@ func TestDLQCommands(t *testing.T) {
 	if !strings.Contains(out, `"count": 1`) {
 		t.Fatalf("the replayed job did not fail back into the dead letters: %s", out)
 	}
+	dlqFilters(t, dlq, id)
+}
+
+// dlqFilters checks the filters, --dry-run and the confirmation of a bulk
+// drop, with the one dead letter of rule crm (id) in the store.
+func dlqFilters(t *testing.T, dlq func(...string) (int, string), id string) {
+	answer := func(s string, tty bool) {
+		t.Cleanup(func() { stdinTerminal = defaultStdinTerminal })
+		stdinTerminal = func() (io.Reader, bool) { return strings.NewReader(s), tty }
+	}
+	for _, args := range [][]string{{"drop", id, "--all"}, {"replay", "--all", "--rule", "crm"}, {"replay", id, "--dry-run"}, {"list", "--limit", "-1"}, {"list", "--json", "--limit", "0"}} {
+		if code, out := dlq(args...); code != 2 {
+			t.Errorf("dlq %v: exit %d, want 2:\n%s", args, code, out)
+		}
+	}
+	for args, want := range map[string]string{
+		"list --rule crm":                        "1 dead letters match, of 1",
+		"list --rule nope":                       "0 dead letters match, of 1",
+		"list --kind webhook --error CUSTOMER":   "1 dead letters match, of 1",
+		"list --since 1h --until 0s":             "1 dead letters match, of 1",
+		"list --until 1h":                        "0 dead letters match, of 1",
+		"replay --rule crm --dry-run":            "1 would be replayed (dry run)",
+		"drop --all --dry-run":                   "1 would be dropped (dry run)",
+		"drop --error nothing-like-it --dry-run": "0 would be dropped (dry run)",
+	} {
+		if code, out := dlq(strings.Fields(args)...); code != 0 || !strings.Contains(out, want) {
+			t.Errorf("dlq %s: exit %d, want %q:\n%s", args, code, want, out)
+		}
+	}
+	if code, out := dlq("list", "--since", "yesterday"); code != 1 || !strings.Contains(out, "neither an RFC 3339 time nor a duration") {
+		t.Errorf("a bad --since: exit %d\n%s", code, out)
+	}
+	// Not a terminal: a bulk drop needs --yes. A terminal: it asks.
+	answer("", false)
+	if code, out := dlq("drop", "--all"); code != 2 || !strings.Contains(out, "Drop 1 dead letters for good? stdin is not a terminal to ask on: add --yes") {
+		t.Fatalf("dlq drop --all, no terminal: exit %d\n%s", code, out)
+	}
+	answer("n\n", true)
+	if code, out := dlq("drop", "--rule", "crm"); code != 1 || !strings.Contains(out, "[y/N]") || !strings.Contains(out, "nothing dropped") {
+		t.Fatalf("dlq drop --rule crm, answered n: exit %d\n%s", code, out)
+	}
+	if _, out := dlq("list"); !strings.Contains(out, "1 dead letters") {
+		t.Fatalf("a refused drop dropped: %s", out)
+	}
+	if code, out := dlq("replay", "--rule", "crm"); code != 0 || !strings.Contains(out, "1 replayed") {
+		t.Fatalf("dlq replay --rule crm: %d %s", code, out)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for _, out := dlq("list"); !strings.Contains(out, "1 dead letters"); _, out = dlq("list") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the replayed job did not fail back into the dead letters: %s", out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	answer("y\n", true)
 	if code, out := dlq("drop", "--all"); code != 0 || !strings.Contains(out, "1 dropped") {
-		t.Fatalf("dlq drop --all: %d %s", code, out)
+		t.Fatalf("dlq drop --all, answered y: %d %s", code, out)
 	}
 	if _, out := dlq("list"); !strings.Contains(out, "0 dead letters") {
 		t.Fatalf("after drop: %s", out)
+	}
+	answer("", false)
+	if code, out := dlq("drop", "--all", "--yes"); code != 0 || !strings.Contains(out, "0 dropped") {
+		t.Fatalf("dlq drop --all --yes of nothing: %d %s", code, out)
 	}
 }
