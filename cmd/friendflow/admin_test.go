@@ -233,7 +233,7 @@ func TestEnvTwinsServeOnly(t *testing.T) {
 		t.Fatalf("no dead letter to protect:\n%s", out)
 	}
 	code, out, errOut := runBinary(t, append(env, "FRIENDFLOW_ALL=true", "FRIENDFLOW_JSON=true"), "dlq", "drop")
-	if code != 2 || !strings.Contains(errOut, "needs job ids or --all") {
+	if code != 2 || !strings.Contains(errOut, "needs job ids, a filter") {
 		t.Fatalf("dlq drop with FRIENDFLOW_ALL=true: exit %d\n%s%s", code, out, errOut)
 	}
 	if _, out, _ = runBinary(t, append(env, "FRIENDFLOW_JSON=true"), "dlq", "list"); !strings.Contains(out, "1 dead letters") {
