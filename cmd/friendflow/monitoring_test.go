@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/prometheus/promql/parser"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/friendflow/friendflow/actions/im"
@@ -169,6 +171,7 @@ func exercisedFamilies(t *testing.T) map[string]*dto.MetricFamily {
 	hooks.Redelivered(job, 2)
 	m.ObserveIM("openim/sendmsg", im.ResultRateLimited)
 	m.WatchQueue(func(context.Context) (queue.Stats, error) { return queue.Stats{}, nil })
+	m.WatchStore(func() error { return nil })
 
 	fams, err := m.Registry.Gather()
 	if err != nil {
@@ -195,57 +198,105 @@ func exercisedFamilies(t *testing.T) map[string]*dto.MetricFamily {
 	return out
 }
 
-var (
-	promString = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
-	// a metric name, and the label matchers that may follow it
-	promSelector = regexp.MustCompile(`\b([a-zA-Z_:][a-zA-Z0-9_:]*)\s*(\{[^}]*\})?`)
-	promMatcher  = regexp.MustCompile(`([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)`)
-)
-
 // targetLabels are added by Prometheus when scraping through a
 // ServiceMonitor, or are the histogram bucket label.
 var targetLabels = []string{"namespace", "pod", "job", "instance", "service", "container", "endpoint", "le"}
 
-// checkExpr checks that every friendflow_* name in a PromQL expression is
-// a metric (or a histogram's _bucket, _sum, _count series) of the
-// registry, and that its label matchers name labels it has.
-func checkExpr(t *testing.T, where, expr string, fams map[string]*dto.MetricFamily) {
-	t.Helper()
-	bare := promString.ReplaceAllString(expr, `""`)
+// clusterWide are the gauges every replica reports alike, read from the
+// one shared store: summing them over replicas multiplies them.
+var clusterWide = []string{"friendflow_dead_letters", "friendflow_dead_letters_discarded_total",
+	"friendflow_queue_jobs", "friendflow_queue_in_flight_messages", "friendflow_queue_oldest_wait_seconds"}
+
+// grafanaVars are the dashboard's variables that stand for a duration,
+// replaced by one so that the expression parses as PromQL.
+var grafanaVars = strings.NewReplacer("$__rate_interval", "5m", "$__interval", "1m", "$__range", "1h")
+
+// exprProblems parses a PromQL expression with Prometheus's own parser
+// and returns what is wrong with it: a syntax error, a friendflow_* name
+// that is not a metric (or a histogram's _bucket, _sum, _count series) of
+// the registry, a label matcher naming a label the metric lacks, a sum()
+// over a cluster-wide gauge, or no friendflow metric at all.
+func exprProblems(expr string, fams map[string]*dto.MetricFamily) []string {
+	parsed, err := parser.NewParser(parser.Options{}).ParseExpr(grafanaVars.Replace(expr))
+	if err != nil {
+		return []string{fmt.Sprintf("%q does not parse: %v", expr, err)}
+	}
+	var problems []string
 	found := 0
-	for _, m := range promSelector.FindAllStringSubmatch(bare, -1) {
-		name := m[1]
-		if !strings.HasPrefix(name, "friendflow_") {
-			continue
+	parser.Inspect(parsed, func(node parser.Node, path []parser.Node) error {
+		vs, ok := node.(*parser.VectorSelector)
+		if !ok || !strings.HasPrefix(vs.Name, "friendflow_") {
+			return nil
 		}
 		found++
-		f := fams[name]
+		f := familyOf(vs.Name, fams)
 		if f == nil {
-			for _, suffix := range []string{"_bucket", "_sum", "_count"} {
-				if base, ok := strings.CutSuffix(name, suffix); ok && fams[base].GetType() == dto.MetricType_HISTOGRAM {
-					f = fams[base]
-				}
-			}
-		}
-		if f == nil {
-			t.Errorf("%s: %s is not a friendflow metric", where, name)
-			continue
+			problems = append(problems, vs.Name+" is not a friendflow metric")
+			return nil
 		}
 		labels := slices.Clone(targetLabels)
 		for _, lp := range f.GetMetric()[0].GetLabel() {
 			labels = append(labels, lp.GetName())
 		}
-		for _, lm := range promMatcher.FindAllStringSubmatch(m[2], -1) {
-			if !slices.Contains(labels, lm[1]) {
-				t.Errorf("%s: %s has no label %s", where, name, lm[1])
+		for _, lm := range vs.LabelMatchers {
+			if lm.Name != "__name__" && !slices.Contains(labels, lm.Name) {
+				problems = append(problems, fmt.Sprintf("%s has no label %s", vs.Name, lm.Name))
 			}
 		}
-	}
+		if slices.Contains(clusterWide, f.GetName()) {
+			for _, up := range path {
+				if agg, ok := up.(*parser.AggregateExpr); ok && agg.Op == parser.SUM {
+					problems = append(problems, fmt.Sprintf("sum() over %s, which every replica reports alike: use max()", vs.Name))
+				}
+			}
+		}
+		return nil
+	})
 	if found == 0 {
-		t.Errorf("%s: %q names no friendflow metric", where, expr)
+		problems = append(problems, fmt.Sprintf("%q names no friendflow metric", expr))
 	}
-	if strings.Count(expr, "(") != strings.Count(expr, ")") || strings.Count(expr, "[") != strings.Count(expr, "]") {
-		t.Errorf("%s: unbalanced brackets in %q", where, expr)
+	return problems
+}
+
+// familyOf is the metric family of a series name, histograms' included.
+func familyOf(name string, fams map[string]*dto.MetricFamily) *dto.MetricFamily {
+	if f := fams[name]; f != nil {
+		return f
+	}
+	for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+		if base, ok := strings.CutSuffix(name, suffix); ok && fams[base].GetType() == dto.MetricType_HISTOGRAM {
+			return fams[base]
+		}
+	}
+	return nil
+}
+
+func checkExpr(t *testing.T, where, expr string, fams map[string]*dto.MetricFamily) {
+	t.Helper()
+	for _, p := range exprProblems(expr, fams) {
+		t.Errorf("%s: %s", where, p)
+	}
+}
+
+// TestExprProblems: the checker catches each kind of mistake.
+func TestExprProblems(t *testing.T) {
+	fams := exercisedFamilies(t)
+	for expr, want := range map[string]string{
+		`friendflow_dead_letters > 0`: "",
+		`histogram_quantile(0.9, sum by (le) (rate(friendflow_callback_duration_seconds_bucket[$__rate_interval])))`: "",
+		`max(friendflow_queue_jobs{pod=~"$pod"})`:              "",
+		`sum(rate(friendflow_jobs_total{outcome="dead"}[5m]))`: "",
+		`friendflow_dead_leters > 0`:                           "is not a friendflow metric",
+		`rate(friendflow_jobs_total{rule="x"}[5m])`:            "has no label rule",
+		`sum(friendflow_dead_letters)`:                         "use max()",
+		`sum by (pod) (delta(friendflow_queue_jobs[5m]))`:      "use max()",
+		`rate(friendflow_jobs_total[5m]`:                       "does not parse",
+		`up == 0`:                                              "names no friendflow metric",
+	} {
+		got := strings.Join(exprProblems(expr, fams), "; ")
+		if want == "" && got != "" || !strings.Contains(got, want) {
+			t.Errorf("%s: problems %q, want %q", expr, got, want)
+		}
 	}
 }
 
@@ -318,7 +369,9 @@ func TestMonitoringKit(t *testing.T) {
 			checkExpr(t, "alert "+r.Alert, r.Expr, fams)
 		}
 	}
-	for _, want := range []string{"FriendflowRulesReloadFailing", "FriendflowDeadLettersGrowing", "FriendflowCallbackFailures", "FriendflowJobsWaiting", "FriendflowIMRateLimited"} {
+	for _, want := range []string{"FriendflowRulesReloadFailing", "FriendflowDeadLettersGrowing", "FriendflowCallbackFailures", "FriendflowJobsWaiting",
+		"FriendflowIMRateLimited", "FriendflowStoreNotWritable", "FriendflowRuleErrors", "FriendflowPrevFailingOpen",
+		"FriendflowDeadLettersDiscarded", "FriendflowTargetDown", "FriendflowQueueDown"} {
 		if !slices.Contains(alerts, want) {
 			t.Errorf("no alert %s", want)
 		}
@@ -336,6 +389,18 @@ func TestMonitoringKit(t *testing.T) {
 	}
 	if len(d.Panels) < 8 {
 		t.Fatalf("%d panels", len(d.Panels))
+	}
+	var all strings.Builder
+	for _, p := range d.Panels {
+		for _, tg := range p.Targets {
+			all.WriteString(tg.Expr + "\n")
+		}
+	}
+	for _, want := range []string{"friendflow_store_writable", "friendflow_rule_errors_total", `decision="fail_open"`,
+		"friendflow_dead_letters_discarded_total", `outcome=~"retried|dead"`, "friendflow_rules_last_reload_success", `friendflow_im_requests_total`} {
+		if !strings.Contains(all.String(), want) {
+			t.Errorf("no dashboard panel shows %s", want)
+		}
 	}
 	for _, p := range d.Panels {
 		if len(p.Targets) == 0 {
