@@ -16,32 +16,42 @@ func JobID(callbackID string, event, match, action int) string {
 	return callbackID + "-" + strconv.Itoa(event) + "-" + strconv.Itoa(match) + "-" + strconv.Itoa(action)
 }
 
-// deliveryEvent is what identifies an event across copies of its callback:
-// a replay by Tencent, a retry after a FAIL reply, the same body posted
-// again.
-type deliveryEvent struct {
-	CallbackCommand string
-	SdkAppid        json.RawMessage
-	From_Account    string
-	To_Account      string
-	EventTime       json.RawMessage
+// EventID is the stable id of an event, the one every idempotency key of
+// its jobs derives from (DeliveryID, and through it IM's MsgRandom and
+// MsgSeq): a hash of the event's whole content as the engine stores it with
+// each job (imevent's canonical JSON: the command, SdkAppid, the pair, its
+// place in the callback, EventTime and every other field). Tencent's
+// friend callbacks carry no event id
+// (https://www.tencentcloud.com/document/product/1047/34354 lists the
+// fields), so content is all there is: every copy of a callback (a replay,
+// a retry after a FAIL reply, the same body posted again) gives each event
+// the same id, and two events that differ in any field (another EventTime,
+// another AddType, another place in the callback) get different ids. Two
+// events alike in every field cannot be told from a replay by anyone.
+// Empty for an event that is not JSON.
+func EventID(event json.RawMessage) string {
+	if len(event) == 0 || !json.Valid(event) {
+		return ""
+	}
+	h := sha256.Sum256(event)
+	return hex.EncodeToString(h[:16])
 }
 
-// DeliveryID is the id a receiver of the job sees (webhook's
-// X-Friendflow-Delivery): derived from the callback's content (command,
-// SdkAppid, the pair, EventTime), the rule and the action's index, so every
-// attempt of the job, and every copy of its callback, carries the same id
-// and a receiver can drop the duplicates. An event without an EventTime
-// cannot be told from a later one about the same pair, so its job's id is
-// the job id instead (unique per callback received).
+// DeliveryID is the job's idempotency key, the id a receiver of the job
+// sees (webhook's X-Friendflow-Delivery) and the one IM's MsgRandom and
+// MsgSeq derive from: the event's EventID, the rule and the action's
+// index, so every attempt of the job, and every copy of its callback,
+// carries the same id, and a receiver can drop the duplicates. A job
+// without a readable event (none is ever queued so) has its job id
+// instead, unique per callback received.
 func (j Job) DeliveryID() string {
-	var ev deliveryEvent
-	if len(j.Event) == 0 || json.Unmarshal(j.Event, &ev) != nil || !knownTime(ev.EventTime) {
+	ev := EventID(j.Event)
+	if ev == "" || !knownTime(j.Event) {
 		return j.ID
 	}
 	action := j.ID[strings.LastIndexByte(j.ID, '-')+1:]
 	h := sha256.New()
-	for _, s := range [...]string{ev.CallbackCommand, string(ev.SdkAppid), ev.From_Account, ev.To_Account, string(ev.EventTime), j.Rule, action} {
+	for _, s := range [...]string{ev, j.Rule, action} {
 		// Length-prefixed, so that no two different tuples hash alike.
 		h.Write(strconv.AppendInt(nil, int64(len(s)), 10))
 		h.Write([]byte{':'})
@@ -50,8 +60,14 @@ func (j Job) DeliveryID() string {
 	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 
-// knownTime: EventTime is absent, null or 0 when Tencent did not send one.
-func knownTime(t json.RawMessage) bool {
-	s := string(t)
+// knownTime reports whether event has an EventTime: the engine always
+// sets one (the body's, else RequestTime, else the receive time), and an
+// event without one cannot be told from a later one about the same pair.
+func knownTime(event json.RawMessage) bool {
+	var ev struct{ EventTime json.RawMessage }
+	if json.Unmarshal(event, &ev) != nil {
+		return false
+	}
+	s := string(ev.EventTime)
 	return s != "" && s != "null" && s != "0"
 }

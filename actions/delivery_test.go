@@ -24,9 +24,12 @@ func TestDeliveryID(t *testing.T) {
 		"another time":    job(JobID("cb1", 0, 0, 1), "welcome", `{"CallbackCommand":"Sns.CallbackFriendAdd","SdkAppid":1400000000,"EventTime":1700000000124,"From_Account":"alice","To_Account":"bob"}`),
 		"another command": job(JobID("cb1", 0, 0, 1), "welcome", `{"CallbackCommand":"Sns.CallbackFriendDelete","SdkAppid":1400000000,"EventTime":1700000000123,"From_Account":"alice","To_Account":"bob"}`),
 		"another app":     job(JobID("cb1", 0, 0, 1), "welcome", `{"CallbackCommand":"Sns.CallbackFriendAdd","SdkAppid":1400000001,"EventTime":1700000000123,"From_Account":"alice","To_Account":"bob"}`),
-		// Fields are length-prefixed: moving a character from one to the
-		// next is another tuple.
 		"shifted accounts": job(JobID("cb1", 0, 0, 1), "welcome", `{"CallbackCommand":"Sns.CallbackFriendAdd","SdkAppid":1400000000,"EventTime":1700000000123,"From_Account":"alic","To_Account":"ebob"}`),
+		// Another event about the pair in the same millisecond (or the
+		// same second, when EventTime comes from RequestTime): any field
+		// tells it apart.
+		"another client command": job(JobID("cb1", 0, 0, 1), "welcome", `{"CallbackCommand":"Sns.CallbackFriendAdd","SdkAppid":1400000000,"EventTime":1700000000123,"From_Account":"alice","To_Account":"bob","PairIndex":0,"ClientCmd":"friend_response"}`),
+		"another place":          job(JobID("cb1", 0, 0, 1), "welcome", `{"CallbackCommand":"Sns.CallbackFriendAdd","SdkAppid":1400000000,"EventTime":1700000000123,"From_Account":"alice","To_Account":"bob","PairIndex":1}`),
 	} {
 		if got := other.DeliveryID(); got == base {
 			t.Errorf("%s: same delivery id %s", name, got)

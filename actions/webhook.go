@@ -72,8 +72,9 @@ var webhookSpec = Spec{
 	Name: "webhook",
 	Doc: "Sends an HTTP request. Succeeds on 2xx; network errors, timeouts, 408, 429 and 5xx are retried " +
 		"(honouring Retry-After, up to max_backoff); other statuses are permanent failures. Every attempt carries the same " +
-		HeaderDelivery + " header, derived from the callback's content (command, SdkAppid, the pair, EventTime), the rule " +
-		"and the action's place in it, so the receiver can drop duplicates, also of a callback Tencent sent again; " +
+		HeaderDelivery + " header, derived from the event's whole content (command, SdkAppid, the pair, EventTime and " +
+		"every other field), the rule and the action's place in it, so the receiver can drop duplicates, also of a " +
+		"callback Tencent sent again, and never drops another event; " +
 		"and with a secret the Standard Webhooks signature (https://www.standardwebhooks.com): webhook-id (the same id), " +
 		"webhook-timestamp (the attempt's Unix time) and webhook-signature: v1,<base64 HMAC-SHA256 of id.timestamp.body>.",
 	Params:   ParamsOf[WebhookParams](),

@@ -111,3 +111,42 @@ func TestRuleFileSizeLimits(t *testing.T) {
 		t.Errorf("default limit: %v", err)
 	}
 }
+
+// amplifiedFile is issue 22's file: 66 KB of YAML within every node and
+// depth limit, whose one long anchored string, aliased 99 × 99 times in a
+// log action's fields, stands for 590 MB.
+func amplifiedFile() string {
+	var b strings.Builder
+	b.WriteString("x:\n  s: &s " + strings.Repeat("x", 60_000) + "\n  l1: &l1 [")
+	for i := range 99 {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("*s")
+	}
+	b.WriteString("]\nrules:\n  - name: r\n    actions:\n      - log:\n          message: hi\n          fields:\n")
+	for i := range 99 {
+		fmt.Fprintf(&b, "            f%d: *l1\n", i)
+	}
+	return b.String()
+}
+
+func TestAmplifiedFileIsRefusedByItsBytes(t *testing.T) {
+	data := amplifiedFile()
+	if len(data) < 60_000 || len(data) > 70_000 {
+		t.Fatalf("the file has %d bytes", len(data))
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	got := problems(t, map[string]string{"r.yaml": data})
+	runtime.ReadMemStats(&after)
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 16<<20 {
+		t.Errorf("refusing the file allocated %d MiB; want < 16 MiB", alloc>>20)
+	}
+	// x's anchored values hold 6 MB; the first alias in the fields passes
+	// 8 MiB.
+	want := fmt.Sprintf("r.yaml:10:17: the file's text passes %d bytes with its aliases (*name) expanded", DefaultMaxExpandedBytes)
+	if len(got) != 1 || !strings.HasPrefix(got[0], want) {
+		t.Fatalf("problems = %q; want %s…", got, want)
+	}
+}

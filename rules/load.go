@@ -33,6 +33,9 @@ type Options struct {
 	MaxSetBytes   int64 // total size of the files of one Load: DefaultMaxSetBytes
 	MaxNodes      int   // YAML nodes of one file with its aliases expanded: DefaultMaxNodes
 	MaxAliasDepth int   // aliases nested in aliased values: DefaultMaxAliasDepth
+	// MaxExpandedBytes bounds the bytes of one file's scalars with its
+	// aliases expanded: DefaultMaxExpandedBytes.
+	MaxExpandedBytes int
 
 	// Budget of one rule's evaluation for one event (when, once.key and
 	// the templates together); over it, the rule fails for that event

@@ -107,7 +107,7 @@ func (l *loader) parseFile(src *source) []*rule {
 	}
 
 	// Before anything walks the tree, which expands aliases as it goes.
-	if be := checkYAMLBounds(&doc, l.lim.nodes, l.lim.aliasDepth); be != nil {
+	if be := checkYAMLBounds(&doc, l.lim); be != nil {
 		p.errAt(be.at, "%s", be.msg)
 		return nil
 	}

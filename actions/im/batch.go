@@ -109,7 +109,7 @@ func (b *BatchSend) Do(ctx context.Context, job actions.Job, params map[string]a
 	if err != nil {
 		return actions.Permanent(fmt.Errorf("im.batch_send: %w", err))
 	}
-	one, err := buildSendMsg(job.ID, p.message())
+	one, err := buildSendMsg(job.DeliveryID(), p.message())
 	if err != nil {
 		return actions.Permanent(fmt.Errorf("im.batch_send: %w", err))
 	}

@@ -44,8 +44,9 @@ func NewSend(c *Client) *Send { return &Send{c: c} }
 var sendSpec = actions.Spec{
 	Name: "im.send",
 	Doc: "Sends a one-to-one message through the IM REST API (openim/sendmsg) as the admin account, " +
-		"or as `from`. A retried job is the same message to IM (MsgRandom and MsgSeq derive from the " +
-		"job id), so IM's 120-second dedup absorbs repeats. Requests keep to --im-rate.",
+		"or as `from`. A retried job, and the job of a replayed callback, is the same message to IM (MsgRandom " +
+		"and MsgSeq derive from the delivery id: the event's content, the rule and the action), so IM's " +
+		"120-second dedup absorbs repeats. Requests keep to --im-rate.",
 	Params:   actions.ParamsOf[SendParams](),
 	Validate: validateSend,
 	Rendered: renderedSend,
@@ -318,13 +319,14 @@ type sendMsgResponse struct {
 	MsgKey  string `json:"MsgKey"`
 }
 
-// MsgIDs derives the MsgRandom and MsgSeq of a job's message from its id:
-// two independent 31-bit values of sha256(id), never 0 (IM fills in a
-// MsgSeq of its own when it is absent). Every attempt of a job therefore
-// sends the same message as far as IM's dedup is concerned, while the ids
-// of different jobs collide with odds of 2⁻⁶².
-func MsgIDs(jobID string) (msgRandom, msgSeq uint32) {
-	h := sha256.Sum256([]byte(jobID))
+// MsgIDs derives the MsgRandom and MsgSeq of a job's message from its
+// delivery id (actions.Job.DeliveryID): two independent 31-bit values of
+// sha256(id), never 0 (IM fills in a MsgSeq of its own when it is absent).
+// Every attempt of a job, and the job of every copy of its callback,
+// therefore sends the same message as far as IM's dedup is concerned,
+// while the ids of different jobs collide with odds of 2⁻⁶².
+func MsgIDs(deliveryID string) (msgRandom, msgSeq uint32) {
+	h := sha256.Sum256([]byte(deliveryID))
 	positive := func(b []byte) uint32 {
 		if v := binary.BigEndian.Uint32(b) & 0x7fffffff; v != 0 {
 			return v
@@ -347,7 +349,7 @@ func (s *Send) Do(ctx context.Context, job actions.Job, params map[string]any) e
 	if err != nil {
 		return actions.Permanent(fmt.Errorf("im.send: %w", err))
 	}
-	body, err := buildSendMsg(job.ID, p)
+	body, err := buildSendMsg(job.DeliveryID(), p)
 	if err != nil {
 		return actions.Permanent(fmt.Errorf("im.send: %w", err))
 	}
@@ -361,7 +363,7 @@ func (s *Send) Do(ctx context.Context, job actions.Job, params map[string]any) e
 }
 
 // buildSendMsg turns decoded params into the request body.
-func buildSendMsg(jobID string, p SendParams) (*sendMsg, error) {
+func buildSendMsg(deliveryID string, p SendParams) (*sendMsg, error) {
 	m := &sendMsg{
 		SyncOtherMachine: 2,
 		ToAccount:        p.To,
@@ -370,7 +372,7 @@ func buildSendMsg(jobID string, p SendParams) (*sendMsg, error) {
 		MsgBody:          []msgElem{msgBody(p)},
 		OfflinePushInfo:  offlinePushInfo(p.Push, p.MuteNotifications),
 	}
-	m.MsgRandom, m.MsgSeq = MsgIDs(jobID)
+	m.MsgRandom, m.MsgSeq = MsgIDs(deliveryID)
 	if p.SyncOtherMachine {
 		m.SyncOtherMachine = 1
 	}

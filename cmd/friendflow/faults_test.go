@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -18,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/friendflow/friendflow/actions/im/imtest"
 	"github.com/friendflow/friendflow/actions/webhooktest"
 	"github.com/friendflow/friendflow/engine/imcallback"
 )
@@ -50,10 +52,15 @@ func postCallback(t *testing.T, client *http.Client, listen, command string, bod
 // times, as a replay or a proxy retrying would: an after-callback, which
 // carries no EventTime, and a before-callback, which does. The webhook
 // receiver sees three requests of each with one X-Friendflow-Delivery id
-// per callback, so it can drop the copies. Every request verifies with an
-// implementation of the Standard Webhooks specification independent of
-// friendflow's (actions/webhooktest), its webhook-id the delivery id, and
-// with the Python receiver of docs/actions.md where python3 is installed.
+// per callback, so it can drop the copies, and the fake IM sees three
+// sendmsg requests of each with one MsgRandom and MsgSeq, which its dedup
+// (Tencent's) takes for one message. A fourth callback, another event
+// about the same pair in the same second (another ClientCmd), gets ids of
+// its own: a receiver dropping copies must not drop it. Every request
+// verifies with an implementation of the Standard Webhooks specification
+// independent of friendflow's (actions/webhooktest), its webhook-id the
+// delivery id, and with the Python receiver of docs/actions.md where
+// python3 is installed.
 func TestReplayedCallbackKeepsItsDeliveryID(t *testing.T) {
 	const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 	v, err := webhooktest.NewVerifier(secret)
@@ -68,48 +75,77 @@ func TestReplayedCallbackKeepsItsDeliveryID(t *testing.T) {
 	srv := &http.Server{Handler: d, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	defer srv.Close()
+	fake := imtest.NewServer(t, imtest.Options{})
+	cfg := fake.Config()
 
 	rules := writeRule(t, fmt.Sprintf(`rules:
   - name: notify-crm
     on: [Sns.CallbackFriendAdd, Sns.CallbackPrevFriendAdd]
     actions:
       - webhook: { url: "http://%s/hook", secret: %s }
+      - im.send: { to: "${ To_Account }", text: "hi" }
 `, ln.Addr(), secret))
 	listen, admin := freePort(t), freePort(t)
 	const token = "replay-token-3"
-	start(t, []string{"FRIENDFLOW_CALLBACK_TOKEN=" + token}, "serve", "--sdkappid", "1400000000", "--listen", listen, "--admin-listen", admin,
+	start(t, []string{"FRIENDFLOW_CALLBACK_TOKEN=" + token, "FRIENDFLOW_IM_SECRET_KEY=" + cfg.SecretKey},
+		"serve", "--sdkappid", fmt.Sprint(cfg.SDKAppID), "--listen", listen, "--admin-listen", admin,
+		"--im-endpoint", cfg.Endpoint, "--im-admin", cfg.Admin,
 		"--rules", rules, "--data", t.TempDir(), "--log-level", "warn")
 	waitReady(t, admin)
 
 	rt := fmt.Sprint(time.Now().Unix())
+	post := func(command, body string) {
+		q := url.Values{"SdkAppid": {fmt.Sprint(cfg.SDKAppID)}, "CallbackCommand": {command}, "contenttype": {"json"},
+			"RequestTime": {rt}, "Sign": {imcallback.Sign([]byte(token), rt)}}
+		resp, err := http.Post("http://"+listen+"/callback?"+q.Encode(), "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(raw), `"OK"`) {
+			t.Fatalf("%s: %d %s", command, resp.StatusCode, raw)
+		}
+	}
 	for _, tc := range []struct{ command, body string }{
 		{"Sns.CallbackFriendAdd", `{"CallbackCommand":"Sns.CallbackFriendAdd","PairList":[{"From_Account":"alice","To_Account":"bob","Initiator_Account":"alice"}],"ClientCmd":"friend_add","Admin_Account":"","ForceFlag":0}`},
 		{"Sns.CallbackPrevFriendAdd", `{"CallbackCommand":"Sns.CallbackPrevFriendAdd","Requester_Account":"carol","From_Account":"carol","FriendItem":[{"To_Account":"dave","AddSource":"AddSource_Type_Android"}],"AddType":"Add_Type_Both","ForceAddFlags":0,"EventTime":1631777344870}`},
 	} {
-		q := url.Values{"SdkAppid": {"1400000000"}, "CallbackCommand": {tc.command}, "contenttype": {"json"},
-			"RequestTime": {rt}, "Sign": {imcallback.Sign([]byte(token), rt)}}
 		for range 3 {
 			// A pause, so that the copies are received in different
 			// milliseconds: the id must not come from the receive time.
 			time.Sleep(5 * time.Millisecond)
-			resp, err := http.Post("http://"+listen+"/callback?"+q.Encode(), "application/json", strings.NewReader(tc.body))
-			if err != nil {
-				t.Fatal(err)
-			}
-			raw, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != 200 || !strings.Contains(string(raw), `"OK"`) {
-				t.Fatalf("%s: %d %s", tc.command, resp.StatusCode, raw)
-			}
+			post(tc.command, tc.body)
 		}
 	}
+	// Another event about alice and bob, in the same second (the same
+	// RequestTime, so the same EventTime).
+	post("Sns.CallbackFriendAdd", `{"CallbackCommand":"Sns.CallbackFriendAdd","PairList":[{"From_Account":"alice","To_Account":"bob","Initiator_Account":"alice"}],"ClientCmd":"friend_response","Admin_Account":"","ForceFlag":0}`)
+
 	deadline := time.Now().Add(20 * time.Second)
-	for _, total := d.counts(); total < 6 && time.Now().Before(deadline); _, total = d.counts() {
+	for _, total := d.counts(); total < 7 && time.Now().Before(deadline); _, total = d.counts() {
 		time.Sleep(20 * time.Millisecond)
 	}
 	unique, total := d.counts()
-	if total != 6 || unique != 2 {
-		t.Fatalf("receiver saw %d requests with %d delivery ids, want 6 with 2 (one per callback)", total, unique)
+	if total != 7 || unique != 3 {
+		t.Fatalf("receiver saw %d requests with %d delivery ids, want 7 with 3 (one per event)", total, unique)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := fake.WaitRequests(ctx, 7); err != nil {
+		t.Fatalf("fake IM: %v (%d requests)", err, len(fake.Requests()))
+	}
+	ids := map[[2]uint32]int{}
+	for _, m := range fake.Requests() {
+		var msg struct{ MsgRandom, MsgSeq uint32 }
+		if err := json.Unmarshal(m.Body, &msg); err != nil {
+			t.Fatal(err)
+		}
+		ids[[2]uint32{msg.MsgRandom, msg.MsgSeq}]++
+	}
+	if len(ids) != 3 || len(fake.Messages()) != 3 || fake.Duplicates() != 4 {
+		t.Fatalf("fake IM: MsgRandom/MsgSeq pairs %v, %d messages, %d duplicates; want 3 pairs (one per event), 3 messages, 4 duplicates",
+			ids, len(fake.Messages()), fake.Duplicates())
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
