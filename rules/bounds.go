@@ -27,11 +27,12 @@ const (
 
 // limits are Options' limits with the defaults applied.
 type limits struct {
-	fileBytes, setBytes int64
-	nodes, aliasDepth   int
-	expandedBytes       int
-	evalSteps           int
-	evalMemory          uint
+	fileBytes, setBytes          int64
+	nodes, aliasDepth            int
+	expandedBytes                int
+	evalSteps, evalBytes         int
+	callbackSteps, callbackBytes int
+	evalMemory                   uint
 }
 
 func (o *Options) limits() limits {
@@ -42,6 +43,9 @@ func (o *Options) limits() limits {
 		aliasDepth:    orDefault(o.MaxAliasDepth, DefaultMaxAliasDepth),
 		expandedBytes: orDefault(o.MaxExpandedBytes, DefaultMaxExpandedBytes),
 		evalSteps:     orDefault(o.EvalSteps, DefaultEvalSteps),
+		evalBytes:     orDefault(o.EvalBytes, DefaultEvalBytes),
+		callbackSteps: orDefault(o.CallbackSteps, DefaultCallbackSteps),
+		callbackBytes: orDefault(o.CallbackBytes, DefaultCallbackBytes),
 		evalMemory:    orDefault(o.EvalMemory, DefaultEvalMemory),
 	}
 }

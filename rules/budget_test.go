@@ -98,22 +98,23 @@ func TestEvalBudgetInTemplatesAndOnce(t *testing.T) {
 	}
 }
 
-func TestEvalMemoryBudget(t *testing.T) {
-	s := mustLoad(t, oneRule(`
+// A range is charged before it is built: issue 22's len(1..999999) < 0
+// held 8 MB per event within expr's own memory budget.
+func TestEvalRangeBudget(t *testing.T) {
+	const rule = `
   - name: big
-    when: 'len(1..2000000) > 0'
-`))
+    when: 'len(1..999999) < 0'
+    lint: {ignore: [FF005]}
+`
+	s := mustLoad(t, oneRule(rule))
 	_, errs := s.Match(&imevent.Event{CallbackCommand: imevent.CmdFriendAdd})
-	if len(errs) != 1 || !strings.Contains(errs[0].Error(), "memory budget exceeded") {
+	if len(errs) != 1 || !errors.Is(errs[0], ErrEvalBudget) || !strings.Contains(errs[0].Error(), "more than 100000 steps") {
 		t.Fatalf("errors = %v", errs)
 	}
-	// A larger budget lets it through.
-	s = mustLoad(t, oneRule(`
-  - name: big
-    when: 'len(1..2000000) > 0'
-`), func(o *Options) { o.EvalMemory = 3_000_000 })
-	if ms, errs := s.Match(&imevent.Event{CallbackCommand: imevent.CmdFriendAdd}); len(errs) != 0 || len(ms) != 1 {
-		t.Fatalf("with EvalMemory 3e6: %v %v", ms, errs)
+	// Larger budgets let it through, up to expr's memory budget.
+	s = mustLoad(t, oneRule(rule), func(o *Options) { o.EvalSteps, o.EvalBytes = 2_000_000, 16 << 20 })
+	if ms, errs := s.Match(&imevent.Event{CallbackCommand: imevent.CmdFriendAdd}); len(errs) != 0 || len(ms) != 0 {
+		t.Fatalf("with larger budgets: %v %v", ms, errs)
 	}
 }
 

@@ -103,9 +103,10 @@ func (s *Set) Explain(ev *imevent.Event) []RuleTrace {
 	sc := s.scratch.Get().(*scratch)
 	defer s.scratch.Put(sc)
 	env := withBudget(envOf(ev), &sc.budget)
+	sc.budget.begin(nil, &s.lim)
 	out := make([]RuleTrace, 0, len(s.rules))
 	for _, r := range s.rules {
-		sc.budget.used = 0
+		sc.budget.rule()
 		out = append(out, s.explainRule(r, ev, env, sc))
 	}
 	return out
@@ -119,7 +120,7 @@ func (s *Set) explainRule(r *rule, ev *imevent.Event, env map[string]any, sc *sc
 		return t
 	}
 	t.Operator, t.Conditions = s.conditions(r, env, sc)
-	ok, err := r.evalWhen(&sc.vm, env)
+	ok, err := r.evalWhen(&sc.budget, &sc.vm, env)
 	switch {
 	case err != nil:
 		t.Status, t.Error, t.Reason = StatusError, err.Error(), "when failed at run time; counts as not matched"
@@ -130,7 +131,7 @@ func (s *Set) explainRule(r *rule, ev *imevent.Event, env map[string]any, sc *sc
 		if r.shadow {
 			t.Reason = "when is true; shadow rule: its actions are not run"
 		}
-		x := &evalCtx{ev: ev, vm: &sc.vm, env: env}
+		x := &evalCtx{ev: ev, vm: &sc.vm, sc: sc, env: env}
 		once, err := r.evalOnce(x)
 		if err == nil && once != nil {
 			t.Once = &OnceTrace{Key: once.Key, For: once.For.String()}
@@ -204,7 +205,7 @@ func (s *Set) conditions(r *rule, env map[string]any, sc *scratch) (string, []Co
 	e := s.explainProgsOf(r)
 	if len(e.operands) == 0 {
 		c := Condition{Expr: r.whenSrc}
-		if v, err := r.evalWhen(&sc.vm, env); err != nil {
+		if v, err := r.evalWhen(&sc.budget, &sc.vm, env); err != nil {
 			c.Error = err.Error()
 		} else {
 			c.Value = v
@@ -218,7 +219,7 @@ func (s *Set) conditions(r *rule, env map[string]any, sc *scratch) (string, []Co
 			out[i].Error = exprMessage(o.err)
 			continue
 		}
-		v, err := sc.vm.Run(o.prog, env)
+		v, err := sc.budget.run(&sc.vm, o.prog, env)
 		if err != nil {
 			out[i].Error = err.Error()
 			continue

@@ -32,13 +32,18 @@ const (
 	// command of on.
 	CodeConstant = "FF004"
 	// CodeCostlyLoop: loops (all, any, filter, map, …) nested in another
-	// loop's predicate, or over a long constant range: the cost is the
-	// product of the lengths, and an evaluation over budget fails.
+	// loop's predicate, or over a long constant range, and long ranges or
+	// ranges whose length the caller decides: the cost is the product of
+	// the lengths, and an evaluation over budget fails.
 	CodeCostlyLoop = "FF005"
+	// CodeGrowth: strings that grow faster than the expression's text
+	// (a let that doubles another, repeat with a large or unknown count):
+	// an evaluation that builds too much fails.
+	CodeGrowth = "FF006"
 )
 
 // lintCodes lists the codes lint: ignore accepts.
-var lintCodes = []string{CodeOutsideDomain, CodeOneSpelling, CodeNotCarried, CodeConstant, CodeCostlyLoop}
+var lintCodes = []string{CodeOutsideDomain, CodeOneSpelling, CodeNotCarried, CodeConstant, CodeCostlyLoop, CodeGrowth}
 
 // finding is one warning inside a when; at is the rune offset in the
 // expression where it points, as expr's nodes locate themselves.
@@ -74,6 +79,7 @@ func lintWhen(root ast.Node, on []string) []finding {
 		l.add(CodeConstant, 0, constantMsg(v, on))
 	}
 	l.found = append(l.found, lintLoops(root)...)
+	l.found = append(l.found, lintGrowth(root)...)
 	slices.SortStableFunc(l.found, func(a, b finding) int { return a.at - b.at })
 	return l.found
 }

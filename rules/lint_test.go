@@ -116,7 +116,7 @@ func TestLintIgnoreProblems(t *testing.T) {
 	got := problems(t, oneRule("  - name: x\n    when: ClientCmd == \"friend_add\"\n    lint: {ignore: [FF02], allow: 1}\n"))
 	want := []string{
 		`r.yaml:4:28: rule "x": lint: unknown key "allow" (known: ignore)`,
-		`r.yaml:4:21: rule "x": lint: unknown warning code "FF02"; did you mean "FF002"? (known: FF001, FF002, FF003, FF004, FF005)`,
+		`r.yaml:4:21: rule "x": lint: unknown warning code "FF02"; did you mean "FF002"? (known: FF001, FF002, FF003, FF004, FF005, FF006)`,
 	}
 	slices.Sort(got)
 	slices.Sort(want)

@@ -38,10 +38,14 @@ type Options struct {
 	MaxExpandedBytes int
 
 	// Budget of one rule's evaluation for one event (when, once.key and
-	// the templates together); over it, the rule fails for that event
+	// the templates together), and of every evaluation of one callback
+	// together (Set.MatchBudget); over it, the rule fails for that event
 	// with an error wrapping ErrEvalBudget. 0 takes the default.
-	EvalSteps  int  // loop iterations weighted by body size: DefaultEvalSteps
-	EvalMemory uint // expr's memory budget (vm.VM.MemoryBudget): DefaultEvalMemory
+	EvalSteps     int  // loop iterations weighted by body size, program runs by size: DefaultEvalSteps
+	EvalBytes     int  // strings, lists and ranges built: DefaultEvalBytes
+	EvalMemory    uint // expr's memory budget of one run (vm.VM.MemoryBudget): DefaultEvalMemory
+	CallbackSteps int  // steps of one callback's evaluations: DefaultCallbackSteps
+	CallbackBytes int  // bytes built by one callback's evaluations: DefaultCallbackBytes
 }
 
 // Problem is one thing wrong with the rule files. Line and Col are 1-based;

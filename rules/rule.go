@@ -80,19 +80,19 @@ func (r *rule) covers(cmd string) bool {
 }
 
 // evalWhen runs the rule's condition.
-func (r *rule) evalWhen(m *vm.VM, env map[string]any) (bool, error) {
+func (r *rule) evalWhen(b *evalBudget, m *vm.VM, env map[string]any) (bool, error) {
 	if r.when == nil {
 		return true, nil
 	}
-	out, err := m.Run(r.when, env)
+	out, err := b.run(m, r.when, env)
 	if err != nil {
 		return false, fmt.Errorf("when: %w", err)
 	}
-	b, ok := out.(bool)
+	v, ok := out.(bool)
 	if !ok { // AsBool at compile time makes this unreachable; stay safe
 		return false, fmt.Errorf("when: result is %T, not bool", out)
 	}
-	return b, nil
+	return v, nil
 }
 
 // evalOnce renders the dedup key; nil when the rule has no once.
@@ -103,7 +103,7 @@ func (r *rule) evalOnce(x *evalCtx) (*Once, error) {
 	if r.once.fast != nil {
 		return &Once{Key: r.once.fast(x.ev), For: r.once.dur}, nil
 	}
-	out, err := x.vm.Run(r.once.key, x.envMap())
+	out, err := x.run(r.once.key)
 	if err != nil {
 		return nil, fmt.Errorf("once.key: %w", err)
 	}

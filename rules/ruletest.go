@@ -113,11 +113,12 @@ func (s *Set) RunTestsMatching(keep func(rule, test string) bool) []TestResult {
 // runTest returns "" when the case passes, else what went wrong.
 func (s *Set) runTest(r *rule, tc *testCase, sc *scratch) string {
 	ev := tc.event
-	sc.budget.used = 0
+	sc.budget.begin(nil, &s.lim)
+	sc.budget.rule()
 	env := withBudget(envOf(&ev), &sc.budget)
 	matched := false
 	if r.covers(ev.CallbackCommand) {
-		ok, err := r.evalWhen(&sc.vm, env)
+		ok, err := r.evalWhen(&sc.budget, &sc.vm, env)
 		if err != nil {
 			return "runtime error: " + err.Error()
 		}
@@ -146,7 +147,7 @@ func (s *Set) runTest(r *rule, tc *testCase, sc *scratch) string {
 	if !matched {
 		return ""
 	}
-	x := &evalCtx{ev: &ev, vm: &sc.vm, env: env}
+	x := &evalCtx{ev: &ev, vm: &sc.vm, sc: sc, env: env}
 	if _, err := r.evalOnce(x); err != nil {
 		return "runtime error: " + err.Error()
 	}

@@ -18,6 +18,7 @@ type Set struct {
 	exprOpts []expr.Option // to compile explain programs lazily
 	warnings []Problem     // lint warnings of the rules, in file order
 	scratch  sync.Pool     // *scratch: a VM and buffers per concurrent Match
+	lim      limits        // the evaluation budgets
 
 	byNameOnce sync.Once // builds byName on the first Outcomes
 	byName     map[string]int
@@ -112,15 +113,21 @@ func (c *evalCtx) envMap() map[string]any {
 	return c.env
 }
 
+// run runs p in the VM against the event, within the budget.
+func (c *evalCtx) run(p *vm.Program) (any, error) {
+	return c.sc.budget.run(c.vm, p, c.envMap())
+}
+
 func newSet(rules []*rule, files []FileInfo, hash string, opts []expr.Option, lim limits) *Set {
 	s := &Set{
 		rules:    rules,
 		files:    files,
 		hash:     hash,
 		exprOpts: opts,
+		lim:      lim,
 	}
 	s.scratch.New = func() any {
-		sc := &scratch{budget: evalBudget{max: lim.evalSteps}}
+		sc := &scratch{budget: evalBudget{maxSteps: lim.evalSteps, maxBytes: lim.evalBytes}}
 		sc.vm.MemoryBudget = lim.evalMemory
 		return sc
 	}
@@ -135,19 +142,29 @@ func (s *Set) Len() int { return len(s.rules) }
 // when is true, in file order, with their actions rendered, and the rules
 // whose evaluation failed at run time, in file order. A failed rule does
 // not match; the other rules are not affected. Both are nil when empty:
-// an event without errors costs no allocation for them.
+// an event without errors costs no allocation for them. The event has a
+// callback's budget of its own; MatchBudget shares one between the
+// events of a callback.
 func (s *Set) Match(ev *imevent.Event) (matches []Match, errs []RuleError) {
+	return s.MatchBudget(ev, nil)
+}
+
+// MatchBudget is Match drawing on b, the budget of ev's callback (nil: a
+// budget of its own). Once b is spent, every rule that needs expr's VM
+// fails for ev with ErrCallbackBudget.
+func (s *Set) MatchBudget(ev *imevent.Event, b *Budget) (matches []Match, errs []RuleError) {
 	cr := s.byCmd[ev.CallbackCommand]
 	if cr == nil {
 		return nil, nil
 	}
 	sc := s.scratch.Get().(*scratch)
 	defer s.scratch.Put(sc)
+	sc.budget.begin(b, &s.lim)
 	x := evalCtx{ev: ev, vm: &sc.vm, sc: sc}
 
 	for _, i := range cr.candidates(ev, sc) {
 		r := s.rules[i]
-		sc.budget.used = 0 // each rule has the whole budget
+		sc.budget.rule() // each rule has its whole share
 		ok := true
 		var err error
 		switch {
@@ -157,7 +174,7 @@ func (s *Set) Match(ev *imevent.Event) (matches []Match, errs []RuleError) {
 			// than their conditions.
 			ok = r.cond(ev)
 		case r.when != nil:
-			ok, err = r.evalWhen(x.vm, x.envMap())
+			ok, err = r.evalWhen(&sc.budget, x.vm, x.envMap())
 		}
 		var m Match
 		if ok && err == nil {

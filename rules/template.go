@@ -143,7 +143,7 @@ func (t *template) render(x *evalCtx) (any, error) {
 		if t.parts[0].fast.kind != 0 {
 			return t.parts[0].value(x.ev), nil
 		}
-		v, err := x.vm.Run(t.parts[0].prog, x.envMap())
+		v, err := x.run(t.parts[0].prog)
 		if err != nil {
 			return nil, fmt.Errorf("${ %s }: %w", t.parts[0].src, err)
 		}
@@ -171,7 +171,7 @@ func (t *template) render(x *evalCtx) (any, error) {
 			p.appendFast(&b, x.ev)
 			continue
 		}
-		v, err := x.vm.Run(p.prog, x.envMap())
+		v, err := x.run(p.prog)
 		if err != nil {
 			return nil, fmt.Errorf("${ %s }: %w", p.src, err)
 		}
@@ -192,7 +192,7 @@ func (p *tmplPart) appendEscaped(b *strings.Builder, x *evalCtx) error {
 		if p.fast.kind != 0 {
 			p.appendFast(&text, x.ev)
 		} else {
-			v, err := x.vm.Run(p.prog, x.envMap())
+			v, err := x.run(p.prog)
 			if err != nil {
 				return err
 			}
