@@ -18,12 +18,12 @@ func TestDeliveryID(t *testing.T) {
 		t.Errorf("a copy of the callback got %s, want %s", got, base)
 	}
 	for name, other := range map[string]Job{
-		"another action":  job(JobID("cb1", 0, 0, 2), "welcome", event),
-		"another rule":    job(JobID("cb1", 0, 0, 1), "audit", event),
-		"another pair":    job(JobID("cb1", 0, 0, 1), "welcome", `{"CallbackCommand":"Sns.CallbackFriendAdd","SdkAppid":1400000000,"EventTime":1700000000123,"From_Account":"alice","To_Account":"carol"}`),
-		"another time":    job(JobID("cb1", 0, 0, 1), "welcome", `{"CallbackCommand":"Sns.CallbackFriendAdd","SdkAppid":1400000000,"EventTime":1700000000124,"From_Account":"alice","To_Account":"bob"}`),
-		"another command": job(JobID("cb1", 0, 0, 1), "welcome", `{"CallbackCommand":"Sns.CallbackFriendDelete","SdkAppid":1400000000,"EventTime":1700000000123,"From_Account":"alice","To_Account":"bob"}`),
-		"another app":     job(JobID("cb1", 0, 0, 1), "welcome", `{"CallbackCommand":"Sns.CallbackFriendAdd","SdkAppid":1400000001,"EventTime":1700000000123,"From_Account":"alice","To_Account":"bob"}`),
+		"another action":   job(JobID("cb1", 0, 0, 2), "welcome", event),
+		"another rule":     job(JobID("cb1", 0, 0, 1), "audit", event),
+		"another pair":     job(JobID("cb1", 0, 0, 1), "welcome", `{"CallbackCommand":"Sns.CallbackFriendAdd","SdkAppid":1400000000,"EventTime":1700000000123,"From_Account":"alice","To_Account":"carol"}`),
+		"another time":     job(JobID("cb1", 0, 0, 1), "welcome", `{"CallbackCommand":"Sns.CallbackFriendAdd","SdkAppid":1400000000,"EventTime":1700000000124,"From_Account":"alice","To_Account":"bob"}`),
+		"another command":  job(JobID("cb1", 0, 0, 1), "welcome", `{"CallbackCommand":"Sns.CallbackFriendDelete","SdkAppid":1400000000,"EventTime":1700000000123,"From_Account":"alice","To_Account":"bob"}`),
+		"another app":      job(JobID("cb1", 0, 0, 1), "welcome", `{"CallbackCommand":"Sns.CallbackFriendAdd","SdkAppid":1400000001,"EventTime":1700000000123,"From_Account":"alice","To_Account":"bob"}`),
 		"shifted accounts": job(JobID("cb1", 0, 0, 1), "welcome", `{"CallbackCommand":"Sns.CallbackFriendAdd","SdkAppid":1400000000,"EventTime":1700000000123,"From_Account":"alic","To_Account":"ebob"}`),
 		// Another event about the pair in the same millisecond (or the
 		// same second, when EventTime comes from RequestTime): any field

@@ -112,7 +112,7 @@ func TestEvalRangeBudget(t *testing.T) {
 		t.Fatalf("errors = %v", errs)
 	}
 	// Larger budgets let it through, up to expr's memory budget.
-	s = mustLoad(t, oneRule(rule), func(o *Options) { o.EvalSteps, o.EvalBytes = 2_000_000, 16 << 20 })
+	s = mustLoad(t, oneRule(rule), func(o *Options) { o.EvalSteps, o.EvalBytes = 2_000_000, 16<<20 })
 	if ms, errs := s.Match(&imevent.Event{CallbackCommand: imevent.CmdFriendAdd}); len(errs) != 0 || len(ms) != 0 {
 		t.Fatalf("with larger budgets: %v %v", ms, errs)
 	}

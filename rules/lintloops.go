@@ -62,9 +62,9 @@ func lintLoops(root ast.Node) []finding {
 type loopLinter struct {
 	loops  []*ast.BuiltinNode // builtins that take a predicate, in walk order
 	ranges []ast.Node         // ranges built at run time (not those of x in a..b)
-	inner map[*ast.BuiltinNode]bool
-	depth map[*ast.BuiltinNode]int
-	vars  map[string]ast.Node // let name = value (the last one of a name)
+	inner  map[*ast.BuiltinNode]bool
+	depth  map[*ast.BuiltinNode]int
+	vars   map[string]ast.Node // let name = value (the last one of a name)
 }
 
 func (ll *loopLinter) Visit(node *ast.Node) {
@@ -176,5 +176,3 @@ func constRange(lo, hi ast.Node) (int, bool) {
 	}
 	return max(h.Value-l.Value+1, 0), true
 }
-
-
