@@ -3,8 +3,10 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/friendflow/friendflow/actions"
 	"github.com/friendflow/friendflow/actions/im"
@@ -90,4 +92,72 @@ func BenchmarkBudgetSpend(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// costlyRules is issue 22's costly rule beside a cheap one: each event
+// costs the costly rule a 5 000-step loop.
+const costlyRules = `rules:
+  - name: costly
+    on: [Sns.CallbackFriendAdd, Sns.CallbackPrevFriendAdd]
+    when: 'len(filter(1..5000, # % 7 == 0)) < 0'
+    lint: {ignore: [FF005]}
+    actions:
+      - record: { note: never }
+  - name: cheap
+    on: Sns.CallbackFriendAdd
+    when: From_Account == "a"
+    actions:
+      - record: { note: "${ To_Account }" }
+`
+
+// TestEvalBudgetIsTheCallbacks: a 1000-pair callback draws on one
+// evaluation budget: once it is spent, the costly rule fails at once for
+// every later event, logged once for the callback and counted for each,
+// while the cheap rule still matches every event and its jobs are stored.
+// A callback whose reply deadline has passed evaluates nothing more in the
+// VM.
+func TestEvalBudgetIsTheCallbacks(t *testing.T) {
+	h := newHarness(t, costlyRules, false)
+	events := func(n int) *imcallback.Callback {
+		cb := newCB(imevent.CmdFriendAdd)
+		cb.ID = imcallback.NewID()
+		for i := range n {
+			cb.Events = append(cb.Events, imevent.Event{CallbackCommand: cb.Command, From_Account: "a", To_Account: fmt.Sprint("b", i), PairIndex: i, PairCount: n})
+		}
+		return cb
+	}
+	if _, err := h.eng.Handle(context.Background(), events(1000)); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := h.q.Stats(context.Background()); st.Jobs != 1000 {
+		t.Fatalf("%d jobs stored; want the cheap rule's 1000", st.Jobs)
+	}
+	// About 30 000 steps an event (the range, and the loop weighted by
+	// its predicate): the callback's 10 000 000 last about 330 events.
+	if n := strings.Count(h.logs.String(), "rule failed at run time"); n != 1 {
+		t.Errorf("%d rule failure lines; want 1 for the callback", n)
+	}
+	var failed int
+	if _, err := fmt.Sscanf(after(scrape(t, h.eng.Metrics), `friendflow_rule_errors_total{rule="costly"} `), "%d", &failed); err != nil || failed < 600 || failed == 1000 {
+		t.Errorf("the costly rule failed %d times (%v); want most, not all, of the 1000 events", failed, err)
+	}
+
+	// A callback that arrived (by the engine's clock) long before its
+	// deadline passed.
+	h.eng.Now = func() time.Time { return received }
+	if _, err := h.eng.Handle(context.Background(), events(10)); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := h.q.Stats(context.Background()); st.Jobs != 1010 {
+		t.Fatalf("%d jobs stored; want 1010", st.Jobs)
+	}
+	if n := strings.Count(h.logs.String(), "its reply deadline passed"); n != 1 {
+		t.Errorf("%d lines about the deadline; want 1\n%s", n, h.logs)
+	}
+}
+
+// after is what follows the first prefix in s; "" without one.
+func after(s, prefix string) string {
+	_, rest, _ := strings.Cut(s, prefix)
+	return rest
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/friendflow/friendflow/actions"
@@ -46,9 +47,17 @@ type Engine struct {
 	// target, the target is allowed, unless FailClosed, which denies with
 	// FailCode.
 	DecisionTimeout time.Duration
-	FailClosed      bool
-	FailCode        int
-	Now             func() time.Time
+	// ReplyDeadline bounds the evaluations of an after-callback (a
+	// before-callback's end at DecisionTimeout): past it, every rule that
+	// still needs expr's VM fails for the rest of the callback
+	// (rules.Set.NewBudget), so that a callback of costly rules is
+	// answered, and stops burning CPU, near Tencent's 2 s. 0:
+	// DefaultReplyDeadline; the request's context deadline, when sooner,
+	// wins.
+	ReplyDeadline time.Duration
+	FailClosed    bool
+	FailCode      int
+	Now           func() time.Time
 	// Budget bounds the rendered jobs of one callback; nil: unbounded.
 	Budget *JobBudget
 
@@ -67,14 +76,34 @@ type Recorder interface {
 	Record(set *rules.Set, cb *imcallback.Callback, matches [][]rules.Match, errs [][]rules.RuleError, decisions []imcallback.ResultItem, jobs []queue.Job, storeErr error)
 }
 
-// match matches ev against set, logging and counting the rules that failed
-// at run time; it returns them too.
-func (e *Engine) match(set *rules.Set, ev *imevent.Event) ([]rules.Match, []rules.RuleError) {
-	ms, errs := set.Match(ev)
+// DefaultReplyDeadline is Engine.ReplyDeadline's default: Tencent waits 2 s
+// for every callback (https://www.tencentcloud.com/document/product/1047/34354),
+// and storing the jobs takes some of it.
+const DefaultReplyDeadline = 1500 * time.Millisecond
+
+// evalBudget is the evaluation budget of a callback that arrived at start:
+// its evaluations end by start+d, or ctx's deadline when sooner.
+func evalBudget(ctx context.Context, set *rules.Set, start time.Time, d time.Duration) *rules.Budget {
+	deadline := start.Add(d)
+	if cd, ok := ctx.Deadline(); ok && cd.Before(deadline) {
+		deadline = cd
+	}
+	return set.NewBudget(deadline)
+}
+
+// match matches ev against set within the callback's budget b, logging
+// and counting the rules that failed at run time; it returns them too.
+// A spent callback budget fails every later rule in the VM: it is logged
+// once per callback (*spent records that it was), and counted for each.
+func (e *Engine) match(set *rules.Set, ev *imevent.Event, b *rules.Budget, spent *bool) ([]rules.Match, []rules.RuleError) {
+	ms, errs := set.MatchBudget(ev, b)
 	for _, re := range errs {
-		e.logger().Warn("rule failed at run time; counted as no match",
-			"rule", re.Rule, "err", re.Err.Error(), "command", ev.CallbackCommand,
-			"from", ev.From_Account, "to", ev.To_Account, "pair_index", ev.PairIndex)
+		if !errors.Is(re.Err, rules.ErrCallbackBudget) || !*spent {
+			*spent = *spent || errors.Is(re.Err, rules.ErrCallbackBudget)
+			e.logger().Warn("rule failed at run time; counted as no match",
+				"rule", re.Rule, "err", re.Err.Error(), "command", ev.CallbackCommand,
+				"from", ev.From_Account, "to", ev.To_Account, "pair_index", ev.PairIndex)
+		}
 		if e.Metrics != nil {
 			e.Metrics.RuleErrors.WithLabelValues(re.Rule).Inc()
 		}
@@ -140,7 +169,7 @@ func (e *Engine) handle(ctx context.Context, cb *imcallback.Callback, tr *cbTrac
 	if imevent.IsPrev(cb.Command) {
 		matches, ruleErrs, reply.ResultItem, err = e.decide(ctx, set, cb, log)
 	} else {
-		matches, ruleErrs, err = e.matchAll(set, cb, log)
+		matches, ruleErrs, err = e.matchAll(ctx, set, cb, log)
 	}
 	endSpan(span, err) // err here: the jobs pass the budget
 	if err != nil && reply.ResultItem == nil {
@@ -218,12 +247,17 @@ type matched struct {
 // render against the budget event by event. With stop, matching ends at
 // the event that passed it; otherwise it goes on (decisions are still
 // needed) without checking further.
-func (e *Engine) matchEvents(set *rules.Set, cb *imcallback.Callback, stop bool) matched {
+// Evaluations draw on b; matching ends early, too, once abandoned (when
+// not nil) is set: nobody reads the result any more.
+func (e *Engine) matchEvents(set *rules.Set, cb *imcallback.Callback, stop bool, b *rules.Budget, abandoned *atomic.Bool) matched {
 	res := matched{matches: make([][]rules.Match, len(cb.Events))}
-	spent := 0
+	spent, budgetLogged := 0, false
 	for i := range cb.Events {
+		if abandoned != nil && abandoned.Load() {
+			break
+		}
 		var errs []rules.RuleError
-		res.matches[i], errs = e.match(set, &cb.Events[i])
+		res.matches[i], errs = e.match(set, &cb.Events[i], b, &budgetLogged)
 		res.errs = addErrs(res.errs, i, len(cb.Events), errs)
 		if res.over != nil {
 			continue
@@ -241,8 +275,12 @@ func (e *Engine) matchEvents(set *rules.Set, cb *imcallback.Callback, stop bool)
 // matchAll matches every event of an after-callback: a callback over the
 // budget stops matching at the event that passed it, and fails, with what
 // was matched up to there.
-func (e *Engine) matchAll(set *rules.Set, cb *imcallback.Callback, log cbLogger) ([][]rules.Match, [][]rules.RuleError, error) {
-	res := e.matchEvents(set, cb, true)
+func (e *Engine) matchAll(ctx context.Context, set *rules.Set, cb *imcallback.Callback, log cbLogger) ([][]rules.Match, [][]rules.RuleError, error) {
+	d := e.ReplyDeadline
+	if d <= 0 {
+		d = DefaultReplyDeadline
+	}
+	res := e.matchEvents(set, cb, true, evalBudget(ctx, set, e.now(), d), nil)
 	if res.over != nil {
 		log.Warn("callback rejected before storing: its jobs pass a limit", "command", cb.Command,
 			"events", len(cb.Events), "at_event", res.at, "err", res.over.Error())
@@ -273,8 +311,14 @@ func (e *Engine) decide(ctx context.Context, set *rules.Set, cb *imcallback.Call
 	// instead of sharing state with this one: after a timeout nobody reads
 	// the result, and the buffered channel lets the goroutine end anyway.
 	// Rule errors found after the timeout are still logged and counted.
+	// The budget's deadline stops the evaluations, and abandoned the
+	// matching, once the decision is made without them: a callback of
+	// costly rules must not burn CPU after it was answered.
 	done := make(chan matched, 1)
-	go func() { done <- e.matchEvents(set, cb, false) }()
+	budget := evalBudget(ctx, set, start, timeout)
+	var abandoned atomic.Bool
+	defer abandoned.Store(true)
+	go func() { done <- e.matchEvents(set, cb, false, budget, &abandoned) }()
 	var res matched
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
