@@ -334,6 +334,10 @@ var (
 		"Jobs in the dead-letter stream, waiting to be replayed or dropped.", nil, nil)
 	deadDiscardedDesc = prometheus.NewDesc("friendflow_dead_letters_discarded_total",
 		"Dead letters the dead-letter stream's limits (--dlq-max-age, --dlq-max-bytes) discarded since this process started.", nil, nil)
+	onceKeysDesc = prometheus.NewDesc("friendflow_once_keys",
+		"Once keys stored (in the once.for windows this process has used).", nil, nil)
+	onceBytesDesc = prometheus.NewDesc("friendflow_once_bytes",
+		"Bytes of the once keys stored; each once.for window holds at most 64 MiB, past which its oldest keys are forgotten early.", nil, nil)
 	queueUpDesc = prometheus.NewDesc("friendflow_queue_up",
 		"1 when the queue answered the last scrape's stats request.", nil, nil)
 )
@@ -343,7 +347,7 @@ type queueCollector struct {
 }
 
 func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{queueJobsDesc, queueInFlightDesc, queueOldestDesc, deadLettersDesc, deadDiscardedDesc, queueUpDesc} {
+	for _, d := range []*prometheus.Desc{queueJobsDesc, queueInFlightDesc, queueOldestDesc, deadLettersDesc, deadDiscardedDesc, onceKeysDesc, onceBytesDesc, queueUpDesc} {
 		ch <- d
 	}
 }
@@ -362,6 +366,8 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(queueOldestDesc, prometheus.GaugeValue, s.OldestWait.Seconds())
 	ch <- prometheus.MustNewConstMetric(deadLettersDesc, prometheus.GaugeValue, float64(s.DeadLetters))
 	ch <- prometheus.MustNewConstMetric(deadDiscardedDesc, prometheus.CounterValue, float64(s.DeadDiscarded))
+	ch <- prometheus.MustNewConstMetric(onceKeysDesc, prometheus.GaugeValue, float64(s.OnceKeys))
+	ch <- prometheus.MustNewConstMetric(onceBytesDesc, prometheus.GaugeValue, float64(s.OnceBytes))
 }
 
 // ReloadFailed records a failed reload.

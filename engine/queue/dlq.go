@@ -350,6 +350,11 @@ type Stats struct {
 	// DeadDiscarded is how many dead letters the limits (DeadMaxAge,
 	// DeadMaxBytes) discarded since Open: a counter.
 	DeadDiscarded int
+	// OnceKeys and OnceBytes are the once keys stored in the buckets this
+	// process has used, and their size; each bucket holds at most
+	// Config.OnceMaxBytes.
+	OnceKeys  int
+	OnceBytes int64
 }
 
 // Stats returns the queue depth, how far behind the workers are, and the
@@ -401,6 +406,9 @@ func (q *Queue) Stats(ctx context.Context) (Stats, error) {
 	}
 	s.DeadLetters = int(dinfo.State.Msgs)
 	s.DeadDiscarded = q.deadWatch.observe(dinfo.State)
+	if s.OnceKeys, s.OnceBytes, err = q.onceStats(ctx); err != nil {
+		return s, fmt.Errorf("queue: stats: %w", err)
+	}
 	return s, nil
 }
 

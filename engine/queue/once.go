@@ -112,6 +112,7 @@ func (q *Queue) createBucket(ctx context.Context, b *onceBucket, ttl time.Durati
 		Description: "friendflow once keys, expiring after " + ttl.String(),
 		History:     1,
 		TTL:         ttl,
+		MaxBytes:    q.cfg.OnceMaxBytes,
 		Storage:     jetstream.FileStorage,
 		Replicas:    q.cfg.Replicas,
 		Metadata:    q.metadata(existing),
@@ -120,7 +121,39 @@ func (q *Queue) createBucket(ctx context.Context, b *onceBucket, ttl time.Durati
 		return err
 	}
 	b.stream, err = q.js.Stream(ctx, stream)
-	return err
+	if err != nil {
+		return err
+	}
+	// A bucket discards new keys when full (its stream's Discard is
+	// DiscardNew): every callback of a rule with once would then fail
+	// until keys expire. Old keys go first instead.
+	if sc := b.stream.CachedInfo().Config; sc.Discard != jetstream.DiscardOld {
+		sc.Discard = jetstream.DiscardOld
+		if b.stream, err = q.js.UpdateStream(ctx, sc); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// onceStats adds up the once buckets this queue has used: their keys and
+// bytes.
+func (q *Queue) onceStats(ctx context.Context) (keys int, size int64, err error) {
+	q.onceMu.Lock()
+	buckets := make([]*onceBucket, 0, len(q.onceBuckets))
+	for _, b := range q.onceBuckets {
+		buckets = append(buckets, b)
+	}
+	q.onceMu.Unlock()
+	for _, b := range buckets {
+		info, err := b.stream.Info(ctx)
+		if err != nil {
+			return 0, 0, err
+		}
+		keys += int(info.State.Msgs)
+		size += int64(info.State.Bytes)
+	}
+	return keys, size, nil
 }
 
 // Once records key for ttl (0: forever) and reports whether this is the

@@ -133,6 +133,11 @@ const (
 	// Stats.DeadDiscarded).
 	DefaultDeadMaxAge   = 14 * 24 * time.Hour
 	DefaultDeadMaxBytes = 256 << 20
+	// DefaultOnceMaxBytes bounds each once bucket (one per once.for
+	// window): a key is a fixed 64-byte hash with a short token, about
+	// 150 bytes stored, so this holds some 400 000 keys; callers sending
+	// ever new pairs cannot grow it further.
+	DefaultOnceMaxBytes = 64 << 20
 	defaultReplicas     = 1
 	defaultOpenTimeout  = 30 * time.Second
 )
@@ -162,6 +167,12 @@ type Config struct {
 	// existing stream too.
 	DeadMaxAge   time.Duration
 	DeadMaxBytes int64
+	// OnceMaxBytes bounds each once bucket [DefaultOnceMaxBytes]: past
+	// it, the oldest keys are forgotten before their window ends (a
+	// replay of their event could then run again), rather than every
+	// callback of a rule with once failing until keys expire.
+	// Stats.OnceBytes shows how full the buckets are.
+	OnceMaxBytes int64
 	Listen       string // embedded server also listens on host:port (tests, debugging); empty: no TCP listener
 	Replicas     int    // stream and bucket replicas [1]; more than 1 needs URL
 	SyncAlways   bool   // embedded: fsync every write (power-loss safe, ~20× slower); default survives kill -9 only
@@ -375,6 +386,9 @@ func (cfg *Config) setDefaults() {
 	}
 	if cfg.DeadMaxBytes <= 0 {
 		cfg.DeadMaxBytes = DefaultDeadMaxBytes
+	}
+	if cfg.OnceMaxBytes <= 0 {
+		cfg.OnceMaxBytes = DefaultOnceMaxBytes
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

@@ -562,3 +562,46 @@ func TestCallbackLimitAdviceFitsTheStore(t *testing.T) {
 		t.Errorf("external, over the limit: %v", err)
 	}
 }
+
+// TestOnceBoundedInBytes: a flood of new once keys (callers sending ever
+// new pairs) keeps each bucket within OnceMaxBytes, forgetting the oldest
+// keys first, and never fails a Once; Stats shows the keys and bytes. A
+// reopened queue keeps the bound and the policy.
+func TestOnceBoundedInBytes(t *testing.T) {
+	const limit = 16 << 10
+	dir := t.TempDir()
+	q := openTest(t, dir, newScript(), func(c *Config) { c.OnceMaxBytes = limit })
+	ctx := context.Background()
+	const ttl = time.Hour
+	for i := range 500 {
+		if first, err := q.Once(ctx, fmt.Sprint("pair-", i), ttl); err != nil || !first {
+			t.Fatalf("key %d: %v, %v", i, first, err)
+		}
+	}
+	st, err := q.Stats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.OnceBytes > limit || st.OnceBytes < limit/2 || st.OnceKeys >= 500 || st.OnceKeys == 0 {
+		t.Fatalf("once bucket holds %d keys in %d bytes; want fewer than 500 within %d bytes", st.OnceKeys, st.OnceBytes, limit)
+	}
+	// The newest key is remembered, the oldest forgotten.
+	if first, err := q.Once(ctx, "pair-499", ttl); err != nil || first {
+		t.Fatalf("newest key: %v, %v", first, err)
+	}
+	if first, err := q.Once(ctx, "pair-0", ttl); err != nil || !first {
+		t.Fatalf("oldest key: %v, %v", first, err)
+	}
+	if err := q.Stop(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	q = openTest(t, dir, newScript(), func(c *Config) { c.OnceMaxBytes = limit })
+	for i := range 200 {
+		if _, err := q.Once(ctx, fmt.Sprint("again-", i), ttl); err != nil {
+			t.Fatalf("after reopening, key %d: %v", i, err)
+		}
+	}
+	if st, err := q.Stats(ctx); err != nil || st.OnceBytes > limit {
+		t.Fatalf("after reopening: %d bytes (%v)", st.OnceBytes, err)
+	}
+}
