@@ -55,7 +55,7 @@ const (
 	// DefaultCallbackBytes bounds the bytes every evaluation of one
 	// callback builds together (each is garbage once its rule is done, so
 	// this bounds time, not memory: tens of milliseconds of copying).
-	DefaultCallbackBytes = 64 << 20
+	DefaultCallbackBytes = 16 << 20
 	// deadlineEvery is how many steps pass between readings of the clock
 	// against a budget's deadline: a few microseconds of evaluation.
 	deadlineEvery = 1024
