@@ -117,7 +117,9 @@ const costlyRules = `rules:
 // A callback whose reply deadline has passed evaluates nothing more in the
 // VM.
 func TestEvalBudgetIsTheCallbacks(t *testing.T) {
-	h := newHarness(t, costlyRules, false)
+	// A deadline far off: the steps alone must stop the first callback
+	// (the race detector on a busy machine is slow).
+	h := newHarness(t, costlyRules, false, func(e *Engine) { e.ReplyDeadline = time.Hour })
 	events := func(n int) *imcallback.Callback {
 		cb := newCB(imevent.CmdFriendAdd)
 		cb.ID = imcallback.NewID()
