@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -171,4 +172,79 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// Issue 22's costly rules against one 1000-pair callback of 64-byte
+// accounts: a string doubled twenty times (64 MiB an event before the
+// budget), a range of a million numbers, a billion-step loop, and a cheap
+// rule. The callback is answered OK, each costly rule fails within the
+// callback's one budget, and the process's memory stays bounded.
+func TestServeCostlyCallback(t *testing.T) {
+	dir := t.TempDir()
+	var chain strings.Builder
+	chain.WriteString("let v0 = From_Account; ")
+	for i := 1; i <= 20; i++ {
+		fmt.Fprintf(&chain, "let v%d = v%d + v%d; ", i, i-1, i-1)
+	}
+	chain.WriteString("len(v20) > 0")
+	rulesYAML := `rules:
+  - name: chain
+    when: '` + chain.String() + `'
+    lint: {ignore: [FF006]}
+    actions: [{log: {message: never}}]
+  - name: range
+    when: 'len(1..999999) < 0'
+    lint: {ignore: [FF005]}
+    actions: [{log: {message: never}}]
+  - name: loops
+    when: 'let r = 1..999; all(r, {let x = #; all(r, {let y = #; all(r, {x + y + # >= 0})})})'
+    lint: {ignore: [FF005]}
+    actions: [{log: {message: never}}]
+  - name: cheap
+    when: From_Account startsWith "u"
+    actions: [{log: {message: "hi ${ To_Account }"}}]
+`
+	if err := os.WriteFile(filepath.Join(dir, "r.yaml"), []byte(rulesYAML), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	listen, admin := freePort(t), freePort(t)
+	p := start(t, []string{"FRIENDFLOW_SDKAPPID=1400000000", "GOMEMLIMIT=110MiB"},
+		"serve", "--listen", listen, "--admin-listen", admin, "--rules", dir, "--data", t.TempDir(), "--log-level", "error")
+	waitReady(t, admin)
+	account := func(p string, i int) string { return fmt.Sprintf("%s%063d", p, i) }
+	var body strings.Builder
+	body.WriteString(`{"CallbackCommand":"Sns.CallbackFriendAdd","ClientCmd":"friend_add","Admin_Account":"","ForceFlag":0,"PairList":[`)
+	for i := range 1000 {
+		if i > 0 {
+			body.WriteString(",")
+		}
+		fmt.Fprintf(&body, `{"From_Account":%q,"To_Account":%q,"Initiator_Account":%q}`, account("u", i), account("v", i), account("u", i))
+	}
+	body.WriteString("]}")
+	q := url.Values{"SdkAppid": {"1400000000"}, "CallbackCommand": {"Sns.CallbackFriendAdd"}, "contenttype": {"json"}, "ClientIP": {"127.0.0.1"}, "OptPlatform": {"RESTAPI"}}
+	// Before the budget this took minutes or killed the server: the
+	// client's timeout turns that into a failure rather than a hung test.
+	client := &http.Client{Timeout: 20 * time.Second}
+	resp, err := client.Post("http://"+listen+"/callback?"+q.Encode(), "application/json", strings.NewReader(body.String()))
+	if err != nil {
+		t.Fatalf("callback: %v\n%s", err, p.logs())
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(raw), `"OK"`) {
+		t.Fatalf("callback: %d %s", resp.StatusCode, raw)
+	}
+	for _, rule := range []string{"chain", "range", "loops"} {
+		if v := metricValue(t, admin, `friendflow_rule_errors_total{rule="`+rule+`"}`); v < 1 {
+			t.Errorf("rule %s failed %v times; want its budget to stop it", rule, v)
+		}
+	}
+	// The binary is built with the race detector, which takes a few
+	// times the memory: the release build peaks near 55 MiB here, and
+	// without the budget the doubling alone took 64 MiB a pair.
+	rss := peakRSS(t, p.cmd.Process.Pid)
+	t.Logf("serve: peak RSS %d MiB", rss)
+	if rss > 256 {
+		t.Errorf("serve peaked at %d MiB; want < 256 MiB with the race detector", rss)
+	}
 }
