@@ -115,16 +115,20 @@ func LoadPaths(paths []string, opts Options) (*Set, error) {
 	if opts.Registry == nil {
 		return nil, errors.New("rules: Options.Registry is required")
 	}
-	getenv := opts.Getenv
-	if getenv == nil {
-		getenv = os.Getenv
-	}
 	lim := opts.limits()
 	srcs, problems := readPaths(paths, lim)
 	if len(problems) > 0 {
 		return nil, &LoadError{Problems: problems}
 	}
+	return compileSources(srcs, opts, lim)
+}
 
+// compileSources parses and compiles the rule files read, in order.
+func compileSources(srcs []*source, opts Options, lim limits) (*Set, error) {
+	getenv := opts.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
 	l := newLoader(opts.Registry, getenv, lim)
 	var all []*rule
 	files := make([]FileInfo, 0, len(srcs))

@@ -23,7 +23,6 @@ import (
 	"github.com/friendflow/friendflow/internal/tracing"
 	"github.com/friendflow/friendflow/rules"
 	"github.com/friendflow/friendflow/rules/reload"
-	"golang.org/x/net/netutil"
 	"golang.org/x/time/rate"
 )
 
@@ -281,19 +280,23 @@ func (s *server) listen(receiver http.Handler) error {
 	cfg := s.cfg
 	mux := http.NewServeMux()
 	mux.Handle(cfg.CallbackPath, receiver)
-	cbLn, err := net.Listen("tcp", cfg.Listen)
+	s.cbSrv = httpServer(mux, s.log)
+	s.adminSrv = httpServer(s.admin, s.log)
+	// Each listener has its own connection limit; beyond it, connections
+	// wait in the kernel's accept queue and hold no descriptor of ours, and
+	// a full listener makes room by closing idle connections (connlimit.go).
+	cbLn, err := listenSlots(cfg.Listen, cfg.MaxConnections, s.cbSrv, func(_ *slotListener, h http.Handler) http.Handler {
+		return closeUnlessCallback(cfg.CallbackPath, h)
+	})
 	if err != nil {
 		return fmt.Errorf("callback listener: %w", err)
 	}
-	// Beyond the limit, connections wait in the kernel's accept queue and
-	// hold no descriptor of ours: a flood cannot take the file descriptors
-	// the store and the admin listener need.
-	s.cbLn = netutil.LimitListener(cbLn, cfg.MaxConnections)
-	if s.adminLn, err = net.Listen("tcp", cfg.AdminListen); err != nil {
+	s.cbLn = cbLn
+	adminLn, err := listenSlots(cfg.AdminListen, adminMaxConnections, s.adminSrv, closeWhenFull)
+	if err != nil {
 		return fmt.Errorf("admin listener: %w", err)
 	}
-	s.cbSrv = httpServer(mux, s.log)
-	s.adminSrv = httpServer(s.admin, s.log)
+	s.adminLn = adminLn
 	return nil
 }
 

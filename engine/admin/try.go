@@ -9,7 +9,6 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"os"
 	"path"
 	"path/filepath"
 	"strings"
@@ -19,15 +18,26 @@ import (
 	"github.com/friendflow/friendflow/rules"
 )
 
-// maxRulesBody bounds a candidate rule set sent to POST /backtest.
-const maxRulesBody = 4 << 20
+// Bounds of a candidate rule set sent to POST /backtest or the console's
+// "Try a change", whatever its form (tar, JSON, form fields): the body,
+// the files, the bytes of the files together and of one file, and the
+// entries of a tar archive (directories and other files included). A tar
+// entry is judged by the size its header declares, which for a sparse file
+// is its logical size, before any of it is read.
+const (
+	maxRulesBody      = 4 << 20
+	maxCandidateFiles = 256
+	maxCandidateBytes = maxRulesBody
+	maxTarEntries     = 4 * maxCandidateFiles
+)
 
 // readRuleFiles reads the candidate rule files of a request body: a tar
 // archive (Content-Type application/x-tar) of the files `friendflow lint`
 // would read in a directory, JSON {"files":[{"name","data"}]}
 // (application/json), or else the body as one YAML file
 // (application/yaml: the admin Guard refuses the content types a browser
-// may send across origins, text/plain among them).
+// may send across origins, text/plain among them). Nothing is written to
+// disk.
 func readRuleFiles(w http.ResponseWriter, r *http.Request) ([]RuleFile, error) {
 	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRulesBody))
 	if err != nil {
@@ -42,17 +52,39 @@ func readRuleFiles(w http.ResponseWriter, r *http.Request) ([]RuleFile, error) {
 		if err := json.Unmarshal(data, &req); err != nil {
 			return nil, fmt.Errorf(`body must be {"files":[{"name":"x.yaml","data":"…"}]}: %w`, err)
 		}
-		return req.Files, nil
+		return req.Files, checkCandidate(req.Files)
 	}
 	return []RuleFile{{Name: "rules.yaml", Data: string(data)}}, nil
 }
 
+// checkCandidate refuses more files, or more bytes, than a candidate set
+// may have.
+func checkCandidate(files []RuleFile) error {
+	if len(files) > maxCandidateFiles {
+		return fmt.Errorf("more than %d rule files", maxCandidateFiles)
+	}
+	total := 0
+	for _, f := range files {
+		if len(f.Data) > rules.DefaultMaxFileBytes {
+			return fmt.Errorf("%s: larger than %d bytes, the limit of one rule file", f.Name, rules.DefaultMaxFileBytes)
+		}
+		if total += len(f.Data); total > maxCandidateBytes {
+			return fmt.Errorf("the rule files add up to more than %d bytes", maxCandidateBytes)
+		}
+	}
+	return nil
+}
+
 // untar returns the rule files of a tar archive by base name, as Load
-// would pick them from one directory.
+// would pick them from one directory. Every bound is checked on the
+// headers, before an entry is read.
 func untar(data []byte) ([]RuleFile, error) {
-	var out []RuleFile
+	var (
+		out   []RuleFile
+		total int64
+	)
 	tr := tar.NewReader(bytes.NewReader(data))
-	for {
+	for entries := 0; ; entries++ {
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
 			return out, nil
@@ -60,12 +92,24 @@ func untar(data []byte) ([]RuleFile, error) {
 		if err != nil {
 			return nil, fmt.Errorf("tar archive: %w", err)
 		}
-		name := path.Base(h.Name)
-		if h.Typeflag != tar.TypeReg || !isRuleFile(name) {
-			continue
+		if entries == maxTarEntries {
+			return nil, fmt.Errorf("tar archive: more than %d entries", maxTarEntries)
 		}
-		b, err := io.ReadAll(tr)
-		if err != nil {
+		name := path.Base(h.Name)
+		if !h.FileInfo().Mode().IsRegular() || !isRuleFile(name) {
+			continue // not read: Next skips what is stored of it, not what it claims
+		}
+		switch {
+		case len(out) == maxCandidateFiles:
+			return nil, fmt.Errorf("tar archive: more than %d rule files", maxCandidateFiles)
+		case h.Size < 0 || h.Size > rules.DefaultMaxFileBytes:
+			return nil, fmt.Errorf("tar archive: %s claims %d bytes, more than %d, the limit of one rule file", h.Name, h.Size, rules.DefaultMaxFileBytes)
+		case total+h.Size > maxCandidateBytes:
+			return nil, fmt.Errorf("tar archive: the rule files add up to more than %d bytes", maxCandidateBytes)
+		}
+		total += h.Size
+		b := make([]byte, h.Size)
+		if _, err := io.ReadFull(tr, b); err != nil {
 			return nil, fmt.Errorf("tar archive: %s: %w", h.Name, err)
 		}
 		out = append(out, RuleFile{Name: name, Data: string(b)})
@@ -81,8 +125,8 @@ func isRuleFile(name string) bool {
 // environment, secrets included.
 const tryNote = `env("…") reads as empty in a backtest on the server; run "friendflow backtest" locally for your environment`
 
-// tryRules loads files into a scratch directory (never the rules
-// directory), runs their tests and backtests them against ring.
+// tryRules loads files from memory (never the rules directory, nor any
+// other), runs their tests and backtests them against ring.
 func tryRules(files []RuleFile, reg *actions.Registry, ring *record.Ring) *TryResult {
 	res := &TryResult{Note: tryNote}
 	set, problems := loadCandidate(files, reg)
@@ -116,27 +160,16 @@ func loadCandidate(files []RuleFile, reg *actions.Registry) (*rules.Set, []rules
 	if len(files) == 0 {
 		return nil, []rules.Problem{{File: "(request)", Msg: "no rule files (*.yaml or *.yml)"}}
 	}
-	dir, err := os.MkdirTemp("", "friendflow-try-")
-	if err != nil {
-		return nil, []rules.Problem{{File: "(server)", Msg: err.Error()}}
+	if err := checkCandidate(files); err != nil {
+		return nil, []rules.Problem{{File: "(request)", Msg: err.Error()}}
 	}
-	defer os.RemoveAll(dir)
-	seen := map[string]bool{}
-	for _, f := range files {
-		if f.Name != filepath.Base(f.Name) || !isRuleFile(f.Name) || seen[f.Name] {
-			return nil, []rules.Problem{{File: f.Name, Msg: "a file name must be a unique base name ending in .yaml or .yml"}}
-		}
-		seen[f.Name] = true
-		if err := os.WriteFile(filepath.Join(dir, f.Name), []byte(f.Data), 0o600); err != nil {
-			return nil, []rules.Problem{{File: f.Name, Msg: err.Error()}}
-		}
+	mem := make([]rules.File, len(files))
+	for i, f := range files {
+		mem[i] = rules.File{Name: f.Name, Data: []byte(f.Data)}
 	}
-	set, err := rules.Load(dir, rules.Options{Registry: reg, SkipTests: true, Getenv: func(string) string { return "" }})
+	set, err := rules.LoadFiles(mem, rules.Options{Registry: reg, SkipTests: true, Getenv: func(string) string { return "" }})
 	var le *rules.LoadError
 	if errors.As(err, &le) {
-		for i := range le.Problems {
-			le.Problems[i].File = filepath.Base(le.Problems[i].File)
-		}
 		return nil, le.Problems
 	}
 	if err != nil {
