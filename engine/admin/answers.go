@@ -168,6 +168,9 @@ type Trace struct {
 	// still the active one.
 	Explanation  engine.EventExplanation `json:"explanation"`
 	CurrentRules bool                    `json:"current_rules"`
+	// ActiveRules says the explanation is against the active rules: the
+	// set that decided is the active one, or is no longer kept.
+	ActiveRules bool `json:"active_rules"`
 }
 
 // RuleFile is one candidate rule file: a base name and its content.

@@ -2,6 +2,7 @@ package admin
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -133,7 +134,17 @@ func trace(ring *record.Ring, src RuleSource, idText string) (*Trace, int, error
 	if err != nil {
 		return nil, http.StatusInternalServerError, err
 	}
-	ex := engine.Explain(set, []imevent.Event{ev})[0]
 	cur := src.Current()
-	return &Trace{Event: e, Explanation: ex, CurrentRules: cur != nil && cur.Hash() == e.RulesHash}, 0, nil
+	if set == nil {
+		// The set that decided is no longer kept (the ring keeps the
+		// hash of old sets, not the sets): explain with the active one,
+		// and say so.
+		if cur == nil {
+			return nil, http.StatusServiceUnavailable, errors.New("the rules that decided this event are no longer kept, and none are loaded")
+		}
+		set = cur
+	}
+	ex := engine.Explain(set, []imevent.Event{ev})[0]
+	return &Trace{Event: e, Explanation: ex, CurrentRules: cur != nil && cur.Hash() == e.RulesHash,
+		ActiveRules: set == cur}, 0, nil
 }

@@ -59,7 +59,7 @@ func (r *Ring) snapshot(before uint64) []entry {
 		if e == nil {
 			break
 		}
-		out = append(out, entry{Event: e.copy(), set: e.set})
+		out = append(out, entry{Event: e.copy(), set: r.setOf(e.RulesHash)})
 	}
 	return out
 }
@@ -163,7 +163,8 @@ func (f *Filter) failed(e *entry) bool {
 	return slices.Contains(e.Errors, f.Rule)
 }
 
-// Get returns the event id and the rule set that decided it.
+// Get returns the event id and the rule set that decided it, nil when
+// the ring no longer keeps that set (keptSets).
 func (r *Ring) Get(id uint64) (Event, *rules.Set, bool) {
 	if r == nil {
 		return Event{}, nil, false
@@ -174,7 +175,7 @@ func (r *Ring) Get(id uint64) (Event, *rules.Set, bool) {
 	if e == nil {
 		return Event{}, nil, false
 	}
-	return e.copy(), e.set, true
+	return e.copy(), r.setOf(e.RulesHash), true
 }
 
 // copy returns the event of e sharing nothing the ring changes later (the

@@ -3,6 +3,7 @@ package record
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -77,11 +78,18 @@ type Event struct {
 	decoded *imevent.Event // Data decoded, when an Export already did
 }
 
-// entry is an Event in the ring, with the set that decided it.
+// entry is an Event with the set that decided it, found by its hash
+// when the event is read: the ring itself holds only the hash (RulesHash),
+// so that old rule sets are not kept alive by the events they decided.
 type entry struct {
 	Event
 	set *rules.Set
 }
+
+// keptSets is how many recent rule sets the ring keeps to derive the
+// outcomes of the events they decided: the active one and the one before.
+// Events decided by an older set show no derived outcomes.
+const keptSets = 2
 
 // Ring is a bounded, concurrency-safe record of the most recent events.
 // The zero Ring records nothing; use New.
@@ -94,6 +102,9 @@ type Ring struct {
 	byCallback map[string]uint64
 	now        func() time.Time
 	scratch    []byte // an event's JSON before it is copied to its own size
+	// sets are the most recent rule sets that decided, newest first, at
+	// most keptSets.
+	sets []*rules.Set
 }
 
 // New returns a ring of size events; nil when size is 0 (recording off).
@@ -122,12 +133,12 @@ func (r *Ring) Record(set *rules.Set, cb *imcallback.Callback, matches [][]rules
 	hash := set.Hash()
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.keep(set)
 	first := r.next
 	rest := jobs
 	for i := range cb.Events {
 		ev := &cb.Events[i]
 		e := r.slot()
-		e.set = set
 		e.ID, e.CallbackID, e.Received, e.Command = r.next-1, cb.ID, received, cb.Command
 		// One allocation for both: the event's strings point into the
 		// whole body, which must not stay alive with them.
@@ -156,6 +167,31 @@ func (r *Ring) Record(set *rules.Set, cb *imcallback.Callback, matches [][]rules
 	if len(jobs) > 0 && storeErr == nil {
 		r.byCallback[cb.ID] = first
 	}
+}
+
+// keep makes set the newest of the kept sets. Callers hold mu.
+func (r *Ring) keep(set *rules.Set) {
+	if set == nil || len(r.sets) > 0 && r.sets[0] == set {
+		return
+	}
+	hash := set.Hash()
+	r.sets = slices.DeleteFunc(r.sets, func(s *rules.Set) bool { return s.Hash() == hash })
+	if len(r.sets) == keptSets {
+		r.sets[len(r.sets)-1] = nil
+		r.sets = r.sets[:len(r.sets)-1]
+	}
+	r.sets = slices.Insert(r.sets, 0, set)
+}
+
+// setOf returns the kept set of hash, nil when it is no longer kept.
+// Callers hold mu.
+func (r *Ring) setOf(hash string) *rules.Set {
+	for _, s := range r.sets {
+		if s.Hash() == hash {
+			return s
+		}
+	}
+	return nil
 }
 
 // slot takes the next entry, evicting the oldest, and returns it cleared.
