@@ -60,10 +60,14 @@ type Engine struct {
 	Now           func() time.Time
 	// Budget bounds the rendered jobs of one callback; nil: unbounded.
 	Budget *JobBudget
+	// RulesLoaded, when set, is closed by the first load: callbacks that
+	// arrive before it wait for it (maxRulesWait).
+	RulesLoaded <-chan struct{}
 
 	// scratch holds job lists and event buffers between callbacks; they
 	// were a tenth of all the bytes a callback allocated.
 	scratch sync.Pool
+	health  storeHealth // for Ready
 }
 
 // Recorder sees each callback once its jobs are stored, or failed to be
@@ -151,7 +155,7 @@ func (e *Engine) Handle(ctx context.Context, cb *imcallback.Callback) (imcallbac
 
 // handle is Handle; tr is the callback's trace, nil when tracing is off.
 func (e *Engine) handle(ctx context.Context, cb *imcallback.Callback, tr *cbTrace) (imcallback.Reply, error) {
-	set := e.Rules()
+	set := e.rules(ctx)
 	if set == nil {
 		return imcallback.Reply{}, ErrNoRules
 	}
@@ -197,6 +201,7 @@ func (e *Engine) handle(ctx context.Context, cb *imcallback.Callback, tr *cbTrac
 		jobs, recorded, err = e.jobs(ctx, cb, matches, log, sc, tr.traceParent())
 		if err == nil && len(jobs) > 0 {
 			err = e.Queue.Enqueue(ctx, cb.ID, jobs)
+			e.stored(ctx, err)
 		}
 		endSpan(span, err)
 	}

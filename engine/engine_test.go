@@ -251,8 +251,12 @@ func TestEngineReceiverFailsWhenStoreFails(t *testing.T) {
 	defer resp.Body.Close()
 	var r imcallback.Reply
 	_ = json.NewDecoder(resp.Body).Decode(&r)
-	if resp.StatusCode != http.StatusServiceUnavailable || r.ActionStatus != "FAIL" || r.ErrorCode != 1 || !strings.Contains(r.ErrorInfo, "stream unavailable") {
+	if resp.StatusCode != http.StatusServiceUnavailable || r.ActionStatus != "FAIL" || r.ErrorCode != 1 || strings.Contains(r.ErrorInfo, "stream unavailable") {
 		t.Fatalf("got %d %+v", resp.StatusCode, r)
+	}
+	// Readiness says what the callback met, until a callback is stored.
+	if err := h.eng.Ready(); err == nil || !strings.Contains(err.Error(), "stream unavailable") {
+		t.Fatalf("Ready after a failed store: %v", err)
 	}
 }
 

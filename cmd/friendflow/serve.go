@@ -68,6 +68,7 @@ type server struct {
 	queue    *queue.Queue
 	admin    *admin.Server
 
+	firstRules      <-chan struct{} // closed by the first rules load
 	cbLn, adminLn   net.Listener
 	cbSrv, adminSrv *http.Server
 
@@ -107,8 +108,9 @@ func buildServer(ctx context.Context, cfg *serveConfig, stdout, stderr io.Writer
 	if err := s.openQueue(ctx, registry, ring); err != nil {
 		return nil, err
 	}
-	receiver := s.newReceiver(s.newEngine(registry, ring))
-	if err := s.mountAdmin(registry, ring, imc); err != nil {
+	eng := s.newEngine(registry, ring)
+	receiver := s.newReceiver(eng)
+	if err := s.mountAdmin(registry, ring, imc, eng.Ready); err != nil {
 		return nil, err
 	}
 	if err := s.listen(receiver); err != nil {
@@ -150,6 +152,8 @@ func (s *server) imClient() (*im.Client, error) {
 // newReloader watches the rule files; run loads them first.
 func (s *server) newReloader(registry *actions.Registry) *reload.Reloader {
 	metrics := s.metrics
+	firstRules, loaded := firstLoad()
+	s.firstRules = firstRules
 	return &reload.Reloader{
 		Path:     s.cfg.Rules,
 		Options:  rules.Options{Registry: registry},
@@ -161,6 +165,7 @@ func (s *server) newReloader(registry *actions.Registry) *reload.Reloader {
 				return
 			}
 			metrics.RulesLoaded(set)
+			loaded()
 		},
 	}
 }
@@ -206,6 +211,7 @@ func (s *server) newEngine(registry *actions.Registry, ring *record.Ring) *engin
 	return &engine.Engine{
 		Budget:          engine.NewJobBudget(limit, advice, registry),
 		Rules:           s.reloader.Current,
+		RulesLoaded:     s.firstRules,
 		Queue:           s.queue,
 		Logger:          s.log,
 		Metrics:         s.metrics,
@@ -239,9 +245,10 @@ func (s *server) newReceiver(eng *engine.Engine) *imcallback.Receiver {
 	return receiver
 }
 
-// mountAdmin builds the admin API: readiness, metrics, rules, dead
-// letters, recorded events, the console and, asked for, pprof.
-func (s *server) mountAdmin(registry *actions.Registry, ring *record.Ring, imc *im.Client) error {
+// mountAdmin builds the admin API: readiness (callbacksReady: the
+// engine's), metrics, rules, dead letters, recorded events, the console
+// and, asked for, pprof.
+func (s *server) mountAdmin(registry *actions.Registry, ring *record.Ring, imc *im.Client, callbacksReady func() error) error {
 	cfg, reloader, q := s.cfg, s.reloader, s.queue
 	adm := admin.New()
 	adm.SetGuard(admin.Guard{Token: cfg.AdminToken, Hosts: cfg.AdminHosts})
@@ -255,6 +262,7 @@ func (s *server) mountAdmin(registry *actions.Registry, ring *record.Ring, imc *
 		return nil
 	})
 	adm.AddCheck("queue", q.Ready)
+	adm.AddCheck("store", callbacksReady)
 	adm.Handle("GET /metrics", s.metrics.Handler())
 	admin.MountRules(adm, reloader, cfg.SdkAppid)
 	admin.MountDLQ(adm, q)

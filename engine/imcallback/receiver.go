@@ -219,12 +219,20 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		log.LogAttrs(r.Context(), slog.LevelError, "callback failed", slog.String("callback_id", cb.ID),
 			slog.String("command", cb.Command), slog.Int("events", len(cb.Events)), slog.String("err", err.Error()))
-		writeReply(w, http.StatusServiceUnavailable, Fail(cb.Command, err.Error()))
+		// The caller learns that it failed and the id to find it by in
+		// the log, not store paths or NATS error codes.
+		writeReply(w, http.StatusServiceUnavailable, Fail(cb.Command, FailInfo(cb.ID)))
 		rc.observe(cb.Command, ResultFailed, "", start)
 		return
 	}
 	writeReply(w, http.StatusOK, reply)
 	rc.observe(cb.Command, ResultOK, "", start)
+}
+
+// FailInfo is the ErrorInfo of a callback whose work could not be kept:
+// generic, with the id the log line of the failure carries.
+func FailInfo(callbackID string) string {
+	return "internal error: the callback was not kept, retry it (callback_id " + callbackID + " in the log)"
 }
 
 // logRejection writes the "callback rejected" line, within RejectLogs.
