@@ -68,6 +68,9 @@ type Engine struct {
 	// were a tenth of all the bytes a callback allocated.
 	scratch sync.Pool
 	health  storeHealth // for Ready
+	// lineLimits bound the per-event log lines (loglimit.go).
+	linesOnce  sync.Once
+	lineLimits *lineLimits
 }
 
 // Recorder sees each callback once its jobs are stored, or failed to be
@@ -104,7 +107,7 @@ func (e *Engine) match(set *rules.Set, ev *imevent.Event, b *rules.Budget, spent
 	for _, re := range errs {
 		if !errors.Is(re.Err, rules.ErrCallbackBudget) || !*spent {
 			*spent = *spent || errors.Is(re.Err, rules.ErrCallbackBudget)
-			e.logger().Warn("rule failed at run time; counted as no match",
+			e.lines().log(e.logger(), slog.LevelWarn, "rule failed at run time; counted as no match",
 				"rule", re.Rule, "err", re.Err.Error(), "command", ev.CallbackCommand,
 				"from", ev.From_Account, "to", ev.To_Account, "pair_index", ev.PairIndex)
 		}
@@ -162,7 +165,7 @@ func (e *Engine) handle(ctx context.Context, cb *imcallback.Callback, tr *cbTrac
 	if e.Metrics != nil {
 		e.Metrics.CountEvents(cb.Command, len(cb.Events))
 	}
-	log := cbLogger{e.logger(), cb.ID}
+	log := cbLogger{e.logger(), cb.ID, e.lines()}
 	reply := imcallback.OK()
 	var (
 		matches  [][]rules.Match
@@ -524,8 +527,9 @@ func queuedJobs(matches [][]rules.Match) (jobs, events int) {
 // added only when a line is written: a logger made With it on every request
 // costs allocations on the hot path that nobody reads.
 type cbLogger struct {
-	l  *slog.Logger
-	id string
+	l   *slog.Logger
+	id  string
+	lim *lineLimits
 }
 
 func (c cbLogger) enabled(level slog.Level) bool { return c.l.Enabled(context.Background(), level) }
@@ -534,7 +538,7 @@ func (c cbLogger) log(level slog.Level, msg string, args []any) {
 	if !c.enabled(level) {
 		return
 	}
-	c.l.Log(context.Background(), level, msg, append([]any{"callback_id", c.id}, args...)...)
+	c.lim.log(c.l, level, msg, append([]any{"callback_id", c.id}, args...)...)
 }
 
 func (c cbLogger) Debug(msg string, args ...any) { c.log(slog.LevelDebug, msg, args) }

@@ -504,7 +504,7 @@ func BenchmarkDecide100Rules(b *testing.B) {
 		b.Fatal(err)
 	}
 	cb.Events[1].AddWording = "cheap loan"
-	log := cbLogger{slog.New(slog.DiscardHandler), "bench"}
+	log := cbLogger{slog.New(slog.DiscardHandler), "bench", e.lines()}
 	b.ReportAllocs()
 	var samples []time.Duration
 	for b.Loop() {

@@ -190,7 +190,7 @@ func NewMetrics(version, commit string) *Metrics {
 	})
 	m.LogsSuppressed = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "friendflow_log_lines_suppressed_total",
-		Help: "Log lines left out by rate limiting, by line (callback_rejected).",
+		Help: "Log lines left out by rate limiting, by line (callback_rejected, engine: the per-event lines of the engine, admin_auth).",
 	}, []string{"line"})
 	m.Jobs = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "friendflow_jobs_total",
