@@ -35,6 +35,7 @@ type Metrics struct {
 	DecisionDuration prometheus.Histogram
 	UnstoredJobs     *prometheus.CounterVec   // command
 	Unsigned         prometheus.Counter       // callbacks accepted without a Sign check
+	AdminAuthFailed  prometheus.Counter       // wrong admin tokens presented
 	LogsSuppressed   *prometheus.CounterVec   // line
 	Jobs             *prometheus.CounterVec   // action, outcome
 	Redelivered      *prometheus.CounterVec   // action
@@ -184,6 +185,10 @@ func NewMetrics(version, commit string) *Metrics {
 		Name: "friendflow_prev_jobs_unstored_total",
 		Help: "Jobs of Prev callbacks that could not be stored: the decisions were still sent, these actions never run.",
 	}, []string{"command"})
+	m.AdminAuthFailed = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "friendflow_admin_auth_failures_total",
+		Help: "Wrong admin tokens presented (bearer token, console cookie or sign-in form); each client is then slowed down.",
+	})
 	m.Unsigned = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "friendflow_callbacks_unsigned_total",
 		Help: "Callbacks accepted without a Sign check (no --callback-token): anyone reaching the listener can send them.",
@@ -239,7 +244,7 @@ func NewMetrics(version, commit string) *Metrics {
 	})
 	build.Set(1)
 	m.own = []prometheus.Collector{m.Callbacks, m.CallbackDuration, m.Events, &ruleCollector{m},
-		m.RuleErrors, m.OnceSkips, m.Decisions, m.DecisionDuration, m.UnstoredJobs, m.Unsigned, m.LogsSuppressed, m.Jobs, m.Redelivered, m.ActionDuration, m.IMRequests, m.Reloads, m.ReloadSuccess, m.LastReload,
+		m.RuleErrors, m.OnceSkips, m.Decisions, m.DecisionDuration, m.UnstoredJobs, m.Unsigned, m.AdminAuthFailed, m.LogsSuppressed, m.Jobs, m.Redelivered, m.ActionDuration, m.IMRequests, m.Reloads, m.ReloadSuccess, m.LastReload,
 		m.ActiveRules, m.RulesInfo, build}
 	for _, c := range m.own {
 		f(c)

@@ -15,6 +15,7 @@ type Server struct {
 	mu       sync.RWMutex
 	checks   []check
 	guard    atomic.Pointer[guard]
+	auth     *authThrottle
 }
 
 type check struct {
@@ -25,7 +26,7 @@ type check struct {
 // New returns a Server serving GET /healthz and GET /readyz, guarded by
 // the zero Guard until SetGuard.
 func New() *Server {
-	a := &Server{mux: http.NewServeMux()}
+	a := &Server{mux: http.NewServeMux(), auth: newAuthThrottle()}
 	a.SetGuard(Guard{})
 	a.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, Health{Status: "ok"})

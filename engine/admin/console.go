@@ -56,12 +56,15 @@ type Console struct {
 	CheckToken func(token string) bool
 	Logger     *slog.Logger
 
+	throttle *authThrottle // the Server's, set by Mount
+
 	pages map[string]*template.Template
 }
 
 // Mount serves the console on a: / (overview), /ui/rules, /ui/events,
 // /ui/events/{id}, /ui/try, /ui/dlq, /ui/login and /ui/static/.
 func (c *Console) Mount(a *Server) error {
+	c.throttle = a.auth
 	if err := c.parse(); err != nil {
 		return err
 	}
@@ -143,7 +146,15 @@ func secure(h http.Handler) http.Handler {
 // front of every console page has refused a cross-origin write already.
 func (c *Console) auth(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if c.CheckToken != nil && !c.CheckToken(requestToken(r)) {
+		if c.CheckToken != nil {
+			ok, replied := c.tokenOK(w, r, requestToken(r), "console")
+			if replied {
+				return
+			}
+			if ok {
+				h(w, r)
+				return
+			}
 			if r.Method == http.MethodGet {
 				http.Redirect(w, r, "/ui/login", http.StatusSeeOther)
 				return
@@ -153,6 +164,22 @@ func (c *Console) auth(h http.HandlerFunc) http.HandlerFunc {
 		}
 		h(w, r)
 	}
+}
+
+// tokenOK checks tok, a token r presented (empty: none), within the
+// client's budget of failed authentications: a client over it gets 429,
+// and replied is true.
+func (c *Console) tokenOK(w http.ResponseWriter, r *http.Request, tok, where string) (ok, replied bool) {
+	if c.throttle != nil && c.throttle.limited(w, r) {
+		return false, true
+	}
+	if c.CheckToken(tok) {
+		return true, false
+	}
+	if tok != "" && c.throttle != nil {
+		c.throttle.failed(r, where)
+	}
+	return false, false
 }
 
 // requestToken is the admin token a request carries: Authorization:
@@ -208,7 +235,14 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	tok := strings.TrimSpace(r.PostFormValue("token"))
-	if !c.CheckToken(tok) {
+	ok, replied := c.tokenOK(w, r, tok, "console sign-in")
+	if replied {
+		return
+	}
+	if !ok {
+		if tok == "" && c.throttle != nil {
+			c.throttle.failed(r, "console sign-in") // an empty guess is a guess
+		}
 		http.Redirect(w, r, "/ui/login?failed", http.StatusSeeOther)
 		return
 	}

@@ -3,6 +3,7 @@ package admin
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+	"log/slog"
 	"mime"
 	"net"
 	"net/http"
@@ -22,6 +23,11 @@ type Guard struct {
 	// request's Host may carry: the names of a Service in front of the
 	// listener. A name matches with any port.
 	Hosts []string
+	// Failed, when set, counts each failed authentication (a wrong token);
+	// Suppressed each of their log lines left out by rate limiting.
+	// Logger writes those lines (nil: slog.Default).
+	Failed, Suppressed func()
+	Logger             *slog.Logger
 }
 
 // probes answer without a token and whatever the Host: the kubelet and
@@ -30,7 +36,10 @@ type Guard struct {
 var probes = map[string]bool{"/healthz": true, "/readyz": true, "/metrics": true}
 
 // SetGuard replaces the checks every request but a probe passes.
-func (a *Server) SetGuard(g Guard) { a.guard.Store(newGuard(g)) }
+func (a *Server) SetGuard(g Guard) {
+	a.guard.Store(newGuard(g))
+	a.auth.cfg.Store(&authHooks{failed: g.Failed, suppressed: g.Suppressed, log: g.Logger})
+}
 
 func newGuard(g Guard) *guard {
 	hosts := make(map[string]bool, len(g.Hosts))
@@ -65,7 +74,9 @@ type guard struct {
 // through. The order matters: a request from a rebinding page is refused
 // for its Host before its token is looked at, and an unauthenticated one
 // learns nothing about the origin rules.
-func (g *guard) check(r *http.Request) (int, string) {
+// A status of -1 means the reply was written (a client slowed down after
+// failed authentications).
+func (g *guard) check(w http.ResponseWriter, r *http.Request, auth *authThrottle) (int, string) {
 	if probes[r.URL.Path] && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
 		return 0, ""
 	}
@@ -78,8 +89,16 @@ func (g *guard) check(r *http.Request) (int, string) {
 	// same-origin form posts: a browser cannot send a bearer token or a
 	// JSON body from a plain HTML form.
 	console := consolePage(r.URL.Path)
-	if !console && g.tokenOK != nil && !g.authorized(r) {
-		return http.StatusUnauthorized, "missing or wrong bearer token: send Authorization: Bearer TOKEN, the content of --admin-token-file"
+	if !console && g.tokenOK != nil {
+		if auth.limited(w, r) {
+			return -1, ""
+		}
+		if tok, ok := bearerToken(r); !ok || !g.tokenOK(tok) {
+			if ok {
+				auth.failed(r, "bearer token")
+			}
+			return http.StatusUnauthorized, "missing or wrong bearer token: send Authorization: Bearer TOKEN, the content of --admin-token-file"
+		}
 	}
 	if err := g.cop.Check(r); err != nil {
 		return http.StatusForbidden, "cross-origin write refused: " + err.Error()
@@ -121,12 +140,6 @@ func (g *guard) hostAllowed(r *http.Request) bool {
 	}
 	lh, _, err := net.SplitHostPort(local.String())
 	return err == nil && net.ParseIP(lh).Equal(ip)
-}
-
-// authorized checks the bearer token (TokenChecker).
-func (g *guard) authorized(r *http.Request) bool {
-	tok, ok := bearerToken(r)
-	return ok && g.tokenOK(tok)
 }
 
 // bearerToken is the token of an Authorization: Bearer header.
@@ -176,7 +189,10 @@ func quote(s string) string {
 
 // serveGuarded runs the guard, then the route.
 func (a *Server) serveGuarded(w http.ResponseWriter, r *http.Request) {
-	if status, msg := a.guard.Load().check(r); status != 0 {
+	if status, msg := a.guard.Load().check(w, r, a.auth); status != 0 {
+		if status < 0 {
+			return
+		}
 		if status == http.StatusUnauthorized {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="friendflow admin"`)
 		}
