@@ -198,7 +198,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	if got := text("#rule-deny-loans"); !strings.Contains(got, "PASS a loan offer is denied") || !strings.Contains(got, "1") {
 		t.Errorf("rules: deny-loans row %q", got)
 	}
-	if got := text("pre.source"); strings.Contains(got, "browser-test-webhook-secret") || !strings.Contains(got, "secret: <redacted>") {
+	if got := text("pre.source"); strings.Contains(got, "browser-test-webhook-secret") || !strings.Contains(got, `secret: "<redacted>"`) {
 		t.Errorf("rules: source shows the secret:\n%s", got)
 	}
 	shot("rules")

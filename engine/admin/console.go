@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"html/template"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -22,6 +23,7 @@ import (
 	"github.com/friendflow/friendflow/engine/imcallback"
 	"github.com/friendflow/friendflow/engine/queue"
 	"github.com/friendflow/friendflow/engine/record"
+	"github.com/friendflow/friendflow/rules"
 )
 
 //go:embed console/*.html console/static
@@ -323,9 +325,19 @@ func sumMetric(g prometheus.Gatherer, name, label, value string) float64 {
 // readSource reads a loaded rule file for display; the console never
 // writes one.
 func readSource(path string) ([]string, error) {
-	b, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
+	}
+	defer f.Close()
+	// The file may have grown since it loaded: read no more than a rule
+	// file may hold.
+	b, err := io.ReadAll(io.LimitReader(f, rules.DefaultMaxFileBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > rules.DefaultMaxFileBytes {
+		return nil, fmt.Errorf("%s is larger than a rule file may be now; not shown", path)
 	}
 	return strings.Split(strings.TrimRight(string(b), "\n"), "\n"), nil
 }

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -237,81 +236,4 @@ func secretKeys(reg *actions.Registry) map[string]bool {
 		}
 	}
 	return keys
-}
-
-// redactSource hides the values written for secret keys in rule source
-// shown by the console: a value after the key, in block or flow style, or
-// the more indented lines under a key with none. The keys of a map stay,
-// so that the source still loads (Try a change starts from it; redacted
-// values render redacted, so the backtest diff is the same). Secrets
-// belong in env("…"), but a file may hold one literally. It may hide a
-// little more than needed (another key of the same name), never less.
-func redactSource(lines []string, keys map[string]bool) []string {
-	if len(keys) == 0 {
-		return lines
-	}
-	names := make([]string, 0, len(keys))
-	for k := range keys {
-		names = append(names, regexp.QuoteMeta(k))
-	}
-	slices.Sort(names)
-	// key: value, where value is a flow map, a quoted string or plain text
-	// up to a flow separator or a comment.
-	re := regexp.MustCompile(`((?:^|[\s{,])["']?(?:` + strings.Join(names, "|") + `)["']?\s*:)(\s*(?:\{[^}]*\}?|"[^"]*"?|'[^']*'?|[^,}#]*))`)
-	out := make([]string, len(lines))
-	under := -1 // indentation of a secret key whose value is the lines below
-	for i, l := range lines {
-		trimmed := strings.TrimLeft(l, " ")
-		indent := len(l) - len(trimmed)
-		if under >= 0 && strings.TrimSpace(l) == "" {
-			out[i] = ""
-			continue
-		}
-		if under >= 0 && indent > under {
-			out[i] = l[:indent] + redactBlockLine(trimmed)
-			continue
-		}
-		under = -1
-		empty := false
-		out[i] = re.ReplaceAllStringFunc(l, func(m string) string {
-			sub := re.FindStringSubmatch(m)
-			if strings.TrimSpace(sub[2]) == "" {
-				empty = true
-				return m
-			}
-			return sub[1] + " " + redactValue(strings.TrimSpace(sub[2]))
-		})
-		if empty {
-			under = indent
-		}
-	}
-	return out
-}
-
-// redactValue hides a scalar, or the values of a flow map.
-func redactValue(v string) string {
-	inner, ok := strings.CutPrefix(v, "{")
-	if !ok {
-		return actions.Redacted
-	}
-	inner = strings.TrimSuffix(strings.TrimSpace(inner), "}")
-	var parts []string
-	for _, kv := range strings.Split(inner, ",") {
-		if k, _, ok := strings.Cut(kv, ":"); ok {
-			parts = append(parts, strings.TrimSpace(k)+": "+actions.Redacted)
-		}
-	}
-	return "{ " + strings.Join(parts, ", ") + " }"
-}
-
-// redactBlockLine hides the value of one line of a block under a secret
-// key: an entry keeps its key, a list item its dash.
-func redactBlockLine(l string) string {
-	if item, ok := strings.CutPrefix(l, "- "); ok {
-		return "- " + redactBlockLine(item)
-	}
-	if k, _, ok := strings.Cut(l, ":"); ok && !strings.ContainsAny(k, " \t\"'") {
-		return k + ": " + actions.Redacted
-	}
-	return actions.Redacted
 }

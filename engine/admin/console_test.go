@@ -36,12 +36,12 @@ func TestConsolePagesEscapeCallersData(t *testing.T) {
 	f.signedPost(t, imevent.CmdFriendAdd, string(callbacks.Must("friend_add_response.json")))
 	for path, want := range map[string][]string{
 		"/":                               {"Rules loaded", `id="rules-loaded">3<`},
-		"/ui/rules":                       {"deny-spam", "AddWording contains &#34;loan&#34;", "r.yaml", "headers: { Authorization: &lt;redacted&gt; }"},
+		"/ui/rules":                       {"deny-spam", "AddWording contains &#34;loan&#34;", "r.yaml", "headers: {Authorization: &#34;&lt;redacted&gt;&#34;}"},
 		"/ui/events":                      {`href="/ui/events/1"`, "&lt;b&gt;m&lt;/b&gt; → a", "deny 38001"},
 		"/ui/events?outcome=denied":       {`href="/ui/events/2"`},
 		"/ui/events/1":                    {"&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;", "AddWording contains &#34;loan&#34;", "false"},
 		"/ui/events/3":                    {"&lt;redacted&gt;", "doomed"},
-		"/ui/try":                         {`name="name0" value="r.yaml"`, "secret: &lt;redacted&gt;"},
+		"/ui/try":                         {`name="name0" value="r.yaml"`, "secret: &#34;&lt;redacted&gt;&#34;"},
 		"/ui/dlq":                         {"Dead letters"},
 		"/ui/static/console.css":          {"--accent"},
 		"/ui/events?outcome=nonsense":     {"outcome must be one of"},
@@ -91,7 +91,7 @@ func TestConsoleTryAndDeadLetters(t *testing.T) {
 	start := strings.Index(page, `<textarea name="data0"`)
 	start += strings.Index(page[start:], ">") + 1
 	prefilled := html.UnescapeString(page[start : start+strings.Index(page[start:], "</textarea>")])
-	if strings.Contains(prefilled, "hunter") || !strings.Contains(prefilled, "Authorization: <redacted>") {
+	if strings.Contains(prefilled, "hunter") || !strings.Contains(prefilled, `Authorization: "<redacted>"`) {
 		t.Fatalf("prefilled:\n%s", prefilled)
 	}
 	status, body := post("/ui/try", url.Values{"name0": {"r.yaml"}, "data0": {prefilled}}, f.admin.URL)
@@ -172,31 +172,3 @@ func TestConsoleLogin(t *testing.T) {
 	}
 }
 
-func TestRedactSource(t *testing.T) {
-	src := strings.Split(`rules:
-  - name: a
-    actions:
-      - webhook:
-          url: https://x/
-          secret: "hunter2"
-          headers:
-            Authorization: Bearer hunter3
-
-            X-Other: hunter5
-          body: { k: v }
-      - webhook: { url: "https://y/", secret: hunter6 }
-      - webhook: { url: "https://z/", headers: { Authorization: "Bearer hunter7", X-Two: 'hunter8' } }`, "\n")
-	got := strings.Join(redactSource(src, map[string]bool{"secret": true, "headers": true}), "\n")
-	for _, s := range []string{"hunter2", "hunter3", "hunter5", "hunter6", "hunter7", "hunter8"} {
-		if strings.Contains(got, s) {
-			t.Errorf("%s shown:\n%s", s, got)
-		}
-	}
-	for _, s := range []string{"          secret: <redacted>", "          headers:\n            Authorization: <redacted>\n\n            X-Other: <redacted>",
-		"          body: { k: v }", "url: https://x/", `- webhook: { url: "https://y/", secret: <redacted>}`,
-		"headers: { Authorization: <redacted>, X-Two: <redacted> }"} {
-		if !strings.Contains(got, s) {
-			t.Errorf("lacks %q:\n%s", s, got)
-		}
-	}
-}
