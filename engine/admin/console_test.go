@@ -171,4 +171,3 @@ func TestConsoleLogin(t *testing.T) {
 		t.Fatalf("a write without the token: %v %v", resp, err)
 	}
 }
-
