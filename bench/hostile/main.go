@@ -35,6 +35,7 @@ import (
 
 	"github.com/friendflow/friendflow/engine/imcallback"
 	"github.com/friendflow/friendflow/examples/callbacks"
+	"github.com/friendflow/friendflow/internal/hostile"
 )
 
 func main() {
@@ -53,7 +54,7 @@ func main() {
 
 	if *tarTo != "" {
 		start := time.Now()
-		resp, err := http.Post("http://"+*tarTo+"/backtest", "application/x-tar", bytes.NewReader(sparseBomb(1<<30)))
+		resp, err := http.Post("http://"+*tarTo+"/backtest", "application/x-tar", bytes.NewReader(hostile.SparseTar(1<<30)))
 		if err != nil {
 			log.Fatal(err)
 		}
@@ -190,50 +191,4 @@ func raiseNoFile(n uint64) {
 	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &r); err != nil {
 		log.Printf("descriptor limit stays %d: %v", r.Cur, err)
 	}
-}
-
-// sparseBomb is a tar of ~10 KB whose one file, x.yaml, claims size bytes
-// (GNU sparse format 1.0 in PAX headers:
-// https://www.gnu.org/software/tar/manual/html_node/Sparse-Formats.html);
-// archive/tar cannot write sparse files, so the blocks are written by hand.
-func sparseBomb(size int64) []byte {
-	var b bytes.Buffer
-	pax := ""
-	for _, kv := range [][2]string{{"GNU.sparse.major", "1"}, {"GNU.sparse.minor", "0"},
-		{"GNU.sparse.name", "x.yaml"}, {"GNU.sparse.realsize", fmt.Sprint(size)}} {
-		rec := " " + kv[0] + "=" + kv[1] + "\n"
-		n := len(rec) + 1
-		for len(fmt.Sprint(n))+len(rec) != n {
-			n++
-		}
-		pax += fmt.Sprint(n) + rec
-	}
-	b.Write(tarBlock("PaxHeaders/x.yaml", int64(len(pax)), 'x'))
-	b.Write(pad512([]byte(pax)))
-	data := append(pad512(fmt.Appendf(nil, "1\n%d\n1\n", size-1)), pad512([]byte("r"))...)
-	b.Write(tarBlock("GNUSparseFile.0/x.yaml", int64(len(data)), '0'))
-	b.Write(data)
-	b.Write(make([]byte, 10<<10-b.Len()))
-	return b.Bytes()
-}
-
-func pad512(p []byte) []byte { return append(p, make([]byte, (512-len(p)%512)%512)...) }
-
-func tarBlock(name string, size int64, typ byte) []byte {
-	h := make([]byte, 512)
-	copy(h[0:], name)
-	copy(h[100:], "0000644\x00")
-	copy(h[108:], "0000000\x00")
-	copy(h[116:], "0000000\x00")
-	copy(h[124:], fmt.Sprintf("%011o\x00", size))
-	copy(h[136:], fmt.Sprintf("%011o\x00", 0))
-	h[156] = typ
-	copy(h[257:], "ustar\x0000")
-	copy(h[148:], "        ")
-	sum := 0
-	for _, c := range h {
-		sum += int(c)
-	}
-	copy(h[148:], fmt.Sprintf("%06o\x00 ", sum))
-	return h
 }

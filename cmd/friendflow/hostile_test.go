@@ -2,16 +2,20 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/friendflow/friendflow/engine/imcallback"
+	"github.com/friendflow/friendflow/internal/hostile"
 )
 
 // holdSockets opens n connections to addr that each send req once and
@@ -130,5 +134,31 @@ func TestAdminListenerHasItsOwnConnectionLimit(t *testing.T) {
 	}
 	if status, err := signedPost(t, listen, token); err != nil || status != 200 {
 		t.Fatalf("signed callback: %d %v", status, err)
+	}
+}
+
+// The 10 KB sparse tar whose file claims 1 GiB is refused on its header,
+// in little memory, with nothing written to the temp directory.
+func TestServeRefusesSparseTarBomb(t *testing.T) {
+	listen, admin := freePort(t), freePort(t)
+	tmp := t.TempDir()
+	p := start(t, []string{"FRIENDFLOW_SDKAPPID=1400000000", "TMPDIR=" + tmp}, "serve", "--listen", listen, "--admin-listen", admin,
+		"--rules", "../../examples/rules", "--data", t.TempDir(), "--log-level", "warn")
+	waitReady(t, admin)
+	resp, err := http.Post("http://"+admin+"/backtest", "application/x-tar", bytes.NewReader(hostile.SparseTar(1<<30)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "claims 1073741824 bytes") {
+		t.Fatalf("POST /backtest with the bomb: %d %s", resp.StatusCode, body)
+	}
+	if left, _ := os.ReadDir(tmp); len(left) > 0 {
+		t.Errorf("the temp directory holds %v", left)
+	}
+	// With the race detector's overhead, as TestServeAliasBomb.
+	if rss := peakRSS(t, p.cmd.Process.Pid); rss > 100 {
+		t.Errorf("serve peaked at %d MiB; want < 100 MiB", rss)
 	}
 }
