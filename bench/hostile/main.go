@@ -42,7 +42,7 @@ func main() {
 	pid := flag.Int("pid", 0, "the friendflow process, whose VmHWM is reported")
 	target := flag.String("target", "", "host:port the sockets connect to")
 	path := flag.String("path", "/nope", "path each socket GETs")
-	sockets := flag.Int("sockets", 1100, "keep-alive sockets held")
+	sockets := flag.Int("sockets", 1100, "keep-alive sockets held; 0: none, only the measurements (run them apart from the processes holding the sockets, whose busy goroutines would delay them)")
 	hold := flag.Duration("hold", 5*time.Second, "how long the sockets are held before the signed callback")
 	listen := flag.String("listen", "", "friendflow's callback listener")
 	token := flag.String("token", "", "the callback token")
@@ -78,12 +78,14 @@ func main() {
 		}()
 	}
 	time.Sleep(*hold)
+	if *sockets > 0 {
+		fmt.Printf("%d sockets to %s%s: %d open now, %d replies so far\n", *sockets, *target, *path, open.Load(), served.Load())
+	}
 	if *floodOnly {
 		close(stop)
 		wg.Wait()
 		return
 	}
-	fmt.Printf("%d sockets to %s%s: %d open now, %d replies so far\n", *sockets, *target, *path, open.Load(), served.Load())
 
 	status, took, err := signedCallback(*listen, *token, *sdkappid)
 	fmt.Printf("signed callback during the flood: %d in %s (err %v)\n", status, took.Round(time.Millisecond), err)
@@ -97,7 +99,7 @@ func main() {
 			fmt.Printf("/readyz probe during the flood: %v after %s\n", err, time.Since(start).Round(time.Millisecond))
 		}
 	}
-	fmt.Printf("server VmHWM %s, %d replies to the flood\n", vmHWM(*pid), served.Load())
+	fmt.Printf("server VmHWM %s\n", vmHWM(*pid))
 	close(stop)
 	wg.Wait()
 }
