@@ -2,10 +2,12 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"time"
 
+	"github.com/friendflow/friendflow/engine/queue"
 	"github.com/friendflow/friendflow/rules"
 )
 
@@ -29,13 +31,14 @@ type storeHealth struct {
 }
 
 // stored notes the outcome of one callback's Enqueue. A caller that hung
-// up says nothing about the store.
+// up, or a callback whose jobs are over what one may store, says nothing
+// about the store.
 func (e *Engine) stored(ctx context.Context, err error) {
 	now := e.now().UnixNano()
 	switch {
 	case err == nil:
 		e.health.lastOK.Store(now)
-	case ctx.Err() == nil:
+	case ctx.Err() == nil && !errors.Is(err, queue.ErrCallbackTooLarge):
 		msg := err.Error()
 		e.health.lastErr.Store(&msg)
 		e.health.lastFail.Store(now)

@@ -3,10 +3,12 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
 
+	"github.com/friendflow/friendflow/engine/queue"
 	"github.com/friendflow/friendflow/rules"
 	"github.com/friendflow/friendflow/rules/imevent"
 )
@@ -58,6 +60,10 @@ func TestReadyFollowsStoreOutcomes(t *testing.T) {
 	h := newHarness(t, welcomeRules, false)
 	if err := h.eng.Ready(); err != nil {
 		t.Fatalf("fresh engine: %v", err)
+	}
+	h.eng.stored(context.Background(), fmt.Errorf("enqueue: %w", queue.ErrCallbackTooLarge))
+	if err := h.eng.Ready(); err != nil {
+		t.Fatalf("a callback over the message limit made the engine not ready: %v", err)
 	}
 	h.eng.stored(context.Background(), errors.New("insufficient resources"))
 	if err := h.eng.Ready(); err == nil {

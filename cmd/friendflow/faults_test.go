@@ -458,6 +458,15 @@ func TestRenderedJobsBounded(t *testing.T) {
 		t.Fatalf("an im.send text over 8000 bytes: %d %s", status, reply)
 	}
 	waitLog(t, p, "8000-byte")
+	// Callbacks over a limit are their own fault: the replica stays ready.
+	resp, err := client.Get("http://" + admin + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("/readyz after callbacks over the limits: %d", resp.StatusCode)
+	}
 	if !strings.Contains(p.logs(), "long-greeting") {
 		t.Fatalf("the log does not name the rule:\n%s", p.logs())
 	}

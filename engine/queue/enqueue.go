@@ -67,8 +67,8 @@ func (q *Queue) Enqueue(ctx context.Context, callbackID string, jobs []Job) erro
 	if max, advice := q.CallbackLimit(); len(c.data) > max {
 		// Retrying cannot help, and splitting would break the callback's
 		// all-or-nothing storage: say what to change.
-		return fmt.Errorf("queue: the %d jobs of callback %s take %d bytes, more than the %d a callback may store; %s",
-			len(jobs), callbackID, len(c.data), max, advice)
+		return &tooLargeError{fmt.Sprintf("queue: the %d jobs of callback %s take %d bytes, more than the %d a callback may store; %s",
+			len(jobs), callbackID, len(c.data), max, advice)}
 	}
 	select {
 	case q.commits <- c:
@@ -85,6 +85,17 @@ func (q *Queue) Enqueue(ctx context.Context, callbackID string, jobs []Job) erro
 	}
 	return nil
 }
+
+// ErrCallbackTooLarge is the error of an Enqueue whose jobs are more than
+// one callback may store (CallbackLimit): the callback's fault, not the
+// store's, which is fine.
+var ErrCallbackTooLarge = errors.New("queue: a callback's jobs are over the store's message limit")
+
+// tooLargeError is an ErrCallbackTooLarge with what to change.
+type tooLargeError struct{ msg string }
+
+func (e *tooLargeError) Error() string        { return e.msg }
+func (e *tooLargeError) Is(target error) bool { return target == ErrCallbackTooLarge }
 
 // CallbackLimit is the most bytes one callback's jobs may take (they are
 // stored in one message), and what an operator can do about a callback
