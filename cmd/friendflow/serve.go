@@ -251,8 +251,8 @@ func (s *server) newReceiver(eng *engine.Engine) *imcallback.Receiver {
 func (s *server) mountAdmin(registry *actions.Registry, ring *record.Ring, imc *im.Client, callbacksReady func() error) error {
 	cfg, reloader, q := s.cfg, s.reloader, s.queue
 	adm := admin.New()
-	adm.SetGuard(admin.Guard{Token: cfg.AdminToken, Hosts: cfg.AdminHosts, Logger: log,
-		Failed: metrics.AdminAuthFailed.Inc, Suppressed: metrics.LogsSuppressed.WithLabelValues("admin_auth").Inc})
+	adm.SetGuard(admin.Guard{Token: cfg.AdminToken, Hosts: cfg.AdminHosts, Logger: s.log,
+		Failed: s.metrics.AdminAuthFailed.Inc, Suppressed: s.metrics.LogsSuppressed.WithLabelValues("admin_auth").Inc})
 	adm.AddCheck("rules", func() error {
 		if reloader.Current() == nil {
 			if st := reloader.Status(); st.LastError != "" {
