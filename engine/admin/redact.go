@@ -11,7 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/friendflow/friendflow/actions"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // redactSource hides the secrets in rule source shown by the console,
