@@ -34,9 +34,9 @@ const (
 	maxComplexity = 20
 )
 
-// allowed are today's known offenders, each fixed on another branch of
-// issue 21; the lead deletes the entries as those branches merge (the test
-// fails on an entry that no longer offends, so none outlives its fix).
+// allowed are known offenders, each with the reason it is allowed for now;
+// none today. The test fails on an entry that no longer offends, so none
+// outlives its fix.
 var allowed = map[string]string{}
 
 // TestHouseRules checks the module this package is part of.
