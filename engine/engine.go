@@ -24,7 +24,9 @@ type Queue interface {
 	// Enqueue must not keep jobs, or anything they point into, after it
 	// returns: the engine reuses their memory for the next callback.
 	Enqueue(ctx context.Context, callbackID string, jobs []queue.Job) error
-	Once(ctx context.Context, key string, ttl time.Duration) (first bool, err error)
+	// OnceBy claims key for ttl for callbackID; when it was claimed
+	// before, seen says when and by which callback.
+	OnceBy(ctx context.Context, key string, ttl time.Duration, callbackID string) (first bool, seen queue.OnceSeen, err error)
 	Forget(ctx context.Context, key string, ttl time.Duration) error
 }
 
@@ -79,8 +81,9 @@ type Engine struct {
 // runs on the hot path: keep it cheap.
 type Recorder interface {
 	// errs[i] are the rules that failed for event i; errs is nil when no
-	// rule failed.
-	Record(set *rules.Set, cb *imcallback.Callback, matches [][]rules.Match, errs [][]rules.RuleError, decisions []imcallback.ResultItem, jobs []queue.Job, storeErr error)
+	// rule failed. skips are the matches a once key skipped, in event
+	// order.
+	Record(set *rules.Set, cb *imcallback.Callback, matches [][]rules.Match, errs [][]rules.RuleError, decisions []imcallback.ResultItem, jobs []queue.Job, skips []queue.OnceSkip, storeErr error)
 }
 
 // DefaultReplyDeadline is Engine.ReplyDeadline's default: Tencent waits 2 s
@@ -184,7 +187,7 @@ func (e *Engine) handle(ctx context.Context, cb *imcallback.Callback, tr *cbTrac
 		// is recorded like one whose store failed, with the rules that
 		// matched and failed up to the event that passed the budget.
 		if e.Recorder != nil {
-			e.Recorder.Record(set, cb, matches, ruleErrs, nil, nil, err)
+			e.Recorder.Record(set, cb, matches, ruleErrs, nil, nil, nil, err)
 		}
 		return imcallback.Reply{}, err
 	}
@@ -193,6 +196,7 @@ func (e *Engine) handle(ctx context.Context, cb *imcallback.Callback, tr *cbTrac
 	var (
 		jobs     []queue.Job
 		recorded []rules.Once
+		skips    []queue.OnceSkip
 	)
 	if err == nil {
 		sc, _ := e.scratch.Get().(*jobScratch)
@@ -201,7 +205,7 @@ func (e *Engine) handle(ctx context.Context, cb *imcallback.Callback, tr *cbTrac
 		}
 		defer e.putScratch(sc) // after Record and the reply: jobs live in sc
 		span = tr.start("store")
-		jobs, recorded, err = e.jobs(ctx, cb, matches, log, sc, tr.traceParent())
+		jobs, recorded, skips, err = e.jobs(ctx, cb, matches, log, sc, tr.traceParent())
 		if err == nil && len(jobs) > 0 {
 			err = e.Queue.Enqueue(ctx, cb.ID, jobs)
 			e.stored(ctx, err)
@@ -210,7 +214,7 @@ func (e *Engine) handle(ctx context.Context, cb *imcallback.Callback, tr *cbTrac
 	}
 	tr.setJobs(len(jobs))
 	if e.Recorder != nil {
-		e.Recorder.Record(set, cb, matches, ruleErrs, reply.ResultItem, jobs, err)
+		e.Recorder.Record(set, cb, matches, ruleErrs, reply.ResultItem, jobs, skips, err)
 	}
 	if err != nil {
 		// Nothing of the callback was stored (one message per callback),
@@ -393,11 +397,13 @@ func (e *Engine) countMatches(matches [][]rules.Match) {
 }
 
 // jobs turns the matches into jobs, claiming once keys on the way. It
-// returns the keys it claimed so that a failed enqueue can release them.
-func (e *Engine) jobs(ctx context.Context, cb *imcallback.Callback, matches [][]rules.Match, log cbLogger, sc *jobScratch, traceParent string) ([]queue.Job, []rules.Once, error) {
+// returns the keys it claimed so that a failed enqueue can release them,
+// and the matches that keys claimed before skipped, for the record.
+func (e *Engine) jobs(ctx context.Context, cb *imcallback.Callback, matches [][]rules.Match, log cbLogger, sc *jobScratch, traceParent string) ([]queue.Job, []rules.Once, []queue.OnceSkip, error) {
 	var (
 		jobs     []queue.Job
 		recorded []rules.Once
+		skips    []queue.OnceSkip
 		evbuf    []byte
 		now      = e.now()
 	)
@@ -429,13 +435,15 @@ func (e *Engine) jobs(ctx context.Context, cb *imcallback.Callback, matches [][]
 				// Scoped to the rule: two rules with the same key expression
 				// must not silence each other.
 				onceKey := m.Rule + "\x00" + m.Once.Key
-				first, err := e.Queue.Once(ctx, onceKey, m.Once.For)
+				first, seen, err := e.Queue.OnceBy(ctx, onceKey, m.Once.For, cb.ID)
 				if err != nil {
-					return nil, recorded, fmt.Errorf("once key of rule %s: %w", m.Rule, err)
+					return nil, recorded, skips, fmt.Errorf("once key of rule %s: %w", m.Rule, err)
 				}
 				if !first {
 					log.Info("once: seen within its window; actions skipped", "rule", m.Rule,
-						"from", cb.Events[i].From_Account, "to", cb.Events[i].To_Account, "for", m.Once.For.String())
+						"from", cb.Events[i].From_Account, "to", cb.Events[i].To_Account, "for", m.Once.For.String(),
+						"first_callback", seen.CallbackID)
+					skips = append(skips, queue.OnceSkip{Event: i, Rule: m.Rule, Key: m.Once.Key, Seen: seen})
 					if e.Metrics != nil {
 						e.Metrics.OnceSkips.WithLabelValues(m.Rule).Inc()
 					}
@@ -475,7 +483,7 @@ func (e *Engine) jobs(ctx context.Context, cb *imcallback.Callback, matches [][]
 		}
 	}
 	sc.jobs, sc.events = jobs, evbuf
-	return jobs, recorded, nil
+	return jobs, recorded, skips, nil
 }
 
 // jobScratch is the memory of one callback's jobs, reused by the next.

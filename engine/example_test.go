@@ -28,8 +28,10 @@ func (printQueue) Enqueue(_ context.Context, callbackID string, jobs []queue.Job
 	return nil
 }
 
-func (printQueue) Once(context.Context, string, time.Duration) (bool, error) { return true, nil }
-func (printQueue) Forget(context.Context, string, time.Duration) error       { return nil }
+func (printQueue) OnceBy(context.Context, string, time.Duration, string) (bool, queue.OnceSeen, error) {
+	return true, queue.OnceSeen{}, nil
+}
+func (printQueue) Forget(context.Context, string, time.Duration) error { return nil }
 
 // The Engine is the receiver's Handler: for each event of a decoded
 // callback it matches the active rules, decides a before-callback's

@@ -22,8 +22,8 @@ import (
 type memQueue struct{}
 
 func (memQueue) Enqueue(context.Context, string, []queue.Job) error { return nil }
-func (memQueue) Once(context.Context, string, time.Duration) (bool, error) {
-	return true, nil
+func (memQueue) OnceBy(context.Context, string, time.Duration, string) (bool, queue.OnceSeen, error) {
+	return true, queue.OnceSeen{}, nil
 }
 func (memQueue) Forget(context.Context, string, time.Duration) error { return nil }
 

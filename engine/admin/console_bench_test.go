@@ -43,7 +43,7 @@ func fillRing(f *adminFixture, n int) {
 			d := rules.DecisionOf(ms)
 			items = []imcallback.ResultItem{{ResultCode: d.Code, ResultInfo: d.Reason}}
 		}
-		f.ring.Record(set, cb, [][]rules.Match{ms}, [][]rules.RuleError{errs}, items, jobs, nil)
+		f.ring.Record(set, cb, [][]rules.Match{ms}, [][]rules.RuleError{errs}, items, jobs, nil, nil)
 	}
 }
 

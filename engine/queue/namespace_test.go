@@ -237,7 +237,7 @@ func TestOnceSettlesAnUnknownOutcome(t *testing.T) {
 		t.Fatal(err)
 	}
 	for key, want := range map[string]bool{"mine": true, "theirs": false, "never-stored": true} {
-		first, err := q.settleOnce(ctx, b, onceKey(key), []byte("tok-1"))
+		first, _, err := q.settleOnce(ctx, b, onceKey(key), []byte("tok-1"))
 		if err != nil || first != want {
 			t.Errorf("%s: settleOnce = %v, %v; want %v", key, first, err, want)
 		}

@@ -157,9 +157,59 @@ func (q *Queue) onceStats(ctx context.Context) (keys int, size int64, err error)
 }
 
 // Once records key for ttl (0: forever) and reports whether this is the
-// first time it was seen within ttl. Across replicas sharing a cluster
-// exactly one caller gets true. The key may be any string; it is stored as
-// its SHA-256.
+// first time it was seen within ttl; OnceBy with no callback.
+func (q *Queue) Once(ctx context.Context, key string, ttl time.Duration) (first bool, err error) {
+	first, _, err = q.OnceBy(ctx, key, ttl, "")
+	return first, err
+}
+
+// OnceSeen is when, and by which callback, a once key was first claimed:
+// what a later callback skipped by the key shows in its recorded trace.
+type OnceSeen struct {
+	At         time.Time // when the bucket stored the key; zero if unknown
+	CallbackID string    // "" for keys claimed before callbacks were stored with them
+}
+
+// OnceSkip is a match whose actions a once key skipped: event Event's
+// match of Rule, by the rendered Key, first seen as Seen says.
+type OnceSkip struct {
+	Event int
+	Rule  string
+	Key   string
+	Seen  OnceSeen
+}
+
+// maxOnceCallbackID bounds the callback ID a once key's value keeps: the
+// bucket holds one value per key, so its size is keys times this.
+const maxOnceCallbackID = 64
+
+// onceValue is the value a claim stores: a token of its own (for
+// settleOnce), then the claiming callback's ID, clipped.
+func onceValue(callbackID string) []byte {
+	if len(callbackID) > maxOnceCallbackID {
+		callbackID = callbackID[:maxOnceCallbackID]
+	}
+	v := strconv.AppendUint(make([]byte, 0, 16+len(callbackID)), rand.Uint64(), 36)
+	v = append(v, ' ')
+	return append(v, callbackID...)
+}
+
+// seenOf reads a stored claim. Values stored before they carried the
+// callback (a token alone) read with the time only.
+func seenOf(e jetstream.KeyValueEntry) OnceSeen {
+	s := OnceSeen{At: e.Created()}
+	if _, id, ok := bytes.Cut(e.Value(), []byte{' '}); ok {
+		s.CallbackID = string(id)
+	}
+	return s
+}
+
+// OnceBy records key for ttl (0: forever), claimed by callbackID, and
+// reports whether this is the first time it was seen within ttl; when it
+// is not, seen says when and by which callback it was (as well as the
+// bucket still says: zero when it cannot be read). Across replicas sharing
+// a cluster exactly one caller gets true. The key may be any string; it is
+// stored as its SHA-256.
 //
 // A create whose outcome is unknown (a timeout, or no answer while the
 // bucket's leader fails over) may have stored the key all the same: then
@@ -168,36 +218,41 @@ func (q *Queue) onceStats(ctx context.Context) (keys int, size int64, err error)
 // and after an unknown outcome it retries within ctx (the callback's
 // deadline, or defaultEnqueueTimeout): finding its own token means the
 // earlier create did store the key.
-func (q *Queue) Once(ctx context.Context, key string, ttl time.Duration) (first bool, err error) {
+func (q *Queue) OnceBy(ctx context.Context, key string, ttl time.Duration, callbackID string) (first bool, seen OnceSeen, err error) {
 	ctx, done, err := q.storeContext(ctx)
 	if err != nil {
-		return false, err
+		return false, seen, err
 	}
 	defer done()
 	b, err := q.bucket(ctx, ttl)
 	if err != nil {
-		return false, err
+		return false, seen, err
 	}
 	k := onceKey(key)
-	token := strconv.AppendUint(nil, rand.Uint64(), 36)
+	token := onceValue(callbackID)
 	_, err = b.kv.Create(ctx, k, token)
 	switch {
 	case err == nil:
-		return true, nil
+		return true, seen, nil
 	case errors.Is(err, jetstream.ErrKeyExists):
-		return false, nil
+		// Only a skip pays for this read. The key may expire meanwhile:
+		// the skip stands, shown without its first sighting.
+		if e, gerr := b.kv.Get(ctx, k); gerr == nil {
+			seen = seenOf(e)
+		}
+		return false, seen, nil
 	case !retryable(err):
-		return false, fmt.Errorf("queue: once: %w", err)
+		return false, seen, fmt.Errorf("queue: once: %w", err)
 	}
-	if first, err = q.settleOnce(ctx, b, k, token); err != nil {
-		return false, fmt.Errorf("queue: once: %w", err)
+	if first, seen, err = q.settleOnce(ctx, b, k, token); err != nil {
+		return false, seen, fmt.Errorf("queue: once: %w", err)
 	}
-	return first, nil
+	return first, seen, nil
 }
 
 // settleOnce finds out whether a create of k with token whose outcome is
 // unknown stored it, creating k again if it did not.
-func (q *Queue) settleOnce(ctx context.Context, b *onceBucket, k string, token []byte) (first bool, err error) {
+func (q *Queue) settleOnce(ctx context.Context, b *onceBucket, k string, token []byte) (first bool, seen OnceSeen, err error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, defaultEnqueueTimeout)
@@ -207,6 +262,9 @@ func (q *Queue) settleOnce(ctx context.Context, b *onceBucket, k string, token [
 		e, err := b.kv.Get(ctx, k)
 		if err == nil {
 			first = bytes.Equal(e.Value(), token)
+			if !first {
+				seen = seenOf(e)
+			}
 		}
 		return err
 	}
@@ -225,7 +283,7 @@ func (q *Queue) settleOnce(ctx context.Context, b *onceBucket, k string, token [
 		}
 		return err
 	})
-	return first, err
+	return first, seen, err
 }
 
 // Forget undoes Once for key, for when the enqueue that followed it failed.

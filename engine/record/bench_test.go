@@ -22,7 +22,7 @@ func BenchmarkRecord(b *testing.B) {
 	cb.Events[0].ClientIP, cb.Events[0].OptPlatform, cb.Events[0].EventTime = "10.1.2.3", "Android", 1700000000000
 	matches, errs, jobs := handle(set, cb)
 	cb.ReceivedAt = time.Now()
-	benchcpu.Loop(b, 1, func() { r.Record(set, cb, matches, errs, nil, jobs, nil) })
+	benchcpu.Loop(b, 1, func() { r.Record(set, cb, matches, errs, nil, jobs, nil, nil) })
 }
 
 // manyRules is n rules in the shapes operators write: an account check,

@@ -21,7 +21,7 @@ func TestRingDoesNotPinOldRuleSets(t *testing.T) {
 	for i := range reloads {
 		set := loadSet(t, strings.Replace(testRules, "never", "never "+strconv.Itoa(i), 1))
 		refs[i] = weak.Make(set)
-		r.Record(set, friendAdd("c"+strconv.Itoa(i), "friend_response", "a", "b"), nil, nil, nil, nil, nil)
+		r.Record(set, friendAdd("c"+strconv.Itoa(i), "friend_response", "a", "b"), nil, nil, nil, nil, nil, nil)
 	}
 	for range 3 {
 		runtime.GC()

@@ -47,6 +47,16 @@ type Job struct {
 	Updated   time.Time `json:"updated,omitzero"`
 }
 
+// OnceSkip is a rule that matched but whose actions its once key skipped:
+// the key was first seen at FirstSeen by callback FirstCallback (either
+// empty when the once bucket could not say).
+type OnceSkip struct {
+	Rule          string    `json:"rule"`
+	Key           string    `json:"key"`
+	FirstSeen     time.Time `json:"first_seen,omitzero"`
+	FirstCallback string    `json:"first_callback,omitempty"`
+}
+
 // Event is one recorded event. Outcomes is derived when read (Ring.Export,
 // Ring.Outcomes): the ring itself keeps only the names of the rules that
 // matched.
@@ -71,9 +81,12 @@ type Event struct {
 	Decision *imcallback.ResultItem `json:"decision,omitempty"`
 	// StoreError says why the callback's jobs were not stored (the reply
 	// was FAIL, or a Prev reply carried its decisions anyway).
-	StoreError string          `json:"store_error,omitempty"`
-	Jobs       []Job           `json:"jobs"`
-	Outcomes   []rules.Outcome `json:"outcomes,omitempty"`
+	StoreError string `json:"store_error,omitempty"`
+	// OnceSkipped are the matched rules whose once key was seen before:
+	// they made no jobs.
+	OnceSkipped []OnceSkip      `json:"once_skipped,omitempty"`
+	Jobs        []Job           `json:"jobs"`
+	Outcomes    []rules.Outcome `json:"outcomes,omitempty"`
 
 	decoded *imevent.Event // Data decoded, when an Export already did
 }
@@ -121,7 +134,7 @@ func (r *Ring) Size() int { return len(r.buf) }
 // Record implements engine.Recorder: it keeps every event of cb with what
 // the engine made of it. It copies what it keeps: cb, matches and jobs
 // are reused by the engine after it returns.
-func (r *Ring) Record(set *rules.Set, cb *imcallback.Callback, matches [][]rules.Match, errs [][]rules.RuleError, decisions []imcallback.ResultItem, jobs []queue.Job, storeErr error) {
+func (r *Ring) Record(set *rules.Set, cb *imcallback.Callback, matches [][]rules.Match, errs [][]rules.RuleError, decisions []imcallback.ResultItem, jobs []queue.Job, skips []queue.OnceSkip, storeErr error) {
 	received := cb.ReceivedAt
 	if received.IsZero() {
 		received = r.now()
@@ -163,6 +176,7 @@ func (r *Ring) Record(set *rules.Set, cb *imcallback.Callback, matches [][]rules
 			e.Decision = &d
 		}
 		e.Jobs, rest = jobsOf(rest, cb.ID, i)
+		e.OnceSkipped, skips = skipsOf(skips, i)
 	}
 	if len(jobs) > 0 && storeErr == nil {
 		r.byCallback[cb.ID] = first
@@ -248,6 +262,24 @@ func jobsOf(jobs []queue.Job, cbID string, i int) ([]Job, []queue.Job) {
 		out[k] = Job{ID: j.ID, Rule: j.Rule, Action: j.Action, Outcome: JobQueued}
 	}
 	return out, jobs[n:]
+}
+
+// skipsOf returns the once skips of event i, which start skips, and the
+// skips after them. Keys are clipped like the event's strings: they are
+// rendered from callers' data.
+func skipsOf(skips []queue.OnceSkip, i int) ([]OnceSkip, []queue.OnceSkip) {
+	n := 0
+	for n < len(skips) && skips[n].Event == i {
+		n++
+	}
+	if n == 0 {
+		return nil, skips
+	}
+	out := make([]OnceSkip, n)
+	for k, s := range skips[:n] {
+		out[k] = OnceSkip{Rule: s.Rule, Key: strings.Clone(clip(s.Key, clipBytes[0])), FirstSeen: s.Seen.At, FirstCallback: s.Seen.CallbackID}
+	}
+	return out, skips[n:]
 }
 
 // eventOfJob is the event index in a job ID, -1 when it has none.

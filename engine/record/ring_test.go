@@ -101,7 +101,7 @@ func friendAdd(id, clientCmd string, pairs ...string) *imcallback.Callback {
 
 func record(r *Ring, set *rules.Set, cb *imcallback.Callback) []queue.Job {
 	m, errs, jobs := handle(set, cb)
-	r.Record(set, cb, m, errs, nil, jobs, nil)
+	r.Record(set, cb, m, errs, nil, jobs, nil, nil)
 	return jobs
 }
 
@@ -189,7 +189,7 @@ func TestRingFilters(t *testing.T) {
 	prev := &imcallback.Callback{ID: "c5", Command: imevent.CmdPrevFriendAdd, Events: []imevent.Event{
 		{CallbackCommand: imevent.CmdPrevFriendAdd, From_Account: "ivan", To_Account: "judy", AddWording: "cheap loan"}}}
 	m, errs, jobs := handle(set, prev)
-	r.Record(set, prev, m, errs, []imcallback.ResultItem{{To_Account: "judy", ResultCode: 38001, ResultInfo: "spam"}}, jobs, nil)
+	r.Record(set, prev, m, errs, []imcallback.ResultItem{{To_Account: "judy", ResultCode: 38001, ResultInfo: "spam"}}, jobs, nil, nil)
 
 	ids := func(f Filter) string {
 		t.Helper()
@@ -316,7 +316,7 @@ func fill(t *testing.T, event func(int) *imcallback.Callback) uint64 {
 	for i := range 2 * DefaultSize {
 		cb := event(i)
 		jobs := []queue.Job{{CallbackID: cb.ID, Job: actions.Job{ID: cb.ID + "-0-0-0", Rule: "deny-loans", Action: "webhook"}}}
-		r.Record(set, cb, matches, nil, decisions, jobs, nil)
+		r.Record(set, cb, matches, nil, decisions, jobs, nil, nil)
 	}
 	runtime.GC()
 	runtime.ReadMemStats(&after)
