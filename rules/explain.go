@@ -2,6 +2,7 @@ package rules
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -60,10 +61,27 @@ type Condition struct {
 	Error string `json:"error,omitempty"`
 }
 
-// OnceTrace is a rendered dedup key.
+// onceChecked says in t whether a callback would check t's once key
+// before queueing acts (the engine's rule: not for shadow rules, nor
+// for rules with no queued action; off: shadow or disabled).
+func onceChecked(t *RuleTrace, acts []Action, off bool) {
+	if t.Once == nil || off || !slices.ContainsFunc(acts, func(a Action) bool { return !a.Sync }) {
+		return
+	}
+	t.Once.Checked = true
+	t.Reason = fmt.Sprintf("when is true; the actions run only if once key %q was not seen by this rule within %s", t.Once.Key, t.Once.For)
+}
+
+// OnceTrace is a rendered dedup key. Checked says whether a callback
+// would check it: the engine claims the key before storing the rule's
+// queued actions, and skips them when the rule claimed it within For.
+// Shadow rules and rules whose actions all run in the reply (deny) store
+// no jobs, so they check nothing. Explain itself has no side effects: it
+// neither reads nor claims the key.
 type OnceTrace struct {
-	Key string `json:"key"`
-	For string `json:"for"`
+	Key     string `json:"key"`
+	For     string `json:"for"`
+	Checked bool   `json:"checked"`
 }
 
 // ActionTrace is a rendered action as explain shows it.
@@ -147,6 +165,7 @@ func (s *Set) explainRule(r *rule, ev *imevent.Event, env map[string]any, sc *sc
 		for i, a := range acts {
 			t.Actions = append(t.Actions, r.actionTrace(i, a))
 		}
+		onceChecked(&t, acts, r.shadow || !r.enabled)
 	}
 	if !r.enabled {
 		would := map[Status]string{

@@ -49,7 +49,8 @@ func TestExplain(t *testing.T) {
 
 	m := byRule["matched"]
 	if m.Status != StatusMatched || m.Operator != "&&" || len(m.Conditions) != 2 || m.Line != 2 ||
-		m.Once == nil || m.Once.Key != "alice" || m.Once.For != "1h0m0s" || len(m.Actions) != 1 {
+		m.Once == nil || m.Once.Key != "alice" || m.Once.For != "1h0m0s" || !m.Once.Checked || len(m.Actions) != 1 ||
+		m.Reason != `when is true; the actions run only if once key "alice" was not seen by this rule within 1h0m0s` {
 		t.Fatalf("matched = %+v", m)
 	}
 	wantParams := map[string]any{"to": "alice", "token": "<redacted>", "custom": map[string]any{"data": "d", "key": "<redacted>"}}
@@ -93,7 +94,7 @@ func TestExplain(t *testing.T) {
 	if strings.Contains(string(data), "top-secret") {
 		t.Errorf("a secret leaked into explain: %s", data)
 	}
-	for _, key := range []string{`"rule":"matched"`, `"status":"not_matched"`, `"conditions":[{"expr":`, `"once":{"key":"alice","for":"1h0m0s"}`} {
+	for _, key := range []string{`"rule":"matched"`, `"status":"not_matched"`, `"conditions":[{"expr":`, `"once":{"key":"alice","for":"1h0m0s","checked":true}`} {
 		if !strings.Contains(string(data), key) {
 			t.Errorf("JSON lacks %s: %s", key, data)
 		}
@@ -178,5 +179,46 @@ func TestExamples(t *testing.T) {
 	b := mustMatch(t, s, &imevent.Event{CallbackCommand: imevent.CmdFriendAdd, ClientCmd: "friend_response", From_Account: "bob", To_Account: "alice"})
 	if len(a) != 1 || len(b) != 1 || a[0].Once.Key != b[0].Once.Key {
 		t.Fatalf("welcome matches: %+v / %+v", a, b)
+	}
+}
+
+// explain says whether a callback would check the once key: only when the
+// rule stores jobs, as the engine claims keys (not for shadow rules, nor
+// for a deny alone, which runs in the reply).
+func TestExplainOnceChecked(t *testing.T) {
+	s := mustLoad(t, oneRule(`  - name: queued
+    once: {key: 'From_Account + "|" + To_Account', for: 2h}
+    actions: [{test.send: {to: "${ To_Account }"}}]
+  - name: shadowed
+    shadow: true
+    once: {key: From_Account, for: 1h}
+    actions: [{test.send: {to: x}}]
+  - name: off
+    enabled: false
+    once: {key: From_Account, for: 1h}
+    actions: [{test.send: {to: x}}]
+  - name: deny-only
+    on: Sns.CallbackPrevFriendAdd
+    once: {key: From_Account, for: 1h}
+    actions: [{test.deny: {code: 38001}}]
+`))
+	ev := &imevent.Event{CallbackCommand: imevent.CmdFriendAdd, From_Account: "alice", To_Account: "bob"}
+	prev := &imevent.Event{CallbackCommand: imevent.CmdPrevFriendAdd, From_Account: "alice", To_Account: "bob"}
+	got := map[string]RuleTrace{}
+	for _, x := range s.Explain(ev) {
+		got[x.Rule] = x
+	}
+	for _, x := range s.Explain(prev) {
+		if x.Rule == "deny-only" {
+			got[x.Rule] = x
+		}
+	}
+	if q := got["queued"]; q.Once == nil || q.Once.Key != "alice|bob" || !q.Once.Checked || !strings.Contains(q.Reason, `once key "alice|bob"`) {
+		t.Errorf("queued: %+v %+v", q, q.Once)
+	}
+	for _, name := range []string{"shadowed", "off", "deny-only"} {
+		if x := got[name]; x.Once == nil || x.Once.Checked || strings.Contains(x.Reason, "once key") {
+			t.Errorf("%s: %+v %+v", name, x, x.Once)
+		}
 	}
 }

@@ -316,7 +316,11 @@ func printExplain(w io.Writer, out []engine.EventExplanation) {
 				fmt.Fprintf(w, "      %-50s = %s\n", c.Expr, v)
 			}
 			if r.Once != nil {
-				fmt.Fprintf(w, "      once key %q for %s\n", r.Once.Key, r.Once.For)
+				check := "not checked: no job to store"
+				if r.Once.Checked {
+					check = "checked before storing the jobs"
+				}
+				fmt.Fprintf(w, "      once key %q for %s (%s)\n", r.Once.Key, r.Once.For, check)
 			}
 			for _, a := range r.Actions {
 				p, _ := json.Marshal(a.Params)

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"encoding/json"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -8,7 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/friendflow/friendflow/engine"
 	"github.com/friendflow/friendflow/engine/record"
+	"github.com/friendflow/friendflow/rules"
 	"github.com/friendflow/friendflow/rules/imevent"
 )
 
@@ -74,5 +77,27 @@ func TestOnceSkipShowsWhereTheEventIs(t *testing.T) {
 	}
 	if _, list, _ := f.page(t, nil, "/ui/events"); !strings.Contains(list, "greet: skipped by once") {
 		t.Errorf("/ui/events lacks the skip:\n%s", list)
+	}
+	if !strings.Contains(page, "checked before the jobs are stored") {
+		t.Errorf("/ui/events/2's trace does not say the key is checked:\n%s", page)
+	}
+
+	// explain says the rule would check the key, rendered, without claiming it.
+	status, answer := f.do(t, http.MethodPost, "/explain?command=Sns.CallbackPrevFriendAdd", `{"From_Account":"n","FriendItem":[{"To_Account":"b"}]}`)
+	var ex []engine.EventExplanation
+	if err := json.Unmarshal([]byte(answer), &ex); err != nil || status != 200 || len(ex) != 1 {
+		t.Fatalf("POST /explain: %d %s", status, answer)
+	}
+	var greet *rules.RuleTrace
+	for i := range ex[0].Rules {
+		if ex[0].Rules[i].Rule == "greet" {
+			greet = &ex[0].Rules[i]
+		}
+	}
+	if greet == nil || greet.Once == nil || greet.Once.Key != "n|<b>" || !greet.Once.Checked || !strings.Contains(greet.Reason, `once key "n|<b>"`) {
+		t.Fatalf("explain of greet: %+v", greet)
+	}
+	if first, err := f.q.Once(t.Context(), "greet\x00n|<b>", time.Hour); err != nil || !first {
+		t.Fatalf("explain claimed the once key: first %v, %v", first, err)
 	}
 }
