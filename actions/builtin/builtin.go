@@ -35,6 +35,9 @@ func Kinds(d Deps) []actions.Kind {
 		im.NewBatchSend(d.IM),
 		im.NewAddToGroup(d.IM),
 		im.NewFriendUpdate(d.IM),
+		im.NewFriendAdd(d.IM),
+		im.NewFriendDelete(d.IM),
+		im.NewBlacklistAdd(d.IM),
 	}
 }
 

@@ -66,6 +66,7 @@ const (
 	srcFriendDel = "https://cloud.tencent.com/document/product/269/1644"      // friend_delete: the sns codes
 	srcFriendAdd = "https://trtc.io/document/34902"                           // friend_add: 30008
 	srcFriendUpd = "https://www.tencentcloud.com/document/product/1047/34904" // friend_update
+	srcBlackAdd  = "https://cloud.tencent.com/document/product/269/3718"      // black_list_add
 )
 
 // Waits of the retry hints.
@@ -116,6 +117,16 @@ var codeTable = []Code{
 	{30006, ClassTransient, 0, "server internal error, retry", srcFriendDel},
 	{30007, ClassTransient, 0, "network timeout, retry later", srcFriendDel},
 	{30008, ClassTransient, 0, "concurrent writes to one user's friends conflicted", srcFriendAdd},
+	{30010, ClassAccount, 0, "friend limit reached (3000 friends)", srcFriendAdd},
+	{30013, ClassAccount, 0, "blocklist full (1000 per user)", srcBlackAdd},
+	{30014, ClassAccount, 0, "friend limit reached (3000 friends)", srcFriendAdd},
+	{30515, ClassAccount, 0, "a blocklist stands between the two accounts", srcFriendAdd},
+	{30516, ClassAccount, 0, "the account refuses all friend requests", srcFriendAdd},
+	{30525, ClassAccount, 0, "a blocklist stands between the two accounts", srcFriendAdd},
+	{30539, ClassSuccess, 0, "friend request sent, awaiting the other side's confirmation", srcFriendAdd},
+	{30540, ClassAccount, 0, "friend request refused by anti-spam", srcFriendAdd},
+	{31704, ClassSuccess, 0, "not friends: already gone", srcFriendDel},
+	{31707, ClassTransient, time.Minute, "friend deletion hit the security policy (too frequent)", srcFriendDel},
 
 	{60002, ClassRequest, 0, "HTTP, URL or JSON format problem", srcErrCodes},
 	{60003, ClassRequest, 0, "HTTP, URL or JSON format problem", srcErrCodes},

@@ -8,7 +8,8 @@ import (
 // group_open_http_svc/add_group_member
 // (https://www.tencentcloud.com/document/product/1047/34921), sns/friend_update
 // (https://www.tencentcloud.com/document/product/1047/34904) and
-// openim/batchsendmsg (https://www.tencentcloud.com/document/product/1047/34920).
+// openim/batchsendmsg (https://www.tencentcloud.com/document/product/1047/34920),
+// and sns/friend_add, sns/friend_delete, sns/black_list_add (their files).
 type api struct {
 	// check reports every deviation of the body from the API's
 	// description as a violation; a non-zero code is IM's answer.
@@ -21,6 +22,9 @@ var apis = map[string]api{
 	"/v4/group_open_http_svc/add_group_member": {(*Server).checkAddGroupMember, (*Server).addGroupMember},
 	"/v4/sns/friend_update":                    {(*Server).checkFriendUpdate, (*Server).friendUpdate},
 	"/v4/openim/batchsendmsg":                  {(*Server).checkBatchSendMsg, (*Server).batchSendMsg},
+	"/v4/sns/friend_add":                       {(*Server).checkFriendAdd, (*Server).friendAdd},
+	"/v4/sns/friend_delete":                    {(*Server).checkFriendDelete, (*Server).friendDelete},
+	"/v4/sns/black_list_add":                   {(*Server).checkBlacklistAdd, (*Server).blacklistAdd},
 }
 
 // Limits the fake enforces. friendflow sends at most 100 members per

@@ -4,7 +4,8 @@
 // path, query parameters, the admin UserSig (decoded and its HMAC
 // recomputed), a fresh random per request, the JSON field names, types and
 // limits of openim/sendmsg, openim/batchsendmsg,
-// group_open_http_svc/add_group_member and sns/friend_update — and reports
+// group_open_http_svc/add_group_member, sns/friend_update, sns/friend_add,
+// sns/friend_delete and sns/black_list_add — and reports
 // each deviation as a test error. It answers like IM does (HTTP 200 with
 // an ActionStatus envelope; SomeError with an ErrorList, FAIL 90012
 // without one when every recipient of a batch failed, 10019 for an
@@ -78,7 +79,9 @@ type Reply struct {
 	// account: add_group_member's Result for that member (0 failed, 1
 	// added, 2 already a member, 3 awaiting confirmation), friend_update's
 	// ResultCode for that friend, batchsendmsg's ErrorList code for that
-	// recipient. A scripted account has no effect but the result.
+	// recipient, friend_add's, friend_delete's and black_list_add's
+	// ResultCode for that account. A scripted account has no effect but the
+	// result.
 	Accounts map[string]int
 }
 
@@ -142,7 +145,9 @@ type Server struct {
 	groups     map[string]*group
 	friends    map[string]map[string]map[string]any // from → to → tag → value
 	updates    []FriendUpdate
-	recent     []uint32 // the last randoms, to catch one reused
+	adds       []FriendAdd
+	blocked    map[string]map[string]bool // from → to
+	recent     []uint32                   // the last randoms, to catch one reused
 	unknown    map[string]bool
 	changed    chan struct{}
 }
@@ -172,7 +177,8 @@ func NewServer(t testing.TB, opts Options) *Server {
 		opts.OnViolation = func(msg string) { t.Errorf("imtest: protocol violation: %s", msg) }
 	}
 	s := &Server{opts: opts, seen: make(map[string]dedupEntry), changed: make(chan struct{}),
-		groups: make(map[string]*group), friends: make(map[string]map[string]map[string]any)}
+		groups: make(map[string]*group), friends: make(map[string]map[string]map[string]any),
+		blocked: make(map[string]map[string]bool)}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	s.URL = s.srv.URL
 	t.Cleanup(s.srv.Close)
