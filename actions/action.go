@@ -87,6 +87,11 @@ type Spec struct {
 	// every job on the callback's path: keep it a few comparisons, with
 	// no allocation when the parameters pass.
 	Rendered func(params map[string]any) error
+	// CallsBack lists the commands IM calls back with for what this kind
+	// does (im.friend_add: Sns.CallbackFriendAdd). A rule running it on one
+	// of them can answer its own requests' callbacks: lint warns unless
+	// the rule's when excludes the events an admin caused (Admin_Account).
+	CallsBack []string
 }
 
 // ParamType is the declared type of a parameter. In a parameter struct

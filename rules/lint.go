@@ -40,10 +40,15 @@ const (
 	// (a let that doubles another, repeat with a large or unknown count):
 	// an evaluation that builds too much fails.
 	CodeGrowth = "FF006"
+	// CodeCallbackLoop: an action whose own request IM calls back with a
+	// command the rule is on (im.friend_add on Sns.CallbackFriendAdd),
+	// under a when that does not exclude the events an admin caused
+	// (Admin_Account): the rule can answer its own callbacks.
+	CodeCallbackLoop = "FF007"
 )
 
 // lintCodes lists the codes lint: ignore accepts.
-var lintCodes = []string{CodeOutsideDomain, CodeOneSpelling, CodeNotCarried, CodeConstant, CodeCostlyLoop, CodeGrowth}
+var lintCodes = []string{CodeOutsideDomain, CodeOneSpelling, CodeNotCarried, CodeConstant, CodeCostlyLoop, CodeGrowth, CodeCallbackLoop}
 
 // finding is one warning inside a when; at is the rune offset in the
 // expression where it points, as expr's nodes locate themselves.

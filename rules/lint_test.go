@@ -112,11 +112,48 @@ func TestLintPositionsAndForms(t *testing.T) {
 	}
 }
 
+// FF007: im.friend_add on Sns.CallbackFriendAdd needs a when that reads
+// Admin_Account in one of its && parts.
+func TestLintCallbackLoop(t *testing.T) {
+	reg := builtin.Registry(builtin.Deps{})
+	add := "\n    actions:\n      - im.friend_add: {from: \"${ To_Account }\", to: [\"${ From_Account }\"]}\n"
+	cases := []struct{ name, rule, want string }{
+		{"no when", "on: Sns.CallbackFriendAdd", `r.yaml:5:9: warning FF007: rule "x": action 1 (im.friend_add): its own request calls back with Sns.CallbackFriendAdd`},
+		{"when without admin", "on: Sns.CallbackFriendAdd\n    when: To_Account == \"official\"", "warning FF007"},
+		{"admin only in an or", "on: Sns.CallbackFriendAdd\n    when: Admin_Account == \"\" || To_Account == \"official\"", "warning FF007"},
+		{"excluded", "on: Sns.CallbackFriendAdd\n    when: To_Account == \"official\" && Admin_Account == \"\"", ""},
+		{"excluded other form", "on: Sns.CallbackFriendAdd\n    when: Admin_Account != \"administrator\"", ""},
+		{"excluded by not in", "on: Sns.CallbackFriendAdd\n    when: Admin_Account not in [\"administrator\", \"ops\"] && To_Account != \"\"", ""},
+		{"admin read, not compared", "on: Sns.CallbackFriendAdd\n    when: len(Admin_Account) >= 0", "warning FF007"},
+		{"other command", "on: Sns.CallbackFriendDelete", ""},
+		{"ignored", "on: Sns.CallbackFriendAdd\n    lint: {ignore: [FF007]}", ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := writeFiles(t, oneRule("  - name: x\n    "+c.rule+add))
+			s, err := Load(dir, Options{Registry: reg})
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			var got []string
+			for _, w := range s.Warnings() {
+				got = append(got, strings.TrimPrefix(w.String(), dir+string(filepath.Separator)))
+			}
+			switch {
+			case c.want == "" && len(got) != 0:
+				t.Errorf("warnings: %s", strings.Join(got, "\n"))
+			case c.want != "" && (len(got) != 1 || !strings.Contains(got[0], c.want)):
+				t.Errorf("warnings:\n%s\nwant one containing %s", strings.Join(got, "\n"), c.want)
+			}
+		})
+	}
+}
+
 func TestLintIgnoreProblems(t *testing.T) {
 	got := problems(t, oneRule("  - name: x\n    when: ClientCmd == \"friend_add\"\n    lint: {ignore: [FF02], allow: 1}\n"))
 	want := []string{
 		`r.yaml:4:28: rule "x": lint: unknown key "allow" (known: ignore)`,
-		`r.yaml:4:21: rule "x": lint: unknown warning code "FF02"; did you mean "FF002"? (known: FF001, FF002, FF003, FF004, FF005, FF006)`,
+		`r.yaml:4:21: rule "x": lint: unknown warning code "FF02"; did you mean "FF002"? (known: FF001, FF002, FF003, FF004, FF005, FF006, FF007)`,
 	}
 	slices.Sort(got)
 	slices.Sort(want)

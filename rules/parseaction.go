@@ -37,6 +37,7 @@ func (p *fileParser) parseAction(item *yaml.Node, r *rule, what string) *action 
 	if spec.Sync {
 		p.checkSyncOn(spec, r, kindKey, what)
 	}
+	p.lintCallbackLoop(spec, r, kindKey, what)
 	a := &action{kind: spec.Name, spec: spec, retry: actions.DefaultRetry}
 	paramsOK, usable := p.actionParams(a, fields[kindKey.Value].val, kindKey, what)
 	if !usable {

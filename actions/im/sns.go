@@ -244,8 +244,9 @@ var friendAddSpec = actions.Spec{
 		"dead letter of their own with the code. Never runs for an event that friendflow's own admin " +
 		"account caused (Admin_Account is the configured admin): such a job is skipped as done, with a " +
 		"log line, so an add cannot call back into another add.",
-	Params:   actions.ParamsOf[FriendAddParams](),
-	Validate: validateFriendAdd,
+	Params:    actions.ParamsOf[FriendAddParams](),
+	Validate:  validateFriendAdd,
+	CallsBack: []string{"Sns.CallbackFriendAdd"},
 }
 
 func validateFriendAdd(p map[string]any) error {
