@@ -2,12 +2,15 @@
 // account: UserSig generation (tls-sig-api-v2), a REST client, and the IM
 // action kinds: im.send (openim/sendmsg), im.batch_send
 // (openim/batchsendmsg), im.add_to_group
-// (group_open_http_svc/add_group_member) and im.friend_update
-// (sns/friend_update). The facts used here come from Tencent's REST API
+// (group_open_http_svc/add_group_member), im.friend_update
+// (sns/friend_update), im.friend_add (sns/friend_add), im.friend_delete
+// (sns/friend_delete) and im.blacklist_add (sns/black_list_add). The
+// facts used here come from Tencent's REST API
 // documentation: https://www.tencentcloud.com/document/product/1047/34620
 // (requests, domains), /34919 (openim/sendmsg), /34920 (batchsendmsg),
-// /34921 (add_group_member), /34904 (friend_update) and /34348 (error
-// codes).
+// /34921 (add_group_member), /34904 (friend_update), /34902 (friend_add),
+// /34905 (friend_delete), https://cloud.tencent.com/document/product/269/3718
+// (black_list_add) and /34348 (error codes).
 //
 // # Requests
 //

@@ -31,39 +31,44 @@ func (s *Server) checkFriendAdd(m map[string]any) (int, string) {
 	}
 	seen := map[string]bool{}
 	for i, it := range items {
-		where := fmt.Sprintf("AddFriendItem[%d]", i)
-		onlyFields(it, where, []string{"To_Account", "Remark", "GroupName", "AddSource", "AddWording"}, v.bad)
-		to := nonEmptyString(it, "To_Account", where+".", true, v.bad)
-		if seen[to] {
-			v.bad("To_Account %q twice in one request", to)
-		}
-		seen[to] = true
-		// AddSource is required, AddSource_Type_<keyword>.
-		if src := nonEmptyString(it, "AddSource", where+".", true, v.bad); src != "" && !strings.HasPrefix(src, "AddSource_Type_") {
-			v.bad("%s.AddSource = %q, want AddSource_Type_<keyword>", where, src)
-		}
-		if r, present := it["Remark"]; present {
-			if str, isStr := r.(string); !isStr || len(str) > maxRemark {
-				v.bad("%s.Remark = %#v, want a string of at most %d bytes", where, r, maxRemark)
-			}
-		}
-		if g, present := it["GroupName"]; present {
-			// One friend group, a single string (not a list, unlike
-			// friend_update's Tag_SNS_IM_Group).
-			if str, isStr := g.(string); !isStr || str == "" || len(str) > maxGroupName {
-				v.bad("%s.GroupName = %#v, want one name of 1 to %d bytes", where, g, maxGroupName)
-			}
-		}
-		if w, present := it["AddWording"]; present {
-			if _, isStr := w.(string); !isStr {
-				v.bad("%s.AddWording = %#v, want a string", where, w)
-			}
-		}
+		checkAddItem(it, fmt.Sprintf("AddFriendItem[%d]", i), seen, v.bad)
 	}
 	if !v.ok {
 		return 30001, "invalid parameters"
 	}
 	return 0, ""
+}
+
+// checkAddItem checks one AddFriendItem; seen holds the accounts of the
+// items before it.
+func checkAddItem(it map[string]any, where string, seen map[string]bool, bad func(string, ...any)) {
+	onlyFields(it, where, []string{"To_Account", "Remark", "GroupName", "AddSource", "AddWording"}, bad)
+	to := nonEmptyString(it, "To_Account", where+".", true, bad)
+	if seen[to] {
+		bad("To_Account %q twice in one request", to)
+	}
+	seen[to] = true
+	// AddSource is required, AddSource_Type_<keyword>.
+	if src := nonEmptyString(it, "AddSource", where+".", true, bad); src != "" && !strings.HasPrefix(src, "AddSource_Type_") {
+		bad("%s.AddSource = %q, want AddSource_Type_<keyword>", where, src)
+	}
+	if r, present := it["Remark"]; present {
+		if str, isStr := r.(string); !isStr || len(str) > maxRemark {
+			bad("%s.Remark = %#v, want a string of at most %d bytes", where, r, maxRemark)
+		}
+	}
+	if g, present := it["GroupName"]; present {
+		// One friend group, a single string (not a list, unlike
+		// friend_update's Tag_SNS_IM_Group).
+		if str, isStr := g.(string); !isStr || str == "" || len(str) > maxGroupName {
+			bad("%s.GroupName = %#v, want one name of 1 to %d bytes", where, g, maxGroupName)
+		}
+	}
+	if w, present := it["AddWording"]; present {
+		if _, isStr := w.(string); !isStr {
+			bad("%s.AddWording = %#v, want a string", where, w)
+		}
+	}
 }
 
 func (s *Server) friendAdd(req *Request, reply Reply, resp map[string]any) (int, string) {
