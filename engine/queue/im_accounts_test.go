@@ -190,7 +190,10 @@ func TestIMCodeTableThroughQueue(t *testing.T) {
 	h := newIMHarness(t)
 	h.srv.AddGroup("g", imtest.Public)
 	for i, c := range im.Codes() {
-		if c.Code == 0 {
+		if c.Class == im.ClassSuccess {
+			// 0, and the relationship APIs' per-account answers that
+			// mean done (30539 pending, 31704 already gone): none is an
+			// error add_group_member answers with.
 			continue
 		}
 		id := fmt.Sprintf("code-%d", c.Code)
