@@ -14,8 +14,7 @@ import (
 // makes the rest a hole
 // (https://www.gnu.org/software/tar/manual/html_node/Sparse-Formats.html).
 // archive/tar's Writer cannot write sparse files, so the blocks are
-// written by hand. bench/hostile has a copy (bench/ imports nothing of the
-// module).
+// written by hand. The tests and bench/hostile share it.
 func SparseTar(size int64) []byte {
 	var b bytes.Buffer
 	pax := ""
