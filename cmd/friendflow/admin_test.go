@@ -190,7 +190,15 @@ func TestServeMissingRules(t *testing.T) {
 			t.Fatal("serve with broken rules did not stay up")
 		}
 	}
-	code, out, errOut := runBinary(t, nil, "rules", admin)
+	// The admin port opens before the first load finishes (callbacks wait
+	// for it, the health check does not), so the failure shows up shortly.
+	var out string
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		code, out, errOut = runBinary(t, nil, "rules", admin)
+		if code != 0 || strings.Contains(out, "greet.yaml:3:") || time.Now().After(deadline) {
+			break
+		}
+	}
 	if code != 0 || !strings.Contains(out, "no rules loaded: not ready") || !strings.Contains(out, "greet.yaml:3:") {
 		t.Fatalf("rules with broken rules at start: exit %d\n%s%s", code, out, errOut)
 	}
