@@ -91,6 +91,8 @@ type ActionTrace struct {
 	Delay  string         `json:"delay,omitempty"`
 	Retry  RetryTrace     `json:"retry"`
 	Sync   bool           `json:"sync,omitempty"`
+	// CancelOn is the action's cancel_on.
+	CancelOn []string `json:"cancel_on,omitempty"`
 }
 
 // RetryTrace is Retry with durations as text.
@@ -182,11 +184,12 @@ func (s *Set) explainRule(r *rule, ev *imevent.Event, env map[string]any, sc *sc
 // show it, secret and URL parameters redacted.
 func (r *rule) actionTrace(i int, a Action) ActionTrace {
 	return ActionTrace{
-		Kind:   a.Kind,
-		Params: r.actions[i].spec.Redact(a.Params),
-		Delay:  durationText(a.Delay),
-		Retry:  RetryTrace{Attempts: a.Retry.Attempts, Backoff: a.Retry.Backoff.String(), MaxBackoff: a.Retry.MaxBackoff.String()},
-		Sync:   a.Sync,
+		Kind:     a.Kind,
+		Params:   r.actions[i].spec.Redact(a.Params),
+		Delay:    durationText(a.Delay),
+		Retry:    RetryTrace{Attempts: a.Retry.Attempts, Backoff: a.Retry.Backoff.String(), MaxBackoff: a.Retry.MaxBackoff.String()},
+		Sync:     a.Sync,
+		CancelOn: a.CancelOn,
 	}
 }
 

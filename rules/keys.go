@@ -52,6 +52,8 @@ var (
 	actionKeyDecl = []key{
 		{name: "delay", value: ref("duration"),
 			doc: "Run the action no sooner than this after the callback, such as 10m. Not for actions decided while the callback waits (deny)."},
+		{name: "cancel_on", value: ref("on"),
+			doc: fmt.Sprintf("A command, or a list of them, such as Sns.CallbackFriendDelete: a later event of one of them for the same pair (From_Account and To_Account, either direction) drops the action while it waits for its delay, on every replica and across restarts. Needs a delay, of at most %s.", shortDuration(MaxCancelDelay))},
 		{name: "retry", value: ref("retry"),
 			doc: "The action's retry policy for transient failures. Not for actions decided while the callback waits (deny)."},
 	}

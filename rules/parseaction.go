@@ -126,8 +126,8 @@ func paramErrorAt(err error, pn, kindKey *yaml.Node) *yaml.Node {
 	return kindKey
 }
 
-// actionTiming reads the item's delay and retry, which a synchronous kind,
-// decided while the callback waits, does not take.
+// actionTiming reads the item's delay, retry and cancel_on, which a
+// synchronous kind, decided while the callback waits, does not take.
 func (p *fileParser) actionTiming(a *action, fields map[string]kv, what string) {
 	if kv, ok := fields["delay"]; ok {
 		if a.spec.Sync {
@@ -144,6 +144,9 @@ func (p *fileParser) actionTiming(a *action, fields map[string]kv, what string) 
 			p.errAt(kv.key, "%s: %s is decided while the callback waits; it takes no retry", what, a.spec.Name)
 		}
 		p.parseRetry(kv.val, &a.retry, what+": retry")
+	}
+	if kv, ok := fields["cancel_on"]; ok {
+		p.parseCancelOn(a, kv, what)
 	}
 }
 

@@ -68,6 +68,9 @@ type action struct {
 	params *pval // a pvMap
 	delay  time.Duration
 	retry  Retry
+	// cancelOn are the commands whose later events for the event's pair
+	// drop the action while it waits for its delay.
+	cancelOn []string
 }
 
 func (r *rule) covers(cmd string) bool {
@@ -125,7 +128,7 @@ func (r *rule) renderActions(x *evalCtx) ([]Action, error) {
 		if err != nil {
 			return nil, fmt.Errorf("action %d (%s): %w", i+1, a.kind, err)
 		}
-		out[i] = Action{Kind: a.kind, Params: params, Delay: a.delay, Retry: a.retry, Sync: a.spec.Sync}
+		out[i] = Action{Kind: a.kind, Params: params, Delay: a.delay, Retry: a.retry, Sync: a.spec.Sync, CancelOn: a.cancelOn}
 	}
 	return out, nil
 }

@@ -19,6 +19,7 @@ type Set struct {
 	warnings []Problem     // lint warnings of the rules, in file order
 	scratch  sync.Pool     // *scratch: a VM and buffers per concurrent Match
 	lim      limits        // the evaluation budgets
+	cancelOn []bool        // by imevent.CommandIndex: some action cancels on it; nil: none
 
 	byNameOnce sync.Once // builds byName on the first Outcomes
 	byName     map[string]int
@@ -71,6 +72,10 @@ type Action struct {
 	// Sync is the kind's Spec.Sync: decided while the callback waits
 	// (deny), never queued.
 	Sync bool
+	// CancelOn are the commands (cancel_on) whose later events for the
+	// same pair, in either direction, drop the action before it is due;
+	// nil for most actions. Shared by every Match: do not change it.
+	CancelOn []string
 }
 
 // scratch is what one Match needs besides the event: reused through a pool
@@ -132,6 +137,7 @@ func newSet(rules []*rule, files []FileInfo, hash string, opts []expr.Option, li
 		return sc
 	}
 	s.byCmd = buildIndex(rules)
+	s.cancelOn = cancelCommands(rules)
 	return s
 }
 
