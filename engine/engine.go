@@ -28,6 +28,8 @@ type Queue interface {
 	// before, seen says when and by which callback.
 	OnceBy(ctx context.Context, key string, ttl time.Duration, callbackID string) (first bool, seen queue.OnceSeen, err error)
 	Forget(ctx context.Context, key string, ttl time.Duration) error
+	// MarkCancel notes an event of cmd at at for pairs, for cancel_on.
+	MarkCancel(ctx context.Context, cmd string, pairs []queue.Pair, at time.Time, callbackID string) error
 }
 
 // Engine is the imcallback.Handler that matches every event of a callback against the
@@ -205,7 +207,12 @@ func (e *Engine) handle(ctx context.Context, cb *imcallback.Callback, tr *cbTrac
 		}
 		defer e.putScratch(sc) // after Record and the reply: jobs live in sc
 		span = tr.start("store")
-		jobs, recorded, skips, err = e.jobs(ctx, cb, matches, log, sc, tr.traceParent())
+		if set.CancelsOn(cb.Command) {
+			err = e.markCancel(ctx, cb)
+		}
+		if err == nil {
+			jobs, recorded, skips, err = e.jobs(ctx, cb, matches, log, sc, tr.traceParent())
+		}
 		if err == nil && len(jobs) > 0 {
 			err = e.Queue.Enqueue(ctx, cb.ID, jobs)
 			e.stored(ctx, err)
@@ -477,6 +484,9 @@ func (e *Engine) jobs(ctx context.Context, cb *imcallback.Callback, matches [][]
 				}
 				if a.Delay > 0 {
 					j.Due = now.Add(a.Delay)
+				}
+				if a.CancelOn != nil {
+					j.CancelOn, j.Created = a.CancelOn, now
 				}
 				jobs = append(jobs, j)
 			}

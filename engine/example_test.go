@@ -32,6 +32,9 @@ func (printQueue) OnceBy(context.Context, string, time.Duration, string) (bool, 
 	return true, queue.OnceSeen{}, nil
 }
 func (printQueue) Forget(context.Context, string, time.Duration) error { return nil }
+func (printQueue) MarkCancel(context.Context, string, []queue.Pair, time.Time, string) error {
+	return nil
+}
 
 // The Engine is the receiver's Handler: for each event of a decoded
 // callback it matches the active rules, decides a before-callback's

@@ -26,6 +26,9 @@ func (memQueue) OnceBy(context.Context, string, time.Duration, string) (bool, qu
 	return true, queue.OnceSeen{}, nil
 }
 func (memQueue) Forget(context.Context, string, time.Duration) error { return nil }
+func (memQueue) MarkCancel(context.Context, string, []queue.Pair, time.Time, string) error {
+	return nil
+}
 
 // benchEngine is an engine over two rules that queue one job each for
 // every pair of a friend_add callback, logging at info (debug off).

@@ -31,6 +31,7 @@ type Metrics struct {
 	Events           *prometheus.CounterVec   // command
 	RuleErrors       *prometheus.CounterVec   // rule
 	OnceSkips        *prometheus.CounterVec   // rule
+	CancelMarks      *prometheus.CounterVec   // command
 	Decisions        *prometheus.CounterVec   // command, decision
 	DecisionDuration prometheus.Histogram
 	UnstoredJobs     *prometheus.CounterVec   // command
@@ -172,6 +173,10 @@ func NewMetrics(version, commit string) *Metrics {
 		Name: "friendflow_once_skips_total",
 		Help: "Matches whose actions were skipped because their once key was seen within its window.",
 	}, []string{"rule"})
+	m.CancelMarks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "friendflow_cancel_markers_total",
+		Help: "Pairs noted for cancel_on, by command: an event of a command some rule's cancel_on lists drops that pair's pending actions; the drops are friendflow_jobs_total{outcome=\"cancelled\"}.",
+	}, []string{"command"})
 	m.Decisions = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "friendflow_decisions_total",
 		Help: "Per-target decisions of Prev callbacks: allow, deny, fail_open (timeout or error, allowed) or fail_closed.",
@@ -199,7 +204,7 @@ func NewMetrics(version, commit string) *Metrics {
 	}, []string{"line"})
 	m.Jobs = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "friendflow_jobs_total",
-		Help: "Job attempts finished, by action and outcome (done, retried, dead).",
+		Help: "Job attempts finished, by action and outcome (done, retried, dead, or cancelled: dropped unrun by its cancel_on).",
 	}, []string{"action", "outcome"})
 	m.Redelivered = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "friendflow_jobs_redelivered_total",
@@ -244,7 +249,7 @@ func NewMetrics(version, commit string) *Metrics {
 	})
 	build.Set(1)
 	m.own = []prometheus.Collector{m.Callbacks, m.CallbackDuration, m.Events, &ruleCollector{m},
-		m.RuleErrors, m.OnceSkips, m.Decisions, m.DecisionDuration, m.UnstoredJobs, m.Unsigned, m.AdminAuthFailed, m.LogsSuppressed, m.Jobs, m.Redelivered, m.ActionDuration, m.IMRequests, m.Reloads, m.ReloadSuccess, m.LastReload,
+		m.RuleErrors, m.OnceSkips, m.CancelMarks, m.Decisions, m.DecisionDuration, m.UnstoredJobs, m.Unsigned, m.AdminAuthFailed, m.LogsSuppressed, m.Jobs, m.Redelivered, m.ActionDuration, m.IMRequests, m.Reloads, m.ReloadSuccess, m.LastReload,
 		m.ActiveRules, m.RulesInfo, build}
 	for _, c := range m.own {
 		f(c)
@@ -296,7 +301,9 @@ func (m *Metrics) QueueHooks() queue.Hooks {
 	return queue.Hooks{
 		JobFinished: func(job *queue.Job, outcome string, _ error, took time.Duration) {
 			m.Jobs.WithLabelValues(job.Action, outcome).Inc()
-			m.ActionDuration.WithLabelValues(job.Action).Observe(took.Seconds())
+			if outcome != queue.OutcomeCancelled { // never ran
+				m.ActionDuration.WithLabelValues(job.Action).Observe(took.Seconds())
+			}
 		},
 		Redelivered: func(job *queue.Job, _ uint64) {
 			m.Redelivered.WithLabelValues(job.Action).Inc()

@@ -46,6 +46,12 @@ import (
 // only when tracing is on (Config.Tracer), so that without tracing the
 // messages stay format 2, readable by the releases that know only format 2.
 //
+// Format 4 is format 3 with, at the end of every job record, CancelOn (a
+// uvarint count and that many strings) and Created (a time). Only a
+// callback with a job that has CancelOn is written in it (a group of
+// callbacks is never mixed), so messages without cancel_on stay format 2
+// or 3.
+//
 // Values decode to what json.Unmarshal into map[string]any would give for
 // the JSON encoding of the params (format 1's round trip): every number is a
 // float64, every array an []any, every object a map[string]any, strings are
@@ -58,9 +64,11 @@ import (
 const (
 	formatV2 = 0x02
 	formatV3 = 0x03
+	formatV4 = 0x04
 )
 
-// layout is the format a queue writes: formatV2, or formatV3 with tracing.
+// layout is the format a queue writes: formatV2, or formatV3 with tracing,
+// or formatV4 for jobs with cancel_on.
 type layout byte
 
 // Value tags of format 2.
@@ -131,8 +139,15 @@ func (l layout) callback(dst []byte, callbackID string, jobs []Job) ([]byte, err
 // job appends one job record in layout l.
 func (l layout) job(dst []byte, j *Job, prev []byte) ([]byte, error) {
 	dst, err := appendJob(dst, j, prev)
-	if err == nil && l == formatV3 {
+	if err == nil && l >= formatV3 {
 		dst = appendString(dst, j.TraceParent)
+	}
+	if err == nil && l == formatV4 {
+		dst = binary.AppendUvarint(dst, uint64(len(j.CancelOn)))
+		for _, c := range j.CancelOn {
+			dst = appendString(dst, c)
+		}
+		dst = appendTime(dst, j.Created)
 	}
 	return dst, err
 }
@@ -368,7 +383,7 @@ func decodeJobs(data []byte) ([]Job, error) {
 	switch data[0] {
 	case '{':
 		jobs, err = decodeV1(data)
-	case formatV2, formatV3:
+	case formatV2, formatV3, formatV4:
 		jobs, err = decodeV2(data)
 	default:
 		return nil, fmt.Errorf("unknown job message format (first byte 0x%02x)", data[0])
@@ -399,7 +414,8 @@ func decodeV1(data []byte) ([]Job, error) {
 	return env.Jobs, nil
 }
 
-// decodeV2 decodes format 2 and format 3 (format 2 with trace context).
+// decodeV2 decodes format 2, format 3 (format 2 with trace context) and
+// format 4 (format 3 with cancel_on).
 func decodeV2(data []byte) ([]Job, error) {
 	d := decoder{data: data, str: string(data), off: 1}
 	n, err := d.uvarint()
@@ -415,8 +431,11 @@ func decodeV2(data []byte) ([]Job, error) {
 	var prev []byte
 	for i := range jobs {
 		err := d.job(&jobs[i], prev)
-		if err == nil && data[0] == formatV3 {
+		if err == nil && data[0] >= formatV3 {
 			jobs[i].TraceParent, err = d.string()
+		}
+		if err == nil && data[0] == formatV4 {
+			err = d.cancel(&jobs[i])
 		}
 		if err != nil {
 			return nil, fmt.Errorf("job message format %d: job %d of %d: %w", data[0], i+1, n, err)
@@ -667,4 +686,25 @@ func (d *decoder) json() (any, error) {
 		return nil, fmt.Errorf("JSON value: %w", err)
 	}
 	return v, nil
+}
+
+// cancel reads format 4's CancelOn and Created.
+func (d *decoder) cancel(j *Job) error {
+	n, err := d.uvarint()
+	if err != nil {
+		return err
+	}
+	if n > uint64(len(d.data)-d.off) { // each takes a byte at least
+		return errTruncated
+	}
+	if n > 0 {
+		j.CancelOn = make([]string, n)
+		for i := range j.CancelOn {
+			if j.CancelOn[i], err = d.string(); err != nil {
+				return err
+			}
+		}
+	}
+	j.Created, err = d.time()
+	return err
 }

@@ -53,7 +53,8 @@ func (q *Queue) Enqueue(ctx context.Context, callbackID string, jobs []Job) erro
 	if buf == nil {
 		buf = new([]byte)
 	}
-	data, err := q.layout().callback(slices.Grow((*buf)[:0], callbackSize(callbackID, jobs)), callbackID, jobs)
+	l := q.layoutOf(jobs)
+	data, err := l.callback(slices.Grow((*buf)[:0], callbackSize(callbackID, jobs)), callbackID, jobs)
 	defer func() {
 		if cap(data) <= maxPooledEncoding {
 			*buf = data[:0]
@@ -63,7 +64,7 @@ func (q *Queue) Enqueue(ctx context.Context, callbackID string, jobs []Job) erro
 	if err != nil {
 		return fmt.Errorf("queue: encode jobs of callback %s: %w", callbackID, err)
 	}
-	c := &commit{callbackID: callbackID, data: data, jobs: len(jobs), done: make(chan error, 1)}
+	c := &commit{callbackID: callbackID, data: data, jobs: len(jobs), layout: l, done: make(chan error, 1)}
 	if max, advice := q.CallbackLimit(); len(c.data) > max {
 		// Retrying cannot help, and splitting would break the callback's
 		// all-or-nothing storage: say what to change.
@@ -136,6 +137,7 @@ type commit struct {
 	callbackID string
 	data       []byte // the callback's job records (format 2)
 	jobs       int
+	layout     layout // of data; a group holds one
 	duplicate  bool
 	done       chan error
 }
@@ -169,7 +171,7 @@ func (q *Queue) commitLoop() {
 		for len(group) < maxGroupSize {
 			select {
 			case c := <-q.commits:
-				if size+len(c.data) > maxGroupBytes {
+				if size+len(c.data) > maxGroupBytes || c.layout != first.layout {
 					carry = c
 					break gather
 				}
@@ -195,7 +197,7 @@ func (q *Queue) publishGroup(group []*commit, buf []byte) []byte {
 		jobs += c.jobs
 		size += len(c.data)
 	}
-	data := q.layout().header(slices.Grow(buf, size+1+binary.MaxVarintLen64), jobs)
+	data := group[0].layout.header(slices.Grow(buf, size+1+binary.MaxVarintLen64), jobs)
 	for _, c := range group {
 		data = append(data, c.data...)
 	}
@@ -256,6 +258,9 @@ func jobSize(j *Job) int {
 // time in a header, for the consumer to wait without decoding.
 func (q *Queue) jobMsg(job Job) (*nats.Msg, error) {
 	l := q.layout()
+	if len(job.CancelOn) > 0 {
+		l = formatV4
+	}
 	data, err := l.job(l.header(make([]byte, 0, jobSize(&job)+len(job.Event)+2), 1), &job, nil)
 	if err != nil {
 		return nil, fmt.Errorf("encode job %s: %w", job.ID, err)

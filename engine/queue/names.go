@@ -41,6 +41,7 @@ type names struct {
 	one          string // a job in a message of its own
 	deadSubjects string // wildcard of every dead letter
 	deadPrefix   string // + base64url(job id)
+	cancelBucket string // key-value bucket of cancel_on's markers
 }
 
 func newNames(ns string) names {
@@ -55,6 +56,7 @@ func newNames(ns string) names {
 		one:          ns + ".jobs.one",
 		deadSubjects: ns + ".dead.>",
 		deadPrefix:   ns + ".dead.",
+		cancelBucket: ns + "_cancel",
 	}
 }
 

@@ -73,7 +73,7 @@ func (q *Queue) bucket(ctx context.Context, ttl time.Duration) (*onceBucket, err
 	}
 	b := &onceBucket{name: name}
 	if err := retrying(ctx, q.log, "create once bucket", func(ctx context.Context) error {
-		return q.createBucket(ctx, b, ttl)
+		return q.createBucket(ctx, b, ttl, "friendflow once keys, expiring after "+ttl.String())
 	}); err != nil {
 		return nil, fmt.Errorf("queue: once bucket %s: %w", b.name, err)
 	}
@@ -91,7 +91,7 @@ func (q *Queue) cachedBucket(ttl time.Duration) *onceBucket {
 
 // createBucket creates or updates b's bucket, refusing one created for
 // another SdkAppid.
-func (q *Queue) createBucket(ctx context.Context, b *onceBucket, ttl time.Duration) error {
+func (q *Queue) createBucket(ctx context.Context, b *onceBucket, ttl time.Duration, description string) error {
 	stream := "KV_" + b.name // a bucket's stream (https://github.com/nats-io/nats-architecture-and-design/blob/main/adr/ADR-8.md)
 	var existing map[string]string
 	s, err := q.js.Stream(ctx, stream)
@@ -109,7 +109,7 @@ func (q *Queue) createBucket(ctx context.Context, b *onceBucket, ttl time.Durati
 	// "wrong last sequence", which matches ErrKeyExists: a false duplicate.
 	b.kv, err = q.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      b.name,
-		Description: "friendflow once keys, expiring after " + ttl.String(),
+		Description: description,
 		History:     1,
 		TTL:         ttl,
 		MaxBytes:    q.cfg.OnceMaxBytes,

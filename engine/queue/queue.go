@@ -199,7 +199,9 @@ type Hooks struct {
 	// JobFinished is called after each run of an action. outcome is "done",
 	// "retried" (a transient failure with attempts left) or "dead" (moved to
 	// the dead letters). A job interrupted by Stop is not finished: it is
-	// returned to the queue and no hook is called.
+	// returned to the queue and no hook is called. A job its cancel_on
+	// dropped is finished without a run: outcome "cancelled", err a
+	// *Cancelled saying by what, took 0.
 	JobFinished func(job *Job, outcome string, err error, took time.Duration)
 	// Redelivered is called for each job of a message delivered again after
 	// an earlier delivery was never acknowledged (crash, ack timeout,
@@ -212,6 +214,9 @@ const (
 	OutcomeDone    = "done"
 	OutcomeRetried = "retried"
 	OutcomeDead    = "dead"
+	// OutcomeCancelled: an event of one of the job's CancelOn commands for
+	// its pair came after the job was made; the job was dropped unrun.
+	OutcomeCancelled = "cancelled"
 )
 
 // Retry is a job's retry policy, the one rules carry; zero fields take
@@ -236,6 +241,15 @@ type Job struct {
 	// TraceParent is the W3C traceparent of the callback's span when
 	// tracing is on: the job's own span links to it.
 	TraceParent string `json:"traceparent,omitempty"`
+	// CancelOn (a rule's cancel_on) are the commands whose events for the
+	// job's pair (its event's From_Account and To_Account, either
+	// direction), noted by MarkCancel after Created, drop the job before
+	// it runs. Nil for most jobs, which then cost nothing for it.
+	CancelOn []string `json:"cancel_on,omitempty"`
+	// Created is when the callback that made the job was handled; stored
+	// only with CancelOn (format 4), to tell a cancelling event after the
+	// job from one before it.
+	Created time.Time `json:"created,omitzero"`
 }
 
 // AttemptError is one failed attempt of a job.
@@ -261,7 +275,8 @@ type Queue struct {
 
 	onceMu      sync.Mutex // guards onceBuckets
 	onceBuckets map[time.Duration]*onceBucket
-	onceCreate  chan struct{} // held while creating a bucket; waited for under the caller's context
+	onceCreate  chan struct{}              // held while creating a bucket; waited for under the caller's context
+	cancelB     atomic.Pointer[onceBucket] // cancel_on's markers, once created (cancel.go)
 
 	deadWatch deadWatch
 

@@ -201,6 +201,10 @@ func (q *Queue) handle(m jetstream.Msg) (verdict, time.Duration) {
 			return vRelease, 0
 		}
 	}
+	if due, err = q.dropCancelled(due); err != nil {
+		q.log.Warn("cannot read the cancel_on markers of due jobs; they wait", "err", err, "in", cancelCheckWait.String())
+		return vWait, cancelCheckWait
+	}
 	rest, ok := q.conclude(seq, due, q.runAll(due))
 	if !ok {
 		return vRelease, 0
