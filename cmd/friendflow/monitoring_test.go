@@ -160,6 +160,7 @@ func exercisedFamilies(t *testing.T) map[string]*dto.MetricFamily {
 	m.CountMatch("r")
 	m.RuleErrors.WithLabelValues("r").Inc()
 	m.OnceSkips.WithLabelValues("r").Inc()
+	m.CancelMarks.WithLabelValues("Sns.CallbackFriendDelete").Inc()
 	m.Decisions.WithLabelValues(imevent.CmdPrevFriendAdd, "allow").Inc()
 	m.DecisionDuration.Observe(0.001)
 	m.UnstoredJobs.WithLabelValues(imevent.CmdPrevFriendAdd).Inc()

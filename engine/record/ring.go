@@ -34,6 +34,9 @@ const (
 	JobDone     = queue.OutcomeDone
 	JobRetrying = "retrying"
 	JobDead     = queue.OutcomeDead
+	// JobCancelled: dropped unrun by its cancel_on; LastError says by
+	// which event.
+	JobCancelled = queue.OutcomeCancelled
 )
 
 // Job is one job an event created and what became of it.
@@ -41,7 +44,7 @@ type Job struct {
 	ID        string    `json:"id"`
 	Rule      string    `json:"rule"`
 	Action    string    `json:"action"`
-	Outcome   string    `json:"outcome"` // queued, done, retrying or dead
+	Outcome   string    `json:"outcome"` // queued, done, retrying, dead or cancelled
 	Attempt   int       `json:"attempt,omitempty"`
 	LastError string    `json:"last_error,omitempty"`
 	Updated   time.Time `json:"updated,omitzero"`
