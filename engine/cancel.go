@@ -6,6 +6,7 @@ import (
 
 	"github.com/friendflow/friendflow/engine/imcallback"
 	"github.com/friendflow/friendflow/engine/queue"
+	"github.com/friendflow/friendflow/rules"
 )
 
 // markCancel notes the pairs of cb, whose command some rule's cancel_on
@@ -13,7 +14,11 @@ import (
 // cancel_on are dropped when they fall due (queue.MarkCancel). A callback
 // whose notes could not be stored fails like one whose jobs could not be:
 // answering OK would let a follow-up reach someone who just unfriended.
-func (e *Engine) markCancel(ctx context.Context, cb *imcallback.Callback) error {
+// An event of a command no rule cancels on costs an index lookup.
+func (e *Engine) markCancel(ctx context.Context, set *rules.Set, cb *imcallback.Callback) error {
+	if !set.CancelsOn(cb.Command) {
+		return nil
+	}
 	pairs := make([]queue.Pair, 0, len(cb.Events))
 	for i := range cb.Events {
 		ev := &cb.Events[i]

@@ -207,10 +207,7 @@ func (e *Engine) handle(ctx context.Context, cb *imcallback.Callback, tr *cbTrac
 		}
 		defer e.putScratch(sc) // after Record and the reply: jobs live in sc
 		span = tr.start("store")
-		if set.CancelsOn(cb.Command) {
-			err = e.markCancel(ctx, cb)
-		}
-		if err == nil {
+		if err = e.markCancel(ctx, set, cb); err == nil {
 			jobs, recorded, skips, err = e.jobs(ctx, cb, matches, log, sc, tr.traceParent())
 		}
 		if err == nil && len(jobs) > 0 {
