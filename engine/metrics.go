@@ -204,7 +204,7 @@ func NewMetrics(version, commit string) *Metrics {
 	}, []string{"line"})
 	m.Jobs = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "friendflow_jobs_total",
-		Help: "Job attempts finished, by action and outcome (done, retried, dead, or cancelled: dropped unrun by its cancel_on).",
+		Help: "Job attempts finished, by action and outcome (done, retried, dead, cancelled: dropped unrun by its cancel_on, or skipped: the action decided not to run).",
 	}, []string{"action", "outcome"})
 	m.Redelivered = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "friendflow_jobs_redelivered_total",

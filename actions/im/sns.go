@@ -80,7 +80,7 @@ func (k *snsKind) Do(ctx context.Context, job actions.Job, params map[string]any
 		if why, skip := k.skip(k.c, job); skip {
 			k.c.log.LogAttrs(ctx, slog.LevelInfo, name+": skipped: "+why,
 				slog.String("job_id", job.ID), slog.String("rule", job.Rule), slog.String("from", from))
-			return nil
+			return actions.Skip(why)
 		}
 	}
 	to = uniq(to)
@@ -242,8 +242,8 @@ var friendAddSpec = actions.Spec{
 		"other side's confirmation (30539) is done (logged). Accounts IM reports failed transiently are " +
 		"retried alone; those that cannot succeed (blocklisted, refusing all requests, friend limit) go to a " +
 		"dead letter of their own with the code. Never runs for an event that friendflow's own admin " +
-		"account caused (Admin_Account is the configured admin): such a job is skipped as done, with a " +
-		"log line, so an add cannot call back into another add.",
+		"account caused (Admin_Account is the configured admin): such a job is skipped (outcome skipped, " +
+		"with why, in the recorded event), so an add cannot call back into another add.",
 	Params:    actions.ParamsOf[FriendAddParams](),
 	Validate:  validateFriendAdd,
 	CallsBack: []string{"Sns.CallbackFriendAdd"},

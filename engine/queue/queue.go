@@ -201,7 +201,8 @@ type Hooks struct {
 	// the dead letters). A job interrupted by Stop is not finished: it is
 	// returned to the queue and no hook is called. A job its cancel_on
 	// dropped is finished without a run: outcome "cancelled", err a
-	// *Cancelled saying by what, took 0.
+	// *Cancelled saying by what, took 0. A job its action skipped
+	// (actions.Skip) is "skipped", err saying why.
 	JobFinished func(job *Job, outcome string, err error, took time.Duration)
 	// Redelivered is called for each job of a message delivered again after
 	// an earlier delivery was never acknowledged (crash, ack timeout,
@@ -217,6 +218,9 @@ const (
 	// OutcomeCancelled: an event of one of the job's CancelOn commands for
 	// its pair came after the job was made; the job was dropped unrun.
 	OutcomeCancelled = "cancelled"
+	// OutcomeSkipped: the action decided not to run (actions.Skip); err
+	// says why. Neither retried nor dead-lettered.
+	OutcomeSkipped = "skipped"
 )
 
 // Retry is a job's retry policy, the one rules carry; zero fields take

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/friendflow/friendflow/actions"
-	"github.com/friendflow/friendflow/internal/tracing"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -464,7 +463,7 @@ func (q *Queue) runJob(job *Job, ctx *jobContext) runResult {
 	ctx.init(parent, t0.Add(q.cfg.JobTimeout))
 	reason, err := q.do(job, ctx)
 	if span != nil {
-		tracing.End(span, err)
+		endJobSpan(span, err)
 	}
 	return q.settle(job, reason, err, t0)
 }
@@ -489,9 +488,12 @@ func (q *Queue) begin(job *Job) (t0 time.Time) {
 func (q *Queue) settle(job *Job, reason string, err error, t0 time.Time) runResult {
 	policy := job.Retry.WithDefaults()
 	res := runResult{err: err, took: time.Since(t0)}
-	if err == nil {
+	if _, skipped := actions.Skipped(err); err == nil || skipped {
 		job.LastError = ""
 		res.outcome = OutcomeDone
+		if skipped {
+			res.outcome = OutcomeSkipped
+		}
 		return res
 	}
 	if q.jobCtx.Err() != nil {

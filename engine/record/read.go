@@ -12,8 +12,8 @@ import (
 
 // Outcome filter values: a rule's outcome (matched, not_matched, error,
 // shadow), the Prev decision (denied) or a job's (queued, done, retrying,
-// dead, cancelled).
-var Outcomes = []string{"matched", "not_matched", "error", "shadow", "denied", JobQueued, JobDone, JobRetrying, JobDead, JobCancelled}
+// dead, cancelled, skipped).
+var Outcomes = []string{"matched", "not_matched", "error", "shadow", "denied", JobQueued, JobDone, JobRetrying, JobDead, JobCancelled, JobSkipped}
 
 // Filter selects recorded events; zero fields select everything.
 type Filter struct {

@@ -37,6 +37,8 @@ const (
 	// JobCancelled: dropped unrun by its cancel_on; LastError says by
 	// which event.
 	JobCancelled = queue.OutcomeCancelled
+	// JobSkipped: the action decided not to run; LastError says why.
+	JobSkipped = queue.OutcomeSkipped
 )
 
 // Job is one job an event created and what became of it.
@@ -44,7 +46,7 @@ type Job struct {
 	ID        string    `json:"id"`
 	Rule      string    `json:"rule"`
 	Action    string    `json:"action"`
-	Outcome   string    `json:"outcome"` // queued, done, retrying, dead or cancelled
+	Outcome   string    `json:"outcome"` // queued, done, retrying, dead, cancelled or skipped
 	Attempt   int       `json:"attempt,omitempty"`
 	LastError string    `json:"last_error,omitempty"`
 	Updated   time.Time `json:"updated,omitzero"`
