@@ -26,3 +26,13 @@ func TestPrintExplainOnceCheck(t *testing.T) {
 		t.Errorf("unchecked key:\n%s", b.String())
 	}
 }
+
+// explain's text shows an action's delay and cancel_on.
+func TestPrintExplainCancelOn(t *testing.T) {
+	var b bytes.Buffer
+	printExplain(&b, []engine.EventExplanation{{Rules: []rules.RuleTrace{{Rule: "tip", Status: rules.StatusMatched,
+		Actions: []rules.ActionTrace{{Kind: "im.send", Delay: "24h0m0s", CancelOn: []string{"Sns.CallbackFriendDelete"}}}}}}})
+	if !strings.Contains(b.String(), "→ im.send after 24h0m0s unless the pair sends Sns.CallbackFriendDelete first") {
+		t.Errorf("explain:\n%s", b.String())
+	}
+}

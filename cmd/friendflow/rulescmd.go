@@ -328,6 +328,9 @@ func printExplain(w io.Writer, out []engine.EventExplanation) {
 				if a.Delay != "" {
 					delay = " after " + a.Delay
 				}
+				if len(a.CancelOn) > 0 {
+					delay += " unless the pair sends " + strings.Join(a.CancelOn, " or ") + " first"
+				}
 				fmt.Fprintf(w, "      → %s%s %s\n", a.Kind, delay, p)
 			}
 			if r.Error != "" {
