@@ -92,3 +92,35 @@ func TestEveryCommandHasAPair(t *testing.T) {
 		t.Error("an unknown command has a pair")
 	}
 }
+
+// A rule test may expect an action's delay and cancel_on beside its kind;
+// a difference fails the test and says what differed.
+func TestRuleTestsCompareDelayAndCancelOn(t *testing.T) {
+	rule := func(expect string) map[string]string {
+		return oneRule(`  - name: tip
+    actions:
+      - log: {message: "tip for ${ From_Account }"}
+        delay: 24h
+        cancel_on: [Sns.CallbackFriendDelete]
+    tests:
+      - name: t
+        event: {From_Account: a, To_Account: b}
+        match: true
+        actions:
+          - log: {message: "tip for a"}
+` + expect)
+	}
+	mustLoad(t, rule("            delay: 24h\n            cancel_on: Sns.CallbackFriendDelete\n"))
+	mustLoad(t, rule("")) // not given: not compared
+	for expect, want := range map[string]string{
+		"            delay: 1h\n":                            "delay: expected 1h0m0s, got 24h0m0s",
+		"            cancel_on: [Sns.CallbackBlackListAdd]\n": "cancel_on: expected [Sns.CallbackBlackListAdd], got [Sns.CallbackFriendDelete]",
+		"            cancel_on: []\n":                        "cancel_on: expected [], got [Sns.CallbackFriendDelete]",
+		"            cancel_on: [Sns.CallbackFriendDelet]\n":  `unknown command "Sns.CallbackFriendDelet"; did you mean "Sns.CallbackFriendDelete"?`,
+	} {
+		got := problems(t, rule(expect))
+		if len(got) != 1 || !strings.Contains(got[0], want) {
+			t.Errorf("expecting %q: problems %q, want one saying %q", expect, got, want)
+		}
+	}
+}

@@ -71,7 +71,7 @@ var (
 			doc: "The event, partially: fields left out are empty or 0; CallbackCommand defaults to the rule's first on command."},
 		{name: "match", required: true, value: boolean, doc: "Whether the rule must match the event."},
 		{name: "actions", value: listOf("expected_action"),
-			doc: "Actions the rule must render for the event, in order, among all it renders: every given parameter must equal the rendered value."},
+			doc: "Actions the rule must render for the event, in order, among all it renders: every given parameter must equal the rendered value, and a delay or cancel_on given beside the kind the action's."},
 		{name: "decision", value: ref("decision"),
 			doc: "For a before-callback (Sns.CallbackPrevFriendAdd, Sns.CallbackPrevFriendResponse): the whole rule set's decision for the event, allow, deny, or {deny: CODE, reason: TEXT}."},
 	}

@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/friendflow/friendflow/actions"
 	"github.com/friendflow/friendflow/rules/imevent"
@@ -67,6 +68,11 @@ type expectedAction struct {
 	spec   actions.Spec
 	keys   []string // parameter names, in file order
 	params map[string]any
+	// delay and cancelOn (with checkCancel) are compared when given
+	// beside the kind (ruletestcancel.go).
+	delay       *time.Duration
+	cancelOn    []string
+	checkCancel bool
 }
 
 // TestResult is the outcome of one tests: case.
@@ -187,7 +193,7 @@ func compareActions(want []expectedAction, got []Action) string {
 		w := &want[wi]
 		found := -1
 		for gi := pos; gi < len(got); gi++ {
-			if got[gi].Kind == w.kind && paramsMatch(w, got[gi].Params) {
+			if got[gi].Kind == w.kind && paramsMatch(w, got[gi].Params) && w.timingMatches(&got[gi]) {
 				found = gi
 				break
 			}
@@ -295,6 +301,7 @@ func actionDiff(wi int, w *expectedAction, got []Action, from int) string {
 	for _, k := range w.keys {
 		fmt.Fprintf(&b, "\n      %s: %s", k, formatParam(w.spec, k, w.params[k]))
 	}
+	w.timingDiff(&b, nil)
 	kinds := make([]string, len(got))
 	same := 0
 	for i, g := range got {
@@ -315,6 +322,7 @@ func actionDiff(wi int, w *expectedAction, got []Action, from int) string {
 				fmt.Fprintf(&b, "\n      %s: expected %s, got %s", k, formatParam(w.spec, k, w.params[k]), formatParam(w.spec, k, gv))
 			}
 		}
+		w.timingDiff(&b, &got[i])
 	}
 	if same == 0 {
 		if len(got) == 0 {

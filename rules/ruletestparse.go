@@ -207,18 +207,21 @@ func (p *fileParser) testEvent(fields map[string]kv, r *rule, what string) (imev
 
 func (p *fileParser) expectedAction(item *yaml.Node, what string) (expectedAction, bool) {
 	n := resolve(item)
-	if n.Kind != yaml.MappingNode || len(n.Content) != 2 {
-		p.errAt(n, "%s: want a mapping with one action kind and its expected parameters, like `- log: {message: hi}`", what)
+	k, val, timing := expectedKind(n)
+	if k == nil {
+		p.errAt(n, "%s: want a mapping with one action kind and its expected parameters, like `- log: {message: hi}`, and optionally its delay and cancel_on", what)
 		return expectedAction{}, false
 	}
-	k := resolve(n.Content[0])
 	kind, ok := p.l.reg.Lookup(k.Value)
 	if !ok {
 		p.errAt(k, "%s: unknown action kind %q%s", what, k.Value, suggestion(k.Value, p.l.reg.Names()))
 		return expectedAction{}, false
 	}
 	ea := expectedAction{kind: k.Value, spec: kind.Spec(), params: map[string]any{}}
-	pn := resolve(n.Content[1])
+	if !p.expectedTiming(&ea, timing, what) {
+		return ea, false
+	}
+	pn := resolve(val)
 	if isNull(pn) {
 		return ea, true
 	}

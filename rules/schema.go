@@ -192,6 +192,7 @@ func kindDoc(s actions.Spec) string {
 // parameters to compare, as plain values.
 func (b *schemaBuilder) expectedAction() jsonSchema {
 	props := jsonSchema{}
+	var oneKind []any
 	for _, k := range b.reg.Kinds() {
 		s := k.Spec()
 		params := jsonSchema{}
@@ -202,8 +203,12 @@ func (b *schemaBuilder) expectedAction() jsonSchema {
 			"description": kindDoc(s),
 			"anyOf":       []any{jsonSchema{"type": "null"}, jsonSchema{"type": "object", "properties": params, "additionalProperties": false}},
 		}
+		oneKind = append(oneKind, jsonSchema{"required": []string{s.Name}})
 	}
-	return jsonSchema{"type": "object", "properties": props, "additionalProperties": false, "minProperties": 1, "maxProperties": 1}
+	// Beside its one kind, the rendered action's delay and cancel_on.
+	props["delay"] = jsonSchema{"$ref": "#/$defs/duration", "description": "The delay the action must have."}
+	props["cancel_on"] = jsonSchema{"$ref": "#/$defs/on", "description": "The cancel_on the action must have."}
+	return jsonSchema{"type": "object", "properties": props, "additionalProperties": false, "oneOf": oneKind}
 }
 
 // params is the schema of a kind's parameters.
