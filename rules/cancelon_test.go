@@ -113,9 +113,9 @@ func TestRuleTestsCompareDelayAndCancelOn(t *testing.T) {
 	mustLoad(t, rule("            delay: 24h\n            cancel_on: Sns.CallbackFriendDelete\n"))
 	mustLoad(t, rule("")) // not given: not compared
 	for expect, want := range map[string]string{
-		"            delay: 1h\n":                            "delay: expected 1h0m0s, got 24h0m0s",
+		"            delay: 1h\n":                             "delay: expected 1h0m0s, got 24h0m0s",
 		"            cancel_on: [Sns.CallbackBlackListAdd]\n": "cancel_on: expected [Sns.CallbackBlackListAdd], got [Sns.CallbackFriendDelete]",
-		"            cancel_on: []\n":                        "cancel_on: expected [], got [Sns.CallbackFriendDelete]",
+		"            cancel_on: []\n":                         "cancel_on: expected [], got [Sns.CallbackFriendDelete]",
 		"            cancel_on: [Sns.CallbackFriendDelet]\n":  `unknown command "Sns.CallbackFriendDelet"; did you mean "Sns.CallbackFriendDelete"?`,
 	} {
 		got := problems(t, rule(expect))

@@ -107,4 +107,3 @@ func (w *expectedAction) timingDiff(b *strings.Builder, got *Action) {
 		}
 	}
 }
-
