@@ -482,8 +482,8 @@ func (e *Engine) jobs(ctx context.Context, cb *imcallback.Callback, matches [][]
 				if a.Delay > 0 {
 					j.Due = now.Add(a.Delay)
 				}
-				if a.CancelOn != nil {
-					j.CancelOn, j.Created = a.CancelOn, now
+				if a.Cancel != nil {
+					j.Cancel = &queue.Cancel{On: a.Cancel.On, Created: now}
 				}
 				jobs = append(jobs, j)
 			}

@@ -59,6 +59,17 @@ func (p *fileParser) parseCancelOn(a *action, kv kv, what string) {
 			a.cancelOn = append(a.cancelOn, cmd)
 		}
 	}
+	if a.cancelOn != nil {
+		a.cancel = &Cancel{On: a.cancelOn}
+	}
+}
+
+// commands returns c's commands; nil for a nil c.
+func (c *Cancel) commands() []string {
+	if c == nil {
+		return nil
+	}
+	return c.On
 }
 
 // HasPair reports whether every event of cmd has a From_Account and a

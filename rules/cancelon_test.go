@@ -22,10 +22,10 @@ func TestCancelOnIsCarriedToTheActionAndItsTrace(t *testing.T) {
 		t.Fatalf("Match = %+v, %v", ms, errs)
 	}
 	want := []string{imevent.CmdFriendDelete, imevent.CmdBlackListAdd}
-	if got := ms[0].Actions[0].CancelOn; !slices.Equal(got, want) {
+	if got := ms[0].Actions[0].Cancel.commands(); !slices.Equal(got, want) {
 		t.Errorf("CancelOn = %v, want %v", got, want)
 	}
-	if got := ms[0].Actions[1].CancelOn; got != nil {
+	if got := ms[0].Actions[1].Cancel; got != nil {
 		t.Errorf("an action without cancel_on has %v", got)
 	}
 	for _, cmd := range imevent.Commands {

@@ -189,7 +189,7 @@ func (r *rule) actionTrace(i int, a Action) ActionTrace {
 		Delay:    durationText(a.Delay),
 		Retry:    RetryTrace{Attempts: a.Retry.Attempts, Backoff: a.Retry.Backoff.String(), MaxBackoff: a.Retry.MaxBackoff.String()},
 		Sync:     a.Sync,
-		CancelOn: a.CancelOn,
+		CancelOn: a.Cancel.commands(),
 	}
 }
 

@@ -71,6 +71,7 @@ type action struct {
 	// cancelOn are the commands whose later events for the event's pair
 	// drop the action while it waits for its delay.
 	cancelOn []string
+	cancel   *Cancel // cancelOn, as every Match hands it out
 }
 
 func (r *rule) covers(cmd string) bool {
@@ -128,7 +129,7 @@ func (r *rule) renderActions(x *evalCtx) ([]Action, error) {
 		if err != nil {
 			return nil, fmt.Errorf("action %d (%s): %w", i+1, a.kind, err)
 		}
-		out[i] = Action{Kind: a.kind, Params: params, Delay: a.delay, Retry: a.retry, Sync: a.spec.Sync, CancelOn: a.cancelOn}
+		out[i] = Action{Kind: a.kind, Params: params, Delay: a.delay, Retry: a.retry, Sync: a.spec.Sync, Cancel: a.cancel}
 	}
 	return out, nil
 }

@@ -79,7 +79,7 @@ func (p *fileParser) expectedCommands(n *yaml.Node, what string) ([]string, bool
 
 // timingMatches reports whether got has the delay and cancel_on w expects.
 func (w *expectedAction) timingMatches(got *Action) bool {
-	return (w.delay == nil || *w.delay == got.Delay) && (!w.checkCancel || slices.Equal(w.cancelOn, got.CancelOn))
+	return (w.delay == nil || *w.delay == got.Delay) && (!w.checkCancel || slices.Equal(w.cancelOn, got.Cancel.commands()))
 }
 
 // timingDiff describes the expected delay and cancel_on, and with got,
@@ -100,10 +100,10 @@ func (w *expectedAction) timingDiff(b *strings.Builder, got *Action) {
 		switch {
 		case got == nil:
 			fmt.Fprintf(b, "\n    cancel_on: %s", want)
-		case slices.Equal(w.cancelOn, got.CancelOn):
+		case slices.Equal(w.cancelOn, got.Cancel.commands()):
 			fmt.Fprintf(b, "\n      cancel_on: %s (equal)", want)
 		default:
-			fmt.Fprintf(b, "\n      cancel_on: expected %s, got [%s]", want, strings.Join(got.CancelOn, ", "))
+			fmt.Fprintf(b, "\n      cancel_on: expected %s, got [%s]", want, strings.Join(got.Cancel.commands(), ", "))
 		}
 	}
 }

@@ -72,10 +72,17 @@ type Action struct {
 	// Sync is the kind's Spec.Sync: decided while the callback waits
 	// (deny), never queued.
 	Sync bool
-	// CancelOn are the commands (cancel_on) whose later events for the
-	// same pair, in either direction, drop the action before it is due;
-	// nil for most actions. Shared by every Match: do not change it.
-	CancelOn []string
+	// Cancel is the action's cancel_on; nil for most actions. Shared by
+	// every Match: do not change it.
+	Cancel *Cancel
+}
+
+// Cancel is an action's cancel_on: the commands whose later events for
+// the same pair, in either direction, drop the action before it is due.
+// A pointer in Action, so that actions without it stay as small as they
+// were.
+type Cancel struct {
+	On []string
 }
 
 // scratch is what one Match needs besides the event: reused through a pool

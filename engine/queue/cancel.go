@@ -18,7 +18,7 @@ import (
 
 // cancel_on (DESIGN §5): an event of a command some rule cancels on
 // leaves a marker for its pair in a key-value bucket of the namespace
-// (MarkCancel, before the callback is answered); a job with CancelOn that
+// (MarkCancel, before the callback is answered); a job with a Cancel that
 // falls due looks for a marker of its pair newer than itself and, finding
 // one, is dropped instead of run (dropCancelled). The markers live in
 // JetStream, so every replica sees them and a restart keeps them; jobs and
@@ -57,7 +57,7 @@ func (c *Cancelled) Error() string {
 // has cancel_on, else the queue's.
 func (q *Queue) layoutOf(jobs []Job) layout {
 	for i := range jobs {
-		if len(jobs[i].CancelOn) > 0 {
+		if jobs[i].Cancel != nil {
 			return formatV4
 		}
 	}
@@ -115,7 +115,7 @@ func (q *Queue) cancelBucket(ctx context.Context) (*onceBucket, error) {
 }
 
 // MarkCancel notes that an event of cmd happened at for each pair of
-// callbackID: a job with cmd in its CancelOn, made before at for one of
+// callbackID: a job with cmd in its Cancel.On, made before at for one of
 // these pairs (in either direction), is dropped when it falls due. It
 // returns once the markers are stored (all published at once), so that a
 // callback answered OK has them, like its jobs. The newest note of a pair
@@ -166,7 +166,7 @@ func (q *Queue) MarkCancel(ctx context.Context, cmd string, pairs []Pair, at tim
 }
 
 // cancelledBy returns what cancels job, nil when nothing does: the newest
-// marker of one of its CancelOn commands for its pair made after the job.
+// marker of one of its Cancel.On commands for its pair made after the job.
 func (q *Queue) cancelledBy(ctx context.Context, job *Job) (*Cancelled, error) {
 	var pair struct{ From_Account, To_Account string }
 	if err := json.Unmarshal(job.Event, &pair); err != nil {
@@ -178,7 +178,7 @@ func (q *Queue) cancelledBy(ctx context.Context, job *Job) (*Cancelled, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, cmd := range job.CancelOn {
+	for _, cmd := range job.Cancel.On {
 		e, err := b.kv.Get(ctx, cancelKey(cmd, pair.From_Account, pair.To_Account))
 		switch {
 		case errors.Is(err, jetstream.ErrKeyNotFound):
@@ -191,7 +191,7 @@ func (q *Queue) cancelledBy(ctx context.Context, job *Job) (*Cancelled, error) {
 			q.log.Warn("cancel_on: unreadable marker; ignored", "job_id", job.ID, "err", err)
 			continue
 		}
-		if at.After(job.Created) {
+		if at.After(job.Cancel.Created) {
 			return &Cancelled{Command: cmd, At: at, CallbackID: id}, nil
 		}
 	}
@@ -199,13 +199,13 @@ func (q *Queue) cancelledBy(ctx context.Context, job *Job) (*Cancelled, error) {
 }
 
 // dropCancelled returns due without the jobs their cancel_on drops, each
-// reported finished as cancelled. A job without CancelOn costs a length
+// reported finished as cancelled. A job without a Cancel costs a nil
 // check. When a marker cannot be read, nothing is dropped and err is set:
 // the message must wait and come back, its jobs unrun.
 func (q *Queue) dropCancelled(due []Job) ([]Job, error) {
 	n := 0
 	for i := range due {
-		if len(due[i].CancelOn) > 0 {
+		if due[i].Cancel != nil {
 			n++
 		}
 	}
@@ -221,7 +221,7 @@ func (q *Queue) dropCancelled(due []Job) ([]Job, error) {
 	defer done()
 	by := make([]*Cancelled, len(due))
 	for i := range due {
-		if len(due[i].CancelOn) == 0 {
+		if due[i].Cancel == nil {
 			continue
 		}
 		if by[i], err = q.cancelledBy(ctx, &due[i]); err != nil {

@@ -24,7 +24,7 @@ func TestCancelMarkersOutliveTheLongestDelay(t *testing.T) {
 // CancelOn and Created, and a format 4 message cut short is refused.
 func TestFormat4CarriesCancelOn(t *testing.T) {
 	a, b := mkJob("a", "ok"), mkJob("b", "ok")
-	a.CancelOn, a.Created = []string{"Sns.CallbackFriendDelete", "Sns.CallbackBlackListAdd"}, time.Unix(1800000000, 5)
+	a.Cancel = &Cancel{On: []string{"Sns.CallbackFriendDelete", "Sns.CallbackBlackListAdd"}, Created: time.Unix(1800000000, 5)}
 	a.TraceParent = testTraceParent
 	q := &Queue{}
 	if l := q.layoutOf([]Job{b}); l != formatV2 {
@@ -43,10 +43,10 @@ func TestFormat4CarriesCancelOn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(jobs[0].CancelOn, a.CancelOn) || !jobs[0].Created.Equal(a.Created) || jobs[0].TraceParent != testTraceParent {
+	if c := jobs[0].Cancel; c == nil || !slices.Equal(c.On, a.Cancel.On) || !c.Created.Equal(a.Cancel.Created) || jobs[0].TraceParent != testTraceParent {
 		t.Errorf("job with cancel_on decoded to %+v", jobs[0])
 	}
-	if jobs[1].CancelOn != nil || !jobs[1].Created.IsZero() || jobs[1].ID != "b" {
+	if jobs[1].Cancel != nil || jobs[1].ID != "b" {
 		t.Errorf("job without cancel_on decoded to %+v", jobs[1])
 	}
 	for n := 1; n <= 10; n++ {
@@ -69,7 +69,7 @@ func TestGroupsNeverMixFormats(t *testing.T) {
 		wg.Go(func() {
 			j := mkJob(ids[i], "ok")
 			if i%2 == 0 {
-				j.CancelOn, j.Created = []string{"Sns.CallbackFriendDelete"}, time.Now()
+				j.Cancel = &Cancel{On: []string{"Sns.CallbackFriendDelete"}, Created: time.Now()}
 			}
 			enqueue(t, q, "cb-"+j.ID, j)
 		})
@@ -95,7 +95,9 @@ func TestMarkCancelDropsOnlyJobsMadeBefore(t *testing.T) {
 	t0 := time.Now()
 	job := func(id string, created time.Time, cancelOn ...string) Job {
 		j := mkJob(id, "ok") // alice → bob
-		j.CancelOn, j.Created = cancelOn, created
+		if cancelOn != nil {
+			j.Cancel = &Cancel{On: cancelOn, Created: created}
+		}
 		return j
 	}
 	if err := q.MarkCancel(ctx, "Sns.CallbackFriendDelete", []Pair{{From: "bob", To: "alice"}, {From: "x", To: "y"}}, t0, "cb-unfriend"); err != nil {

@@ -46,9 +46,9 @@ import (
 // only when tracing is on (Config.Tracer), so that without tracing the
 // messages stay format 2, readable by the releases that know only format 2.
 //
-// Format 4 is format 3 with, at the end of every job record, CancelOn (a
-// uvarint count and that many strings) and Created (a time). Only a
-// callback with a job that has CancelOn is written in it (a group of
+// Format 4 is format 3 with, at the end of every job record, Cancel.On (a
+// uvarint count and that many strings; 0: no Cancel) and Cancel.Created
+// (a time). Only a callback with a job that has a Cancel is written in it (a group of
 // callbacks is never mixed), so messages without cancel_on stay format 2
 // or 3.
 //
@@ -143,11 +143,15 @@ func (l layout) job(dst []byte, j *Job, prev []byte) ([]byte, error) {
 		dst = appendString(dst, j.TraceParent)
 	}
 	if err == nil && l == formatV4 {
-		dst = binary.AppendUvarint(dst, uint64(len(j.CancelOn)))
-		for _, c := range j.CancelOn {
-			dst = appendString(dst, c)
+		var c Cancel
+		if j.Cancel != nil {
+			c = *j.Cancel
 		}
-		dst = appendTime(dst, j.Created)
+		dst = binary.AppendUvarint(dst, uint64(len(c.On)))
+		for _, cmd := range c.On {
+			dst = appendString(dst, cmd)
+		}
+		dst = appendTime(dst, c.Created)
 	}
 	return dst, err
 }
@@ -688,7 +692,7 @@ func (d *decoder) json() (any, error) {
 	return v, nil
 }
 
-// cancel reads format 4's CancelOn and Created.
+// cancel reads format 4's Cancel; a job without commands has none.
 func (d *decoder) cancel(j *Job) error {
 	n, err := d.uvarint()
 	if err != nil {
@@ -697,14 +701,17 @@ func (d *decoder) cancel(j *Job) error {
 	if n > uint64(len(d.data)-d.off) { // each takes a byte at least
 		return errTruncated
 	}
-	if n > 0 {
-		j.CancelOn = make([]string, n)
-		for i := range j.CancelOn {
-			if j.CancelOn[i], err = d.string(); err != nil {
-				return err
-			}
+	c := Cancel{On: make([]string, n)}
+	for i := range c.On {
+		if c.On[i], err = d.string(); err != nil {
+			return err
 		}
 	}
-	j.Created, err = d.time()
-	return err
+	if c.Created, err = d.time(); err != nil {
+		return err
+	}
+	if n > 0 {
+		j.Cancel = &c
+	}
+	return nil
 }

@@ -258,7 +258,7 @@ func jobSize(j *Job) int {
 // time in a header, for the consumer to wait without decoding.
 func (q *Queue) jobMsg(job Job) (*nats.Msg, error) {
 	l := q.layout()
-	if len(job.CancelOn) > 0 {
+	if job.Cancel != nil {
 		l = formatV4
 	}
 	data, err := l.job(l.header(make([]byte, 0, jobSize(&job)+len(job.Event)+2), 1), &job, nil)

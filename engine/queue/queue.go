@@ -215,7 +215,7 @@ const (
 	OutcomeDone    = "done"
 	OutcomeRetried = "retried"
 	OutcomeDead    = "dead"
-	// OutcomeCancelled: an event of one of the job's CancelOn commands for
+	// OutcomeCancelled: an event of one of the job's Cancel.On commands for
 	// its pair came after the job was made; the job was dropped unrun.
 	OutcomeCancelled = "cancelled"
 	// OutcomeSkipped: the action decided not to run (actions.Skip); err
@@ -245,15 +245,19 @@ type Job struct {
 	// TraceParent is the W3C traceparent of the callback's span when
 	// tracing is on: the job's own span links to it.
 	TraceParent string `json:"traceparent,omitempty"`
-	// CancelOn (a rule's cancel_on) are the commands whose events for the
-	// job's pair (its event's From_Account and To_Account, either
-	// direction), noted by MarkCancel after Created, drop the job before
-	// it runs. Nil for most jobs, which then cost nothing for it.
-	CancelOn []string `json:"cancel_on,omitempty"`
-	// Created is when the callback that made the job was handled; stored
-	// only with CancelOn (format 4), to tell a cancelling event after the
-	// job from one before it.
-	Created time.Time `json:"created,omitzero"`
+	// Cancel is the job's cancel_on; nil for most jobs, which then cost
+	// nothing for it (a pointer keeps Job as small as it was).
+	Cancel *Cancel `json:"cancel,omitempty"`
+}
+
+// Cancel is a job's cancel_on: the commands (On) whose events for the
+// job's pair (its event's From_Account and To_Account, either direction),
+// noted by MarkCancel after Created, drop the job before it runs.
+type Cancel struct {
+	On []string `json:"on"`
+	// Created is when the callback that made the job was handled: a
+	// cancelling event after it drops the job, one before it does not.
+	Created time.Time `json:"created"`
 }
 
 // AttemptError is one failed attempt of a job.
