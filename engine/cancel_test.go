@@ -15,6 +15,7 @@ import (
 	"github.com/friendflow/friendflow/actions/im/imtest"
 	"github.com/friendflow/friendflow/engine/imcallback"
 	"github.com/friendflow/friendflow/engine/queue"
+	"github.com/friendflow/friendflow/engine/queue/queuetest"
 	"github.com/friendflow/friendflow/engine/record"
 	"github.com/friendflow/friendflow/rules"
 	"github.com/friendflow/friendflow/rules/imevent"
@@ -33,11 +34,18 @@ type imEngine struct {
 	eng     *Engine
 	q       *queue.Queue
 	stop    context.CancelFunc // the workers'; nil while they do not run
+	url     string             // a cluster's, instead of the embedded server
 }
 
 func newIMEngine(t *testing.T, yaml string) *imEngine {
 	t.Helper()
-	srv := imtest.NewServer(t, imtest.Options{})
+	return newIMEngineOn(t, yaml, imtest.NewServer(t, imtest.Options{}), "")
+}
+
+// newIMEngineOn is newIMEngine on the fake IM srv and, when url is not
+// empty, on that JetStream cluster.
+func newIMEngineOn(t *testing.T, yaml string, srv *imtest.Server, url string) *imEngine {
+	t.Helper()
 	c, err := im.NewClient(srv.Config())
 	if err != nil {
 		t.Fatal(err)
@@ -51,7 +59,7 @@ func newIMEngine(t *testing.T, yaml string) *imEngine {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &imEngine{srv: srv, set: set, dataDir: filepath.Join(dir, "data"), ring: record.New(100), metrics: NewMetrics("test", "test")}
+	h := &imEngine{srv: srv, set: set, dataDir: filepath.Join(dir, "data"), ring: record.New(100), metrics: NewMetrics("test", "test"), url: url}
 	h.open(t)
 	return h
 }
@@ -67,8 +75,11 @@ func (h *imEngine) open(t *testing.T) {
 	log := slog.New(slog.DiscardHandler)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	q, err := queue.Open(ctx, queue.Config{DataDir: h.dataDir, Registry: reg, Logger: log, Workers: 4,
-		Hooks: h.ring.Hooks(h.metrics.QueueHooks())})
+	cfg := queue.Config{DataDir: h.dataDir, Registry: reg, Logger: log, Workers: 4, Hooks: h.ring.Hooks(h.metrics.QueueHooks())}
+	if h.url != "" {
+		cfg.DataDir, cfg.URL, cfg.Replicas = "", h.url, 3
+	}
+	q, err := queue.Open(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,5 +246,34 @@ func TestCancelOnDropsAFollowUpAfterAnUnfriend(t *testing.T) {
 				t.Error("metrics do not count the three unfriends' markers")
 			}
 		})
+	}
+}
+
+// TestCancelOnAcrossReplicas: two engines on one three-node JetStream
+// cluster; the friendships arrive at one, the unfriend at the other, and
+// whichever replica's worker takes the follow-up finds the marker.
+func TestCancelOnAcrossReplicas(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cluster test")
+	}
+	cluster := queuetest.StartCluster(t)
+	srv := imtest.NewServer(t, imtest.Options{})
+	r0 := newIMEngineOn(t, followUpRules, srv, cluster.URLs)
+	r1 := newIMEngineOn(t, followUpRules, srv, cluster.URLs)
+	r0.run()
+	r1.run()
+	added := time.Now()
+	r0.handle(t, imevent.CmdFriendAdd, `,"ClientCmd":"friend_add"`, pair("a", "b"), pair("e", "f"))
+	r1.handle(t, imevent.CmdFriendDelete, "", pair("b", "a"))
+	if time.Since(added) >= 2*time.Second {
+		t.Skip("the unfriend took longer than the follow-ups' delay on this machine; nothing to check")
+	}
+	eventually(t, 20*time.Second, "the control pair's follow-up", func() bool { return len(r0.sentTo("e")) == 1 })
+	cancelled := `friendflow_jobs_total{action="im.send",outcome="cancelled"} 1`
+	eventually(t, 20*time.Second, "the cancelled follow-up to be counted", func() bool {
+		return strings.Contains(scrape(t, r0.metrics), cancelled) || strings.Contains(scrape(t, r1.metrics), cancelled)
+	})
+	if got := r0.sentTo("a"); len(got) > 0 {
+		t.Errorf("sent to a after the unfriend: %q", got)
 	}
 }
