@@ -507,6 +507,17 @@ func (q *Queue) setup(ctx context.Context) error {
 	return nil
 }
 
+// JetStream is the queue's JetStream context, for the state kept beside
+// the jobs (engine/state: counters, lists), under the same namespace and
+// connection. It is usable until Stop.
+func (q *Queue) JetStream() jetstream.JetStream { return q.js }
+
+// Namespace is the namespace every name of the queue derives from.
+func (q *Queue) Namespace() string { return q.cfg.Namespace }
+
+// Replicas is the replica count of the queue's streams and buckets.
+func (q *Queue) Replicas() int { return q.cfg.Replicas }
+
 // Ready returns nil when the store is usable: connected, and the jobs
 // stream answers (in a cluster: it has a leader).
 func (q *Queue) Ready() error {
