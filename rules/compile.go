@@ -22,6 +22,7 @@ import (
 type exprCompiler struct {
 	opts    []expr.Option
 	configs map[string]*conf.Config // by the extra options' key
+	lists   []listRef               // the lists the last expression compiled looks up
 }
 
 func newExprCompiler(opts []expr.Option) *exprCompiler {
@@ -49,6 +50,7 @@ func (c *exprCompiler) compile(src, key string, inspect func(ast.Node), extra ..
 		cfg.Check()
 		c.configs[key] = cfg
 	}
+	c.lists = nil
 	tree, err := checker.ParseCheck(src, cfg)
 	if err != nil {
 		return nil, err
@@ -56,6 +58,7 @@ func (c *exprCompiler) compile(src, key string, inspect func(ast.Node), extra ..
 	if err := checkEnvNames(tree); err != nil {
 		return nil, err
 	}
+	c.lists = listRefs(tree.Node)
 	if inspect != nil {
 		inspect(tree.Node)
 	}

@@ -51,6 +51,8 @@ type RuleTrace struct {
 	// shown as actions.RedactURL shows them.
 	Actions []ActionTrace `json:"actions,omitempty"`
 	Error   string        `json:"error,omitempty"`
+	// Lists are the list memberships the rule looked up, each once.
+	Lists []ListValue `json:"lists,omitempty"`
 }
 
 // Condition is the value of one top-level operand of when, each evaluated
@@ -122,12 +124,17 @@ type operand struct {
 func (s *Set) Explain(ev *imevent.Event) []RuleTrace {
 	sc := s.scratch.Get().(*scratch)
 	defer s.scratch.Put(sc)
-	env := withBudget(envOf(ev), &sc.budget)
+	le := &listEnv{src: s.lists}
+	env := withLists(withBudget(envOf(ev), &sc.budget), le)
 	sc.budget.begin(nil, &s.lim)
 	out := make([]RuleTrace, 0, len(s.rules))
 	for _, r := range s.rules {
 		sc.budget.rule()
-		out = append(out, s.explainRule(r, ev, env, sc))
+		var looked []ListValue
+		le.trace = &looked
+		t := s.explainRule(r, ev, env, sc)
+		t.Lists = looked
+		out = append(out, t)
 	}
 	return out
 }

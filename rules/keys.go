@@ -22,6 +22,14 @@ var (
 	fileKeyDecl = []key{
 		{name: "rules", required: true, value: listOf("rule"),
 			doc: "The rules of this file. Rule names are unique across all files; all rules whose on covers the command and whose when is true fire, in file order (files in name order). `rules: []` is a file without rules."},
+		{name: "lists", value: nullableListOf("list"),
+			doc: "Operator-managed lists the rules of any file may use as X in list(\"NAME\"). Members are added and removed at run time (friendflow lists, the admin API, the console), never here."},
+	}
+	listKeyDecl = []key{
+		{name: "name", required: true, value: func(*schemaBuilder) jsonSchema {
+			return jsonSchema{"type": "string", "pattern": listNameRE.String()}
+		}, doc: "The list's name, unique across all rule files: 1 to 64 of A-Z, a-z, 0-9, _ and -."},
+		{name: "description", value: scalar, doc: "What the list is for, shown by friendflow lists and the console."},
 	}
 	ruleKeyDecl = []key{
 		{name: "name", required: true, value: nonEmptyScalar,
@@ -74,6 +82,9 @@ var (
 			doc: "Actions the rule must render for the event, in order, among all it renders: every given parameter must equal the rendered value, and a delay or cancel_on given beside the kind the action's."},
 		{name: "decision", value: ref("decision"),
 			doc: "For a before-callback (Sns.CallbackPrevFriendAdd, Sns.CallbackPrevFriendResponse): the whole rule set's decision for the event, allow, deny, or {deny: CODE, reason: TEXT}."},
+		{name: "lists", value: func(*schemaBuilder) jsonSchema {
+			return jsonSchema{"type": "object", "additionalProperties": jsonSchema{"type": "array", "items": jsonSchema{"type": []string{"string", "number"}}}}
+		}, doc: "The members of lists while this case runs, such as {spammers: [eve]}; a list not given is empty. The deployment's members are never read."},
 	}
 	decisionKeyDecl = []key{
 		{name: "deny", value: func(*schemaBuilder) jsonSchema { return jsonSchema{"type": "integer"} },
@@ -97,6 +108,7 @@ var (
 	testKeys     = keyNames(testKeyDecl)
 	actionKeys   = keyNames(actionKeyDecl)
 	decisionKeys = keyNames(decisionKeyDecl)
+	listKeys     = keyNames(listKeyDecl)
 )
 
 func keyNames(keys []key) []string {

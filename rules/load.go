@@ -23,6 +23,10 @@ type Options struct {
 	Registry *actions.Registry
 	// Getenv backs the env("NAME") function of expressions. Nil: os.Getenv.
 	Getenv func(string) string
+	// Lists backs `X in list("NAME")` in Match (Set.Lists): the
+	// deployment's lists (engine/state). Nil: every list is empty. Rule
+	// tests read their case's lists: instead.
+	Lists Lists
 	// SkipTests makes Load skip the rules' tests: cases. `friendflow test`
 	// uses it to load once and report every case through RunTests; anything
 	// that serves rules must leave it false.
@@ -142,7 +146,9 @@ func compileSources(srcs []*source, opts Options, lim limits) (*Set, error) {
 		r.idx = i
 	}
 
+	l.checkListUses()
 	s := newSet(all, files, hashSources(srcs), l.exprOpts, lim)
+	s.lists, s.decls = opts.Lists, l.lists
 	if !opts.SkipTests {
 		for _, res := range s.RunTests() {
 			if !res.Pass {

@@ -31,6 +31,8 @@ type loader struct {
 	names    map[string]string // rule name -> where it was first defined
 	proto    map[string]any
 	lim      limits
+	lists    []ListDecl // declared under lists:, in file order
+	listUses []listUse  // checked against lists once every file is read
 }
 
 func newLoader(reg *actions.Registry, getenv func(string) string, lim limits) *loader {
@@ -39,6 +41,7 @@ func newLoader(reg *actions.Registry, getenv func(string) string, lim limits) *l
 		new(func(string) string), // typed: env(1) or env() is a compile error
 	)
 	opts := append([]expr.Option{expr.Env(proto), envOpt, rawOption(), expr.Optimize(true)}, budgetOptions()...)
+	opts = append(opts, listOptions()...)
 	return &loader{
 		reg:      reg,
 		exprOpts: opts,
@@ -115,6 +118,9 @@ func (l *loader) parseFile(src *source) []*rule {
 	fields, ok := p.mapping(root, "file", ruleFileKeys)
 	if !ok {
 		return nil
+	}
+	if kv, ok := fields["lists"]; ok {
+		p.parseLists(kv.val)
 	}
 	kv, ok := fields["rules"]
 	if !ok {
@@ -275,6 +281,7 @@ func (p *fileParser) parseWhen(n *yaml.Node, r *rule, what string) {
 		return
 	}
 	r.when, r.cond, r.whenKey = prog, cond, key
+	p.noteLists(n, 0, r.whenSrc, what+": when")
 	for _, f := range found {
 		line, col := p.exprPos(n, 0, findingPos(r.whenSrc, f))
 		p.pending = append(p.pending, Problem{File: p.path, Line: line, Col: col, Code: f.code, Msg: what + ": when: " + f.msg})
@@ -330,6 +337,7 @@ func (p *fileParser) parseOnce(n *yaml.Node, what string) *onceSpec {
 		return nil
 	}
 	o.key = prog
+	p.noteLists(kn, 0, o.src, what+": key")
 	if fast.kind == fkString {
 		o.fast = fast.s
 	}

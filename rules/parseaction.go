@@ -277,6 +277,7 @@ func (p *fileParser) templateValue(n *yaml.Node, what string) (*pval, bool) {
 			ok = false
 			continue
 		}
+		p.noteLists(n, sp.start, src, what)
 		t.parts = append(t.parts, tmplPart{src: strings.TrimSpace(src), prog: prog, fast: fast, raw: raw})
 	}
 	if tail != "" {

@@ -21,6 +21,7 @@ type testCase struct {
 	match     bool
 	actions   []expectedAction
 	decision  *expectedDecision // nil: not checked
+	lists     testLists         // the case's list members; nil: none
 }
 
 // expectedDecision is the decision a test expects of the whole rule set
@@ -46,8 +47,9 @@ func (d *expectedDecision) String() string {
 }
 
 // checkDecision compares the set's decision for ev with the expected one.
-func (s *Set) checkDecision(want *expectedDecision, ev *imevent.Event) string {
-	got := s.Decide(ev)
+func (s *Set) checkDecision(want *expectedDecision, ev *imevent.Event, lists Lists) string {
+	matches, _ := s.matchWith(ev, nil, lists)
+	got := DecisionOf(matches)
 	ok := got.Deny == want.deny &&
 		(!want.deny || want.code == 0 || want.code == got.Code) &&
 		(!want.deny || want.reason == nil || *want.reason == got.Reason)
@@ -121,7 +123,7 @@ func (s *Set) runTest(r *rule, tc *testCase, sc *scratch) string {
 	ev := tc.event
 	sc.budget.begin(nil, &s.lim)
 	sc.budget.rule()
-	env := withBudget(envOf(&ev), &sc.budget)
+	env := withLists(withBudget(envOf(&ev), &sc.budget), &listEnv{src: tc.lists})
 	matched := false
 	if r.covers(ev.CallbackCommand) {
 		ok, err := r.evalWhen(&sc.budget, &sc.vm, env)
@@ -146,7 +148,7 @@ func (s *Set) runTest(r *rule, tc *testCase, sc *scratch) string {
 	if tc.decision != nil {
 		// The decision is the whole set's: a later rule's test can show
 		// that an earlier rule's deny wins, or that nothing denies.
-		if d := s.checkDecision(tc.decision, &ev); d != "" {
+		if d := s.checkDecision(tc.decision, &ev, tc.lists); d != "" {
 			return d
 		}
 	}

@@ -33,6 +33,11 @@ func (p *fileParser) parseTest(item *yaml.Node, r *rule, what string) *testCase 
 	if kv, ok := fields["decision"]; ok {
 		good = p.testDecision(tc, kv.val, what) && good
 	}
+	if kv, ok := fields["lists"]; ok {
+		var lok bool
+		tc.lists, lok = p.parseTestLists(kv.val, what)
+		good = good && lok
+	}
 	if !good {
 		return nil
 	}

@@ -57,6 +57,7 @@ func (b *schemaBuilder) defs() jsonSchema {
 	defs := jsonSchema{
 		"rule":     b.object(ruleKeyDecl),
 		"once":     b.object(onceKeyDecl),
+		"list":     b.object(listKeyDecl),
 		"retry":    b.object(retryKeyDecl),
 		"test":     b.object(testKeyDecl),
 		"lint":     b.object(lintKeyDecl),

@@ -20,6 +20,8 @@ type Set struct {
 	scratch  sync.Pool     // *scratch: a VM and buffers per concurrent Match
 	lim      limits        // the evaluation budgets
 	cancelOn []bool        // by imevent.CommandIndex: some action cancels on it; nil: none
+	lists    Lists         // Options.Lists: what list() reads in Match
+	decls    []ListDecl    // the lists the files declare
 
 	byNameOnce sync.Once // builds byName on the first Outcomes
 	byName     map[string]int
@@ -88,18 +90,19 @@ type Cancel struct {
 // scratch is what one Match needs besides the event: reused through a pool
 // because expr's VM keeps its stack between runs.
 type scratch struct {
-	vm     vm.VM
-	budget evalBudget     // of the rule being evaluated
-	env    map[string]any // the current event's environment
-	lists  [][]int32      // candidate lists of one event
-	cand   []int32        // merged candidates
-	bits   []uint64       // mergeBits's bitmap, all zero between uses
+	vm      vm.VM
+	budget  evalBudget     // of the rule being evaluated
+	env     map[string]any // the current event's environment
+	listEnv listEnv        // what env carries under listsKey
+	lists   [][]int32      // candidate lists of one event
+	cand    []int32        // merged candidates
+	bits    []uint64       // mergeBits's bitmap, all zero between uses
 }
 
 // envOf returns ev's environment in the scratch's reused map.
 func (sc *scratch) envOf(ev *imevent.Event) map[string]any {
 	if sc.env == nil {
-		sc.env = withBudget(envOf(ev), &sc.budget)
+		sc.env = withLists(withBudget(envOf(ev), &sc.budget), &sc.listEnv)
 	} else {
 		fillEnv(ev, sc.env)
 	}
@@ -166,12 +169,18 @@ func (s *Set) Match(ev *imevent.Event) (matches []Match, errs []RuleError) {
 // budget of its own). Once b is spent, every rule that needs expr's VM
 // fails for ev with ErrCallbackBudget.
 func (s *Set) MatchBudget(ev *imevent.Event, b *Budget) (matches []Match, errs []RuleError) {
+	return s.matchWith(ev, b, s.lists)
+}
+
+// matchWith is MatchBudget with list() reading lists.
+func (s *Set) matchWith(ev *imevent.Event, b *Budget, lists Lists) (matches []Match, errs []RuleError) {
 	cr := s.byCmd[ev.CallbackCommand]
 	if cr == nil {
 		return nil, nil
 	}
 	sc := s.scratch.Get().(*scratch)
 	defer s.scratch.Put(sc)
+	sc.listEnv.src = lists
 	sc.budget.begin(b, &s.lim)
 	x := evalCtx{ev: ev, vm: &sc.vm, sc: sc}
 
