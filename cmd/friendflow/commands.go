@@ -107,6 +107,13 @@ var commands = []*command{
 // command and the group's name.
 func findCommand(args []string) (*command, []string, error) {
 	name := args[0]
+	// A name that is both a command and a group (lists, lists show): a
+	// subcommand's name wins, anything else is the command's argument.
+	if len(args) > 1 {
+		if c := lookupCommand(name + " " + args[1]); c != nil {
+			return c, args[2:], nil
+		}
+	}
 	if c := lookupCommand(name); c != nil {
 		return c, args[1:], nil
 	}

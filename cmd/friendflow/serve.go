@@ -20,6 +20,7 @@ import (
 	"github.com/friendflow/friendflow/engine/imcallback"
 	"github.com/friendflow/friendflow/engine/queue"
 	"github.com/friendflow/friendflow/engine/record"
+	"github.com/friendflow/friendflow/engine/state"
 	"github.com/friendflow/friendflow/internal/tracing"
 	"github.com/friendflow/friendflow/rules"
 	"github.com/friendflow/friendflow/rules/reload"
@@ -66,6 +67,7 @@ type server struct {
 	tracer   *tracing.Tracer
 	reloader *reload.Reloader
 	queue    *queue.Queue
+	lists    *state.Lists
 	admin    *admin.Server
 
 	firstRules      <-chan struct{} // closed by the first rules load
@@ -108,6 +110,9 @@ func buildServer(ctx context.Context, cfg *serveConfig, stdout, stderr io.Writer
 	if err := s.openQueue(ctx, registry, ring); err != nil {
 		return nil, err
 	}
+	if err := s.openLists(ctx); err != nil {
+		return nil, err
+	}
 	eng := s.newEngine(registry, ring)
 	receiver := s.newReceiver(eng)
 	if err := s.mountAdmin(registry, ring, imc, eng.Ready); err != nil {
@@ -124,6 +129,9 @@ func buildServer(ctx context.Context, cfg *serveConfig, stdout, stderr io.Writer
 func (s *server) release() {
 	if s.cbLn != nil {
 		s.cbLn.Close()
+	}
+	if s.lists != nil {
+		s.lists.Close()
 	}
 	if s.queue != nil {
 		_ = s.queue.Stop(s.cfg.ShutdownTimeout)
@@ -264,10 +272,12 @@ func (s *server) mountAdmin(registry *actions.Registry, ring *record.Ring, imc *
 	})
 	adm.AddCheck("queue", q.Ready)
 	adm.AddCheck("store", callbacksReady)
+	adm.AddCheck("lists", s.lists.Ready)
 	adm.Handle("GET /metrics", s.metrics.Handler())
 	admin.MountRules(adm, reloader, cfg.SdkAppid)
 	admin.MountDLQ(adm, q)
 	admin.MountEvents(adm, ring, reloader, registry)
+	admin.MountLists(adm, s.lists, reloader)
 	console := &admin.Console{Version: version, Rules: reloader, Ring: ring, DLQ: q, Registry: registry,
 		Metrics: s.metrics.Registry, Queue: q.Stats, Logger: s.log, CheckToken: admin.TokenChecker(cfg.AdminToken)}
 	if imc != nil {
@@ -389,6 +399,7 @@ func (s *server) stop() {
 	// Running jobs finish within what is left of the timeout, or go back
 	// to the queue for the next start; then the store closes.
 	left := max(cfg.ShutdownTimeout-time.Since(stopStart), time.Second)
+	s.lists.Close()
 	if err := s.queue.Stop(left); err != nil {
 		log.Warn("queue did not stop cleanly", "err", err)
 	}

@@ -196,3 +196,54 @@ type TryResult struct {
 	// Note says what differs from serving these rules.
 	Note string `json:"note"`
 }
+
+// ListsView is GET /lists's answer: the lists the rules declare, in file
+// order, then any other list the store holds (declared once, since
+// dropped from the rules).
+type ListsView struct {
+	Lists []ListInfo `json:"lists"`
+}
+
+// ListInfo is one list: its declaration and its size on the replica that
+// answered.
+type ListInfo struct {
+	Name        string `json:"name"`
+	Description string `json:"description,omitempty"`
+	File        string `json:"file,omitempty"`
+	Declared    bool   `json:"declared"`
+	Members     int    `json:"members"`
+	// Importing is the members a replace under way has written so far.
+	Importing int `json:"importing,omitempty"`
+}
+
+// ListPage is GET /lists/{name}'s answer: one page of members in the
+// order they were written; NextCursor, when set, is the next page's
+// cursor.
+type ListPage struct {
+	List       string   `json:"list"`
+	Members    []string `json:"members"`
+	NextCursor string   `json:"next_cursor,omitempty"`
+}
+
+// ListContains is GET /lists/{name}?contains=M's answer, read from the
+// store itself.
+type ListContains struct {
+	List   string `json:"list"`
+	Member string `json:"member"`
+	In     bool   `json:"in"`
+}
+
+// ListMembers is the JSON body of POST /lists/{name}/add and /remove and
+// PUT /lists/{name}; a text body has one member a line instead.
+type ListMembers struct {
+	Members []string `json:"members"`
+}
+
+// ListChanged is a list write's answer: the members written and the
+// list's size afterwards on the replica that answered (-1: unknown).
+type ListChanged struct {
+	List    string `json:"list"`
+	Op      string `json:"op"` // add, remove or replace
+	Members int    `json:"members"`
+	Total   int    `json:"total"`
+}
