@@ -77,13 +77,15 @@ func TestCompletion(t *testing.T) {
 		t.Fatal(err)
 	}
 	for line, want := range map[string]string{
-		"li":              "lint",
-		"lint --st":       "--strict",
-		"dlq r":           "replay",
-		"dlq show --j":    "--json",
-		"fmt --c":         "--check",
-		"completion z":    "zsh",
-		"serve --nats-tl": "--nats-tls-ca --nats-tls-cert --nats-tls-key",
+		"li":               "lint lists",
+		"lists i":          "import",
+		"lists import --r": "--replace",
+		"lint --st":        "--strict",
+		"dlq r":            "replay",
+		"dlq show --j":     "--json",
+		"fmt --c":          "--check",
+		"completion z":     "zsh",
+		"serve --nats-tl":  "--nats-tls-ca --nats-tls-cert --nats-tls-key",
 	} {
 		cmd := exec.Command(bash, "-c", `source "$1"; COMP_WORDS=(friendflow $2); COMP_CWORD=$((${#COMP_WORDS[@]}-1)); _friendflow; echo "${COMPREPLY[*]}"`, "bash", script, line)
 		got, err := cmd.CombinedOutput()
