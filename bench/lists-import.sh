@@ -38,7 +38,7 @@ YAML
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 admin=127.0.0.1:$(port)
 "$ff" serve --sdkappid 1400000000 --listen 127.0.0.1:"$(port)" --admin-listen "$admin" \
-	--rules "$work/rules" --data "$work/data" --log-level warn 2>"$work/serve.log" &
+	--rules "$work/rules" --data "$work/data" --log-level warn --pprof 2>"$work/serve.log" &
 pid=$!
 for _ in $(seq 200); do
 	curl -sf "http://$admin/readyz" >/dev/null && break
@@ -57,6 +57,10 @@ t0=$(date +%s.%N)
 "$ff" lists import spammers "$work/a.txt" --admin-url "http://$admin" 2>"$work/progress.txt"
 t1=$(date +%s.%N)
 echo "import of $MEMBERS: $(echo "$t1 - $t0" | bc) s; VmHWM $(hwm), VmRSS $(rss)"
+if [[ ${HEAP:-0} == 1 ]]; then
+	curl -sf "http://$admin/debug/pprof/heap" -o "$work/heap.pb.gz"
+	go tool pprof -top -inuse_space "$work/heap.pb.gz" 2>/dev/null | head -25
+fi
 
 "$ff" lists show spammers --contains "user_$MEMBERS" --admin-url "http://$admin"
 t0=$(date +%s.%N)

@@ -315,6 +315,13 @@ func printExplain(w io.Writer, out []engine.EventExplanation) {
 				}
 				fmt.Fprintf(w, "      %-50s = %s\n", c.Expr, v)
 			}
+			for _, l := range r.Lists {
+				in := fmt.Sprintf("%t", l.In)
+				if l.Error != "" {
+					in = "error: " + l.Error
+				}
+				fmt.Fprintf(w, "      list(%q) has %q: %s\n", l.List, l.Member, in)
+			}
 			if r.Once != nil {
 				check := "not checked: no job to store"
 				if r.Once.Checked {
