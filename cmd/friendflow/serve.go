@@ -279,7 +279,8 @@ func (s *server) mountAdmin(registry *actions.Registry, ring *record.Ring, imc *
 	admin.MountEvents(adm, ring, reloader, registry)
 	admin.MountLists(adm, s.lists, reloader)
 	console := &admin.Console{Version: version, Rules: reloader, Ring: ring, DLQ: q, Registry: registry,
-		Metrics: s.metrics.Registry, Queue: q.Stats, Logger: s.log, CheckToken: admin.TokenChecker(cfg.AdminToken)}
+		Metrics: s.metrics.Registry, Queue: q.Stats, Logger: s.log, CheckToken: admin.TokenChecker(cfg.AdminToken),
+		Lists: s.lists}
 	if imc != nil {
 		console.IMRate = imc.RateStates
 	}

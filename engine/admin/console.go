@@ -51,6 +51,7 @@ type Console struct {
 	Metrics  prometheus.Gatherer
 	Queue    func(context.Context) (queue.Stats, error) // nil: not shown
 	IMRate   func() []im.RateState                      // nil: no IM client
+	Lists    ListStore                                  // nil: the Lists page says there are none
 	// CheckToken, when set, says whether a token is the admin token: the
 	// pages then need the console cookie (set by /ui/login) or
 	// Authorization: Bearer. Nil: the pages are open, as the rest of the
@@ -78,14 +79,17 @@ func (c *Console) Mount(a *Server) error {
 	a.Handle("GET /ui/login", secure(http.HandlerFunc(c.loginPage)))
 	a.Handle("POST /ui/login", secure(http.HandlerFunc(c.login)))
 	for pattern, h := range map[string]http.HandlerFunc{
-		"GET /{$}":            c.overview,
-		"GET /ui/rules":       c.rulesPage,
-		"GET /ui/events":      c.eventsPage,
-		"GET /ui/events/{id}": c.eventPage,
-		"GET /ui/try":         c.tryPage,
-		"POST /ui/try":        c.try,
-		"GET /ui/dlq":         c.dlqPage,
-		"POST /ui/dlq/{op}":   c.dlqOp,
+		"GET /{$}":                   c.overview,
+		"GET /ui/rules":              c.rulesPage,
+		"GET /ui/events":             c.eventsPage,
+		"GET /ui/events/{id}":        c.eventPage,
+		"GET /ui/try":                c.tryPage,
+		"POST /ui/try":               c.try,
+		"GET /ui/dlq":                c.dlqPage,
+		"POST /ui/dlq/{op}":          c.dlqOp,
+		"GET /ui/lists":              c.listsPage,
+		"GET /ui/lists/{name}":       c.listPage,
+		"POST /ui/lists/{name}/{op}": c.listOp,
 	} {
 		a.Handle(pattern, secure(c.auth(h)))
 	}
@@ -119,7 +123,7 @@ func (c *Console) parse() error {
 		"join": strings.Join,
 	}
 	c.pages = map[string]*template.Template{}
-	for _, p := range []string{"overview", "rules", "events", "event", "try", "dlq", "login"} {
+	for _, p := range []string{"overview", "rules", "events", "event", "try", "dlq", "login", "lists", "list"} {
 		t, err := template.New("layout.html").Funcs(funcs).ParseFS(consoleFS, "console/layout.html", "console/"+p+".html")
 		if err != nil {
 			return fmt.Errorf("console page %s: %w", p, err)
