@@ -85,8 +85,10 @@ func (c *Console) memberCount(name string) (int, bool) {
 func (c *Console) listOp(w http.ResponseWriter, r *http.Request) {
 	name, op := r.PathValue("name"), r.PathValue("op")
 	do := map[string]func(*http.Request, string, state.Members) (int, error){
-		"add":    func(r *http.Request, n string, m state.Members) (int, error) { return c.Lists.Add(r.Context(), n, m) },
-		"remove": func(r *http.Request, n string, m state.Members) (int, error) { return c.Lists.Remove(r.Context(), n, m) },
+		"add": func(r *http.Request, n string, m state.Members) (int, error) { return c.Lists.Add(r.Context(), n, m) },
+		"remove": func(r *http.Request, n string, m state.Members) (int, error) {
+			return c.Lists.Remove(r.Context(), n, m)
+		},
 	}[op]
 	if do == nil || c.Lists == nil {
 		http.NotFound(w, r)
