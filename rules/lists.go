@@ -246,6 +246,9 @@ func (l *loader) checkListUses() {
 	}
 }
 
+// ListSource is the Lists the set's list() reads (Options.Lists).
+func (s *Set) ListSource() Lists { return s.lists }
+
 // Lists are the lists the rule files declare, in file order.
 func (s *Set) Lists() []ListDecl { return slices.Clone(s.decls) }
 

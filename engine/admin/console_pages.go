@@ -212,7 +212,7 @@ func (c *Console) try(w http.ResponseWriter, r *http.Request) {
 		}
 		files = append(files, f)
 	}
-	res := tryRules(files, c.Registry, c.Ring)
+	res := tryRulesWith(files, c.Registry, c.Ring, listsOf(c.Rules))
 	c.render(w, http.StatusOK, "try", "Try a change", map[string]any{"Files": append(files, RuleFile{}), "Result": res, "Recorded": c.Ring.Len()})
 }
 

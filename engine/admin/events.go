@@ -56,7 +56,7 @@ func MountEvents(a *Server, ring *record.Ring, src RuleSource, reg *actions.Regi
 			writeError(w, http.StatusBadRequest, err.Error())
 			return
 		}
-		res := tryRules(files, reg, ring)
+		res := tryRulesWith(files, reg, ring, listsOf(src))
 		status := http.StatusOK
 		if !res.OK {
 			status = http.StatusUnprocessableEntity

@@ -172,6 +172,17 @@ func listWrite(store ListStore, rs RuleSource, op string, do func(context.Contex
 	})
 }
 
+// listsOf is the lists the serving rules read (nil: none serve).
+func listsOf(rs RuleSource) rules.Lists {
+	if rs == nil {
+		return nil
+	}
+	if set := rs.Current(); set != nil {
+		return set.ListSource()
+	}
+	return nil
+}
+
 // declared is nil when the serving rules declare the list.
 func declared(set *rules.Set, name string) error {
 	if set == nil {

@@ -128,8 +128,15 @@ const tryNote = `env("…") reads as empty in a backtest on the server; run "fri
 // tryRules loads files from memory (never the rules directory, nor any
 // other), runs their tests and backtests them against ring.
 func tryRules(files []RuleFile, reg *actions.Registry, ring *record.Ring) *TryResult {
+	return tryRulesWith(files, reg, ring, nil)
+}
+
+// tryRulesWith is tryRules with list() reading lists: the deployment's,
+// so that a candidate is compared with what the recorded events saw
+// under the same members.
+func tryRulesWith(files []RuleFile, reg *actions.Registry, ring *record.Ring, lists rules.Lists) *TryResult {
 	res := &TryResult{Note: tryNote}
-	set, problems := loadCandidate(files, reg)
+	set, problems := loadCandidate(files, reg, lists)
 	if len(problems) > 0 {
 		res.Problems = problems
 		return res
@@ -156,7 +163,7 @@ func tryRules(files []RuleFile, reg *actions.Registry, ring *record.Ring) *TryRe
 	return res
 }
 
-func loadCandidate(files []RuleFile, reg *actions.Registry) (*rules.Set, []rules.Problem) {
+func loadCandidate(files []RuleFile, reg *actions.Registry, lists rules.Lists) (*rules.Set, []rules.Problem) {
 	if len(files) == 0 {
 		return nil, []rules.Problem{{File: "(request)", Msg: "no rule files (*.yaml or *.yml)"}}
 	}
@@ -167,7 +174,7 @@ func loadCandidate(files []RuleFile, reg *actions.Registry) (*rules.Set, []rules
 	for i, f := range files {
 		mem[i] = rules.File{Name: f.Name, Data: []byte(f.Data)}
 	}
-	set, err := rules.LoadFiles(mem, rules.Options{Registry: reg, SkipTests: true, Getenv: func(string) string { return "" }})
+	set, err := rules.LoadFiles(mem, rules.Options{Registry: reg, SkipTests: true, Getenv: func(string) string { return "" }, Lists: lists})
 	var le *rules.LoadError
 	if errors.As(err, &le) {
 		return nil, le.Problems
