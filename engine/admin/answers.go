@@ -216,8 +216,8 @@ type ListInfo struct {
 	Importing int `json:"importing,omitempty"`
 }
 
-// ListPage is GET /lists/{name}'s answer: one page of members in the
-// order they were written; NextCursor, when set, is the next page's
+// ListPage is GET /lists/{name}'s answer: one page of members, shard by
+// shard and sorted within a shard; NextCursor, when set, is the next page's
 // cursor.
 type ListPage struct {
 	List       string   `json:"list"`

@@ -33,6 +33,15 @@ const minSlots = 16
 
 func newHashSet() *hashSet { return &hashSet{slots: make([]uint64, minSlots)} }
 
+// newHashSetFor is a set sized for n members.
+func newHashSetFor(n int) *hashSet {
+	size := minSlots
+	for size*3 < (n+1)*4 {
+		size *= 2
+	}
+	return &hashSet{slots: make([]uint64, size)}
+}
+
 func (s *hashSet) has(h uint64) bool {
 	mask := uint64(len(s.slots) - 1)
 	for i := h & mask; ; i = (i + 1) & mask {

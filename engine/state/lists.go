@@ -2,7 +2,6 @@ package state
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,9 +17,9 @@ import (
 )
 
 // Lists are the operator-managed lists of one namespace: their members
-// live in a JetStream key-value bucket, one key per member, and every
-// replica keeps an in-memory set of the members' 64-bit hashes that a
-// watch of the bucket keeps current. A check (Contains) reads only that
+// live in a JetStream key-value bucket, spread over numShards keys a list
+// (shard.go), and every replica keeps an in-memory set of the members'
+// 64-bit hashes that a watch of the bucket keeps current. A check (Contains) reads only that
 // set: constant time, no I/O on the reply path, about 16 MiB per million
 // members; a change made through any replica reaches every other replica's
 // set as fast as JetStream delivers it (milliseconds).
@@ -29,7 +28,8 @@ import (
 //
 //	NAME._gen           the generation rules read, a decimal number (none: 0)
 //	NAME._next          the generation an import with --replace is writing
-//	NAME.GEN.MEMBER     one member of generation GEN, MEMBER in base64url
+//	NAME.GEN.SHARD      the members of generation GEN whose shard is SHARD,
+//	                    sorted, one a line
 //
 // A replace writes the new members under a fresh generation while the
 // rules keep reading the current one, then moves NAME._gen to it: one
@@ -66,21 +66,40 @@ type ListsConfig struct {
 	Changed func(list, op string, n int)
 }
 
-// memList is one list in a replica's memory: its sets by generation. gen
-// is the generation rules read; a set of a higher generation is an import
-// under way (next).
+// memList is one list in a replica's memory: its shards' sets by
+// generation. gen is the generation rules read; a higher generation is an
+// import under way (next).
 type memList struct {
 	gen, next uint64
-	sets      map[uint64]*hashSet
+	gens      map[uint64]*genSets
 }
 
-func (m *memList) set(gen uint64) *hashSet {
-	s := m.sets[gen]
-	if s == nil {
-		s = newHashSet()
-		m.sets[gen] = s
+// genSets are one generation's members: a hash set per shard.
+type genSets struct {
+	shards map[uint32]*hashSet
+	n      int
+}
+
+func (m *memList) generation(gen uint64) *genSets {
+	g := m.gens[gen]
+	if g == nil {
+		g = &genSets{shards: map[uint32]*hashSet{}}
+		m.gens[gen] = g
 	}
-	return s
+	return g
+}
+
+func (g *genSets) has(member string) bool {
+	s := g.shards[shardOf(member)]
+	return s != nil && s.has(hashOf(member))
+}
+
+func (g *genSets) bytes() int {
+	n := 0
+	for _, s := range g.shards {
+		n += s.bytes()
+	}
+	return n
 }
 
 // MaxMemberBytes bounds one member: Tencent IM's UserID is at most 32
@@ -129,7 +148,7 @@ func OpenLists(ctx context.Context, cfg ListsConfig) (*Lists, error) {
 		log: log.With("component", "lists"), done: make(chan struct{})}
 	kv, err := l.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      l.bucket,
-		Description: "friendflow lists: one key per member",
+		Description: "friendflow lists: each list in 4096 shards of members",
 		History:     1,
 		Replicas:    cfg.Replicas,
 	})
@@ -177,7 +196,7 @@ func (l *Lists) watch(w jetstream.KeyWatcher) {
 	l.mu.Unlock()
 }
 
-// apply is one entry of the watch: a member put or removed, or a
+// apply is one entry of the watch: a shard written or purged, or a
 // generation moved.
 func (l *Lists) apply(key string, value []byte, deleted bool) {
 	name, rest, ok := strings.Cut(key, ".")
@@ -188,46 +207,50 @@ func (l *Lists) apply(key string, value []byte, deleted bool) {
 	defer l.mu.Unlock()
 	m := l.lists[name]
 	if m == nil {
-		m = &memList{sets: map[uint64]*hashSet{}}
+		m = &memList{gens: map[uint64]*genSets{}}
 		l.lists[name] = m
 	}
 	switch rest {
 	case "_gen":
 		g, _ := strconv.ParseUint(string(value), 10, 64)
 		m.gen = g
-		for k := range m.sets {
+		for k := range m.gens {
 			if k < g {
-				delete(m.sets, k) // the old generation, purged after this write
+				delete(m.gens, k) // the old generation, purged after this write
 			}
 		}
 		return
 	case "_next":
 		n, _ := strconv.ParseUint(string(value), 10, 64)
 		m.next = n
-		for k := range m.sets {
+		for k := range m.gens {
 			if k > m.gen && k != n {
-				delete(m.sets, k) // an import that stopped half way
+				delete(m.gens, k) // an import that stopped half way
 			}
 		}
 		return
 	}
-	gs, enc, ok := strings.Cut(rest, ".")
-	g, err := strconv.ParseUint(gs, 10, 64)
-	if !ok || err != nil || g < m.gen {
+	gs, ss, ok := strings.Cut(rest, ".")
+	g, err1 := strconv.ParseUint(gs, 10, 64)
+	shard, err2 := strconv.ParseUint(ss, 10, 32)
+	if !ok || err1 != nil || err2 != nil || g < m.gen {
 		return
 	}
-	member, err := base64.RawURLEncoding.DecodeString(enc)
-	if err != nil {
+	gen := m.generation(g)
+	if old := gen.shards[uint32(shard)]; old != nil {
+		gen.n -= old.n
+		delete(gen.shards, uint32(shard))
+	}
+	if deleted || len(value) == 0 {
 		return
 	}
-	h := hashOf(string(member))
-	if deleted {
-		if s := m.sets[g]; s != nil {
-			s.remove(h)
-		}
-		return
+	members := splitMembers(value)
+	set := newHashSetFor(len(members))
+	for _, mb := range members {
+		set.add(hashOf(mb))
 	}
-	m.set(g).add(h)
+	gen.shards[uint32(shard)] = set
+	gen.n += set.n
 }
 
 // Ready is nil once every member of the bucket has been read once, and
@@ -264,7 +287,6 @@ func (l *Lists) WaitReady(ctx context.Context) error {
 // replica's memory (see hashSet for what a hash hit means). A list
 // nobody has written to is empty.
 func (l *Lists) Contains(name, member string) (bool, error) {
-	h := hashOf(member)
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	if !l.synced {
@@ -277,8 +299,8 @@ func (l *Lists) Contains(name, member string) (bool, error) {
 	if m == nil {
 		return false, nil
 	}
-	s := m.sets[m.gen]
-	return s != nil && s.has(h), nil
+	g := m.gens[m.gen]
+	return g != nil && g.has(member), nil
 }
 
 // Has reports whether member is in the list, from the bucket itself.
@@ -286,14 +308,15 @@ func (l *Lists) Has(ctx context.Context, name, member string) (bool, error) {
 	if err := l.check(name, member); err != nil {
 		return false, err
 	}
-	_, err := l.kv.Get(ctx, memberKey(name, l.gen(name), member))
+	e, err := l.kv.Get(ctx, shardKey(name, l.gen(name), shardOf(member)))
 	switch {
 	case errors.Is(err, jetstream.ErrKeyNotFound):
 		return false, nil
 	case err != nil:
 		return false, fmt.Errorf("lists: get: %w", err)
 	}
-	return true, nil
+	_, found := slices.BinarySearch(splitMembers(e.Value()), member)
+	return found, nil
 }
 
 func (l *Lists) check(name, member string) error {
@@ -311,10 +334,6 @@ func (l *Lists) gen(name string) uint64 {
 		return m.gen
 	}
 	return 0
-}
-
-func memberKey(name string, gen uint64, member string) string {
-	return name + "." + strconv.FormatUint(gen, 10) + "." + base64.RawURLEncoding.EncodeToString([]byte(member))
 }
 
 // Summary is one list as a replica holds it.
@@ -335,13 +354,13 @@ func (l *Lists) Summary() []Summary {
 	for _, name := range slices.Sorted(maps.Keys(l.lists)) {
 		m := l.lists[name]
 		s := Summary{Name: name}
-		for g, set := range m.sets {
-			s.Bytes += set.bytes()
+		for g, gen := range m.gens {
+			s.Bytes += gen.bytes()
 			switch {
 			case g == m.gen:
-				s.Members = set.n
+				s.Members = gen.n
 			case g > m.gen:
-				s.Importing = set.n
+				s.Importing = gen.n
 			}
 		}
 		out = append(out, s)
@@ -358,8 +377,8 @@ func (l *Lists) Members(name string) (n int, ok bool) {
 	if m == nil {
 		return 0, false
 	}
-	if s := m.sets[m.gen]; s != nil {
-		n = s.n
+	if g := m.gens[m.gen]; g != nil {
+		n = g.n
 	}
 	return n, true
 }

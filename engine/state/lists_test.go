@@ -130,6 +130,8 @@ func TestReplaceIsAllOrNothing(t *testing.T) {
 	}
 	within(t, 5*time.Second, "add", func() bool { return contains(t, b, "l", "old2") })
 
+	defer func(n int) { maxBuffered = n }(maxBuffered)
+	maxBuffered = 1000 // merge as the import goes: 2000 are written at the pause
 	midway := make(chan struct{})
 	resume := make(chan struct{})
 	members := func(yield func(string, error) bool) {
@@ -146,10 +148,9 @@ func TestReplaceIsAllOrNothing(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { _, err := a.Replace(ctx, "l", members); done <- err }()
 	<-midway
-	// 2048 of the new members are acknowledged by now (two full windows).
 	within(t, 5*time.Second, "import under way", func() bool {
 		s := b.Summary()
-		return len(s) == 1 && s[0].Importing >= 2048
+		return len(s) == 1 && s[0].Importing >= 2000
 	})
 	if !contains(t, b, "l", "old1") || contains(t, b, "l", "new1") {
 		t.Fatal("the rules see a half-done replace")
@@ -166,7 +167,7 @@ func TestReplaceIsAllOrNothing(t *testing.T) {
 		t.Fatalf("members = %d, want 3000", n)
 	}
 	page, next, err := a.Page(ctx, "l", 0, 10)
-	if err != nil || len(page) != 10 || next == 0 || page[0] != "new0" {
+	if err != nil || len(page) != 10 || next == 0 || !strings.HasPrefix(page[0], "new") {
 		t.Fatalf("page = %v, %d, %v", page, next, err)
 	}
 
@@ -211,6 +212,8 @@ func TestPageWalksTheWholeList(t *testing.T) {
 		cursor = next
 	}
 	want = slices.DeleteFunc(want, func(s string) bool { return s == "u7" })
+	slices.Sort(got)
+	slices.Sort(want)
 	if !slices.Equal(got, want) {
 		t.Fatalf("pages hold %d members, want %d", len(got), len(want))
 	}
@@ -238,9 +241,16 @@ func BenchmarkContains(b *testing.B) {
 	url := startServer(b)
 	l := replica(b, url)
 	l.mu.Lock()
-	m := &memList{sets: map[uint64]*hashSet{}}
+	m := &memList{gens: map[uint64]*genSets{}}
+	g := m.generation(0)
 	for i := range 1_000_000 {
-		m.set(0).add(hashOf("user_" + itoa(i)))
+		mb := "user_" + itoa(i)
+		s := g.shards[shardOf(mb)]
+		if s == nil {
+			s = newHashSet()
+			g.shards[shardOf(mb)] = s
+		}
+		s.add(hashOf(mb))
 	}
 	l.lists["spammers"] = m
 	l.mu.Unlock()

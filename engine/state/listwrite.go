@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -62,55 +61,6 @@ func LinesOf(r io.Reader) Members {
 	}
 }
 
-// window is how many writes are in flight at once: enough to keep the
-// server busy, few enough that a million-member import holds a few
-// hundred kilobytes.
-const window = 1024
-
-// writer publishes key-value writes asynchronously, at most window in
-// flight, and reports the first failure.
-type writer struct {
-	js      jetstream.JetStream
-	subject string // "$KV.<bucket>."
-	pending []jetstream.PubAckFuture
-	n       int
-}
-
-func (w *writer) put(ctx context.Context, key string, del bool) error {
-	msg := nats.NewMsg(w.subject + key)
-	if del {
-		msg.Header.Set("KV-Operation", "DEL")
-	}
-	f, err := w.js.PublishMsgAsync(msg)
-	if err != nil {
-		return fmt.Errorf("lists: write: %w", err)
-	}
-	w.pending = append(w.pending, f)
-	w.n++
-	if len(w.pending) >= window {
-		return w.flush(ctx)
-	}
-	return nil
-}
-
-func (w *writer) flush(ctx context.Context) error {
-	defer func() { w.pending = w.pending[:0] }()
-	for _, f := range w.pending {
-		select {
-		case <-f.Ok():
-		case err := <-f.Err():
-			return fmt.Errorf("lists: write: %w", err)
-		case <-ctx.Done():
-			return fmt.Errorf("lists: write: %w", ctx.Err())
-		}
-	}
-	return nil
-}
-
-func (l *Lists) newWriter() *writer {
-	return &writer{js: l.js, subject: "$KV." + l.bucket + "."}
-}
-
 // Add writes members into the list (adding one already there changes
 // nothing) and returns how many it wrote; on an error, the members before
 // it are written.
@@ -130,18 +80,18 @@ func (l *Lists) write(ctx context.Context, name string, members Members, del boo
 	if err := l.Ready(); err != nil {
 		return 0, fmt.Errorf("lists: %w", err)
 	}
-	gen := l.gen(name)
-	w := l.newWriter()
+	b := l.newBatch(name, l.gen(name), del)
 	op := "add"
 	if del {
 		op = "remove"
 	}
-	err := l.each(ctx, members, func(m string) error { return w.put(ctx, memberKey(name, gen, m), del) })
-	if ferr := w.flush(ctx); err == nil {
+	err := l.each(ctx, members, func(m string) error { return b.add(ctx, m) })
+	// Even after a bad line: the members before it are written.
+	if ferr := b.flush(ctx); err == nil {
 		err = ferr
 	}
-	l.changed(name, op, w.n, err)
-	return w.n, err
+	l.changed(name, op, b.written, err)
+	return b.written, err
 }
 
 // each calls f for each member, checking each.
@@ -197,14 +147,15 @@ func (l *Lists) Replace(ctx context.Context, name string, members Members) (int,
 	if err != nil {
 		return 0, err
 	}
-	w := l.newWriter()
-	err = l.each(ctx, members, func(m string) error { return w.put(ctx, memberKey(name, next, m), false) })
-	if ferr := w.flush(ctx); err == nil {
-		err = ferr
+	b := l.newBatch(name, next, false)
+	err = l.each(ctx, members, func(m string) error { return b.add(ctx, m) })
+	if err == nil {
+		err = b.flush(ctx)
 	}
 	if err == nil {
 		_, err = l.kv.Put(ctx, name+"._gen", []byte(strconv.FormatUint(next, 10)))
 	}
+
 	if err != nil {
 		// Leave the list as it was: drop what was written.
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), defaultCleanup)
@@ -214,9 +165,28 @@ func (l *Lists) Replace(ctx context.Context, name string, members Members) (int,
 		l.changed(name, "replace", 0, err)
 		return 0, err
 	}
+	// Done: from here on, the replace stands whatever follows. This
+	// replica answers from the new generation once its watch has seen it.
+	if err := l.waitGen(ctx, name, next); err != nil {
+		l.log.Warn("list replaced, but this replica has not seen it yet", "list", name, "error", err)
+	}
 	l.purgeGen(ctx, name, old)
-	l.changed(name, "replace", w.n, nil)
-	return w.n, nil
+	l.changed(name, "replace", b.written, nil)
+	return b.written, nil
+}
+
+// waitGen waits until this replica's watch has moved name to gen.
+func (l *Lists) waitGen(ctx context.Context, name string, gen uint64) error {
+	ctx, cancel := context.WithTimeout(ctx, defaultCleanup)
+	defer cancel()
+	for l.gen(name) != gen {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("lists: the switch to the new members was written but not seen back: %w", ctx.Err())
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+	return nil
 }
 
 // defaultCleanup bounds the cleaning up after a failed replace.
@@ -234,7 +204,7 @@ func (l *Lists) claimNext(ctx context.Context, name string) (old, next uint64, e
 		if m.next > m.gen {
 			stale = m.next
 		}
-		for g := range m.sets {
+		for g := range m.gens {
 			next = max(next, g+1)
 		}
 	} else {
