@@ -267,3 +267,37 @@ func BenchmarkContains(b *testing.B) {
 		}
 	})
 }
+
+// TestConcurrentWritersLoseNothing: two replicas adding to the same
+// shards at once (compare-and-set merges) end with every member.
+func TestConcurrentWritersLoseNothing(t *testing.T) {
+	url := startServer(t)
+	a, b := replica(t, url), replica(t, url)
+	ctx := context.Background()
+	defer func(n int) { maxBuffered = n }(maxBuffered)
+	maxBuffered = 200 // many small merges, racing each other
+	errs := make(chan error, 2)
+	for i, r := range []*Lists{a, b} {
+		go func() {
+			ms := make([]string, 1000)
+			for j := range ms {
+				ms[j] = fmt.Sprintf("r%d_%d", i, j)
+			}
+			_, err := r.Add(ctx, "l", MembersOf(ms))
+			errs <- err
+		}()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, r := range []*Lists{a, b} {
+		within(t, 5*time.Second, "every member on every replica", func() bool { n, _ := r.Members("l"); return n == 2000 })
+	}
+	for _, m := range []string{"r0_0", "r1_999", "r0_500"} {
+		if ok, err := a.Has(ctx, "l", m); err != nil || !ok {
+			t.Fatalf("Has(%s) = %t, %v", m, ok, err)
+		}
+	}
+}
