@@ -80,6 +80,10 @@ func fastCompile(n ast.Node) (fexpr, bool) {
 		return fastUnary(n)
 	case *ast.BinaryNode:
 		return fastBinary(n)
+	case *ast.CallNode:
+		if callTo(n, inListFn) != nil {
+			return fastInList(n)
+		}
 	}
 	return fexpr{}, false
 }

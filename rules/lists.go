@@ -12,6 +12,8 @@ import (
 	"github.com/expr-lang/expr/builtin"
 	"github.com/expr-lang/expr/conf"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/friendflow/friendflow/rules/imevent"
 )
 
 // Operator-managed lists (DESIGN §5): a rule file declares a list's name
@@ -24,7 +26,10 @@ import (
 // the member set itself never enters expr.
 
 // Lists answers membership of the operator-managed lists.
-// engine/state's Lists implements it.
+// engine/state's Lists implements it. A Lists whose Contains can fail also
+// has a method Ready() error, nil once Contains no longer fails: rules
+// that look a list up take the fast path only then, and the VM, which
+// reports the error, before.
 type Lists interface {
 	// Contains reports whether member is in the list named name; a list
 	// nobody wrote to is empty. An error (the lists are not loaded yet)
@@ -63,6 +68,11 @@ var listNameRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 
 var errListUse = errors.New(`list("NAME") can only be the right side of in, as in From_Account in list("spammers"), with the list's name in quotes`)
 
+// listBinding is the Lists of one Load's Set (Options.Lists), which the
+// fast path's closures read: the patcher puts it into every inListFn call
+// as a constant, where fastCompile finds it and the VM ignores it.
+type listBinding struct{ src Lists }
+
 // listEnv is what an evaluation's environment carries under listsKey.
 type listEnv struct {
 	src   Lists        // nil: every list is empty
@@ -77,7 +87,7 @@ func withLists(env map[string]any, le *listEnv) map[string]any {
 
 // listOptions are the expr options of lists: the two functions and the
 // patch that turns `X in list("NAME")` into inListFn($env, X, "NAME").
-func listOptions() []expr.Option {
+func listOptions(b *listBinding) []expr.Option {
 	list := &builtin.Function{
 		Name:     listFn,
 		Func:     func(...any) (any, error) { return nil, errListUse },
@@ -86,12 +96,12 @@ func listOptions() []expr.Option {
 	in := &builtin.Function{Name: inListFn, Func: inList, Validate: validateInList}
 	return []expr.Option{
 		func(c *conf.Config) { c.Functions[listFn], c.Functions[inListFn] = list, in },
-		expr.Patch(listPatcher{}),
+		expr.Patch(listPatcher{b: b}),
 	}
 }
 
 func validateInList(args []reflect.Type) (reflect.Type, error) {
-	if len(args) != 3 {
+	if len(args) != 4 {
 		return nil, errListUse
 	}
 	if k := args[1].Kind(); k != reflect.String && k != reflect.Interface {
@@ -100,7 +110,8 @@ func validateInList(args []reflect.Type) (reflect.Type, error) {
 	return reflect.TypeFor[bool](), nil
 }
 
-// inList(env, member, name) looks member up in the environment's lists.
+// inList(env, member, name, binding) looks member up in the
+// environment's lists.
 func inList(args ...any) (any, error) {
 	env, _ := args[0].(map[string]any)
 	le, _ := env[listsKey].(*listEnv)
@@ -131,9 +142,9 @@ func (le *listEnv) record(name, member string, in bool, err error) (any, error) 
 
 // listPatcher rewrites `X in list("NAME")`; any other use of list() is
 // left for its Validate to refuse.
-type listPatcher struct{}
+type listPatcher struct{ b *listBinding }
 
-func (listPatcher) Visit(node *ast.Node) {
+func (p listPatcher) Visit(node *ast.Node) {
 	b, ok := (*node).(*ast.BinaryNode)
 	if !ok || b.Operator != "in" {
 		return
@@ -148,8 +159,9 @@ func (listPatcher) Visit(node *ast.Node) {
 	}
 	env := &ast.IdentifierNode{Value: "$env"}
 	lit := &ast.StringNode{Value: name.Value}
-	call := &ast.CallNode{Callee: &ast.IdentifierNode{Value: inListFn}, Arguments: []ast.Node{env, b.Left, lit}}
-	for _, n := range []ast.Node{env, lit, call.Callee, call} {
+	bind := &ast.ConstantNode{Value: p.b}
+	call := &ast.CallNode{Callee: &ast.IdentifierNode{Value: inListFn}, Arguments: []ast.Node{env, b.Left, lit, bind}}
+	for _, n := range []ast.Node{env, lit, bind, call.Callee, call} {
 		n.SetLocation(c.Location())
 	}
 	*node = call // keeps call's location: list( is where a problem points
@@ -171,7 +183,7 @@ func listRefs(n ast.Node) []listRef {
 type listRefVisitor struct{ refs []listRef }
 
 func (v *listRefVisitor) Visit(n *ast.Node) {
-	if c := callTo(*n, inListFn); c != nil && len(c.Arguments) == 3 {
+	if c := callTo(*n, inListFn); c != nil && len(c.Arguments) == 4 {
 		if s, ok := c.Arguments[2].(*ast.StringNode); ok {
 			v.refs = append(v.refs, listRef{name: s.Value, at: c.Location().From})
 		}
@@ -286,4 +298,41 @@ func (p *fileParser) parseTestLists(n *yaml.Node, what string) (testLists, bool)
 		out[k.Value] = members
 	}
 	return out, good
+}
+
+// fastInList compiles inListFn(env, X, "NAME", binding) for the fast
+// path: one lookup in the Set's Lists. It answers false on an error,
+// which Match never lets it see: it takes the fast path for such a rule
+// only while the Lists are ready (Set.listsReady), and the VM otherwise.
+func fastInList(c *ast.CallNode) (fexpr, bool) {
+	if len(c.Arguments) != 4 {
+		return fexpr{}, false
+	}
+	l, ok := fastCompile(c.Arguments[1])
+	name, nok := c.Arguments[2].(*ast.StringNode)
+	bc, bok := c.Arguments[3].(*ast.ConstantNode)
+	if !ok || !nok || !bok || l.kind != fkString {
+		return fexpr{}, false
+	}
+	b, _ := bc.Value.(*listBinding)
+	if b == nil {
+		return fexpr{}, false
+	}
+	ls, list := l.s, name.Value
+	return boolExpr(func(e *imevent.Event) bool {
+		if b.src == nil {
+			return false
+		}
+		in, err := b.src.Contains(list, ls(e))
+		return in && err == nil
+	})
+}
+
+// listsReady says whether the Set's Lists answer without errors now:
+// only then may a rule that looks a list up take the fast path.
+func (s *Set) listsReady() bool {
+	if r, ok := s.lists.(interface{ Ready() error }); ok {
+		return r.Ready() == nil
+	}
+	return true
 }

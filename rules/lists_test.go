@@ -17,6 +17,12 @@ type memLists struct {
 	err error
 }
 
+func (l *memLists) Ready() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.err
+}
+
 func (l *memLists) Contains(name, member string) (bool, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -149,6 +149,7 @@ func compileSources(srcs []*source, opts Options, lim limits) (*Set, error) {
 	l.checkListUses()
 	s := newSet(all, files, hashSources(srcs), l.exprOpts, lim)
 	s.lists, s.decls = opts.Lists, l.lists
+	l.binding.src = opts.Lists
 	if !opts.SkipTests {
 		for _, res := range s.RunTests() {
 			if !res.Pass {

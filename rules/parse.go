@@ -31,8 +31,9 @@ type loader struct {
 	names    map[string]string // rule name -> where it was first defined
 	proto    map[string]any
 	lim      limits
-	lists    []ListDecl // declared under lists:, in file order
-	listUses []listUse  // checked against lists once every file is read
+	lists    []ListDecl   // declared under lists:, in file order
+	listUses []listUse    // checked against lists once every file is read
+	binding  *listBinding // Options.Lists, for the fast path's list lookups
 }
 
 func newLoader(reg *actions.Registry, getenv func(string) string, lim limits) *loader {
@@ -41,8 +42,10 @@ func newLoader(reg *actions.Registry, getenv func(string) string, lim limits) *l
 		new(func(string) string), // typed: env(1) or env() is a compile error
 	)
 	opts := append([]expr.Option{expr.Env(proto), envOpt, rawOption(), expr.Optimize(true)}, budgetOptions()...)
-	opts = append(opts, listOptions()...)
+	binding := &listBinding{}
+	opts = append(opts, listOptions(binding)...)
 	return &loader{
+		binding:  binding,
 		reg:      reg,
 		exprOpts: opts,
 		compiler: newExprCompiler(opts),
@@ -281,6 +284,7 @@ func (p *fileParser) parseWhen(n *yaml.Node, r *rule, what string) {
 		return
 	}
 	r.when, r.cond, r.whenKey = prog, cond, key
+	r.usesLists = len(p.l.compiler.lists) > 0
 	p.noteLists(n, 0, r.whenSrc, what+": when")
 	for _, f := range found {
 		line, col := p.exprPos(n, 0, findingPos(r.whenSrc, f))

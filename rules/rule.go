@@ -49,6 +49,9 @@ type rule struct {
 	// also trace when's operands in the VM, keep to the VM.
 	cond    func(*imevent.Event) bool
 	whenKey *indexKey // the index's conjunct of when; nil: none
+	// usesLists: when looks a list up, so cond may run only while the
+	// Set's Lists are ready (Set.listsReady).
+	usesLists bool
 
 	explainOnce sync.Once
 	explain     *explainProgs

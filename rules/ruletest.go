@@ -48,7 +48,7 @@ func (d *expectedDecision) String() string {
 
 // checkDecision compares the set's decision for ev with the expected one.
 func (s *Set) checkDecision(want *expectedDecision, ev *imevent.Event, lists Lists) string {
-	matches, _ := s.matchWith(ev, nil, lists)
+	matches, _ := s.matchWith(ev, nil, lists, false)
 	got := DecisionOf(matches)
 	ok := got.Deny == want.deny &&
 		(!want.deny || want.code == 0 || want.code == got.Code) &&

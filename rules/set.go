@@ -169,11 +169,12 @@ func (s *Set) Match(ev *imevent.Event) (matches []Match, errs []RuleError) {
 // budget of its own). Once b is spent, every rule that needs expr's VM
 // fails for ev with ErrCallbackBudget.
 func (s *Set) MatchBudget(ev *imevent.Event, b *Budget) (matches []Match, errs []RuleError) {
-	return s.matchWith(ev, b, s.lists)
+	return s.matchWith(ev, b, s.lists, true)
 }
 
-// matchWith is MatchBudget with list() reading lists.
-func (s *Set) matchWith(ev *imevent.Event, b *Budget, lists Lists) (matches []Match, errs []RuleError) {
+// matchWith is MatchBudget with list() reading lists; own says they are
+// the Set's own (Options.Lists), which the fast path reads.
+func (s *Set) matchWith(ev *imevent.Event, b *Budget, lists Lists, own bool) (matches []Match, errs []RuleError) {
 	cr := s.byCmd[ev.CallbackCommand]
 	if cr == nil {
 		return nil, nil
@@ -183,6 +184,7 @@ func (s *Set) matchWith(ev *imevent.Event, b *Budget, lists Lists) (matches []Ma
 	sc.listEnv.src = lists
 	sc.budget.begin(b, &s.lim)
 	x := evalCtx{ev: ev, vm: &sc.vm, sc: sc}
+	fastLists := -1 // whether list lookups may take the fast path: unknown until a rule asks
 
 	for _, i := range cr.candidates(ev, sc) {
 		r := s.rules[i]
@@ -190,7 +192,7 @@ func (s *Set) matchWith(ev *imevent.Event, b *Budget, lists Lists) (matches []Ma
 		ok := true
 		var err error
 		switch {
-		case r.cond != nil:
+		case r.cond != nil && (!r.usesLists || s.fastLists(&fastLists, own)):
 			// Here rather than in a method returning a Match: most
 			// candidates are fast and false, and such a call cost more
 			// than their conditions.
@@ -230,4 +232,17 @@ func (r *rule) render(x *evalCtx) (Match, error) {
 		acts = nil
 	}
 	return Match{Rule: r.name, Shadow: r.shadow, Once: once, Actions: acts}, nil
+}
+
+// fastLists says, once per event (*memo: -1 unknown, 0 no, 1 yes),
+// whether rules that look a list up may take the fast path: with the
+// Set's own Lists, and while those are ready.
+func (s *Set) fastLists(memo *int, own bool) bool {
+	if *memo < 0 {
+		*memo = 0
+		if own && s.listsReady() {
+			*memo = 1
+		}
+	}
+	return *memo == 1
 }
