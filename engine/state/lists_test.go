@@ -170,8 +170,18 @@ func TestReplaceIsAllOrNothing(t *testing.T) {
 	if err != nil || len(page) != 10 || next == 0 || !strings.HasPrefix(page[0], "new") {
 		t.Fatalf("page = %v, %d, %v", page, next, err)
 	}
+}
 
-	// A replace whose input fails keeps the list.
+// TestFailedReplaceKeepsTheList: a replace whose input fails half way
+// leaves the list as it was.
+func TestFailedReplaceKeepsTheList(t *testing.T) {
+	a := replica(t, startServer(t))
+	ctx := context.Background()
+	defer func(n int) { maxBuffered = n }(maxBuffered)
+	maxBuffered = 2 // the good lines are written before the bad one
+	if _, err := a.Replace(ctx, "l", MembersOf([]string{"new5", "new6"})); err != nil {
+		t.Fatal(err)
+	}
 	bad := LinesOf(io.MultiReader(strings.NewReader("x1\nx2\n"), strings.NewReader(strings.Repeat("y", 200)+"\n")))
 	if _, err := a.Replace(ctx, "l", bad); err == nil || !strings.Contains(err.Error(), "line 3") {
 		t.Fatalf("replace with a bad line: %v", err)
@@ -179,9 +189,10 @@ func TestReplaceIsAllOrNothing(t *testing.T) {
 	if !contains(t, a, "l", "new5") || contains(t, a, "l", "x1") {
 		t.Fatal("a failed replace changed the list")
 	}
-	if n, _ := a.Members("l"); n != 3000 {
+	if n, _ := a.Members("l"); n != 2 {
 		t.Fatalf("members after a failed replace = %d", n)
 	}
+	within(t, 5*time.Second, "the failed replace's members dropped", func() bool { return a.Summary()[0].Importing == 0 })
 }
 
 func TestPageWalksTheWholeList(t *testing.T) {
