@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"strings"
@@ -57,7 +58,16 @@ func backtestCommand(fs *flag.FlagSet) runFunc {
 		if err != nil {
 			return fmt.Errorf("recorded events: %w", err)
 		}
-		set, err := loadPaths(inv.args, inv.getenv, false)
+		var lists rules.Lists // --events: every list is empty
+		if *eventsFile == "" {
+			client, err := af.client(inv.cmdline)
+			if err != nil {
+				return err
+			}
+			lists = &remoteLists{ctx: ctx, client: client, memo: map[[2]string]bool{}}
+		}
+		set, err := rules.LoadPaths(inv.args, rules.Options{Registry: newRegistry(slog.New(slog.DiscardHandler), nil),
+			Getenv: inv.getenv, Lists: lists})
 		if le := (*rules.LoadError)(nil); errors.As(err, &le) {
 			return notLoaded(inv, le, "the candidate rules")
 		}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -310,4 +311,37 @@ func (p *progressReader) report(w io.Writer, size int64) (stop func()) {
 		}
 	}()
 	return func() { close(done); <-finished }
+}
+
+// remoteLists answers list() in a backtest against a running instance
+// from that instance's lists, one GET /lists/{name}?contains=M per
+// member first asked about: the candidate rules see the members the
+// recorded events were decided with (as they are now).
+type remoteLists struct {
+	ctx    context.Context
+	client *adminClient
+	memo   map[[2]string]bool
+}
+
+// errAskEachTime keeps the rules' fast path off remoteLists: each answer
+// is a request, which may fail, and the VM reports the failure.
+var errAskEachTime = errors.New("remote lists: asked member by member")
+
+func (r *remoteLists) Ready() error { return errAskEachTime }
+
+func (r *remoteLists) Contains(name, member string) (bool, error) {
+	if in, ok := r.memo[[2]string{name, member}]; ok {
+		return in, nil
+	}
+	path := "/lists/" + url.PathEscape(name) + "?contains=" + url.QueryEscape(member)
+	raw, err := r.client.call(r.ctx, http.MethodGet, path, nil)
+	if err != nil {
+		return false, err
+	}
+	v, err := decodeAnswer[admin.ListContains](raw, "GET "+path)
+	if err != nil {
+		return false, err
+	}
+	r.memo[[2]string{name, member}] = v.In
+	return v.In, nil
 }

@@ -94,6 +94,13 @@ func TestListsOnARunningServe(t *testing.T) {
 		t.Fatalf("lists import: exit %d\n%s%s", code, out, errOut)
 	}
 	within("eve denied after the import", 38001)
+	// A backtest against the instance reads its lists, as its recorded
+	// outcomes do: the same rules change nothing (with empty lists, eve's
+	// denials would be "no longer matched").
+	code, out, errOut = run("backtest", rulesDir, "-o", "json")
+	if code != 0 || !strings.Contains(out, `"changed": false`) || strings.Contains(out, `"unchanged": 0`) {
+		t.Fatalf("backtest: exit %d\n%s%s", code, out, errOut)
+	}
 	writeFile(t, file, "zed\n")
 	if code, out, errOut := run("lists", "import", "spammers", file, "--replace"); code != 0 || !strings.Contains(out, "1 members now make up spammers") {
 		t.Fatalf("lists import --replace: exit %d\n%s%s", code, out, errOut)
