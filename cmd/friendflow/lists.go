@@ -30,15 +30,15 @@ func init() {
 			summary: "the members of a list, one a line, read page by page; --contains says whether one account is in it (exit 1 if not)",
 			example: "friendflow lists show spammers > spammers.txt\nfriendflow lists show spammers --contains eve",
 			flags:   listsShowCommand},
-		&command{name: "lists add", args: "NAME M…",
+		&command{name: "lists add", args: "NAME M… [-o text|json]",
 			summary: "add accounts to a list; live on every replica within a second",
 			example: "friendflow lists add spammers eve mallory",
 			flags:   listsChangeCommand("add")},
-		&command{name: "lists remove", args: "NAME M…",
+		&command{name: "lists remove", args: "NAME M… [-o text|json]",
 			summary: "remove accounts from a list",
 			example: "friendflow lists remove spammers eve",
 			flags:   listsChangeCommand("remove")},
-		&command{name: "lists import", args: "NAME FILE [--replace]",
+		&command{name: "lists import", args: "NAME FILE [--replace] [-o text|json]",
 			summary: "add every account of FILE (one a line; - for stdin), streamed, with progress on stderr; --replace makes them the whole list, switched at once when all are written",
 			example: "friendflow lists import spammers spammers.txt\nfriendflow lists import spammers spammers.txt --replace",
 			flags:   listsImportCommand},
@@ -165,7 +165,12 @@ func showMembers(ctx context.Context, client *adminClient, name string, asJSON b
 func listsChangeCommand(op string) func(fs *flag.FlagSet) runFunc {
 	return func(fs *flag.FlagSet) runFunc {
 		af := addAdminFlags(fs)
+		outputJSON := declareJSONOutput(fs)
 		return func(ctx context.Context, inv *invocation) error {
+			asJSON, err := outputJSON()
+			if err != nil {
+				return err
+			}
 			if len(inv.args) < 2 {
 				return usagef("lists %s needs a list name and at least one account", op)
 			}
@@ -179,29 +184,39 @@ func listsChangeCommand(op string) func(fs *flag.FlagSet) runFunc {
 			if err != nil {
 				return err
 			}
-			v, err := decodeAnswer[admin.ListChanged](raw, "POST /lists/"+name+"/"+op)
-			if err != nil {
-				return err
-			}
-			printChanged(inv.stdout, v)
-			return nil
+			return printChanged(inv.stdout, raw, "POST /lists/"+name+"/"+op, asJSON)
 		}
 	}
 }
 
-func printChanged(w io.Writer, v *admin.ListChanged) {
+// printChanged prints a write's answer: a line of text, or the JSON.
+func printChanged(w io.Writer, raw []byte, what string, asJSON bool) error {
+	if asJSON {
+		_, err := w.Write(raw)
+		return err
+	}
+	v, err := decodeAnswer[admin.ListChanged](raw, what)
+	if err != nil {
+		return err
+	}
 	verb := map[string]string{"add": "added to", "remove": "removed from", "replace": "now make up"}[v.Op]
 	fmt.Fprintf(w, "%d members %s %s", v.Members, verb, v.List)
 	if v.Total >= 0 {
 		fmt.Fprintf(w, " (%d in the list)", v.Total)
 	}
 	fmt.Fprintln(w)
+	return nil
 }
 
 func listsImportCommand(fs *flag.FlagSet) runFunc {
 	af := addAdminFlags(fs)
 	replace := fs.Bool("replace", false, "make the file's accounts the whole list (the rules switch from the old list to the new one when all are written)")
+	outputJSON := declareJSONOutput(fs)
 	return func(ctx context.Context, inv *invocation) error {
+		asJSON, err := outputJSON()
+		if err != nil {
+			return err
+		}
 		if len(inv.args) != 2 {
 			return usagef("lists import needs a list name and a file (- for stdin)")
 		}
@@ -233,12 +248,7 @@ func listsImportCommand(fs *flag.FlagSet) runFunc {
 		if err != nil {
 			return err
 		}
-		v, err := decodeAnswer[admin.ListChanged](raw, method+" "+path)
-		if err != nil {
-			return err
-		}
-		printChanged(inv.stdout, v)
-		return nil
+		return printChanged(inv.stdout, raw, method+" "+path, asJSON)
 	}
 }
 
