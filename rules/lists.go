@@ -199,12 +199,14 @@ type listUse struct {
 }
 
 // noteLists records the lists the last expression compiled looks up, src
-// being written at offset start of the YAML scalar n.
-func (p *fileParser) noteLists(n *yaml.Node, start int, src, what string) {
+// being written at offset start of the YAML scalar n, and reports
+// whether it looks any up.
+func (p *fileParser) noteLists(n *yaml.Node, start int, src, what string) bool {
 	for _, r := range p.l.compiler.lists {
 		line, col := p.exprPos(n, start, findingPos(src, finding{at: r.at}))
 		p.l.listUses = append(p.l.listUses, listUse{name: r.name, what: what, file: p.path, line: line, col: col})
 	}
+	return len(p.l.compiler.lists) > 0
 }
 
 // parseLists reads a file's lists:.

@@ -137,3 +137,29 @@ func BenchmarkMatchListCheck(b *testing.B) {
 		s.Match(ev)
 	}
 }
+
+func TestListInTemplatesAndNotIn(t *testing.T) {
+	src := &memLists{m: map[string][]string{"vips": {"bob"}}}
+	s := mustLoad(t, map[string]string{"a.yaml": `lists: [{name: vips}]
+rules:
+  - name: r
+    on: Sns.CallbackPrevFriendAdd
+    when: From_Account not in list("vips")
+    once: { key: '(To_Account in list("vips") ? "vip|" : "") + From_Account' }
+    actions:
+      - log: { message: "vip target: ${ To_Account in list('vips') }" }
+`}, func(o *Options) { o.Lists = src })
+	ms, errs := s.Match(&imevent.Event{CallbackCommand: imevent.CmdPrevFriendAdd, From_Account: "eve", To_Account: "bob"})
+	if len(errs) != 0 || len(ms) != 1 || ms[0].Once.Key != "vip|eve" || ms[0].Actions[0].Params["message"] != "vip target: true" {
+		t.Fatalf("matches %+v, errors %v", ms, errs)
+	}
+	if ms, _ := s.Match(&imevent.Event{CallbackCommand: imevent.CmdPrevFriendAdd, From_Account: "bob"}); len(ms) != 0 {
+		t.Fatal("not in list matched a member")
+	}
+	src.mu.Lock()
+	src.err = errors.New("still loading")
+	src.mu.Unlock()
+	if _, errs := s.Match(&imevent.Event{CallbackCommand: imevent.CmdPrevFriendAdd, From_Account: "eve", To_Account: "bob"}); len(errs) != 1 {
+		t.Fatalf("a list error in when, once or a template must fail the rule: %v", errs)
+	}
+}

@@ -341,7 +341,9 @@ func (p *fileParser) parseOnce(n *yaml.Node, what string) *onceSpec {
 		return nil
 	}
 	o.key = prog
-	p.noteLists(kn, 0, o.src, what+": key")
+	if p.noteLists(kn, 0, o.src, what+": key") {
+		fast = fexpr{} // the VM, which reports a list's error
+	}
 	if fast.kind == fkString {
 		o.fast = fast.s
 	}

@@ -277,7 +277,9 @@ func (p *fileParser) templateValue(n *yaml.Node, what string) (*pval, bool) {
 			ok = false
 			continue
 		}
-		p.noteLists(n, sp.start, src, what)
+		if p.noteLists(n, sp.start, src, what) {
+			fast = fexpr{} // the VM, which reports a list's error
+		}
 		t.parts = append(t.parts, tmplPart{src: strings.TrimSpace(src), prog: prog, fast: fast, raw: raw})
 	}
 	if tail != "" {
