@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -48,6 +49,8 @@ type Lists struct {
 	lists  map[string]*memList
 	synced bool
 	err    error // why the watch stopped; nil while it runs
+
+	seen   atomic.Uint64 // the last revision the watch applied
 
 	stop   context.CancelFunc
 	done   chan struct{}
@@ -188,6 +191,7 @@ func (l *Lists) watch(w jetstream.KeyWatcher) {
 			continue
 		}
 		l.apply(e.Key(), e.Value(), e.Operation() != jetstream.KeyValuePut)
+		l.seen.Store(e.Revision())
 	}
 	l.mu.Lock()
 	if l.err == nil {

@@ -90,6 +90,7 @@ func (l *Lists) write(ctx context.Context, name string, members Members, del boo
 	if ferr := b.flush(ctx); err == nil {
 		err = ferr
 	}
+	l.waitSeen(ctx, b.rev.Load())
 	l.changed(name, op, b.written, err)
 	return b.written, err
 }
@@ -225,5 +226,21 @@ func (l *Lists) purgeGen(ctx context.Context, name string, gen uint64) {
 	subj := "$KV." + l.bucket + "." + name + "." + strconv.FormatUint(gen, 10) + ".>"
 	if err := l.stream.Purge(ctx, jetstream.WithPurgeSubject(subj)); err != nil {
 		l.log.Warn("purging an old generation of a list failed; its keys stay in the bucket until the next replace", "list", name, "generation", gen, "error", err)
+	}
+}
+
+// waitSeen waits, a short while at most, until this replica's watch has
+// applied revision rev: a write's caller then reads its own write here
+// (the list's size in the answer, the next check), as every other
+// replica will in a moment.
+func (l *Lists) waitSeen(ctx context.Context, rev uint64) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	for l.seen.Load() < rev {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Millisecond):
+		}
 	}
 }

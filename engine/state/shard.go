@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -63,8 +64,9 @@ type batch struct {
 	gen     uint64
 	del     bool
 	pending map[uint32][]string
-	n       int // members buffered
-	written int // members merged
+	n       int           // members buffered
+	written int           // members merged
+	rev     atomic.Uint64 // the highest revision written
 }
 
 func (l *Lists) newBatch(name string, gen uint64, del bool) *batch {
@@ -95,10 +97,12 @@ func (b *batch) flush(ctx context.Context) error {
 		go func() {
 			defer wg.Done()
 			for s := range work {
-				if err := b.l.mergeShard(ctx, shardKey(b.name, b.gen, s), b.pending[s], b.del); err != nil {
+				rev, err := b.l.mergeShard(ctx, shardKey(b.name, b.gen, s), b.pending[s], b.del)
+				if err != nil {
 					errs <- err
 					return
 				}
+				storeMax(&b.rev, rev)
 			}
 		}()
 	}
@@ -130,7 +134,8 @@ feed:
 
 // mergeShard adds members to (or, del, removes them from) one shard with
 // compare-and-set, retrying when another writer changed it meanwhile.
-func (l *Lists) mergeShard(ctx context.Context, key string, members []string, del bool) error {
+// It returns the revision written (0: nothing changed).
+func (l *Lists) mergeShard(ctx context.Context, key string, members []string, del bool) (uint64, error) {
 	for range mergeAttempts {
 		var cur []string
 		var rev uint64
@@ -138,31 +143,32 @@ func (l *Lists) mergeShard(ctx context.Context, key string, members []string, de
 		switch {
 		case errors.Is(err, jetstream.ErrKeyNotFound):
 		case err != nil:
-			return fmt.Errorf("lists: read %s: %w", key, err)
+			return 0, fmt.Errorf("lists: read %s: %w", key, err)
 		default:
 			cur, rev = splitMembers(e.Value()), e.Revision()
 		}
 		next, changed := mergeSorted(cur, members, del)
 		if !changed {
-			return nil
+			return 0, nil
 		}
 		val := []byte(strings.Join(next, "\n"))
+		var wrote uint64
 		if rev == 0 {
-			_, err = l.kv.Create(ctx, key, val)
+			wrote, err = l.kv.Create(ctx, key, val)
 		} else {
-			_, err = l.kv.Update(ctx, key, val, rev)
+			wrote, err = l.kv.Update(ctx, key, val, rev)
 		}
 		if err == nil {
-			return nil
+			return wrote, nil
 		}
 		if !errors.Is(err, jetstream.ErrKeyExists) && !isWrongSequence(err) {
-			return fmt.Errorf("lists: write %s: %w", key, err)
+			return 0, fmt.Errorf("lists: write %s: %w", key, err)
 		}
 		if cerr := ctx.Err(); cerr != nil {
-			return fmt.Errorf("lists: write %s: %w", key, cerr)
+			return 0, fmt.Errorf("lists: write %s: %w", key, cerr)
 		}
 	}
-	return fmt.Errorf("lists: write %s: other writers kept changing it (%d attempts)", key, mergeAttempts)
+	return 0, fmt.Errorf("lists: write %s: other writers kept changing it (%d attempts)", key, mergeAttempts)
 }
 
 // isWrongSequence is JetStream's answer to an update whose expected
@@ -191,4 +197,14 @@ func mergeSorted(cur, add []string, del bool) ([]string, bool) {
 		}
 	}
 	return out, changed
+}
+
+// storeMax raises a to v unless it is at least v already.
+func storeMax(a *atomic.Uint64, v uint64) {
+	for {
+		cur := a.Load()
+		if v <= cur || a.CompareAndSwap(cur, v) {
+			return
+		}
+	}
 }
