@@ -50,7 +50,7 @@ type Lists struct {
 	synced bool
 	err    error // why the watch stopped; nil while it runs
 
-	seen   atomic.Uint64 // the last revision the watch applied
+	seen atomic.Uint64 // the last revision the watch applied
 
 	stop   context.CancelFunc
 	done   chan struct{}
