@@ -165,8 +165,9 @@ func listWrite(store ListStore, rs RuleSource, op string, do func(context.Contex
 		}
 		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(importIdle))
 		total := -1
-		if i := slices.IndexFunc(store.Summary(), func(s state.Summary) bool { return s.Name == name }); i >= 0 {
-			total = store.Summary()[i].Members
+		held := store.Summary()
+		if i := slices.IndexFunc(held, func(s state.Summary) bool { return s.Name == name }); i >= 0 {
+			total = held[i].Members
 		}
 		writeJSON(w, http.StatusOK, ListChanged{List: name, Op: op, Members: n, Total: total})
 	})
