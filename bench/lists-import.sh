@@ -69,5 +69,19 @@ t1=$(date +%s.%N)
 echo "replace with $MEMBERS others: $(echo "$t1 - $t0" | bc) s; VmHWM $(hwm), VmRSS $(rss)"
 "$ff" lists show spammers --contains "user_1" --admin-url "http://$admin" || true
 "$ff" lists --admin-url "http://$admin"
+
+# A restart reads every member again before it is ready.
+kill "$pid"; wait "$pid" 2>/dev/null || true
+t0=$(date +%s.%N)
+"$ff" serve --sdkappid 1400000000 --listen 127.0.0.1:"$(port)" --admin-listen "$admin" \
+	--rules "$work/rules" --data "$work/data" --log-level warn 2>>"$work/serve.log" &
+pid=$!
+for _ in $(seq 600); do
+	curl -sf "http://$admin/readyz" >/dev/null && break
+	sleep 0.05
+done
+t1=$(date +%s.%N)
+echo "restart to ready with $MEMBERS members: $(echo "$t1 - $t0" | bc) s; VmHWM $(hwm), VmRSS $(rss)"
+"$ff" lists show spammers --contains "other_$MEMBERS" --admin-url "http://$admin"
 curl -sf "http://$admin/metrics" | grep '^friendflow_list_'
 echo "progress lines on stderr: $(wc -l < "$work/progress.txt") (last: $(tail -1 "$work/progress.txt"))"
