@@ -21,9 +21,10 @@ import (
 // condition asks `X in list("NAME")`. The loader rewrites each such `in`
 // into a call of inListFn that passes the evaluation's environment, whose
 // listsKey entry is the Lists to ask: the deployment's for Match, a test
-// case's own members for its tests:, a recording one for Explain. The
-// check is one lookup in the Lists (engine/state: a hash set in memory);
-// the member set itself never enters expr.
+// case's own members for its tests:, a recording one for Explain. Match
+// runs such a condition on the fast path (fastInList) while the Set's
+// Lists are ready. The check is one lookup in the Lists (engine/state: a
+// hash set in memory); the member set itself never enters expr.
 
 // Lists answers membership of the operator-managed lists.
 // engine/state's Lists implements it. A Lists whose Contains can fail also
@@ -86,7 +87,8 @@ func withLists(env map[string]any, le *listEnv) map[string]any {
 }
 
 // listOptions are the expr options of lists: the two functions and the
-// patch that turns `X in list("NAME")` into inListFn($env, X, "NAME").
+// patch that turns `X in list("NAME")` into inListFn($env, X, "NAME",
+// binding).
 func listOptions(b *listBinding) []expr.Option {
 	list := &builtin.Function{
 		Name:     listFn,
