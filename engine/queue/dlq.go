@@ -108,29 +108,18 @@ func (q *Queue) DeadLetters(ctx context.Context) ([]DeadLetter, error) {
 	return out, nil
 }
 
-// scanDead reads every dead letter, one direct lookup each, into memory:
-// for DeadLetters only (ListDead pages, ReplayWhere and DropWhere stream).
+// scanDead reads every dead letter into memory: for DeadLetters only
+// (ListDead pages, ReplayWhere and DropWhere stream).
 func (q *Queue) scanDead(ctx context.Context) ([]deadEntry, error) {
-	info, err := q.dead.Info(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("queue: dead letters: %w", err)
+	var out []deadEntry
+	err := q.readDead(ctx, 1, func(e deadEntry) (bool, error) {
+		out = append(out, e)
+		return true, nil
+	})
+	if errors.Is(err, errDeadExhausted) {
+		err = nil
 	}
-	if info.State.Msgs == 0 {
-		return nil, nil
-	}
-	out := make([]deadEntry, 0, info.State.Msgs)
-	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; {
-		raw, err := q.dead.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(q.names.deadSubjects))
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("queue: dead letters: %w", err)
-		}
-		out = append(out, q.decodeDead(raw))
-		seq = raw.Sequence + 1
-	}
-	return out, nil
+	return out, err
 }
 
 // UnknownIDsError names the ids a Replay or Drop was given that are not

@@ -8,12 +8,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Dead letters are read one stream message at a time, by sequence, and
-// never all at once: a listing, a replay or a drop of 100 000 dead letters
-// holds one page (or one message) in memory, whatever the store holds.
+// Dead letters are read a batch at a time (readDead), and never all at
+// once: a listing, a replay or a drop of 100 000 dead letters holds one
+// page (or one batch) in memory, whatever the store holds.
 
 // DeadFilter picks dead letters. Its zero value picks every one.
 type DeadFilter struct {
@@ -133,48 +134,129 @@ func (c deadCursor) done() bool {
 	return c.next > c.end
 }
 
-// walkDead reads dead letters from c on, one message at a time, calling
-// fn with each until fn says stop or scan messages were read; it returns
-// where to go on (done when nothing is left).
+// walkBatch is how many dead letters one read asks the store for.
+const walkBatch = 100
+
+// walkDead reads dead letters from c on, calling fn with each until fn
+// says stop or scan stream sequences were read; it returns where to go on
+// (done when nothing is left).
 func (q *Queue) walkDead(ctx context.Context, c deadCursor, scan int, fn func(deadEntry) (bool, error)) (deadCursor, error) {
-	for read := 0; !c.done() && read < scan; read++ {
-		if err := ctx.Err(); err != nil {
+	if c.back {
+		return q.walkDeadBack(ctx, c, scan, fn)
+	}
+	if c.done() {
+		return c, nil
+	}
+	read := 0
+	err := q.readDead(ctx, c.next, func(e deadEntry) (bool, error) {
+		if e.seq > c.end {
+			c.next = c.end + 1
+			return false, nil
+		}
+		read++
+		c.next = e.seq + 1
+		more, err := fn(e)
+		return more && err == nil && read < scan, err
+	})
+	if errors.Is(err, errDeadExhausted) {
+		c.next, err = c.end+1, nil
+	}
+	return c, err
+}
+
+// walkDeadBack walks backwards, newest first: it reads the walkBatch
+// sequences from c.next down forwards and hands them to fn in reverse, one
+// batch (at most walkBatch dead letters) in memory at a time. Sequences
+// count towards scan whether they still hold a dead letter or not.
+func (q *Queue) walkDeadBack(ctx context.Context, c deadCursor, scan int, fn func(deadEntry) (bool, error)) (deadCursor, error) {
+	chunk := make([]deadEntry, 0, walkBatch)
+	for read := 0; !c.done() && read < scan; {
+		lo := max(c.end, 1)
+		if c.next >= lo+walkBatch {
+			lo = c.next - walkBatch + 1
+		}
+		hi := c.next
+		chunk = chunk[:0]
+		err := q.readDead(ctx, lo, func(e deadEntry) (bool, error) {
+			if e.seq > hi {
+				return false, nil
+			}
+			chunk = append(chunk, e)
+			return e.seq < hi, nil
+		})
+		if err != nil && !errors.Is(err, errDeadExhausted) {
 			return c, err
 		}
-		var raw *jetstream.RawStreamMsg
-		var err error
-		if c.back {
-			// Direct get has no "previous": each sequence is asked for;
-			// a removed one is a gap.
-			raw, err = q.dead.GetMsg(ctx, c.next)
-		} else {
-			raw, err = q.dead.GetMsg(ctx, c.next, jetstream.WithGetMsgSubject(q.names.deadSubjects))
-		}
-		switch {
-		case errors.Is(err, jetstream.ErrMsgNotFound) && c.back:
-			c.next--
-			continue
-		case errors.Is(err, jetstream.ErrMsgNotFound):
-			c.next = c.end + 1
-			return c, nil
-		case err != nil:
-			return c, fmt.Errorf("queue: dead letters: %w", err)
-		}
-		if !c.back && raw.Sequence > c.end {
-			c.next = c.end + 1
-			return c, nil
-		}
-		if c.back {
-			c.next = raw.Sequence - 1
-		} else {
-			c.next = raw.Sequence + 1
-		}
-		more, err := fn(q.decodeDead(raw))
-		if err != nil || !more {
-			return c, err
+		read += int(hi - lo + 1)
+		c.next = lo - 1 // lo is 1 or more: 0 ends the walk
+		for i := len(chunk) - 1; i >= 0; i-- {
+			more, err := fn(chunk[i])
+			if err != nil || !more {
+				c.next = chunk[i].seq - 1
+				return c, err
+			}
 		}
 	}
 	return c, nil
+}
+
+// errDeadExhausted ends a readDead that met the end of the stream.
+var errDeadExhausted = errors.New("queue: no more dead letters")
+
+// readDead reads dead letters in stream order from sequence from on,
+// walkBatch at a time, through a consumer of its own that lives as long
+// as the read, calling fn with each until fn says stop (nil) or the
+// stream ends (errDeadExhausted). A consumer delivers the messages as
+// stored, one request per batch; a lookup by sequence per message would
+// wrap each in JSON, and one filtered by subject would build the subject
+// index of every store block it reads, kept for minutes after.
+func (q *Queue) readDead(ctx context.Context, from uint64, fn func(deadEntry) (bool, error)) error {
+	cons, err := q.dead.CreateConsumer(ctx, jetstream.ConsumerConfig{
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:   max(from, 1),
+		AckPolicy:     jetstream.AckNonePolicy,
+		MemoryStorage: true,
+		Replicas:      1,
+		// Deleted below; this removes it if the delete is lost.
+		InactiveThreshold: time.Minute,
+	})
+	if err != nil {
+		return fmt.Errorf("queue: dead letters: %w", err)
+	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), handoffTimeout)
+		defer cancel()
+		if err := q.dead.DeleteConsumer(dctx, cons.CachedInfo().Name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			q.log.Debug("cannot delete a dead-letter reader; it expires", "err", err)
+		}
+	}()
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		batch, err := cons.FetchNoWait(walkBatch)
+		if err != nil {
+			return fmt.Errorf("queue: dead letters: %w", err)
+		}
+		got := 0
+		for m := range batch.Messages() {
+			got++
+			md, err := m.Metadata()
+			if err != nil {
+				return fmt.Errorf("queue: dead letters: %w", err)
+			}
+			raw := jetstream.RawStreamMsg{Subject: m.Subject(), Sequence: md.Sequence.Stream, Data: m.Data(), Time: md.Timestamp}
+			if more, err := fn(q.decodeDead(&raw)); err != nil || !more {
+				return err
+			}
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
+			return fmt.Errorf("queue: dead letters: %w", err)
+		}
+		if got == 0 {
+			return errDeadExhausted
+		}
+	}
 }
 
 // ListDead returns one page of the dead letters q picks, oldest first
