@@ -35,6 +35,9 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "friendflow")
+	// In-process serves read no container limit: the test process's
+	// memory limit stays as it is (memlimit_test.go sets its own).
+	cgroupRoot = filepath.Join(dir, "no-cgroup")
 	out, err := exec.Command("go", "build", "-race", "-o", binary, ".").CombinedOutput()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "building friendflow: %v\n%s", err, out)

@@ -88,6 +88,7 @@ func buildServer(ctx context.Context, cfg *serveConfig, stdout, stderr io.Writer
 		return nil, err
 	}
 	s := &server{cfg: cfg, log: newLogger(stderr, cfg.LogFormat, cfg.LogLevel)}
+	deriveMemoryLimit(s.log, getenv)
 	if cfg.AdminInsecure && len(cfg.AdminToken) == 0 && !loopbackAddr(cfg.AdminListen) {
 		s.log.Warn("the admin API is open to anyone who reaches "+cfg.AdminListen+" (--admin-insecure): rules, reload, explain and dead letters", "admin_listen", cfg.AdminListen)
 	}
