@@ -185,7 +185,33 @@ func TestKubernetesManifests(t *testing.T) {
 			if strings.HasSuffix(path, "cluster.yaml") {
 				m.checkNATSSecured(t, env)
 			}
+			checkMemory(t, c, env)
 		})
+	}
+}
+
+// measuredPeakMiB is friendflow's largest peak resident set measured by
+// bench/dlqmem.sh (dlq replay --rule of 25 000 of 100 000 dead letters,
+// docs/operations.md#memory); bench/load.sh's full load peaks lower.
+const measuredPeakMiB = 160
+
+// checkMemory: friendflow's container asks for memory and is limited to
+// the measured peak plus at least 25%, and leaves GOMEMLIMIT to be derived
+// from that limit (a value of its own would not follow a changed limit).
+func checkMemory(t *testing.T, c *corev1.Container, env map[string]string) {
+	t.Helper()
+	req, lim := c.Resources.Requests.Memory(), c.Resources.Limits.Memory()
+	if req.IsZero() || lim.IsZero() {
+		t.Fatalf("friendflow container resources %+v: set a memory request and limit", c.Resources)
+	}
+	if lim.Value()*4 < measuredPeakMiB<<20*5 {
+		t.Errorf("memory limit %s is under the measured peak (%d MiB) plus 25%%", lim, measuredPeakMiB)
+	}
+	if req.Cmp(*lim) > 0 {
+		t.Errorf("memory request %s above the limit %s", req, lim)
+	}
+	if v, ok := env["GOMEMLIMIT"]; ok {
+		t.Errorf("GOMEMLIMIT=%s: friendflow derives it from the container's limit", v)
 	}
 }
 
