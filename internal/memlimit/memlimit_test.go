@@ -76,7 +76,7 @@ func TestDerive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const want = 107374182 // 80% of 128 MiB, rounded down
+	const want = 67108864 // half of 128 MiB
 	if c.Limit != want || c.Container != 128<<20 || debug.SetMemoryLimit(-1) != want {
 		t.Errorf("derived %+v, runtime limit %d; want %d", c, debug.SetMemoryLimit(-1), want)
 	}
