@@ -23,11 +23,11 @@ func TestDeriveMemoryLimitLogsOnce(t *testing.T) {
 	var buf bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&buf, nil))
 	deriveMemoryLimit(log, func(string) string { return "" })
-	if got := debug.SetMemoryLimit(-1); got != 214748364 { // 80% of 256 MiB
-		t.Errorf("runtime memory limit %d, want 214748364", got)
+	if got := debug.SetMemoryLimit(-1); got != 134217728 { // half of 256 MiB
+		t.Errorf("runtime memory limit %d, want 134217728", got)
 	}
 	out := buf.String()
-	if strings.Count(out, "\n") != 1 || !strings.Contains(out, "gomemlimit_bytes=214748364") || !strings.Contains(out, "container_limit_bytes=268435456") {
+	if strings.Count(out, "\n") != 1 || !strings.Contains(out, "gomemlimit_bytes=134217728") || !strings.Contains(out, "container_limit_bytes=268435456") {
 		t.Errorf("log:\n%s", out)
 	}
 
