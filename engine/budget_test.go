@@ -11,6 +11,7 @@ import (
 	"github.com/friendflow/friendflow/actions"
 	"github.com/friendflow/friendflow/actions/im"
 	"github.com/friendflow/friendflow/engine/imcallback"
+	"github.com/friendflow/friendflow/engine/queue"
 	"github.com/friendflow/friendflow/engine/record"
 	"github.com/friendflow/friendflow/rules"
 	"github.com/friendflow/friendflow/rules/imevent"
@@ -21,7 +22,7 @@ import (
 // recorded with that error; its once keys are not claimed, so the same
 // event in a smaller callback still runs.
 func TestBudgetStopsAfterCallback(t *testing.T) {
-	ring := record.New(100)
+	ring := newRecordLog(t)
 	h := newHarness(t, `rules:
   - name: big
     on: Sns.CallbackFriendAdd
@@ -45,7 +46,7 @@ func TestBudgetStopsAfterCallback(t *testing.T) {
 	if st, _ := h.q.Stats(context.Background()); st.Jobs != 0 {
 		t.Fatalf("%d jobs stored", st.Jobs)
 	}
-	if got, _ := ring.List(record.Filter{}, 0, 100); len(got) != 10 || !strings.Contains(got[0].StoreError, "pass 10000 bytes") || len(got[9].Matched) != 1 {
+	if got := listRecorded(t, ring, record.Filter{}); len(got) != 10 || !strings.Contains(got[0].StoreError, "pass 10000 bytes") || len(got[9].Matched) != 1 {
 		t.Fatalf("the rejected callback was not recorded with its error and matches: %+v", got)
 	}
 	cb.ID, cb.Events = imcallback.NewID(), cb.Events[:2]
@@ -162,4 +163,34 @@ func TestEvalBudgetIsTheCallbacks(t *testing.T) {
 func after(s, prefix string) string {
 	_, rest, _ := strings.Cut(s, prefix)
 	return rest
+}
+
+// newRecordLog is a recording on a store of its own, closed when the test
+// ends.
+func newRecordLog(t *testing.T) *record.Log {
+	t.Helper()
+	q, err := queue.Open(context.Background(), queue.Config{DataDir: t.TempDir(), RecordEvents: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := record.New(q, record.Options{Linger: time.Millisecond})
+	t.Cleanup(func() {
+		l.Close()
+		_ = q.Stop(5 * time.Second)
+	})
+	return l
+}
+
+// listRecorded is what l holds that f selects, newest first, once what
+// was recorded is written.
+func listRecorded(t *testing.T, l *record.Log, f record.Filter) []record.Event {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	l.Flush(ctx)
+	got, _, err := l.List(ctx, f, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
 }

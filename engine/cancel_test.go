@@ -29,7 +29,7 @@ type imEngine struct {
 	srv     *imtest.Server
 	set     *rules.Set
 	dataDir string
-	ring    *record.Ring
+	ring    *record.Log
 	metrics *Metrics
 	eng     *Engine
 	q       *queue.Queue
@@ -59,7 +59,7 @@ func newIMEngineOn(t *testing.T, yaml string, srv *imtest.Server, url string) *i
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &imEngine{srv: srv, set: set, dataDir: filepath.Join(dir, "data"), ring: record.New(100), metrics: NewMetrics("test", "test"), url: url}
+	h := &imEngine{srv: srv, set: set, dataDir: filepath.Join(dir, "data"), metrics: NewMetrics("test", "test"), url: url}
 	h.open(t)
 	return h
 }
@@ -75,7 +75,8 @@ func (h *imEngine) open(t *testing.T) {
 	log := slog.New(slog.DiscardHandler)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cfg := queue.Config{DataDir: h.dataDir, Registry: reg, Logger: log, Workers: 4, Hooks: h.ring.Hooks(h.metrics.QueueHooks())}
+	cfg := queue.Config{DataDir: h.dataDir, Registry: reg, Logger: log, Workers: 4, RecordEvents: 1000,
+		Hooks: record.Hooks(h.metrics.QueueHooks(), func() *record.Log { return h.ring })}
 	if h.url != "" {
 		cfg.DataDir, cfg.URL, cfg.Replicas = "", h.url, 3
 	}
@@ -83,9 +84,13 @@ func (h *imEngine) open(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = q.Stop(5 * time.Second) })
-	h.q = q
-	h.eng = &Engine{Rules: func() *rules.Set { return h.set }, Queue: q, Logger: log, Metrics: h.metrics, Recorder: h.ring}
+	ring := record.New(q, record.Options{Linger: time.Millisecond})
+	t.Cleanup(func() {
+		ring.Close()
+		_ = q.Stop(5 * time.Second)
+	})
+	h.q, h.ring = q, ring
+	h.eng = &Engine{Rules: func() *rules.Set { return h.set }, Queue: q, Logger: log, Metrics: h.metrics, Recorder: ring}
 }
 
 // run starts the workers.
@@ -102,6 +107,7 @@ func (h *imEngine) restart(t *testing.T) {
 	if h.stop != nil {
 		h.stop()
 	}
+	h.ring.Close() // what it holds is written first
 	if err := h.q.Stop(5 * time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -133,11 +139,13 @@ func (h *imEngine) recordedJob(t *testing.T, cmd, from, to, rule string) record.
 	t.Helper()
 	var got record.Job
 	eventually(t, 20*time.Second, fmt.Sprintf("the %s job of %s→%s to finish", rule, from, to), func() bool {
-		evs, _ := h.ring.List(record.Filter{}, 0, 100)
+		ctx := context.Background()
+		evs, _, _ := h.ring.List(ctx, record.Filter{Command: cmd, Account: from}, 0, 100)
 		for _, e := range evs {
-			if e.Command != cmd || e.From != from || e.To != to {
+			if e.From != from || e.To != to {
 				continue
 			}
+			e, _, _, _ = h.ring.Get(ctx, e.ID) // with what became of its jobs
 			for _, j := range e.Jobs {
 				if j.Rule == rule && j.Outcome != record.JobQueued {
 					got = j

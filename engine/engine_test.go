@@ -710,7 +710,7 @@ const (
 // rules that matched and failed, the Prev decisions and the jobs (their
 // outcomes, reported by the queue's hooks, are engine/admin's tests').
 func TestEngineRecordsEachCallback(t *testing.T) {
-	ring := record.New(100)
+	ring := newRecordLog(t)
 	h := newHarness(t, `
 rules:
   - name: broken-after
@@ -733,20 +733,17 @@ rules:
 	if _, err := h.eng.Handle(context.Background(), prevCallback(t, "cheap loan", "7")); err != nil {
 		t.Fatal(err)
 	}
-	all, _ := ring.List(record.Filter{}, 0, 100)
+	all := listRecorded(t, ring, record.Filter{})
 	if len(all) != 5 {
 		t.Fatalf("%d events recorded, want 3 pairs + 2 targets", len(all))
 	}
-	count := func(f record.Filter) int {
-		got, _ := ring.List(f, 0, 100)
-		return len(got)
-	}
+	count := func(f record.Filter) int { return len(listRecorded(t, ring, f)) }
 	for f, want := range map[record.Filter]int{
-		{Outcome: "error", Rule: "broken-after"}:      3,
-		{Outcome: "matched", Rule: "fine"}:            3,
-		{Outcome: "error", Rule: "broken-at-runtime"}: 1, // int("cheap loan") fails; int("7") does not
-		{Outcome: "denied"}:                           2, // by deny-loans, and by broken-at-runtime for "7"
-		{Rule: "deny-loans"}:                          1,
+		{Outcome: "failed", Rule: "broken-after"}:      3,
+		{Outcome: "matched", Rule: "fine"}:             3,
+		{Outcome: "failed", Rule: "broken-at-runtime"}: 1, // int("cheap loan") fails; int("7") does not
+		{Outcome: "denied"}:                            2, // by deny-loans, and by broken-at-runtime for "7"
+		{Rule: "deny-loans"}:                           1,
 	} {
 		if got := count(f); got != want {
 			t.Errorf("%+v: %d events, want %d", f, got, want)

@@ -37,6 +37,7 @@ type Metrics struct {
 	UnstoredJobs     *prometheus.CounterVec   // command
 	Unsigned         prometheus.Counter       // callbacks accepted without a Sign check
 	AdminAuthFailed  prometheus.Counter       // wrong admin tokens presented
+	RecordDropped    prometheus.Counter       // recorded events and job updates not stored
 	LogsSuppressed   *prometheus.CounterVec   // line
 	Jobs             *prometheus.CounterVec   // action, outcome
 	Redelivered      *prometheus.CounterVec   // action
@@ -194,6 +195,10 @@ func NewMetrics(version, commit string) *Metrics {
 		Name: "friendflow_admin_auth_failures_total",
 		Help: "Wrong admin tokens presented (bearer token, console cookie or sign-in form); each client is then slowed down.",
 	})
+	m.RecordDropped = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "friendflow_record_dropped_total",
+		Help: "Recorded events and job updates not stored: the recording's buffer was full (the store is slower than the traffic) or the store refused them. Replies never wait for the recording.",
+	})
 	m.Unsigned = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "friendflow_callbacks_unsigned_total",
 		Help: "Callbacks accepted without a Sign check (no --callback-token): anyone reaching the listener can send them.",
@@ -249,7 +254,7 @@ func NewMetrics(version, commit string) *Metrics {
 	})
 	build.Set(1)
 	m.own = []prometheus.Collector{m.Callbacks, m.CallbackDuration, m.Events, &ruleCollector{m},
-		m.RuleErrors, m.OnceSkips, m.CancelMarks, m.Decisions, m.DecisionDuration, m.UnstoredJobs, m.Unsigned, m.AdminAuthFailed, m.LogsSuppressed, m.Jobs, m.Redelivered, m.ActionDuration, m.IMRequests, m.Reloads, m.ReloadSuccess, m.LastReload,
+		m.RuleErrors, m.OnceSkips, m.CancelMarks, m.Decisions, m.DecisionDuration, m.UnstoredJobs, m.Unsigned, m.AdminAuthFailed, m.RecordDropped, m.LogsSuppressed, m.Jobs, m.Redelivered, m.ActionDuration, m.IMRequests, m.Reloads, m.ReloadSuccess, m.LastReload,
 		m.ActiveRules, m.RulesInfo, build}
 	for _, c := range m.own {
 		f(c)

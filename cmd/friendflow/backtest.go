@@ -8,30 +8,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"strings"
 
 	"github.com/friendflow/friendflow/engine/record"
 	"github.com/friendflow/friendflow/rules"
 )
-
-// eventsExportCommand is `friendflow events export`: the recorded events
-// of a running instance as JSONL, for `backtest --events`.
-func eventsExportCommand(fs *flag.FlagSet) runFunc {
-	af := addAdminFlags(fs)
-	return func(ctx context.Context, inv *invocation) error {
-		if len(inv.args) > 0 {
-			return usagef("events export takes no arguments, got %q", inv.args)
-		}
-		raw, err := recordedEvents(ctx, af, "", inv.cmdline)
-		if err != nil {
-			return err
-		}
-		_, err = inv.stdout.Write(raw)
-		return err
-	}
-}
 
 // backtestCommand runs candidate rules over recorded events, without side
 // effects, and prints what would change.
@@ -50,14 +32,6 @@ func backtestCommand(fs *flag.FlagSet) runFunc {
 		if *eventsFile != "" && inv.cmdline["admin-url"] {
 			return usagef("backtest reads --admin-url or --events, not both")
 		}
-		raw, err := recordedEvents(ctx, af, *eventsFile, inv.cmdline)
-		if err != nil {
-			return err
-		}
-		events, err := record.ReadJSONL(raw)
-		if err != nil {
-			return fmt.Errorf("recorded events: %w", err)
-		}
 		var lists rules.Lists // --events: every list is empty
 		if *eventsFile == "" {
 			client, err := af.client(inv.cmdline)
@@ -74,10 +48,17 @@ func backtestCommand(fs *flag.FlagSet) runFunc {
 		if err != nil {
 			return err
 		}
-		d, err := record.Backtest(set, events)
+		src, err := recordedEvents(ctx, af, *eventsFile, inv.cmdline)
 		if err != nil {
 			return err
 		}
+		defer src.Close()
+		// One event at a time, as read: only the diff is held.
+		bt := record.NewBacktest(set)
+		if err := record.ScanJSONL(src, bt.Add); err != nil {
+			return fmt.Errorf("recorded events: %w", err)
+		}
+		d := bt.Diff()
 		if *format == formatJSON {
 			writeJSON(inv.stdout, d)
 		} else {
@@ -90,17 +71,17 @@ func backtestCommand(fs *flag.FlagSet) runFunc {
 	}
 }
 
-// recordedEvents reads the JSONL of recorded events from file, or else
-// from the running instance af names.
-func recordedEvents(ctx context.Context, af *adminFlags, file string, cmdline map[string]bool) ([]byte, error) {
+// recordedEvents opens the JSONL of recorded events: file, or else the
+// export of the running instance af names, streamed.
+func recordedEvents(ctx context.Context, af *adminFlags, file string, cmdline map[string]bool) (io.ReadCloser, error) {
 	if file != "" {
-		return os.ReadFile(file)
+		return os.Open(file)
 	}
 	client, err := af.client(cmdline)
 	if err != nil {
 		return nil, err
 	}
-	return client.call(ctx, http.MethodGet, "/events/export", nil)
+	return client.getStream(ctx, "/events/export")
 }
 
 func printDiff(w io.Writer, d *record.Diff) {

@@ -90,6 +90,7 @@ func (s *served) sendTraffic(t *testing.T) {
 func TestBacktestAgainstARunningInstance(t *testing.T) {
 	s := serveForConsole(t)
 	s.sendTraffic(t)
+	s.waitRecorded(t, 4)
 	adminURL := "http://" + s.admin
 
 	// The serving rules change nothing.
@@ -116,12 +117,13 @@ func TestBacktestAgainstARunningInstance(t *testing.T) {
 		`AddWording contains "loan"`, `AddWording contains "loan" || AddWording contains "crypto"`).Replace(servedRules))
 
 	out, code = cli(t, "backtest", candidate, "--events", exported, "--fail-on-change")
+	id := func(i int) string { return strconv.FormatUint(events[i].ID, 10) } // stored ids (engine/record's codec.go)
 	for _, want := range []string{
-		"greet: 0 newly matched, 1 no longer matched [2], 0 unchanged, 1 with changed actions",
-		`event 1: log {"message":"welcome alice"}`,
+		"greet: 0 newly matched, 1 no longer matched [" + id(1) + "], 0 unchanged, 1 with changed actions",
+		"event " + id(0) + `: log {"message":"welcome alice"}`,
 		`→ log {"message":"hello alice"}`,
-		"deny-loans: 1 newly matched [4], 0 no longer matched, 1 unchanged, 0 with changed actions",
-		`decision for dave (event 4): allow → deny 38001 "spam"`,
+		"deny-loans: 1 newly matched [" + id(3) + "], 0 no longer matched, 1 unchanged, 0 with changed actions",
+		"decision for dave (event " + id(3) + `): allow → deny 38001 "spam"`,
 		"changed",
 	} {
 		if !strings.Contains(out, want) {

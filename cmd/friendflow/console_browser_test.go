@@ -10,12 +10,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	adminapi "github.com/friendflow/friendflow/engine/admin"
 )
 
 // screenshotsEnv names the directory the browser test writes a screenshot
@@ -132,6 +135,13 @@ func TestConsoleInBrowser(t *testing.T) {
 		getJSON(t, admin+"/dlq", &dl)
 		return dl.Count == 1
 	})
+	var recorded adminapi.EventList
+	eventually(t, "the recording", func() bool {
+		getJSON(t, admin+"/events", &recorded)
+		return recorded.Recorded == 4
+	})
+	carol := recorded.Events[1].ID // the <script> wording
+	greeted := []uint64{recorded.Events[2].ID, recorded.Events[3].ID}
 
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.WindowSize(1280, 900))...)
@@ -203,10 +213,20 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	shot("rules")
 
-	// Events: the Prev event with a <script> wording, opened by clicking.
+	// Events: the page follows new events (its script builds each row
+	// from text: a caller's markup stays text), then the Prev event with
+	// a <script> wording, opened by clicking.
 	open("/ui/events", "#events")
+	eventually(t, "the events page to show a new event", func() bool {
+		s.post(t, "Sns.CallbackFriendAdd", `{"CallbackCommand":"Sns.CallbackFriendAdd","ClientCmd":"friend_add",
+		  "PairList":[{"From_Account":"zed","To_Account":"<i>yan</i>","Initiator_Account":"zed"}]}`)
+		return strings.Contains(text("#events"), "zed → <i>yan</i>")
+	})
+	if n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("#events i").length`)); err != nil || n != 0 {
+		t.Errorf("a caller's markup became elements: %v %v", n, err)
+	}
 	shot("events")
-	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`a.event-link[href="/ui/events/3"]`)), chromedp.WaitVisible(chromedp.CSS("#trace"))); err != nil {
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`a.event-link[href="/ui/events/`+strconv.FormatUint(carol, 10)+`"]`)), chromedp.WaitVisible(chromedp.CSS("#trace"))); err != nil {
 		t.Fatal(err)
 	}
 	if got := text("#event-fields"); !strings.Contains(got, "<script>document.title='pwned'</script>") {
@@ -250,9 +270,23 @@ func TestConsoleInBrowser(t *testing.T) {
 	if got := text("#done"); got != "1 replayed." {
 		t.Errorf("after replay: %q", got)
 	}
+	// The event's trace tells the job's story: dead, replayed, done.
 	eventually(t, "the replayed job to be done", func() bool {
-		var p struct{ Events []json.RawMessage }
-		getJSON(t, admin+"/events?outcome=done&rule=greet", &p)
-		return len(p.Events) == 1
+		for _, id := range greeted {
+			var tr adminapi.Trace
+			getJSON(t, admin+"/events/"+strconv.FormatUint(id, 10), &tr)
+			var steps []string
+			for _, u := range tr.Event.Trace {
+				steps = append(steps, u.Outcome)
+			}
+			if strings.Join(steps, ",") == "dead,replayed,done" {
+				open("/ui/events/"+strconv.FormatUint(id, 10), "#job-trace")
+				if got := text("#job-trace"); !strings.Contains(got, "dead") || !strings.Contains(got, "replayed") || !strings.Contains(got, "400") {
+					t.Errorf("the event page's job trace:\n%s", got)
+				}
+				return true
+			}
+		}
+		return false
 	})
 }

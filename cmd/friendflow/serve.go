@@ -73,6 +73,7 @@ type server struct {
 	firstRules      <-chan struct{} // closed by the first rules load
 	cbLn, adminLn   net.Listener
 	cbSrv, adminSrv *http.Server
+	events          *record.Log // nil: recording is off
 
 	// Set by run for stop.
 	stopBG      context.CancelFunc // ends the workers, the rule watcher and the SIGHUP loop
@@ -107,16 +108,19 @@ func buildServer(ctx context.Context, cfg *serveConfig, stdout, stderr io.Writer
 	}
 	registry := newRegistry(s.log, imc)
 	s.reloader = s.newReloader(registry)
-	ring := record.New(cfg.RecordEvents)
+	ring := &recordHooks{}
 	if err := s.openQueue(ctx, registry, ring); err != nil {
 		return nil, err
 	}
 	if err := s.openLists(ctx); err != nil {
 		return nil, err
 	}
-	eng := s.newEngine(registry, ring)
+	s.events = record.New(s.queue, record.Options{Dropped: func(n int) { s.metrics.RecordDropped.Add(float64(n)) },
+		Rules: s.reloader.Current, Logger: s.log})
+	ring.log.Store(s.events)
+	eng := s.newEngine(registry, s.events)
 	receiver := s.newReceiver(eng)
-	if err := s.mountAdmin(registry, ring, imc, eng.Ready); err != nil {
+	if err := s.mountAdmin(registry, s.events, imc, eng.Ready); err != nil {
 		return nil, err
 	}
 	if err := s.listen(receiver); err != nil {
@@ -180,7 +184,7 @@ func (s *server) newReloader(registry *actions.Registry) *reload.Reloader {
 }
 
 // openQueue opens the durable queue, embedded or on a NATS cluster.
-func (s *server) openQueue(ctx context.Context, registry *actions.Registry, ring *record.Ring) error {
+func (s *server) openQueue(ctx context.Context, registry *actions.Registry, ring *recordHooks) error {
 	cfg := s.cfg
 	q, err := queue.Open(ctx, queue.Config{
 		DataDir:      cfg.Data,
@@ -191,6 +195,8 @@ func (s *server) openQueue(ctx context.Context, registry *actions.Registry, ring
 		SdkAppid:     int64(cfg.SdkAppid),
 		DeadMaxAge:   cfg.DLQMaxAge,
 		DeadMaxBytes: int64(cfg.DLQMaxBytes),
+		RecordEvents: cfg.RecordEvents,
+		RecordMaxAge: cfg.RecordMaxAge,
 		Replicas:     cfg.NatsReplicas,
 		SyncAlways:   cfg.Sync == "always",
 		Workers:      cfg.Workers,
@@ -214,7 +220,7 @@ func (s *server) openQueue(ctx context.Context, registry *actions.Registry, ring
 
 // newEngine is the engine that matches every event against the current
 // rules and stores the jobs in the queue.
-func (s *server) newEngine(registry *actions.Registry, ring *record.Ring) *engine.Engine {
+func (s *server) newEngine(registry *actions.Registry, ring *record.Log) *engine.Engine {
 	cfg := s.cfg
 	limit, advice := s.queue.CallbackLimit()
 	return &engine.Engine{
@@ -257,7 +263,7 @@ func (s *server) newReceiver(eng *engine.Engine) *imcallback.Receiver {
 // mountAdmin builds the admin API: readiness (callbacksReady: the
 // engine's), metrics, rules, dead letters, recorded events, the console
 // and, asked for, pprof.
-func (s *server) mountAdmin(registry *actions.Registry, ring *record.Ring, imc *im.Client, callbacksReady func() error) error {
+func (s *server) mountAdmin(registry *actions.Registry, ring *record.Log, imc *im.Client, callbacksReady func() error) error {
 	cfg, reloader, q := s.cfg, s.reloader, s.queue
 	adm := admin.New()
 	adm.SetGuard(admin.Guard{Token: cfg.AdminToken, Hosts: cfg.AdminHosts, Logger: s.log,
@@ -279,7 +285,7 @@ func (s *server) mountAdmin(registry *actions.Registry, ring *record.Ring, imc *
 	admin.MountDLQ(adm, q)
 	admin.MountEvents(adm, ring, reloader, registry)
 	admin.MountLists(adm, s.lists, reloader)
-	console := &admin.Console{Version: version, Rules: reloader, Ring: ring, DLQ: q, Registry: registry,
+	console := &admin.Console{Version: version, Rules: reloader, Events: ring, DLQ: q, Registry: registry,
 		Metrics: s.metrics.Registry, Queue: q.Stats, Logger: s.log, CheckToken: admin.TokenChecker(cfg.AdminToken),
 		Lists: s.lists}
 	if imc != nil {
@@ -398,6 +404,8 @@ func (s *server) stop() {
 	if err := s.cbSrv.Shutdown(sctx); err != nil {
 		log.Warn("callback server did not stop cleanly", "err", err)
 	}
+	// The recording writes what it holds while the store is still open.
+	s.events.Close()
 	// Running jobs finish within what is left of the timeout, or go back
 	// to the queue for the next start; then the store closes.
 	left := max(cfg.ShutdownTimeout-time.Since(stopStart), time.Second)
@@ -423,9 +431,9 @@ func shutdownTracer(t *tracing.Tracer, log *slog.Logger) {
 	}
 }
 
-// recorder is ring as an engine.Recorder: nil, not a nil *record.Ring,
+// recorder is ring as an engine.Recorder: nil, not a nil *record.Log,
 // when recording is off, so that the engine skips the call.
-func recorder(ring *record.Ring) engine.Recorder {
+func recorder(ring *record.Log) engine.Recorder {
 	if ring == nil {
 		return nil
 	}

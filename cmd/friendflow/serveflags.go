@@ -64,6 +64,7 @@ type serveConfig struct {
 	Pprof bool
 
 	RecordEvents int
+	RecordMaxAge time.Duration
 
 	// The admin API's guard (adminguard.go).
 	AdminToken    []byte
@@ -129,6 +130,9 @@ func (f *serveFlags) config(pos []string, cmdline map[string]bool) (*serveConfig
 	}
 	if c.RecordEvents < 0 {
 		return nil, usagef("%s must be 0 (off) or more, got %d", flagRef("record-events"), c.RecordEvents)
+	}
+	if err := positiveDuration("record-max-age", c.RecordMaxAge); err != nil {
+		return nil, err
 	}
 	return &c, nil
 }
@@ -314,7 +318,8 @@ func (f *serveFlags) declare(fs *flag.FlagSet) {
 	fs.StringVar(&c.DecisionFail, "decision-fail", "open", "when a decision times out or a rule fails: open (allow) or closed (deny)")
 	fs.IntVar(&c.DecisionFailCode, "decision-fail-code", 38000, "ResultCode of a fail-closed denial (38000-39000)")
 	fs.BoolVar(&c.Pprof, "pprof", false, "serve net/http/pprof under /debug/pprof/ on the admin listener")
-	fs.IntVar(&c.RecordEvents, "record-events", record.DefaultSize, "recent events kept in memory for /events, backtests and the console; 0: off")
+	fs.IntVar(&c.RecordEvents, "record-events", record.DefaultSize, "recent events of the whole deployment kept in JetStream for /events, backtests and the console; 0: off")
+	fs.DurationVar(&c.RecordMaxAge, "record-max-age", record.DefaultMaxAge, "recorded events older than this are discarded")
 	f.declareAdminGuard(fs)
 }
 

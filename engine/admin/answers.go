@@ -150,12 +150,14 @@ func (m *DeadLettersMoved) Count() int {
 }
 
 // EventList is GET /events's answer: one page of the recorded events,
-// newest first; NextBefore, when not 0, is the before of the next page.
+// newest first, of the whole deployment; Next, when not 0, is the cursor
+// of the next page. Capacity is --record-events, Recorded how many the
+// store holds.
 type EventList struct {
-	Capacity   int            `json:"capacity"`
-	Events     []record.Event `json:"events"`
-	NextBefore uint64         `json:"next_before,omitempty"`
-	Recorded   int            `json:"recorded"`
+	Capacity int            `json:"capacity"`
+	Events   []record.Event `json:"events"`
+	Next     uint64         `json:"next,omitempty"`
+	Recorded int            `json:"recorded"`
 }
 
 // Trace is GET /events/{id}: the recorded event with its jobs, and every

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -144,15 +145,17 @@ func TestAnswersAreTheirTypes(t *testing.T) {
 	}
 
 	// Recorded events and backtests.
-	if l := answer[EventList](t, u, "GET", "/events?limit=1", "", "", 200); len(l.Events) != 1 || l.NextBefore == 0 || l.Recorded != 4 || l.Capacity != 100 {
-		t.Errorf("GET /events?limit=1: %d events, next %d, %d of %d recorded", len(l.Events), l.NextBefore, l.Recorded, l.Capacity)
+	l := answer[EventList](t, u, "GET", "/events?limit=1", "", "", 200)
+	if len(l.Events) != 1 || l.Next == 0 || l.Recorded != 4 || l.Capacity != 100 {
+		t.Fatalf("GET /events?limit=1: %d events, next %d, %d of %d recorded", len(l.Events), l.Next, l.Recorded, l.Capacity)
 	}
-	if l := answer[EventList](t, u, "GET", "/events?command=Sns.CallbackPrevFriendAdd", "", "", 200); l.Events == nil || len(l.Events) != 0 || l.NextBefore != 0 {
+	if l := answer[EventList](t, u, "GET", "/events?command=Sns.CallbackPrevFriendAdd", "", "", 200); l.Events == nil || len(l.Events) != 0 || l.Next != 0 {
 		t.Errorf("GET /events of no event %+v", l)
 	}
 	answer[ErrorBody](t, u, "GET", "/events?since=yesterday", "", "", 400)
-	if tr := answer[Trace](t, u, "GET", "/events/1", "", "", 200); tr.Event.ID != 1 || !tr.CurrentRules {
-		t.Errorf("GET /events/1 %+v", tr)
+	newest := strconv.FormatUint(l.Events[0].ID, 10)
+	if tr := answer[Trace](t, u, "GET", "/events/"+newest, "", "", 200); tr.Event.ID != l.Events[0].ID || !tr.CurrentRules {
+		t.Errorf("GET /events/%s %+v", newest, tr)
 	}
 	answer[ErrorBody](t, u, "GET", "/events/99", "", "", 404)
 	files, _ := json.Marshal(RuleFiles{Files: []RuleFile{{Name: "r.yaml", Data: adminRules}}})

@@ -57,7 +57,7 @@ type adminFixture struct {
 	reloader *reload.Reloader
 	dir      string
 	q        *queue.Queue
-	ring     *record.Ring
+	ring     *record.Log
 	console  *Console
 	srv      *Server
 }
@@ -79,13 +79,17 @@ func newAdminFixture(t testing.TB) *adminFixture {
 	if err := f.reloader.Reload("start"); err != nil {
 		t.Fatal(err)
 	}
-	f.ring = record.New(100)
-	q, err := queue.Open(context.Background(), queue.Config{DataDir: filepath.Join(t.TempDir(), "data"), Registry: &reg, Logger: log, Hooks: f.ring.Hooks(queue.Hooks{})})
+	q, err := queue.Open(context.Background(), queue.Config{DataDir: filepath.Join(t.TempDir(), "data"), Registry: &reg, Logger: log,
+		RecordEvents: 100, Hooks: record.Hooks(queue.Hooks{}, func() *record.Log { return f.ring })})
 	if err != nil {
 		t.Fatal(err)
 	}
 	f.q = q
-	t.Cleanup(func() { _ = q.Stop(5 * time.Second) })
+	f.ring = record.New(q, record.Options{Linger: time.Millisecond, Rules: f.reloader.Current, Logger: log})
+	t.Cleanup(func() {
+		f.ring.Close()
+		_ = q.Stop(5 * time.Second)
+	})
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	go func() { _ = q.Run(ctx) }()
@@ -95,7 +99,7 @@ func newAdminFixture(t testing.TB) *adminFixture {
 	MountRules(admin, f.reloader, testAppID)
 	MountDLQ(admin, q)
 	MountEvents(admin, f.ring, f.reloader, &reg)
-	f.console = &Console{Version: "test", Rules: f.reloader, Ring: f.ring, DLQ: q, Registry: &reg, Queue: q.Stats, Logger: log}
+	f.console = &Console{Version: "test", Rules: f.reloader, Events: f.ring, DLQ: q, Registry: &reg, Queue: q.Stats, Logger: log}
 	if err := f.console.Mount(admin); err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +144,20 @@ func (f *adminFixture) signedPost(t *testing.T, cmd, body string) imcallback.Rep
 	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("status %d, %v", resp.StatusCode, err)
 	}
+	f.flushRecording(t)
 	return r
+}
+
+// flushRecording waits until what was recorded is stored: the recording
+// is written off the reply path.
+func (f *adminFixture) flushRecording(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	f.ring.Flush(ctx)
+	if ctx.Err() != nil {
+		t.Fatal("the recording was not written within 30 s")
+	}
 }
 
 func TestSignedPrevCallbacksEndToEnd(t *testing.T) {

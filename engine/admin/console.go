@@ -38,14 +38,14 @@ const ConsoleCookie = "friendflow_admin_token"
 // consoleCSP allows nothing but this origin's stylesheet, and no script at
 // all: the console works without JavaScript, so an injected script tag,
 // were escaping ever to fail, would not run.
-const consoleCSP = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+const consoleCSP = "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
 // Console is the operator console: server-rendered pages on the admin
 // listener. Set the fields, then Mount.
 type Console struct {
 	Version  string
 	Rules    RuleSource
-	Ring     *record.Ring // nil: recording is off
+	Events   *record.Log // nil: recording is off
 	DLQ      DeadLetterStore
 	Registry *actions.Registry // validates "Try a change"; redacts dead letters
 	Metrics  prometheus.Gatherer
@@ -83,6 +83,7 @@ func (c *Console) Mount(a *Server) error {
 		"GET /ui/rules":              c.rulesPage,
 		"GET /ui/events":             c.eventsPage,
 		"GET /ui/events/{id}":        c.eventPage,
+		"GET /ui/events/live":        c.eventsLive,
 		"GET /ui/try":                c.tryPage,
 		"POST /ui/try":               c.try,
 		"GET /ui/dlq":                c.dlqPage,
@@ -275,14 +276,14 @@ type overviewData struct {
 }
 
 func (c *Console) overview(w http.ResponseWriter, r *http.Request) {
-	d := overviewData{Recorded: c.Ring.Len(), Capacity: ringSize(c.Ring)}
+	d := overviewData{Recorded: c.Events.Len(r.Context()), Capacity: c.Events.Size()}
 	st := c.Rules.Status()
 	d.Status, d.LastError = st, st.LastError
 	if set := c.Rules.Current(); set != nil {
 		d.Rules, d.Hash = set.Len(), set.Hash()
 	}
-	if c.Ring != nil {
-		d.PerSecond = strconv.FormatFloat(float64(c.Ring.Callbacks(time.Now().Add(-time.Minute)))/60, 'f', 2, 64)
+	if c.Events != nil {
+		d.PerSecond = strconv.FormatFloat(float64(c.Events.Callbacks(r.Context(), time.Now().Add(-time.Minute)))/60, 'f', 2, 64)
 	}
 	if c.Metrics != nil {
 		d.Failed = sumMetric(c.Metrics, "friendflow_callbacks_total", "result", imcallback.ResultFailed)

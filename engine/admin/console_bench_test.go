@@ -1,10 +1,12 @@
 package admin
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/friendflow/friendflow/actions"
 	"github.com/friendflow/friendflow/engine/imcallback"
@@ -51,15 +53,30 @@ func fillRing(f *adminFixture, n int) {
 // (10 000 events); the bar is 100 ms a page.
 func BenchmarkConsolePages(b *testing.B) {
 	f := newAdminFixture(b)
-	f.ring = record.New(record.DefaultSize)
-	f.console.Ring = f.ring
+	q, err := queue.Open(context.Background(), queue.Config{DataDir: b.TempDir(), RecordEvents: record.DefaultSize})
+	if err != nil {
+		b.Fatal(err)
+	}
+	f.ring = record.New(q, record.Options{Rules: f.reloader.Current})
+	defer func() {
+		f.ring.Close()
+		_ = q.Stop(5 * time.Second)
+	}()
+	f.console.Events = f.ring
 	fillRing(f, record.DefaultSize)
-	for _, path := range []string{"/", "/ui/rules", "/ui/events", "/ui/events?account=user_17", "/ui/events?outcome=error",
-		"/ui/events?rule=deny-spam&outcome=matched", "/ui/events/9999", "/ui/try", "/ui/dlq"} {
+	f.ring.Flush(context.Background())
+	page, _, err := f.ring.List(context.Background(), record.Filter{}, 0, 1)
+	if err != nil || len(page) != 1 {
+		b.Fatal(page, err)
+	}
+	for _, path := range []string{"/", "/ui/rules", "/ui/events", "/ui/events?account=user_17", "/ui/events?outcome=failed",
+		"/ui/events?rule=deny-spam&outcome=matched", "/ui/events/" + strconv.FormatUint(page[0].ID, 10), "/ui/try", "/ui/dlq"} {
 		b.Run(path, func(b *testing.B) {
 			for b.Loop() {
 				w := httptest.NewRecorder()
-				f.srv.ServeHTTP(w, httptest.NewRequest(http.MethodGet, path, nil))
+				req := httptest.NewRequest(http.MethodGet, path, nil)
+				req.Host, req.RemoteAddr = "127.0.0.1", "127.0.0.1:1" // the Guard's loopback
+				f.srv.ServeHTTP(w, req)
 				if w.Code != 200 {
 					b.Fatalf("%s: %d %s", path, w.Code, w.Body)
 				}

@@ -41,7 +41,7 @@ func (c *Console) rulesPage(w http.ResponseWriter, r *http.Request) {
 		Sources   []fileView
 		Rows      []ruleView
 		Recording bool
-	}{RulesView: rulesView(set, c.Rules.Status()), Recording: c.Ring != nil}
+	}{RulesView: rulesView(set, c.Rules.Status()), Recording: c.Events != nil}
 	if set == nil {
 		c.render(w, http.StatusOK, "rules", "Rules", d)
 		return
@@ -76,7 +76,7 @@ func (c *Console) rulesPage(w http.ResponseWriter, r *http.Request) {
 		}
 		d.Sources = append(d.Sources, fv)
 	}
-	counts := c.Ring.MatchCounts()
+	counts := c.Events.MatchCounts(r.Context())
 	tests := set.RunTests()
 	for _, ri := range d.Rules {
 		rv := ruleView{RuleInfo: ri, Matches: counts[ri.Name]}
@@ -111,25 +111,36 @@ func (c *Console) eventsPage(w http.ResponseWriter, r *http.Request) {
 		Query     url.Values
 		Error     string
 		Older     string
+		Live      string // the stream the page follows
 		Commands  []string
 		Outcomes  []string
 		Rules     []string
-	}{EventList: EventList{Capacity: ringSize(c.Ring), Recorded: c.Ring.Len()}, Recording: c.Ring != nil,
+	}{EventList: EventList{Capacity: c.Events.Size()}, Recording: c.Events != nil,
 		Query: r.URL.Query(), Commands: imevent.Commands, Outcomes: record.Outcomes}
 	if set := c.Rules.Current(); set != nil {
 		for _, ri := range set.Rules() {
 			d.Rules = append(d.Rules, ri.Name)
 		}
 	}
-	f, before, limit, err := eventQuery(r)
+	f, cursor, limit, err := eventQuery(r)
 	status := http.StatusOK
+	if err == nil {
+		d.EventList, err = listEvents(r.Context(), c.Events, f, cursor, limit)
+		status = http.StatusServiceUnavailable
+	}
 	if err != nil {
-		d.Error, status = err.Error(), http.StatusBadRequest
+		d.Error = err.Error()
+		if status == http.StatusOK {
+			status = http.StatusBadRequest
+		}
 	} else {
-		d.EventList = listEvents(c.Ring, f, before, limit)
-		if d.NextBefore != 0 {
-			q := r.URL.Query()
-			q.Set("before", strconv.FormatUint(d.NextBefore, 10))
+		status = http.StatusOK
+		q := r.URL.Query()
+		q.Del("before")
+		q.Del("cursor")
+		d.Live = "/ui/events/live?" + q.Encode()
+		if d.Next != 0 {
+			q.Set("cursor", strconv.FormatUint(d.Next, 10))
 			d.Older = "/ui/events?" + q.Encode()
 		}
 	}
@@ -137,7 +148,7 @@ func (c *Console) eventsPage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *Console) eventPage(w http.ResponseWriter, r *http.Request) {
-	tr, status, err := trace(c.Ring, c.Rules, r.PathValue("id"))
+	tr, status, err := trace(r.Context(), c.Events, c.Rules, r.PathValue("id"))
 	if err != nil {
 		c.render(w, status, "event", "Event", map[string]any{"Error": err.Error()})
 		return
@@ -189,7 +200,7 @@ func baseName(p string) string {
 }
 
 func (c *Console) tryPage(w http.ResponseWriter, r *http.Request) {
-	c.render(w, http.StatusOK, "try", "Try a change", map[string]any{"Files": append(c.ruleFilesOf(), RuleFile{}), "Recorded": c.Ring.Len()})
+	c.render(w, http.StatusOK, "try", "Try a change", map[string]any{"Files": append(c.ruleFilesOf(), RuleFile{}), "Recorded": c.Events.Len(r.Context())})
 }
 
 // try backtests the files of the form: name0/data0, name1/data1, …; an
@@ -212,8 +223,8 @@ func (c *Console) try(w http.ResponseWriter, r *http.Request) {
 		}
 		files = append(files, f)
 	}
-	res := tryRulesWith(files, c.Registry, c.Ring, listsOf(c.Rules))
-	c.render(w, http.StatusOK, "try", "Try a change", map[string]any{"Files": append(files, RuleFile{}), "Result": res, "Recorded": c.Ring.Len()})
+	res := tryRulesWith(r.Context(), files, c.Registry, c.Events, listsOf(c.Rules))
+	c.render(w, http.StatusOK, "try", "Try a change", map[string]any{"Files": append(files, RuleFile{}), "Result": res, "Recorded": c.Events.Len(r.Context())})
 }
 
 // secretKeys are the names of the registered kinds' secret parameters
@@ -235,4 +246,11 @@ func secretKeys(reg *actions.Registry) map[string]bool {
 		}
 	}
 	return keys
+}
+
+// eventsLive is the stream the Events page follows (static/events.js):
+// GET /events/stream behind the console's sign-in, which EventSource
+// passes as the cookie it cannot put in a header.
+func (c *Console) eventsLive(w http.ResponseWriter, r *http.Request) {
+	streamEvents(w, r, c.Events)
 }

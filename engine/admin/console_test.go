@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"context"
 	"html"
 	"io"
 	"net/http"
@@ -8,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/friendflow/friendflow/examples/callbacks"
 	"github.com/friendflow/friendflow/rules/imevent"
@@ -37,10 +39,11 @@ func TestConsolePagesEscapeCallersData(t *testing.T) {
 	for path, want := range map[string][]string{
 		"/":                               {"Rules loaded", `id="rules-loaded">3<`},
 		"/ui/rules":                       {"deny-spam", "AddWording contains &#34;loan&#34;", "r.yaml", "headers: {Authorization: &#34;&lt;redacted&gt;&#34;}"},
-		"/ui/events":                      {`href="/ui/events/1"`, "&lt;b&gt;m&lt;/b&gt; → a", "deny 38001"},
-		"/ui/events?outcome=denied":       {`href="/ui/events/2"`},
-		"/ui/events/1":                    {"&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;", "AddWording contains &#34;loan&#34;", "false"},
-		"/ui/events/3":                    {"&lt;redacted&gt;", "doomed"},
+		"/ui/events":                      {`href="/ui/events/256"`, "&lt;b&gt;m&lt;/b&gt; → a", "deny 38001", `data-live="/ui/events/live?"`, `src="/ui/static/events.js"`},
+		"/ui/events?outcome=denied":       {`href="/ui/events/257"`},
+		"/ui/events/256":                  {"&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;", "AddWording contains &#34;loan&#34;", "false"},
+		"/ui/events/512":                  {"&lt;redacted&gt;", "doomed"},
+		"/ui/static/events.js":            {"textContent", "EventSource"},
 		"/ui/try":                         {`name="name0" value="r.yaml"`, "secret: &#34;&lt;redacted&gt;&#34;"},
 		"/ui/dlq":                         {"Dead letters"},
 		"/ui/static/console.css":          {"--accent"},
@@ -54,7 +57,7 @@ func TestConsolePagesEscapeCallersData(t *testing.T) {
 				t.Errorf("%s lacks %q:\n%s", path, w, body)
 			}
 		}
-		if strings.Contains(body, "<script") || strings.Contains(body, "<b>m") {
+		if strings.Contains(body, "<script>") || strings.Contains(body, "<b>m") || strings.Contains(body, `src="/ui/static/events.js"`) && !strings.HasPrefix(path, "/ui/events") {
 			t.Errorf("%s shows a caller's markup unescaped", path)
 		}
 		if csp := h.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") || strings.Contains(csp, "unsafe") {
@@ -69,7 +72,7 @@ func TestConsolePagesEscapeCallersData(t *testing.T) {
 func TestConsoleTryAndDeadLetters(t *testing.T) {
 	f := newAdminFixture(t)
 	f.signedPost(t, imevent.CmdFriendAdd, string(callbacks.Must("friend_add_response.json")))
-	f.waitEvents(t, "?outcome=dead", 2)
+	f.waitDeadLetters(t, 2)
 	post := func(path string, form url.Values, origin string) (int, string) {
 		t.Helper()
 		req, _ := http.NewRequest(http.MethodPost, f.admin.URL+path, strings.NewReader(form.Encode()))
@@ -101,7 +104,7 @@ func TestConsoleTryAndDeadLetters(t *testing.T) {
 
 	candidate := strings.Replace(adminRules, "  - name: doomed\n", "  - name: doomed\n    when: From_Account == \"bob\"\n", 1)
 	status, body = post("/ui/try", url.Values{"name0": {"r.yaml"}, "data0": {candidate}, "name1": {""}, "data1": {""}}, f.admin.URL)
-	if status != 200 || !strings.Contains(body, `<td>doomed</td>`) || !strings.Contains(body, `<a href="/ui/events/1">#1</a>`) || !strings.Contains(body, "changes") {
+	if status != 200 || !strings.Contains(body, `<td>doomed</td>`) || !strings.Contains(body, `<a href="/ui/events/256">#256</a>`) || !strings.Contains(body, "changes") {
 		t.Fatalf("try: %d\n%s", status, body)
 	}
 	status, body = post("/ui/try", url.Values{"name0": {"r.yaml"}, "data0": {"rules:\n  - name: x\n    when: nope ==\n"}}, "")
@@ -169,5 +172,21 @@ func TestConsoleLogin(t *testing.T) {
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("a write without the token: %v %v", resp, err)
+	}
+}
+
+// waitDeadLetters polls until the queue holds n dead letters.
+func (f *adminFixture) waitDeadLetters(t *testing.T, n int) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		st, err := f.q.Stats(context.Background())
+		if err == nil && st.DeadLetters == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d dead letters, want %d (%v)", st.DeadLetters, n, err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

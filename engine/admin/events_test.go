@@ -2,9 +2,13 @@ package admin
 
 import (
 	"archive/tar"
+	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -16,9 +20,9 @@ import (
 )
 
 type eventPage struct {
-	Events     []record.Event `json:"events"`
-	NextBefore uint64         `json:"next_before"`
-	Recorded   int            `json:"recorded"`
+	Events   []record.Event `json:"events"`
+	Next     uint64         `json:"next"`
+	Recorded int            `json:"recorded"`
 }
 
 func (f *adminFixture) events(t *testing.T, query string) eventPage {
@@ -31,18 +35,22 @@ func (f *adminFixture) events(t *testing.T, query string) eventPage {
 	return p
 }
 
-// waitEvents polls GET /events until it lists n events: job outcomes
-// arrive from the workers.
-func (f *adminFixture) waitEvents(t *testing.T, query string, n int) eventPage {
+// waitTrace polls GET /events/{id} until ok says its trace is complete:
+// job outcomes arrive from the workers.
+func (f *adminFixture) waitTrace(t *testing.T, id uint64, ok func(*Trace) bool) *Trace {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(20 * time.Second)
 	for {
-		p := f.events(t, query)
-		if len(p.Events) == n || time.Now().After(deadline) {
-			if len(p.Events) != n {
-				t.Fatalf("GET /events%s: %d events, want %d: %+v", query, len(p.Events), n, p.Events)
-			}
-			return p
+		status, body := f.do(t, http.MethodGet, "/events/"+strconv.FormatUint(id, 10), "")
+		var tr Trace
+		if err := json.Unmarshal([]byte(body), &tr); err != nil || status != 200 {
+			t.Fatalf("GET /events/%d: %d %s", id, status, body)
+		}
+		if ok(&tr) {
+			return &tr
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET /events/%d: %s", id, body)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -55,36 +63,60 @@ func TestEventsRecordedEndToEnd(t *testing.T) {
 	  "FriendItem":[{"To_Account":"a","AddWording":"hello"},{"To_Account":"b","AddWording":"cheap loan"}],"EventTime":1}`)
 
 	all := f.events(t, "")
-	if len(all.Events) != 4 || all.Recorded != 4 || all.Events[0].ID != 4 || all.Events[0].To != "b" {
+	if len(all.Events) != 4 || all.Recorded != 4 || all.Events[0].To != "b" || all.Events[3].From != "alice" {
 		t.Fatalf("events %+v", all)
 	}
-	// The doomed jobs go to the dead letters, and the recording says so.
-	dead := f.waitEvents(t, "?outcome=dead&rule=doomed", 2)
-	if j := dead.Events[0].Jobs; len(j) != 2 || j[1].Rule != "doomed" || j[1].Outcome != record.JobDead || !strings.Contains(j[1].LastError, "unexpected EOF") {
+	newest, oldest := all.Events[0].ID, all.Events[3].ID
+	// The doomed job goes to the dead letters, and the event's trace says
+	// so: its attempt, then its dead letter.
+	tr := f.waitTrace(t, oldest, func(tr *Trace) bool {
+		j := tr.Event.Jobs
+		return len(j) == 2 && j[1].Outcome == record.JobDead
+	})
+	if j := tr.Event.Jobs; j[1].Rule != "doomed" || !strings.Contains(j[1].LastError, "unexpected EOF") {
 		t.Fatalf("jobs %+v", j)
 	}
+	if n := len(tr.Event.Trace); n == 0 || tr.Event.Trace[n-1].Outcome != record.JobDead || tr.Event.Trace[n-1].Job != tr.Event.Jobs[1].ID {
+		t.Fatalf("trace %+v", tr.Event.Trace)
+	}
+	// Replayed, it dies again: the replay and the second death are in
+	// the trace too.
+	if status, body := f.do(t, http.MethodPost, "/dlq/replay", `{"ids":["`+tr.Event.Jobs[1].ID+`"]}`); status != 200 {
+		t.Fatalf("replay: %d %s", status, body)
+	}
+	tr = f.waitTrace(t, oldest, func(tr *Trace) bool {
+		var steps []string
+		for _, u := range tr.Event.Trace {
+			if u.Job == tr.Event.Jobs[1].ID {
+				steps = append(steps, u.Outcome)
+			}
+		}
+		return strings.HasSuffix(strings.Join(steps, ","), "dead,replayed,dead")
+	})
 	if p := f.events(t, "?command=Sns.CallbackPrevFriendAdd&outcome=denied"); len(p.Events) != 1 || p.Events[0].Decision.ResultCode != 38001 {
 		t.Fatalf("denied: %+v", p)
 	}
-	if p := f.events(t, "?account=alice&limit=1"); len(p.Events) != 1 || p.NextBefore != 2 {
+	if p := f.events(t, "?account=alice&limit=1"); len(p.Events) != 1 || p.Next != p.Events[0].ID {
 		t.Fatalf("page 1: %+v", p)
-	} else if p = f.events(t, "?account=alice&limit=1&before=2"); len(p.Events) != 1 || p.Events[0].ID != 1 || p.NextBefore != 0 {
+	} else if p = f.events(t, "?account=alice&limit=1&cursor="+strconv.FormatUint(p.Next, 10)); len(p.Events) != 1 || p.Events[0].ID != oldest || p.Next != 0 {
 		t.Fatalf("page 2: %+v", p)
 	}
-	if p := f.events(t, "?since=1h"); len(p.Events) != 4 {
+	if p := f.events(t, "?since=1h&until="+url.QueryEscape(time.Now().Add(time.Hour).Format(time.RFC3339))); len(p.Events) != 4 {
 		t.Fatalf("since 1h: %d", len(p.Events))
 	}
-	for _, bad := range []string{"?outcome=maybe", "?since=yesterday", "?limit=0", "?before=x"} {
+	if p := f.events(t, "?until=1h"); len(p.Events) != 0 {
+		t.Fatalf("until an hour ago: %d", len(p.Events))
+	}
+	for _, bad := range []string{"?outcome=maybe", "?outcome=dead", "?since=yesterday", "?until=x", "?limit=0", "?cursor=x", "?since=1h&until=2h"} {
 		if status, body := f.do(t, http.MethodGet, "/events"+bad, ""); status != 400 || !strings.Contains(body, "error") {
 			t.Errorf("GET /events%s: %d %s", bad, status, body)
 		}
 	}
 
-	// The trace: every rule, the value of each || operand, no secret.
-	status, body := f.do(t, http.MethodGet, "/events/4", "")
-	var tr Trace
-	if err := json.Unmarshal([]byte(body), &tr); err != nil || status != 200 {
-		t.Fatalf("GET /events/4: %d %s", status, body)
+	// The explanation: every rule, the value of each || operand, no secret.
+	status, body := f.do(t, http.MethodGet, "/events/"+strconv.FormatUint(newest, 10), "")
+	if err := json.Unmarshal([]byte(body), tr); err != nil || status != 200 {
+		t.Fatalf("GET /events/%d: %d %s", newest, status, body)
 	}
 	if !tr.CurrentRules || tr.Explanation.Decision.ResultCode != 38001 || len(tr.Explanation.Rules) != 3 {
 		t.Fatalf("trace %+v", tr)
@@ -93,8 +125,8 @@ func TestEventsRecordedEndToEnd(t *testing.T) {
 	if deny.Status != rules.StatusMatched || deny.Operator != "||" || len(deny.Conditions) != 2 || deny.Conditions[0].Value != true || deny.Conditions[1].Value != false {
 		t.Fatalf("deny-spam's trace %+v", deny)
 	}
-	if _, body := f.do(t, http.MethodGet, "/events/1", ""); strings.Contains(body, "hunter2") || strings.Contains(body, "hunter3") || !strings.Contains(body, "<redacted>") {
-		t.Fatalf("trace of event 1 leaks or does not redact: %s", body)
+	if _, body := f.do(t, http.MethodGet, "/events/"+strconv.FormatUint(oldest, 10), ""); strings.Contains(body, "hunter2") || strings.Contains(body, "hunter3") || !strings.Contains(body, "<redacted>") {
+		t.Fatalf("trace of the first event leaks or does not redact: %s", body)
 	}
 	if status, _ := f.do(t, http.MethodGet, "/events/99", ""); status != 404 {
 		t.Fatalf("unknown event: %d", status)
@@ -106,6 +138,54 @@ func TestEventsRecordedEndToEnd(t *testing.T) {
 	}
 	if strings.Contains(body, "hunter2") {
 		t.Fatal("export leaks a secret")
+	}
+	status, body = f.do(t, http.MethodGet, "/events/export?outcome=denied", "")
+	if events, err := record.ReadJSONL([]byte(body)); status != 200 || err != nil || len(events) != 1 || events[0].To != "b" {
+		t.Fatalf("export of the denied: %d %v %s", status, err, body)
+	}
+}
+
+// GET /events/stream sends each new event the filters select as a
+// server-sent event, from every writer of the stream.
+func TestEventStream(t *testing.T) {
+	f := newAdminFixture(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, f.admin.URL+"/events/stream?outcome=denied", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); resp.StatusCode != 200 || ct != "text/event-stream" {
+		t.Fatalf("%d %s", resp.StatusCode, ct)
+	}
+	got := make(chan string, 16)
+	go func() {
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			if data, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+				got <- data
+			}
+		}
+		close(got)
+	}()
+	// The follower starts with the first read of the stream: post until
+	// an event comes.
+	for {
+		f.signedPost(t, imevent.CmdPrevFriendAdd, `{"CallbackCommand":"Sns.CallbackPrevFriendAdd","Requester_Account":"m","From_Account":"m",
+		  "FriendItem":[{"To_Account":"a","AddWording":"hello"},{"To_Account":"<b>","AddWording":"cheap loan"}],"EventTime":1}`)
+		select {
+		case data := <-got:
+			var e record.Event
+			if err := json.Unmarshal([]byte(data), &e); err != nil || e.To != "<b>" || e.Decision == nil || e.Decision.ResultCode != 38001 {
+				t.Fatalf("streamed %s: %v", data, err)
+			}
+			return
+		case <-time.After(100 * time.Millisecond):
+		case <-ctx.Done():
+			t.Fatal("no event streamed within 30 s")
+		}
 	}
 }
 
@@ -138,7 +218,7 @@ func TestBacktestEndpoint(t *testing.T) {
 	_ = tw.Close()
 	for ct, body := range map[string][]byte{"application/json": files, "application/x-tar": tarball.Bytes(), "application/yaml": []byte(candidate)} {
 		status, res := post(ct, body)
-		if status != 200 || !res.OK || res.Diff == nil || !res.Diff.Changed || len(res.Diff.Decisions) != 1 || res.Diff.Decisions[0].Event != 1 || !res.Diff.Decisions[0].New.Deny {
+		if status != 200 || !res.OK || res.Diff == nil || !res.Diff.Changed || len(res.Diff.Decisions) != 1 || res.Diff.Decisions[0].To != "a" || !res.Diff.Decisions[0].New.Deny {
 			t.Fatalf("%s: %d %+v", ct, status, res)
 		}
 	}

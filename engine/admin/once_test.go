@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -65,15 +66,16 @@ func TestOnceSkipShowsWhereTheEventIs(t *testing.T) {
 		t.Fatalf("export: %d %v %s", status, err, export)
 	}
 
-	status, page, _ := f.page(t, nil, "/ui/events/2")
+	secondPage := "/ui/events/" + strconv.FormatUint(second.ID, 10)
+	status, page, _ := f.page(t, nil, secondPage)
 	for _, want := range []string{"Skipped by once", "<code>m|&lt;a&gt;</code>", "<code>" + first.CallbackID + "</code>",
 		s.FirstSeen.UTC().Format("2006-01-02 15:04:05.000Z"), "once key <code>m|&lt;a&gt;</code>"} {
 		if status != 200 || !strings.Contains(page, want) {
-			t.Errorf("/ui/events/2 lacks %q:\n%s", want, page)
+			t.Errorf("%s lacks %q:\n%s", secondPage, want, page)
 		}
 	}
 	if strings.Contains(page, "m|<a>") {
-		t.Error("/ui/events/2 shows the key unescaped")
+		t.Error(secondPage + " shows the key unescaped")
 	}
 	if _, list, _ := f.page(t, nil, "/ui/events"); !strings.Contains(list, "greet: skipped by once") {
 		t.Errorf("/ui/events lacks the skip:\n%s", list)

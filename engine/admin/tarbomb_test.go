@@ -2,6 +2,7 @@ package admin
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -47,7 +48,7 @@ func TestBacktestBoundsFileCount(t *testing.T) {
 	if status, out := f.post(t, "/backtest", "application/json", body); status != http.StatusBadRequest || !strings.Contains(out, "more than 256 rule files") {
 		t.Fatalf("JSON: %d %s", status, out)
 	}
-	res := tryRules(many, nil, nil)
+	res := tryRules(context.Background(), many, nil, nil)
 	if res.OK || len(res.Problems) != 1 || !strings.Contains(res.Problems[0].Msg, "more than 256 rule files") {
 		t.Fatalf("tryRules: %+v", res)
 	}

@@ -3,6 +3,7 @@ package admin
 import (
 	"archive/tar"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -127,14 +128,14 @@ const tryNote = `env("…") reads as empty in a backtest on the server; run "fri
 
 // tryRules loads files from memory (never the rules directory, nor any
 // other), runs their tests and backtests them against ring.
-func tryRules(files []RuleFile, reg *actions.Registry, ring *record.Ring) *TryResult {
-	return tryRulesWith(files, reg, ring, nil)
+func tryRules(ctx context.Context, files []RuleFile, reg *actions.Registry, log *record.Log) *TryResult {
+	return tryRulesWith(ctx, files, reg, log, nil)
 }
 
 // tryRulesWith is tryRules with list() reading lists: the deployment's,
 // so that a candidate is compared with what the recorded events saw
 // under the same members.
-func tryRulesWith(files []RuleFile, reg *actions.Registry, ring *record.Ring, lists rules.Lists) *TryResult {
+func tryRulesWith(ctx context.Context, files []RuleFile, reg *actions.Registry, log *record.Log, lists rules.Lists) *TryResult {
 	res := &TryResult{Note: tryNote}
 	set, problems := loadCandidate(files, reg, lists)
 	if len(problems) > 0 {
@@ -154,12 +155,13 @@ func tryRulesWith(files []RuleFile, reg *actions.Registry, ring *record.Ring, li
 				Msg: fmt.Sprintf("test %q of rule %q failed: %s", t.Test, t.Rule, t.Failure)})
 		}
 	}
-	diff, err := record.Backtest(set, ring.Export())
-	if err != nil {
+	// The events are read a batch at a time: only the diff is held.
+	bt := record.NewBacktest(set)
+	if err := log.Export(ctx, record.Filter{}, bt.Add); err != nil {
 		res.Problems = append(res.Problems, rules.Problem{Msg: err.Error()})
 		return res
 	}
-	res.Diff, res.OK = diff, len(res.Problems) == 0
+	res.Diff, res.OK = bt.Diff(), len(res.Problems) == 0
 	return res
 }
 

@@ -244,6 +244,7 @@ func (q *Queue) replayOne(ctx context.Context, e deadEntry) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("queue: replay %s: %w", job.ID, err)
 	}
+	at := q.now() // before the job can run again
 	// The id names this dead letter, not the job: a job that dies again
 	// after a replay is a new dead letter and can be replayed again
 	// within the duplicate window, while two replicas replaying the
@@ -258,6 +259,9 @@ func (q *Queue) replayOne(ctx context.Context, e deadEntry) (bool, error) {
 	// job already died again and replaced it.
 	if _, err := q.deleteDead(ctx, e.seq); err != nil {
 		return false, fmt.Errorf("queue: replay %s: remove dead letter: %w", job.ID, err)
+	}
+	if h := q.cfg.Hooks.Replayed; h != nil && !ack.Duplicate {
+		h(&job, at)
 	}
 	return !ack.Duplicate, nil
 }

@@ -42,6 +42,11 @@ type names struct {
 	deadSubjects string // wildcard of every dead letter
 	deadPrefix   string // + base64url(job id)
 	cancelBucket string // key-value bucket of cancel_on's markers
+	// recorded events (events.go)
+	eventsStream string
+	eventsPrefix string // + number of events in the message
+	traceStream  string
+	tracePrefix  string // + a bucket of callbacks (engine/record)
 }
 
 func newNames(ns string) names {
@@ -57,6 +62,11 @@ func newNames(ns string) names {
 		deadSubjects: ns + ".dead.>",
 		deadPrefix:   ns + ".dead.",
 		cancelBucket: ns + "_cancel",
+
+		eventsStream: up + "_EVENTS",
+		eventsPrefix: ns + ".events.",
+		traceStream:  up + "_TRACE",
+		tracePrefix:  ns + ".trace.",
 	}
 }
 

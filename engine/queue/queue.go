@@ -2,7 +2,7 @@
 //
 // # Layout
 //
-// Two streams and one consumer, the same whether the server is embedded in
+// Two streams (four with the recording) and one consumer, the same whether the server is embedded in
 // the process (file storage under Config.DataDir) or an external cluster
 // (Config.URL, replicated streams). Their names below are those of the
 // default namespace, "friendflow"; Config.Namespace replaces that prefix in
@@ -22,6 +22,9 @@
 //   - FRIENDFLOW_DEAD, a limits stream with one subject per dead job
 //     (friendflow.dead.<base64url(job id)>, one message per subject): listing,
 //     replaying and dropping by id are direct lookups.
+//   - FRIENDFLOW_EVENTS and FRIENDFLOW_TRACE, limits streams of the
+//     recorded events and of what became of their jobs, when
+//     Config.RecordEvents is not 0 (events.go).
 //   - friendflow-workers, the one durable pull consumer every replica shares
 //     (a work-queue stream allows only one). MaxDeliver and MaxAckPending are
 //     unlimited: attempts are counted in the job itself, because JetStream's
@@ -173,6 +176,11 @@ type Config struct {
 	// callback of a rule with once failing until keys expire.
 	// Stats.OnceBytes shows how full the buckets are.
 	OnceMaxBytes int64
+	// RecordEvents, when not 0, creates the streams of recorded events
+	// (events.go), keeping that many events for RecordMaxAge
+	// [DefaultRecordMaxAge].
+	RecordEvents int
+	RecordMaxAge time.Duration
 	Listen       string // embedded server also listens on host:port (tests, debugging); empty: no TCP listener
 	Replicas     int    // stream and bucket replicas [1]; more than 1 needs URL
 	SyncAlways   bool   // embedded: fsync every write (power-loss safe, ~20× slower); default survives kill -9 only
@@ -208,6 +216,10 @@ type Hooks struct {
 	// an earlier delivery was never acknowledged (crash, ack timeout,
 	// failover, stop): the job may run a second time.
 	Redelivered func(job *Job, deliveries uint64)
+	// Replayed is called for each dead letter an operator replayed, once
+	// its job is queued again (it may have run already); at is when the
+	// replay began.
+	Replayed func(job *Job, at time.Time)
 }
 
 // Job outcomes reported to Hooks.JobFinished.
@@ -280,6 +292,8 @@ type Queue struct {
 	jobs     jetstream.Stream
 	dead     jetstream.Stream
 	cons     jetstream.Consumer
+	events   jetstream.Stream    // recorded events; nil when recording is off
+	recJS    jetstream.JetStream // recorded events' async publishes, apart from the jobs'
 
 	onceMu      sync.Mutex // guards onceBuckets
 	onceBuckets map[time.Duration]*onceBucket
@@ -367,6 +381,9 @@ func Open(ctx context.Context, cfg Config) (*Queue, error) {
 		return nil, fmt.Errorf("queue: connect: %w", err)
 	}
 	q.js, err = jetstream.New(q.nc)
+	if err == nil {
+		q.recJS, err = jetstream.New(q.nc, jetstream.WithPublishAsyncMaxPending(4*MaxEventsBatch))
+	}
 	if err == nil {
 		err = retrying(ctx, log, "set up streams", q.setup)
 	}
@@ -504,7 +521,7 @@ func (q *Queue) setup(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("queue: consumer %s: %w", n.consumer, err)
 	}
-	return nil
+	return q.setupEvents(ctx)
 }
 
 // JetStream is the queue's JetStream context, for the state kept beside

@@ -1,9 +1,11 @@
 package record
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"reflect"
 	"strconv"
 
@@ -64,50 +66,80 @@ type DecisionFlip struct {
 }
 
 // Backtest evaluates candidate over events, which carry their recorded
-// Outcomes (Ring.Export), without side effects, and returns the
+// Outcomes (Log.Export), without side effects, and returns the
 // difference. Rules appear in the candidate's order, then rules only the
 // recording knew.
 func Backtest(candidate *rules.Set, events []Event) (*Diff, error) {
-	d := &Diff{Events: len(events)}
-	byRule := map[string]*RuleDiff{}
-	var order []string
-	ruleDiff := func(name string) *RuleDiff {
-		rd := byRule[name]
-		if rd == nil {
-			rd = &RuleDiff{Rule: name}
-			byRule[name] = rd
-			order = append(order, name)
-		}
-		return rd
-	}
-	for _, ri := range candidate.Rules() {
-		ruleDiff(ri.Name)
-	}
+	b := NewBacktest(candidate)
 	for i := range events {
-		e := &events[i]
-		if e.Truncated {
-			d.Truncated++
-		}
-		ev, err := e.Decode()
-		if err != nil {
+		if err := b.Add(&events[i]); err != nil {
 			return nil, err
 		}
-		now, dec := candidate.Outcomes(&ev)
-		compare(e.ID, e.Outcomes, now, ruleDiff)
-		if imevent.IsPrev(ev.CallbackCommand) {
-			// Which rule decides is not a flip; the answer Tencent gets is.
-			if old := decisionOf(e.Outcomes); old.Deny != dec.Deny || old.Code != dec.Code || old.Reason != dec.Reason {
-				d.Decisions = append(d.Decisions, DecisionFlip{Event: e.ID, To: ev.To_Account, Old: old, New: dec})
-			}
+	}
+	return b.Diff(), nil
+}
+
+// Backtester is Backtest an event at a time, for events read from the
+// store a batch at a time.
+type Backtester struct {
+	candidate *rules.Set
+	d         *Diff
+	byRule    map[string]*RuleDiff
+	order     []string
+}
+
+// NewBacktest starts a backtest of candidate.
+func NewBacktest(candidate *rules.Set) *Backtester {
+	b := &Backtester{candidate: candidate, d: &Diff{}, byRule: map[string]*RuleDiff{}}
+	for _, ri := range candidate.Rules() {
+		b.ruleDiff(ri.Name)
+	}
+	return b
+}
+
+func (b *Backtester) ruleDiff(name string) *RuleDiff {
+	rd := b.byRule[name]
+	if rd == nil {
+		rd = &RuleDiff{Rule: name}
+		b.byRule[name] = rd
+		b.order = append(b.order, name)
+	}
+	return rd
+}
+
+// Add evaluates the candidate over one event.
+func (b *Backtester) Add(e *Event) error {
+	d := b.d
+	d.Events++
+	if e.Truncated {
+		d.Truncated++
+	}
+	ev, err := e.Decode()
+	if err != nil {
+		return err
+	}
+	now, dec := b.candidate.Outcomes(&ev)
+	compare(e.ID, e.Outcomes, now, b.ruleDiff)
+	if imevent.IsPrev(ev.CallbackCommand) {
+		// Which rule decides is not a flip; the answer Tencent gets is.
+		if old := decisionOf(e.Outcomes); old.Deny != dec.Deny || old.Code != dec.Code || old.Reason != dec.Reason {
+			d.Decisions = append(d.Decisions, DecisionFlip{Event: e.ID, To: ev.To_Account, Old: old, New: dec})
 		}
 	}
+	return nil
+}
+
+// Diff is the difference over the events added.
+func (b *Backtester) Diff() *Diff {
+	d := b.d
 	d.Changed = len(d.Decisions) > 0
-	for _, name := range order {
-		rd := byRule[name]
+	d.Rules = d.Rules[:0]
+	for _, name := range b.order {
+		rd := b.byRule[name]
 		d.Rules = append(d.Rules, *rd)
 		d.Changed = d.Changed || rd.changed()
 	}
-	return d, nil
+	return d
 }
 
 // compare adds one event's recorded and candidate outcomes to the rule diffs.
@@ -209,20 +241,35 @@ func code(v any) int {
 // JSON Event per line.
 func ReadJSONL(data []byte) ([]Event, error) {
 	var out []Event
-	for n, line := range bytes.Split(data, []byte("\n")) {
+	err := ScanJSONL(bytes.NewReader(data), func(e *Event) error {
+		out = append(out, *e)
+		return nil
+	})
+	return out, err
+}
+
+// ScanJSONL calls fn with each event of r, JSONL as `friendflow events
+// export` writes it, one at a time: a backtest holds no more.
+func ScanJSONL(r io.Reader, fn func(*Event) error) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
+	for n := 1; sc.Scan(); n++ {
+		line := sc.Bytes()
 		if len(bytes.TrimSpace(line)) == 0 {
 			continue
 		}
 		var e Event
 		if err := json.Unmarshal(line, &e); err != nil {
-			return nil, fmt.Errorf("line %d: %w", n+1, err)
+			return fmt.Errorf("line %d: %w", n, err)
 		}
 		if len(e.Data) == 0 {
-			return nil, fmt.Errorf("line %d: no event", n+1)
+			return fmt.Errorf("line %d: no event", n)
 		}
-		out = append(out, e)
+		if err := fn(&e); err != nil {
+			return err
+		}
 	}
-	return out, nil
+	return sc.Err()
 }
 
 // WriteJSONL appends events to b as JSONL.

@@ -1,6 +1,7 @@
 package record
 
 import (
+	"context"
 	"runtime"
 	"strconv"
 	"strings"
@@ -10,19 +11,20 @@ import (
 	"github.com/friendflow/friendflow/rules"
 )
 
-// Events hold the hash of the rule set that decided them, not the set:
-// after many reloads, each deciding some recorded events, only the last
-// keptSets sets stay reachable from the ring; the events of older ones
-// are still listed, without derived outcomes.
-func TestRingDoesNotPinOldRuleSets(t *testing.T) {
-	r := New(100)
+// The log keeps the hash of the rule set that decided each event, not the
+// set: after many reloads, each deciding some events, only the last
+// keptSets sets stay reachable from it; the events of older ones are still
+// listed, without derived outcomes.
+func TestLogDoesNotPinOldRuleSets(t *testing.T) {
+	l, _ := newLog(t, 100)
 	const reloads = 6
 	refs := make([]weak.Pointer[rules.Set], reloads)
 	for i := range reloads {
 		set := loadSet(t, strings.Replace(testRules, "never", "never "+strconv.Itoa(i), 1))
 		refs[i] = weak.Make(set)
-		r.Record(set, friendAdd("c"+strconv.Itoa(i), "friend_response", "a", "b"), nil, nil, nil, nil, nil, nil)
+		l.Record(set, friendAdd("c"+strconv.Itoa(i), "friend_response", "a", "b"), nil, nil, nil, nil, nil, nil)
 	}
+	flush(t, l)
 	for range 3 {
 		runtime.GC()
 	}
@@ -31,17 +33,17 @@ func TestRingDoesNotPinOldRuleSets(t *testing.T) {
 			t.Errorf("set %d of %d reachable: %v", i+1, reloads, kept)
 		}
 	}
-	events := r.Export()
-	if len(events) != reloads {
-		t.Fatalf("%d events", len(events))
+	var derived []bool
+	if err := l.Export(context.Background(), Filter{}, func(e *Event) error {
+		derived = append(derived, e.Outcomes != nil)
+		return nil
+	}); err != nil || len(derived) != reloads {
+		t.Fatalf("export: %v, %d events", err, len(derived))
 	}
-	for i, e := range events {
-		if derived := e.Outcomes != nil; derived != (i >= reloads-keptSets) {
-			t.Errorf("event %d: outcomes derived %v", i+1, derived)
+	for i, d := range derived {
+		if d != (i >= reloads-keptSets) {
+			t.Errorf("event %d: outcomes derived %v", i+1, d)
 		}
 	}
-	if _, set, ok := r.Get(1); !ok || set != nil {
-		t.Errorf("Get(1): %v, set %v; want the event without its set", ok, set)
-	}
-	runtime.KeepAlive(r)
+	runtime.KeepAlive(l)
 }

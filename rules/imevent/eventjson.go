@@ -25,3 +25,7 @@ func appendJSONString(b []byte, s string) []byte {
 	b = append(b, s...)
 	return append(b, '"')
 }
+
+// AppendJSONString quotes s as encoding/json does (see appendJSONString),
+// for other hand-written encoders of recorded data.
+func AppendJSONString(b []byte, s string) []byte { return appendJSONString(b, s) }

@@ -1,0 +1,91 @@
+package record
+
+import (
+	"encoding/json"
+	"reflect"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/friendflow/friendflow/actions"
+	"github.com/friendflow/friendflow/engine/imcallback"
+	"github.com/friendflow/friendflow/engine/queue"
+	"github.com/friendflow/friendflow/rules"
+	"github.com/friendflow/friendflow/rules/imevent"
+)
+
+// fullEvent sets every field of an event, strings with characters JSON
+// escapes, n varying them.
+func fullEvent(n int) imevent.Event {
+	var ev imevent.Event
+	v := reflect.ValueOf(&ev).Elem()
+	for i := range v.NumField() {
+		f := v.Field(i)
+		switch f.Kind() {
+		case reflect.String:
+			f.SetString(`x"\` + strconv.Itoa(n+i) + "é<\n>")
+		case reflect.Int, reflect.Int64, reflect.Int32:
+			f.SetInt(int64(n + i + 1))
+		}
+	}
+	return ev
+}
+
+// The stored event decodes to the event: empty members left out, every
+// other one kept, whatever it holds.
+func TestCompactEventDecodesTheSame(t *testing.T) {
+	for _, ev := range []imevent.Event{
+		fullEvent(0),
+		fullEvent(7),
+		{CallbackCommand: imevent.CmdFriendAdd, From_Account: "a", To_Account: "b"},
+		{CallbackCommand: imevent.CmdPrevFriendAdd, AddWording: `","0":"`, PairCount: 0, EventTime: -1},
+	} {
+		raw := imevent.AppendEventJSON(nil, &ev)
+		c := appendCompact(nil, raw)
+		var got imevent.Event
+		if err := json.Unmarshal(c, &got); err != nil || got != ev {
+			t.Fatalf("compact %s\ndecodes to %+v, %v\nwant %+v", c, got, err, ev)
+		}
+		if len(c) > len(raw) {
+			t.Fatalf("compact is longer: %s", c)
+		}
+	}
+}
+
+// The stored line of an event decodes to the Event it stands for.
+func TestStoredEventIsEvent(t *testing.T) {
+	ev := fullEvent(3)
+	at := time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
+	seen := queue.OnceSeen{At: time.Unix(1, 0).UTC(), CallbackID: "c0"}
+	x := line{callbackID: "cb<1>", command: imevent.CmdPrevFriendAdd, hash: "h", storeErr: "full", received: at, ev: &ev,
+		data:     imevent.AppendEventJSON(nil, &ev),
+		matches:  []rules.Match{{Rule: "r1"}, {Rule: "r2", Shadow: true}},
+		errs:     []rules.RuleError{{Rule: "r3"}},
+		decision: &imcallback.ResultItem{To_Account: "ignored", ResultCode: 38001, ResultInfo: "spam & co"},
+		jobs:     []queue.Job{{Job: actions.Job{ID: "cb<1>-0-0-0", Rule: "r1", Action: "webhook"}}},
+		skips:    []queue.OnceSkip{{Rule: "r1", Key: "k", Seen: seen}}}
+	want := Event{CallbackID: "cb<1>", Received: at, Command: imevent.CmdPrevFriendAdd, From: ev.From_Account, To: ev.To_Account,
+		RulesHash: "h", Matched: []string{"r1", "r2"}, Shadow: []string{"r2"}, Errors: []string{"r3"},
+		Decision: &imcallback.ResultItem{To_Account: ev.To_Account, ResultCode: 38001, ResultInfo: "spam & co"}, StoreError: "full",
+		OnceSkipped: []OnceSkip{{Rule: "r1", Key: "k", FirstSeen: seen.At, FirstCallback: "c0"}},
+		Jobs:        []Job{{ID: "cb<1>-0-0-0", Rule: "r1", Action: "webhook", Outcome: JobQueued}}}
+	b := appendLine(nil, &x)
+	var got Event
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatalf("%s: %v", b, err)
+	}
+	decoded, err := got.Decode()
+	if err != nil || decoded != ev {
+		t.Fatalf("event %+v, %v", decoded, err)
+	}
+	got.Data = nil
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("stored\n%s\ndecodes to\n%+v\nwant\n%+v", b, got, want)
+	}
+	// Nothing matched, no jobs: null lists, as encoding/json writes nil.
+	x = line{ev: &imevent.Event{}, data: []byte(`{}`), received: at}
+	var empty Event
+	if err := json.Unmarshal(appendLine(nil, &x), &empty); err != nil || empty.Matched != nil || empty.Jobs != nil || empty.Decision != nil {
+		t.Fatalf("empty: %+v %v", empty, err)
+	}
+}
