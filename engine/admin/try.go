@@ -127,7 +127,7 @@ func isRuleFile(name string) bool {
 const tryNote = `env("…") reads as empty in a backtest on the server; run "friendflow backtest" locally for your environment`
 
 // tryRules loads files from memory (never the rules directory, nor any
-// other), runs their tests and backtests them against ring.
+// other), runs their tests and backtests them against the recorded events.
 func tryRules(ctx context.Context, files []RuleFile, reg *actions.Registry, log *record.Log) *TryResult {
 	return tryRulesWith(ctx, files, reg, log, nil)
 }
