@@ -19,7 +19,7 @@ const (
 
 // APIs lists the paths of the REST APIs friendflow calls: the names
 // Config.APIRates (and --im-rate-api) accept.
-var APIs = []string{SendPath, BatchSendPath, AddToGroupPath, FriendUpdatePath, FriendAddPath, FriendDeletePath, BlacklistAddPath}
+var APIs = []string{SendPath, BatchSendPath, AddToGroupPath, FriendUpdatePath, FriendAddPath, FriendDeletePath, BlacklistAddPath, PortraitGetPath}
 
 // budgets are the rate limits of one Client: a token bucket per API, made
 // at NewClient for every API friendflow calls (so Call never locks to find

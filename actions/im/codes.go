@@ -67,6 +67,7 @@ const (
 	srcFriendAdd = "https://trtc.io/document/34902"                           // friend_add: 30008
 	srcFriendUpd = "https://www.tencentcloud.com/document/product/1047/34904" // friend_update
 	srcBlackAdd  = "https://cloud.tencent.com/document/product/269/3718"      // black_list_add
+	srcPortrait  = "https://www.tencentcloud.com/document/product/1047/34917" // portrait_get
 )
 
 // Waits of the retry hints.
@@ -127,6 +128,14 @@ var codeTable = []Code{
 	{30540, ClassAccount, 0, "friend request refused by anti-spam", srcFriendAdd},
 	{31704, ClassSuccess, 0, "not friends: already gone", srcFriendDel},
 	{31707, ClassTransient, time.Minute, "friend deletion hit the security policy (too frequent)", srcFriendDel},
+
+	{40001, ClassRequest, 0, "profile request parameter error", srcPortrait},
+	{40002, ClassRequest, 0, "no To_Account given", srcPortrait},
+	{40003, ClassAccount, 0, "requested account does not exist", srcPortrait},
+	{40004, ClassRequest, 0, "needs an App admin", srcPortrait},
+	{40006, ClassTransient, 0, "profile server internal error, retry later", srcPortrait},
+	{40007, ClassRequest, 0, "no read permission on a profile field (console field permissions)", srcPortrait},
+	{40009, ClassRequest, 0, "profile tag does not exist", srcPortrait},
 
 	{60002, ClassRequest, 0, "HTTP, URL or JSON format problem", srcErrCodes},
 	{60003, ClassRequest, 0, "HTTP, URL or JSON format problem", srcErrCodes},

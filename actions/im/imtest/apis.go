@@ -25,6 +25,7 @@ var apis = map[string]api{
 	"/v4/sns/friend_add":                       {(*Server).checkFriendAdd, (*Server).friendAdd},
 	"/v4/sns/friend_delete":                    {(*Server).checkFriendDelete, (*Server).friendDelete},
 	"/v4/sns/black_list_add":                   {(*Server).checkBlacklistAdd, (*Server).blacklistAdd},
+	"/v4/profile/portrait_get":                 {(*Server).checkPortraitGet, (*Server).portraitGet},
 }
 
 // Limits the fake enforces. friendflow sends at most 100 members per

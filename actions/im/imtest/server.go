@@ -5,7 +5,7 @@
 // recomputed), a fresh random per request, the JSON field names, types and
 // limits of openim/sendmsg, openim/batchsendmsg,
 // group_open_http_svc/add_group_member, sns/friend_update, sns/friend_add,
-// sns/friend_delete and sns/black_list_add — and reports
+// sns/friend_delete, sns/black_list_add and profile/portrait_get — and reports
 // each deviation as a test error. It answers like IM does (HTTP 200 with
 // an ActionStatus envelope; SomeError with an ErrorList, FAIL 90012
 // without one when every recipient of a batch failed, 10019 for an
@@ -150,6 +150,11 @@ type Server struct {
 	recent     []uint32                   // the last randoms, to catch one reused
 	unknown    map[string]bool
 	changed    chan struct{}
+	// portrait_get's profiles (account → tag → value), the app's custom
+	// profile keys, and how an unknown account is answered.
+	profiles       map[string]map[string]any
+	customTags     []string
+	unknownPerUser bool
 }
 
 type dedupEntry struct {
