@@ -60,3 +60,10 @@ type ProfileSource interface {
 	// waiting for them, so that they share requests.
 	Prefetch(accounts, custom []string)
 }
+
+// ProfilesParam is the parameter a rendered job carries when a template of
+// its action calls profile(): the accounts and custom fields the templates
+// want, {"accounts": [...], "custom": [...]}. The queue resolves such a
+// job's templates when it runs, and drops this parameter, before the
+// kind's Spec.Check; no kind declares a parameter of this name.
+const ProfilesParam = "$profiles"

@@ -58,6 +58,9 @@ func (c *exprCompiler) compile(src, key string, inspect func(ast.Node), extra ..
 	if err := checkEnvNames(tree); err != nil {
 		return nil, err
 	}
+	if err := checkProfile(tree, key); err != nil {
+		return nil, err
+	}
 	c.lists = listRefs(tree.Node)
 	if inspect != nil {
 		inspect(tree.Node)

@@ -158,7 +158,9 @@ func (s *Set) explainRule(r *rule, ev *imevent.Event, env map[string]any, sc *sc
 		if r.shadow {
 			t.Reason = "when is true; shadow rule: its actions are not run"
 		}
-		x := &evalCtx{ev: ev, vm: &sc.vm, sc: sc, env: env}
+		// Explain never calls IM: profile() gives no profile, so what
+		// shows is the templates' fallbacks.
+		x := &evalCtx{ev: ev, vm: &sc.vm, sc: sc, env: env, profiles: func(string) map[string]any { return emptyProfile() }}
 		once, err := r.evalOnce(x)
 		if err == nil && once != nil {
 			t.Once = &OnceTrace{Key: once.Key, For: once.For.String()}

@@ -80,6 +80,8 @@ var (
 		{name: "match", required: true, value: boolean, doc: "Whether the rule must match the event."},
 		{name: "actions", value: listOf("expected_action"),
 			doc: "Actions the rule must render for the event, in order, among all it renders: every given parameter must equal the rendered value, and a delay or cancel_on given beside the kind the action's."},
+		{name: "profiles", value: profilesSchema,
+			doc: "IM profiles that profile() gives in this test, by account: Nick, FaceUrl, Gender, Language, Location, SelfSignature, and Custom (a mapping of custom fields). An account not listed has no profile. Tests never call IM."},
 		{name: "decision", value: ref("decision"),
 			doc: "For a before-callback (Sns.CallbackPrevFriendAdd, Sns.CallbackPrevFriendResponse): the whole rule set's decision for the event, allow, deny, or {deny: CODE, reason: TEXT}."},
 		{name: "lists", value: func(*schemaBuilder) jsonSchema {

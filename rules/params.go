@@ -70,6 +70,20 @@ type paramRenderError struct {
 func (e *paramRenderError) Error() string { return "parameter " + e.path + ": " + e.err.Error() }
 func (e *paramRenderError) Unwrap() error { return e.err }
 
+// eachTemplate calls fn for every template of the value.
+func (p *pval) eachTemplate(fn func(*template)) {
+	switch p.kind {
+	case pvTemplate:
+		if p.tmpl != nil {
+			fn(p.tmpl)
+		}
+	case pvMap, pvList:
+		for _, v := range p.vals {
+			v.eachTemplate(fn)
+		}
+	}
+}
+
 // loadValue is the value Spec.Check sees at load time: templates stand in
 // as actions.Deferred because their values are only known per event.
 func (p *pval) loadValue() any {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"reflect"
 	"slices"
 	"strings"
@@ -41,7 +42,11 @@ func newLoader(reg *actions.Registry, getenv func(string) string, lim limits) *l
 	envOpt := expr.Function(envFn, readEnv(getenv),
 		new(func(string) string), // typed: env(1) or env() is a compile error
 	)
-	opts := append([]expr.Option{expr.Env(proto), envOpt, rawOption(), expr.Optimize(true)}, budgetOptions()...)
+	// profile() is a function of the environment, not an expr.Function,
+	// so that each evaluation can give its own (see setProfileFn).
+	withProfile := maps.Clone(proto)
+	withProfile[profileFn] = profileStub
+	opts := append([]expr.Option{expr.Env(withProfile), envOpt, rawOption(), expr.Optimize(true)}, budgetOptions()...)
 	binding := &listBinding{}
 	opts = append(opts, listOptions(binding)...)
 	return &loader{

@@ -47,6 +47,18 @@ func (p *fileParser) parseAction(item *yaml.Node, r *rule, what string) *action 
 	if !paramsOK {
 		return nil
 	}
+	a.params.eachTemplate(func(t *template) {
+		a.profile = a.profile || t.profile
+		for _, k := range t.custom {
+			if !slices.Contains(a.custom, k) {
+				a.custom = append(a.custom, k)
+			}
+		}
+	})
+	if a.profile && a.spec.Sync {
+		p.errAt(kindKey, "%s: profile() is resolved when a job runs; %s is decided while the callback waits", what, a.spec.Name)
+		return nil
+	}
 	return a
 }
 
@@ -259,38 +271,27 @@ func (p *fileParser) templateValue(n *yaml.Node, what string) (*pval, bool) {
 	if spans == nil {
 		return &pval{kind: pvStatic, static: tail}, true
 	}
-	t := &template{single: len(spans) == 1 && spans[0].lit == "" && tail == "" && spans[0].start == 2 && spans[0].end == len(s)-1}
-	ok := true
+	t := newTemplate(s, spans, tail)
+	ok, lists := true, false
 	for _, sp := range spans {
-		if sp.lit != "" {
-			t.parts = append(t.parts, tmplPart{lit: sp.lit})
-		}
-		src := s[sp.start:sp.end]
-		var (
-			fast fexpr // kind 0: the VM
-			raw  bool
-		)
-		prog, err := p.l.compiler.compile(src, "", func(n ast.Node) { fast, _ = fastCompile(n); raw = isRawCall(n) })
-		if err != nil {
+		if err := t.addPart(p.l.compiler, sp, s); err != nil {
 			line, col := p.exprPos(n, sp.start, err)
-			p.problem(line, col, "%s: ${ %s }: %s", what, strings.TrimSpace(src), exprMessage(err))
+			p.problem(line, col, "%s: ${ %s }: %s", what, strings.TrimSpace(s[sp.start:sp.end]), exprMessage(err))
 			ok = false
 			continue
 		}
-		if p.noteLists(n, sp.start, src, what) {
-			fast = fexpr{} // the VM, which reports a list's error
-		}
-		t.parts = append(t.parts, tmplPart{src: strings.TrimSpace(src), prog: prog, fast: fast, raw: raw})
-	}
-	if tail != "" {
-		t.parts = append(t.parts, tmplPart{lit: tail})
-	}
-	for _, part := range t.parts {
-		t.size += len(part.lit)
-		if part.prog != nil {
-			t.size += 16 // an account name, a number
+		if p.noteLists(n, sp.start, s[sp.start:sp.end], what) {
+			lists = true
+			t.parts[len(t.parts)-1].fast = fexpr{} // the VM, which reports a list's error
 		}
 	}
+	if lists && t.profile {
+		// The worker renders a profile() template without the rule set
+		// whose lists it would read.
+		p.errAt(n, "%s: a template that calls profile() cannot read list(): put them in different parameters", what)
+		ok = false
+	}
+	t.finish(tail)
 	return &pval{kind: pvTemplate, tmpl: t}, ok
 }
 
@@ -349,4 +350,54 @@ func prevCommands() []string {
 		}
 	}
 	return cmds
+}
+
+// newTemplate starts the template of s, whose ${ } are spans.
+func newTemplate(s string, spans []tmplSpan, tail string) *template {
+	return &template{src: s, single: len(spans) == 1 && spans[0].lit == "" && tail == "" && spans[0].start == 2 && spans[0].end == len(s)-1}
+}
+
+// addPart compiles the span sp of s into t, after its literal text.
+func (t *template) addPart(c *exprCompiler, sp tmplSpan, s string) error {
+	if sp.lit != "" {
+		t.parts = append(t.parts, tmplPart{lit: sp.lit})
+	}
+	src := s[sp.start:sp.end]
+	var (
+		fast    fexpr // kind 0: the VM
+		raw     bool
+		profile bool
+		custom  []string
+	)
+	prog, err := c.compile(src, templateKey, func(n ast.Node) {
+		fast, _ = fastCompile(n)
+		raw = isRawCall(n)
+		if profile, custom = profileInfo(n); profile {
+			fast = fexpr{}
+		}
+	})
+	if err != nil {
+		return err
+	}
+	t.parts = append(t.parts, tmplPart{src: strings.TrimSpace(src), prog: prog, fast: fast, raw: raw, profile: profile})
+	t.profile = t.profile || profile
+	for _, k := range custom {
+		if !slices.Contains(t.custom, k) {
+			t.custom = append(t.custom, k)
+		}
+	}
+	return nil
+}
+
+// finish adds the text after the last ${ } and sizes the rendering.
+func (t *template) finish(tail string) {
+	if tail != "" {
+		t.parts = append(t.parts, tmplPart{lit: tail})
+	}
+	for _, part := range t.parts {
+		t.size += len(part.lit)
+		if part.prog != nil {
+			t.size += 16 // an account name, a number
+		}
+	}
 }

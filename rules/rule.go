@@ -75,6 +75,10 @@ type action struct {
 	// drop the action while it waits for its delay.
 	cancelOn []string
 	cancel   *Cancel // cancelOn, as every Match hands it out
+	// profile: a template of the parameters calls profile(); custom are
+	// the custom profile fields they name.
+	profile bool
+	custom  []string
 }
 
 func (r *rule) covers(cmd string) bool {
@@ -128,9 +132,13 @@ func (r *rule) renderActions(x *evalCtx) ([]Action, error) {
 	}
 	out := make([]Action, len(r.actions))
 	for i, a := range r.actions {
+		x.accounts = x.accounts[:0]
 		params, err := a.params.renderMap(x)
 		if err != nil {
 			return nil, fmt.Errorf("action %d (%s): %w", i+1, a.kind, err)
+		}
+		if a.profile && x.profiles == nil {
+			params[actions.ProfilesParam] = profilesParam(x.accounts, a.custom)
 		}
 		out[i] = Action{Kind: a.kind, Params: params, Delay: a.delay, Retry: a.retry, Sync: a.spec.Sync, Cancel: a.cancel}
 	}

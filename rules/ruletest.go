@@ -22,6 +22,12 @@ type testCase struct {
 	actions   []expectedAction
 	decision  *expectedDecision // nil: not checked
 	lists     testLists         // the case's list members; nil: none
+	profiles  map[string]actions.Profile
+}
+
+// profileFn is profile() in the test: its profiles, or none.
+func (tc *testCase) profileFn(account string) map[string]any {
+	return tc.profiles[account].Value()
 }
 
 // expectedDecision is the decision a test expects of the whole rule set
@@ -155,7 +161,7 @@ func (s *Set) runTest(r *rule, tc *testCase, sc *scratch) string {
 	if !matched {
 		return ""
 	}
-	x := &evalCtx{ev: &ev, vm: &sc.vm, sc: sc, env: env}
+	x := &evalCtx{ev: &ev, vm: &sc.vm, sc: sc, env: env, profiles: tc.profileFn}
 	if _, err := r.evalOnce(x); err != nil {
 		return "runtime error: " + err.Error()
 	}

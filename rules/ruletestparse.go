@@ -6,6 +6,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/friendflow/friendflow/actions"
 	"github.com/friendflow/friendflow/rules/imevent"
 )
 
@@ -37,6 +38,9 @@ func (p *fileParser) parseTest(item *yaml.Node, r *rule, what string) *testCase 
 		var lok bool
 		tc.lists, lok = p.parseTestLists(kv.val, what)
 		good = good && lok
+	}
+	if kv, ok := fields["profiles"]; ok {
+		good = p.testProfiles(tc, kv.val, what) && good
 	}
 	if !good {
 		return nil
@@ -298,4 +302,74 @@ func (p *fileParser) staticValue(n *yaml.Node, what string) (any, bool) {
 	}
 	p.errAt(n, "%s: unsupported YAML value", what)
 	return nil, false
+}
+
+// testProfiles reads a test's profiles: account → profile fields.
+func (p *fileParser) testProfiles(tc *testCase, n *yaml.Node, what string) bool {
+	what += ": profiles"
+	accounts, ok := p.mapping(n, what, nil)
+	if !ok {
+		return false
+	}
+	tc.profiles = make(map[string]actions.Profile, len(accounts))
+	for account, f := range accounts {
+		fields, ok := p.mapping(f.val, what+": "+account, actions.ProfileFields)
+		if !ok {
+			return false
+		}
+		var prof actions.Profile
+		for name, fv := range fields {
+			if !p.profileField(&prof, name, resolve(fv.val), what+": "+account+": "+name) {
+				return false
+			}
+		}
+		tc.profiles[account] = prof
+	}
+	return true
+}
+
+func (p *fileParser) profileField(prof *actions.Profile, name string, v *yaml.Node, what string) bool {
+	if name == "Custom" {
+		custom, ok := p.mapping(v, what, nil)
+		if !ok {
+			return false
+		}
+		prof.Custom = make(map[string]string, len(custom))
+		for k, cv := range custom {
+			if !validCustomKey(k) {
+				p.errAt(cv.key, "%s: %q: a custom field's key is 1 to %d English letters", what, k, maxCustomKey)
+				return false
+			}
+			s, ok := p.scalarString(cv.val, what+": "+k)
+			if !ok {
+				return false
+			}
+			prof.Custom[k] = s
+		}
+		return true
+	}
+	if name == "Language" {
+		if v.Kind != yaml.ScalarNode || v.ShortTag() != "!!int" || v.Decode(&prof.Language) != nil {
+			p.errAt(v, "%s: want an integer, got %s", what, describeNode(v))
+			return false
+		}
+		return true
+	}
+	s, ok := p.scalarString(v, what)
+	if !ok {
+		return false
+	}
+	switch name {
+	case "Nick":
+		prof.Nick = s
+	case "FaceUrl":
+		prof.FaceUrl = s
+	case "Gender":
+		prof.Gender = s
+	case "Location":
+		prof.Location = s
+	case "SelfSignature":
+		prof.SelfSignature = s
+	}
+	return true
 }

@@ -134,6 +134,22 @@ func stringExpression(*schemaBuilder) jsonSchema { return jsonSchema{"type": "st
 
 func boolean(*schemaBuilder) jsonSchema { return jsonSchema{"type": "boolean"} }
 
+// profilesSchema is a test's profiles: account → profile fields.
+func profilesSchema(*schemaBuilder) jsonSchema {
+	str := jsonSchema{"type": []string{"string", "number", "boolean"}}
+	props := jsonSchema{"Custom": jsonSchema{"type": "object", "additionalProperties": str,
+		"propertyNames": jsonSchema{"pattern": "^[A-Za-z]{1,8}$"}}}
+	for _, f := range actions.ProfileFields {
+		if f == "Language" {
+			props[f] = jsonSchema{"type": "integer", "minimum": 0}
+		} else if f != "Custom" {
+			props[f] = str
+		}
+	}
+	return jsonSchema{"type": "object", "additionalProperties": jsonSchema{
+		"type": "object", "properties": props, "additionalProperties": false}}
+}
+
 // event is a test case's partial event: the field table's fields, with
 // Tencent's documented values as examples (a test may use others).
 func (b *schemaBuilder) event() jsonSchema {

@@ -119,6 +119,11 @@ type evalCtx struct {
 	vm  *vm.VM
 	sc  *scratch       // whose map env is filled into
 	env map[string]any // nil until envMap
+	// profiles is profile() where it is resolved at once (rule tests,
+	// explain, the Resolver); nil at match time, where accounts records
+	// the accounts a deferred template names.
+	profiles func(account string) map[string]any
+	accounts []string
 }
 
 func (c *evalCtx) envMap() map[string]any {

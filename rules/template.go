@@ -17,7 +17,12 @@ import (
 // A template is a string action parameter holding ${ expr } parts. "$${"
 // writes a literal "${".
 type template struct {
+	src   string // as written, for a profile() template rendered when the job runs
 	parts []tmplPart
+	// profile: a part calls profile(), so the template is rendered when
+	// the job runs (see profile.go); url: it is a URL parameter's.
+	profile, url bool
+	custom       []string // the custom profile fields its parts name
 	size  int // a guess of the rendered length, to allocate once
 	// single: the string is exactly one ${ } and renders to the
 	// expression's value with its own type (an int stays an int).
@@ -30,6 +35,8 @@ type tmplPart struct {
 	prog *vm.Program // compiled expression
 	fast fexpr       // prog on the fast path, when fast.kind is not 0
 	raw  bool        // the expression is a raw(...) call
+	// profile: the expression calls profile()
+	profile bool
 	esc  urlEsc      // how the value is escaped (URL parameters)
 }
 
@@ -139,6 +146,12 @@ func exprEnd(s string, start int) (int, error) {
 // render evaluates the template. A single-expression template returns the
 // value, made JSON-compatible; otherwise the parts are joined as text.
 func (t *template) render(x *evalCtx) (any, error) {
+	if t.profile {
+		if x.profiles == nil {
+			return t.deferred(x)
+		}
+		x.setProfileFn()
+	}
 	if t.single {
 		if t.parts[0].fast.kind != 0 {
 			return t.parts[0].value(x.ev), nil

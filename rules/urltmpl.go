@@ -60,6 +60,7 @@ func escapeURLParams(decl []actions.Param, pv *pval) {
 // another path by a To_Account of "../../dlq/drop?x=".
 func urlTemplate(t *template) *template {
 	out := *t
+	out.url = true
 	out.parts = make([]tmplPart, len(t.parts))
 	copy(out.parts, t.parts)
 	var lit strings.Builder
