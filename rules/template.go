@@ -23,7 +23,7 @@ type template struct {
 	// the job runs (see profile.go); url: it is a URL parameter's.
 	profile, url bool
 	custom       []string // the custom profile fields its parts name
-	size  int // a guess of the rendered length, to allocate once
+	size         int      // a guess of the rendered length, to allocate once
 	// single: the string is exactly one ${ } and renders to the
 	// expression's value with its own type (an int stays an int).
 	single bool
@@ -37,7 +37,7 @@ type tmplPart struct {
 	raw  bool        // the expression is a raw(...) call
 	// profile: the expression calls profile()
 	profile bool
-	esc  urlEsc      // how the value is escaped (URL parameters)
+	esc     urlEsc // how the value is escaped (URL parameters)
 }
 
 // value returns the fast part's value as the VM would: a string, int or
