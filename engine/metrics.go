@@ -43,6 +43,7 @@ type Metrics struct {
 	Redelivered      *prometheus.CounterVec   // action
 	ActionDuration   *prometheus.HistogramVec // action
 	IMRequests       *prometheus.CounterVec   // path, result
+	ProfileLookups   *prometheus.CounterVec   // result: hit, miss
 	Reloads          *prometheus.CounterVec   // result
 	ReloadSuccess    prometheus.Gauge         // 1 when the last reload attempt succeeded
 	LastReload       prometheus.Gauge
@@ -220,6 +221,10 @@ func NewMetrics(version, commit string) *Metrics {
 		Help:    "Time one action attempt took.",
 		Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 12),
 	}, []string{"action"})
+	m.ProfileLookups = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "friendflow_profile_lookups_total",
+		Help: "Accounts whose IM profile a job's profile() wanted, by result: hit (cached) or miss (read with portrait_get).",
+	}, []string{"result"})
 	m.IMRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "friendflow_im_requests_total",
 		Help: "Requests to the IM REST API, by path and result (ok, rate_limited, api_error, http_error, failed).",
@@ -254,7 +259,7 @@ func NewMetrics(version, commit string) *Metrics {
 	})
 	build.Set(1)
 	m.own = []prometheus.Collector{m.Callbacks, m.CallbackDuration, m.Events, &ruleCollector{m},
-		m.RuleErrors, m.OnceSkips, m.CancelMarks, m.Decisions, m.DecisionDuration, m.UnstoredJobs, m.Unsigned, m.AdminAuthFailed, m.RecordDropped, m.LogsSuppressed, m.Jobs, m.Redelivered, m.ActionDuration, m.IMRequests, m.Reloads, m.ReloadSuccess, m.LastReload,
+		m.RuleErrors, m.OnceSkips, m.CancelMarks, m.Decisions, m.DecisionDuration, m.UnstoredJobs, m.Unsigned, m.AdminAuthFailed, m.RecordDropped, m.LogsSuppressed, m.Jobs, m.Redelivered, m.ActionDuration, m.IMRequests, m.ProfileLookups, m.Reloads, m.ReloadSuccess, m.LastReload,
 		m.ActiveRules, m.RulesInfo, build}
 	for _, c := range m.own {
 		f(c)
@@ -280,6 +285,16 @@ func (m *Metrics) ObserveCallback(command, result, reason string, took time.Dura
 // ObserveIM is the IM client's Observe hook.
 func (m *Metrics) ObserveIM(path, result string) {
 	m.IMRequests.WithLabelValues(path, result).Inc()
+}
+
+// ObserveProfile counts one account a job's profile() looked up: found in
+// the cache (hit) or read from IM (miss).
+func (m *Metrics) ObserveProfile(hit bool) {
+	if hit {
+		m.ProfileLookups.WithLabelValues("hit").Inc()
+	} else {
+		m.ProfileLookups.WithLabelValues("miss").Inc()
+	}
 }
 
 // RulesLoaded records a successful load of set.

@@ -136,15 +136,19 @@ func boolean(*schemaBuilder) jsonSchema { return jsonSchema{"type": "boolean"} }
 
 // profilesSchema is a test's profiles: account → profile fields.
 func profilesSchema(*schemaBuilder) jsonSchema {
-	str := jsonSchema{"type": []string{"string", "number", "boolean"}}
-	props := jsonSchema{"Custom": jsonSchema{"type": "object", "additionalProperties": str,
-		"propertyNames": jsonSchema{"pattern": "^[A-Za-z]{1,8}$"}}}
-	for _, f := range actions.ProfileFields {
-		if f == "Language" {
-			props[f] = jsonSchema{"type": "integer", "minimum": 0}
-		} else if f != "Custom" {
-			props[f] = str
-		}
+	str := func(doc string) jsonSchema {
+		return jsonSchema{"type": []string{"string", "number", "boolean"}, "description": doc}
+	}
+	props := jsonSchema{
+		"Nick":          str("Tag_Profile_IM_Nick: the nickname."),
+		"FaceUrl":       str("Tag_Profile_IM_Image: the avatar URL."),
+		"Gender":        str("Tag_Profile_IM_Gender: Gender_Type_Unknown, Gender_Type_Female or Gender_Type_Male."),
+		"Location":      str("Tag_Profile_IM_Location."),
+		"SelfSignature": str("Tag_Profile_IM_SelfSignature: the signature."),
+		"Language":      jsonSchema{"type": "integer", "minimum": 0, "description": "Tag_Profile_IM_Language, a number."},
+		"Custom": jsonSchema{"type": "object", "additionalProperties": str("The custom field's value."),
+			"propertyNames": jsonSchema{"pattern": "^[A-Za-z]{1,8}$"},
+			"description":   "Custom fields (Tag_Profile_Custom_KEY) by KEY."},
 	}
 	return jsonSchema{"type": "object", "additionalProperties": jsonSchema{
 		"type": "object", "properties": props, "additionalProperties": false}}

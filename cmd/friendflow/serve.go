@@ -109,7 +109,7 @@ func buildServer(ctx context.Context, cfg *serveConfig, stdout, stderr io.Writer
 	registry := newRegistry(s.log, imc)
 	s.reloader = s.newReloader(registry)
 	ring := &recordHooks{}
-	if err := s.openQueue(ctx, registry, ring); err != nil {
+	if err := s.openQueue(ctx, registry, ring, s.profiles(imc)); err != nil {
 		return nil, err
 	}
 	if err := s.openLists(ctx); err != nil {
@@ -162,6 +162,18 @@ func (s *server) imClient() (*im.Client, error) {
 	return imc, nil
 }
 
+// profiles renders the profile() templates of jobs when they run, from
+// IM's portrait_get, batched and cached; nil without an IM client (such
+// jobs are then dead letters, like im.send's).
+func (s *server) profiles(imc *im.Client) queue.Profiles {
+	if imc == nil {
+		return nil
+	}
+	return rules.NewResolver(im.NewProfiles(imc, im.ProfilesConfig{
+		TTL: s.cfg.ProfileCacheTTL, Size: s.cfg.ProfileCacheSize, Observe: s.metrics.ObserveProfile, Logger: s.log,
+	}), nil)
+}
+
 // newReloader watches the rule files; run loads them first.
 func (s *server) newReloader(registry *actions.Registry) *reload.Reloader {
 	metrics := s.metrics
@@ -184,7 +196,7 @@ func (s *server) newReloader(registry *actions.Registry) *reload.Reloader {
 }
 
 // openQueue opens the durable queue, embedded or on a NATS cluster.
-func (s *server) openQueue(ctx context.Context, registry *actions.Registry, ring *recordHooks) error {
+func (s *server) openQueue(ctx context.Context, registry *actions.Registry, ring *recordHooks, profiles queue.Profiles) error {
 	cfg := s.cfg
 	q, err := queue.Open(ctx, queue.Config{
 		DataDir:      cfg.Data,
@@ -201,6 +213,7 @@ func (s *server) openQueue(ctx context.Context, registry *actions.Registry, ring
 		SyncAlways:   cfg.Sync == "always",
 		Workers:      cfg.Workers,
 		Registry:     registry,
+		Profiles:     profiles,
 		Logger:       s.log,
 		Hooks:        ring.Hooks(s.metrics.QueueHooks()),
 		Tracer:       s.tracer,

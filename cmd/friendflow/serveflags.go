@@ -56,6 +56,8 @@ type serveConfig struct {
 	IMRate            float64
 	IMRateAPI         rateAPI // overrides IMRate for the APIs it names
 	IMBatchRecipients int
+	ProfileCacheTTL   time.Duration
+	ProfileCacheSize  int
 
 	DecisionTimeout  time.Duration
 	DecisionFail     string
@@ -249,6 +251,12 @@ func (f *serveFlags) checkIM(c *serveConfig, cmdline map[string]bool) error {
 	if c.IMRate <= 0 {
 		return usagef("%s must be positive, got %v", flagRef("im-rate"), c.IMRate)
 	}
+	if err := positiveDuration("profile-cache-ttl", c.ProfileCacheTTL); err != nil {
+		return err
+	}
+	if c.ProfileCacheSize < 1 {
+		return usagef("%s must be at least 1, got %d", flagRef("profile-cache-size"), c.ProfileCacheSize)
+	}
 	if c.IMBatchRecipients <= im.MaxBatchRecipients {
 		return usagef("%s must be more than %d (one request's recipients), got %d", flagRef("im-batch-recipients"), im.MaxBatchRecipients, c.IMBatchRecipients)
 	}
@@ -314,6 +322,8 @@ func (f *serveFlags) declare(fs *flag.FlagSet) {
 	fs.Float64Var(&c.IMRate, "im-rate", im.DefaultRate, "requests/s to each IM REST API (Tencent counts each API on its own)")
 	fs.Var(&c.IMRateAPI, "im-rate-api", "requests/s of single IM REST APIs, overriding --im-rate: api=N pairs, comma-separated (openim/batchsendmsg=50,sns/friend_update=20)")
 	fs.IntVar(&c.IMBatchRecipients, "im-batch-recipients", im.DefaultBatchRecipients, "recipients per minute of openim/batchsendmsg (Tencent's own limit besides the requests/s)")
+	fs.DurationVar(&c.ProfileCacheTTL, "profile-cache-ttl", im.DefaultProfileTTL, "how long an IM profile read for profile() is kept")
+	fs.IntVar(&c.ProfileCacheSize, "profile-cache-size", im.DefaultProfileCacheSize, "IM profiles kept at most for profile() (least recently used first out)")
 	fs.DurationVar(&c.DecisionTimeout, "decision-timeout", 500*time.Millisecond, "deadline of a Prev callback's allow/deny decision")
 	fs.StringVar(&c.DecisionFail, "decision-fail", "open", "when a decision times out or a rule fails: open (allow) or closed (deny)")
 	fs.IntVar(&c.DecisionFailCode, "decision-fail-code", 38000, "ResultCode of a fail-closed denial (38000-39000)")

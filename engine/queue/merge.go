@@ -74,6 +74,10 @@ func (q *Queue) runMerged(b *batch, unit []int) {
 		r.started = true
 		r.before.save(job)
 		t0 := q.begin(job)
+		if reason, err := q.resolveProfiles(q.jobCtx, job); err != nil {
+			r.res = q.settle(job, reason, err, t0)
+			continue
+		}
 		p, err := kind.Spec().Check(job.Params)
 		if err != nil {
 			r.res = q.settle(job, "invalid parameters", fmt.Errorf("invalid parameters: %w", err), t0)

@@ -65,6 +65,7 @@ package queue
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -189,6 +190,9 @@ type Config struct {
 	// hold a worker forever; hitting it is a transient failure.
 	JobTimeout time.Duration
 	Registry   *actions.Registry // the action kinds; required by Run
+	// Profiles renders the profile() templates of jobs when they run
+	// (rules.Resolver); nil: such a job is a dead letter.
+	Profiles Profiles
 	Logger     *slog.Logger      // nil: slog.Default()
 	Hooks      Hooks
 	// Tracer, when set, gives each job run a span linked to its callback's
@@ -196,6 +200,16 @@ type Config struct {
 	Tracer *tracing.Tracer
 	Now    func() time.Time // clock for due times and attempt times, safe for concurrent use (nil: time.Now)
 	Rand   func() float64   // jitter source in [0, 1] (nil: math/rand/v2); calls are serialised
+}
+
+// Profiles resolves the profile() templates a job's parameters hold
+// (actions.ProfilesParam marks them): rules.Resolver.
+type Profiles interface {
+	// Prefetch asks for the profiles a job will want, without waiting.
+	Prefetch(params map[string]any)
+	// Resolve returns the parameters rendered; its error is classified
+	// like an action's.
+	Resolve(ctx context.Context, params map[string]any, event json.RawMessage) (map[string]any, error)
 }
 
 // Hooks observe the queue, for metrics. Nil hooks are skipped. They are

@@ -204,6 +204,7 @@ func (q *Queue) handle(m jetstream.Msg) (verdict, time.Duration) {
 		q.log.Warn("cannot read the cancel_on markers of due jobs; they wait", "err", err, "in", cancelCheckWait.String())
 		return vWait, cancelCheckWait
 	}
+	q.prefetchProfiles(due)
 	rest, ok := q.conclude(seq, due, q.runAll(due))
 	if !ok {
 		return vRelease, 0
@@ -564,6 +565,9 @@ func (q *Queue) do(job *Job, ctx *jobContext) (reason string, err error) {
 	kind, ok := q.registryLookup(job.Action)
 	if !ok {
 		return "unknown action", fmt.Errorf("unknown action kind %q", job.Action)
+	}
+	if reason, err := q.resolveProfiles(ctx, job); err != nil {
+		return reason, err
 	}
 	params, err := kind.Spec().Check(job.Params)
 	if err != nil {
