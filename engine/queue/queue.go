@@ -193,8 +193,8 @@ type Config struct {
 	// Profiles renders the profile() templates of jobs when they run
 	// (rules.Resolver); nil: such a job is a dead letter.
 	Profiles Profiles
-	Logger     *slog.Logger      // nil: slog.Default()
-	Hooks      Hooks
+	Logger   *slog.Logger // nil: slog.Default()
+	Hooks    Hooks
 	// Tracer, when set, gives each job run a span linked to its callback's
 	// and stores jobs' TraceParent (message format 3); nil: no tracing.
 	Tracer *tracing.Tracer
