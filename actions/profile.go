@@ -1,6 +1,9 @@
 package actions
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Profile is one account's IM profile as rules see it through profile()
 // (v4/profile/portrait_get, https://www.tencentcloud.com/document/product/1047/34917).
@@ -57,8 +60,9 @@ type ProfileSource interface {
 	// classified like an action's (Permanent, Transient).
 	Profiles(ctx context.Context, accounts, custom []string) (map[string]Profile, error)
 	// Prefetch asks for profiles that a job will soon want, without
-	// waiting for them, so that they share requests.
-	Prefetch(accounts, custom []string)
+	// waiting for them, so that they share requests. It returns 0 when
+	// all are cached, else about how long until they will be.
+	Prefetch(accounts, custom []string) (wait time.Duration)
 }
 
 // ProfilesParam is the parameter a rendered job carries when a template of

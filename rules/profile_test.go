@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/friendflow/friendflow/actions"
 	"github.com/friendflow/friendflow/rules/imevent"
@@ -60,7 +61,7 @@ func (f *fakeProfiles) Profiles(_ context.Context, accounts, custom []string) (m
 	return out, nil
 }
 
-func (f *fakeProfiles) Prefetch([]string, []string) {}
+func (f *fakeProfiles) Prefetch([]string, []string) time.Duration { return 0 }
 
 func TestProfileDeferredAndResolved(t *testing.T) {
 	s := mustLoad(t, oneRule(profileRule))

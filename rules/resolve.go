@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/friendflow/friendflow/actions"
 	"github.com/friendflow/friendflow/rules/imevent"
@@ -83,11 +84,13 @@ func stringList(v any) []string {
 
 // Prefetch asks the source for the profiles a job will want, without
 // waiting: the queue calls it for every due job of a message before
-// running them, so that their accounts share requests.
-func (r *Resolver) Prefetch(params map[string]any) {
+// running them, so that their accounts share requests. It returns 0 when
+// they are all cached, else about how long until they will be.
+func (r *Resolver) Prefetch(params map[string]any) time.Duration {
 	if accounts, custom := profileWants(params); len(accounts) > 0 {
-		r.src.Prefetch(accounts, custom)
+		return r.src.Prefetch(accounts, custom)
 	}
+	return 0
 }
 
 // Resolve returns params with their profile() templates rendered for the

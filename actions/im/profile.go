@@ -28,9 +28,12 @@ const MaxPortraitAccounts = 100
 const (
 	DefaultProfileTTL       = 10 * time.Minute
 	DefaultProfileCacheSize = 100000
-	// DefaultProfileWindow is how long the first account of a batch waits
-	// for others to join it, when fewer than MaxPortraitAccounts come.
-	DefaultProfileWindow = 5 * time.Millisecond
+	// DefaultProfileWindow is how long a batch of fewer than
+	// MaxPortraitAccounts waits for another account to join it, and
+	// DefaultProfileMaxWait how long its first account waits at most: while
+	// accounts keep coming, batches leave full.
+	DefaultProfileWindow  = 20 * time.Millisecond
+	DefaultProfileMaxWait = 200 * time.Millisecond
 	// profileFetchTimeout bounds one batch: the wait for the rate budget
 	// and the request (the client's own timeout bounds the request).
 	profileFetchTimeout = 30 * time.Second
@@ -56,7 +59,8 @@ var standardProfileTags = []string{tagNick, tagImage, tagGender, tagLanguage, ta
 type ProfilesConfig struct {
 	TTL      time.Duration // how long a profile is kept [DefaultProfileTTL]
 	Size     int           // profiles kept at most [DefaultProfileCacheSize]
-	Window   time.Duration // how long a batch waits to fill [DefaultProfileWindow]
+	Window   time.Duration // how long a batch waits for one more account [DefaultProfileWindow]
+	MaxWait  time.Duration // how long a batch waits to fill at most [DefaultProfileMaxWait]
 	MaxBatch int           // accounts per request, at most MaxPortraitAccounts [MaxPortraitAccounts]
 	// Observe, when set, is told whether each account a job looked up was
 	// cached (hit) or had to be read (miss). It must not block.
@@ -67,7 +71,8 @@ type ProfilesConfig struct {
 
 // Profiles reads IM profiles with portrait_get for jobs when they run: the
 // accounts that concurrently running jobs want are batched into one
-// request (up to MaxBatch, or what arrived within Window), and the answers
+// request (up to MaxBatch, or what arrived until no account came for
+// Window, within MaxWait), and the answers
 // kept in a bounded cache (Size profiles, least recently used first out,
 // each for TTL), so that a burst of welcomes to the same people costs one
 // request per hundred of them. It implements actions.ProfileSource.
@@ -86,6 +91,7 @@ type Profiles struct {
 	cache    profileCache
 	pending  map[string]*profileBatch // by custom-field set: the batch still filling
 	inflight map[string]*profileCall  // by cache key: asked for, not answered yet
+	latency  time.Duration            // of portrait_get, smoothed: Prefetch's estimate
 }
 
 // NewProfiles returns the profile reader of c.
@@ -98,6 +104,9 @@ func NewProfiles(c *Client, cfg ProfilesConfig) *Profiles {
 	}
 	if cfg.Window <= 0 {
 		cfg.Window = DefaultProfileWindow
+	}
+	if cfg.MaxWait < cfg.Window {
+		cfg.MaxWait = max(cfg.Window, DefaultProfileMaxWait)
 	}
 	if cfg.MaxBatch <= 0 || cfg.MaxBatch > MaxPortraitAccounts {
 		cfg.MaxBatch = MaxPortraitAccounts
@@ -130,6 +139,7 @@ type profileBatch struct {
 	accounts []string
 	calls    []*profileCall
 	timer    *time.Timer
+	first    time.Time // when the first account joined
 }
 
 // customSet is the cache and batch key of a list of custom fields.
@@ -187,19 +197,28 @@ func (p *Profiles) Profiles(ctx context.Context, accounts, custom []string) (map
 }
 
 // Prefetch implements actions.ProfileSource: it asks for the accounts
-// neither cached nor asked for yet, without waiting.
-func (p *Profiles) Prefetch(accounts, custom []string) {
+// neither cached nor asked for yet, without waiting, and returns 0 when
+// all are cached, else the batch window and a request's recent latency.
+func (p *Profiles) Prefetch(accounts, custom []string) time.Duration {
 	set := customSet(custom)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := p.cfg.Now()
+	missing := false
 	for _, a := range accounts {
 		key := a + "\x00" + set
-		if p.inflight[key] != nil || p.cache.has(key, now) {
+		if p.cache.has(key, now) {
 			continue
 		}
-		p.enqueueLocked(a, key, set, custom)
+		missing = true
+		if p.inflight[key] == nil {
+			p.enqueueLocked(a, key, set, custom)
+		}
 	}
+	if !missing {
+		return 0
+	}
+	return p.cfg.Window + p.latency
 }
 
 func (p *Profiles) observe(hit bool) {
@@ -213,9 +232,12 @@ func (p *Profiles) observe(hit bool) {
 func (p *Profiles) enqueueLocked(account, key, set string, custom []string) *profileCall {
 	b := p.pending[set]
 	if b == nil {
-		b = &profileBatch{key: set, custom: slices.Clone(custom)}
+		b = &profileBatch{key: set, custom: slices.Clone(custom), first: time.Now()}
 		p.pending[set] = b
 		b.timer = time.AfterFunc(p.cfg.Window, func() { p.flush(b) })
+	} else {
+		// Another Window from now, within MaxWait of the first account.
+		b.timer.Reset(max(0, min(p.cfg.Window, p.cfg.MaxWait-time.Since(b.first))))
 	}
 	call := &profileCall{done: make(chan struct{})}
 	p.inflight[key] = call
@@ -245,12 +267,15 @@ func (p *Profiles) flush(b *profileBatch) {
 func (p *Profiles) fetch(b *profileBatch) {
 	ctx, cancel := context.WithTimeout(context.Background(), profileFetchTimeout)
 	defer cancel()
+	t0 := time.Now()
 	profs, errs, err := p.portraitGet(ctx, b.accounts, b.custom)
+	took := time.Since(t0)
 	if err != nil {
 		p.log.Warn("portrait_get failed", "accounts", len(b.accounts), "err", err.Error())
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.latency += (min(took, time.Second) - p.latency) / 4
 	exp := p.cfg.Now().Add(p.cfg.TTL)
 	for i, a := range b.accounts {
 		call := b.calls[i]

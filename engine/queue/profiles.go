@@ -3,6 +3,8 @@ package queue
 import (
 	"context"
 	"errors"
+	"sync"
+	"time"
 
 	"github.com/friendflow/friendflow/actions"
 )
@@ -14,17 +16,71 @@ func needsProfiles(job *Job) bool {
 	return ok
 }
 
-// prefetchProfiles asks for the profiles of every due job of a message
-// before any runs, so that they share portrait_get requests.
-func (q *Queue) prefetchProfiles(due []Job) {
+// maxProfileParks is how often a message is put back to wait for its
+// profiles before its jobs run and wait for them in their workers.
+const maxProfileParks = 3
+
+// prefetchProfiles asks for the profiles of every due job of the message
+// seq before any runs, so that they share portrait_get requests. When some
+// are not cached yet, it returns how long the message should wait for
+// them: put back, the message frees its worker for the next one, whose
+// accounts then join the same requests (with the workers waiting instead,
+// a batch held only the few accounts of the messages being run). A
+// message waits at most maxProfileParks times.
+func (q *Queue) prefetchProfiles(seq uint64, jobs []Job, now time.Time) time.Duration {
 	if q.cfg.Profiles == nil {
-		return
+		return 0
 	}
-	for i := range due {
-		if needsProfiles(&due[i]) {
-			q.cfg.Profiles.Prefetch(due[i].Params)
+	var wait time.Duration
+	for i := range jobs {
+		if needsProfiles(&jobs[i]) && !jobs[i].Due.After(now) {
+			wait = max(wait, q.cfg.Profiles.Prefetch(jobs[i].Params))
 		}
 	}
+	if wait <= 0 || !q.parks.park(seq) {
+		q.parks.done(seq)
+		return 0
+	}
+	return wait
+}
+
+// parks counts the times each message was put back for its profiles. A
+// message taken by another replica after it was put back leaves its count
+// here: the counts are forgotten, all at once, past maxParked.
+type parks struct {
+	mu sync.Mutex
+	n  map[uint64]int
+}
+
+const maxParked = 1 << 14
+
+// park counts one more wait of message seq, unless it has waited enough.
+func (p *parks) park(seq uint64) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.n == nil || len(p.n) >= maxParked {
+		p.n = make(map[uint64]int)
+	}
+	if p.n[seq] >= maxProfileParks {
+		return false
+	}
+	p.n[seq]++
+	return true
+}
+
+// parked reports whether message seq was put back: its next delivery is
+// not a redelivery.
+func (p *parks) parked(seq uint64) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.n[seq] > 0
+}
+
+// done forgets message seq, whose jobs run now.
+func (p *parks) done(seq uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.n, seq)
 }
 
 // resolveProfiles renders the job's profile() templates into its params,

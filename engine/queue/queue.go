@@ -205,8 +205,10 @@ type Config struct {
 // Profiles resolves the profile() templates a job's parameters hold
 // (actions.ProfilesParam marks them): rules.Resolver.
 type Profiles interface {
-	// Prefetch asks for the profiles a job will want, without waiting.
-	Prefetch(params map[string]any)
+	// Prefetch asks for the profiles a job will want, without waiting;
+	// it returns 0 when they are cached, else about how long until they
+	// will be.
+	Prefetch(params map[string]any) (wait time.Duration)
 	// Resolve returns the parameters rendered; its error is classified
 	// like an action's.
 	Resolve(ctx context.Context, params map[string]any, event json.RawMessage) (map[string]any, error)
@@ -315,6 +317,7 @@ type Queue struct {
 	cancelB     atomic.Pointer[onceBucket] // cancel_on's markers, once created (cancel.go)
 
 	deadWatch deadWatch
+	parks     parks // messages put back to wait for their profiles
 
 	randMu sync.Mutex // math/rand/v2's top-level functions are safe; a Config.Rand may not be
 

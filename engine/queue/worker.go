@@ -186,9 +186,12 @@ func (q *Queue) handle(m jetstream.Msg) (verdict, time.Duration) {
 	if err != nil {
 		return q.poison(m, seq, err), 0
 	}
+	now := q.now()
+	if wait := q.prefetchProfiles(seq, jobs, now); wait > 0 {
+		return vWait, wait
+	}
 	// Jobs not due yet leave first, each into a message of its own, all
 	// published at once; then the due ones run.
-	now := q.now()
 	due := jobs
 	if later := countLater(jobs, now); later > 0 {
 		if len(jobs) == 1 {
@@ -204,7 +207,6 @@ func (q *Queue) handle(m jetstream.Msg) (verdict, time.Duration) {
 		q.log.Warn("cannot read the cancel_on markers of due jobs; they wait", "err", err, "in", cancelCheckWait.String())
 		return vWait, cancelCheckWait
 	}
-	q.prefetchProfiles(due)
 	rest, ok := q.conclude(seq, due, q.runAll(due))
 	if !ok {
 		return vRelease, 0
@@ -238,7 +240,7 @@ func (q *Queue) readJobs(m jetstream.Msg, meta *jetstream.MsgMetadata) ([]Job, e
 	// comes back by design; only a delivery that was never acknowledged
 	// is a redelivery.
 	waited := len(jobs) == 1 && !jobs[0].Due.IsZero()
-	if h := q.cfg.Hooks.Redelivered; h != nil && meta.NumDelivered > 1 && dueHeader(m.Headers()).IsZero() && !waited {
+	if h := q.cfg.Hooks.Redelivered; h != nil && meta.NumDelivered > 1 && dueHeader(m.Headers()).IsZero() && !waited && !q.parks.parked(meta.Sequence.Stream) {
 		for i := range jobs {
 			h(&jobs[i], meta.NumDelivered)
 		}
