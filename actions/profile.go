@@ -17,6 +17,17 @@ type Profile struct {
 	Location      string            // Tag_Profile_IM_Location
 	SelfSignature string            // Tag_Profile_IM_SelfSignature
 	Custom        map[string]string // Tag_Profile_Custom_<key>, by <key>
+
+	value map[string]any // Value, made once by Frozen
+}
+
+// Frozen returns p with its Value made once and shared by every copy: a
+// cache hands the same profile to many jobs, and expressions never change
+// a map. Do not change the fields of a frozen profile.
+func (p Profile) Frozen() Profile {
+	p.value = nil
+	p.value = p.Value()
+	return p
 }
 
 // ProfileFields are the fields of Profile that profile() gives, in the
@@ -27,6 +38,9 @@ var ProfileFields = []string{"Nick", "FaceUrl", "Gender", "Language", "Location"
 // holding the fields that are set, and Custom, always a map (so that
 // profile(A).Custom.Key is nil, not an error, when the key is not set).
 func (p Profile) Value() map[string]any {
+	if p.value != nil {
+		return p.value
+	}
 	m := make(map[string]any, 8)
 	put := func(k, v string) {
 		if v != "" {

@@ -368,6 +368,7 @@ func (t *template) addPart(c *exprCompiler, sp tmplSpan, s string) error {
 		raw     bool
 		profile bool
 		custom  []string
+		reads   templateReads
 	)
 	prog, err := c.compile(src, templateKey, func(n ast.Node) {
 		fast, _ = fastCompile(n)
@@ -375,12 +376,20 @@ func (t *template) addPart(c *exprCompiler, sp tmplSpan, s string) error {
 		if profile, custom = profileInfo(n); profile {
 			fast = fexpr{}
 		}
+		ast.Walk(&n, &reads)
 	})
 	if err != nil {
 		return err
 	}
 	t.parts = append(t.parts, tmplPart{src: strings.TrimSpace(src), prog: prog, fast: fast, raw: raw, profile: profile})
 	t.profile = t.profile || profile
+	t.acctsVM = t.acctsVM || reads.vm
+	t.accts = append(t.accts, reads.args...)
+	for _, f := range reads.fields {
+		if !slices.ContainsFunc(t.fields, func(nf namedField) bool { return nf.name == f.name }) {
+			t.fields = append(t.fields, f)
+		}
+	}
 	for _, k := range custom {
 		if !slices.Contains(t.custom, k) {
 			t.custom = append(t.custom, k)

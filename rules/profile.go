@@ -25,8 +25,10 @@ const profileFn = "profile"
 const templateKey = "template"
 
 // deferredTemplate is the key of a rendered parameter value that stands
-// for a template to render when the job runs: {deferredTemplate: source},
-// with deferredURL: true when it is a URL parameter's (escaped as such).
+// for a template to render when the job runs: {deferredTemplate: source,
+// and the event fields it reads by name}, with deferredURL: true when it
+// is a URL parameter's (escaped as such). The fields travel with it so
+// that the job's event need not be decoded to render it.
 const (
 	deferredTemplate = "$profile_template"
 	deferredURL      = "$url"
@@ -36,8 +38,11 @@ const (
 // real function in the environment (setProfileFn).
 func profileStub(string) map[string]any { return nil }
 
-// emptyProfile is what profile() gives an account without a profile.
-func emptyProfile() map[string]any { return actions.Profile{}.Value() }
+// emptyProfile is what profile() gives an account without a profile. One
+// value serves all: expressions cannot change a map.
+func emptyProfile() map[string]any { return emptyProfileValue }
+
+var emptyProfileValue = actions.Profile{}.Value()
 
 // maxCustomKey is the length limit of a custom profile field's key
 // (Tag_Profile_Custom_<key>: English letters, at most 8 bytes).
@@ -151,26 +156,93 @@ func (x *evalCtx) setProfileFn() {
 	}
 }
 
-// deferred renders a profile() template at match time: its profile()
-// calls run to learn the accounts they name (into x.accounts), and the
-// value is the template itself, for the queue to render when the job
-// runs.
+// deferred renders a profile() template at match time: the accounts its
+// profile() calls name go to x.accounts (read off the event when every
+// call names a field or a constant, else by running the calls), and the
+// value is the template itself with the event fields it reads, for the
+// queue to render when the job runs.
 func (t *template) deferred(x *evalCtx) (any, error) {
-	x.setProfileFn()
-	for i := range t.parts {
-		p := &t.parts[i]
-		if p.prog == nil || !p.profile {
-			continue
+	if t.acctsVM {
+		x.setProfileFn()
+		for i := range t.parts {
+			p := &t.parts[i]
+			if p.prog == nil || !p.profile {
+				continue
+			}
+			if _, err := x.run(p.prog); err != nil {
+				return nil, fmt.Errorf("${ %s }: %w", p.src, err)
+			}
 		}
-		if _, err := x.run(p.prog); err != nil {
-			return nil, fmt.Errorf("${ %s }: %w", p.src, err)
+	} else {
+		for _, a := range t.accts {
+			account := a.lit
+			if a.field.str != nil {
+				account = a.field.str(x.ev)
+			}
+			if !slices.Contains(x.accounts, account) {
+				x.accounts = append(x.accounts, account)
+			}
 		}
 	}
-	v := map[string]any{deferredTemplate: t.src}
+	v := make(map[string]any, len(t.fields)+2)
+	v[deferredTemplate] = t.src
+	for _, f := range t.fields {
+		if f.field.kind == fkInt {
+			v[f.name] = f.field.num(x.ev)
+		} else {
+			v[f.name] = f.field.str(x.ev)
+		}
+	}
 	if t.url {
 		v[deferredURL] = true
 	}
 	return v, nil
+}
+
+// namedField is an event field a template reads.
+type namedField struct {
+	name  string
+	field eventField
+}
+
+// profileArg is what one profile() call names: an event field's value, or
+// a constant.
+type profileArg struct {
+	field eventField
+	lit   string
+}
+
+// templateReads walks a checked template part for the event fields it
+// reads and the accounts its profile() calls name; vm is true when a
+// call's argument is more than a string field or a constant.
+type templateReads struct {
+	fields []namedField
+	args   []profileArg
+	vm     bool
+}
+
+func (v *templateReads) Visit(node *ast.Node) {
+	switch n := (*node).(type) {
+	case *ast.IdentifierNode:
+		if f, ok := eventFieldOf(n.Value); ok && !slices.ContainsFunc(v.fields, func(nf namedField) bool { return nf.name == n.Value }) {
+			v.fields = append(v.fields, namedField{n.Value, f})
+		}
+	case *ast.CallNode:
+		if callTo(n, profileFn) == nil || len(n.Arguments) != 1 {
+			return
+		}
+		switch a := n.Arguments[0].(type) {
+		case *ast.IdentifierNode:
+			if f, ok := eventFieldOf(a.Value); ok && f.kind == fkString {
+				v.args = append(v.args, profileArg{field: f})
+				return
+			}
+		case *ast.StringNode:
+			v.args = append(v.args, profileArg{lit: a.Value})
+			return
+		}
+		v.vm = true
+	}
 }
 
 // profilesParam is the value of actions.ProfilesParam for the accounts
@@ -180,9 +252,13 @@ func profilesParam(accounts, custom []string) map[string]any {
 	for i, s := range accounts {
 		a[i] = s
 	}
-	c := make([]any, len(custom))
-	for i, s := range custom {
-		c[i] = s
+	m := map[string]any{"accounts": a}
+	if len(custom) > 0 {
+		c := make([]any, len(custom))
+		for i, s := range custom {
+			c[i] = s
+		}
+		m["custom"] = c
 	}
-	return map[string]any{"accounts": a, "custom": c}
+	return m
 }

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/friendflow/friendflow/actions"
-	"github.com/friendflow/friendflow/rules/imevent"
 )
 
 // Resolver renders, when a job runs, the templates that call profile():
@@ -94,7 +93,7 @@ func (r *Resolver) Prefetch(params map[string]any) time.Duration {
 }
 
 // Resolve returns params with their profile() templates rendered for the
-// event. A failure to read profiles is the source's error, classified
+// event, whose fields the templates carry (event is not read). A failure to read profiles is the source's error, classified
 // (transient: the job is retried); a template that cannot be rendered is
 // permanent, as a job's invalid parameters are.
 func (r *Resolver) Resolve(ctx context.Context, params map[string]any, event json.RawMessage) (map[string]any, error) {
@@ -103,16 +102,20 @@ func (r *Resolver) Resolve(ctx context.Context, params map[string]any, event jso
 	if err != nil {
 		return nil, fmt.Errorf("reading IM profiles: %w", err)
 	}
-	var ev imevent.Event
-	if err := json.Unmarshal(event, &ev); err != nil {
-		return nil, actions.Permanent(fmt.Errorf("the job's event: %w", err))
-	}
 	sc := r.scratch.Get().(*scratch)
 	defer r.scratch.Put(sc)
 	sc.budget.begin(nil, &r.lim)
 	sc.budget.rule()
 	var fetchErr error
-	x := &evalCtx{ev: &ev, vm: &sc.vm, sc: sc}
+	// The environment holds the fields the templates read, which they
+	// carry (deferredEnv); the resolver's templates never read the event
+	// itself (no fast path).
+	if sc.env == nil {
+		sc.env = make(map[string]any, 8)
+	}
+	clear(sc.env)
+	x := &evalCtx{ev: &sc.noEvent, vm: &sc.vm, sc: sc, env: withBudget(sc.env, &sc.budget)}
+	rs := resolving{x: x}
 	x.profiles = func(account string) map[string]any {
 		p, ok := profs[account]
 		if !ok {
@@ -126,7 +129,7 @@ func (r *Resolver) Resolve(ctx context.Context, params map[string]any, event jso
 		}
 		return p.Value()
 	}
-	out, err := r.resolveMap(params, x)
+	out, err := r.resolveMap(params, &rs)
 	if fetchErr != nil {
 		return nil, fmt.Errorf("reading IM profiles: %w", fetchErr)
 	}
@@ -137,10 +140,35 @@ func (r *Resolver) Resolve(ctx context.Context, params map[string]any, event jso
 	return out, nil
 }
 
-func (r *Resolver) resolveMap(m map[string]any, x *evalCtx) (map[string]any, error) {
+// resolving is one job's resolution.
+type resolving struct {
+	x *evalCtx
+}
+
+// addEnv puts the event fields a deferred template carries into the
+// environment (numbers come back from the queue as float64).
+func (rs *resolving) addEnv(deferred map[string]any) {
+	for name, val := range deferred {
+		f, known := eventFieldOf(name)
+		if !known {
+			continue // deferredTemplate, deferredURL
+		}
+		if f.kind == fkInt {
+			switch n := val.(type) {
+			case float64:
+				val = int(n)
+			case int64:
+				val = int(n)
+			}
+		}
+		rs.x.env[name] = val
+	}
+}
+
+func (r *Resolver) resolveMap(m map[string]any, rs *resolving) (map[string]any, error) {
 	out := make(map[string]any, len(m))
 	for k, v := range m {
-		rv, err := r.resolveValue(v, x)
+		rv, err := r.resolveValue(v, rs)
 		if err != nil {
 			return nil, &paramRenderError{path: k, err: err}
 		}
@@ -149,7 +177,7 @@ func (r *Resolver) resolveMap(m map[string]any, x *evalCtx) (map[string]any, err
 	return out, nil
 }
 
-func (r *Resolver) resolveValue(v any, x *evalCtx) (any, error) {
+func (r *Resolver) resolveValue(v any, rs *resolving) (any, error) {
 	switch t := v.(type) {
 	case map[string]any:
 		if src, ok := t[deferredTemplate].(string); ok {
@@ -158,13 +186,14 @@ func (r *Resolver) resolveValue(v any, x *evalCtx) (any, error) {
 			if err != nil {
 				return nil, err
 			}
-			return tmpl.render(x)
+			rs.addEnv(t)
+			return tmpl.render(rs.x)
 		}
-		return r.resolveMap(t, x)
+		return r.resolveMap(t, rs)
 	case []any:
 		out := make([]any, len(t))
 		for i, e := range t {
-			re, err := r.resolveValue(e, x)
+			re, err := r.resolveValue(e, rs)
 			if err != nil {
 				return nil, err
 			}
@@ -217,5 +246,10 @@ func compileTemplate(c *exprCompiler, s string) (*template, error) {
 		}
 	}
 	t.finish(tail)
+	// Rendered against an environment of the fields the template reads,
+	// never against an event: no part takes the fast path.
+	for i := range t.parts {
+		t.parts[i].fast = fexpr{}
+	}
 	return t, nil
 }

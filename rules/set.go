@@ -97,6 +97,9 @@ type scratch struct {
 	lists   [][]int32      // candidate lists of one event
 	cand    []int32        // merged candidates
 	bits    []uint64       // mergeBits's bitmap, all zero between uses
+	// noEvent is the Resolver's stand-in event: its templates read the
+	// fields they carry, in env.
+	noEvent imevent.Event
 }
 
 // envOf returns ev's environment in the scratch's reused map.

@@ -23,6 +23,11 @@ type template struct {
 	// the job runs (see profile.go); url: it is a URL parameter's.
 	profile, url bool
 	custom       []string // the custom profile fields its parts name
+	// Of a profile template: the event fields its parts read, and the
+	// accounts its profile() calls name (acctsVM: found by running them).
+	fields  []namedField
+	accts   []profileArg
+	acctsVM bool
 	size         int      // a guess of the rendered length, to allocate once
 	// single: the string is exactly one ${ } and renders to the
 	// expression's value with its own type (an int stays an int).

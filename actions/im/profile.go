@@ -285,7 +285,7 @@ func (p *Profiles) fetch(b *profileBatch) {
 		case errs[a] != nil:
 			call.err = errs[a]
 		default:
-			call.prof = profs[a]
+			call.prof = profs[a].Frozen()
 			p.cache.put(a+"\x00"+b.key, call.prof, exp)
 		}
 		delete(p.inflight, a+"\x00"+b.key)
