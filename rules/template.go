@@ -28,7 +28,7 @@ type template struct {
 	fields  []namedField
 	accts   []profileArg
 	acctsVM bool
-	size         int      // a guess of the rendered length, to allocate once
+	size    int // a guess of the rendered length, to allocate once
 	// single: the string is exactly one ${ } and renders to the
 	// expression's value with its own type (an int stays an int).
 	single bool
