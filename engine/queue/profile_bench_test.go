@@ -79,6 +79,8 @@ type welcomeRig struct {
 	set      *rules.Set
 	srv      *imtest.Server
 	profiles *im.Profiles
+	running  sync.Once
+	rounds   int
 }
 
 func newWelcomeRig(tb testing.TB, profile bool, pcfg im.ProfilesConfig) *welcomeRig {
@@ -134,7 +136,9 @@ func welcomeAccount(i int) string { return fmt.Sprintf("user%04d", i) }
 // producers' pace.
 func (r *welcomeRig) run(tb testing.TB, n int) {
 	tb.Helper()
-	const round = 0
+	round := r.rounds
+	r.rounds++
+	base := r.sink.runs.Load()
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for range 16 {
@@ -162,11 +166,11 @@ func (r *welcomeRig) run(tb testing.TB, n int) {
 		})
 	}
 	wg.Wait()
-	go r.q.Run(context.Background())
+	r.running.Do(func() { go r.q.Run(context.Background()) })
 	deadline := time.Now().Add(5 * time.Minute)
-	for r.sink.runs.Load() < int64(n) {
+	for r.sink.runs.Load() < base+int64(n) {
 		if time.Now().After(deadline) {
-			tb.Fatalf("%d of %d jobs ran", r.sink.runs.Load(), n)
+			tb.Fatalf("%d of %d jobs ran", r.sink.runs.Load()-base, n)
 		}
 		time.Sleep(time.Millisecond)
 	}
@@ -214,6 +218,24 @@ func TestWelcomeProfileRequests(t *testing.T) {
 		if got := r.sink.texts[id]; got != want {
 			t.Fatalf("job %d: %q, want %q", i, got, want)
 		}
+	}
+}
+
+// BenchmarkWelcomeWarm is BenchmarkWelcome's nop jobs with every profile
+// cached: what profile() costs a job once its profile has been read.
+func BenchmarkWelcomeWarm(b *testing.B) {
+	for _, profile := range []bool{false, true} {
+		b.Run(map[bool]string{false: "plain", true: "profile"}[profile], func(b *testing.B) {
+			r := newWelcomeRig(b, profile, im.ProfilesConfig{})
+			r.run(b, welcomeAccounts) // warms the cache
+			var cpu time.Duration
+			for b.Loop() {
+				cpu0 := benchcpu.Time(b)
+				r.run(b, welcomeJobs)
+				cpu += benchcpu.Time(b) - cpu0
+			}
+			b.ReportMetric(float64(cpu.Nanoseconds())/1e3/float64(b.N*welcomeJobs), "cpu-µs/job")
+		})
 	}
 }
 
