@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -20,6 +22,9 @@ func newProfiles(t *testing.T, cfg im.ProfilesConfig) (*im.Profiles, *imtest.Ser
 	c, err := im.NewClient(srv.Config())
 	if err != nil {
 		t.Fatal(err)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	return im.NewProfiles(c, cfg), srv
 }
@@ -52,7 +57,7 @@ func TestProfilesReadAndCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := actions.Profile{Nick: "Alice", Language: 2, Gender: "Gender_Type_Female", FaceUrl: "https://a/x.png", Custom: map[string]string{"Level": "gold"}}
-	if fmt.Sprint(got["alice"]) != fmt.Sprint(want) {
+	if fmt.Sprint(got["alice"].Value()) != fmt.Sprint(want.Value()) || got["alice"].Nick != "Alice" {
 		t.Errorf("alice = %+v, want %+v", got["alice"], want)
 	}
 	if v := got["bob"].Value(); v["Nick"] != nil {

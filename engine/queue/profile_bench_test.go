@@ -81,6 +81,7 @@ type welcomeRig struct {
 	profiles *im.Profiles
 	running  sync.Once
 	rounds   int
+	retried  atomic.Int64
 }
 
 func newWelcomeRig(tb testing.TB, profile bool, pcfg im.ProfilesConfig) *welcomeRig {
@@ -113,6 +114,9 @@ func newWelcomeRigSend(tb testing.TB, profile bool, pcfg im.ProfilesConfig, send
 	hooks := Hooks{JobFinished: func(_ *Job, outcome string, _ error, _ time.Duration) {
 		if send && outcome == OutcomeDone {
 			r.sink.runs.Add(1)
+		}
+		if outcome == OutcomeRetried {
+			r.retried.Add(1)
 		}
 	}}
 	r.set = welcomeRules(tb, reg, profile)
@@ -218,6 +222,31 @@ func TestWelcomeProfileRequests(t *testing.T) {
 		if got := r.sink.texts[id]; got != want {
 			t.Fatalf("job %d: %q, want %q", i, got, want)
 		}
+	}
+}
+
+// TestProfileTransientErrorRetriesJob: while portrait_get keeps failing
+// (HTTP 502), the job waits for its profile, then fails transiently and is
+// retried with its policy, and once IM answers it greets by the nick.
+func TestProfileTransientErrorRetriesJob(t *testing.T) {
+	r := newWelcomeRig(t, true, im.ProfilesConfig{Window: time.Millisecond})
+	var fails []imtest.Reply
+	for range 8 {
+		fails = append(fails, imtest.Reply{HTTPStatus: 502})
+	}
+	r.srv.ScriptFor("/v4/"+im.PortraitGetPath, fails...)
+	r.run(t, 1)
+	if r.retried.Load() == 0 {
+		t.Error("the job was never retried")
+	}
+	ok, failed := r.portraitRequests()
+	if ok != 1 || failed != 8 {
+		t.Errorf("%d requests ok, %d failed; want 1 and 8", ok, failed)
+	}
+	r.sink.mu.Lock()
+	defer r.sink.mu.Unlock()
+	if got := r.sink.texts[actions.JobID("cb-0-0", 0, 0, 0)]; got != "Hi Nick 0, thanks for adding me!" {
+		t.Errorf("text %q", got)
 	}
 }
 

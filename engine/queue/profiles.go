@@ -31,11 +31,18 @@ func (q *Queue) prefetchProfiles(seq uint64, jobs []Job, now time.Time) time.Dur
 	if q.cfg.Profiles == nil {
 		return 0
 	}
-	var wait time.Duration
+	var (
+		wait   time.Duration
+		needed bool
+	)
 	for i := range jobs {
 		if needsProfiles(&jobs[i]) && !jobs[i].Due.After(now) {
+			needed = true
 			wait = max(wait, q.cfg.Profiles.Prefetch(jobs[i].Params))
 		}
+	}
+	if !needed {
+		return 0
 	}
 	if wait <= 0 || !q.parks.park(seq) {
 		q.parks.done(seq)
