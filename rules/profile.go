@@ -2,6 +2,7 @@ package rules
 
 import (
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -35,8 +36,9 @@ const (
 )
 
 // profileStub types profile() for the checker; the evaluations put the
-// real function in the environment (setProfileFn).
-func profileStub(string) map[string]any { return nil }
+// real function in the environment (setProfileFn). Its type is the one
+// expr calls without reflection; profileUse checks the argument.
+func profileStub(...any) any { return nil }
 
 // emptyProfile is what profile() gives an account without a profile. One
 // value serves all: expressions cannot change a map.
@@ -82,9 +84,14 @@ func (v *profileUse) fail(n ast.Node, format string, args ...any) {
 func (v *profileUse) Visit(node *ast.Node) {
 	if c := callTo(*node, profileFn); c != nil {
 		v.uses = true
-		if !v.allowed {
+		switch {
+		case !v.allowed:
 			v.fail(c, "profile() may only be used in action templates: it reads IM when the job runs, "+
 				"never while the callback waits, so it cannot decide when, once or any other condition")
+		case len(c.Arguments) != 1:
+			v.fail(c, "profile() takes one account, such as profile(From_Account)")
+		case !stringTyped(c.Arguments[0]):
+			v.fail(c.Arguments[0], "profile(): the account must be a string")
 		}
 		return
 	}
@@ -113,6 +120,12 @@ func (v *profileUse) Visit(node *ast.Node) {
 			v.custom = append(v.custom, key.Value)
 		}
 	}
+}
+
+// stringTyped reports whether a checked node may be a string.
+func stringTyped(n ast.Node) bool {
+	t := n.Type()
+	return t == nil || t.Kind() == reflect.String || t.Kind() == reflect.Interface
 }
 
 // checkProfile is profileUse over a whole tree, compiled for the
@@ -145,10 +158,14 @@ func profileInfo(n ast.Node) (uses bool, custom []string) {
 func (x *evalCtx) setProfileFn() {
 	env := x.envMap()
 	if x.profiles != nil {
-		env[profileFn] = x.profiles
+		env[profileFn] = func(args ...any) any {
+			account, _ := args[0].(string)
+			return x.profiles(account)
+		}
 		return
 	}
-	env[profileFn] = func(account string) map[string]any {
+	env[profileFn] = func(args ...any) any {
+		account, _ := args[0].(string)
 		if !slices.Contains(x.accounts, account) {
 			x.accounts = append(x.accounts, account)
 		}

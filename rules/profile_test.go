@@ -137,6 +137,12 @@ func TestProfileOnlyInTemplates(t *testing.T) {
 		"custom": `  - name: r
     actions: [ { log: { message: "${ profile(From_Account).Custom }" } } ]
 `,
+		"arity": `  - name: r
+    actions: [ { log: { message: "${ profile(From_Account, To_Account).Nick }" } } ]
+`,
+		"type": `  - name: r
+    actions: [ { log: { message: "${ profile(EventTime).Nick }" } } ]
+`,
 		"deny": `  - name: r
     on: Sns.CallbackPrevFriendAdd
     actions: [ { test.deny: { code: "${ len(profile(From_Account).Nick ?? \"\") }" } } ]
@@ -147,6 +153,8 @@ func TestProfileOnlyInTemplates(t *testing.T) {
 		"once":   "r.yaml:3:19: rule \"r\": once: key: profile() may only be used in action templates",
 		"field":  "profile() has the fields Nick, FaceUrl, Gender, Language, Location, SelfSignature, Custom",
 		"custom": "name the custom field: profile(...).Custom.KEY",
+		"arity":  "profile() takes one account",
+		"type":   "profile(): the account must be a string",
 		"deny":   "profile() is resolved when a job runs; test.deny is decided while the callback waits",
 	}
 	for name, body := range cases {
