@@ -156,6 +156,7 @@ func exercisedFamilies(t *testing.T) map[string]*dto.MetricFamily {
 	m.RulesLoaded(set)
 	m.ReloadFailed()
 	m.ObserveCallback(imevent.CmdFriendAdd, imcallback.ResultOK, "", time.Millisecond)
+	m.ObserveProfile(true)
 	m.CountEvents(imevent.CmdFriendAdd, 1)
 	m.CountMatch("r")
 	m.RuleErrors.WithLabelValues("r").Inc()
