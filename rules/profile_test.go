@@ -167,6 +167,20 @@ func TestProfileOnlyInTemplates(t *testing.T) {
 	}
 }
 
+// TestProfileNotWithList: the worker renders a profile() template without
+// the rule set's lists.
+func TestProfileNotWithList(t *testing.T) {
+	ps := problems(t, map[string]string{"r.yaml": `lists:
+  - name: vips
+rules:
+  - name: r
+    actions: [ { log: { message: "${ profile(From_Account).Nick ?? From_Account } ${ From_Account in list(\"vips\") }" } } ]
+`})
+	if len(ps) != 1 || !strings.Contains(ps[0], "r.yaml:5:") || !strings.Contains(ps[0], "cannot read list()") {
+		t.Errorf("problems: %v", ps)
+	}
+}
+
 func TestProfileExplainShowsFallbacks(t *testing.T) {
 	s := mustLoad(t, oneRule(profileRule))
 	ev := imevent.Event{CallbackCommand: imevent.CmdFriendAdd, From_Account: "alice", To_Account: "bob"}
