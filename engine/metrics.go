@@ -223,7 +223,7 @@ func NewMetrics(version, commit string) *Metrics {
 	}, []string{"action"})
 	m.ProfileLookups = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "friendflow_profile_lookups_total",
-		Help: "Accounts whose IM profile a job's profile() wanted, by result: hit (cached) or miss (read with portrait_get).",
+		Help: "IM profiles for profile(), by result: hit (a job found it cached) or miss (read with portrait_get because it was not).",
 	}, []string{"result"})
 	m.IMRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "friendflow_im_requests_total",
@@ -287,8 +287,8 @@ func (m *Metrics) ObserveIM(path, result string) {
 	m.IMRequests.WithLabelValues(path, result).Inc()
 }
 
-// ObserveProfile counts one account a job's profile() looked up: found in
-// the cache (hit) or read from IM (miss).
+// ObserveProfile counts one profile a job found in the cache (hit), or one
+// read from IM because it was not (miss).
 func (m *Metrics) ObserveProfile(hit bool) {
 	if hit {
 		m.ProfileLookups.WithLabelValues("hit").Inc()

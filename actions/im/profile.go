@@ -62,8 +62,9 @@ type ProfilesConfig struct {
 	Window   time.Duration // how long a batch waits for one more account [DefaultProfileWindow]
 	MaxWait  time.Duration // how long a batch waits to fill at most [DefaultProfileMaxWait]
 	MaxBatch int           // accounts per request, at most MaxPortraitAccounts [MaxPortraitAccounts]
-	// Observe, when set, is told whether each account a job looked up was
-	// cached (hit) or had to be read (miss). It must not block.
+	// Observe, when set, is told of each account a job found cached (hit)
+	// and of each account read from IM because it was not (miss). It must
+	// not block.
 	Observe func(hit bool)
 	Now     func() time.Time // for the TTL; nil: time.Now
 	Logger  *slog.Logger     // nil: slog.Default()
@@ -174,7 +175,6 @@ func (p *Profiles) Profiles(ctx context.Context, accounts, custom []string) (map
 			p.observe(true)
 			continue
 		}
-		p.observe(false)
 		call := p.inflight[key]
 		if call == nil {
 			call = p.enqueueLocked(a, key, set, custom)
@@ -239,6 +239,7 @@ func (p *Profiles) enqueueLocked(account, key, set string, custom []string) *pro
 		// Another Window from now, within MaxWait of the first account.
 		b.timer.Reset(max(0, min(p.cfg.Window, p.cfg.MaxWait-time.Since(b.first))))
 	}
+	p.observe(false)
 	call := &profileCall{done: make(chan struct{})}
 	p.inflight[key] = call
 	b.accounts = append(b.accounts, account)
