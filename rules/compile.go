@@ -23,6 +23,9 @@ type exprCompiler struct {
 	opts    []expr.Option
 	configs map[string]*conf.Config // by the extra options' key
 	lists   []listRef               // the lists the last expression compiled looks up
+	// counters are the declared counters count() may name; nil while a
+	// counter's key compiles, which may not count.
+	counters map[string]*counterSpec
 }
 
 func newExprCompiler(opts []expr.Option) *exprCompiler {
@@ -53,7 +56,7 @@ func (c *exprCompiler) compile(src, key string, inspect func(ast.Node), extra ..
 	c.lists = nil
 	tree, err := checker.ParseCheck(src, cfg)
 	if err != nil {
-		return nil, err
+		return nil, countErr(err)
 	}
 	if err := checkEnvNames(tree); err != nil {
 		return nil, err
@@ -62,6 +65,9 @@ func (c *exprCompiler) compile(src, key string, inspect func(ast.Node), extra ..
 		return nil, err
 	}
 	c.lists = listRefs(tree.Node)
+	if err := checkCountNames(tree, c.counters); err != nil {
+		return nil, err
+	}
 	if inspect != nil {
 		inspect(tree.Node)
 	}

@@ -24,12 +24,24 @@ var (
 			doc: "The rules of this file. Rule names are unique across all files; all rules whose on covers the command and whose when is true fire, in file order (files in name order). `rules: []` is a file without rules."},
 		{name: "lists", value: nullableListOf("list"),
 			doc: "Operator-managed lists the rules of any file may use as X in list(\"NAME\"). Members are added and removed at run time (friendflow lists, the admin API, the console), never here."},
+		{name: "counters", value: nullableListOf("counter"),
+			doc: "Counters that rules read with count(NAME, KEY): each counts the events of its commands by a key over a sliding window, shared by every replica. Names are unique across all files."},
 	}
 	listKeyDecl = []key{
 		{name: "name", required: true, value: func(*schemaBuilder) jsonSchema {
 			return jsonSchema{"type": "string", "pattern": listNameRE.String()}
 		}, doc: "The list's name, unique across all rule files: 1 to 64 of A-Z, a-z, 0-9, _ and -."},
 		{name: "description", value: scalar, doc: "What the list is for, shown by friendflow lists and the console."},
+	}
+	counterKeyDecl = []key{
+		{name: "name", required: true, value: nonEmptyScalar,
+			doc: "The counter's name, unique across all rule files, read with count(NAME, KEY): a letter, then letters, digits, '_' or '-' (64 at most)."},
+		{name: "on", value: ref("on"),
+			doc: "The callback command, or a list of them, whose events the counter counts, before any rule sees them. Default: " + defaultCommand + "."},
+		{name: "key", required: true, value: stringExpression,
+			doc: "An expr expression giving the key an event is counted under, a string, such as From_Account."},
+		{name: "window", required: true, value: ref("duration"),
+			doc: "The sliding window: count(NAME, KEY) is the number of the key's events inside it, this event included. 1s to 8760h."},
 	}
 	ruleKeyDecl = []key{
 		{name: "name", required: true, value: nonEmptyScalar,
@@ -77,7 +89,9 @@ var (
 		{name: "name", required: true, value: scalar, doc: "The test case's name, shown by friendflow test."},
 		{name: "event", value: ref("event"),
 			doc: "The event, partially: fields left out are empty or 0; CallbackCommand defaults to the rule's first on command."},
-		{name: "match", required: true, value: boolean, doc: "Whether the rule must match the event."},
+		{name: "events", value: listOf("test_event"),
+			doc: "A sequence of events instead of event: each is counted and matched in order, counters and once keys carrying over, and the last one is what match, actions and decision check."},
+		{name: "match", value: boolean, doc: "Whether the rule must match the event. Required unless decision is given."},
 		{name: "actions", value: listOf("expected_action"),
 			doc: "Actions the rule must render for the event, in order, among all it renders: every given parameter must equal the rendered value, and a delay or cancel_on given beside the kind the action's."},
 		{name: "profiles", value: profilesSchema,
@@ -87,6 +101,13 @@ var (
 		{name: "lists", value: func(*schemaBuilder) jsonSchema {
 			return jsonSchema{"type": "object", "additionalProperties": jsonSchema{"type": "array", "items": jsonSchema{"type": []string{"string", "number"}}}}
 		}, doc: "The members of lists while this case runs, such as {spammers: [eve]}; a list not given is empty. The deployment's members are never read."},
+	}
+	testEventKeyDecl = []key{
+		{name: "event", required: true, value: ref("event"), doc: "The event, partially, as a test's event."},
+		{name: "repeat", value: func(*schemaBuilder) jsonSchema {
+			return jsonSchema{"type": "integer", "minimum": 1, "maximum": maxTestEvents}
+		},
+			doc: "How many times the event arrives, one after the other. Default: 1."},
 	}
 	decisionKeyDecl = []key{
 		{name: "deny", value: func(*schemaBuilder) jsonSchema { return jsonSchema{"type": "integer"} },
@@ -102,15 +123,17 @@ var (
 
 // The known keys of each mapping, for the parser.
 var (
-	ruleFileKeys = keyNames(fileKeyDecl)
-	ruleKeys     = keyNames(ruleKeyDecl)
-	lintKeys     = keyNames(lintKeyDecl)
-	onceKeys     = keyNames(onceKeyDecl)
-	retryKeys    = keyNames(retryKeyDecl)
-	testKeys     = keyNames(testKeyDecl)
-	actionKeys   = keyNames(actionKeyDecl)
-	decisionKeys = keyNames(decisionKeyDecl)
-	listKeys     = keyNames(listKeyDecl)
+	ruleFileKeys  = keyNames(fileKeyDecl)
+	ruleKeys      = keyNames(ruleKeyDecl)
+	lintKeys      = keyNames(lintKeyDecl)
+	onceKeys      = keyNames(onceKeyDecl)
+	retryKeys     = keyNames(retryKeyDecl)
+	testKeys      = keyNames(testKeyDecl)
+	actionKeys    = keyNames(actionKeyDecl)
+	decisionKeys  = keyNames(decisionKeyDecl)
+	listKeys      = keyNames(listKeyDecl)
+	counterKeys   = keyNames(counterKeyDecl)
+	testEventKeys = keyNames(testEventKeyDecl)
 )
 
 func keyNames(keys []key) []string {

@@ -136,8 +136,14 @@ func compileSources(srcs []*source, opts Options, lim limits) (*Set, error) {
 	l := newLoader(opts.Registry, getenv, lim)
 	var all []*rule
 	files := make([]FileInfo, 0, len(srcs))
-	for _, src := range srcs {
-		rs := l.parseFile(src)
+	decoded := make([]decodedFile, len(srcs))
+	for i, src := range srcs {
+		decoded[i] = l.decodeFile(src)
+		l.parseDecls(decoded[i])
+	}
+	for i, src := range srcs {
+		rs := l.parseRules(decoded[i])
+		decoded[i] = decodedFile{} // its tree is garbage once its rules are
 		all = append(all, rs...)
 		sum := sha256.Sum256(src.data)
 		files = append(files, FileInfo{Path: src.path, Hash: hex.EncodeToString(sum[:]), Rules: len(rs)})
@@ -150,6 +156,7 @@ func compileSources(srcs []*source, opts Options, lim limits) (*Set, error) {
 	s := newSet(all, files, hashSources(srcs), l.exprOpts, lim)
 	s.lists, s.decls = opts.Lists, l.lists
 	l.binding.src = opts.Lists
+	s.counters = l.counters
 	if !opts.SkipTests {
 		for _, res := range s.RunTests() {
 			if !res.Pass {

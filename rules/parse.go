@@ -35,6 +35,9 @@ type loader struct {
 	lists    []ListDecl   // declared under lists:, in file order
 	listUses []listUse    // checked against lists once every file is read
 	binding  *listBinding // Options.Lists, for the fast path's list lookups
+
+	counters      []*counterSpec          // declared, in file order
+	counterByName map[string]*counterSpec // the compiler's too
 }
 
 func newLoader(reg *actions.Registry, getenv func(string) string, lim limits) *loader {
@@ -49,7 +52,8 @@ func newLoader(reg *actions.Registry, getenv func(string) string, lim limits) *l
 	opts := append([]expr.Option{expr.Env(withProfile), envOpt, rawOption(), expr.Optimize(true)}, budgetOptions()...)
 	binding := &listBinding{}
 	opts = append(opts, listOptions(binding)...)
-	return &loader{
+	opts = append(opts, countOptions()...)
+	l := &loader{
 		binding:  binding,
 		reg:      reg,
 		exprOpts: opts,
@@ -57,7 +61,11 @@ func newLoader(reg *actions.Registry, getenv func(string) string, lim limits) *l
 		names:    make(map[string]string),
 		proto:    proto,
 		lim:      lim,
+
+		counterByName: make(map[string]*counterSpec),
 	}
+	l.compiler.counters = l.counterByName
+	return l
 }
 
 // fileParser walks the node tree of one file.
@@ -88,10 +96,19 @@ func (p *fileParser) errAt(n *yaml.Node, format string, args ...any) {
 	p.problem(n.Line, n.Column, format, args...)
 }
 
-// parseFile returns every rule of the file, each marked ok or not. Problems
-// go to the loader.
-func (l *loader) parseFile(src *source) []*rule {
+// decodedFile is a rule file decoded, before its rules are parsed: the
+// declarations of every file (counters:) are read before any rule, so that
+// a rule may use a counter declared in another file.
+type decodedFile struct {
+	p      *fileParser
+	root   *yaml.Node
+	fields map[string]kv // nil: the file has a problem already reported
+}
+
+// decodeFile decodes one file and checks its top level.
+func (l *loader) decodeFile(src *source) decodedFile {
 	p := &fileParser{l: l, path: src.path, lines: strings.Split(string(src.data), "\n")}
+	f := decodedFile{p: p}
 	dec := yaml.NewDecoder(bytes.NewReader(src.data))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
@@ -100,11 +117,11 @@ func (l *loader) parseFile(src *source) []*rule {
 		} else {
 			p.yamlError(src.data, err)
 		}
-		return nil
+		return f
 	}
 	if len(doc.Content) == 0 {
 		p.problem(1, 1, emptyFileMsg)
-		return nil
+		return f
 	}
 	var next yaml.Node
 	if err := dec.Decode(&next); err == nil {
@@ -120,11 +137,27 @@ func (l *loader) parseFile(src *source) []*rule {
 	// Before anything walks the tree, which expands aliases as it goes.
 	if be := checkYAMLBounds(&doc, l.lim); be != nil {
 		p.errAt(be.at, "%s", be.msg)
-		return nil
+		return f
 	}
-	root := resolve(doc.Content[0])
-	fields, ok := p.mapping(root, "file", ruleFileKeys)
-	if !ok {
+	f.root = resolve(doc.Content[0])
+	if fields, ok := p.mapping(f.root, "file", ruleFileKeys); ok {
+		f.fields = fields
+	}
+	return f
+}
+
+// parseDecls reads a decoded file's declarations: its counters.
+func (l *loader) parseDecls(f decodedFile) {
+	if kv, ok := f.fields["counters"]; ok {
+		f.p.parseCounters(kv.val)
+	}
+}
+
+// parseRules parses the rules of a decoded file, each marked ok or not.
+// Problems go to the loader.
+func (l *loader) parseRules(f decodedFile) []*rule {
+	p, root, fields := f.p, f.root, f.fields
+	if fields == nil {
 		return nil
 	}
 	if kv, ok := fields["lists"]; ok {

@@ -23,6 +23,11 @@ type testCase struct {
 	decision  *expectedDecision // nil: not checked
 	lists     testLists         // the case's list members; nil: none
 	profiles  map[string]actions.Profile
+	// seq are the events before event, in order (events:), each counted
+	// and matched for the counters and once keys they leave; noMatch: the
+	// case gives no match: (it gives a decision).
+	seq     []imevent.Event
+	noMatch bool
 }
 
 // profileFn is profile() in the test: its profiles, or none.
@@ -53,8 +58,8 @@ func (d *expectedDecision) String() string {
 }
 
 // checkDecision compares the set's decision for ev with the expected one.
-func (s *Set) checkDecision(want *expectedDecision, ev *imevent.Event, lists Lists) string {
-	matches, _ := s.matchWith(ev, nil, lists, false)
+func (s *Set) checkDecision(want *expectedDecision, ev *imevent.Event, lists Lists, counts *Counts) string {
+	matches, _ := s.matchWith(ev, nil, lists, false, counts)
 	got := DecisionOf(matches)
 	ok := got.Deny == want.deny &&
 		(!want.deny || want.code == 0 || want.code == got.Code) &&
@@ -127,9 +132,13 @@ func (s *Set) RunTestsMatching(keep func(rule, test string) bool) []TestResult {
 // runTest returns "" when the case passes, else what went wrong.
 func (s *Set) runTest(r *rule, tc *testCase, sc *scratch) string {
 	ev := tc.event
+	st := s.testState(tc)
 	sc.budget.begin(nil, &s.lim)
 	sc.budget.rule()
 	env := withLists(withBudget(envOf(&ev), &sc.budget), &listEnv{src: tc.lists})
+	if len(s.counters) > 0 {
+		env[countsKey] = st.counts
+	}
 	matched := false
 	if r.covers(ev.CallbackCommand) {
 		ok, err := r.evalWhen(&sc.budget, &sc.vm, env)
@@ -138,7 +147,7 @@ func (s *Set) runTest(r *rule, tc *testCase, sc *scratch) string {
 		}
 		matched = ok
 	}
-	if matched != tc.match {
+	if matched != tc.match && !tc.noMatch {
 		var b strings.Builder
 		fmt.Fprintf(&b, "expected match: %t, got %t", tc.match, matched)
 		if !r.covers(ev.CallbackCommand) {
@@ -154,7 +163,7 @@ func (s *Set) runTest(r *rule, tc *testCase, sc *scratch) string {
 	if tc.decision != nil {
 		// The decision is the whole set's: a later rule's test can show
 		// that an earlier rule's deny wins, or that nothing denies.
-		if d := s.checkDecision(tc.decision, &ev, tc.lists); d != "" {
+		if d := s.checkDecision(tc.decision, &ev, tc.lists, st.counts); d != "" {
 			return d
 		}
 	}
@@ -162,12 +171,16 @@ func (s *Set) runTest(r *rule, tc *testCase, sc *scratch) string {
 		return ""
 	}
 	x := &evalCtx{ev: &ev, vm: &sc.vm, sc: sc, env: env, profiles: tc.profileFn}
-	if _, err := r.evalOnce(x); err != nil {
+	once, err := r.evalOnce(x)
+	if err != nil {
 		return "runtime error: " + err.Error()
 	}
 	got, err := r.renderActions(x)
 	if err != nil {
 		return "runtime error: " + err.Error()
+	}
+	if once != nil && st.onceSeen(r.name, once.Key) && len(tc.actions) > 0 {
+		return fmt.Sprintf("expected actions, but once skips them: key %q was seen by an earlier event of the case", once.Key)
 	}
 	return compareActions(tc.actions, got)
 }

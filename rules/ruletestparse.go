@@ -24,6 +24,9 @@ func (p *fileParser) parseTest(item *yaml.Node, r *rule, what string) *testCase 
 	ev, ok := p.testEvent(fields, r, what)
 	good = good && ok
 	tc.event = ev
+	if kv, ok := fields["events"]; ok {
+		good = p.testEvents(tc, fields, kv.val, r, what) && good
+	}
 	if kv, ok := fields["actions"]; ok {
 		ok, usable := p.testActions(tc, kv.val, what)
 		if !usable {
@@ -79,8 +82,10 @@ func (p *fileParser) testNameAndMatch(tc *testCase, n *yaml.Node, fields map[str
 			p.errAt(v, "%s: match: want true or false, got %s", what, describeNode(v))
 			good = false
 		}
+	} else if _, ok := fields["decision"]; ok {
+		tc.noMatch = true // the decision is what the case checks
 	} else {
-		p.errAt(n, "%s: missing required key match", what)
+		p.errAt(n, "%s: missing required key match (or decision)", what)
 		good = false
 	}
 	return good

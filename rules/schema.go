@@ -55,15 +55,17 @@ const durationPattern = `^\+?(0|(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s
 
 func (b *schemaBuilder) defs() jsonSchema {
 	defs := jsonSchema{
-		"rule":     b.object(ruleKeyDecl),
-		"once":     b.object(onceKeyDecl),
-		"list":     b.object(listKeyDecl),
-		"retry":    b.object(retryKeyDecl),
-		"test":     b.object(testKeyDecl),
-		"lint":     b.object(lintKeyDecl),
-		"command":  jsonSchema{"enum": imevent.Commands, "description": "A Tencent IM friend callback command."},
-		"on":       jsonSchema{"anyOf": []any{ref("command")(b), jsonSchema{"type": "array", "items": ref("command")(b), "minItems": 1, "uniqueItems": true}}},
-		"template": jsonSchema{"type": "string", "pattern": `\$\{`, "description": "A ${ expr } template, rendered when the rule fires."},
+		"rule":       b.object(ruleKeyDecl),
+		"once":       b.object(onceKeyDecl),
+		"list":       b.object(listKeyDecl),
+		"counter":    b.object(counterKeyDecl),
+		"test_event": b.object(testEventKeyDecl),
+		"retry":      b.object(retryKeyDecl),
+		"test":       b.object(testKeyDecl),
+		"lint":       b.object(lintKeyDecl),
+		"command":    jsonSchema{"enum": imevent.Commands, "description": "A Tencent IM friend callback command."},
+		"on":         jsonSchema{"anyOf": []any{ref("command")(b), jsonSchema{"type": "array", "items": ref("command")(b), "minItems": 1, "uniqueItems": true}}},
+		"template":   jsonSchema{"type": "string", "pattern": `\$\{`, "description": "A ${ expr } template, rendered when the rule fires."},
 		"duration": jsonSchema{
 			"description": "A Go duration such as 500ms, 30s, 10m or 24h (https://pkg.go.dev/time#ParseDuration).",
 			"anyOf":       []any{jsonSchema{"type": "string", "pattern": durationPattern}, jsonSchema{"const": 0}},

@@ -23,6 +23,8 @@ type Set struct {
 	lists    Lists         // Options.Lists: what list() reads in Match
 	decls    []ListDecl    // the lists the files declare
 
+	counters []*counterSpec // declared counters (counters.go)
+
 	byNameOnce sync.Once // builds byName on the first Outcomes
 	byName     map[string]int
 }
@@ -127,11 +129,18 @@ type evalCtx struct {
 	// the accounts a deferred template names.
 	profiles func(account string) map[string]any
 	accounts []string
+	// counted: the set has counters, so the environment carries counts
+	// (nil or not: never the last event's) for count().
+	counted bool
+	counts  *Counts
 }
 
 func (c *evalCtx) envMap() map[string]any {
 	if c.env == nil {
 		c.env = c.sc.envOf(c.ev)
+		if c.counted {
+			c.env[countsKey] = c.counts
+		}
 	}
 	return c.env
 }
@@ -177,12 +186,18 @@ func (s *Set) Match(ev *imevent.Event) (matches []Match, errs []RuleError) {
 // budget of its own). Once b is spent, every rule that needs expr's VM
 // fails for ev with ErrCallbackBudget.
 func (s *Set) MatchBudget(ev *imevent.Event, b *Budget) (matches []Match, errs []RuleError) {
-	return s.matchWith(ev, b, s.lists, true)
+	return s.matchWith(ev, b, s.lists, true, nil)
+}
+
+// match is MatchBudget with the event's counts (nil: none counted).
+func (s *Set) match(ev *imevent.Event, b *Budget, counts *Counts) (matches []Match, errs []RuleError) {
+	return s.matchWith(ev, b, s.lists, true, counts)
 }
 
 // matchWith is MatchBudget with list() reading lists; own says they are
-// the Set's own (Options.Lists), which the fast path reads.
-func (s *Set) matchWith(ev *imevent.Event, b *Budget, lists Lists, own bool) (matches []Match, errs []RuleError) {
+// the Set's own (Options.Lists), which the fast path reads. count() reads
+// counts (nil: none counted).
+func (s *Set) matchWith(ev *imevent.Event, b *Budget, lists Lists, own bool, counts *Counts) (matches []Match, errs []RuleError) {
 	cr := s.byCmd[ev.CallbackCommand]
 	if cr == nil {
 		return nil, nil
@@ -191,7 +206,7 @@ func (s *Set) matchWith(ev *imevent.Event, b *Budget, lists Lists, own bool) (ma
 	defer s.scratch.Put(sc)
 	sc.listEnv.src = lists
 	sc.budget.begin(b, &s.lim)
-	x := evalCtx{ev: ev, vm: &sc.vm, sc: sc}
+	x := evalCtx{ev: ev, vm: &sc.vm, sc: sc, counted: len(s.counters) > 0, counts: counts}
 	fastLists := -1 // whether list lookups may take the fast path: unknown until a rule asks
 
 	for _, i := range cr.candidates(ev, sc) {

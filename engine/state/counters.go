@@ -1,0 +1,257 @@
+package state
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/friendflow/friendflow/rules"
+)
+
+// Buckets makes the key-value buckets of a namespace: queue.Queue's
+// StateBucket.
+type Buckets interface {
+	StateBucket(ctx context.Context, suffix string, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error)
+}
+
+// Counter operations, as Observe names them.
+const (
+	OpAdd = "add"
+	OpGet = "get"
+)
+
+// Counters is the counters' state in JetStream, a rules.CounterStore.
+// Safe for concurrent use.
+type Counters struct {
+	buckets Buckets
+	// MaxBytes bounds each counter's bucket (0: unbounded but for the
+	// window); past it the oldest keys go first.
+	MaxBytes int64
+	// Observe, when set, sees every operation: its kind (OpAdd, OpGet),
+	// how long it took, the compare-and-set conflicts it retried and its
+	// error. It must not block.
+	Observe func(op string, took time.Duration, conflicts int, err error)
+
+	mu   sync.Mutex
+	kvs  map[string]*counterBucket // by counter name
+	make sync.Mutex                // held while a bucket is made
+}
+
+type counterBucket struct {
+	window time.Duration
+	kv     jetstream.KeyValue
+}
+
+// NewCounters returns the counters kept in b's buckets.
+func NewCounters(b Buckets) *Counters {
+	return &Counters{buckets: b, kvs: make(map[string]*counterBucket)}
+}
+
+// maxConflicts bounds the compare-and-set retries of one increment: each
+// conflict is another writer's success, so this many in a row means a
+// key busier than any friend request rate; the caller's deadline comes
+// first in practice.
+const maxConflicts = 1000
+
+// Add implements rules.CounterStore: a compare-and-set of the key's
+// value, retried while another writer got in first.
+func (c *Counters) Add(ctx context.Context, ctr rules.Counter, key string, at time.Time) (int, error) {
+	start := time.Now()
+	n, conflicts, err := c.add(ctx, ctr, key, at)
+	if c.Observe != nil {
+		c.Observe(OpAdd, time.Since(start), conflicts, err)
+	}
+	return n, err
+}
+
+func (c *Counters) add(ctx context.Context, ctr rules.Counter, key string, at time.Time) (n, conflicts int, err error) {
+	b, err := c.bucket(ctx, ctr)
+	if err != nil {
+		return 0, 0, err
+	}
+	k := KVKey(key)
+	cur := rules.CounterSlot(at, ctr.Window)
+	step := rules.CounterStep(ctr.Window)
+	buf := make([]byte, 0, 64)
+	for {
+		slots, rev, err := b.read(ctx, k, step)
+		if err != nil {
+			return 0, conflicts, err
+		}
+		slots, n = rules.SlideSlots(slots, cur, 1, getSlot, mkSlot)
+		buf = encode(buf[:0], step, slots)
+		if rev == 0 {
+			_, err = b.kv.Create(ctx, k, buf)
+		} else {
+			_, err = b.kv.Update(ctx, k, buf, rev)
+		}
+		switch {
+		case err == nil:
+			return n, conflicts, nil
+		case errors.Is(err, jetstream.ErrKeyExists), errors.Is(err, jetstream.ErrKeyRevisionMismatch):
+			if conflicts++; conflicts >= maxConflicts {
+				return 0, conflicts, fmt.Errorf("counter %s: %d write conflicts in a row", ctr.Name, conflicts)
+			}
+		default:
+			return 0, conflicts, fmt.Errorf("counter %s: %w", ctr.Name, err)
+		}
+	}
+}
+
+// Get implements rules.CounterStore.
+func (c *Counters) Get(ctx context.Context, ctr rules.Counter, key string, at time.Time) (int, error) {
+	start := time.Now()
+	n, err := c.get(ctx, ctr, key, at)
+	if c.Observe != nil {
+		c.Observe(OpGet, time.Since(start), 0, err)
+	}
+	return n, err
+}
+
+func (c *Counters) get(ctx context.Context, ctr rules.Counter, key string, at time.Time) (int, error) {
+	b, err := c.bucket(ctx, ctr)
+	if err != nil {
+		return 0, err
+	}
+	slots, _, err := b.read(ctx, KVKey(key), rules.CounterStep(ctr.Window))
+	if err != nil {
+		return 0, err
+	}
+	_, n := rules.SlideSlots(slots, rules.CounterSlot(at, ctr.Window), 0, getSlot, mkSlot)
+	return n, nil
+}
+
+// read returns a key's slots and revision (0: no such key). Slots of
+// another step (the counter's window changed) are dropped: they measure
+// another window.
+func (b *counterBucket) read(ctx context.Context, k string, step time.Duration) ([]slot, uint64, error) {
+	e, err := b.kv.Get(ctx, k)
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+		return nil, 0, nil
+	case err != nil:
+		return nil, 0, err
+	}
+	slots, vstep, err := decode(e.Value())
+	if err != nil || vstep != step {
+		return nil, e.Revision(), nil // rewritten whole by the next Add
+	}
+	return slots, e.Revision(), nil
+}
+
+// bucket returns the counter's bucket, made (or its TTL updated to the
+// counter's window) on first use.
+func (c *Counters) bucket(ctx context.Context, ctr rules.Counter) (*counterBucket, error) {
+	c.mu.Lock()
+	b := c.kvs[ctr.Name]
+	c.mu.Unlock()
+	if b != nil && b.window == ctr.Window {
+		return b, nil
+	}
+	c.make.Lock()
+	defer c.make.Unlock()
+	c.mu.Lock()
+	b = c.kvs[ctr.Name]
+	c.mu.Unlock()
+	if b != nil && b.window == ctr.Window {
+		return b, nil // made while this caller waited
+	}
+	kv, err := c.buckets.StateBucket(ctx, BucketSuffix(ctr.Name), jetstream.KeyValueConfig{
+		Description: "friendflow counter " + ctr.Name + ", window " + ctr.Window.String(),
+		History:     1,
+		// A key not written for a whole window holds no step inside it:
+		// the bucket-level TTL bounds the storage by the window (per-key
+		// TTLs raced in the once bucket, DESIGN §7).
+		TTL:      ctr.Window,
+		MaxBytes: c.MaxBytes,
+	})
+	if err != nil {
+		return nil, err
+	}
+	b = &counterBucket{window: ctr.Window, kv: kv}
+	c.mu.Lock()
+	c.kvs[ctr.Name] = b
+	c.mu.Unlock()
+	return b, nil
+}
+
+// BucketSuffix is the name of a counter's bucket under the namespace.
+func BucketSuffix(counter string) string { return "counter_" + counter }
+
+// maxPlainKey is the longest key stored under its own (encoded) name;
+// a longer one is stored under its hash.
+const maxPlainKey = 120
+
+// KVKey is the bucket key of a counter key: base64url of it (reversible,
+// and a valid key-value key whatever the key holds), or '=' and its
+// SHA-256 when long.
+func KVKey(key string) string {
+	if len(key) <= maxPlainKey {
+		if key == "" {
+			return "="
+		}
+		return base64.RawURLEncoding.EncodeToString([]byte(key))
+	}
+	sum := sha256.Sum256([]byte(key))
+	return "=" + hex.EncodeToString(sum[:])
+}
+
+// slot is one step's count.
+type slot struct {
+	n   int
+	num int64
+}
+
+func getSlot(s slot) (int64, int)  { return s.num, s.n }
+func mkSlot(num int64, n int) slot { return slot{n: n, num: num} }
+func errValue(what string) error   { return fmt.Errorf("counter value: %s", what) }
+
+// valueVersion starts every value: the layout below.
+const valueVersion = 1
+
+// encode writes a key's value: the version, the step in nanoseconds, then
+// each slot's number and count, all uvarints. At most rules.CounterSlots
+// (+ a few ahead) slots: a few hundred bytes.
+func encode(b []byte, step time.Duration, slots []slot) []byte {
+	b = append(b, valueVersion)
+	b = binary.AppendUvarint(b, uint64(step))
+	for _, s := range slots {
+		b = binary.AppendUvarint(b, uint64(s.num))
+		b = binary.AppendUvarint(b, uint64(s.n))
+	}
+	return b
+}
+
+func decode(v []byte) ([]slot, time.Duration, error) {
+	if len(v) == 0 || v[0] != valueVersion {
+		return nil, 0, errValue("unknown version")
+	}
+	v = v[1:]
+	step, n := binary.Uvarint(v)
+	if n <= 0 {
+		return nil, 0, errValue("bad step")
+	}
+	v = v[n:]
+	var slots []slot
+	for len(v) > 0 {
+		num, n1 := binary.Uvarint(v)
+		if n1 <= 0 {
+			return nil, 0, errValue("bad slot")
+		}
+		cnt, n2 := binary.Uvarint(v[n1:])
+		if n2 <= 0 {
+			return nil, 0, errValue("bad count")
+		}
+		v = v[n1+n2:]
+		slots = append(slots, slot{n: int(cnt), num: int64(num)})
+	}
+	return slots, time.Duration(step), nil
+}
