@@ -45,6 +45,9 @@ type Engine struct {
 	Tracer  *tracing.Tracer // nil: not traced
 	// Recorder, when set, keeps what each callback did (engine/record).
 	Recorder Recorder
+	// Counters holds the rules' counters (engine/state); nil: a rule that
+	// reads a counter fails, as when the state is unreachable.
+	Counters rules.CounterStore
 
 	// DecisionTimeout bounds the synchronous decision of a Prev callback,
 	// far inside Tencent's 2 s. When it passes, or a rule fails for a
@@ -107,8 +110,14 @@ func evalBudget(ctx context.Context, set *rules.Set, start time.Time, d time.Dur
 // and counting the rules that failed at run time; it returns them too.
 // A spent callback budget fails every later rule in the VM: it is logged
 // once per callback (*spent records that it was), and counted for each.
-func (e *Engine) match(set *rules.Set, ev *imevent.Event, b *rules.Budget, spent *bool) ([]rules.Match, []rules.RuleError) {
-	ms, errs := set.MatchBudget(ev, b)
+func (e *Engine) match(ctx context.Context, set *rules.Set, ev *imevent.Event, b *rules.Budget, spent *bool) ([]rules.Match, []rules.RuleError) {
+	var ms []rules.Match
+	var errs []rules.RuleError
+	if set.HasCounters() {
+		ms, errs = set.MatchCounts(ev, b, e.count(ctx, set, ev))
+	} else {
+		ms, errs = set.MatchBudget(ev, b)
+	}
 	for _, re := range errs {
 		if !errors.Is(re.Err, rules.ErrCallbackBudget) || !*spent {
 			*spent = *spent || errors.Is(re.Err, rules.ErrCallbackBudget)
@@ -265,7 +274,7 @@ type matched struct {
 // needed) without checking further.
 // Evaluations draw on b; matching ends early, too, once abandoned (when
 // not nil) is set: nobody reads the result any more.
-func (e *Engine) matchEvents(set *rules.Set, cb *imcallback.Callback, stop bool, b *rules.Budget, abandoned *atomic.Bool) matched {
+func (e *Engine) matchEvents(ctx context.Context, set *rules.Set, cb *imcallback.Callback, stop bool, b *rules.Budget, abandoned *atomic.Bool) matched {
 	res := matched{matches: make([][]rules.Match, len(cb.Events))}
 	spent, budgetLogged := 0, false
 	for i := range cb.Events {
@@ -273,7 +282,7 @@ func (e *Engine) matchEvents(set *rules.Set, cb *imcallback.Callback, stop bool,
 			break
 		}
 		var errs []rules.RuleError
-		res.matches[i], errs = e.match(set, &cb.Events[i], b, &budgetLogged)
+		res.matches[i], errs = e.match(ctx, set, &cb.Events[i], b, &budgetLogged)
 		res.errs = addErrs(res.errs, i, len(cb.Events), errs)
 		if res.over != nil {
 			continue
@@ -296,7 +305,9 @@ func (e *Engine) matchAll(ctx context.Context, set *rules.Set, cb *imcallback.Ca
 	if d <= 0 {
 		d = DefaultReplyDeadline
 	}
-	res := e.matchEvents(set, cb, true, evalBudget(ctx, set, e.now(), d), nil)
+	sctx, cancel := stateContext(ctx, time.Now().Add(d))
+	defer cancel()
+	res := e.matchEvents(sctx, set, cb, true, evalBudget(ctx, set, e.now(), d), nil)
 	if res.over != nil {
 		log.Warn("callback rejected before storing: its jobs pass a limit", "command", cb.Command,
 			"events", len(cb.Events), "at_event", res.at, "err", res.over.Error())
@@ -334,7 +345,14 @@ func (e *Engine) decide(ctx context.Context, set *rules.Set, cb *imcallback.Call
 	budget := evalBudget(ctx, set, start, timeout)
 	var abandoned atomic.Bool
 	defer abandoned.Store(true)
-	go func() { done <- e.matchEvents(set, cb, false, budget, &abandoned) }()
+	// Counters are read and written under the decision's deadline, but
+	// not cancelled when the decision is made without them: an increment
+	// under way still lands.
+	sctx, cancel := stateContext(ctx, start.Add(timeout))
+	go func() {
+		defer cancel()
+		done <- e.matchEvents(sctx, set, cb, false, budget, &abandoned)
+	}()
 	var res matched
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()

@@ -50,6 +50,11 @@ type Metrics struct {
 	ActiveRules      prometheus.Gauge
 	RulesInfo        *prometheus.GaugeVec // hash
 
+	// State operations (statemetrics.go).
+	StateOps       *prometheus.CounterVec   // kind, op, result
+	StateDuration  *prometheus.HistogramVec // kind, op
+	StateConflicts *prometheus.CounterVec   // kind
+
 	mu       sync.Mutex
 	lastHash string
 	own      []prometheus.Collector
@@ -258,7 +263,8 @@ func NewMetrics(version, commit string) *Metrics {
 		ConstLabels: prometheus.Labels{"version": version, "commit": commit, "goversion": runtime.Version()},
 	})
 	build.Set(1)
-	m.own = []prometheus.Collector{m.Callbacks, m.CallbackDuration, m.Events, &ruleCollector{m},
+	m.newStateMetrics()
+	m.own = []prometheus.Collector{m.StateOps, m.StateDuration, m.StateConflicts, m.Callbacks, m.CallbackDuration, m.Events, &ruleCollector{m},
 		m.RuleErrors, m.OnceSkips, m.CancelMarks, m.Decisions, m.DecisionDuration, m.UnstoredJobs, m.Unsigned, m.AdminAuthFailed, m.RecordDropped, m.LogsSuppressed, m.Jobs, m.Redelivered, m.ActionDuration, m.IMRequests, m.ProfileLookups, m.Reloads, m.ReloadSuccess, m.LastReload,
 		m.ActiveRules, m.RulesInfo, build}
 	for _, c := range m.own {

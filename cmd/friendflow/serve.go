@@ -69,6 +69,7 @@ type server struct {
 	queue    *queue.Queue
 	lists    *state.Lists
 	admin    *admin.Server
+	counters *state.Counters // the rules' counters, in the queue's JetStream
 
 	firstRules      <-chan struct{} // closed by the first rules load
 	cbLn, adminLn   net.Listener
@@ -226,6 +227,8 @@ func (s *server) openQueue(ctx context.Context, registry *actions.Registry, ring
 		return fmt.Errorf("queue: %w", err)
 	}
 	s.queue = q
+	s.counters = state.NewCounters(q)
+	s.counters.Observe = s.metrics.ObserveCounter
 	s.metrics.WatchQueue(q.Stats)
 	s.metrics.WatchStore(q.StoreError)
 	return nil
@@ -245,6 +248,7 @@ func (s *server) newEngine(registry *actions.Registry, ring *record.Log) *engine
 		Metrics:         s.metrics,
 		Tracer:          s.tracer,
 		Recorder:        recorder(ring),
+		Counters:        s.counters,
 		DecisionTimeout: cfg.DecisionTimeout,
 		FailClosed:      cfg.DecisionFail == "closed",
 		FailCode:        cfg.DecisionFailCode,
@@ -296,6 +300,7 @@ func (s *server) mountAdmin(registry *actions.Registry, ring *record.Log, imc *i
 	adm.Handle("GET /metrics", s.metrics.Handler())
 	admin.MountRules(adm, reloader, cfg.SdkAppid)
 	admin.MountDLQ(adm, q)
+	admin.MountCounters(adm, reloader, s.counters)
 	admin.MountEvents(adm, ring, reloader, registry)
 	admin.MountLists(adm, s.lists, reloader)
 	console := &admin.Console{Version: version, Rules: reloader, Events: ring, DLQ: q, Registry: registry,

@@ -33,6 +33,16 @@ type Readiness struct {
 	Status  string            `json:"status"`
 }
 
+// CounterValue is GET /counters/{name}/{key}'s answer: the count of a
+// counter for one key now, inside its window.
+type CounterValue struct {
+	Counter string    `json:"counter"`
+	Key     string    `json:"key"`
+	Count   int       `json:"count"`
+	Window  string    `json:"window"`
+	At      time.Time `json:"at"`
+}
+
 // ErrorBody is the answer of a request that failed: what went wrong,
 // and, for the dead-letter operations, the ids that name none.
 type ErrorBody struct {
