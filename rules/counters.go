@@ -530,3 +530,36 @@ func SlideSlots[S any](slots []S, cur int64, add int, get func(S) (int64, int), 
 	}
 	return keep, sum
 }
+
+// PeekCounters is a CounterStore that never writes Base: what explain
+// uses to show the counts an event would see. Its own counting is kept in
+// memory, on top of what Base holds.
+type PeekCounters struct {
+	Base  CounterStore
+	local *MemCounters
+}
+
+// NewPeekCounters returns a PeekCounters over base.
+func NewPeekCounters(base CounterStore) *PeekCounters {
+	return &PeekCounters{Base: base, local: NewMemCounters()}
+}
+
+// Add implements CounterStore: Base's count plus the events counted here.
+func (p *PeekCounters) Add(ctx context.Context, c Counter, key string, at time.Time) (int, error) {
+	n, err := p.Base.Get(ctx, c, key, at)
+	if err != nil {
+		return 0, err
+	}
+	l, _ := p.local.Add(ctx, c, key, at)
+	return n + l, nil
+}
+
+// Get implements CounterStore.
+func (p *PeekCounters) Get(ctx context.Context, c Counter, key string, at time.Time) (int, error) {
+	n, err := p.Base.Get(ctx, c, key, at)
+	if err != nil {
+		return 0, err
+	}
+	l, _ := p.local.Get(ctx, c, key, at)
+	return n + l, nil
+}

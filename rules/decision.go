@@ -60,3 +60,10 @@ func (s *Set) Decide(ev *imevent.Event) Decision {
 	matches, _ := s.Match(ev)
 	return DecisionOf(matches)
 }
+
+// DecideCounts is Decide for an event whose counters were counted into
+// counts (Set.Count).
+func (s *Set) DecideCounts(ev *imevent.Event, counts *Counts) Decision {
+	matches, _ := s.match(ev, nil, counts)
+	return DecisionOf(matches)
+}

@@ -121,11 +121,19 @@ type operand struct {
 // effects, and says for each what happened and why. Unlike Match it
 // evaluates every rule (not only the index's candidates); a runtime error
 // is a trace's StatusError, not an error of its own.
-func (s *Set) Explain(ev *imevent.Event) []RuleTrace {
+func (s *Set) Explain(ev *imevent.Event) []RuleTrace { return s.ExplainCounts(ev, nil) }
+
+// ExplainCounts is Explain for an event whose counters were counted into
+// counts (Set.Count): count() reads them, and counts.Values() then holds
+// every value explain used.
+func (s *Set) ExplainCounts(ev *imevent.Event, counts *Counts) []RuleTrace {
 	sc := s.scratch.Get().(*scratch)
 	defer s.scratch.Put(sc)
 	le := &listEnv{src: s.lists}
 	env := withLists(withBudget(envOf(ev), &sc.budget), le)
+	if len(s.counters) > 0 {
+		env[countsKey] = counts
+	}
 	sc.budget.begin(nil, &s.lim)
 	out := make([]RuleTrace, 0, len(s.rules))
 	for _, r := range s.rules {

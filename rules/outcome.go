@@ -23,7 +23,13 @@ type Outcome struct {
 // Unlike Explain it never evaluates a rule Match would skip, so a backtest
 // over many events costs what matching them costs.
 func (s *Set) Outcomes(ev *imevent.Event) ([]Outcome, Decision) {
-	ms, errs := s.Match(ev)
+	return s.OutcomesCounts(ev, nil)
+}
+
+// OutcomesCounts is Outcomes for an event whose counters were counted
+// into counts (Set.Count), as backtest replays them.
+func (s *Set) OutcomesCounts(ev *imevent.Event, counts *Counts) ([]Outcome, Decision) {
+	ms, errs := s.match(ev, nil, counts)
 	decision := DecisionOf(ms)
 	out := make([]Outcome, 0, len(ms)+len(errs))
 	for len(ms) > 0 || len(errs) > 0 {

@@ -81,9 +81,9 @@ func (t *testState) onceSeen(rule, key string) bool { return t.once[rule+"\x00"+
 // all at one instant, inside every window.
 var testEpoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
-// eventTime is when an event is counted in tests, explain and backtest:
-// its EventTime (ms) when it has one, else def.
-func eventTime(ev *imevent.Event, def time.Time) time.Time {
+// EventTime is when an event is counted in tests and backtest: its
+// EventTime (ms) when it has one, else def.
+func EventTime(ev *imevent.Event, def time.Time) time.Time {
 	if ev.EventTime > 0 {
 		return time.UnixMilli(int64(ev.EventTime))
 	}
@@ -101,7 +101,7 @@ func (s *Set) testState(tc *testCase) *testState {
 	ctx := context.Background()
 	for i := range tc.seq {
 		ev := &tc.seq[i]
-		counts := s.Count(ctx, ev, mem, eventTime(ev, testEpoch))
+		counts := s.Count(ctx, ev, mem, EventTime(ev, testEpoch))
 		ms, _ := s.matchWith(ev, nil, tc.lists, false, counts)
 		for _, m := range ms {
 			if m.Once != nil && !m.Shadow {
@@ -112,6 +112,6 @@ func (s *Set) testState(tc *testCase) *testState {
 			}
 		}
 	}
-	st.counts = s.Count(ctx, &tc.event, mem, eventTime(&tc.event, testEpoch))
+	st.counts = s.Count(ctx, &tc.event, mem, EventTime(&tc.event, testEpoch))
 	return st
 }

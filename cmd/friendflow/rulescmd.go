@@ -227,7 +227,8 @@ func explainCommand(fs *flag.FlagSet) runFunc {
 	eventFile := fs.String("event", "", "callback body or event (JSON file, - for stdin) (required)")
 	command := fs.String("command", "", "callback command [the body's CallbackCommand, else Sns.CallbackFriendAdd]")
 	format := declareFormat(fs, formatText, formatJSON)
-	return func(_ context.Context, inv *invocation) error {
+	live := declareLiveCounters(fs)
+	return func(ctx context.Context, inv *invocation) error {
 		if *eventFile == "" {
 			return usagef("explain needs --event FILE (a callback body or one event as JSON)")
 		}
@@ -253,7 +254,11 @@ func explainCommand(fs *flag.FlagSet) runFunc {
 		if err != nil {
 			return err
 		}
-		out := engine.Explain(set, events)
+		store, err := live(inv)
+		if err != nil {
+			return err
+		}
+		out := engine.ExplainCounters(ctx, set, events, store)
 		if *format == formatJSON {
 			writeJSON(inv.stdout, out)
 			return nil
@@ -292,6 +297,7 @@ func printExplain(w io.Writer, out []engine.EventExplanation) {
 				fmt.Fprintf(w, "  decision: deny %s with %d %q (rule %s)\n", d.To_Account, d.ResultCode, d.ResultInfo, ex.DecidedBy)
 			}
 		}
+		printCounts(w, ex.Counters)
 		for _, r := range ex.Rules {
 			mark := map[rules.Status]string{
 				rules.StatusMatched: "✓", rules.StatusNotMatched: "✗", rules.StatusNotApplicable: "-",

@@ -47,4 +47,3 @@ func MountCounters(a *Server, src RuleSource, store rules.CounterStore) {
 		writeJSON(w, http.StatusOK, CounterValue{Counter: name, Key: key, Count: n, Window: ctrs[i].Window.String(), At: now.UTC()})
 	}))
 }
-

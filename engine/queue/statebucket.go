@@ -33,7 +33,23 @@ func (q *Queue) StateBucket(ctx context.Context, suffix string, cfg jetstream.Ke
 			return err
 		}
 		cfg.Metadata = q.metadata(existing)
-		kv, err = q.js.CreateOrUpdateKeyValue(ctx, cfg)
+		if kv, err = q.js.CreateOrUpdateKeyValue(ctx, cfg); err != nil {
+			return err
+		}
+		// Reads from the stream's leader only: a bucket allows direct gets
+		// from any replica, which may lag behind the last write, and a
+		// count read just after it must include it (a compare-and-set
+		// from a stale read only costs a retry, a stale count is wrong).
+		if s, err = q.js.Stream(ctx, stream); err != nil {
+			return err
+		}
+		if sc := s.CachedInfo().Config; sc.AllowDirect || sc.MirrorDirect {
+			sc.AllowDirect, sc.MirrorDirect = false, false
+			if _, err = q.js.UpdateStream(ctx, sc); err != nil {
+				return err
+			}
+		}
+		kv, err = q.js.KeyValue(ctx, cfg.Bucket) // bound again: it reads AllowDirect once
 		return err
 	})
 	if err != nil {

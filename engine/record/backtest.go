@@ -3,11 +3,13 @@ package record
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"reflect"
 	"strconv"
+	"time"
 
 	"github.com/friendflow/friendflow/rules"
 	"github.com/friendflow/friendflow/rules/imevent"
@@ -86,11 +88,13 @@ type Backtester struct {
 	d         *Diff
 	byRule    map[string]*RuleDiff
 	order     []string
+	// mem holds the counters, replayed from empty in the events' order.
+	mem *rules.MemCounters
 }
 
 // NewBacktest starts a backtest of candidate.
 func NewBacktest(candidate *rules.Set) *Backtester {
-	b := &Backtester{candidate: candidate, d: &Diff{}, byRule: map[string]*RuleDiff{}}
+	b := &Backtester{candidate: candidate, d: &Diff{}, byRule: map[string]*RuleDiff{}, mem: rules.NewMemCounters()}
 	for _, ri := range candidate.Rules() {
 		b.ruleDiff(ri.Name)
 	}
@@ -118,7 +122,9 @@ func (b *Backtester) Add(e *Event) error {
 	if err != nil {
 		return err
 	}
-	now, dec := b.candidate.Outcomes(&ev)
+	// Each event is counted at its own time.
+	counts := b.candidate.Count(context.Background(), &ev, b.mem, rules.EventTime(&ev, time.Now()))
+	now, dec := b.candidate.OutcomesCounts(&ev, counts)
 	compare(e.ID, e.Outcomes, now, b.ruleDiff)
 	if imevent.IsPrev(ev.CallbackCommand) {
 		// Which rule decides is not a flip; the answer Tencent gets is.

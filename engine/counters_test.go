@@ -1,0 +1,141 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/friendflow/friendflow/actions/builtin"
+	"github.com/friendflow/friendflow/engine/imcallback"
+	"github.com/friendflow/friendflow/engine/queue"
+	"github.com/friendflow/friendflow/engine/queue/queuetest"
+	"github.com/friendflow/friendflow/engine/state"
+	"github.com/friendflow/friendflow/rules"
+	"github.com/friendflow/friendflow/rules/imevent"
+)
+
+// floodRules deny an account's friend requests past the 20th in 10
+// minutes; the reason carries the count, so a test sees which request
+// each deny was.
+const floodRules = `
+counters:
+  - name: requests_by_sender
+    on: Sns.CallbackPrevFriendAdd
+    key: From_Account
+    window: 10m
+rules:
+  - name: deny-floods
+    on: Sns.CallbackPrevFriendAdd
+    when: count("requests_by_sender", From_Account) > 20
+    actions:
+      - deny: { code: 38001, reason: 'request ${ count("requests_by_sender", From_Account) }' }
+`
+
+func prevAddBody(from, to string) []byte {
+	return fmt.Appendf(nil, `{"CallbackCommand":"Sns.CallbackPrevFriendAdd","Requester_Account":%q,"From_Account":%q,"FriendItem":[{"To_Account":%q,"AddSource":"AddSource_Type_Android"}],"AddType":"Add_Type_Both"}`, from, from, to)
+}
+
+// counterEngine is an engine on q with the flood rules and counters in
+// q's JetStream.
+func counterEngine(t testing.TB, q *queue.Queue, src string) (*Engine, *state.Counters) {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "r.yaml"), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	set, err := rules.Load(dir, rules.Options{Registry: builtin.Registry(builtin.Deps{})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctrs := state.NewCounters(q)
+	return &Engine{Rules: func() *rules.Set { return set }, Queue: q, Counters: ctrs,
+		Logger: slog.New(slog.DiscardHandler), DecisionTimeout: 10 * time.Second}, ctrs
+}
+
+// TestTwoReplicasCountOneAccountExactly is DESIGN §5's promise under
+// concurrency: two engines on one three-node JetStream cluster, 10 000
+// Prev requests of one account split between them, eight at a time. No
+// increment is lost or doubled: every request sees its own count, the
+// counter ends at 10 000, and exactly the 21st and later are denied.
+func TestTwoReplicasCountOneAccountExactly(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cluster test")
+	}
+	cluster := queuetest.StartCluster(t)
+	log := slog.New(slog.DiscardHandler)
+	var engines [2]*Engine
+	var ctrs *state.Counters
+	for i := range engines {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		q, err := queue.Open(ctx, queue.Config{URL: cluster.URLs, Replicas: 3, Registry: builtin.Registry(builtin.Deps{}), Logger: log})
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = q.Stop(5 * time.Second) })
+		engines[i], ctrs = counterEngine(t, q, floodRules)
+	}
+	const requests = 10_000
+	var (
+		mu      sync.Mutex
+		denied  []int // the count each deny carried
+		allowed int
+		wg      sync.WaitGroup
+		next    = make(chan int)
+	)
+	start := time.Now()
+	for w := range 8 {
+		wg.Go(func() {
+			for n := range next {
+				cb := newCB(imevent.CmdPrevFriendAdd)
+				cb.ID = imcallback.NewID()
+				if err := imcallback.Decode(prevAddBody("eve", "t"+strconv.Itoa(n)), cb); err != nil {
+					t.Error(err)
+					return
+				}
+				reply, err := engines[(w+n)%2].Handle(context.Background(), cb)
+				if err != nil || len(reply.ResultItem) != 1 {
+					t.Errorf("request %d: %v %+v", n, err, reply)
+					return
+				}
+				mu.Lock()
+				if it := reply.ResultItem[0]; it.ResultCode == 38001 {
+					c, _ := strconv.Atoi(strings.TrimPrefix(it.ResultInfo, "request "))
+					denied = append(denied, c)
+				} else {
+					allowed++
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	for n := range requests {
+		next <- n
+	}
+	close(next)
+	wg.Wait()
+	took := time.Since(start)
+	slices.Sort(denied)
+	t.Logf("%d requests in %v (%.0f/s): %d allowed, %d denied", requests, took, requests/took.Seconds(), allowed, len(denied))
+	if allowed != 20 || len(denied) != requests-20 {
+		t.Fatalf("allowed %d and denied %d, want 20 and %d", allowed, len(denied), requests-20)
+	}
+	for i, c := range denied {
+		if c != 21+i {
+			t.Fatalf("the denies carried counts %v…; want 21, 22, … 10000, each once", denied[max(0, i-3):i+1])
+		}
+	}
+	set := engines[0].Rules()
+	n, err := ctrs.Get(context.Background(), set.Counters()[0], "eve", time.Now())
+	if err != nil || n != requests {
+		t.Fatalf("counter: %d, %v; want %d", n, err, requests)
+	}
+}
