@@ -61,7 +61,7 @@ func (b *schemaBuilder) defs() jsonSchema {
 		"counter":    b.object(counterKeyDecl),
 		"test_event": b.object(testEventKeyDecl),
 		"retry":      b.object(retryKeyDecl),
-		"test":       b.object(testKeyDecl),
+		"test":       testSchema(b.object(testKeyDecl)),
 		"lint":       b.object(lintKeyDecl),
 		"command":    jsonSchema{"enum": imevent.Commands, "description": "A Tencent IM friend callback command."},
 		"on":         jsonSchema{"anyOf": []any{ref("command")(b), jsonSchema{"type": "array", "items": ref("command")(b), "minItems": 1, "uniqueItems": true}}},
@@ -331,4 +331,12 @@ func shortDuration(d time.Duration) string {
 		s = s[:len(s)-2]
 	}
 	return s
+}
+
+// testSchema adds to a test case's object what the loader requires of
+// its keys together: match or decision, and event or events, not both.
+func testSchema(o jsonSchema) jsonSchema {
+	o["anyOf"] = []any{jsonSchema{"required": []string{"match"}}, jsonSchema{"required": []string{"decision"}}}
+	o["not"] = jsonSchema{"required": []string{"event", "events"}}
+	return o
 }
