@@ -315,13 +315,6 @@ func countErr(err error) error {
 	return err
 }
 
-// usesCount reports whether the checked tree calls count().
-func usesCount(n ast.Node) bool {
-	v := &countNames{}
-	ast.Walk(&n, v)
-	return len(v.calls) > 0
-}
-
 type countNames struct{ calls []*ast.CallNode }
 
 func (v *countNames) Visit(node *ast.Node) {
