@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/friendflow/friendflow/actions/builtin"
 	"github.com/friendflow/friendflow/engine/imcallback"
 	"github.com/friendflow/friendflow/engine/queue"
@@ -138,4 +140,74 @@ func TestTwoReplicasCountOneAccountExactly(t *testing.T) {
 	if err != nil || n != requests {
 		t.Fatalf("counter: %d, %v; want %d", n, err, requests)
 	}
+}
+
+// TestUnreachableCounterStateFollowsTheFailChoice: with JetStream gone,
+// a rule reading a counter cannot decide; the target gets the engine's
+// fail-open or fail-closed answer, counted and logged, within the
+// decision's time.
+func TestUnreachableCounterStateFollowsTheFailChoice(t *testing.T) {
+	q, err := queue.Open(context.Background(), queue.Config{DataDir: filepath.Join(t.TempDir(), "data"),
+		Registry: builtin.Registry(builtin.Deps{}), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, closed := range []bool{false, true} {
+		e, _ := counterEngine(t, q, floodRules)
+		e.FailClosed, e.FailCode, e.DecisionTimeout = closed, 38999, 2*time.Second
+		var logs syncBuf
+		e.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+		e.Metrics = NewMetrics("test", "test")
+		cb := newCB(imevent.CmdPrevFriendAdd)
+		cb.ID = imcallback.NewID()
+		if err := imcallback.Decode(prevAddBody("eve", "bob"), cb); err != nil {
+			t.Fatal(err)
+		}
+		if closed {
+			// The store goes away between the two runs.
+			if err := q.Stop(5 * time.Second); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			// A counter store that cannot be reached: no store at all.
+			e.Counters = nil
+		}
+		start := time.Now()
+		reply, err := e.Handle(context.Background(), cb)
+		if err != nil || len(reply.ResultItem) != 1 {
+			t.Fatalf("closed=%t: %v %+v", closed, err, reply)
+		}
+		want, decision := 0, "fail_open"
+		if closed {
+			want, decision = 38999, "fail_closed"
+		}
+		if got := reply.ResultItem[0].ResultCode; got != want {
+			t.Errorf("closed=%t: ResultCode %d, want %d", closed, got, want)
+		}
+		var m dto.Metric
+		if err := e.Metrics.Decisions.WithLabelValues(imevent.CmdPrevFriendAdd, decision).Write(&m); err != nil || m.GetCounter().GetValue() != 1 {
+			t.Errorf("closed=%t: friendflow_decisions_total{decision=%q} = %v", closed, decision, m.GetCounter().GetValue())
+		}
+		if !strings.Contains(logs.String(), "counter state unavailable") || !strings.Contains(logs.String(), `"decision":"`+decision+`"`) {
+			t.Errorf("closed=%t: logs lack the failure:\n%s", closed, logs.String())
+		}
+		t.Logf("closed=%t: decided in %v", closed, time.Since(start))
+	}
+}
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
