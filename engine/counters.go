@@ -24,8 +24,12 @@ func (e *Engine) count(ctx context.Context, set *rules.Set, ev *imevent.Event) *
 
 // stateContext is the context of state operations for a callback that
 // must be decided by deadline: ctx's values, the earlier of the two
-// deadlines, and no cancellation by ctx.
-func stateContext(ctx context.Context, deadline time.Time) (context.Context, context.CancelFunc) {
+// deadlines, and no cancellation by ctx. A set without counters has no
+// state operation: ctx itself, costing nothing.
+func stateContext(ctx context.Context, set *rules.Set, deadline time.Time) (context.Context, context.CancelFunc) {
+	if !set.HasCounters() {
+		return ctx, func() {}
+	}
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}

@@ -305,7 +305,7 @@ func (e *Engine) matchAll(ctx context.Context, set *rules.Set, cb *imcallback.Ca
 	if d <= 0 {
 		d = DefaultReplyDeadline
 	}
-	sctx, cancel := stateContext(ctx, time.Now().Add(d))
+	sctx, cancel := stateContext(ctx, set, time.Now().Add(d))
 	defer cancel()
 	res := e.matchEvents(sctx, set, cb, true, evalBudget(ctx, set, e.now(), d), nil)
 	if res.over != nil {
@@ -348,7 +348,7 @@ func (e *Engine) decide(ctx context.Context, set *rules.Set, cb *imcallback.Call
 	// Counters are read and written under the decision's deadline, but
 	// not cancelled when the decision is made without them: an increment
 	// under way still lands.
-	sctx, cancel := stateContext(ctx, start.Add(timeout))
+	sctx, cancel := stateContext(ctx, set, start.Add(timeout))
 	go func() {
 		defer cancel()
 		done <- e.matchEvents(sctx, set, cb, false, budget, &abandoned)
