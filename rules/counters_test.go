@@ -188,3 +188,23 @@ func TestTestSequenceFailureSaysWhy(t *testing.T) {
 		t.Errorf("results %+v", res)
 	}
 }
+
+// TestTestSequenceCarriesOnceKeys: a once key claimed by an earlier event
+// of a case skips the actions of the last one.
+func TestTestSequenceCarriesOnceKeys(t *testing.T) {
+	s := mustLoad(t, oneRule(`  - name: greet
+    once: { key: From_Account, for: 1h }
+    actions:
+      - test.send: { to: "${ From_Account }" }
+    tests:
+      - name: twice
+        events: [{ repeat: 2, event: { From_Account: alice } }]
+        match: true
+        actions:
+          - test.send: { to: alice }
+`), func(o *Options) { o.SkipTests = true })
+	res := s.RunTests()
+	if len(res) != 1 || res[0].Pass || !strings.Contains(res[0].Failure, `once skips them: key "alice" was seen`) {
+		t.Errorf("results %+v", res)
+	}
+}
