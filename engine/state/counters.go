@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -48,6 +49,9 @@ type Counters struct {
 type counterBucket struct {
 	window time.Duration
 	kv     jetstream.KeyValue
+
+	mu   sync.Mutex
+	last map[string]lastWrite // by key-value key
 }
 
 // NewCounters returns the counters kept in b's buckets.
@@ -81,29 +85,74 @@ func (c *Counters) add(ctx context.Context, ctr rules.Counter, key string, at ti
 	cur := rules.CounterSlot(at, ctr.Window)
 	step := rules.CounterStep(ctr.Window)
 	buf := make([]byte, 0, 64)
+	// The value this replica wrote last, if it still holds it: when no
+	// other writer came in between (always, with one replica), the write
+	// needs no read first. A stale one costs a conflict and a read.
+	slots, rev, cached := b.cached(k)
 	for {
-		slots, rev, err := b.read(ctx, k, step)
-		if err != nil {
-			return 0, conflicts, err
+		if !cached {
+			if slots, rev, err = b.read(ctx, k, step); err != nil {
+				return 0, conflicts, err
+			}
 		}
+		cached = false
 		slots, n = rules.SlideSlots(slots, cur, 1, getSlot, mkSlot)
 		buf = encode(buf[:0], step, slots)
+		var next uint64
 		if rev == 0 {
-			_, err = b.kv.Create(ctx, k, buf)
+			next, err = b.kv.Create(ctx, k, buf)
 		} else {
-			_, err = b.kv.Update(ctx, k, buf, rev)
+			next, err = b.kv.Update(ctx, k, buf, rev)
 		}
 		switch {
 		case err == nil:
+			b.remember(k, next, slots)
 			return n, conflicts, nil
 		case errors.Is(err, jetstream.ErrKeyExists), errors.Is(err, jetstream.ErrKeyRevisionMismatch):
 			if conflicts++; conflicts >= maxConflicts {
 				return 0, conflicts, fmt.Errorf("counter %s: %d write conflicts in a row", ctr.Name, conflicts)
 			}
 		default:
+			b.forget(k)
 			return 0, conflicts, fmt.Errorf("counter %s: %w", ctr.Name, err)
 		}
 	}
+}
+
+// maxCached bounds the values a bucket remembers; past it they are all
+// forgotten (the next write of each reads first).
+const maxCached = 4096
+
+// lastWrite is the value this replica last wrote to a key.
+type lastWrite struct {
+	rev   uint64
+	slots []slot
+}
+
+// cached returns a copy of the value this replica last wrote to k.
+func (b *counterBucket) cached(k string) ([]slot, uint64, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	w, ok := b.last[k]
+	if !ok {
+		return nil, 0, false
+	}
+	return slices.Clone(w.slots), w.rev, true
+}
+
+func (b *counterBucket) remember(k string, rev uint64, slots []slot) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.last == nil || len(b.last) >= maxCached {
+		b.last = make(map[string]lastWrite)
+	}
+	b.last[k] = lastWrite{rev: rev, slots: slots}
+}
+
+func (b *counterBucket) forget(k string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.last, k)
 }
 
 // Get implements rules.CounterStore.
