@@ -87,11 +87,12 @@ func TestTwoReplicasCountOneAccountExactly(t *testing.T) {
 	}
 	const requests = 10_000
 	var (
-		mu      sync.Mutex
-		denied  []int // the count each deny carried
-		allowed int
-		wg      sync.WaitGroup
-		next    = make(chan int)
+		mu        sync.Mutex
+		denied    []int // the count each deny carried
+		durations []time.Duration
+		allowed   int
+		wg        sync.WaitGroup
+		next      = make(chan int)
 	)
 	start := time.Now()
 	for w := range 8 {
@@ -103,12 +104,15 @@ func TestTwoReplicasCountOneAccountExactly(t *testing.T) {
 					t.Error(err)
 					return
 				}
+				began := time.Now()
 				reply, err := engines[(w+n)%2].Handle(context.Background(), cb)
+				took := time.Since(began)
 				if err != nil || len(reply.ResultItem) != 1 {
 					t.Errorf("request %d: %v %+v", n, err, reply)
 					return
 				}
 				mu.Lock()
+				durations = append(durations, took)
 				if it := reply.ResultItem[0]; it.ResultCode == 38001 {
 					c, _ := strconv.Atoi(strings.TrimPrefix(it.ResultInfo, "request "))
 					denied = append(denied, c)
@@ -126,7 +130,9 @@ func TestTwoReplicasCountOneAccountExactly(t *testing.T) {
 	wg.Wait()
 	took := time.Since(start)
 	slices.Sort(denied)
-	t.Logf("%d requests in %v (%.0f/s): %d allowed, %d denied", requests, took, requests/took.Seconds(), allowed, len(denied))
+	slices.Sort(durations)
+	t.Logf("%d requests in %v (%.0f/s): %d allowed, %d denied; reply p50 %v, p99 %v, max %v", requests, took, requests/took.Seconds(),
+		allowed, len(denied), durations[len(durations)/2], durations[len(durations)*99/100], durations[len(durations)-1])
 	if allowed != 20 || len(denied) != requests-20 {
 		t.Fatalf("allowed %d and denied %d, want 20 and %d", allowed, len(denied), requests-20)
 	}

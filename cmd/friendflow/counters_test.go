@@ -106,6 +106,20 @@ func TestServeCountsPrevRequestsAcrossARestart(t *testing.T) {
 		t.Errorf("counters get of a misspelt counter: %v\n%s", err, out)
 	}
 
+	// explain --counters live counts the event on top of the deployment's
+	// counts, without writing them.
+	ev := filepath.Join(t.TempDir(), "ev.json")
+	if err := os.WriteFile(ev, []byte(`{"CallbackCommand":"Sns.CallbackPrevFriendAdd","From_Account":"eve","FriendItem":[{"To_Account":"zed"}]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err = exec.Command(binary, "explain", dir, "--event", ev, "--counters", "live", "--admin-url", "http://"+admin).CombinedOutput()
+	if err != nil || !bytes.Contains(out, []byte(`count("requests_by_sender", "eve") = 6 (this event counted)`)) || !bytes.Contains(out, []byte("decision: deny zed")) {
+		t.Errorf("explain --counters live: %v\n%s", err, out)
+	}
+	if got := get("eve"); got != "5" {
+		t.Errorf("explain wrote the counter: %q", got)
+	}
+
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"time"
@@ -112,12 +113,35 @@ func (c *Counters) add(ctx context.Context, ctr rules.Counter, key string, at ti
 			if conflicts++; conflicts >= maxConflicts {
 				return 0, conflicts, fmt.Errorf("counter %s: %d write conflicts in a row", ctr.Name, conflicts)
 			}
+			if err := backoff(ctx, conflicts); err != nil {
+				return 0, conflicts, fmt.Errorf("counter %s: %w", ctr.Name, err)
+			}
 		default:
 			b.forget(k)
 			return 0, conflicts, fmt.Errorf("counter %s: %w", ctr.Name, err)
 		}
 	}
 }
+
+// backoff waits a random time, longer after more conflicts in a row
+// (full jitter, up to maxBackoff): writers of one hot key that all retry
+// at once would mostly conflict again.
+func backoff(ctx context.Context, conflicts int) error {
+	limit := min(backoffUnit<<min(conflicts, 10), maxBackoff)
+	t := time.NewTimer(rand.N(limit))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+const (
+	backoffUnit = 50 * time.Microsecond
+	maxBackoff  = 5 * time.Millisecond
+)
 
 // maxCached bounds the values a bucket remembers; past it they are all
 // forgotten (the next write of each reads first).
