@@ -174,6 +174,7 @@ func exercisedFamilies(t *testing.T) map[string]*dto.MetricFamily {
 	m.ObserveIM("openim/sendmsg", im.ResultRateLimited)
 	m.WatchQueue(func(context.Context) (queue.Stats, error) { return queue.Stats{}, nil })
 	m.WatchStore(func() error { return nil })
+	m.ObserveCounter("add", time.Millisecond, 1, nil)
 
 	fams, err := m.Registry.Gather()
 	if err != nil {
