@@ -184,7 +184,7 @@ func TestTestSequenceFailureSaysWhy(t *testing.T) {
         decision: { deny: 38001 }
 `}, func(o *Options) { o.SkipTests = true })
 	res := s.RunTests()
-	if len(res) != 1 || res[0].Pass || !strings.Contains(res[0].Failure, "expected decision: deny 38001, got allow") {
+	if len(res) != 1 || res[0].Pass || !strings.Contains(res[0].Failure, "expected decision: deny 38001, got allow\n  count(\"requests_by_sender\", \"eve\") = 2") {
 		t.Errorf("results %+v", res)
 	}
 }

@@ -158,13 +158,14 @@ func (s *Set) runTest(r *rule, tc *testCase, sc *scratch) string {
 			b.WriteString("\n")
 			b.WriteString(trace)
 		}
+		b.WriteString(countsText(st.counts))
 		return b.String()
 	}
 	if tc.decision != nil {
 		// The decision is the whole set's: a later rule's test can show
 		// that an earlier rule's deny wins, or that nothing denies.
 		if d := s.checkDecision(tc.decision, &ev, tc.lists, st.counts); d != "" {
-			return d
+			return d + countsText(st.counts)
 		}
 	}
 	if !matched {

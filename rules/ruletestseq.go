@@ -3,6 +3,7 @@ package rules
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -114,4 +115,17 @@ func (s *Set) testState(tc *testCase) *testState {
 	}
 	st.counts = s.Count(ctx, &tc.event, mem, EventTime(&tc.event, testEpoch))
 	return st
+}
+
+// countsText lists the counter values a failed case's last event used,
+// one per line, for its failure message.
+func countsText(c *Counts) string {
+	var b strings.Builder
+	for _, v := range c.Values() {
+		fmt.Fprintf(&b, "\n  count(%q, %q) = %d", v.Counter, v.Key, v.Count)
+		if v.Error != "" {
+			b.WriteString(" (error: " + v.Error + ")")
+		}
+	}
+	return b.String()
 }
