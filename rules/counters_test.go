@@ -208,3 +208,24 @@ func TestTestSequenceCarriesOnceKeys(t *testing.T) {
 		t.Errorf("results %+v", res)
 	}
 }
+
+// TestCountInOnceAndTemplates: count() reads the same values in once
+// keys and templates as in when.
+func TestCountInOnceAndTemplates(t *testing.T) {
+	s := mustLoad(t, map[string]string{"a.yaml": floodCounter + `rules:
+  - name: note
+    on: Sns.CallbackPrevFriendAdd
+    once: { key: 'From_Account + "#" + string(count("requests_by_sender", From_Account))', for: 1h }
+    actions:
+      - test.send: { to: "${ From_Account }", count: '${ count("requests_by_sender", From_Account) }' }
+`})
+	mem := NewMemCounters()
+	ev := imevent.Event{CallbackCommand: imevent.CmdPrevFriendAdd, From_Account: "eve"}
+	var ms []Match
+	for range 2 {
+		ms, _ = s.MatchCounts(&ev, nil, s.Count(context.Background(), &ev, mem, time.Now()))
+	}
+	if len(ms) != 1 || ms[0].Once.Key != "eve#2" || ms[0].Actions[0].Params["count"] != 2 {
+		t.Fatalf("matches %+v", ms)
+	}
+}
