@@ -26,6 +26,7 @@ type exprCompiler struct {
 	// counters are the declared counters count() may name; nil while a
 	// counter's key compiles, which may not count.
 	counters map[string]*counterSpec
+	counted  bool // the last expression compiled calls count()
 }
 
 func newExprCompiler(opts []expr.Option) *exprCompiler {
@@ -65,7 +66,7 @@ func (c *exprCompiler) compile(src, key string, inspect func(ast.Node), extra ..
 		return nil, err
 	}
 	c.lists = listRefs(tree.Node)
-	if err := checkCountNames(tree, c.counters); err != nil {
+	if err := checkCountNames(tree, c.counters, &c.counted); err != nil {
 		return nil, err
 	}
 	if inspect != nil {

@@ -325,9 +325,10 @@ func (v *countNames) Visit(node *ast.Node) {
 
 // checkCountNames makes count() of anything but the quoted name of a
 // declared counter a compile error, at the name's position.
-func checkCountNames(tree *parser.Tree, known map[string]*counterSpec) error {
+func checkCountNames(tree *parser.Tree, known map[string]*counterSpec, used *bool) error {
 	v := &countNames{}
 	ast.Walk(&tree.Node, v)
+	*used = len(v.calls) > 0
 	for _, c := range v.calls {
 		arg := c.Arguments[1]
 		s, ok := arg.(*ast.StringNode)

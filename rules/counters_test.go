@@ -229,3 +229,16 @@ func TestCountInOnceAndTemplates(t *testing.T) {
 		t.Fatalf("matches %+v", ms)
 	}
 }
+
+// TestProfileNotWithCount: the worker renders a profile() template
+// without the event's counts.
+func TestProfileNotWithCount(t *testing.T) {
+	ps := problems(t, map[string]string{"r.yaml": floodCounter + `rules:
+  - name: r
+    on: Sns.CallbackPrevFriendAdd
+    actions: [ { log: { message: "${ profile(From_Account).Nick ?? From_Account } ${ count(\"requests_by_sender\", From_Account) }" } } ]
+`})
+	if len(ps) != 1 || !strings.Contains(ps[0], "r.yaml:9:") || !strings.Contains(ps[0], "cannot read count()") {
+		t.Errorf("problems: %v", ps)
+	}
+}

@@ -272,7 +272,7 @@ func (p *fileParser) templateValue(n *yaml.Node, what string) (*pval, bool) {
 		return &pval{kind: pvStatic, static: tail}, true
 	}
 	t := newTemplate(s, spans, tail)
-	ok, lists := true, false
+	ok, lists, counted := true, false, false
 	for _, sp := range spans {
 		if err := t.addPart(p.l.compiler, sp, s); err != nil {
 			line, col := p.exprPos(n, sp.start, err)
@@ -280,6 +280,7 @@ func (p *fileParser) templateValue(n *yaml.Node, what string) (*pval, bool) {
 			ok = false
 			continue
 		}
+		counted = counted || p.l.compiler.counted
 		if p.noteLists(n, sp.start, s[sp.start:sp.end], what) {
 			lists = true
 			t.parts[len(t.parts)-1].fast = fexpr{} // the VM, which reports a list's error
@@ -289,6 +290,11 @@ func (p *fileParser) templateValue(n *yaml.Node, what string) (*pval, bool) {
 		// The worker renders a profile() template without the rule set
 		// whose lists it would read.
 		p.errAt(n, "%s: a template that calls profile() cannot read list(): put them in different parameters", what)
+		ok = false
+	}
+	if counted && t.profile {
+		// Nor its counters: the worker has no event's counts.
+		p.errAt(n, "%s: a template that calls profile() cannot read count(): put them in different parameters", what)
 		ok = false
 	}
 	t.finish(tail)
