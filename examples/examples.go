@@ -13,7 +13,7 @@ import (
 // The shipped rule files, listed by name (a pattern would take in any
 // file added beside them).
 //
-//go:embed rules/audit-forced-adds.yaml rules/blacklist-alert.yaml rules/blocklist.yaml rules/follows.yaml rules/friend-requests.yaml rules/onboarding.yaml rules/welcome.yaml
+//go:embed rules/anti-spam.yaml rules/audit-forced-adds.yaml rules/blacklist-alert.yaml rules/blocklist.yaml rules/first-friend.yaml rules/follows.yaml rules/friend-requests.yaml rules/onboarding.yaml rules/welcome.yaml
 var rules embed.FS
 
 // RuleFiles returns the shipped rule files: the name in examples/rules to

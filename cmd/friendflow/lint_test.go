@@ -65,12 +65,12 @@ func TestLintSeveralPaths(t *testing.T) {
 	dir := exampleRules(t)
 	examples, _ := filepath.Glob(filepath.Join(dir, "*.yaml"))
 	code, out, errOut := runBin(t, ".", nil, append([]string{"lint", "--strict"}, examples...)...)
-	if code != 0 || out != "ok: 10 rules in 6 files\n" {
+	if code != 0 || out != "ok: 14 rules in 9 files\n" {
 		t.Fatalf("lint %v: exit %d\n%s%s", examples, code, out, errOut)
 	}
 	// A directory and a file in it: the file loads once.
 	code, out, _ = runBin(t, ".", nil, "lint", dir, examples[0])
-	if code != 0 || out != "ok: 10 rules in 6 files\n" {
+	if code != 0 || out != "ok: 14 rules in 9 files\n" {
 		t.Fatalf("lint DIR DIR/FILE: exit %d\n%s", code, out)
 	}
 	a := writeRules(t, filepath.Join(t.TempDir(), "a"), "r.yaml", "rules:\n  - name: same\n")
