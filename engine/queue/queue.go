@@ -338,6 +338,9 @@ type Queue struct {
 	encodeBufs sync.Pool     // *[]byte for Enqueue's encodings
 	commitStop chan struct{} // closed by Stop: committers finish and exit
 	committers sync.WaitGroup
+	// sinceKeeper is the bytes of job messages stored since the last
+	// keeper (keep.go).
+	sinceKeeper atomic.Int64
 }
 
 // Open starts the embedded server when cfg.URL is empty, connects, and
@@ -488,13 +491,15 @@ func (q *Queue) setup(ctx context.Context) error {
 	q.jobs, _, err = q.ensureStream(ctx, jetstream.StreamConfig{
 		Name:        n.jobsStream,
 		Description: "friendflow jobs: one message per group of accepted callbacks, one per waiting job",
-		Subjects:    []string{n.jobsSubjects},
+		Subjects:    []string{n.jobsSubjects, n.keep},
 		Retention:   jetstream.WorkQueuePolicy,
 		Storage:     jetstream.FileStorage,
 		Replicas:    q.cfg.Replicas,
 		Duplicates:  jobsDupWindow,
 		MaxMsgs:     -1,
 		MaxBytes:    -1,
+		// For the keeper (keep.go): each replaces the one before.
+		AllowRollup: true,
 	})
 	if err != nil {
 		return err
@@ -534,10 +539,13 @@ func (q *Queue) setup(ctx context.Context) error {
 		MaxDeliver:    -1,
 		MaxAckPending: -1,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
+		// Jobs only: never the keeper (keep.go).
+		FilterSubject: n.jobsSubjects,
 	})
 	if err != nil {
 		return fmt.Errorf("queue: consumer %s: %w", n.consumer, err)
 	}
+	q.publishKeeper()
 	return q.setupEvents(ctx)
 }
 
