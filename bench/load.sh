@@ -247,7 +247,8 @@ $(cat "$3")"
 cpu_snapshot() {
 	# cat, not awk, reads the files: a process may exit between the glob
 	# and the read, and mawk stops at a file it cannot open.
-	cat /proc/[0-9]*/stat 2>/dev/null | awk '{
+	# cat then fails, and pipefail would end the script without a word.
+	{ cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk '{
 		comm = $0; sub(/^[^(]*\(/, "", comm); sub(/\).*$/, "", comm)
 		rest = $0; sub(/^.*\) /, "", rest); split(rest, f, " ")
 		print $1, f[12] + f[13], comm }'
