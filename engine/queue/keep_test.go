@@ -70,31 +70,27 @@ func TestKeeperKeepsTheBlockFile(t *testing.T) {
 	}
 }
 
-// TestKeeperReplacesTheLastOne: a keeper every keepEvery bytes, each
-// rolling up the one before.
-func TestKeeperReplacesTheLastOne(t *testing.T) {
-	s := newScript()
-	q := openTest(t, t.TempDir(), s, nil)
-	before, err := q.jobs.Info(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range 3 {
-		q.sinceKeeper.Store(keepEvery - 1)
-		enqueue(t, q, "cb-"+strconv.Itoa(i), mkJob("r"+strconv.Itoa(i), "ok"))
-	}
-	// The keepers are published without waiting: the last one is in once
-	// the stream has stored 3 of them after the 3 callbacks.
-	eventually(t, 10*time.Second, "3 more keepers published", func() bool {
-		info, err := q.jobs.Info(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return info.State.LastSeq >= before.State.LastSeq+6
-	})
+// TestKeeperCycles: a keeper from Open, removed after keepEvery bytes of
+// job messages, and published again keepGap bytes later.
+func TestKeeperCycles(t *testing.T) {
+	q := openTest(t, t.TempDir(), newScript(), nil)
+	eventually(t, 10*time.Second, "the keeper of Open", func() bool { return keepers(t, q) == 1 })
+	q.published(keepEvery - 1)
 	if n := keepers(t, q); n != 1 {
-		t.Errorf("%d keepers after 3 more, want 1", n)
+		t.Fatalf("%d keepers before keepEvery bytes, want 1", n)
 	}
+	q.published(1)
+	eventually(t, 10*time.Second, "the keeper removed", func() bool {
+		q.keeperMu.Lock()
+		defer q.keeperMu.Unlock()
+		return !q.keeper.purging && keepers(t, q) == 0
+	})
+	q.published(keepGap - 1)
+	if n := keepers(t, q); n != 0 {
+		t.Fatalf("%d keepers before keepGap bytes, want 0", n)
+	}
+	q.published(1)
+	eventually(t, 10*time.Second, "a keeper again", func() bool { return keepers(t, q) == 1 })
 }
 
 // TestKeeperDeliveredIsNotAJob: a consumer without the filter (as an older

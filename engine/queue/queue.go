@@ -338,9 +338,9 @@ type Queue struct {
 	encodeBufs sync.Pool     // *[]byte for Enqueue's encodings
 	commitStop chan struct{} // closed by Stop: committers finish and exit
 	committers sync.WaitGroup
-	// sinceKeeper is the bytes of job messages stored since the last
-	// keeper (keep.go).
-	sinceKeeper atomic.Int64
+	// keeper is the jobs stream's keeper's cycle (keep.go).
+	keeperMu sync.Mutex
+	keeper   keeperState
 }
 
 // Open starts the embedded server when cfg.URL is empty, connects, and
@@ -498,8 +498,6 @@ func (q *Queue) setup(ctx context.Context) error {
 		Duplicates:  jobsDupWindow,
 		MaxMsgs:     -1,
 		MaxBytes:    -1,
-		// For the keeper (keep.go): each replaces the one before.
-		AllowRollup: true,
 	})
 	if err != nil {
 		return err
@@ -545,7 +543,7 @@ func (q *Queue) setup(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("queue: consumer %s: %w", n.consumer, err)
 	}
-	q.publishKeeper()
+	q.startKeeper()
 	return q.setupEvents(ctx)
 }
 
