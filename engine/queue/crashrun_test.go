@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -101,37 +102,8 @@ func TestKill9WhileWorkersRunLosesNoJob(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	last, killed := -1, false
-	sc := bufio.NewScanner(out)
-	for sc.Scan() {
-		line := sc.Text()
-		if n, ok := strings.CutPrefix(line, "acked "); ok {
-			last, _ = strconv.Atoi(n)
-			if last+1 == killAt && !killed {
-				if err := cmd.Process.Kill(); err != nil { // SIGKILL, mid-stream
-					t.Fatal(err)
-				}
-				killed = true
-			}
-			continue
-		}
-		t.Log("child:", line)
-	}
-	_ = cmd.Wait()
-	if !killed {
-		t.Fatalf("child ended before it was killed (last ack %d)", last)
-	}
-
-	raw, err := os.ReadFile(filepath.Join(dir, "runs"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	before := make(map[string]bool)
-	for l := range strings.Lines(string(raw)) {
-		if id, ok := strings.CutSuffix(l, "\n"); ok { // a line cut by the kill is not a run
-			before[id] = true
-		}
-	}
+	last := killAfter(t, cmd, out, killAt)
+	before := runsBefore(t, filepath.Join(dir, "runs"))
 	s := newScript()
 	q := openTest(t, filepath.Join(dir, "store"), s, nil)
 	runTest(t, q)
@@ -150,11 +122,7 @@ func TestKill9WhileWorkersRunLosesNoJob(t *testing.T) {
 		return n, first
 	}
 	deadline := time.Now().Add(60 * time.Second)
-	for {
-		n, first := missing()
-		if n == 0 {
-			break
-		}
+	for n, first := missing(); n > 0; n, first = missing() {
 		if time.Now().After(deadline) {
 			t.Fatalf("%d acknowledged jobs never ran (first: %s)", n, first)
 		}
@@ -162,5 +130,48 @@ func TestKill9WhileWorkersRunLosesNoJob(t *testing.T) {
 	}
 	eventually(t, 20*time.Second, "queue drained", func() bool { return drained(t, q) })
 	_, after := s.doneTotals()
-	t.Logf("killed after %d acknowledged callbacks: %d jobs ran before the kill, %d after (reruns included)", last+1, len(before), after)
+	t.Logf("%d callbacks acknowledged when killed: %d jobs ran before the kill, %d after (reruns included)", last+1, len(before), after)
+}
+
+// killAfter reads the child's output and kills it with SIGKILL once n
+// callbacks are acknowledged; it returns the last one acknowledged.
+func killAfter(t *testing.T, cmd *exec.Cmd, out io.Reader, n int) int {
+	t.Helper()
+	last, killed := -1, false
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		line := sc.Text()
+		if v, ok := strings.CutPrefix(line, "acked "); ok {
+			last, _ = strconv.Atoi(v)
+			if last+1 == n && !killed {
+				if err := cmd.Process.Kill(); err != nil { // SIGKILL, mid-stream
+					t.Fatal(err)
+				}
+				killed = true
+			}
+			continue
+		}
+		t.Log("child:", line)
+	}
+	_ = cmd.Wait()
+	if !killed {
+		t.Fatalf("child ended before it was killed (last ack %d)", last)
+	}
+	return last
+}
+
+// runsBefore reads the child's runs file: the ids of the jobs it ran.
+func runsBefore(t *testing.T, file string) map[string]bool {
+	t.Helper()
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runs := make(map[string]bool)
+	for l := range strings.Lines(string(raw)) {
+		if id, ok := strings.CutSuffix(l, "\n"); ok { // a line cut by the kill is not a run
+			runs[id] = true
+		}
+	}
+	return runs
 }
