@@ -77,7 +77,7 @@ func TestCrashRunChild(t *testing.T) {
 
 // TestKill9WhileWorkersRunLosesNoJob: SIGKILL while callbacks are stored
 // and workers take, run and acknowledge them (the stream's blocks hold
-// deleted messages, tombstones and the keeper at that moment); after a
+// deleted messages and tombstones at that moment); after a
 // restart on the same store every acknowledged callback's jobs have run,
 // before the kill or after.
 func TestKill9WhileWorkersRunLosesNoJob(t *testing.T) {

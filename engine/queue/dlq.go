@@ -359,9 +359,8 @@ func (q *Queue) Stats(ctx context.Context) (Stats, error) {
 	if err != nil {
 		return s, fmt.Errorf("queue: stats: %w", err)
 	}
-	// Counted by subject: the stream also holds the keeper (keep.go).
+	s.Messages = int(info.State.Msgs)
 	for subj, c := range info.State.Subjects {
-		s.Messages += int(c)
 		switch {
 		case subj == n.one:
 			s.Jobs += int(c)

@@ -220,9 +220,6 @@ func (q *Queue) publishGroup(group []*commit, buf []byte) []byte {
 		}
 		c.done <- err
 	}
-	if err == nil {
-		q.published(len(data))
-	}
 	return data
 }
 

@@ -172,18 +172,7 @@ func (q *Queue) dropAcked(ctx context.Context) error {
 	if si.State.Msgs == 0 || si.State.FirstSeq > floor {
 		return nil
 	}
-	// The first message may be the keeper (keep.go), which no consumer
-	// acknowledges: only a job message at or below the floor counts.
-	first, err := q.jobs.GetMsg(ctx, si.State.FirstSeq, jetstream.WithGetMsgSubject(q.names.jobsSubjects))
-	switch {
-	case errors.Is(err, jetstream.ErrMsgNotFound):
-		return nil
-	case err != nil:
-		return fmt.Errorf("jobs stream: %w", err)
-	case first.Sequence > floor:
-		return nil
-	}
-	if err := q.jobs.Purge(ctx, jetstream.WithPurgeSubject(q.names.jobsSubjects), jetstream.WithPurgeSequence(floor+1)); err != nil {
+	if err := q.jobs.Purge(ctx, jetstream.WithPurgeSequence(floor+1)); err != nil {
 		return fmt.Errorf("drop acknowledged messages up to %d: %w", floor, err)
 	}
 	q.log.Warn("removed acknowledged jobs messages the store had kept after a write error", "up_to_seq", floor)

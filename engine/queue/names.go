@@ -39,7 +39,6 @@ type names struct {
 	jobsSubjects string // wildcard of every job message
 	batchPrefix  string // + number of jobs in the message
 	one          string // a job in a message of its own
-	keep         string // the jobs stream's keeper (keep.go), outside jobsSubjects
 	deadSubjects string // wildcard of every dead letter
 	deadPrefix   string // + base64url(job id)
 	cancelBucket string // key-value bucket of cancel_on's markers
@@ -60,7 +59,6 @@ func newNames(ns string) names {
 		jobsSubjects: ns + ".jobs.>",
 		batchPrefix:  ns + ".jobs.cb.",
 		one:          ns + ".jobs.one",
-		keep:         ns + ".keep.jobs",
 		deadSubjects: ns + ".dead.>",
 		deadPrefix:   ns + ".dead.",
 		cancelBucket: ns + "_cancel",

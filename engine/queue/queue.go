@@ -338,9 +338,6 @@ type Queue struct {
 	encodeBufs sync.Pool     // *[]byte for Enqueue's encodings
 	commitStop chan struct{} // closed by Stop: committers finish and exit
 	committers sync.WaitGroup
-	// keeper is the jobs stream's keeper's cycle (keep.go).
-	keeperMu sync.Mutex
-	keeper   keeperState
 }
 
 // Open starts the embedded server when cfg.URL is empty, connects, and
@@ -491,7 +488,7 @@ func (q *Queue) setup(ctx context.Context) error {
 	q.jobs, _, err = q.ensureStream(ctx, jetstream.StreamConfig{
 		Name:        n.jobsStream,
 		Description: "friendflow jobs: one message per group of accepted callbacks, one per waiting job",
-		Subjects:    []string{n.jobsSubjects, n.keep},
+		Subjects:    []string{n.jobsSubjects},
 		Retention:   jetstream.WorkQueuePolicy,
 		Storage:     jetstream.FileStorage,
 		Replicas:    q.cfg.Replicas,
@@ -537,13 +534,10 @@ func (q *Queue) setup(ctx context.Context) error {
 		MaxDeliver:    -1,
 		MaxAckPending: -1,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
-		// Jobs only: never the keeper (keep.go).
-		FilterSubject: n.jobsSubjects,
 	})
 	if err != nil {
 		return fmt.Errorf("queue: consumer %s: %w", n.consumer, err)
 	}
-	q.startKeeper()
 	return q.setupEvents(ctx)
 }
 

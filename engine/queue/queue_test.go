@@ -492,7 +492,6 @@ func TestDefaultNamespaceKeepsTheNames(t *testing.T) {
 		n.jobsSubjects:                          "friendflow.jobs.>",
 		n.batchPrefix + "3":                     "friendflow.jobs.cb.3",
 		n.one:                                   "friendflow.jobs.one",
-		n.keep:                                  "friendflow.keep.jobs",
 		n.deadSubjects:                          "friendflow.dead.>",
 		n.deadSubject("j1"):                     "friendflow.dead.ajE",
 		n.onceBucket(0):                         "friendflow_once_forever",

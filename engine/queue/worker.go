@@ -181,11 +181,6 @@ func (q *Queue) handle(m jetstream.Msg) (verdict, time.Duration) {
 		q.log.Error("message without JetStream metadata", "subject", m.Subject(), "err", err)
 		return vRelease, 0
 	}
-	if m.Subject() == q.names.keep {
-		// Delivered only if the consumer lost its filter (an older
-		// release's replica re-created it): a job-less message.
-		return vAck, 0
-	}
 	seq := meta.Sequence.Stream
 	jobs, err := q.readJobs(m, meta)
 	if err != nil {
