@@ -255,6 +255,9 @@ func TestFastMatchesVM(t *testing.T) {
 	compile := whenCompiler()
 	rng := rand.New(rand.NewPCG(7, 11))
 	for _, src := range whensOf(t, exampleRules(t)) {
+		if strings.Contains(src, "count(") {
+			continue // reads counter state the event alone does not hold: the VM's
+		}
 		if !checkWhen(t, compile, rng, src, 2000) {
 			t.Errorf("example %s: not on the fast path", src)
 		}
