@@ -305,7 +305,7 @@ func (s *server) mountAdmin(registry *actions.Registry, ring *record.Log, imc *i
 	admin.MountLists(adm, s.lists, reloader)
 	console := &admin.Console{Version: version, Rules: reloader, Events: ring, DLQ: q, Registry: registry,
 		Metrics: s.metrics.Registry, Queue: q.Stats, Logger: s.log, CheckToken: admin.TokenChecker(cfg.AdminToken),
-		Lists: s.lists}
+		Lists: s.lists, Counters: s.counters}
 	if imc != nil {
 		console.IMRate = imc.RateStates
 	}

@@ -7,6 +7,7 @@ import (
 	"github.com/friendflow/friendflow/engine"
 	"github.com/friendflow/friendflow/engine/queue"
 	"github.com/friendflow/friendflow/engine/record"
+	"github.com/friendflow/friendflow/engine/state"
 	"github.com/friendflow/friendflow/rules"
 	"github.com/friendflow/friendflow/rules/reload"
 )
@@ -41,6 +42,18 @@ type CounterValue struct {
 	Count   int       `json:"count"`
 	Window  string    `json:"window"`
 	At      time.Time `json:"at"`
+}
+
+// CounterTop is GET /counters/{name}'s answer: a counter as declared and
+// its busiest keys now, as far as a bounded scan of its bucket saw
+// (state.Top: examined, total, cut).
+type CounterTop struct {
+	Counter string    `json:"counter"`
+	On      []string  `json:"on"`
+	Key     string    `json:"key_expr"`
+	Window  string    `json:"window"`
+	At      time.Time `json:"at"`
+	state.Top
 }
 
 // ErrorBody is the answer of a request that failed: what went wrong,

@@ -52,6 +52,7 @@ type Console struct {
 	Queue    func(context.Context) (queue.Stats, error) // nil: not shown
 	IMRate   func() []im.RateState                      // nil: no IM client
 	Lists    ListStore                                  // nil: the Lists page says there are none
+	Counters CounterStore                               // nil: the Counters page says they are not available
 	// CheckToken, when set, says whether a token is the admin token: the
 	// pages then need the console cookie (set by /ui/login) or
 	// Authorization: Bearer. Nil: the pages are open, as the rest of the
@@ -65,7 +66,8 @@ type Console struct {
 }
 
 // Mount serves the console on a: / (overview), /ui/rules, /ui/events,
-// /ui/events/{id}, /ui/try, /ui/dlq, /ui/login and /ui/static/.
+// /ui/events/{id}, /ui/try, /ui/dlq, /ui/lists, /ui/counters, /ui/login and
+// /ui/static/.
 func (c *Console) Mount(a *Server) error {
 	c.throttle = a.auth
 	if err := c.parse(); err != nil {
@@ -91,6 +93,7 @@ func (c *Console) Mount(a *Server) error {
 		"GET /ui/lists":              c.listsPage,
 		"GET /ui/lists/{name}":       c.listPage,
 		"POST /ui/lists/{name}/{op}": c.listOp,
+		"GET /ui/counters":           c.countersPage,
 	} {
 		a.Handle(pattern, secure(c.auth(h)))
 	}
@@ -124,7 +127,7 @@ func (c *Console) parse() error {
 		"join": strings.Join,
 	}
 	c.pages = map[string]*template.Template{}
-	for _, p := range []string{"overview", "rules", "events", "event", "try", "dlq", "login", "lists", "list"} {
+	for _, p := range []string{"overview", "rules", "events", "event", "try", "dlq", "login", "lists", "list", "counters"} {
 		t, err := template.New("layout.html").Funcs(funcs).ParseFS(consoleFS, "console/layout.html", "console/"+p+".html")
 		if err != nil {
 			return fmt.Errorf("console page %s: %w", p, err)

@@ -1,10 +1,12 @@
 package admin
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/friendflow/friendflow/engine/state"
 )
@@ -122,4 +124,42 @@ func (c *Console) listOp(w http.ResponseWriter, r *http.Request) {
 		c.Lists.LogMembers(name, op, members)
 	}
 	http.Redirect(w, r, "/ui/lists/"+url.PathEscape(name)+"?done="+op+"&n="+strconv.Itoa(n), http.StatusSeeOther)
+}
+
+// consoleCounterScan bounds the keys the Counters page examines in each
+// counter's bucket.
+const consoleCounterScan = state.DefaultTopScan
+
+// consoleCounter is one counter on the Counters page: its top, or why it
+// could not be read.
+type consoleCounter struct {
+	CounterTop
+	Error string
+}
+
+// countersPage shows each declared counter and its busiest keys.
+func (c *Console) countersPage(w http.ResponseWriter, r *http.Request) {
+	d := map[string]any{"Scan": consoleCounterScan}
+	set := c.Rules.Current()
+	switch {
+	case set == nil:
+		d["Error"] = "no rules are loaded"
+	case c.Counters == nil:
+		d["Error"] = "counters are not available on this instance"
+	default:
+		ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+		defer cancel()
+		var out []consoleCounter
+		for _, ctr := range set.Counters() {
+			top, err := counterTop(ctx, c.Counters, ctr, DefaultTop, consoleCounterScan)
+			v := consoleCounter{CounterTop: top}
+			if err != nil {
+				v.Counter, v.On, v.Key, v.Window = ctr.Name, ctr.On, ctr.Key, ctr.Window.String()
+				v.Error = "reading the counter: " + err.Error()
+			}
+			out = append(out, v)
+		}
+		d["Counters"] = out
+	}
+	c.render(w, http.StatusOK, "counters", "Counters", d)
 }

@@ -18,10 +18,11 @@ import (
 	"github.com/friendflow/friendflow/rules"
 )
 
-// Buckets makes the key-value buckets of a namespace: queue.Queue's
-// StateBucket.
+// Buckets makes the key-value buckets of a namespace (queue.Queue's
+// StateBucket), in its JetStream: TopKeys reads a bucket's stream.
 type Buckets interface {
 	StateBucket(ctx context.Context, suffix string, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error)
+	JetStream() jetstream.JetStream
 }
 
 // Counter operations, as Observe names them.
