@@ -557,3 +557,73 @@ func (p *PeekCounters) Get(ctx context.Context, c Counter, key string, at time.T
 	l, _ := p.local.Get(ctx, c, key, at)
 	return n + l, nil
 }
+
+// SeededCounters is a MemCounters whose keys start from Base's counts
+// instead of zero, never writing Base: what backtest --counters live
+// replays on. Base's count of a key, read when the replay first needs
+// it, is placed at the time of the replay's first event, so it leaves
+// the window one window after the replay starts, as the deployment's own
+// counts would have; a key first needed a window or more after that
+// starts from zero without a read. Safe for concurrent use.
+type SeededCounters struct {
+	Base CounterStore
+
+	mu      sync.Mutex
+	mem     *MemCounters
+	start   time.Time
+	started bool
+	seeded  map[memKey]bool
+	err     error
+}
+
+// NewSeededCounters returns a SeededCounters over base.
+func NewSeededCounters(base CounterStore) *SeededCounters {
+	return &SeededCounters{Base: base, mem: NewMemCounters(), seeded: map[memKey]bool{}}
+}
+
+// Add implements CounterStore.
+func (s *SeededCounters) Add(ctx context.Context, c Counter, key string, at time.Time) (int, error) {
+	if err := s.seed(ctx, c, key, at); err != nil {
+		return 0, err
+	}
+	return s.mem.Add(ctx, c, key, at)
+}
+
+// Get implements CounterStore.
+func (s *SeededCounters) Get(ctx context.Context, c Counter, key string, at time.Time) (int, error) {
+	if err := s.seed(ctx, c, key, at); err != nil {
+		return 0, err
+	}
+	return s.mem.Get(ctx, c, key, at)
+}
+
+// Err is the first error reading Base, or nil.
+func (s *SeededCounters) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+func (s *SeededCounters) seed(ctx context.Context, c Counter, key string, at time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.started {
+		s.start, s.started = at, true
+	}
+	k := memKey{c.Name, key}
+	if s.seeded[k] || !at.Before(s.start.Add(c.Window)) {
+		return nil
+	}
+	n, err := s.Base.Get(ctx, c, key, s.start)
+	if err != nil {
+		if s.err == nil {
+			s.err = err
+		}
+		return err
+	}
+	s.seeded[k] = true
+	if n > 0 {
+		s.mem.do(c, key, s.start, n)
+	}
+	return nil
+}

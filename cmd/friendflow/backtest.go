@@ -22,6 +22,7 @@ func backtestCommand(fs *flag.FlagSet) runFunc {
 	eventsFile := fs.String("events", "", "recorded events as JSONL (friendflow events export) instead of --admin-url")
 	format := declareFormat(fs, formatText, formatJSON)
 	failOnChange := fs.Bool("fail-on-change", false, "exit 1 when anything would change")
+	live := declareLiveCounters(fs, af, "counters the replay starts from: empty, or live (a running deployment's as they are now, read through --admin-url, never written)")
 	return func(ctx context.Context, inv *invocation) error {
 		if err := checkFormat(*format, formatText, formatJSON); err != nil {
 			return err
@@ -29,8 +30,12 @@ func backtestCommand(fs *flag.FlagSet) runFunc {
 		if len(inv.args) == 0 {
 			return usagef("backtest needs PATH…: the candidate rules")
 		}
-		if *eventsFile != "" && inv.cmdline["admin-url"] {
-			return usagef("backtest reads --admin-url or --events, not both")
+		base, err := live(inv)
+		if err != nil {
+			return err
+		}
+		if *eventsFile != "" && inv.cmdline["admin-url"] && base == nil {
+			return usagef("backtest reads --admin-url or --events, not both (but for --counters live, which reads the deployment's counters)")
 		}
 		var lists rules.Lists // --events: every list is empty
 		if *eventsFile == "" {
@@ -55,8 +60,18 @@ func backtestCommand(fs *flag.FlagSet) runFunc {
 		defer src.Close()
 		// One event at a time, as read: only the diff is held.
 		bt := record.NewBacktest(set)
+		var seeded *rules.SeededCounters
+		if base != nil {
+			seeded = rules.NewSeededCounters(base)
+			bt = record.NewBacktestCounters(set, seeded)
+		}
 		if err := record.ScanJSONL(src, bt.Add); err != nil {
 			return fmt.Errorf("recorded events: %w", err)
+		}
+		if seeded != nil {
+			if err := seeded.Err(); err != nil {
+				return fmt.Errorf("--counters live: reading the deployment's counters: %w", err)
+			}
 		}
 		d := bt.Diff()
 		if *format == formatJSON {

@@ -120,6 +120,15 @@ func TestServeCountsPrevRequestsAcrossARestart(t *testing.T) {
 		t.Errorf("explain wrote the counter: %q", got)
 	}
 
+	backtestLive(t, dir, admin)
+	if got := get("eve"); got != "5" {
+		t.Errorf("backtest --counters live wrote the counter: %q", got)
+	}
+	topOut, err := exec.Command(binary, "counters", "top", "requests_by_sender", "--top", "1", "--admin-url", "http://"+admin).CombinedOutput()
+	if err != nil || !bytes.HasPrefix(topOut, []byte("5\t")) || !bytes.Contains(topOut, []byte("examined all 2 keys")) {
+		t.Errorf("counters top: %v\n%s", err, topOut)
+	}
+
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -131,5 +140,63 @@ func TestServeCountsPrevRequestsAcrossARestart(t *testing.T) {
 	}
 	if got := prev("eve", "t6"); got != 38001 {
 		t.Errorf("after a restart, eve's 6th request: ResultCode %d, want 38001", got)
+	}
+}
+
+// backtestLive: the recorded requests (eve's and bob's five each)
+// replayed from the deployment's counts (5 each, read and never written)
+// are all over the threshold: the first three of each, allowed from
+// empty counters, are denied too.
+func backtestLive(t *testing.T, rulesDir, admin string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var list struct{ Recorded int }
+		resp, err := http.Get("http://" + admin + "/events")
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = json.NewDecoder(resp.Body).Decode(&list)
+		resp.Body.Close()
+		if err == nil && list.Recorded == 10 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("recorded %d events, want 10 (%v)", list.Recorded, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	type flip struct {
+		To  string
+		New struct{ Deny bool }
+	}
+	// flips are the Prev decisions the candidate changes, by target.
+	flips := func(args ...string) map[string]int {
+		t.Helper()
+		out, code := cli(t, append([]string{"backtest", rulesDir, "--admin-url", "http://" + admin, "-o", "json"}, args...)...)
+		var d struct{ Decisions []flip }
+		if err := json.Unmarshal([]byte(out), &d); code != 0 || err != nil {
+			t.Fatalf("backtest %v: exit %d %v\n%s", args, code, err, out)
+		}
+		m := map[string]int{}
+		for _, f := range d.Decisions {
+			if !f.New.Deny {
+				t.Errorf("backtest %v: %s flips to allow", args, f.To)
+			}
+			m[f.To]++
+		}
+		return m
+	}
+	empty, live := flips(), flips("--counters", "live")
+	// The first three requests went to t1..t3, from eve and from bob.
+	for _, to := range []string{"t1", "t2", "t3"} {
+		if empty[to] != 0 || live[to] != 2 {
+			t.Errorf("requests to %s flipped to deny: %d from empty counters, %d from live ones; want 0 and 2", to, empty[to], live[to])
+		}
+	}
+	for _, to := range []string{"t4", "t5"} {
+		if empty[to] != live[to] {
+			t.Errorf("requests to %s flipped to deny: %d from empty counters, %d from live ones; want the same", to, empty[to], live[to])
+		}
 	}
 }

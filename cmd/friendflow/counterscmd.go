@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/friendflow/friendflow/engine/admin"
@@ -49,13 +50,73 @@ func countersGetCommand(fs *flag.FlagSet) runFunc {
 	}
 }
 
-// declareLiveCounters declares explain's --counters: empty (counters
-// start at zero) or live (the deployment's, read through the admin API,
-// never written); the function it returns gives the store to read (nil:
-// empty).
-func declareLiveCounters(fs *flag.FlagSet) func(*invocation) (rules.CounterStore, error) {
-	which := fs.String("counters", "empty", "counters the event is counted on top of: empty, or live (a running deployment's, read through --admin-url, never written)")
+// countersTopCommand is `friendflow counters top NAME`: the busiest keys
+// of a counter of a running deployment, through GET /counters/{name}.
+func countersTopCommand(fs *flag.FlagSet) runFunc {
 	af := addAdminFlags(fs)
+	outputJSON := declareJSONOutput(fs)
+	top := fs.Int("top", admin.DefaultTop, "how many keys to show (at most 100)")
+	scan := fs.Int("scan", 0, "examine at most this many keys of the counter's bucket, the most recently counted [the server's default, 10000; at most 100000]")
+	return func(ctx context.Context, inv *invocation) error {
+		if len(inv.args) != 1 {
+			return usagef("counters top takes a counter's name, such as: friendflow counters top requests_by_sender")
+		}
+		if *top <= 0 || *scan < 0 {
+			return usagef("--top must be positive and --scan not negative")
+		}
+		asJSON, err := outputJSON()
+		if err != nil {
+			return err
+		}
+		client, err := af.client(inv.cmdline)
+		if err != nil {
+			return err
+		}
+		q := url.Values{"top": {strconv.Itoa(*top)}}
+		if *scan > 0 {
+			q.Set("scan", strconv.Itoa(*scan))
+		}
+		raw, err := client.call(ctx, http.MethodGet, "/counters/"+url.PathEscape(inv.args[0])+"?"+q.Encode(), nil)
+		if err != nil {
+			return err
+		}
+		if asJSON {
+			_, err := inv.stdout.Write(raw)
+			return err
+		}
+		v, err := decodeAnswer[admin.CounterTop](raw, "GET /counters")
+		if err != nil {
+			return err
+		}
+		printTop(inv.stdout, v)
+		return nil
+	}
+}
+
+// printTop prints a counter's busiest keys, a count and a key a line
+// (a hashed key as sha256:HEX), then what the scan examined on stderr's
+// side of the reader: a last line starting with "#".
+func printTop(w io.Writer, v *admin.CounterTop) {
+	for _, k := range v.Keys {
+		key := strconv.Quote(k.Key)
+		if k.Hashed {
+			key = "sha256:" + k.Key
+		}
+		fmt.Fprintf(w, "%d\t%s\n", k.Count, key)
+	}
+	if v.Cut {
+		fmt.Fprintf(w, "# %s, window %s: scan cut, examined the %d most recently counted of %d keys\n", v.Counter, v.Window, v.Examined, v.Total)
+	} else {
+		fmt.Fprintf(w, "# %s, window %s: examined all %d keys\n", v.Counter, v.Window, v.Examined)
+	}
+}
+
+// declareLiveCounters declares --counters (explain's, backtest's): empty
+// (counters start at zero) or live (the deployment af names, read through
+// its admin API, never written); the function it returns gives the store
+// to read (nil: empty).
+func declareLiveCounters(fs *flag.FlagSet, af *adminFlags, usage string) func(*invocation) (rules.CounterStore, error) {
+	which := fs.String("counters", "empty", usage)
 	return func(inv *invocation) (rules.CounterStore, error) {
 		switch *which {
 		case "empty":
@@ -88,7 +149,7 @@ func (a *adminCounters) Get(ctx context.Context, c rules.Counter, key string, _ 
 }
 
 func (a *adminCounters) Add(context.Context, rules.Counter, string, time.Time) (int, error) {
-	return 0, errors.New("explain never counts in a live deployment")
+	return 0, errors.New("explain and backtest never count in a live deployment")
 }
 
 // printCounts lists the counter values an explained event used.

@@ -227,7 +227,8 @@ func explainCommand(fs *flag.FlagSet) runFunc {
 	eventFile := fs.String("event", "", "callback body or event (JSON file, - for stdin) (required)")
 	command := fs.String("command", "", "callback command [the body's CallbackCommand, else Sns.CallbackFriendAdd]")
 	format := declareFormat(fs, formatText, formatJSON)
-	live := declareLiveCounters(fs)
+	live := declareLiveCounters(fs, addAdminFlags(fs),
+		"counters the event is counted on top of: empty, or live (a running deployment's, read through --admin-url, never written)")
 	return func(ctx context.Context, inv *invocation) error {
 		if *eventFile == "" {
 			return usagef("explain needs --event FILE (a callback body or one event as JSON)")

@@ -88,13 +88,19 @@ type Backtester struct {
 	d         *Diff
 	byRule    map[string]*RuleDiff
 	order     []string
-	// mem holds the counters, replayed from empty in the events' order.
-	mem *rules.MemCounters
+	// counters holds the counters, replayed in the events' order.
+	counters rules.CounterStore
 }
 
-// NewBacktest starts a backtest of candidate.
+// NewBacktest starts a backtest of candidate, counters starting empty.
 func NewBacktest(candidate *rules.Set) *Backtester {
-	b := &Backtester{candidate: candidate, d: &Diff{}, byRule: map[string]*RuleDiff{}, mem: rules.NewMemCounters()}
+	return NewBacktestCounters(candidate, rules.NewMemCounters())
+}
+
+// NewBacktestCounters starts a backtest of candidate whose events are
+// counted in counters (rules.SeededCounters: from a deployment's counts).
+func NewBacktestCounters(candidate *rules.Set, counters rules.CounterStore) *Backtester {
+	b := &Backtester{candidate: candidate, d: &Diff{}, byRule: map[string]*RuleDiff{}, counters: counters}
 	for _, ri := range candidate.Rules() {
 		b.ruleDiff(ri.Name)
 	}
@@ -123,7 +129,7 @@ func (b *Backtester) Add(e *Event) error {
 		return err
 	}
 	// Each event is counted at its own time.
-	counts := b.candidate.Count(context.Background(), &ev, b.mem, rules.EventTime(&ev, time.Now()))
+	counts := b.candidate.Count(context.Background(), &ev, b.counters, rules.EventTime(&ev, time.Now()))
 	now, dec := b.candidate.OutcomesCounts(&ev, counts)
 	compare(e.ID, e.Outcomes, now, b.ruleDiff)
 	if imevent.IsPrev(ev.CallbackCommand) {
