@@ -27,8 +27,14 @@ import (
 const screenshotsEnv = "FRIENDFLOW_CONSOLE_SCREENSHOTS"
 
 // browserRules greet accepted requests through a webhook (whose first
-// delivery is refused: a dead letter), and deny requests worded like spam.
-const browserRules = `rules:
+// delivery is refused: a dead letter), deny requests worded like spam,
+// and count requests by sender.
+const browserRules = `counters:
+  - name: requests_by_sender
+    on: Sns.CallbackPrevFriendAdd
+    key: From_Account
+    window: 10m
+rules:
   - name: greet
     description: tell the CRM about a new friendship
     when: ClientCmd in ["friend_response", "FriendResponse"] && PairIndex == 0
@@ -257,6 +263,16 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Errorf("try: decision flips %q", got)
 	}
 	shot("try")
+
+	// Counters: mallory's request to carol and dave counted twice.
+	open("/ui/counters", "#counter-requests_by_sender")
+	if got := text("#counter-requests_by_sender table"); !strings.Contains(got, "mallory\t2") && !strings.Contains(got, "mallory 2") {
+		t.Errorf("counters: %q", got)
+	}
+	if got := text("#counter-requests_by_sender p.scan"); got != "Examined all 1 keys." {
+		t.Errorf("counters: scan %q", got)
+	}
+	shot("counters")
 
 	// Dead letters: the refused delivery, replayed; the CRM takes it now.
 	open("/ui/dlq", "#dead-letters")
