@@ -12,6 +12,7 @@ import (
 	"github.com/friendflow/friendflow/engine/queue"
 	"github.com/friendflow/friendflow/rules"
 	"github.com/friendflow/friendflow/rules/imevent"
+	"github.com/klauspost/compress/s2"
 )
 
 // Stored layout. The writer packs what it takes from the buffer into few
@@ -34,6 +35,59 @@ const (
 	typicalEventBytes = 800
 	traceBuckets      = 64
 )
+
+// packedMark starts a message packed with S2 (block format) after it:
+// JSONL never starts with it. The writer packs what it writes, as it
+// is repetitive (keys, the rules hash, callback ids in job ids) and
+// the store's costs grow with the bytes: the socket, its checksums and
+// file writes, and evicting the oldest blocks once the stream is full.
+// S2 is what the embedded server itself uses to compress streams.
+// https://pkg.go.dev/github.com/klauspost/compress/s2
+const packedMark = 0xff
+
+// maxUnpacked bounds what one message unpacks to: the writer packs at
+// most maxMsgBytes of lines or a flush's updates of one trace bucket.
+const maxUnpacked = 16 << 20
+
+// pack appends src to dst packed (packedMark, then S2), or as it is when
+// packing does not make it shorter. It returns dst and where src's form
+// starts in it. dst may move: what an earlier call returned stays valid.
+func pack(dst, src []byte) ([]byte, int) {
+	start := len(dst)
+	need := 1 + s2.MaxEncodedLen(len(src))
+	if need <= 0 { // too large to pack: cannot happen below maxMsgBytes
+		return append(dst, src...), start
+	}
+	if cap(dst)-start < need {
+		dst = append(make([]byte, 0, max(2*cap(dst), start+need)), dst...)
+	}
+	dst = append(dst, packedMark)
+	enc := s2.Encode(dst[start+1:start+need], src)
+	if len(enc)+1 >= len(src) {
+		return append(dst[:start], src...), start
+	}
+	return dst[:start+1+len(enc)], start
+}
+
+// unpack returns a stored message's data as JSONL: data itself, or
+// unpacked.
+func unpack(data []byte) ([]byte, error) {
+	if len(data) == 0 || data[0] != packedMark {
+		return data, nil
+	}
+	n, err := s2.DecodedLen(data[1:])
+	if err != nil {
+		return nil, fmt.Errorf("unpack: %w", err)
+	}
+	if n > maxUnpacked {
+		return nil, fmt.Errorf("unpack: %d bytes, more than %d", n, maxUnpacked)
+	}
+	out, err := s2.Decode(make([]byte, n), data[1:])
+	if err != nil {
+		return nil, fmt.Errorf("unpack: %w", err)
+	}
+	return out, nil
+}
 
 // eventID is the id of line i of the message at seq.
 func eventID(seq uint64, i int) uint64 { return seq<<idBits | uint64(i) }

@@ -89,3 +89,41 @@ func TestStoredEventIsEvent(t *testing.T) {
 		t.Fatalf("empty: %+v %v", empty, err)
 	}
 }
+
+// A packed message unpacks to what was packed; one packing would not
+// shorten is stored as it is; earlier packed messages survive the buffer
+// growing.
+func TestPackUnpack(t *testing.T) {
+	var lines []byte
+	for i := range 300 {
+		lines = append(lines, `{"callback_id":"4892fc9b98954f914d08fed20dec2b84","n":`+strconv.Itoa(i)+"}\n"...)
+	}
+	var buf []byte
+	var at []int
+	srcs := [][]byte{lines, []byte(`{"a":1}`), lines[:100]}
+	for _, src := range srcs {
+		var i int
+		buf, i = pack(buf, src)
+		at = append(at, i)
+	}
+	for k, src := range srcs {
+		end := len(buf)
+		if k+1 < len(at) {
+			end = at[k+1]
+		}
+		stored := buf[at[k]:end]
+		if k == 1 && string(stored) != string(src) {
+			t.Fatalf("tiny message packed: %q", stored)
+		}
+		if k != 1 && (stored[0] != packedMark || len(stored) >= len(src)) {
+			t.Fatalf("message %d not packed: %d bytes for %d", k, len(stored), len(src))
+		}
+		got, err := unpack(stored)
+		if err != nil || string(got) != string(src) {
+			t.Fatalf("message %d unpacks to %q, %v", k, got, err)
+		}
+	}
+	if _, err := unpack([]byte{packedMark, 0xff, 0xff, 0xff, 0xff, 0x7f}); err == nil {
+		t.Fatal("a message claiming 34 GB unpacked")
+	}
+}

@@ -297,13 +297,14 @@ type writer struct {
 	batch   []item // job updates
 	lines   []byte // events, one a line
 	spare   []byte // the lines buffer to hand back
+	packed  []byte // the messages as published (pack), one after another
 	pending []queue.Pending
 	buckets map[string][]byte
 }
 
 // write publishes what w took: the events as messages of up to
 // idsPerMsg lines and maxMsgBytes, the job updates as one message per
-// trace bucket. A message's bytes are not touched until its publish is
+// trace bucket, each packed (codec.go). A message's bytes are not touched until its publish is
 // acknowledged: an async publish keeps them to send again.
 func (w *writer) write(l *Log) {
 	if len(w.batch) == 0 && len(w.lines) == 0 {
@@ -325,7 +326,9 @@ func (w *writer) write(l *Log) {
 			end += i + 1
 			n++
 		}
-		if p, err := l.q.PublishEvents(n, rest[:end-1]); err != nil {
+		var at int
+		w.packed, at = pack(w.packed, rest[:end-1])
+		if p, err := l.q.PublishEvents(n, w.packed[at:]); err != nil {
 			unsent += n
 		} else {
 			w.pending = append(w.pending, p)
@@ -342,12 +345,17 @@ func (w *writer) write(l *Log) {
 		w.buckets[k] = appendTrace(b, it.cb, &it.upd)
 	}
 	for k, b := range w.buckets {
-		if p, err := l.q.PublishTrace(k, b); err != nil {
+		if len(b) == 0 {
+			continue
+		}
+		var at int
+		w.packed, at = pack(w.packed, b)
+		if p, err := l.q.PublishTrace(k, w.packed[at:]); err != nil {
 			unsent++
 		} else {
 			w.pending = append(w.pending, p)
 		}
-		delete(w.buckets, k)
+		w.buckets[k] = b[:0] // packed: reused for the next flush
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), flushTimeout)
 	defer cancel()
@@ -359,9 +367,9 @@ func (w *writer) write(l *Log) {
 	}
 	clear(w.pending)
 	clear(w.batch)
-	w.spare = w.lines
+	w.spare, w.packed = w.lines, w.packed[:0]
 	if lost > 0 {
-		w.spare = nil // a publish may still be retried from it
+		w.spare, w.packed = nil, nil // a publish may still be retried from them
 	}
 	if unsent+lost > 0 {
 		l.dropped(unsent + lost)

@@ -203,6 +203,7 @@ func (l *Log) readRange(ctx context.Context, lo, hi uint64, fn func(queue.Record
 	for seq := lo; seq <= hi; {
 		more := true
 		next, err := l.q.ReadEvents(ctx, seq, hi, int(hi-seq+1), func(m queue.RecordedMsg) bool {
+			m.Data = l.unpack(m)
 			more = fn(m)
 			return more
 		})
@@ -239,6 +240,7 @@ func (l *Log) Each(ctx context.Context, f Filter, fn func(*Event) error) error {
 	for seq := first; seq <= last; {
 		var ferr error
 		next, err := l.q.ReadEvents(ctx, seq, last, queue.MaxEventsBatch, func(m queue.RecordedMsg) bool {
+			m.Data = l.unpack(m)
 			more, derr := eachEvent(m, pre, func(e *Event) bool {
 				if f.Matches(e) {
 					ferr = fn(e)
@@ -293,6 +295,7 @@ func (l *Log) Follow(ctx context.Context, f Filter, from uint64, fn func(*Event)
 	var ferr error
 	pre := f.prefilter()
 	err := l.q.FollowEvents(ctx, seqOf(from), func(m queue.RecordedMsg) bool {
+		m.Data = l.unpack(m)
 		_, derr := eachEvent(m, pre, func(e *Event) bool {
 			if e.ID >= from && f.Matches(e) {
 				ferr = fn(e)
@@ -333,6 +336,7 @@ func (l *Log) Get(ctx context.Context, id uint64) (Event, *rules.Set, bool, erro
 		derr  error
 	)
 	_, err := l.q.ReadEvents(ctx, seqOf(id), seqOf(id), 1, func(m queue.RecordedMsg) bool {
+		m.Data = l.unpack(m)
 		if m.Seq != seqOf(id) {
 			return false
 		}
@@ -367,6 +371,7 @@ func (l *Log) trace(ctx context.Context, e *Event) error {
 		return nil
 	}
 	err := l.q.ReadTrace(ctx, bucketOf(e.CallbackID), e.Received.Add(-traceSlack), func(m queue.RecordedMsg) bool {
+		m.Data = l.unpack(m)
 		for line := range bytes.SplitSeq(m.Data, []byte("\n")) {
 			var u traceLine
 			if json.Unmarshal(line, &u) != nil || u.Callback != e.CallbackID {
@@ -421,6 +426,7 @@ func (l *Log) MatchCounts(ctx context.Context) map[string]int {
 	for seq := first; err == nil && seq > 0 && seq <= last; {
 		var next uint64
 		next, err = l.q.ReadEvents(ctx, seq, last, queue.MaxEventsBatch, func(m queue.RecordedMsg) bool {
+			m.Data = l.unpack(m)
 			for line := range bytes.SplitSeq(m.Data, []byte("\n")) {
 				eachMatched(line, func(rule string) { out[rule]++ })
 			}
@@ -474,4 +480,14 @@ func (l *Log) Callbacks(ctx context.Context, since time.Time) int {
 		hi = lo - 1
 	}
 	return n
+}
+
+// unpack returns m's data as JSONL (codec.go's unpack); a message that
+// cannot be unpacked reads as empty, and is logged.
+func (l *Log) unpack(m queue.RecordedMsg) []byte {
+	data, err := unpack(m.Data)
+	if err != nil {
+		l.log.Warn("recorded message unreadable", "seq", m.Seq, "error", err)
+	}
+	return data
 }
