@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"hash/fnv"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/friendflow/friendflow/engine/imcallback"
@@ -97,22 +97,35 @@ func seqOf(id uint64) uint64 { return id >> idBits }
 
 // bucketOf is the trace subject token of a callback.
 func bucketOf(callbackID string) string {
-	h := fnv.New32a()
-	_, _ = h.Write([]byte(callbackID))
-	return strconv.Itoa(int(h.Sum32() % traceBuckets))
+	return strconv.Itoa(int(fnv32a(callbackID) % traceBuckets))
 }
 
-// line is what Record encodes of one event.
+// fnv32a is hash/fnv's New32a of s, without its allocations: a job's
+// every update is bucketed.
+func fnv32a(s string) uint32 {
+	const offset32, prime32 = 2166136261, 16777619
+	h := uint32(offset32)
+	for i := 0; i < len(s); i++ {
+		h ^= uint32(s[i])
+		h *= prime32
+	}
+	return h
+}
+
+// line is what Record encodes of one event. What a callback's events
+// share is quoted once: qcb and qhash are callbackID and hash as JSON
+// strings.
 type line struct {
-	callbackID, command, hash, storeErr string
-	received                            time.Time
-	ev                                  *imevent.Event
-	data                                []byte // imevent.AppendEventJSON of ev
-	matches                             []rules.Match
-	errs                                []rules.RuleError
-	decision                            *imcallback.ResultItem
-	jobs                                []queue.Job
-	skips                               []queue.OnceSkip
+	qcb, qhash                    []byte
+	callbackID, command, storeErr string
+	received                      time.Time
+	ev                            *imevent.Event
+	receivedText                  []byte // received formatted, when Record did once
+	matches                       []rules.Match
+	errs                          []rules.RuleError
+	decision                      *imcallback.ResultItem
+	jobs                          []queue.Job
+	skips                         []queue.OnceSkip
 }
 
 // appendLine appends the stored form of one event (an Event as
@@ -123,9 +136,13 @@ type line struct {
 func appendLine(b []byte, x *line) []byte {
 	from, to := clip(x.ev.From_Account, clipBytes[0]), clip(x.ev.To_Account, clipBytes[0])
 	b = append(b, `{"callback_id":`...)
-	b = imevent.AppendJSONString(b, x.callbackID)
+	b = append(b, x.qcb...)
 	b = append(b, `,"received":"`...)
-	b = x.received.AppendFormat(b, time.RFC3339Nano)
+	if x.receivedText != nil {
+		b = append(b, x.receivedText...)
+	} else {
+		b = x.received.AppendFormat(b, time.RFC3339Nano)
+	}
 	b = append(b, `","command":`...)
 	b = imevent.AppendJSONString(b, x.command)
 	b = append(b, `,"from":`...)
@@ -133,15 +150,15 @@ func appendLine(b []byte, x *line) []byte {
 	b = append(b, `,"to":`...)
 	b = imevent.AppendJSONString(b, to)
 	b = append(b, `,"event":`...)
-	if len(x.data) <= maxEventJSON {
-		b = appendCompact(b, x.data)
-	} else {
-		clipped, _ := eventJSON(x.data)
-		b = append(b, clipped...)
+	at := len(b)
+	b = appendEventCompact(b, x.ev)
+	if len(b)-at > maxEventJSON { // rare: clipped the slow way
+		clipped, _ := eventJSON(imevent.AppendEventJSON(nil, x.ev))
+		b = append(b[:at], clipped...)
 		b = append(b, `,"truncated":true`...)
 	}
 	b = append(b, `,"rules_hash":`...)
-	b = imevent.AppendJSONString(b, x.hash)
+	b = append(b, x.qhash...)
 	b = appendMatches(b, x.matches)
 	if len(x.errs) > 0 {
 		b = append(b, `,"errors":[`...)
@@ -176,7 +193,7 @@ func appendLine(b []byte, x *line) []byte {
 			b = append(b, raw...)
 		}
 	}
-	return append(appendJobs(b, x.jobs), '}')
+	return append(appendJobs(b, x.jobs, x.callbackID, x.qcb), '}')
 }
 
 // appendMatches appends "matched" and, when any is a shadow rule,
@@ -213,7 +230,9 @@ func appendMatches(b []byte, ms []rules.Match) []byte {
 	return append(b, ']')
 }
 
-func appendJobs(b []byte, jobs []queue.Job) []byte {
+// appendJobs appends "jobs". Their ids start with the callback id cb,
+// already quoted as qcb: only the rest of each is quoted.
+func appendJobs(b []byte, jobs []queue.Job, cb string, qcb []byte) []byte {
 	b = append(b, `,"jobs":`...)
 	if len(jobs) == 0 {
 		return append(b, "null"...)
@@ -225,7 +244,7 @@ func appendJobs(b []byte, jobs []queue.Job) []byte {
 			b = append(b, ',')
 		}
 		b = append(b, `{"id":`...)
-		b = imevent.AppendJSONString(b, j.ID)
+		b = appendJobID(b, j.ID, cb, qcb)
 		b = append(b, `,"rule":`...)
 		b = imevent.AppendJSONString(b, j.Rule)
 		b = append(b, `,"action":`...)
@@ -233,6 +252,21 @@ func appendJobs(b []byte, jobs []queue.Job) []byte {
 		b = append(b, `,"outcome":"`+JobQueued+`"}`...)
 	}
 	return append(b, ']')
+}
+
+// appendJobID appends id quoted, reusing qcb, cb quoted, when cb is a
+// prefix of id that needed no escapes: JSON escapes character by
+// character, so the rest is quoted on its own after it.
+func appendJobID(b []byte, id, cb string, qcb []byte) []byte {
+	rest, ok := strings.CutPrefix(id, cb)
+	if !ok || len(qcb) != len(cb)+2 {
+		return imevent.AppendJSONString(b, id)
+	}
+	b = append(b, qcb[:len(qcb)-1]...) // "cb
+	at := len(b)
+	b = imevent.AppendJSONString(b, rest) // "rest"
+	copy(b[at:], b[at+1:])                // without its opening quote
+	return b[:len(b)-1]
 }
 
 // splitJobs returns the jobs of event i, which start jobs, and the jobs

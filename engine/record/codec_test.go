@@ -57,8 +57,7 @@ func TestStoredEventIsEvent(t *testing.T) {
 	ev := fullEvent(3)
 	at := time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
 	seen := queue.OnceSeen{At: time.Unix(1, 0).UTC(), CallbackID: "c0"}
-	x := line{callbackID: "cb<1>", command: imevent.CmdPrevFriendAdd, hash: "h", storeErr: "full", received: at, ev: &ev,
-		data:     imevent.AppendEventJSON(nil, &ev),
+	x := line{qcb: []byte(`"cb\u003c1\u003e"`), qhash: []byte(`"h"`), callbackID: "cb<1>", command: imevent.CmdPrevFriendAdd, storeErr: "full", received: at, ev: &ev,
 		matches:  []rules.Match{{Rule: "r1"}, {Rule: "r2", Shadow: true}},
 		errs:     []rules.RuleError{{Rule: "r3"}},
 		decision: &imcallback.ResultItem{To_Account: "ignored", ResultCode: 38001, ResultInfo: "spam & co"},
@@ -83,7 +82,7 @@ func TestStoredEventIsEvent(t *testing.T) {
 		t.Fatalf("stored\n%s\ndecodes to\n%+v\nwant\n%+v", b, got, want)
 	}
 	// Nothing matched, no jobs: null lists, as encoding/json writes nil.
-	x = line{ev: &imevent.Event{}, data: []byte(`{}`), received: at}
+	x = line{qcb: []byte(`""`), qhash: []byte(`""`), ev: &imevent.Event{}, received: at}
 	var empty Event
 	if err := json.Unmarshal(appendLine(nil, &x), &empty); err != nil || empty.Matched != nil || empty.Jobs != nil || empty.Decision != nil {
 		t.Fatalf("empty: %+v %v", empty, err)
@@ -125,5 +124,44 @@ func TestPackUnpack(t *testing.T) {
 	}
 	if _, err := unpack([]byte{packedMark, 0xff, 0xff, 0xff, 0xff, 0x7f}); err == nil {
 		t.Fatal("a message claiming 34 GB unpacked")
+	}
+}
+
+// A job id is quoted as encoding/json quotes it, whether its callback id
+// prefix is reused or not.
+func TestAppendJobID(t *testing.T) {
+	for _, c := range []struct{ id, cb string }{
+		{"4892fc9b-0-1-2", "4892fc9b"},
+		{"cb-0-<1>-\"é\n", "cb"},
+		{"cb<1>-0-0-0", "cb<1>"},
+		{"other-0-0-0", "cb"},
+		{"cb", "cb"},
+		{"", ""},
+	} {
+		want, _ := json.Marshal(c.id)
+		qcb, _ := json.Marshal(c.cb)
+		if got := appendJobID([]byte("x"), c.id, c.cb, qcb); string(got) != "x"+string(want) {
+			t.Errorf("appendJobID(%q, %q) = %s, want x%s", c.id, c.cb, got, want)
+		}
+	}
+}
+
+// The one-pass compact event is the two-pass one, for events with every
+// field set, with none, and with each field alone set: a field added to
+// imevent.Event and not to appendEventCompact fails here.
+func TestEventCompactIsCompact(t *testing.T) {
+	events := []imevent.Event{fullEvent(0), fullEvent(9), {}}
+	full := fullEvent(1)
+	fv := reflect.ValueOf(full)
+	for i := range fv.NumField() {
+		var ev imevent.Event
+		reflect.ValueOf(&ev).Elem().Field(i).Set(fv.Field(i))
+		events = append(events, ev)
+	}
+	for _, ev := range events {
+		want := appendCompact(nil, imevent.AppendEventJSON(nil, &ev))
+		if got := appendEventCompact([]byte("x"), &ev); string(got) != "x"+string(want) {
+			t.Fatalf("one pass\n%s\ntwo passes\nx%s", got, want)
+		}
 	}
 }

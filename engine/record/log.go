@@ -68,12 +68,16 @@ type Log struct {
 	mu sync.Mutex
 	// lines are the events waiting, encoded (codec.go), one a line;
 	// events counts them.
-	lines   []byte
-	events  int
-	buf     []item // job updates waiting
-	busy    bool   // the writer holds a batch not yet acknowledged
-	idle    *sync.Cond
-	scratch []byte // an event's JSON before it is copied to its own size
+	lines  []byte
+	events int
+	buf    []item // job updates waiting
+	busy   bool   // the writer holds a batch not yet acknowledged
+	idle   *sync.Cond
+	qrecv  []byte // its receipt time, formatted
+	qcb    []byte // the callback id being recorded, quoted
+	// qhash is the hash of qset, quoted: quoted once per rule set.
+	qhash []byte
+	qset  *rules.Set
 	// sets are the most recent rule sets that decided, newest first, at
 	// most keptSets.
 	sets []*rules.Set
@@ -129,7 +133,6 @@ func (l *Log) Record(set *rules.Set, cb *imcallback.Callback, matches [][]rules.
 	if storeErr != nil {
 		errText = storeErr.Error()
 	}
-	hash := set.Hash()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.keep(set)
@@ -138,13 +141,15 @@ func (l *Log) Record(set *rules.Set, cb *imcallback.Callback, matches [][]rules.
 		return
 	}
 	// Each event is encoded at once into the buffer the writer takes:
-	// no Event is built, nothing of cb is kept.
-	x := line{callbackID: cb.ID, command: cb.Command, hash: hash, storeErr: errText, received: received}
+	// no Event is built, nothing of cb is kept, and what its events
+	// share is encoded once.
+	l.qcb = imevent.AppendJSONString(l.qcb[:0], cb.ID)
+	l.qrecv = received.AppendFormat(l.qrecv[:0], time.RFC3339Nano)
+	x := line{qcb: l.qcb, qhash: l.quotedHash(set), callbackID: cb.ID, command: cb.Command, storeErr: errText,
+		received: received, receivedText: l.qrecv}
 	rest := jobs
 	for i := range cb.Events {
 		x.ev = &cb.Events[i]
-		l.scratch = imevent.AppendEventJSON(l.scratch[:0], x.ev)
-		x.data = l.scratch
 		x.matches, x.errs, x.decision = nil, nil, nil
 		if i < len(matches) {
 			x.matches = matches[i]
@@ -162,6 +167,19 @@ func (l *Log) Record(set *rules.Set, cb *imcallback.Callback, matches [][]rules.
 		l.events++
 	}
 	l.signal()
+}
+
+// quotedHash is set's hash as a JSON string. Callers hold mu.
+func (l *Log) quotedHash(set *rules.Set) []byte {
+	if set != l.qset || l.qhash == nil {
+		hash := ""
+		if set != nil {
+			hash = set.Hash()
+		}
+		l.qset = set
+		l.qhash = imevent.AppendJSONString(l.qhash[:0], hash)
+	}
+	return l.qhash
 }
 
 // signal wakes the writer. Callers hold mu.
