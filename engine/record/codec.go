@@ -26,6 +26,7 @@ import (
 //   - A trace message is JSONL of the updates of one flush whose
 //     callbacks hash to one of traceBuckets subjects: a trace is read
 //     from one subject, from the event's time on.
+//   - Either is stored packed (pack): readers unpack it first.
 const (
 	idBits    = 8
 	idsPerMsg = 1 << idBits
