@@ -503,3 +503,30 @@ func TestLogFollows(t *testing.T) {
 		}
 	}
 }
+
+// What the writer stores is packed (codec.go), and reads back whole.
+func TestLogStoresPacked(t *testing.T) {
+	set := loadSet(t, testRules)
+	l, q := newLog(t, 100)
+	for i := range 20 {
+		// A long account, twice in a line (from, and the event's
+		// From_Account): each line packs shorter, however the writer
+		// splits them into messages.
+		record(l, set, friendAdd("cb"+strconv.Itoa(i), "friend_response", strings.Repeat("alice", 12), "bob"))
+	}
+	flush(t, l)
+	packed := 0
+	_, err := q.ReadEvents(context.Background(), 1, 1<<20, 100, func(m queue.RecordedMsg) bool {
+		if len(m.Data) > 0 && m.Data[0] == packedMark {
+			packed++
+		}
+		return true
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := list(t, l, Filter{}, 0, 100)
+	if packed == 0 || len(got) != 20 {
+		t.Fatalf("%d packed messages, %d events listed", packed, len(got))
+	}
+}
