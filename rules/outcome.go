@@ -6,6 +6,11 @@ import "github.com/friendflow/friendflow/rules/imevent"
 // matched, and its actions were not run.
 const StatusShadow Status = "shadow"
 
+// NotRendered is the Error of a matched Outcome whose actions could not be
+// rendered again (a recorded event whose rule read count(): the counts it
+// read are not kept): it matched, and its actions are not known.
+const NotRendered = "matched; actions not rendered again (count() values are not recorded)"
+
 // Outcome is what Match made of one rule for one event, as recordings and
 // backtests keep it: a matched, shadow or failed rule, with its rendered
 // actions and secret parameters redacted. Rules that did not match have

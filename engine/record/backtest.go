@@ -134,7 +134,7 @@ func (b *Backtester) Add(e *Event) error {
 	compare(e.ID, e.Outcomes, now, b.ruleDiff)
 	if imevent.IsPrev(ev.CallbackCommand) {
 		// Which rule decides is not a flip; the answer Tencent gets is.
-		if old := decisionOf(e.Outcomes); old.Deny != dec.Deny || old.Code != dec.Code || old.Reason != dec.Reason {
+		if old := recordedDecision(e); old.Deny != dec.Deny || old.Code != dec.Code || old.Reason != dec.Reason {
 			d.Decisions = append(d.Decisions, DecisionFlip{Event: e.ID, To: ev.To_Account, Old: old, New: dec})
 		}
 	}
@@ -177,8 +177,8 @@ func compare(id uint64, old, now []rules.Outcome, ruleDiff func(string) *RuleDif
 			}
 		case prev == nil:
 			rd.NewlyMatched = append(rd.NewlyMatched, id)
-		case sameActions(prev.Actions, o.Actions):
-			rd.Unchanged++
+		case prev.Error == rules.NotRendered || sameActions(prev.Actions, o.Actions):
+			rd.Unchanged++ // what the old rule rendered is not known: no change to show
 		default:
 			rd.ActionsChanged++
 			if len(rd.Changes) < maxExamples {
@@ -213,6 +213,19 @@ func sameActions(a, b []rules.ActionTrace) bool {
 	ja, err1 := json.Marshal(a)
 	jb, err2 := json.Marshal(b)
 	return err1 == nil && err2 == nil && bytes.Equal(ja, jb)
+}
+
+// recordedDecision is the answer Tencent got for e: the recorded
+// ResultItem when there is one (a deny of a rule reading count() cannot be
+// rendered again), else the one its outcomes make.
+func recordedDecision(e *Event) rules.Decision {
+	if d := e.Decision; d != nil {
+		if d.ResultCode == 0 {
+			return rules.Decision{}
+		}
+		return rules.Decision{Deny: true, Code: d.ResultCode, Reason: d.ResultInfo}
+	}
+	return decisionOf(e.Outcomes)
 }
 
 // decisionOf is rules.DecisionOf for recorded outcomes: the first live

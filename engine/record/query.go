@@ -321,7 +321,35 @@ func (l *Log) outcomesOf(e *Event) []rules.Outcome {
 	}
 	e.decoded = &ev // a backtest reads it next
 	o, _ := set.Outcomes(&ev)
+	if len(set.Counters()) > 0 {
+		o = asRecorded(o, e)
+	}
 	return o
+}
+
+// asRecorded reconciles outcomes evaluated again, without counts, with
+// what was recorded. count() read the deployment's counters when the event
+// was handled and those values are not kept, so a rule reading them fails
+// here: the record stands. A rule it shows matched is matched, its
+// actions not rendered again (rules.NotRendered), and a failure it does
+// not show is no match.
+func asRecorded(o []rules.Outcome, e *Event) []rules.Outcome {
+	out := o[:0]
+	for _, oc := range o {
+		if oc.Status == rules.StatusError {
+			switch {
+			case slices.Contains(e.Matched, oc.Rule):
+				oc = rules.Outcome{Rule: oc.Rule, Status: rules.StatusMatched, Error: rules.NotRendered}
+				if slices.Contains(e.Shadow, oc.Rule) {
+					oc.Status = rules.StatusShadow
+				}
+			case !slices.Contains(e.Errors, oc.Rule):
+				continue
+			}
+		}
+		out = append(out, oc)
+	}
+	return out
 }
 
 // Get returns the event id with its jobs' trace, and the rule set that
