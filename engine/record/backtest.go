@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"slices"
 	"strconv"
 	"time"
 
@@ -215,11 +216,13 @@ func sameActions(a, b []rules.ActionTrace) bool {
 	return err1 == nil && err2 == nil && bytes.Equal(ja, jb)
 }
 
-// recordedDecision is the answer Tencent got for e: the recorded
-// ResultItem when there is one (a deny of a rule reading count() cannot be
-// rendered again), else the one its outcomes make.
+// recordedDecision is the answer the recorded rules give e: the one its
+// outcomes make, evaluated again against today's lists like the rules'
+// outcomes, except where a matched rule could not be rendered again (it
+// read count()): then the answer Tencent got, as recorded.
 func recordedDecision(e *Event) rules.Decision {
-	if d := e.Decision; d != nil {
+	notRendered := slices.ContainsFunc(e.Outcomes, func(o rules.Outcome) bool { return o.Error == rules.NotRendered })
+	if d := e.Decision; d != nil && notRendered {
 		if d.ResultCode == 0 {
 			return rules.Decision{}
 		}
