@@ -151,3 +151,42 @@ func decodeAnswer[T any](raw []byte, what string) (*T, error) {
 	}
 	return v, nil
 }
+
+// adminOutput is what a printing admin command declares: the flags that
+// reach a deployment and -o/--output text|json.
+type adminOutput struct {
+	admin  *adminFlags
+	asJSON func() (bool, error)
+}
+
+// declareAdminOutput declares a printing admin command's flags on fs.
+func declareAdminOutput(fs *flag.FlagSet) adminOutput {
+	return adminOutput{addAdminFlags(fs), declareJSONOutput(fs)}
+}
+
+// open reads -o and the admin flags: the client to call, and whether the
+// command prints the API's JSON as it came.
+func (o adminOutput) open(inv *invocation) (*adminClient, bool, error) {
+	asJSON, err := o.asJSON()
+	if err != nil {
+		return nil, false, err
+	}
+	client, err := o.admin.client(inv.cmdline)
+	return client, asJSON, err
+}
+
+// answer calls the admin API. With asJSON it writes the answer to w as it
+// came and returns nil: nothing is left to print. Otherwise it returns the
+// answer decoded as T, the type the server encoded it from.
+func answer[T any](ctx context.Context, c *adminClient, asJSON bool, w io.Writer, method, path string, body []byte) (*T, error) {
+	raw, err := c.call(ctx, method, path, body)
+	if err != nil {
+		return nil, err
+	}
+	if asJSON {
+		_, err := w.Write(raw)
+		return nil, err
+	}
+	what, _, _ := strings.Cut(path, "?")
+	return decodeAnswer[T](raw, method+" "+what)
+}

@@ -69,17 +69,12 @@ func postReload(ctx context.Context, client *adminClient, stdout, stderr io.Writ
 // rulesCommand prints the rule files and rules a running instance has
 // loaded, and how its last reload went.
 func rulesCommand(fs *flag.FlagSet) runFunc {
-	af := addAdminFlags(fs)
-	outputJSON := declareJSONOutput(fs)
+	out := declareAdminOutput(fs)
 	return func(ctx context.Context, inv *invocation) error {
 		if len(inv.args) > 0 {
 			return usagef("rules takes no argument, got %q", inv.args[0])
 		}
-		asJSON, err := outputJSON()
-		if err != nil {
-			return err
-		}
-		client, err := af.client(inv.cmdline)
+		client, asJSON, err := out.open(inv)
 		if err != nil {
 			return err
 		}
@@ -88,16 +83,8 @@ func rulesCommand(fs *flag.FlagSet) runFunc {
 }
 
 func showRules(ctx context.Context, client *adminClient, asJSON bool, stdout io.Writer) error {
-	raw, err := client.call(ctx, http.MethodGet, "/rules", nil)
-	if err != nil {
-		return err
-	}
-	if asJSON {
-		_, err := stdout.Write(raw)
-		return err
-	}
-	v, err := decodeAnswer[admin.RulesView](raw, "GET /rules")
-	if err != nil {
+	v, err := answer[admin.RulesView](ctx, client, asJSON, stdout, http.MethodGet, "/rules", nil)
+	if v == nil || err != nil {
 		return err
 	}
 	printRules(stdout, v)

@@ -18,31 +18,18 @@ import (
 // countersGetCommand is `friendflow counters get NAME KEY`: a counter of a
 // running deployment for one key, read through GET /counters/{name}/{key}.
 func countersGetCommand(fs *flag.FlagSet) runFunc {
-	af := addAdminFlags(fs)
-	outputJSON := declareJSONOutput(fs)
+	out := declareAdminOutput(fs)
 	return func(ctx context.Context, inv *invocation) error {
 		if len(inv.args) != 2 {
 			return usagef("counters get takes a counter's name and a key, such as: friendflow counters get requests_by_sender alice")
 		}
-		asJSON, err := outputJSON()
-		if err != nil {
-			return err
-		}
-		client, err := af.client(inv.cmdline)
+		client, asJSON, err := out.open(inv)
 		if err != nil {
 			return err
 		}
 		path := "/counters/" + url.PathEscape(inv.args[0]) + "/" + url.PathEscape(inv.args[1])
-		raw, err := client.call(ctx, http.MethodGet, path, nil)
-		if err != nil {
-			return err
-		}
-		if asJSON {
-			_, err := inv.stdout.Write(raw)
-			return err
-		}
-		v, err := decodeAnswer[admin.CounterValue](raw, "GET /counters")
-		if err != nil {
+		v, err := answer[admin.CounterValue](ctx, client, asJSON, inv.stdout, http.MethodGet, path, nil)
+		if v == nil || err != nil {
 			return err
 		}
 		_, err = fmt.Fprintf(inv.stdout, "%d\n", v.Count)
@@ -53,8 +40,7 @@ func countersGetCommand(fs *flag.FlagSet) runFunc {
 // countersTopCommand is `friendflow counters top NAME`: the busiest keys
 // of a counter of a running deployment, through GET /counters/{name}.
 func countersTopCommand(fs *flag.FlagSet) runFunc {
-	af := addAdminFlags(fs)
-	outputJSON := declareJSONOutput(fs)
+	out := declareAdminOutput(fs)
 	top := fs.Int("top", admin.DefaultTop, "how many keys to show (at most 100)")
 	scan := fs.Int("scan", 0, "examine at most this many keys of the counter's bucket, the most recently counted [the server's default, 10000; at most 100000]")
 	return func(ctx context.Context, inv *invocation) error {
@@ -64,11 +50,7 @@ func countersTopCommand(fs *flag.FlagSet) runFunc {
 		if *top <= 0 || *scan < 0 {
 			return usagef("--top must be positive and --scan not negative")
 		}
-		asJSON, err := outputJSON()
-		if err != nil {
-			return err
-		}
-		client, err := af.client(inv.cmdline)
+		client, asJSON, err := out.open(inv)
 		if err != nil {
 			return err
 		}
@@ -76,16 +58,8 @@ func countersTopCommand(fs *flag.FlagSet) runFunc {
 		if *scan > 0 {
 			q.Set("scan", strconv.Itoa(*scan))
 		}
-		raw, err := client.call(ctx, http.MethodGet, "/counters/"+url.PathEscape(inv.args[0])+"?"+q.Encode(), nil)
-		if err != nil {
-			return err
-		}
-		if asJSON {
-			_, err := inv.stdout.Write(raw)
-			return err
-		}
-		v, err := decodeAnswer[admin.CounterTop](raw, "GET /counters")
-		if err != nil {
+		v, err := answer[admin.CounterTop](ctx, client, asJSON, inv.stdout, http.MethodGet, "/counters/"+url.PathEscape(inv.args[0])+"?"+q.Encode(), nil)
+		if v == nil || err != nil {
 			return err
 		}
 		printTop(inv.stdout, v)

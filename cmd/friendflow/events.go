@@ -57,25 +57,20 @@ func (f eventFilterFlags) query() url.Values {
 // eventsListCommand is `friendflow events list`: newest first, a page at
 // a time.
 func eventsListCommand(fs *flag.FlagSet) runFunc {
-	af := addAdminFlags(fs)
+	out := declareAdminOutput(fs)
 	ff := addEventFilterFlags(fs)
-	outputJSON := declareJSONOutput(fs)
 	limit := fs.Int("limit", 50, "print at most this many (0: every one, fetched a page at a time)")
 	cursor := fs.Uint64("cursor", 0, "start below this event id, where a previous listing stopped")
 	return func(ctx context.Context, inv *invocation) error {
 		if len(inv.args) > 0 {
 			return usagef("events list takes no arguments, got %q", inv.args)
 		}
-		asJSON, err := outputJSON()
+		client, asJSON, err := out.open(inv)
 		if err != nil {
 			return err
 		}
 		if *limit < 0 || asJSON && (*limit < 1 || *limit > maxEventsPage) {
 			return usagef("--limit must be 0 or more (with -o json, one page: 1 to %d)", maxEventsPage)
-		}
-		client, err := af.client(inv.cmdline)
-		if err != nil {
-			return err
 		}
 		q := ff.query()
 		if asJSON {
@@ -164,8 +159,7 @@ func eventOutcome(e *record.Event) string {
 // eventsShowCommand is `friendflow events show ID`: the event, each
 // rule's outcome and what became of its jobs.
 func eventsShowCommand(fs *flag.FlagSet) runFunc {
-	af := addAdminFlags(fs)
-	outputJSON := declareJSONOutput(fs)
+	out := declareAdminOutput(fs)
 	return func(ctx context.Context, inv *invocation) error {
 		if len(inv.args) != 1 {
 			return usagef("events show takes one event id")
@@ -173,24 +167,12 @@ func eventsShowCommand(fs *flag.FlagSet) runFunc {
 		if _, err := strconv.ParseUint(inv.args[0], 10, 64); err != nil {
 			return usagef("events show: %q is not an event id (a number, as events list shows)", inv.args[0])
 		}
-		asJSON, err := outputJSON()
+		client, asJSON, err := out.open(inv)
 		if err != nil {
 			return err
 		}
-		client, err := af.client(inv.cmdline)
-		if err != nil {
-			return err
-		}
-		raw, err := client.call(ctx, http.MethodGet, "/events/"+inv.args[0], nil)
-		if err != nil {
-			return err
-		}
-		if asJSON {
-			_, err = inv.stdout.Write(raw)
-			return err
-		}
-		tr, err := decodeAnswer[admin.Trace](raw, "/events/"+inv.args[0])
-		if err != nil {
+		tr, err := answer[admin.Trace](ctx, client, asJSON, inv.stdout, http.MethodGet, "/events/"+inv.args[0], nil)
+		if tr == nil || err != nil {
 			return err
 		}
 		return showEvent(inv.stdout, tr)
@@ -259,18 +241,13 @@ func showEvent(w io.Writer, tr *admin.Trace) error {
 // eventsTailCommand is `friendflow events tail`: the new events as they
 // are recorded, until interrupted (GET /events/stream).
 func eventsTailCommand(fs *flag.FlagSet) runFunc {
-	af := addAdminFlags(fs)
+	out := declareAdminOutput(fs)
 	ff := addEventFilterFlags(fs)
-	outputJSON := declareJSONOutput(fs)
 	return func(ctx context.Context, inv *invocation) error {
 		if len(inv.args) > 0 {
 			return usagef("events tail takes no arguments, got %q", inv.args)
 		}
-		asJSON, err := outputJSON()
-		if err != nil {
-			return err
-		}
-		client, err := af.client(inv.cmdline)
+		client, asJSON, err := out.open(inv)
 		if err != nil {
 			return err
 		}

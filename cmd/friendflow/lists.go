@@ -46,30 +46,17 @@ func init() {
 }
 
 func listsCommand(fs *flag.FlagSet) runFunc {
-	af := addAdminFlags(fs)
-	outputJSON := declareJSONOutput(fs)
+	out := declareAdminOutput(fs)
 	return func(ctx context.Context, inv *invocation) error {
 		if len(inv.args) > 0 {
 			return usagef("lists takes no argument (did you mean lists show %s?)", inv.args[0])
 		}
-		asJSON, err := outputJSON()
+		client, asJSON, err := out.open(inv)
 		if err != nil {
 			return err
 		}
-		client, err := af.client(inv.cmdline)
-		if err != nil {
-			return err
-		}
-		raw, err := client.call(ctx, http.MethodGet, "/lists", nil)
-		if err != nil {
-			return err
-		}
-		if asJSON {
-			_, err := inv.stdout.Write(raw)
-			return err
-		}
-		v, err := decodeAnswer[admin.ListsView](raw, "GET /lists")
-		if err != nil {
+		v, err := answer[admin.ListsView](ctx, client, asJSON, inv.stdout, http.MethodGet, "/lists", nil)
+		if v == nil || err != nil {
 			return err
 		}
 		tw := tabwriter.NewWriter(inv.stdout, 0, 4, 2, ' ', 0)
@@ -89,18 +76,13 @@ func listsCommand(fs *flag.FlagSet) runFunc {
 }
 
 func listsShowCommand(fs *flag.FlagSet) runFunc {
-	af := addAdminFlags(fs)
-	outputJSON := declareJSONOutput(fs)
+	out := declareAdminOutput(fs)
 	contains := fs.String("contains", "", "only say whether this account is in the list (exit 1 if not)")
 	return func(ctx context.Context, inv *invocation) error {
 		if len(inv.args) != 1 {
 			return usagef("lists show needs one list name")
 		}
-		asJSON, err := outputJSON()
-		if err != nil {
-			return err
-		}
-		client, err := af.client(inv.cmdline)
+		client, asJSON, err := out.open(inv)
 		if err != nil {
 			return err
 		}
@@ -164,17 +146,12 @@ func showMembers(ctx context.Context, client *adminClient, name string, asJSON b
 
 func listsChangeCommand(op string) func(fs *flag.FlagSet) runFunc {
 	return func(fs *flag.FlagSet) runFunc {
-		af := addAdminFlags(fs)
-		outputJSON := declareJSONOutput(fs)
+		out := declareAdminOutput(fs)
 		return func(ctx context.Context, inv *invocation) error {
-			asJSON, err := outputJSON()
-			if err != nil {
-				return err
-			}
 			if len(inv.args) < 2 {
 				return usagef("lists %s needs a list name and at least one account", op)
 			}
-			client, err := af.client(inv.cmdline)
+			client, asJSON, err := out.open(inv)
 			if err != nil {
 				return err
 			}
@@ -209,18 +186,13 @@ func printChanged(w io.Writer, raw []byte, what string, asJSON bool) error {
 }
 
 func listsImportCommand(fs *flag.FlagSet) runFunc {
-	af := addAdminFlags(fs)
+	out := declareAdminOutput(fs)
 	replace := fs.Bool("replace", false, "make the file's accounts the whole list (the rules switch from the old list to the new one when all are written)")
-	outputJSON := declareJSONOutput(fs)
 	return func(ctx context.Context, inv *invocation) error {
-		asJSON, err := outputJSON()
-		if err != nil {
-			return err
-		}
 		if len(inv.args) != 2 {
 			return usagef("lists import needs a list name and a file (- for stdin)")
 		}
-		client, err := af.client(inv.cmdline)
+		client, asJSON, err := out.open(inv)
 		if err != nil {
 			return err
 		}
