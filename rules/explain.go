@@ -121,12 +121,32 @@ type operand struct {
 // effects, and says for each what happened and why. Unlike Match it
 // evaluates every rule (not only the index's candidates); a runtime error
 // is a trace's StatusError, not an error of its own.
-func (s *Set) Explain(ev *imevent.Event) []RuleTrace { return s.ExplainCounts(ev, nil) }
+func (s *Set) Explain(ev *imevent.Event) []RuleTrace { return s.ExplainWith(ev, ExplainInput{}) }
 
 // ExplainCounts is Explain for an event whose counters were counted into
 // counts (Set.Count): count() reads them, and counts.Values() then holds
 // every value explain used.
 func (s *Set) ExplainCounts(ev *imevent.Event, counts *Counts) []RuleTrace {
+	return s.ExplainWith(ev, ExplainInput{Counts: counts})
+}
+
+// ExplainInput is what explain knows of the world besides the event.
+// Explain never calls IM or writes a counter: what it is not given reads
+// as empty.
+type ExplainInput struct {
+	// Counts are the event's counts (Set.Count): count() reads them, and
+	// Counts.Values() then holds every value explain used. Nil: zero.
+	Counts *Counts
+	// Profiles are what profile() gives, by account, as a rule test's
+	// profiles: do; an account not in it has no profile (the templates'
+	// fallbacks show).
+	Profiles map[string]actions.Profile
+}
+
+// ExplainWith is Explain with what in gives: the event's counts and the
+// IM profiles its templates read.
+func (s *Set) ExplainWith(ev *imevent.Event, in ExplainInput) []RuleTrace {
+	counts := in.Counts
 	sc := s.scratch.Get().(*scratch)
 	defer s.scratch.Put(sc)
 	le := &listEnv{src: s.lists}
@@ -140,14 +160,14 @@ func (s *Set) ExplainCounts(ev *imevent.Event, counts *Counts) []RuleTrace {
 		sc.budget.rule()
 		var looked []ListValue
 		le.trace = &looked
-		t := s.explainRule(r, ev, env, sc)
+		t := s.explainRule(r, ev, env, sc, in.Profiles)
 		t.Lists = looked
 		out = append(out, t)
 	}
 	return out
 }
 
-func (s *Set) explainRule(r *rule, ev *imevent.Event, env map[string]any, sc *scratch) RuleTrace {
+func (s *Set) explainRule(r *rule, ev *imevent.Event, env map[string]any, sc *scratch, profiles map[string]actions.Profile) RuleTrace {
 	t := RuleTrace{Rule: r.name, File: r.file, Line: r.line, On: r.on, Shadow: r.shadow, When: r.whenSrc, Warnings: r.warnings}
 	if !r.covers(ev.CallbackCommand) {
 		t.Status = StatusNotApplicable
@@ -166,9 +186,9 @@ func (s *Set) explainRule(r *rule, ev *imevent.Event, env map[string]any, sc *sc
 		if r.shadow {
 			t.Reason = "when is true; shadow rule: its actions are not run"
 		}
-		// Explain never calls IM: profile() gives no profile, so what
-		// shows is the templates' fallbacks.
-		x := &evalCtx{ev: ev, vm: &sc.vm, sc: sc, env: env, profiles: func(string) map[string]any { return emptyProfile() }}
+		// Explain never calls IM: profile() gives the profiles it was
+		// given, and none for any other account (the templates' fallbacks).
+		x := &evalCtx{ev: ev, vm: &sc.vm, sc: sc, env: env, profiles: func(account string) map[string]any { return profiles[account].Value() }}
 		once, err := r.evalOnce(x)
 		if err == nil && once != nil {
 			t.Once = &OnceTrace{Key: once.Key, For: once.For.String()}

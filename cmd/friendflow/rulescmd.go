@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -226,6 +227,7 @@ func (r *testReport) write(stdout, stderr io.Writer, format string) {
 func explainCommand(fs *flag.FlagSet) runFunc {
 	eventFile := fs.String("event", "", "callback body or event (JSON file, - for stdin) (required)")
 	command := fs.String("command", "", "callback command [the body's CallbackCommand, else Sns.CallbackFriendAdd]")
+	profilesFile := fs.String("profiles", "", `IM profiles profile() gives, by account (JSON file: {"alice": {"Nick": "Alice", "Custom": {"Level": "gold"}}}); an account not in it has none [none: the templates' fallbacks]`)
 	format := declareFormat(fs, formatText, formatJSON)
 	live := declareLiveCounters(fs, addAdminFlags(fs),
 		"counters the event is counted on top of: empty, or live (a running deployment's, read through --admin-url, never written)")
@@ -259,7 +261,11 @@ func explainCommand(fs *flag.FlagSet) runFunc {
 		if err != nil {
 			return err
 		}
-		out := engine.ExplainCounters(ctx, set, events, store)
+		profiles, err := readProfiles(*profilesFile)
+		if err != nil {
+			return err
+		}
+		out := engine.ExplainWith(ctx, set, events, engine.ExplainOptions{Counters: store, Profiles: profiles})
 		if *format == formatJSON {
 			writeJSON(inv.stdout, out)
 			return nil
@@ -277,6 +283,27 @@ func notLoaded(inv *invocation, le *rules.LoadError, what string) error {
 	}
 	fmt.Fprintf(inv.stderr, "%d problems: %s do not load\n", len(le.Problems), what)
 	return &exitError{1}
+}
+
+// readProfiles reads explain's --profiles file ("": none): a JSON object
+// of accounts, each with the fields profile() gives. A field profile()
+// does not give is refused, so that a misspelt Nick cannot pass for an
+// account without one.
+func readProfiles(name string) (map[string]actions.Profile, error) {
+	if name == "" {
+		return nil, nil
+	}
+	data, err := readInput(name)
+	if err != nil {
+		return nil, fmt.Errorf("reading --profiles: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var profiles map[string]actions.Profile
+	if err := dec.Decode(&profiles); err != nil {
+		return nil, fmt.Errorf("--profiles %s: want {account: {%s}}: %w", name, strings.Join(actions.ProfileFields, ", "), err)
+	}
+	return profiles, nil
 }
 
 // readInput reads a file, or stdin for "-".
