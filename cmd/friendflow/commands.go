@@ -54,7 +54,7 @@ var commands = []*command{
 		summary: "rewrite rule files in the one canonical layout, comments and key order kept; --check only names the files that differ",
 		example: "friendflow fmt rules/\nfriendflow fmt --check examples/rules",
 		flags:   fmtCommand},
-	{name: "explain", args: "[PATH…] --event FILE [--command CMD] [--profiles FILE] [-o text|json]",
+	{name: "explain", args: "[PATH…] --event FILE [--command CMD] [--profiles FILE] [--counters live] [--lists live] [-o text|json]",
 		summary: "evaluate a callback against the rules, without side effects: every rule, and why",
 		example: "friendflow explain examples/rules --event examples/callbacks/friend_add_response.json",
 		flags:   explainCommand},

@@ -94,6 +94,16 @@ func TestListsOnARunningServe(t *testing.T) {
 		t.Fatalf("lists import: exit %d\n%s%s", code, out, errOut)
 	}
 	within("eve denied after the import", 38001)
+	// explain reads the deployment's lists with --lists live, and none
+	// without.
+	evFile := filepath.Join(dir, "prev.json")
+	writeFile(t, evFile, `{"CallbackCommand":"Sns.CallbackPrevFriendAdd","From_Account":"eve","FriendItem":[{"To_Account":"bob"}]}`)
+	if code, out, errOut := run("explain", rulesDir, "--event", evFile, "--lists", "live"); code != 0 || !strings.Contains(out, "decision: deny bob with 38001") {
+		t.Fatalf("explain --lists live: exit %d\n%s%s", code, out, errOut)
+	}
+	if code, out, errOut := run("explain", rulesDir, "--event", evFile); code != 0 || !strings.Contains(out, "decision: allow bob") {
+		t.Fatalf("explain with empty lists: exit %d\n%s%s", code, out, errOut)
+	}
 	// A backtest against the instance reads its lists, as its recorded
 	// outcomes do: the same rules change nothing (with empty lists, eve's
 	// denials would be "no longer matched").

@@ -229,8 +229,10 @@ func explainCommand(fs *flag.FlagSet) runFunc {
 	command := fs.String("command", "", "callback command [the body's CallbackCommand, else Sns.CallbackFriendAdd]")
 	profilesFile := fs.String("profiles", "", `IM profiles profile() gives, by account (JSON file: {"alice": {"Nick": "Alice", "Custom": {"Level": "gold"}}}); an account not in it has none [none: the templates' fallbacks]`)
 	format := declareFormat(fs, formatText, formatJSON)
-	live := declareLiveCounters(fs, addAdminFlags(fs),
+	af := addAdminFlags(fs)
+	live := declareLiveCounters(fs, af,
 		"counters the event is counted on top of: empty, or live (a running deployment's, read through --admin-url, never written)")
+	liveLists := fs.String("lists", "empty", "what list() reads: empty (every list), or live (a running deployment's lists, asked member by member through --admin-url)")
 	return func(ctx context.Context, inv *invocation) error {
 		if *eventFile == "" {
 			return usagef("explain needs --event FILE (a callback body or one event as JSON)")
@@ -250,7 +252,20 @@ func explainCommand(fs *flag.FlagSet) runFunc {
 		if err != nil {
 			return fmt.Errorf("%s: %w", *eventFile, err)
 		}
-		set, err := loadPaths(paths, inv.getenv, true)
+		var lists rules.Lists
+		switch *liveLists {
+		case "empty":
+		case "live":
+			client, err := af.client(inv.cmdline)
+			if err != nil {
+				return err
+			}
+			lists = &remoteLists{ctx: ctx, client: client, memo: map[[2]string]bool{}}
+		default:
+			return usagef("--lists: want empty or live, got %q", *liveLists)
+		}
+		set, err := rules.LoadPaths(paths, rules.Options{Registry: newRegistry(slog.New(slog.DiscardHandler), nil),
+			Getenv: inv.getenv, SkipTests: true, Lists: lists})
 		if le := (*rules.LoadError)(nil); errors.As(err, &le) {
 			return notLoaded(inv, le, "the rules")
 		}
