@@ -19,8 +19,9 @@
 # the worst case, a flood from one sender (SENDERS=N spreads them over N
 # accounts instead). Rounds are interleaved (plain, state, plain, …);
 # prints the medians of p50, p99, req/s and CPU per request and the
-# ratios. Exit 0 when the p99 ratio is within TARGET_P99_RATIO, 1 when
-# not, 2 when the benchmark could not be run. Writes nothing to docs/.
+# ratios. Exit 0 when the p99 ratio is within TARGET_P99_RATIO and no
+# decision took longer than the decision timeout, 1 when not, 2 when the
+# benchmark could not be run. Writes nothing to docs/.
 #
 #   bench/state.sh                     # 3 rounds of 10 s per target
 #   DURATION=20s ROUNDS=5 bench/state.sh
@@ -248,12 +249,21 @@ median() {
 }
 
 noisy=0
-declare -A rps p50 p99 cpu_req fails
+declare -A rps p50 p99 cpu_req fails late
+# late_decisions ADMIN: the decisions that took longer than 500 ms (the
+# default --decision-timeout, a bucket bound of the histogram).
+late_decisions() {
+	curl -fsS "$1/metrics" | awk '
+		/^friendflow_decision_duration_seconds_count/ { n = $NF }
+		/^friendflow_decision_duration_seconds_bucket\{le="0.5"\}/ { in_time = $NF }
+		END { printf "%d\n", n - in_time }'
+}
 measure() {
 	local t=$1 r=$2 f="$OUT/wrk-$1-$2.txt" pid=${PID[$1]} ok0 ok1 reqs s0 s1 t0 t1 o
 	ok0=$(metric "${ADMIN[$t]}" friendflow_callbacks_total 'result="ok"')
-	local fails0
+	local fails0 late0
 	fails0=$(metric "${ADMIN[$t]}" friendflow_decisions_total 'decision="fail_')
+	late0=$(late_decisions "${ADMIN[$t]}")
 	s0=$(cpu_snapshot)
 	t0=$EPOCHREALTIME
 	run_wrk "$DURATION" "${URL[$t]}" "$f"
@@ -270,14 +280,18 @@ measure() {
 		$1 == pid { printf "%.0f\n", ($2 - t0) * 1e4 / reqs }' <(echo "$s0") <(echo "$s1"))
 	ok1=$(metric "${ADMIN[$t]}" friendflow_callbacks_total 'result="ok"')
 	((ok1 - ok0 >= reqs)) || die "$t counted $((ok1 - ok0)) OK callbacks, wrk $reqs requests"
-	# A decision the state could not be reached for in time is answered
-	# at the timeout (fail open): counted, and shown, not hidden.
+	# A decision not made within the decision timeout (500 ms) is
+	# answered without the rules (fail open): the bar allows none. The
+	# decisions failed in all (fail_open) include those whose caller
+	# went away first: wrk closes its connections with requests in
+	# flight at the end of a round.
 	fails[$t,$r]=$(($(metric "${ADMIN[$t]}" friendflow_decisions_total 'decision="fail_') - fails0))
+	late[$t,$r]=$(($(late_decisions "${ADMIN[$t]}") - late0))
 	wait_for 120 eval '[[ $(metric "${ADMIN[$t]}" friendflow_queue_jobs) == 0 ]]' ||
 		die "$t's queue did not drain within 120 s"
 	settle "$pid" || log "warning: $t still busy 60 s after its round"
-	log "$(printf '%-5s round %d: %7.0f req/s  p50 %6d us  p99 %6d us  CPU %4d us/req  failed decisions %d  other processes %d%%' \
-		"$t" "$r" "${rps[$t,$r]}" "${p50[$t,$r]}" "${p99[$t,$r]}" "${cpu_req[$t,$r]}" "${fails[$t,$r]}" "$o")"
+	log "$(printf '%-5s round %d: %7.0f req/s  p50 %6d us  p99 %6d us  CPU %4d us/req  decisions past the timeout %d (failed in all %d)  other processes %d%%' \
+		"$t" "$r" "${rps[$t,$r]}" "${p50[$t,$r]}" "${p99[$t,$r]}" "${cpu_req[$t,$r]}" "${late[$t,$r]}" "${fails[$t,$r]}" "$o")"
 }
 
 log "warm-up: $WARMUP per target"
@@ -290,7 +304,9 @@ log "measuring: $ROUNDS rounds of $DURATION per target, interleaved"
 for r in $(seq 1 "$ROUNDS"); do
 	for t in "${TARGETS[@]}"; do measure "$t" "$r"; done
 done
-log "counter requests_by_sender for id: $(count_of); compare-and-set conflicts retried: $(metric "${ADMIN[state]}" friendflow_state_conflicts_total)"
+curl -fsS "${ADMIN[state]}/metrics" | grep -E '^friendflow_(state|decision)' >"$OUT/state-metrics.txt" || true
+log "counter requests_by_sender for id: $(count_of); state operations $(metric "${ADMIN[state]}" friendflow_state_operations_total)," \
+	"compare-and-set conflicts retried $(metric "${ADMIN[state]}" friendflow_state_conflicts_total) ($OUT/state-metrics.txt)"
 
 if ((PROFILE)); then
 	secs=$(seconds "$DURATION")
@@ -345,14 +361,14 @@ printf '| state / plain | %s | %s | %s | %s |\n' "$(ratio "${m_rps[state]}" "${m
 echo
 for r in $(seq 1 "$ROUNDS"); do
 	for t in "${TARGETS[@]}"; do
-		printf '%-5s round %d: %6.0f req/s, p50 %s, p99 %s, %d µs CPU/request, %d decisions failed\n' "$t" "$r" \
-			"${rps[$t,$r]}" "$(ms "${p50[$t,$r]}")" "$(ms "${p99[$t,$r]}")" "${cpu_req[$t,$r]}" "${fails[$t,$r]}"
+		printf '%-5s round %d: %6.0f req/s, p50 %s, p99 %s, %d µs CPU/request, %d decisions past the timeout, %d failed in all\n' \
+			"$t" "$r" "${rps[$t,$r]}" "$(ms "${p50[$t,$r]}")" "$(ms "${p99[$t,$r]}")" "${cpu_req[$t,$r]}" "${late[$t,$r]}" "${fails[$t,$r]}"
 	done
 done
 ((noisy)) && echo "Warning: other processes used more than 5 % of a core in some rounds; the figures are not trustworthy." >&2
 total_fails=0
-for r in $(seq 1 "$ROUNDS"); do total_fails=$((total_fails + ${fails[state,$r]} + ${fails[plain,$r]})); done
+for r in $(seq 1 "$ROUNDS"); do total_fails=$((total_fails + ${late[state,$r]} + ${late[plain,$r]})); done
 verdict=$(awk -v r="$p99_ratio" -v t="$TARGET_P99_RATIO" -v f="$total_fails" 'BEGIN { print (r <= t && f == 0) ? "PASS" : "FAIL" }')
 echo
-echo "p99 with one counter and one list check: $p99_ratio × the p99 without (wanted ≤ $TARGET_P99_RATIO ×), $total_fails decisions failed (wanted 0): $verdict"
+echo "p99 with one counter and one list check: $p99_ratio × the p99 without (wanted ≤ $TARGET_P99_RATIO ×), $total_fails decisions past the timeout (wanted 0): $verdict"
 [[ $verdict == PASS ]]

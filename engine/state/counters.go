@@ -54,6 +54,9 @@ type counterBucket struct {
 
 	mu   sync.Mutex
 	last map[string]lastWrite // by key-value key
+	// turns are the keys this replica is writing, each with the
+	// increments waiting for the write under way (countbatch.go).
+	turns map[string]*turn
 }
 
 // NewCounters returns the counters kept in b's buckets.
@@ -84,7 +87,33 @@ func (c *Counters) add(ctx context.Context, ctr rules.Counter, key string, at ti
 		return 0, 0, err
 	}
 	k := KVKey(key)
-	cur := rules.CounterSlot(at, ctr.Window)
+	inc := &increment{ctx: ctx, slot: rules.CounterSlot(at, ctr.Window), done: make(chan struct{})}
+	// While an increment of k is being written by this replica, the next
+	// ones wait and are then written together, in one compare-and-set:
+	// writing each for itself, they all started from the same revision
+	// and all but one conflicted, retried and read (a flood from one
+	// account, the case counters are for, is many increments of one key
+	// at once).
+	if !b.join(k, inc) {
+		if err := b.wait(ctx, k, inc); err != nil {
+			return 0, 0, fmt.Errorf("counter %s: %w", ctr.Name, err)
+		}
+		if !inc.lead {
+			return inc.n, 0, inc.err
+		}
+	}
+	batch := b.take(k, inc)
+	wctx, cancel := batchContext(batch)
+	conflicts, err = b.write(wctx, ctr, k, batch)
+	cancel()
+	b.finish(k, batch, err)
+	return inc.n, conflicts, inc.err
+}
+
+// write counts every increment of batch into key k, in their order, with
+// one compare-and-set, retried while another replica got in first, and
+// sets each increment's count.
+func (b *counterBucket) write(ctx context.Context, ctr rules.Counter, k string, batch []*increment) (conflicts int, err error) {
 	step := rules.CounterStep(ctr.Window)
 	buf := make([]byte, 0, 64)
 	// The value this replica wrote last, if it still holds it: when no
@@ -94,11 +123,13 @@ func (c *Counters) add(ctx context.Context, ctr rules.Counter, key string, at ti
 	for {
 		if !cached {
 			if slots, rev, err = b.read(ctx, k, step); err != nil {
-				return 0, conflicts, err
+				return conflicts, err
 			}
 		}
 		cached = false
-		slots, n = rules.SlideSlots(slots, cur, 1, getSlot, mkSlot)
+		for _, inc := range batch {
+			slots, inc.n = rules.SlideSlots(slots, inc.slot, 1, getSlot, mkSlot)
+		}
 		buf = encode(buf[:0], step, slots)
 		var next uint64
 		if rev == 0 {
@@ -109,17 +140,17 @@ func (c *Counters) add(ctx context.Context, ctr rules.Counter, key string, at ti
 		switch {
 		case err == nil:
 			b.remember(k, next, slots)
-			return n, conflicts, nil
+			return conflicts, nil
 		case errors.Is(err, jetstream.ErrKeyExists), errors.Is(err, jetstream.ErrKeyRevisionMismatch):
 			if conflicts++; conflicts >= maxConflicts {
-				return 0, conflicts, fmt.Errorf("counter %s: %d write conflicts in a row", ctr.Name, conflicts)
+				return conflicts, fmt.Errorf("counter %s: %d write conflicts in a row", ctr.Name, conflicts)
 			}
 			if err := backoff(ctx, conflicts); err != nil {
-				return 0, conflicts, fmt.Errorf("counter %s: %w", ctr.Name, err)
+				return conflicts, fmt.Errorf("counter %s: %w", ctr.Name, err)
 			}
 		default:
 			b.forget(k)
-			return 0, conflicts, fmt.Errorf("counter %s: %w", ctr.Name, err)
+			return conflicts, fmt.Errorf("counter %s: %w", ctr.Name, err)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package state
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"path/filepath"
 	"sync"
@@ -63,7 +64,11 @@ func TestCountersAreExactUnderConcurrencyAndSurviveARestart(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	t.Logf("%d compare-and-set conflicts retried", conflicts)
+	// One replica writes a key once at a time, the increments that came
+	// meanwhile together: none starts from a revision another replaced.
+	if conflicts != 0 {
+		t.Errorf("%d compare-and-set conflicts within one replica, want 0", conflicts)
+	}
 	if n, err := c.Get(ctx, ctr, "eve", now); n != 800 || err != nil {
 		t.Fatalf("Get: %d, %v; want 800", n, err)
 	}
@@ -87,6 +92,81 @@ func TestCountersAreExactUnderConcurrencyAndSurviveARestart(t *testing.T) {
 	ctr.Window = time.Hour
 	if n, err := c.Add(ctx, ctr, "eve", now.Add(11*time.Minute)); n != 1 || err != nil {
 		t.Errorf("after the window changed: %d, %v; want 1", n, err)
+	}
+}
+
+// TestCounterIncrementLeavingItsTurn: an increment whose context ends
+// while it waits for the write of its key under way is not counted, and
+// the increments after it are.
+func TestCounterIncrementLeavingItsTurn(t *testing.T) {
+	q := openQueue(t, filepath.Join(t.TempDir(), "data"))
+	t.Cleanup(func() { _ = q.Stop(5 * time.Second) })
+	c := NewCounters(q)
+	ctr := rules.Counter{Name: "requests_by_sender", Window: 10 * time.Minute}
+	ctx := context.Background()
+	now := time.Now()
+	b, err := c.bucket(ctx, ctr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := KVKey("eve")
+	// A write of eve under way: this test's, held until the others queued.
+	lead := &increment{ctx: ctx, slot: rules.CounterSlot(now, ctr.Window), done: make(chan struct{})}
+	if !b.join(k, lead) {
+		t.Fatal("the first increment of a key must write it")
+	}
+	gone, cancel := context.WithCancel(ctx)
+	left := make(chan error, 1)
+	go func() {
+		_, err := c.Add(gone, ctr, "eve", now)
+		left <- err
+	}()
+	waiting := func(n int) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); ; {
+			b.mu.Lock()
+			got := len(b.turns[k].waiting)
+			b.mu.Unlock()
+			if got == n {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d increments waiting, want %d", got, n)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	waiting(1)
+	cancel()
+	if err := <-left; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Add with its context cancelled while waiting: %v", err)
+	}
+	waiting(0)
+	stays := make(chan int, 1)
+	go func() {
+		n, err := c.Add(ctx, ctr, "eve", now)
+		if err != nil {
+			t.Error(err)
+		}
+		stays <- n
+	}()
+	waiting(1)
+	batch := b.take(k, lead)
+	_, err = b.write(ctx, ctr, k, batch)
+	b.finish(k, batch, err)
+	if err != nil || lead.n != 1 {
+		t.Fatalf("the held write: %d, %v", lead.n, err)
+	}
+	if n := <-stays; n != 2 {
+		t.Errorf("the increment after the one that left: %d, want 2", n)
+	}
+	if n, err := c.Get(ctx, ctr, "eve", now); n != 2 || err != nil {
+		t.Errorf("Get: %d, %v; want 2", n, err)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.turns) != 0 {
+		t.Errorf("%d turns left behind", len(b.turns))
 	}
 }
 
