@@ -191,10 +191,28 @@ func (s *server) newReloader(registry *actions.Registry) *reload.Reloader {
 				return
 			}
 			metrics.RulesLoaded(set)
+			s.prepareCounters(set)
 			loaded()
 		},
 	}
 }
+
+// prepareCounters makes the buckets of set's counters at its load, not
+// within the deadline of the first callback counted in each (a bucket
+// not made here is made then).
+func (s *server) prepareCounters(set *rules.Set) {
+	if s.counters == nil || !set.HasCounters() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), prepareTimeout)
+	defer cancel()
+	if err := s.counters.Prepare(ctx, set.Counters()); err != nil {
+		s.log.Warn("counter buckets not made at load; the first event counted in each makes it", "err", err.Error())
+	}
+}
+
+// prepareTimeout bounds making the counters' buckets at a load.
+const prepareTimeout = 5 * time.Second
 
 // openQueue opens the durable queue, embedded or on a NATS cluster.
 func (s *server) openQueue(ctx context.Context, registry *actions.Registry, ring *recordHooks, profiles queue.Profiles) error {

@@ -252,6 +252,21 @@ func (b *counterBucket) read(ctx context.Context, k string, step time.Duration) 
 	return slots, e.Revision(), nil
 }
 
+// Prepare makes the buckets of ctrs (or updates their TTL to the
+// counters' windows) now, when rules are loaded, so that the first event
+// counted in each after a start or a change does not make its bucket
+// within its callback's deadline. A bucket not made here is made on
+// first use, as without Prepare.
+func (c *Counters) Prepare(ctx context.Context, ctrs []rules.Counter) error {
+	var errs []error
+	for _, ctr := range ctrs {
+		if _, err := c.bucket(ctx, ctr); err != nil {
+			errs = append(errs, fmt.Errorf("counter %s: %w", ctr.Name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // bucket returns the counter's bucket, made (or its TTL updated to the
 // counter's window) on first use.
 func (c *Counters) bucket(ctx context.Context, ctr rules.Counter) (*counterBucket, error) {

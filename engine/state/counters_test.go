@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/friendflow/friendflow/actions"
 	"github.com/friendflow/friendflow/engine/queue"
 	"github.com/friendflow/friendflow/rules"
@@ -167,6 +169,43 @@ func TestCounterIncrementLeavingItsTurn(t *testing.T) {
 	defer b.mu.Unlock()
 	if len(b.turns) != 0 {
 		t.Errorf("%d turns left behind", len(b.turns))
+	}
+}
+
+// countingBuckets counts the buckets made.
+type countingBuckets struct {
+	Buckets
+	made int
+}
+
+func (b *countingBuckets) StateBucket(ctx context.Context, suffix string, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	b.made++
+	return b.Buckets.StateBucket(ctx, suffix, cfg)
+}
+
+// TestCounterBucketsMadeAtLoad: Prepare makes each counter's bucket, so
+// counting makes none; a changed window makes it again (its TTL).
+func TestCounterBucketsMadeAtLoad(t *testing.T) {
+	q := openQueue(t, filepath.Join(t.TempDir(), "data"))
+	t.Cleanup(func() { _ = q.Stop(5 * time.Second) })
+	b := &countingBuckets{Buckets: q}
+	c := NewCounters(b)
+	ctx := context.Background()
+	ctrs := []rules.Counter{{Name: "a", Window: time.Minute}, {Name: "b", Window: time.Hour}}
+	if err := c.Prepare(ctx, ctrs); err != nil || b.made != 2 {
+		t.Fatalf("Prepare: %v, %d buckets made; want 2", err, b.made)
+	}
+	for _, ctr := range ctrs {
+		if n, err := c.Add(ctx, ctr, "eve", time.Now()); n != 1 || err != nil {
+			t.Fatalf("Add %s: %d, %v", ctr.Name, n, err)
+		}
+	}
+	if b.made != 2 {
+		t.Errorf("counting made %d more buckets, want none", b.made-2)
+	}
+	ctrs[0].Window = 2 * time.Minute
+	if err := c.Prepare(ctx, ctrs); err != nil || b.made != 3 {
+		t.Errorf("Prepare after a window changed: %v, %d buckets made; want 3", err, b.made)
 	}
 }
 
