@@ -54,10 +54,11 @@ func (q *Queue) bury(seq uint64, job Job, reason string) bool {
 
 // poison dead-letters a message that cannot be decoded, so it neither blocks
 // nor loops; its body is kept for inspection.
-func (q *Queue) poison(m jetstream.Msg, seq uint64, cause error) verdict {
+func (q *Queue) poison(d *delivery, cause error) verdict {
+	seq := d.seq
 	id := "undecodable-" + strconv.FormatUint(seq, 10)
-	q.log.Error("undecodable job message", "seq", seq, "subject", m.Subject(), "err", cause)
-	dl := DeadLetter{ID: id, LastError: cause.Error(), Reason: "undecodable message", DeadAt: q.now(), Raw: m.Data()}
+	q.log.Error("undecodable job message", "seq", seq, "subject", d.subject, "err", cause)
+	dl := DeadLetter{ID: id, LastError: cause.Error(), Reason: "undecodable message", DeadAt: q.now(), Raw: d.data}
 	if err := q.publishDead(dl, "d:"+id); err != nil {
 		q.log.Error("cannot dead-letter undecodable message", "seq", seq, "err", err)
 		return vRelease
@@ -370,6 +371,30 @@ func (q *Queue) Stats(ctx context.Context) (Stats, error) {
 			}
 		}
 	}
+	held := 0
+	if q.held != nil {
+		// Held jobs: stored, run from memory by a replica (or waiting for
+		// a takeover); finished ones count until their purge.
+		hinfo, err := q.held.stream.Info(ctx, jetstream.WithSubjectFilter(n.heldSubjects))
+		if err != nil {
+			return s, fmt.Errorf("queue: stats: %w", err)
+		}
+		held = int(hinfo.State.Msgs)
+		if held > 0 {
+			// The oldest held message: its group is running or waits for
+			// a worker (or for its purge, briefly, once finished).
+			if now := q.now(); now.After(hinfo.State.FirstTime) {
+				s.OldestWait = now.Sub(hinfo.State.FirstTime)
+			}
+		}
+		for subj, c := range hinfo.State.Subjects {
+			if i := strings.LastIndexByte(subj, '.'); i >= 0 {
+				if k, err := strconv.Atoi(subj[i+1:]); err == nil {
+					s.Jobs += k * int(c)
+				}
+			}
+		}
+	}
 	ci, err := q.cons.Info(ctx)
 	if err != nil {
 		return s, fmt.Errorf("queue: stats: %w", err)
@@ -387,12 +412,13 @@ func (q *Queue) Stats(ctx context.Context) (Stats, error) {
 				since = due
 			}
 			if now := q.now(); now.After(since) {
-				s.OldestWait = now.Sub(since)
+				s.OldestWait = max(s.OldestWait, now.Sub(since))
 			}
 		} else if !errors.Is(err, jetstream.ErrMsgNotFound) {
 			return s, fmt.Errorf("queue: stats: %w", err)
 		}
 	}
+	s.Messages += held
 	dinfo, err := q.dead.Info(ctx)
 	if err != nil {
 		return s, fmt.Errorf("queue: stats: %w", err)

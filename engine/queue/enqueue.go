@@ -207,7 +207,15 @@ func (q *Queue) publishGroup(group []*commit, buf []byte) []byte {
 	ctx, cancel := context.WithTimeout(st.ctx, defaultEnqueueTimeout)
 	defer cancel()
 	msg := &nats.Msg{Subject: q.names.batchPrefix + strconv.Itoa(jobs), Data: data}
+	token, held := q.heldFor(jobs)
+	if held {
+		// Run from memory once stored: the message must outlive buf.
+		msg.Subject, msg.Data = q.held.log.prefix+strconv.Itoa(jobs), slices.Clone(data)
+	}
 	ack, err := q.publish(ctx, msg, "cb:"+group[0].callbackID)
+	if held {
+		q.heldStored(token, jobs, msg.Data, "cb:"+group[0].callbackID, ack, err)
+	}
 	if err != nil && q.ns != nil && outOfResources(err) {
 		q.faulted(err.Error()) // the watcher restarts JetStream once there is room
 	}

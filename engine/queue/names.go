@@ -42,6 +42,9 @@ type names struct {
 	deadSubjects string // wildcard of every dead letter
 	deadPrefix   string // + base64url(job id)
 	cancelBucket string // key-value bucket of cancel_on's markers
+	heldStream   string // limits stream of the jobs replicas run from memory (held.go)
+	heldSubjects string // wildcard of every held message
+	heldPrefix   string // + replica id + "." + number of jobs in the message
 	// recorded events (events.go)
 	eventsStream string
 	eventsPrefix string // + number of events in the message
@@ -62,6 +65,9 @@ func newNames(ns string) names {
 		deadSubjects: ns + ".dead.>",
 		deadPrefix:   ns + ".dead.",
 		cancelBucket: ns + "_cancel",
+		heldStream:   up + "_HELD",
+		heldSubjects: ns + ".held.>",
+		heldPrefix:   ns + ".held.",
 
 		eventsStream: up + "_EVENTS",
 		eventsPrefix: ns + ".events.",

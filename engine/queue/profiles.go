@@ -27,7 +27,9 @@ const maxProfileParks = 3
 // accounts then join the same requests (with the workers waiting instead,
 // a batch held only the few accounts of the messages being run). A
 // message waits at most maxProfileParks times.
-func (q *Queue) prefetchProfiles(seq uint64, jobs []Job, now time.Time) time.Duration {
+// A held group is not put back (it would be moved to the shared queue):
+// its wait is returned without counting.
+func (q *Queue) prefetchProfiles(seq uint64, jobs []Job, now time.Time, held bool) time.Duration {
 	if q.cfg.Profiles == nil {
 		return 0
 	}
@@ -41,8 +43,8 @@ func (q *Queue) prefetchProfiles(seq uint64, jobs []Job, now time.Time) time.Dur
 			wait = max(wait, q.cfg.Profiles.Prefetch(jobs[i].Params))
 		}
 	}
-	if !needed {
-		return 0
+	if !needed || held {
+		return wait
 	}
 	if wait <= 0 || !q.parks.park(seq) {
 		q.parks.done(seq)

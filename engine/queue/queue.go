@@ -200,6 +200,10 @@ type Config struct {
 	Tracer *tracing.Tracer
 	Now    func() time.Time // clock for due times and attempt times, safe for concurrent use (nil: time.Now)
 	Rand   func() float64   // jitter source in [0, 1] (nil: math/rand/v2); calls are serialised
+
+	// leaseTTL is how long a replica's lease on its held jobs outlives
+	// its last renewal [defaultLeaseTTL]; shorter in tests.
+	leaseTTL time.Duration
 }
 
 // Profiles resolves the profile() templates a job's parameters hold
@@ -338,6 +342,9 @@ type Queue struct {
 	encodeBufs sync.Pool     // *[]byte for Enqueue's encodings
 	commitStop chan struct{} // closed by Stop: committers finish and exit
 	committers sync.WaitGroup
+
+	held *held       // the held path (held.go)
+	fast atomic.Bool // workers take held groups: new groups may take the held path
 }
 
 // Open starts the embedded server when cfg.URL is empty, connects, and
@@ -403,6 +410,9 @@ func Open(ctx context.Context, cfg Config) (*Queue, error) {
 	}
 	if err == nil {
 		err = retrying(ctx, log, "set up streams", q.setup)
+	}
+	if err == nil {
+		err = q.setupHeld(ctx)
 	}
 	if err != nil {
 		q.nc.Close()
@@ -605,6 +615,7 @@ func (q *Queue) stop(timeout time.Duration) error {
 		}
 		t.Stop()
 	}
+	q.handOver()
 	q.cancelJobs()
 	if ferr := q.nc.FlushTimeout(time.Second); ferr != nil && err == nil && !errors.Is(ferr, nats.ErrConnectionClosed) {
 		err = fmt.Errorf("queue: flush: %w", ferr)

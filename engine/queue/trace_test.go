@@ -101,11 +101,12 @@ func TestTracedQueueRunsOldMessagesAndLinksJobSpans(t *testing.T) {
 func lastMessage(t *testing.T, q *Queue) []byte {
 	t.Helper()
 	ctx := context.Background()
-	info, err := q.jobs.Info(ctx)
+	// A callback's message: on the held path, where the queue runs it.
+	info, err := q.held.stream.Info(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := q.jobs.GetMsg(ctx, info.State.LastSeq)
+	m, err := q.held.stream.GetMsg(ctx, info.State.LastSeq)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -42,8 +42,16 @@ func (q *Queue) Run(ctx context.Context) error {
 	for range q.cfg.Workers {
 		wg.Go(func() {
 			k := &keeper{every: ackWait / 3}
-			for m := range in.work {
-				q.process(m, k)
+			for {
+				select {
+				case m, ok := <-in.work:
+					if !ok {
+						return
+					}
+					q.process(m, k)
+				case g := <-q.held.work:
+					q.processHeld(g)
+				}
 			}
 		})
 	}
@@ -64,6 +72,7 @@ func (q *Queue) Run(ctx context.Context) error {
 		}),
 	)
 	if err != nil {
+		q.fast.Store(false) // held groups go to Stop's hand-over
 		in.close()
 		wg.Wait()
 		return fmt.Errorf("queue: consume: %w", err)
@@ -75,6 +84,7 @@ func (q *Queue) Run(ctx context.Context) error {
 	case <-q.stopping:
 	}
 	q.beginStop()
+	q.fast.Store(false)
 	// Drain hands the buffered messages to receive, which releases them.
 	cc.Drain()
 	select {
@@ -160,7 +170,13 @@ func (q *Queue) process(m jetstream.Msg, k *keeper) {
 		return
 	}
 	k.start(m)
-	v, delay := q.handle(m)
+	v, delay := vRelease, time.Duration(0)
+	if meta, err := m.Metadata(); err != nil {
+		q.log.Error("message without JetStream metadata", "subject", m.Subject(), "err", err)
+	} else {
+		d := &delivery{seq: meta.Sequence.Stream, data: m.Data(), header: m.Headers(), subject: m.Subject(), delivered: meta.NumDelivered}
+		v, delay = q.handle(d)
+	}
 	k.stop() // no InProgress may follow the final ack or nak
 	switch v {
 	case vAck:
@@ -174,27 +190,34 @@ func (q *Queue) process(m jetstream.Msg, k *keeper) {
 	}
 }
 
+// delivery is a message to handle: delivered by the consumer, or a held
+// group run from memory.
+type delivery struct {
+	seq       uint64 // in its stream
+	data      []byte
+	header    nats.Header
+	subject   string
+	delivered uint64 // times delivered, this one included
+	held      bool   // a held group: nothing waits here, in the stream
+}
+
 // handle runs a message's due jobs and hands off the others.
-func (q *Queue) handle(m jetstream.Msg) (verdict, time.Duration) {
-	meta, err := m.Metadata()
+func (q *Queue) handle(d *delivery) (verdict, time.Duration) {
+	seq := d.seq
+	jobs, err := q.readJobs(d)
 	if err != nil {
-		q.log.Error("message without JetStream metadata", "subject", m.Subject(), "err", err)
-		return vRelease, 0
-	}
-	seq := meta.Sequence.Stream
-	jobs, err := q.readJobs(m, meta)
-	if err != nil {
-		return q.poison(m, seq, err), 0
+		return q.poison(d, err), 0
 	}
 	now := q.now()
-	if wait := q.prefetchProfiles(seq, jobs, now); wait > 0 {
+	if wait := q.prefetchProfiles(seq, jobs, now, d.held); wait > 0 {
 		return vWait, wait
 	}
 	// Jobs not due yet leave first, each into a message of its own, all
-	// published at once; then the due ones run.
+	// published at once; then the due ones run. A message of one job
+	// waits in the stream instead, unless it is held.
 	due := jobs
 	if later := countLater(jobs, now); later > 0 {
-		if len(jobs) == 1 {
+		if len(jobs) == 1 && !d.held {
 			return vWait, jobs[0].Due.Sub(now)
 		}
 		var wait []Job
@@ -224,12 +247,15 @@ func (q *Queue) handle(m jetstream.Msg) (verdict, time.Duration) {
 
 // readJobs decodes a message's jobs with the error history its header
 // holds, and reports a redelivery to the Redelivered hook.
-func (q *Queue) readJobs(m jetstream.Msg, meta *jetstream.MsgMetadata) ([]Job, error) {
-	jobs, err := decodeJobs(m.Data())
+func (q *Queue) readJobs(d *delivery) ([]Job, error) {
+	jobs, err := decodeJobs(d.data)
 	if err != nil {
 		return nil, err
 	}
-	if h := m.Headers().Get(hdrErrors); h != "" && len(jobs) == 1 {
+	if d.header == nil {
+		return jobs, nil // a held group: neither history nor redelivery
+	}
+	if h := d.header.Get(hdrErrors); h != "" && len(jobs) == 1 {
 		if err := json.Unmarshal([]byte(h), &jobs[0].Errors); err != nil {
 			// The history is for people; the job runs without it.
 			q.log.Warn("unreadable error history of a job", "job_id", jobs[0].ID, "err", err)
@@ -238,11 +264,16 @@ func (q *Queue) readJobs(m jetstream.Msg, meta *jetstream.MsgMetadata) ([]Job, e
 	}
 	// A message postponed until its one job was due (vWait in handle)
 	// comes back by design; only a delivery that was never acknowledged
-	// is a redelivery.
+	// is a redelivery. A message a takeover moved from a dead replica's
+	// held subject may have run there.
+	delivered := d.delivered
+	if d.header.Get(hdrTaken) != "" {
+		delivered++
+	}
 	waited := len(jobs) == 1 && !jobs[0].Due.IsZero()
-	if h := q.cfg.Hooks.Redelivered; h != nil && meta.NumDelivered > 1 && dueHeader(m.Headers()).IsZero() && !waited && !q.parks.parked(meta.Sequence.Stream) {
+	if h := q.cfg.Hooks.Redelivered; h != nil && delivered > 1 && dueHeader(d.header).IsZero() && !waited && !q.parks.parked(d.seq) {
 		for i := range jobs {
-			h(&jobs[i], meta.NumDelivered)
+			h(&jobs[i], delivered)
 		}
 	}
 	return jobs, nil
