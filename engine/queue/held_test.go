@@ -1,0 +1,118 @@
+package queue
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/friendflow/friendflow/actions"
+	"github.com/friendflow/friendflow/engine/queue/queuetest"
+)
+
+// crash ends q as kill -9 would, as far as the others can tell: its lease
+// is no longer renewed, its connection is gone, and nothing is handed
+// over; its running actions are interrupted (their runs count nothing).
+func crash(q *Queue) {
+	q.stopOnce.Do(func() { q.stopErr = ErrStopped }) // Stop: nothing more happens
+	q.closed.Store(true)
+	q.beginStop() // its workers take nothing more
+	close(q.held.stop)
+	q.held.loops.Wait()
+	q.cancelJobs()
+	q.nc.Close()
+	close(q.commitStop)
+	q.committers.Wait()
+}
+
+// TestHeldJobsOfACrashedReplicaRunOnAnother: replica A stores callbacks
+// whose jobs it holds in memory, its workers busy, and crashes before
+// running them; replica B, on the same cluster, takes A's subject over
+// once A's lease has expired, and every job runs exactly once.
+func TestHeldJobsOfACrashedReplicaRunOnAnother(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cluster test")
+	}
+	cluster := queuetest.StartCluster(t)
+	s := newScript()
+	t.Cleanup(func() { close(s.release) })
+	const ttl = 3 * time.Second
+	open := func(h Hooks) *Queue {
+		reg := &actions.Registry{}
+		if err := reg.Register(s); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		q, err := Open(ctx, Config{URL: cluster.URLs, Replicas: 3, Registry: reg, Workers: 4, Logger: testLogger(t), Hooks: h, leaseTTL: ttl})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return q
+	}
+
+	a := open(Hooks{})
+	runCtx, stopRun := context.WithCancel(context.Background())
+	runDone := make(chan error, 1)
+	go func() { runDone <- a.Run(runCtx) }()
+	// A's four workers block on the first run of these jobs...
+	for i := range 4 {
+		enqueue(t, a, fmt.Sprintf("busy%d", i), mkJob(fmt.Sprintf("busy%d", i), "block:1"))
+	}
+	for range 4 {
+		select {
+		case <-s.started:
+		case <-time.After(30 * time.Second):
+			t.Fatal("A's workers did not start the blocking jobs")
+		}
+	}
+	// ...so these wait in A's memory, stored on A's subject.
+	const callbacks = 200
+	var ids []string
+	for i := range callbacks {
+		jobs := []Job{mkJob(fmt.Sprintf("cb%d-a", i), "ok"), mkJob(fmt.Sprintf("cb%d-b", i), "ok")}
+		ids = append(ids, jobs[0].ID, jobs[1].ID)
+		enqueue(t, a, fmt.Sprintf("cb%d", i), jobs...)
+	}
+	st, err := a.Stats(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Jobs != 4+2*callbacks {
+		t.Fatalf("A holds %+v, want %d jobs stored", st, 4+2*callbacks)
+	}
+	if d, _ := s.doneTotals(); d != 0 {
+		t.Fatalf("%d jobs ran before the crash, want none", d)
+	}
+	crash(a)
+	stopRun()
+	if err := <-runDone; err != nil {
+		t.Errorf("A's Run: %v", err)
+	}
+	if d, _ := s.doneTotals(); d != 0 {
+		t.Fatalf("%d jobs of the crashed replica ran, want none", d)
+	}
+
+	h := newHookLog()
+	b := open(h.hooks())
+	t.Cleanup(func() { _ = b.Stop(5 * time.Second) })
+	runTest(t, b)
+	for i := range 4 {
+		ids = append(ids, fmt.Sprintf("busy%d", i))
+	}
+	eventually(t, 60*time.Second, "every job of the crashed replica done", func() bool {
+		d, _ := s.doneTotals()
+		return d == len(ids)
+	})
+	eventually(t, 10*time.Second, "queue drained", func() bool { return drained(t, b) })
+	for _, id := range ids {
+		if n := s.doneCount(id); n != 1 {
+			t.Errorf("%s done %d times, want 1", id, n)
+		}
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.redelivered) != len(ids) {
+		t.Errorf("Redelivered hook saw %d jobs, want %d: a takeover's jobs may have run", len(h.redelivered), len(ids))
+	}
+}
