@@ -371,29 +371,9 @@ func (q *Queue) Stats(ctx context.Context) (Stats, error) {
 			}
 		}
 	}
-	held := 0
-	if q.held != nil {
-		// Held jobs: stored, run from memory by a replica (or waiting for
-		// a takeover); finished ones count until their purge.
-		hinfo, err := q.held.stream.Info(ctx, jetstream.WithSubjectFilter(n.heldSubjects))
-		if err != nil {
-			return s, fmt.Errorf("queue: stats: %w", err)
-		}
-		held = int(hinfo.State.Msgs)
-		if held > 0 {
-			// The oldest held message: its group is running or waits for
-			// a worker (or for its purge, briefly, once finished).
-			if now := q.now(); now.After(hinfo.State.FirstTime) {
-				s.OldestWait = now.Sub(hinfo.State.FirstTime)
-			}
-		}
-		for subj, c := range hinfo.State.Subjects {
-			if i := strings.LastIndexByte(subj, '.'); i >= 0 {
-				if k, err := strconv.Atoi(subj[i+1:]); err == nil {
-					s.Jobs += k * int(c)
-				}
-			}
-		}
+	held, err := q.heldStats(ctx, &s)
+	if err != nil {
+		return s, fmt.Errorf("queue: stats: %w", err)
 	}
 	ci, err := q.cons.Info(ctx)
 	if err != nil {

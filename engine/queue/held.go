@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -172,28 +173,6 @@ func (h *heldLog) floor() (uint64, bool) {
 	return f, f > h.purged && f > 1
 }
 
-// openGroups returns the groups not finished, oldest first.
-func (h *heldLog) openGroups() []*heldGroup {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	gs := make([]*heldGroup, 0, len(h.open))
-	for _, g := range h.open {
-		gs = append(gs, g)
-	}
-	slices.SortFunc(gs, func(a, b *heldGroup) int { return cmpUint(a.seq, b.seq) })
-	return gs
-}
-
-func cmpUint(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
 // held is the queue's held path: its stream, the replicas' leases, this
 // replica's log, and the loops that renew, purge and take over.
 type held struct {
@@ -361,8 +340,7 @@ func (q *Queue) renew(ctx context.Context) {
 		h.rev = rev
 		return
 	}
-	var apiErr *jetstream.APIError
-	if !errors.As(err, &apiErr) || apiErr.ErrorCode != jetstream.JSErrCodeStreamWrongLastSequence {
+	if !errors.Is(err, jetstream.ErrKeyRevisionMismatch) { // 10071, or 10164 on a replicated bucket
 		q.log.Warn("cannot renew the replica's lease", "err", err)
 		return
 	}
@@ -488,7 +466,7 @@ func (q *Queue) handOver() {
 	h.log.mu.Lock()
 	gs := append(h.log.stranded, mapValues(h.log.open)...)
 	h.log.mu.Unlock()
-	slices.SortFunc(gs, func(a, b *heldGroup) int { return cmpUint(a.seq, b.seq) })
+	slices.SortFunc(gs, func(a, b *heldGroup) int { return cmp.Compare(a.seq, b.seq) })
 	for _, g := range gs {
 		if keep == 0 {
 			if err := q.demote(ctx, g, true); err != nil {
@@ -582,4 +560,32 @@ func (q *Queue) takeOverOne(ctx context.Context, id string) error {
 	}
 	q.log.Warn("took over the held jobs of a replica gone", "replica", id, "messages", moved)
 	return nil
+}
+
+// heldStats adds the held jobs to s (stored, run from memory by a replica
+// or waiting for a takeover; finished ones count until their purge) and
+// returns how many messages hold them.
+func (q *Queue) heldStats(ctx context.Context, s *Stats) (int, error) {
+	if q.held == nil {
+		return 0, nil
+	}
+	info, err := q.held.stream.Info(ctx, jetstream.WithSubjectFilter(q.names.heldSubjects))
+	if err != nil {
+		return 0, err
+	}
+	for subj, c := range info.State.Subjects {
+		if i := strings.LastIndexByte(subj, '.'); i >= 0 {
+			if k, err := strconv.Atoi(subj[i+1:]); err == nil {
+				s.Jobs += k * int(c)
+			}
+		}
+	}
+	if info.State.Msgs > 0 {
+		// The oldest held message: its group is running or waits for a
+		// worker (or, finished, for its purge).
+		if now := q.now(); now.After(info.State.FirstTime) {
+			s.OldestWait = now.Sub(info.State.FirstTime)
+		}
+	}
+	return int(info.State.Msgs), nil
 }
