@@ -2,7 +2,7 @@
 //
 // # Layout
 //
-// Two streams (four with the recording) and one consumer, the same whether the server is embedded in
+// Three streams (five with the recording), one consumer and a bucket of leases, the same whether the server is embedded in
 // the process (file storage under Config.DataDir) or an external cluster
 // (Config.URL, replicated streams). Their names below are those of the
 // default namespace, "friendflow"; Config.Namespace replaces that prefix in
@@ -19,6 +19,14 @@
 //     docs/performance.md); the workers run a message's jobs side by side. A job gets a message
 //     of its own, on friendflow.jobs.one, only when it has to wait: a delay,
 //     a retry after a failure, a replay from the dead letters.
+//   - FRIENDFLOW_HELD, a limits stream: where Enqueue stores the groups
+//     a replica runs from memory, on a subject of its own
+//     (friendflow.held.<replica id>.<n>), purged in bulk as they finish;
+//     friendflow_replicas holds the replicas' leases, and a replica whose
+//     lease expired has its subject taken over into FRIENDFLOW_JOBS by
+//     another (held.go). FRIENDFLOW_JOBS then keeps the groups that do not
+//     run from memory (a replica over its memory budget, a stopping one,
+//     a takeover's) and every message of its own.
 //   - FRIENDFLOW_DEAD, a limits stream with one subject per dead job
 //     (friendflow.dead.<base64url(job id)>, one message per subject): listing,
 //     replaying and dropping by id are direct lookups.
@@ -55,7 +63,8 @@
 //
 // # Delivery
 //
-// At least once. A worker acks a callback's message only after every job in
+// At least once. A held group is finished, and purged with the next
+// purge, on the same terms. A worker acks a callback's message only after every job in
 // it has succeeded, been dead-lettered, or been re-enqueued in a message of
 // its own (always published before the ack). A crash in between redelivers
 // the message and its jobs run again; derived messages carry Msg-Ids made of
