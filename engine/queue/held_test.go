@@ -116,3 +116,39 @@ func TestHeldJobsOfACrashedReplicaRunOnAnother(t *testing.T) {
 		t.Errorf("Redelivered hook saw %d jobs, want %d: a takeover's jobs may have run", len(h.redelivered), len(ids))
 	}
 }
+
+// TestLostLeaseSendsCallbacksToTheSharedQueue: a replica whose lease was
+// claimed by another (it stalled past the lease) stores nothing more on
+// its held subject; its callbacks go to the shared queue and still run.
+func TestLostLeaseSendsCallbacksToTheSharedQueue(t *testing.T) {
+	s := newScript()
+	q := openTest(t, t.TempDir(), s, func(c *Config) { c.leaseTTL = 600 * time.Millisecond })
+	runTest(t, q)
+	enqueue(t, q, "before", mkJob("before", "ok"))
+	eventually(t, 10*time.Second, "the held job done", func() bool { return s.doneCount("before") == 1 })
+
+	// Another replica claims the lease, as after an expiry.
+	ctx := context.Background()
+	id := q.held.log.id
+	if err := q.held.leases.Purge(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.held.leases.Create(ctx, id, []byte("taken over by another")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the replica to notice", func() bool {
+		q.held.log.mu.Lock()
+		defer q.held.log.mu.Unlock()
+		return q.held.log.lost
+	})
+	info, err := q.held.stream.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enqueue(t, q, "after", mkJob("after", "ok"))
+	eventually(t, 10*time.Second, "the job after the loss done", func() bool { return s.doneCount("after") == 1 })
+	if now, err := q.held.stream.Info(ctx); err != nil || now.State.LastSeq != info.State.LastSeq {
+		t.Errorf("held stream last sequence %d → %v (%v): a callback was held after the lease was lost", info.State.LastSeq, now, err)
+	}
+	eventually(t, 10*time.Second, "queue drained", func() bool { return drained(t, q) })
+}
