@@ -139,6 +139,8 @@ func (q *Queue) recoverStore() error {
 	if err := probeWrite(q.cfg.DataDir); err != nil {
 		return err
 	}
+	q.apiMu.Lock() // no held-path API call in flight (storeCalls)
+	defer q.apiMu.Unlock()
 	if q.ns.JetStreamEnabled() {
 		if err := q.ns.ShutdownJetStream(); err != nil {
 			return fmt.Errorf("stop JetStream: %w", err)

@@ -298,9 +298,11 @@ func (q *Queue) leaseLoop() {
 			return
 		case <-t.C:
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), h.ttl/3)
-		q.renew(ctx)
-		cancel()
+		q.storeCalls(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), h.ttl/3)
+			defer cancel()
+			q.renew(ctx)
+		})
 	}
 }
 
@@ -317,10 +319,12 @@ func (q *Queue) scanLoop() {
 			return
 		case <-t.C:
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), h.ttl)
-		q.retryStranded(ctx)
-		q.takeOver(ctx, false)
-		cancel()
+		q.storeCalls(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), h.ttl)
+			defer cancel()
+			q.retryStranded(ctx)
+			q.takeOver(ctx, false)
+		})
 	}
 }
 
@@ -369,7 +373,7 @@ func (q *Queue) purgeLoop() {
 		case <-h.log.kick:
 		case <-t.C:
 		}
-		q.purgeHeld()
+		q.storeCalls(q.purgeHeld)
 	}
 }
 
@@ -588,4 +592,18 @@ func (q *Queue) heldStats(ctx context.Context, s *Stats) (int, error) {
 		}
 	}
 	return int(info.State.Msgs), nil
+}
+
+// storeCalls runs f, which calls the JetStream API, unless the embedded
+// store is faulted; a restart of JetStream (recoverStore) waits for it.
+// nats-server's EnableJetStream must not run while an API request is
+// being dispatched (a data race in the server: its export subjects are
+// set while requests read them).
+func (q *Queue) storeCalls(f func()) {
+	q.apiMu.RLock()
+	defer q.apiMu.RUnlock()
+	if q.StoreError() != nil {
+		return
+	}
+	f()
 }

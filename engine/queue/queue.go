@@ -352,8 +352,9 @@ type Queue struct {
 	commitStop chan struct{} // closed by Stop: committers finish and exit
 	committers sync.WaitGroup
 
-	held *held       // the held path (held.go)
-	fast atomic.Bool // workers take held groups: new groups may take the held path
+	held  *held        // the held path (held.go)
+	apiMu sync.RWMutex // the held path's API calls hold it to read; recoverStore to write
+	fast  atomic.Bool  // workers take held groups: new groups may take the held path
 }
 
 // Open starts the embedded server when cfg.URL is empty, connects, and
