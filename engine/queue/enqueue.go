@@ -212,9 +212,9 @@ func (q *Queue) publishGroup(group []*commit, buf []byte) []byte {
 		// Run from memory once stored: the message must outlive buf.
 		msg.Subject, msg.Data = q.held.log.prefix+strconv.Itoa(jobs), slices.Clone(data)
 	}
-	ack, err := q.publish(ctx, msg, "cb:"+group[0].callbackID)
+	ack, attempts, err := q.publishCounting(ctx, msg, "cb:"+group[0].callbackID)
 	if held {
-		q.heldStored(token, jobs, msg.Data, "cb:"+group[0].callbackID, ack, err)
+		q.heldStored(token, jobs, msg.Data, "cb:"+group[0].callbackID, ack, attempts > 1, err)
 	}
 	if err != nil && q.ns != nil && outOfResources(err) {
 		q.faulted(err.Error()) // the watcher restarts JetStream once there is room
@@ -235,13 +235,23 @@ func (q *Queue) publishGroup(group []*commit, buf []byte) []byte {
 // until ctx is done. A duplicate (the same id stored within the window)
 // counts as success: that is what the id is for.
 func (q *Queue) publish(ctx context.Context, msg *nats.Msg, msgID string) (*jetstream.PubAck, error) {
-	var ack *jetstream.PubAck
+	ack, _, err := q.publishCounting(ctx, msg, msgID)
+	return ack, err
+}
+
+// publishCounting is publish, also returning how many attempts it made.
+func (q *Queue) publishCounting(ctx context.Context, msg *nats.Msg, msgID string) (*jetstream.PubAck, int, error) {
+	var (
+		ack      *jetstream.PubAck
+		attempts int
+	)
 	err := retrying(ctx, q.log, "publish", func(ctx context.Context) error {
 		var err error
+		attempts++
 		ack, err = q.js.PublishMsg(ctx, msg, jetstream.WithMsgID(msgID))
 		return err
 	})
-	return ack, err
+	return ack, attempts, err
 }
 
 // callbackSize is about the size of a callback's encoding, so that it is

@@ -252,10 +252,13 @@ func (q *Queue) heldFor(jobs int) (uint64, bool) {
 }
 
 // heldStored records the outcome of a held group's publish and, stored,
-// hands the group to the workers. A duplicate (a callback enqueued again)
-// was run already, or is held, unless its first publish failed: stored,
-// perhaps, but never handed to the workers.
-func (q *Queue) heldStored(token uint64, jobs int, data []byte, msgID string, ack *jetstream.PubAck, err error) {
+// hands the group to the workers. A duplicate at the first attempt is a
+// callback enqueued again: it was run already, or is held, unless its
+// first publish failed (stored, perhaps, but never handed to the
+// workers). A duplicate after a retry is most likely this publish's own
+// earlier attempt, stored though its answer was lost: it runs (at least
+// once).
+func (q *Queue) heldStored(token uint64, jobs int, data []byte, msgID string, ack *jetstream.PubAck, retried bool, err error) {
 	h := q.held.log
 	if err != nil {
 		h.stored(token, jobs, nil)
@@ -272,7 +275,7 @@ func (q *Queue) heldStored(token uint64, jobs int, data []byte, msgID string, ac
 		_, failed := h.unknown[msgID]
 		delete(h.unknown, msgID)
 		h.mu.Unlock()
-		if !failed {
+		if !failed && !retried {
 			h.stored(token, jobs, nil)
 			return
 		}
