@@ -202,12 +202,15 @@ func (q *Queue) setupHeld(ctx context.Context) error {
 			Name:        q.names.heldStream,
 			Description: "friendflow jobs run from memory: one subject per replica, purged as they finish",
 			Subjects:    []string{q.names.heldSubjects},
-			Retention:   jetstream.LimitsPolicy,
-			Storage:     jetstream.FileStorage,
-			Replicas:    q.cfg.Replicas,
-			Duplicates:  jobsDupWindow,
-			MaxMsgs:     -1,
-			MaxBytes:    -1,
+			// A work queue only for its store's smaller blocks (4 MiB, not
+			// a limits stream's 8 MiB: the newest block is held in memory
+			// while written); no consumer reads it, messages leave by purge.
+			Retention:  jetstream.WorkQueuePolicy,
+			Storage:    jetstream.FileStorage,
+			Replicas:   q.cfg.Replicas,
+			Duplicates: jobsDupWindow,
+			MaxMsgs:    -1,
+			MaxBytes:   -1,
 		})
 		return err
 	})
