@@ -19,7 +19,7 @@
 //     docs/performance.md); the workers run a message's jobs side by side. A job gets a message
 //     of its own, on friendflow.jobs.one, only when it has to wait: a delay,
 //     a retry after a failure, a replay from the dead letters.
-//   - FRIENDFLOW_HELD, a limits stream: where Enqueue stores the groups
+//   - FRIENDFLOW_HELD, a stream no consumer reads: where Enqueue stores the groups
 //     a replica runs from memory, on a subject of its own
 //     (friendflow.held.<replica id>.<n>), purged in bulk as they finish;
 //     friendflow_replicas holds the replicas' leases, and a replica whose
