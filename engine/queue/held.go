@@ -48,6 +48,12 @@ const (
 	// not finished; past it, groups go to the shared queue (and to
 	// whichever replica has a free worker).
 	maxHeldJobs = 8192
+	// heldDupWindow is the held stream's Msg-Id window: it covers an
+	// enqueue's retries (defaultEnqueueTimeout) with room to spare. Held
+	// messages are never redelivered, so unlike the shared queue's it
+	// need not cover an ack wait; the server keeps the window's ids in
+	// memory, and the held stream takes most of the messages.
+	heldDupWindow = 15 * time.Second
 	// purgeEvery and purgeInterval: finished groups are purged after
 	// purgeEvery of them, or purgeInterval after the first.
 	purgeEvery    = 64
@@ -208,7 +214,7 @@ func (q *Queue) setupHeld(ctx context.Context) error {
 			Retention:  jetstream.WorkQueuePolicy,
 			Storage:    jetstream.FileStorage,
 			Replicas:   q.cfg.Replicas,
-			Duplicates: jobsDupWindow,
+			Duplicates: heldDupWindow,
 			MaxMsgs:    -1,
 			MaxBytes:   -1,
 		})
