@@ -250,7 +250,7 @@ func (q *Queue) setupHeld(ctx context.Context) error {
 	return nil
 }
 
-// heldFor reserves room on the held path for a group of jobs; nil when
+// heldFor reserves room on the held path for a group of jobs; false when
 // the group must go to the shared queue: no workers running here, the
 // queue stopping, or too many jobs held already.
 func (q *Queue) heldFor(jobs int) (uint64, bool) {
@@ -480,7 +480,7 @@ func (q *Queue) handOver() {
 	defer cancel()
 	var keep uint64
 	h.log.mu.Lock()
-	gs := append(h.log.stranded, mapValues(h.log.open)...)
+	gs := mapValues(h.log.open) // the stranded ones among them
 	h.log.mu.Unlock()
 	slices.SortFunc(gs, func(a, b *heldGroup) int { return cmp.Compare(a.seq, b.seq) })
 	for _, g := range gs {
