@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"slices"
 	"strconv"
 	"time"
@@ -20,8 +21,8 @@ import (
 // its acknowledgement the next callbacks gather, and go into ONE message,
 // so the cost of a durable write is shared instead of paid per callback.
 // A message holds whole callbacks only, so each callback's jobs are still
-// stored together or not at all. The Msg-Id is derived from the first
-// callback of the message, so a publish whose outcome was unknown (timeout,
+// stored together or not at all. The Msg-Id is derived from the message's
+// callbacks (groupMsgID), so a publish whose outcome was unknown (timeout,
 // failover) is retried without storing anything twice. Transient failures
 // are retried for up to 10 s. Once handed to a committer, the callback's
 // outcome is waited for even if ctx ends, so a callback is never reported
@@ -212,9 +213,10 @@ func (q *Queue) publishGroup(group []*commit, buf []byte) []byte {
 		// Run from memory once stored: the message must outlive buf.
 		msg.Subject, msg.Data = q.held.log.prefix+strconv.Itoa(jobs), slices.Clone(data)
 	}
-	ack, attempts, err := q.publishCounting(ctx, msg, "cb:"+group[0].callbackID)
+	id := groupMsgID(group)
+	ack, attempts, err := q.publishCounting(ctx, msg, id)
 	if held {
-		q.heldStored(token, jobs, msg.Data, "cb:"+group[0].callbackID, ack, attempts > 1, err)
+		q.heldStored(token, jobs, msg.Data, id, ack, attempts > 1, err)
 	}
 	if err != nil && q.ns != nil && outOfResources(err) {
 		q.faulted(err.Error()) // the watcher restarts JetStream once there is room
@@ -229,6 +231,25 @@ func (q *Queue) publishGroup(group []*commit, buf []byte) []byte {
 		c.done <- err
 	}
 	return data
+}
+
+// groupMsgID is the Msg-Id of a group: "cb:<callback id>" for a callback
+// alone (a publish retried, or the callback enqueued again, is stored
+// once), and for several the first's id with a hash of them all. Every
+// callback of a group must count: a group whose first callback had been
+// stored before, alone or with others, is not that message, and the
+// server would drop it, with the other callbacks answered as stored.
+func groupMsgID(group []*commit) string {
+	id := "cb:" + group[0].callbackID
+	if len(group) == 1 {
+		return id
+	}
+	h := fnv.New64a()
+	for _, c := range group {
+		h.Write([]byte(c.callbackID))
+		h.Write([]byte{0})
+	}
+	return id + "+" + strconv.FormatUint(h.Sum64(), 36)
 }
 
 // publish stores msg with the given Msg-Id, retrying transient failures

@@ -152,3 +152,32 @@ func TestLostLeaseSendsCallbacksToTheSharedQueue(t *testing.T) {
 	}
 	eventually(t, 10*time.Second, "queue drained", func() bool { return drained(t, q) })
 }
+
+// TestACallbackStoredAgainWithOthersStoresThem: a callback enqueued again
+// (a retry after an unknown outcome) that heads a group with other
+// callbacks must not make the server take the group for the earlier
+// message: the others were never stored.
+func TestACallbackStoredAgainWithOthersStoresThem(t *testing.T) {
+	s := newScript()
+	q := openTest(t, t.TempDir(), s, nil)
+	runTest(t, q)
+	enqueue(t, q, "x", mkJob("x", "ok"))
+	eventually(t, 10*time.Second, "x done", func() bool { return s.doneCount("x") == 1 })
+
+	commitOf := func(cb string) *commit {
+		data, err := q.layout().callback(nil, cb, []Job{mkJob(cb, "ok")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &commit{callbackID: cb, data: data, jobs: 1, layout: q.layout(), done: make(chan error, 1)}
+	}
+	x, y := commitOf("x"), commitOf("y")
+	q.publishGroup([]*commit{x, y}, nil) // as the committer gathers them
+	for _, c := range []*commit{x, y} {
+		if err := <-c.done; err != nil {
+			t.Fatalf("%s: %v", c.callbackID, err)
+		}
+	}
+	eventually(t, 10*time.Second, "y done", func() bool { return s.doneCount("y") == 1 })
+	eventually(t, 10*time.Second, "queue drained", func() bool { return drained(t, q) })
+}

@@ -14,7 +14,8 @@
 //     callback's jobs in ONE message on friendflow.jobs.cb.<n> (n = how many
 //     jobs it holds): the jobs are stored together or not at all. Callbacks
 //     enqueued while a publish is in flight share the next message (group
-//     commit, whole callbacks only, Msg-Id "cb:<first callbackID>"), which
+//     commit, whole callbacks only, Msg-Id "cb:<callbackID>" alone, with a
+//     hash of every callback id for several), which
 //     is what keeps the durable enqueue within its CPU budget (figures in
 //     docs/performance.md); the workers run a message's jobs side by side. A job gets a message
 //     of its own, on friendflow.jobs.one, only when it has to wait: a delay,
