@@ -96,28 +96,27 @@ type Recorder interface {
 // and storing the jobs takes some of it.
 const DefaultReplyDeadline = 1500 * time.Millisecond
 
-// evalBudget is the evaluation budget of a callback that arrived at start:
-// its evaluations end by start+d, or ctx's deadline when sooner.
-func evalBudget(ctx context.Context, set *rules.Set, start time.Time, d time.Duration) *rules.Budget {
+// evalDeadline is when the evaluations of a callback that arrived at
+// start end: start+d, or ctx's deadline when sooner.
+func evalDeadline(ctx context.Context, start time.Time, d time.Duration) time.Time {
 	deadline := start.Add(d)
 	if cd, ok := ctx.Deadline(); ok && cd.Before(deadline) {
 		deadline = cd
 	}
-	return set.NewBudget(deadline)
+	return deadline
 }
 
-// match matches ev against set within the callback's budget b, logging
-// and counting the rules that failed at run time; it returns them too.
-// A spent callback budget fails every later rule in the VM: it is logged
-// once per callback (*spent records that it was), and counted for each.
-func (e *Engine) match(ctx context.Context, set *rules.Set, ev *imevent.Event, b *rules.Budget, spent *bool) ([]rules.Match, []rules.RuleError) {
-	var ms []rules.Match
-	var errs []rules.RuleError
+// match appends the matches of ev against set to ms, within the
+// callback's budget b, logging and counting the rules that failed at run
+// time; it returns them too. A spent callback budget fails every later
+// rule in the VM: it is logged once per callback (*spent records that it
+// was), and counted for each.
+func (e *Engine) match(ctx context.Context, set *rules.Set, ms []rules.Match, ev *imevent.Event, b *rules.Budget, spent *bool) ([]rules.Match, []rules.RuleError) {
+	var counts *rules.Counts
 	if set.HasCounters() {
-		ms, errs = set.MatchCounts(ev, b, e.count(ctx, set, ev))
-	} else {
-		ms, errs = set.MatchBudget(ev, b)
+		counts = e.count(ctx, set, ev)
 	}
+	ms, errs := set.AppendMatches(ms, ev, b, counts)
 	for _, re := range errs {
 		if !errors.Is(re.Err, rules.ErrCallbackBudget) || !*spent {
 			*spent = *spent || errors.Is(re.Err, rules.ErrCallbackBudget)
@@ -186,11 +185,20 @@ func (e *Engine) handle(ctx context.Context, cb *imcallback.Callback, tr *cbTrac
 		ruleErrs [][]rules.RuleError
 		err      error
 	)
+	// The callback's matches, budget and jobs live in sc until after
+	// Record and the reply; nothing of them is kept past that (Queue,
+	// Recorder). A decision's matching may outlast its callback (it times
+	// out), so it has memory of its own.
+	sc, _ := e.scratch.Get().(*jobScratch)
+	if sc == nil {
+		sc = &jobScratch{}
+	}
+	defer e.putScratch(sc)
 	span := tr.start("match")
 	if imevent.IsPrev(cb.Command) {
 		matches, ruleErrs, reply.ResultItem, err = e.decide(ctx, set, cb, log)
 	} else {
-		matches, ruleErrs, err = e.matchAll(ctx, set, cb, log)
+		matches, ruleErrs, err = e.matchAll(ctx, set, cb, log, sc)
 	}
 	endSpan(span, err) // err here: the jobs pass the budget
 	if err != nil && reply.ResultItem == nil {
@@ -210,11 +218,6 @@ func (e *Engine) handle(ctx context.Context, cb *imcallback.Callback, tr *cbTrac
 		skips    []queue.OnceSkip
 	)
 	if err == nil {
-		sc, _ := e.scratch.Get().(*jobScratch)
-		if sc == nil {
-			sc = &jobScratch{}
-		}
-		defer e.putScratch(sc) // after Record and the reply: jobs live in sc
 		span = tr.start("store")
 		if err = e.markCancel(ctx, set, cb); err == nil {
 			jobs, recorded, skips, err = e.jobs(ctx, cb, matches, log, sc, tr.traceParent())
@@ -273,16 +276,29 @@ type matched struct {
 // the event that passed it; otherwise it goes on (decisions are still
 // needed) without checking further.
 // Evaluations draw on b; matching ends early, too, once abandoned (when
-// not nil) is set: nobody reads the result any more.
-func (e *Engine) matchEvents(ctx context.Context, set *rules.Set, cb *imcallback.Callback, stop bool, b *rules.Budget, abandoned *atomic.Bool) matched {
-	res := matched{matches: make([][]rules.Match, len(cb.Events))}
+// not nil) is set: nobody reads the result any more. The matches are in
+// sc's memory, or in memory of their own when sc is nil.
+func (e *Engine) matchEvents(ctx context.Context, set *rules.Set, cb *imcallback.Callback, stop bool, b *rules.Budget, abandoned *atomic.Bool, sc *jobScratch) matched {
+	var all []rules.Match // every event's matches, one after the other
+	res := matched{}
+	if sc != nil {
+		res.matches = slices.Grow(sc.lists[:0], len(cb.Events))[:len(cb.Events)]
+		clear(res.matches)
+		all = sc.matches[:0]
+	} else {
+		res.matches = make([][]rules.Match, len(cb.Events))
+	}
 	spent, budgetLogged := 0, false
 	for i := range cb.Events {
 		if abandoned != nil && abandoned.Load() {
 			break
 		}
 		var errs []rules.RuleError
-		res.matches[i], errs = e.match(ctx, set, &cb.Events[i], b, &budgetLogged)
+		n := len(all)
+		all, errs = e.match(ctx, set, all, &cb.Events[i], b, &budgetLogged)
+		if len(all) > n { // capped: a later append must not write into it
+			res.matches[i] = all[n:len(all):len(all)]
+		}
 		res.errs = addErrs(res.errs, i, len(cb.Events), errs)
 		if res.over != nil {
 			continue
@@ -294,20 +310,28 @@ func (e *Engine) matchEvents(ctx context.Context, set *rules.Set, cb *imcallback
 			}
 		}
 	}
+	if sc != nil {
+		sc.lists, sc.matches = res.matches, all
+	}
 	return res
 }
 
 // matchAll matches every event of an after-callback: a callback over the
 // budget stops matching at the event that passed it, and fails, with what
 // was matched up to there.
-func (e *Engine) matchAll(ctx context.Context, set *rules.Set, cb *imcallback.Callback, log cbLogger) ([][]rules.Match, [][]rules.RuleError, error) {
+func (e *Engine) matchAll(ctx context.Context, set *rules.Set, cb *imcallback.Callback, log cbLogger, sc *jobScratch) ([][]rules.Match, [][]rules.RuleError, error) {
 	d := e.ReplyDeadline
 	if d <= 0 {
 		d = DefaultReplyDeadline
 	}
-	sctx, cancel := stateContext(ctx, set, time.Now().Add(d))
-	defer cancel()
-	res := e.matchEvents(sctx, set, cb, true, evalBudget(ctx, set, e.now(), d), nil)
+	sctx := ctx
+	if set.HasCounters() { // otherwise the clock would be read for nothing
+		var cancel context.CancelFunc
+		sctx, cancel = stateContext(ctx, set, time.Now().Add(d))
+		defer cancel()
+	}
+	set.ResetBudget(&sc.budget, evalDeadline(ctx, e.now(), d))
+	res := e.matchEvents(sctx, set, cb, true, &sc.budget, nil, sc)
 	if res.over != nil {
 		log.Warn("callback rejected before storing: its jobs pass a limit", "command", cb.Command,
 			"events", len(cb.Events), "at_event", res.at, "err", res.over.Error())
@@ -342,7 +366,7 @@ func (e *Engine) decide(ctx context.Context, set *rules.Set, cb *imcallback.Call
 	// matching, once the decision is made without them: a callback of
 	// costly rules must not burn CPU after it was answered.
 	done := make(chan matched, 1)
-	budget := evalBudget(ctx, set, start, timeout)
+	budget := set.NewBudget(evalDeadline(ctx, start, timeout))
 	var abandoned atomic.Bool
 	defer abandoned.Store(true)
 	// Counters are read and written under the decision's deadline, but
@@ -351,7 +375,7 @@ func (e *Engine) decide(ctx context.Context, set *rules.Set, cb *imcallback.Call
 	sctx, cancel := stateContext(ctx, set, start.Add(timeout))
 	go func() {
 		defer cancel()
-		done <- e.matchEvents(sctx, set, cb, false, budget, &abandoned)
+		done <- e.matchEvents(sctx, set, cb, false, budget, &abandoned, nil)
 	}()
 	var res matched
 	timer := time.NewTimer(timeout)
@@ -511,21 +535,35 @@ func (e *Engine) jobs(ctx context.Context, cb *imcallback.Callback, matches [][]
 	return jobs, recorded, skips, nil
 }
 
-// jobScratch is the memory of one callback's jobs, reused by the next.
+// jobScratch is the memory of one callback's matches and jobs, reused by
+// the next once the callback is answered and recorded.
 type jobScratch struct {
-	jobs   []queue.Job
-	events []byte
+	jobs    []queue.Job
+	events  []byte
+	lists   [][]rules.Match // each event's matches: slices of matches
+	matches []rules.Match
+	budget  rules.Budget
 }
 
-// maxScratchJobs: the memory of an unusually large callback is not kept.
-const maxScratchJobs = 64
+// The memory of an unusually large callback is not kept: more jobs than
+// maxScratchJobs, or more events or matches than maxScratchMatches.
+const (
+	maxScratchJobs    = 64
+	maxScratchMatches = 256
+)
 
 func (e *Engine) putScratch(sc *jobScratch) {
-	if cap(sc.jobs) > maxScratchJobs {
+	if cap(sc.jobs) > maxScratchJobs || cap(sc.lists) > maxScratchMatches || cap(sc.matches) > maxScratchMatches {
 		return
 	}
-	clear(sc.jobs[:cap(sc.jobs)]) // drop what the jobs point to
-	sc.jobs, sc.events = sc.jobs[:0], sc.events[:0]
+	// Drop what the jobs and matches point to (the rule set's actions,
+	// the event buffer): a pooled scratch must not keep an old rule set
+	// alive.
+	clear(sc.jobs[:cap(sc.jobs)])
+	clear(sc.lists[:cap(sc.lists)])
+	clear(sc.matches[:cap(sc.matches)])
+	sc.jobs, sc.events, sc.lists, sc.matches = sc.jobs[:0], sc.events[:0], sc.lists[:0], sc.matches[:0]
+	sc.budget = rules.Budget{}
 	e.scratch.Put(sc)
 }
 

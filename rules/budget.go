@@ -97,7 +97,15 @@ type Budget struct {
 // answers at its timeout must not go on burning CPU for a reply nobody
 // reads.
 func (s *Set) NewBudget(deadline time.Time) *Budget {
-	return &Budget{maxSteps: s.lim.callbackSteps, maxBytes: s.lim.callbackBytes, deadline: deadline}
+	b := new(Budget)
+	s.ResetBudget(b, deadline)
+	return b
+}
+
+// ResetBudget makes *b what NewBudget(deadline) returns, in place: the
+// engine keeps an after-callback's budget in memory it reuses.
+func (s *Set) ResetBudget(b *Budget, deadline time.Time) {
+	*b = Budget{maxSteps: s.lim.callbackSteps, maxBytes: s.lim.callbackBytes, deadline: deadline}
 }
 
 // Err is why the budget is spent (wrapping ErrCallbackBudget); nil while

@@ -59,7 +59,7 @@ func (d *expectedDecision) String() string {
 
 // checkDecision compares the set's decision for ev with the expected one.
 func (s *Set) checkDecision(want *expectedDecision, ev *imevent.Event, lists Lists, counts *Counts) string {
-	matches, _ := s.matchWith(ev, nil, lists, false, counts)
+	matches, _ := s.matchWith(nil, ev, nil, lists, false, counts)
 	got := DecisionOf(matches)
 	ok := got.Deny == want.deny &&
 		(!want.deny || want.code == 0 || want.code == got.Code) &&

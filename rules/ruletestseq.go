@@ -103,7 +103,7 @@ func (s *Set) testState(tc *testCase) *testState {
 	for i := range tc.seq {
 		ev := &tc.seq[i]
 		counts := s.Count(ctx, ev, mem, EventTime(ev, testEpoch))
-		ms, _ := s.matchWith(ev, nil, tc.lists, false, counts)
+		ms, _ := s.matchWith(nil, ev, nil, tc.lists, false, counts)
 		for _, m := range ms {
 			if m.Once != nil && !m.Shadow {
 				if st.once == nil {

@@ -102,6 +102,10 @@ type scratch struct {
 	// noEvent is the Resolver's stand-in event: its templates read the
 	// fields they carry, in env.
 	noEvent imevent.Event
+	// x is the event being matched: here, on the heap with the scratch,
+	// because render takes its address, and a context on matchWith's
+	// stack would escape, one allocation per event.
+	x evalCtx
 }
 
 // envOf returns ev's environment in the scratch's reused map.
@@ -186,27 +190,36 @@ func (s *Set) Match(ev *imevent.Event) (matches []Match, errs []RuleError) {
 // budget of its own). Once b is spent, every rule that needs expr's VM
 // fails for ev with ErrCallbackBudget.
 func (s *Set) MatchBudget(ev *imevent.Event, b *Budget) (matches []Match, errs []RuleError) {
-	return s.matchWith(ev, b, s.lists, true, nil)
+	return s.matchWith(nil, ev, b, s.lists, true, nil)
 }
 
 // match is MatchBudget with the event's counts (nil: none counted).
 func (s *Set) match(ev *imevent.Event, b *Budget, counts *Counts) (matches []Match, errs []RuleError) {
-	return s.matchWith(ev, b, s.lists, true, counts)
+	return s.matchWith(nil, ev, b, s.lists, true, counts)
 }
 
-// matchWith is MatchBudget with list() reading lists; own says they are
-// the Set's own (Options.Lists), which the fast path reads. count() reads
-// counts (nil: none counted).
-func (s *Set) matchWith(ev *imevent.Event, b *Budget, lists Lists, own bool, counts *Counts) (matches []Match, errs []RuleError) {
+// AppendMatches is MatchCounts (counts nil: none counted) appending ev's
+// matches to dst, which it returns extended (dst itself when nothing
+// matched): the events of one callback can share one array of matches,
+// which the engine reuses for the next callback.
+func (s *Set) AppendMatches(dst []Match, ev *imevent.Event, b *Budget, counts *Counts) ([]Match, []RuleError) {
+	return s.matchWith(dst, ev, b, s.lists, true, counts)
+}
+
+// matchWith is MatchBudget appending to matches, with list() reading
+// lists; own says they are the Set's own (Options.Lists), which the fast
+// path reads. count() reads counts (nil: none counted).
+func (s *Set) matchWith(matches []Match, ev *imevent.Event, b *Budget, lists Lists, own bool, counts *Counts) (_ []Match, errs []RuleError) {
 	cr := s.byCmd[ev.CallbackCommand]
 	if cr == nil {
-		return nil, nil
+		return matches, nil
 	}
 	sc := s.scratch.Get().(*scratch)
-	defer s.scratch.Put(sc)
+	defer s.putScratch(sc)
 	sc.listEnv.src = lists
 	sc.budget.begin(b, &s.lim)
-	x := evalCtx{ev: ev, vm: &sc.vm, sc: sc, counted: len(s.counters) > 0, counts: counts}
+	sc.x = evalCtx{ev: ev, vm: &sc.vm, sc: sc, counted: len(s.counters) > 0, counts: counts}
+	x := &sc.x
 	fastLists := -1 // whether list lookups may take the fast path: unknown until a rule asks
 
 	for _, i := range cr.candidates(ev, sc) {
@@ -225,7 +238,7 @@ func (s *Set) matchWith(ev *imevent.Event, b *Budget, lists Lists, own bool, cou
 		}
 		var m Match
 		if ok && err == nil {
-			m, err = r.render(&x)
+			m, err = r.render(x)
 		}
 		if err != nil {
 			errs = append(errs, RuleError{Rule: r.name, Err: err})
@@ -236,6 +249,14 @@ func (s *Set) matchWith(ev *imevent.Event, b *Budget, lists Lists, own bool, cou
 		}
 	}
 	return matches, errs
+}
+
+// putScratch returns sc to the pool without what the event's context
+// points to: a pooled scratch must not keep an event, its counts or the
+// accounts of its templates alive.
+func (s *Set) putScratch(sc *scratch) {
+	sc.x = evalCtx{}
+	s.scratch.Put(sc)
 }
 
 // render builds the Match of a rule whose when is true: the once key and

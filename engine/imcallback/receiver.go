@@ -285,7 +285,8 @@ func (rc *Receiver) verify(q *callbackQuery, now time.Time) *rejection {
 	if appid == "" {
 		return &rejection{http.StatusForbidden, ReasonSdkAppid, "SdkAppid is missing"}
 	}
-	if appid != strconv.Itoa(rc.SdkAppid) {
+	var own [20]byte // the digits of any int: compared without making a string
+	if appid != string(strconv.AppendInt(own[:0], int64(rc.SdkAppid), 10)) {
 		return &rejection{http.StatusForbidden, ReasonSdkAppid, fmt.Sprintf("SdkAppid %q is not this app's", truncate(appid, 32))}
 	}
 	return nil
