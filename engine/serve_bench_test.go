@@ -110,7 +110,6 @@ func BenchmarkServeMatchOnly(b *testing.B) {
 	benchcpu.Loop(b, 1, serve)
 }
 
-
 // TestServeMatchOnlyMatches: the benchmark's server answers OK having
 // matched each of the 3 events to its own pair rule, and counted them.
 func TestServeMatchOnlyMatches(t *testing.T) {
