@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -37,18 +38,13 @@ type slotListener struct {
 	stop sync.Once
 
 	mu    sync.Mutex
-	conns map[*slotConn]connState
+	conns map[*slotConn]struct{} // open, each with its state
 	now   func() time.Time
-}
-
-type connState struct {
-	state http.ConnState
-	since time.Time
 }
 
 func newSlotListener(ln net.Listener, max int) *slotListener {
 	return &slotListener{Listener: ln, sem: make(chan struct{}, max), done: make(chan struct{}),
-		conns: map[*slotConn]connState{}, now: time.Now}
+		conns: map[*slotConn]struct{}{}, now: time.Now}
 }
 
 // Accept waits for a slot, making room when every slot is taken, then
@@ -62,9 +58,10 @@ func (l *slotListener) Accept() (net.Conn, error) {
 		<-l.sem
 		return nil, err
 	}
-	sc := &slotConn{Conn: c, l: l}
+	sc := &slotConn{Conn: c, l: l, accepted: l.now()}
+	sc.state.Store(int32(http.StateNew))
 	l.mu.Lock()
-	l.conns[sc] = connState{http.StateNew, l.now()}
+	l.conns[sc] = struct{}{}
 	l.mu.Unlock()
 	return sc, nil
 }
@@ -95,8 +92,9 @@ func (l *slotListener) evict() {
 	now := l.now()
 	var idle []*slotConn
 	l.mu.Lock()
-	for c, s := range l.conns {
-		if s.state == http.StateIdle || s.state == http.StateNew && now.Sub(s.since) >= newConnGrace {
+	for c := range l.conns {
+		s := http.ConnState(c.state.Load())
+		if s == http.StateIdle || s == http.StateNew && now.Sub(c.accepted) >= newConnGrace {
 			idle = append(idle, c)
 		}
 	}
@@ -111,17 +109,15 @@ func (l *slotListener) evict() {
 func (l *slotListener) Full() bool { return len(l.sem) == cap(l.sem) }
 
 // ConnState tracks the state of each connection; it is the http.Server's
-// ConnState.
+// ConnState. It runs twice per request (active, then idle), so it takes no
+// lock and reads no clock: only a new connection's age matters (evict),
+// and that is its accept time.
 func (l *slotListener) ConnState(c net.Conn, s http.ConnState) {
 	sc, ok := c.(*slotConn)
-	if !ok {
+	if !ok || s == http.StateClosed || s == http.StateHijacked {
 		return
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if _, open := l.conns[sc]; open && s != http.StateClosed && s != http.StateHijacked {
-		l.conns[sc] = connState{s, l.now()}
-	}
+	sc.state.Store(int32(s))
 }
 
 func (l *slotListener) Close() error {
@@ -132,8 +128,10 @@ func (l *slotListener) Close() error {
 // slotConn gives its slot back when it is closed, once.
 type slotConn struct {
 	net.Conn
-	l    *slotListener
-	once sync.Once
+	l        *slotListener
+	once     sync.Once
+	accepted time.Time
+	state    atomic.Int32 // its http.ConnState
 }
 
 func (c *slotConn) Close() error {
