@@ -304,7 +304,7 @@ measure() {
 	# on the machine, so the figure to compare between noisy runs.
 	cpu_req[$target,$round]=$(awk -v pid="$pid" -v reqs="$reqs" '
 		FNR == NR { if ($1 == pid) t0 = $2; next }
-		$1 == pid { printf "%.0f\n", ($2 - t0) * 1e4 / reqs }' <(echo "$snap0") <(echo "$snap1"))
+		$1 == pid { printf "%.1f\n", ($2 - t0) * 1e4 / reqs }' <(echo "$snap0") <(echo "$snap1"))
 	local note=""
 	if [[ $target == friendflow ]]; then
 		ok1=$(metric friendflow_callbacks_total 'result="ok"')
@@ -326,7 +326,7 @@ measure() {
 			note+=", STILL BUSY after $((SECONDS - t0)) s more"
 		fi
 	fi
-	log "$(printf '%-10s round %d: %9.0f req/s  p50 %6d us  p99 %6d us  CPU %4d us/req; %s%s' \
+	log "$(printf '%-10s round %d: %9.0f req/s  p50 %6d us  p99 %6d us  CPU %5.1f us/req; %s%s' \
 		"$target" "$round" "${rps[$target,$round]}" "${p50[$target,$round]}" "${p99[$target,$round]}" \
 		"${cpu_req[$target,$round]}" "${core_use[$target,$round]}" "$note")"
 }
@@ -427,9 +427,9 @@ ms() { awk -v us="$1" 'BEGIN { printf "%.2f ms", us / 1000 }'; }
 table=$(
 	echo "| target | req/s | p50 | p99 | VmHWM | server CPU per request | req/s vs ceiling | p99 vs ceiling | requests per CPU-second vs ceiling |"
 	echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
-	printf '| raw net/http ceiling | %.0f | %s | %s | %s MiB | %d µs | 1.00 | 1.00 | 1.00 |\n' \
+	printf '| raw net/http ceiling | %.0f | %s | %s | %s MiB | %.1f µs | 1.00 | 1.00 | 1.00 |\n' \
 		"${med_rps[raw]}" "$(ms "${med_p50[raw]}")" "$(ms "${med_p99[raw]}")" "${hwm_mib[raw]}" "${med_cpu[raw]}"
-	printf '| %s | %.0f | %s | %s | %s MiB | %d µs | %s | %s | %s |\n' "$FF_LABEL" \
+	printf '| %s | %.0f | %s | %s | %s MiB | %.1f µs | %s | %s | %s |\n' "$FF_LABEL" \
 		"${med_rps[friendflow]}" "$(ms "${med_p50[friendflow]}")" "$(ms "${med_p99[friendflow]}")" \
 		"${hwm_mib[friendflow]}" "${med_cpu[friendflow]}" "$rps_ratio" "$p99_ratio" "$cpu_ratio"
 	echo
@@ -442,7 +442,7 @@ table=$(
 rounds_detail=$(
 	for r in $(seq 1 "$ROUNDS"); do
 		for t in raw friendflow; do
-			printf '%-10s round %d: %6.0f req/s, p50 %s, p99 %s, %d µs CPU/request; %s\n' "$t" "$r" "${rps[$t,$r]}" \
+			printf '%-10s round %d: %6.0f req/s, p50 %s, p99 %s, %.1f µs CPU/request; %s\n' "$t" "$r" "${rps[$t,$r]}" \
 				"$(ms "${p50[$t,$r]}")" "$(ms "${p99[$t,$r]}")" "${cpu_req[$t,$r]}" "${core_use[$t,$r]}"
 		done
 	done
