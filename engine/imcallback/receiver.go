@@ -333,7 +333,11 @@ func (rc *Receiver) observe(command, result, reason string, start time.Time) {
 	if !imevent.IsCommand(command) {
 		command = "other" // the query is attacker-controlled: never an unbounded label
 	}
-	rc.Observe(command, result, reason, rc.now().Sub(start))
+	took := time.Since(start) // reads only the monotonic clock: half of what Now costs
+	if rc.Now != nil {
+		took = rc.Now().Sub(start)
+	}
+	rc.Observe(command, result, reason, took)
 }
 
 // The plain OK reply, answered to nearly every callback, is encoded once.
