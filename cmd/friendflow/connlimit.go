@@ -3,8 +3,6 @@ package main
 import (
 	"net"
 	"net/http"
-	"path"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -150,20 +148,11 @@ func (c *slotConn) Close() error {
 // closeUnlessCallback asks the client to close its connection after any
 // reply but to a callback: a 404 or a wrong method must not leave an idle
 // connection behind that holds a callback slot. (The Receiver closes the
-// connections of the callbacks it rejects.) A request for callbackPath
-// itself goes straight to callback, which h (a mux) would route it to:
-// the mux's pattern matching cost about as much as all of the metrics of
-// a callback. A path the mux would clean, or match as a subtree, is left
-// to the mux.
-func closeUnlessCallback(callbackPath string, callback, h http.Handler) http.Handler {
-	direct := path.Clean(callbackPath) == callbackPath && !strings.HasSuffix(callbackPath, "/") &&
-		!strings.ContainsAny(callbackPath, "{}")
+// connections of the callbacks it rejects.)
+func closeUnlessCallback(callbackPath string, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != callbackPath {
 			w.Header().Set("Connection", "close")
-		} else if direct {
-			callback.ServeHTTP(w, r)
-			return
 		}
 		h.ServeHTTP(w, r)
 	})

@@ -349,7 +349,7 @@ func (s *server) listen(receiver http.Handler) error {
 	// wait in the kernel's accept queue and hold no descriptor of ours, and
 	// a full listener makes room by closing idle connections (connlimit.go).
 	cbLn, err := listenSlots(cfg.Listen, cfg.MaxConnections, s.cbSrv, func(_ *slotListener, h http.Handler) http.Handler {
-		return closeUnlessCallback(cfg.CallbackPath, receiver, h)
+		return closeUnlessCallback(cfg.CallbackPath, h)
 	})
 	if err != nil {
 		return fmt.Errorf("callback listener: %w", err)
