@@ -77,10 +77,43 @@ func (q *Queue) publishDead(dl DeadLetter, msgID string) error {
 	return err
 }
 
-// deadEntry is a dead letter with its stream sequence.
+// deadEntry is a dead letter with its stream sequence. A walk with a
+// filter decodes whole only the dead letters it picks: of the others,
+// picked is false and dl holds the fields a filter reads.
 type deadEntry struct {
-	seq uint64
-	dl  DeadLetter
+	seq    uint64
+	dl     DeadLetter
+	picked bool
+}
+
+// deadHead is the part of a dead letter a DeadFilter reads. Decoding it
+// alone skips the job (its event and parameters, most of the bytes and
+// of the allocations) of the dead letters a filter leaves out: a replay
+// of one rule's quarter of 100 000 walks all of them, and what it
+// allocates sets how often the collector runs, and with it how often the
+// embedded server reloads the store blocks it dropped.
+type deadHead struct {
+	Rule      string    `json:"rule"`
+	Action    string    `json:"action"`
+	LastError string    `json:"last_error"`
+	DeadAt    time.Time `json:"dead_at"`
+}
+
+// pickDeadEntry decodes the dead letter raw holds if f picks it (whole, with
+// picked set), or only what f reads if not.
+func (q *Queue) pickDeadEntry(raw *jetstream.RawStreamMsg, f DeadFilter) deadEntry {
+	if !f.IsZero() {
+		var h deadHead
+		if json.Unmarshal(raw.Data, &h) == nil {
+			dl := DeadLetter{Rule: h.Rule, Action: h.Action, LastError: h.LastError, DeadAt: h.DeadAt}
+			if !f.match(&dl) {
+				return deadEntry{seq: raw.Sequence, dl: dl}
+			}
+		}
+	}
+	e := q.decodeDead(raw)
+	e.picked = f.match(&e.dl)
+	return e
 }
 
 func (q *Queue) decodeDead(raw *jetstream.RawStreamMsg) deadEntry {
@@ -113,7 +146,7 @@ func (q *Queue) DeadLetters(ctx context.Context) ([]DeadLetter, error) {
 // (ListDead pages, ReplayWhere and DropWhere stream).
 func (q *Queue) scanDead(ctx context.Context) ([]deadEntry, error) {
 	var out []deadEntry
-	err := q.readDead(ctx, 1, func(e deadEntry) (bool, error) {
+	err := q.readDead(ctx, 1, DeadFilter{}, func(e deadEntry) (bool, error) {
 		out = append(out, e)
 		return true, nil
 	})

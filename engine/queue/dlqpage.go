@@ -139,16 +139,17 @@ const walkBatch = 100
 
 // walkDead reads dead letters from c on, calling fn with each until fn
 // says stop or scan stream sequences were read; it returns where to go on
-// (done when nothing is left).
-func (q *Queue) walkDead(ctx context.Context, c deadCursor, scan int, fn func(deadEntry) (bool, error)) (deadCursor, error) {
+// (done when nothing is left). Each entry's picked says whether f picks
+// it; only those are decoded whole.
+func (q *Queue) walkDead(ctx context.Context, c deadCursor, scan int, f DeadFilter, fn func(deadEntry) (bool, error)) (deadCursor, error) {
 	if c.back {
-		return q.walkDeadBack(ctx, c, scan, fn)
+		return q.walkDeadBack(ctx, c, scan, f, fn)
 	}
 	if c.done() {
 		return c, nil
 	}
 	read := 0
-	err := q.readDead(ctx, c.next, func(e deadEntry) (bool, error) {
+	err := q.readDead(ctx, c.next, f, func(e deadEntry) (bool, error) {
 		if e.seq > c.end {
 			c.next = c.end + 1
 			return false, nil
@@ -168,7 +169,7 @@ func (q *Queue) walkDead(ctx context.Context, c deadCursor, scan int, fn func(de
 // sequences from c.next down forwards and hands them to fn in reverse, one
 // batch (at most walkBatch dead letters) in memory at a time. Sequences
 // count towards scan whether they still hold a dead letter or not.
-func (q *Queue) walkDeadBack(ctx context.Context, c deadCursor, scan int, fn func(deadEntry) (bool, error)) (deadCursor, error) {
+func (q *Queue) walkDeadBack(ctx context.Context, c deadCursor, scan int, f DeadFilter, fn func(deadEntry) (bool, error)) (deadCursor, error) {
 	chunk := make([]deadEntry, 0, walkBatch)
 	for read := 0; !c.done() && read < scan; {
 		lo := max(c.end, 1)
@@ -177,7 +178,7 @@ func (q *Queue) walkDeadBack(ctx context.Context, c deadCursor, scan int, fn fun
 		}
 		hi := c.next
 		chunk = chunk[:0]
-		err := q.readDead(ctx, lo, func(e deadEntry) (bool, error) {
+		err := q.readDead(ctx, lo, f, func(e deadEntry) (bool, error) {
 			if e.seq > hi {
 				return false, nil
 			}
@@ -205,12 +206,13 @@ var errDeadExhausted = errors.New("queue: no more dead letters")
 
 // readDead reads dead letters in stream order from sequence from on,
 // walkBatch at a time, through a consumer of its own that lives as long
-// as the read, calling fn with each until fn says stop (nil) or the
-// stream ends (errDeadExhausted). A consumer delivers the messages as
+// as the read, calling fn with each (decoded whole if f picks it, see
+// pickDeadEntry) until fn says stop (nil) or the stream ends
+// (errDeadExhausted). A consumer delivers the messages as
 // stored, one request per batch; a lookup by sequence per message would
 // wrap each in JSON, and one filtered by subject would build the subject
 // index of every store block it reads, kept for minutes after.
-func (q *Queue) readDead(ctx context.Context, from uint64, fn func(deadEntry) (bool, error)) error {
+func (q *Queue) readDead(ctx context.Context, from uint64, f DeadFilter, fn func(deadEntry) (bool, error)) error {
 	cons, err := q.dead.CreateConsumer(ctx, jetstream.ConsumerConfig{
 		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:   max(from, 1),
@@ -246,7 +248,7 @@ func (q *Queue) readDead(ctx context.Context, from uint64, fn func(deadEntry) (b
 				return fmt.Errorf("queue: dead letters: %w", err)
 			}
 			raw := jetstream.RawStreamMsg{Subject: m.Subject(), Sequence: md.Sequence.Stream, Data: m.Data(), Time: md.Timestamp}
-			if more, err := fn(q.decodeDead(&raw)); err != nil || !more {
+			if more, err := fn(q.pickDeadEntry(&raw, f)); err != nil || !more {
 				return err
 			}
 		}
@@ -272,8 +274,8 @@ func (q *Queue) ListDead(ctx context.Context, dq DeadQuery) (DeadPage, error) {
 		return DeadPage{}, err
 	}
 	page := DeadPage{Total: total, DeadLetters: []DeadLetter{}}
-	c, err = q.walkDead(ctx, c, MaxDeadScan, func(e deadEntry) (bool, error) {
-		if dq.match(&e.dl) {
+	c, err = q.walkDead(ctx, c, MaxDeadScan, dq.DeadFilter, func(e deadEntry) (bool, error) {
+		if e.picked {
 			page.DeadLetters = append(page.DeadLetters, e.dl)
 		}
 		return len(page.DeadLetters) < limit, nil
@@ -345,8 +347,8 @@ func (q *Queue) sweep(ctx context.Context, s DeadSweep, act func(deadEntry) (boo
 	var res SweepResult
 	matched := 0
 	for !c.done() && (s.Limit == 0 || matched < s.Limit) {
-		c, err = q.walkDead(ctx, c, MaxDeadScan, func(e deadEntry) (bool, error) {
-			if !s.match(&e.dl) {
+		c, err = q.walkDead(ctx, c, MaxDeadScan, s.DeadFilter, func(e deadEntry) (bool, error) {
+			if !e.picked {
 				return true, nil
 			}
 			matched++
