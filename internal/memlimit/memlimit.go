@@ -23,10 +23,10 @@ import (
 // process maps, and the page cache of the files it writes (the embedded
 // queue's store), which the kernel reclaims before it kills. Measured with
 // bench/dlqmem.sh (the worst operation: replaying 25 000 of 100 000 dead
-// letters), the resident peak runs 20-35 MiB above the soft limit, and the
+// letters), the resident peak runs 30-37 MiB above the soft limit, and the
 // manifests keep 25% of the container's limit as headroom over that peak.
 // Half the limit meets both: 64 MiB of a 128 MiB container peaked at
-// 84-98 MiB, under the 102 MiB that 25% headroom allows; with no limit the
+// 94-101 MiB, under the 102 MiB that 25% headroom allows; with no limit the
 // same replay reached 140-160 MiB, past the container's limit itself.
 const Fraction = 0.5
 
