@@ -530,3 +530,44 @@ func TestLogStoresPacked(t *testing.T) {
 		t.Fatalf("%d packed messages, %d events listed", packed, len(got))
 	}
 }
+
+// Events are written as soon as a whole message of them waits, without
+// waiting out the linger (the buffer stays about a message's size), and
+// only whole messages: the rest waits for the linger, or Close.
+func TestLogWritesWholeMessagesEarly(t *testing.T) {
+	set := loadSet(t, testRules)
+	q := openQueue(t, t.TempDir(), 1000)
+	t.Cleanup(func() { _ = q.Stop(5 * time.Second) })
+	l := New(q, Options{Linger: time.Hour})
+	defer l.Close()
+	record(l, set, friendAdd("first", "friend_response", "a", "b"))
+	flush(t, l) // the first write does not wait: nothing was written before
+	events := func() uint64 {
+		_, _, n, err := q.EventBounds(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := events(); n != 1 {
+		t.Fatalf("%d events stored after the first flush, want 1", n)
+	}
+	// 129 callbacks of 2 events: one whole message (idsPerMsg) and 2 more.
+	for i := range 129 {
+		record(l, set, friendAdd("cb"+strconv.Itoa(i), "friend_response", "a", "b", "c", "d"))
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for events() < 1+idsPerMsg {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d events stored within 30 s, want %d: a whole message waited for the hour's linger", events(), 1+idsPerMsg)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := events(); n != 1+idsPerMsg {
+		t.Fatalf("%d events stored, want %d: the writer took more than whole messages before the linger", n, 1+idsPerMsg)
+	}
+	l.Close()
+	if n := events(); n != 1+2*129 {
+		t.Fatalf("%d events stored after Close, want %d", n, 1+2*129)
+	}
+}
