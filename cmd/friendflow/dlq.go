@@ -28,9 +28,8 @@ import (
 // dlqListCommand lists the dead letters, a page at a time: the server
 // never holds more than a page, nor does this command.
 func dlqListCommand(fs *flag.FlagSet) runFunc {
-	af := addAdminFlags(fs)
+	out := declareAdminOutput(fs)
 	ff := addDeadFilterFlags(fs)
-	outputJSON := declareJSONOutput(fs)
 	limit := fs.Int("limit", 100, "print at most this many (0: every one, fetched a page at a time)")
 	cursor := fs.String("cursor", "", "start where a previous listing stopped")
 	newest := fs.Bool("newest", false, "newest first")
@@ -38,16 +37,12 @@ func dlqListCommand(fs *flag.FlagSet) runFunc {
 		if len(inv.args) > 0 {
 			return usagef("dlq list takes no ids")
 		}
-		asJSON, err := outputJSON()
+		client, asJSON, err := out.open(inv)
 		if err != nil {
 			return err
 		}
 		if *limit < 0 || asJSON && (*limit < 1 || *limit > maxDeadPage) {
 			return usagef("--limit must be 0 or more (with -o json, one page: 1 to %d)", maxDeadPage)
-		}
-		client, err := af.client(inv.cmdline)
-		if err != nil {
-			return err
 		}
 		q := ff.query()
 		if *newest {
@@ -150,38 +145,25 @@ func (f deadFilterFlags) query() url.Values {
 // dlqShowCommand prints one dead letter: the job, each attempt's error and
 // the event, with secret parameters redacted.
 func dlqShowCommand(fs *flag.FlagSet) runFunc {
-	af := addAdminFlags(fs)
-	outputJSON := declareJSONOutput(fs)
+	out := declareAdminOutput(fs)
 	return func(ctx context.Context, inv *invocation) error {
 		if len(inv.args) != 1 {
 			return usagef("dlq show takes one job id")
 		}
-		asJSON, err := outputJSON()
+		client, asJSON, err := out.open(inv)
 		if err != nil {
 			return err
 		}
-		client, err := af.client(inv.cmdline)
-		if err != nil {
+		d, err := answer[admin.DeadLetterDetail](ctx, client, asJSON, inv.stdout, http.MethodGet, "/dlq/"+url.PathEscape(inv.args[0]), nil)
+		if d == nil || err != nil {
 			return err
 		}
-		raw, err := client.call(ctx, http.MethodGet, "/dlq/"+url.PathEscape(inv.args[0]), nil)
-		if err != nil {
-			return err
-		}
-		if asJSON {
-			_, err := inv.stdout.Write(raw)
-			return err
-		}
-		return showDeadLetter(inv.stdout, raw)
+		return showDeadLetter(inv.stdout, d)
 	}
 }
 
 // showDeadLetter prints GET /dlq/{id}'s answer for people.
-func showDeadLetter(w io.Writer, raw []byte) error {
-	d, err := decodeAnswer[admin.DeadLetterDetail](raw, "/dlq/ID")
-	if err != nil {
-		return err
-	}
+func showDeadLetter(w io.Writer, d *admin.DeadLetterDetail) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for _, row := range [][2]string{
 		{"id", d.ID}, {"rule", d.Rule}, {"action", d.Action}, {"reason", d.Reason},
