@@ -298,8 +298,11 @@ func (q *Queue) heldStored(token uint64, jobs int, data []byte, msgID string, ac
 	q.held.work <- g
 }
 
-// leaseLoop renews the lease every third of its time to live.
-func (q *Queue) leaseLoop() {
+// heldLoop calls fn, with timeout for its store calls, every third of
+// the lease's time to live until the held path stops: the lease's
+// renewal (leaseLoop) and the scan for stranded groups and dead
+// replicas' subjects (scanLoop).
+func (q *Queue) heldLoop(timeout time.Duration, fn func(context.Context)) {
 	h := q.held
 	defer h.loops.Done()
 	t := time.NewTicker(h.ttl / 3)
@@ -311,33 +314,23 @@ func (q *Queue) leaseLoop() {
 		case <-t.C:
 		}
 		q.storeCalls(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), h.ttl/3)
+			ctx, cancel := context.WithTimeout(context.Background(), timeout)
 			defer cancel()
-			q.renew(ctx)
+			fn(ctx)
 		})
 	}
 }
 
+// leaseLoop renews the lease every third of its time to live.
+func (q *Queue) leaseLoop() { q.heldLoop(q.held.ttl/3, q.renew) }
+
 // scanLoop retries stranded groups and takes over the subjects of
 // replicas whose lease expired, every third of the lease's time to live.
 func (q *Queue) scanLoop() {
-	h := q.held
-	defer h.loops.Done()
-	t := time.NewTicker(h.ttl / 3)
-	defer t.Stop()
-	for {
-		select {
-		case <-h.stop:
-			return
-		case <-t.C:
-		}
-		q.storeCalls(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), h.ttl)
-			defer cancel()
-			q.retryStranded(ctx)
-			q.takeOver(ctx, false)
-		})
-	}
+	q.heldLoop(q.held.ttl, func(ctx context.Context) {
+		q.retryStranded(ctx)
+		q.takeOver(ctx, false)
+	})
 }
 
 // renew renews the lease. A lease that expired meanwhile may have been
