@@ -9,8 +9,8 @@ import (
 	"github.com/friendflow/friendflow/rules/imevent"
 )
 
-// count counts ev in the set's counters before its rules see it (DESIGN
-// §5). A counter that cannot be counted is logged here; the rules that
+// count counts ev in the set's counters before its rules see it (docs/rules.md,
+// "Counters"). A counter that cannot be counted is logged here; the rules that
 // read it fail, and a Prev decision then falls back to the engine's
 // fail-open or fail-closed answer.
 func (e *Engine) count(ctx context.Context, set *rules.Set, ev *imevent.Event) *rules.Counts {

@@ -17,7 +17,7 @@ type EventExplanation struct {
 	DecidedBy string                 `json:"decided_by,omitempty"` // the rule that denied
 	Rules     []rules.RuleTrace      `json:"rules"`
 	// Counters are the counter values the event counted and the count()
-	// calls read, with the event counted (DESIGN §5).
+	// calls read, with the event counted (docs/rules.md, "Counters: rules with memory").
 	Counters []rules.CountValue `json:"counters,omitempty"`
 }
 

@@ -20,7 +20,7 @@ import (
 	"github.com/friendflow/friendflow/rules/imevent"
 )
 
-// Counters (DESIGN §5, "State: counters and lists"): a counter counts the
+// Counters (docs/rules.md, "Counters: rules with memory"): a counter counts the
 // events of its commands by a key, over a sliding window; count(NAME, KEY)
 // reads it in when, once and templates. The rules package declares what
 // a counter is, evaluates its key and reads it through a CounterStore:
@@ -263,8 +263,8 @@ func (s *Set) MatchCounts(ev *imevent.Event, b *Budget, counts *Counts) ([]Match
 // patch that routes one to the other.
 func countOptions() []expr.Option {
 	return []expr.Option{
-		// Overrides expr's builtin count(array, predicate): DESIGN §5 gives
-		// rules count(NAME, KEY).
+		// Overrides expr's builtin count(array, predicate): rules
+		// read counters as count(NAME, KEY).
 		expr.Function(countFn, func(...any) (any, error) {
 			return nil, errors.New("count: not patched") // countPatcher rewrites every call
 		}, new(func(string, string) int)),

@@ -1,6 +1,6 @@
 package rules
 
-// The counters: key of a rule file (DESIGN §5), parsed and checked at load.
+// The counters: key of a rule file (docs/rules.md, "Counters: rules with memory"), parsed and checked at load.
 
 import (
 	"fmt"

@@ -16,7 +16,7 @@ import (
 	"github.com/friendflow/friendflow/rules/imevent"
 )
 
-// Operator-managed lists (DESIGN §5): a rule file declares a list's name
+// Operator-managed lists (docs/rules.md, "Lists"): a rule file declares a list's name
 // under lists:, its members change at run time (engine/state), and a
 // condition asks `X in list("NAME")`. The loader rewrites each such `in`
 // into a call of inListFn that passes the evaluation's environment, whose

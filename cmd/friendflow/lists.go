@@ -18,7 +18,7 @@ import (
 	"github.com/friendflow/friendflow/engine/admin"
 )
 
-// The lists commands (DESIGN §3, §5) join the table at init, as
+// The lists commands join the table at init, as
 // completion does, after the commands the table declares.
 func init() {
 	commands = append(commands,

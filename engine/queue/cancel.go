@@ -16,7 +16,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 )
 
-// cancel_on (DESIGN §5): an event of a command some rule cancels on
+// cancel_on (docs/rules.md): an event of a command some rule cancels on
 // leaves a marker for its pair in a key-value bucket of the namespace
 // (MarkCancel, before the callback is answered); a job with a Cancel that
 // falls due looks for a marker of its pair newer than itself and, finding

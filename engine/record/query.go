@@ -13,7 +13,7 @@ import (
 	"github.com/friendflow/friendflow/rules"
 )
 
-// Outcomes are the values of Filter.Outcome (DESIGN §3): a rule matched
+// Outcomes are the values of Filter.Outcome (docs/console.md): a rule matched
 // (shadow matches aside), none did (or, with a rule, that one did not), the
 // Prev decision denied, a rule failed at run time or the jobs could not be
 // stored, a once key skipped a match.

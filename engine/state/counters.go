@@ -289,7 +289,7 @@ func (c *Counters) bucket(ctx context.Context, ctr rules.Counter) (*counterBucke
 		History:     1,
 		// A key not written for a whole window holds no step inside it:
 		// the bucket-level TTL bounds the storage by the window (per-key
-		// TTLs raced in the once bucket, DESIGN §7).
+		// TTLs raced in the once bucket).
 		TTL:      ctr.Window,
 		MaxBytes: c.MaxBytes,
 	})
