@@ -62,7 +62,7 @@ func counterEngine(t testing.TB, q *queue.Queue, src string) (*Engine, *state.Co
 		Logger: slog.New(slog.DiscardHandler), DecisionTimeout: 10 * time.Second}, ctrs
 }
 
-// TestTwoReplicasCountOneAccountExactly is DESIGN §5's promise under
+// TestTwoReplicasCountOneAccountExactly is docs/rules.md's promise under
 // concurrency: two engines on one three-node JetStream cluster, 10 000
 // Prev requests of one account split between them, eight at a time. No
 // increment is lost or doubled: every request sees its own count, the

@@ -32,7 +32,7 @@ rules:
       - deny: { code: 38001, reason: too many friend requests }
 `
 
-// TestServeCountsPrevRequestsAcrossARestart is DESIGN §5 checked from
+// TestServeCountsPrevRequestsAcrossARestart is docs/rules.md's counters checked from
 // outside, on the real binary with signed callbacks: with a threshold of
 // 3, an account's 4th and 5th requests inside the window are denied,
 // another account's are not, `counters get` shows 5, and still does

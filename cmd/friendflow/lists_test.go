@@ -21,7 +21,7 @@ rules:
       - deny: { code: 38001, reason: "listed" }
 `
 
-// TestListsOnARunningServe: DESIGN §5 from outside — lists add takes
+// TestListsOnARunningServe: docs/rules.md's lists from outside — lists add takes
 // effect on a running serve within 2 s (a signed Prev callback is
 // denied), lists remove undoes it; import, show and contains work on the
 // same list.

@@ -79,7 +79,7 @@ func contains(t *testing.T, l *Lists, name, m string) bool {
 	return ok
 }
 
-// TestTwoReplicasSeeAChangeWithinASecond: DESIGN §5 — a change through
+// TestTwoReplicasSeeAChangeWithinASecond: docs/rules.md's promise — a change through
 // one replica is live on every replica within 1 s.
 func TestTwoReplicasSeeAChangeWithinASecond(t *testing.T) {
 	url := startServer(t)
