@@ -4,17 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/friendflow/friendflow/actions"
-	"github.com/friendflow/friendflow/engine/queue"
 	"github.com/friendflow/friendflow/engine/state"
 	"github.com/friendflow/friendflow/rules"
 	"github.com/friendflow/friendflow/rules/reload"
@@ -37,28 +32,15 @@ rules:
 // console over real counters on the embedded JetStream, behind a token.
 func newCountersServer(t *testing.T) (*httptest.Server, *state.Counters, rules.Counter) {
 	t.Helper()
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "r.yaml"), []byte(countersAdminRules), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.DiscardHandler)
-	var reg actions.Registry
-	if err := reg.Register(&actions.Deny{}); err != nil {
-		t.Fatal(err)
-	}
-	q, err := queue.Open(context.Background(), queue.Config{DataDir: filepath.Join(t.TempDir(), "data"), Registry: &reg, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = q.Stop(5 * time.Second) })
-	rl := &reload.Reloader{Path: dir, Options: rules.Options{Registry: &reg}, Logger: log}
+	dir, reg, q, log := stateFixture(t, countersAdminRules)
+	rl := &reload.Reloader{Path: dir, Options: rules.Options{Registry: reg}, Logger: log}
 	if err := rl.Reload("start"); err != nil {
 		t.Fatal(err)
 	}
 	ctrs := state.NewCounters(q)
 	a := New()
 	MountCounters(a, rl, ctrs)
-	c := &Console{Version: "test", Rules: rl, Registry: &reg, Counters: ctrs, Logger: log,
+	c := &Console{Version: "test", Rules: rl, Registry: reg, Counters: ctrs, Logger: log,
 		CheckToken: func(tok string) bool { return tok == "counters-admin-token" }}
 	if err := c.Mount(a); err != nil {
 		t.Fatal(err)

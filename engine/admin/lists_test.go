@@ -35,20 +35,7 @@ rules:
 // over real lists on the embedded JetStream.
 func newListsServer(t *testing.T) (*httptest.Server, *state.Lists) {
 	t.Helper()
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "r.yaml"), []byte(listsAdminRules), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.DiscardHandler)
-	var reg actions.Registry
-	if err := reg.Register(&actions.Deny{}); err != nil {
-		t.Fatal(err)
-	}
-	q, err := queue.Open(context.Background(), queue.Config{DataDir: filepath.Join(t.TempDir(), "data"), Registry: &reg, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = q.Stop(5 * time.Second) })
+	dir, reg, q, log := stateFixture(t, listsAdminRules)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	lists, err := state.OpenLists(ctx, state.ListsConfig{JetStream: q.JetStream(), Namespace: q.Namespace(), Logger: log})
@@ -59,19 +46,41 @@ func newListsServer(t *testing.T) (*httptest.Server, *state.Lists) {
 	if err := lists.WaitReady(ctx); err != nil {
 		t.Fatal(err)
 	}
-	rl := &reload.Reloader{Path: dir, Options: rules.Options{Registry: &reg, Lists: lists}, Logger: log}
+	rl := &reload.Reloader{Path: dir, Options: rules.Options{Registry: reg, Lists: lists}, Logger: log}
 	if err := rl.Reload("start"); err != nil {
 		t.Fatal(err)
 	}
 	a := New()
 	MountLists(a, lists, rl)
-	c := &Console{Version: "test", Rules: rl, Registry: &reg, Lists: lists, Logger: log}
+	c := &Console{Version: "test", Rules: rl, Registry: reg, Lists: lists, Logger: log}
 	if err := c.Mount(a); err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(a)
 	t.Cleanup(srv.Close)
 	return srv, lists
+}
+
+// stateFixture writes rulesYAML as a rule directory's one file and opens
+// the embedded queue, whose JetStream the counters and lists live in: the
+// rule directory, a registry with deny, the queue and a silent logger.
+func stateFixture(t *testing.T, rulesYAML string) (string, *actions.Registry, *queue.Queue, *slog.Logger) {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "r.yaml"), []byte(rulesYAML), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	reg := &actions.Registry{}
+	if err := reg.Register(&actions.Deny{}); err != nil {
+		t.Fatal(err)
+	}
+	q, err := queue.Open(context.Background(), queue.Config{DataDir: filepath.Join(t.TempDir(), "data"), Registry: reg, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = q.Stop(5 * time.Second) })
+	return dir, reg, q, log
 }
 
 func send(t *testing.T, method, u, ctype, body, origin string) (int, string) {
